@@ -1,0 +1,94 @@
+"""The ``sitewatch`` command group.
+
+Each module in this package that defines a module-level ``command`` (a ``click.Command``)
+becomes a sub-command. Logging is configured here only; library code just logs.
+User errors (:class:`~sitewatch.errors.SitewatchError`) become one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+import sys
+
+import click
+
+from sitewatch import __version__
+from sitewatch.errors import SitewatchError
+
+_SKIP = {"main", "options", "console"}
+
+
+class _Group(click.Group):
+    """Discovers commands lazily from the modules of :mod:`sitewatch.cli`."""
+
+    def _modules(self) -> list[str]:
+        import sitewatch.cli as pkg
+
+        return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name not in _SKIP and not m.name.startswith("_"))
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = set(super().list_commands(ctx))
+        for mod in self._modules():
+            names.add(mod.replace("_", "-").removesuffix("-cmd"))
+        return sorted(names)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is not None:
+            return cmd
+        base = cmd_name.replace("-", "_")
+        for mod_name in (base, base + "_cmd"):
+            if mod_name in self._modules():
+                module = importlib.import_module(f"sitewatch.cli.{mod_name}")
+                return getattr(module, "command", None)
+        return None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sitewatch")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+def cli(verbose: int, quiet: bool) -> None:
+    """sitewatch: detect, identify, compare and assess activity at watched sites in overhead imagery."""
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    from rich.logging import RichHandler
+
+    logging.basicConfig(
+        level=level,
+        format="%(message)s",
+        handlers=[RichHandler(console=_stderr_console(), show_path=False, show_time=False)],
+        force=True,
+    )
+    logging.captureWarnings(True)
+
+
+def _stderr_console():  # noqa: ANN202 - rich type import kept lazy
+    from sitewatch.cli.console import err_console
+
+    return err_console
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the group, turning user errors into one line and exit code 2."""
+    try:
+        cli.main(args=argv, prog_name="sitewatch", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except SitewatchError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

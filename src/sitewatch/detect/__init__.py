@@ -1,0 +1,1 @@
+"""Detection: the Detector interface, the ONNX backend, sliced inference and seam merging."""

@@ -1,0 +1,60 @@
+import math
+
+import numpy as np
+import pytest
+
+from sitewatch.dota import iter_dataset
+from sitewatch.types import Candidate, Detection, Measurement, OrientedBox
+
+
+@pytest.mark.parametrize("heading", [0.0, 30.0, 89.0, 135.0, 179.0])
+def test_box_corners_round_trip(heading: float) -> None:
+    box = OrientedBox.make(50.0, 40.0, 30.0, 8.0, heading)
+    back = OrientedBox.from_corners(box.corners())
+    assert back.cx == pytest.approx(50.0)
+    assert back.length == pytest.approx(30.0)
+    assert back.width == pytest.approx(8.0)
+    d = (back.heading_deg - heading + 90) % 180 - 90
+    assert abs(d) < 1e-6
+
+
+def test_heading_is_clockwise_from_up() -> None:
+    # A box whose length runs left-right points east: 90 deg clockwise from up.
+    box = OrientedBox.from_corners([[0, 0], [10, 0], [10, 4], [0, 4]])
+    assert box.heading_deg == pytest.approx(90.0)
+    assert box.axis[0] == pytest.approx(1.0)
+    assert math.isclose(box.envelope()[2], 10.0)
+
+
+def test_make_swaps_sides() -> None:
+    box = OrientedBox.make(0, 0, 4, 10, 0)
+    assert (box.length, box.width, box.heading_deg) == (10, 4, 90)
+
+
+def test_detection_round_trip() -> None:
+    det = Detection(
+        OrientedBox.make(10.5, 20.25, 30, 12, 45),
+        "aircraft",
+        0.9,
+        footprint=((35.0, 35.4), (35.1, 35.4), (35.1, 35.5), (35.0, 35.5)),
+        measurement=Measurement(15.0, 6.0, 0.5, 0.4, 45.0, 2.0, 0.5),
+        candidates=(Candidate("su-24", "Su-24", "bomber", 0.6),),
+        id=7,
+    )
+    back = Detection.from_dict(det.to_dict())
+    assert back.to_dict() == det.to_dict()
+    assert np.allclose(back.box.corners(), det.box.corners(), atol=0.02)
+
+
+def test_unknown_category_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown category"):
+        Detection(OrientedBox.make(0, 0, 1, 1, 0), "tank", 0.5)
+
+
+def test_dota_reader_on_real_data(data_dir) -> None:
+    images = list(iter_dataset(data_dir / "dota"))
+    assert len(images) == 21
+    heli = sum(im.counts(include_difficult=True)["helicopter"] for im in images)
+    assert heli == 9
+    airbus = next(iter_dataset(data_dir / "airbus-pleiades"))
+    assert airbus.axis_aligned and airbus.gsd_m == 0.5
