@@ -1,0 +1,190 @@
+"""Export a trained detector to the ONNX file sitewatch ships.
+
+ONNX contract (``src/sitewatch/detect/models/sitewatch-det.onnx``, at most 25 MB, opset 17)
+-------------------------------------------------------------------------------------------
+Input ``image``
+    float32 ``[N, 3, H, W]``, RGB values 0..255; H and W multiples of 32; N, H, W dynamic.
+    Normalisation happens inside the graph (EfficientNet-Lite: ``(x - 127) / 128``).
+Output ``heatmap``
+    float32 ``[N, 5, H/4, W/4]``: sigmoid class-centre scores, channels in the order of
+    :data:`sitewatch.types.CATEGORIES` (aircraft, helicopter, ship, large-vehicle, small-vehicle).
+Output ``geometry``
+    float32 ``[N, 6, H/4, W/4]``, per output cell ``(col, row)`` (a cell covers input pixels
+    ``[4col, 4col+4) x [4row, 4row+4)``):
+
+    * 0, 1: ``offset_x, offset_y``: the centre of an object peaking in that cell is at input
+      pixel ``((col + offset_x) * 4, (row + offset_y) * 4)``;
+    * 2, 3: ``length_px, width_px``: box extent along / across the length axis, input pixels,
+      positive (the exponential is applied in the graph);
+    * 4, 5: ``cos 2θ, sin 2θ`` (unit vector) where θ is the heading of the length axis,
+      clockwise from image-up (axis unit vector ``(sin θ, -cos θ)`` in x-right/y-down pixels,
+      as :class:`sitewatch.types.OrientedBox`). Decode ``heading = atan2(sin2θ, cos2θ) / 2``
+      folded into [0°, 180°).
+Metadata (``metadata_props``, all strings)
+    ``name`` = "sitewatch-det", ``version``, ``categories`` (JSON list), ``stride`` = "4",
+    ``score_threshold`` (recommended, best F1 on the validation split), ``working_gsd_m``
+    (metres per pixel the model was trained around; scenes with a finer known GSD should be
+    resampled to it; "" if none), ``input_tile`` (recommended tile side, pixels),
+    ``train_command``, ``trained_at`` (ISO 8601 UTC).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sitewatch.errors import ModelError
+from sitewatch.types import CATEGORIES
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+MAX_BYTES = 25 * 1024 * 1024
+MODEL_NAME = "sitewatch-det"
+MODEL_VERSION = "1.0.0"
+#: Default place of the shipped model inside the package.
+SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "sitewatch-det.onnx"
+
+
+def default_metadata(**overrides: Any) -> dict[str, str]:
+    """The contract's metadata with defaults, ``overrides`` applied (values turned into strings)."""
+    from sitewatch.detect.train.data import WORKING_GSD_M
+
+    meta: dict[str, Any] = {
+        "name": MODEL_NAME,
+        "version": MODEL_VERSION,
+        "categories": json.dumps(list(CATEGORIES)),
+        "stride": "4",
+        "score_threshold": "0.3",
+        "working_gsd_m": f"{WORKING_GSD_M}",
+        "input_tile": "512",
+        "train_command": "",
+        "trained_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    meta.update({k: v for k, v in overrides.items() if v is not None})
+    return {k: str(v) for k, v in meta.items()}
+
+
+def export_onnx(model: Any, out_path: Path, metadata: dict[str, str], *, check_size: int = 512) -> Path:
+    """Write ``model`` (a :class:`~sitewatch.detect.train.model.SitewatchNet`) as ONNX with metadata.
+
+    Args:
+        model: the network (moved to CPU and put in eval mode here).
+        out_path: the .onnx file to write (parent folders are created).
+        metadata: ``metadata_props`` key → string (see the module docstring).
+        check_size: side, pixels, of a random image used to compare torch and onnxruntime outputs.
+
+    Raises:
+        ModelError: the exported graph is over 25 MB or disagrees with torch.
+    """
+    import onnx
+    import torch
+
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    model = model.to("cpu").eval()
+    dummy = torch.rand(1, 3, 256, 256) * 255.0
+    tmp = out_path.with_suffix(".tmp.onnx")
+    with warnings.catch_warnings():
+        # The tracer warns about constant folding of strided slices; harmless here.
+        warnings.simplefilter("ignore")
+        _export(model, dummy, tmp)
+    proto = onnx.load(str(tmp))
+    del proto.metadata_props[:]
+    for k, v in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, str(v)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(tmp))
+    size = tmp.stat().st_size
+    if size > MAX_BYTES:
+        tmp.unlink()
+        raise ModelError(f"{out_path}: exported model is {size / 1e6:.1f} MB, over the 25 MB limit")
+    err = compare_with_torch(model, tmp, check_size)
+    if err > 1e-3:
+        tmp.unlink()
+        raise ModelError(f"{out_path}: onnxruntime and torch outputs differ by {err:.2e}")
+    tmp.replace(out_path)
+    log.info("exported %s (%.1f MB, max |onnx - torch| = %.1e at %d px)", out_path, size / 1e6, err, check_size)
+    return out_path
+
+
+def _export(model: Any, dummy: Any, path: Path) -> None:
+    import torch
+
+    torch.onnx.export(
+        model,
+        (dummy,),
+        str(path),
+        input_names=["image"],
+        output_names=["heatmap", "geometry"],
+        dynamic_axes={
+            "image": {0: "N", 2: "H", 3: "W"},
+            "heatmap": {0: "N", 2: "h", 3: "w"},
+            "geometry": {0: "N", 2: "h", 3: "w"},
+        },
+        opset_version=OPSET,
+        do_constant_folding=True,
+        dynamo=False,
+    )
+
+
+def compare_with_torch(model: Any, onnx_path: Path, size: int, seed: int = 0) -> float:
+    """Largest absolute difference between torch and onnxruntime outputs on a random ``size`` image."""
+    import onnxruntime as ort
+    import torch
+
+    rng = np.random.default_rng(seed)
+    x = (rng.random((1, 3, size, size)) * 255.0).astype(np.float32)
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    hm_o, geo_o = sess.run(["heatmap", "geometry"], {"image": x})
+    with torch.no_grad():
+        hm_t, geo_t = model.eval()(torch.from_numpy(x))
+    # Size channels are in pixels: compare them relative to their magnitude.
+    g_t = geo_t.numpy()
+    rel = np.abs(geo_o - g_t) / np.maximum(1.0, np.abs(g_t))
+    return float(max(np.abs(hm_o - hm_t.numpy()).max(), rel.max()))
+
+
+def load_checkpoint_model(ckpt_path: Path) -> tuple[Any, dict[str, Any]]:
+    """The network and the checkpoint dict stored by training.
+
+    Raises:
+        ModelError: the file is missing or not a sitewatch checkpoint.
+    """
+    import torch
+
+    from sitewatch.detect.train.model import SitewatchNet
+
+    ckpt_path = Path(ckpt_path)
+    if not ckpt_path.is_file():
+        raise ModelError(f"{ckpt_path}: checkpoint not found")
+    try:
+        ckpt = torch.load(str(ckpt_path), map_location="cpu", weights_only=False)
+        model = SitewatchNet(pretrained=False, width=ckpt.get("config", {}).get("width", 64))
+        model.load_state_dict(ckpt["model"])
+    except (KeyError, RuntimeError, OSError, EOFError) as e:
+        raise ModelError(f"{ckpt_path}: not a sitewatch detector checkpoint ({e})") from e
+    return model, ckpt
+
+
+def export_checkpoint(ckpt_path: Path, out_path: Path = SHIPPED_MODEL, **metadata: Any) -> Path:
+    """Export a training checkpoint; metadata defaults come from the checkpoint when it has them."""
+    model, ckpt = load_checkpoint_model(ckpt_path)
+    meta = dict(ckpt.get("metadata") or {})
+    meta.update({k: v for k, v in metadata.items() if v is not None})
+    return export_onnx(model, out_path, default_metadata(**meta))
+
+
+def read_metadata(onnx_path: Path) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file."""
+    import onnx
+
+    proto = onnx.load(str(onnx_path), load_external_data=False)
+    return {p.key: p.value for p in proto.metadata_props}
