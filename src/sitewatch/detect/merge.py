@@ -1,0 +1,106 @@
+"""Merge boxes from overlapping tiles (and scales) into one box per object.
+
+Three rules, in this order (all on oriented polygons with shapely 2, candidate pairs from an
+STRtree, so cost grows with the number of *overlapping* pairs, not n²):
+
+1. **Truncated boxes**: a box that touches an inner edge of its tile (the object runs out of
+   the tile) is dropped when at least ``contain_threshold`` of its area lies inside an untruncated
+   box of the same category, i.e. when another tile (or a coarser scale) saw the object whole.
+2. **Per-category NMS**: greedy by score; a box is suppressed by a better box of its category
+   with rotated IoU ≥ ``iou_threshold``.
+3. **Cross-category NMS**: a box is suppressed by a better box of another category with IoU ≥
+   ``cross_iou_threshold`` (one object called both small- and large-vehicle).
+
+The per-tile *core* rule (keep a detection only from the tile whose core holds its centre) runs
+before this, in :class:`~sitewatch.detect.sliced.SlicedDetector`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import shapely
+
+from sitewatch.detect.decode import BoxArray
+
+
+def polygons(boxes: BoxArray) -> np.ndarray:
+    """Shapely polygons of the boxes (same frame), one per box."""
+    if len(boxes) == 0:
+        return np.empty(0, dtype=object)
+    return shapely.polygons(boxes.corners())
+
+
+def overlapping_pairs(polys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All pairs ``i < j`` of intersecting polygons with their intersection areas."""
+    if len(polys) < 2:
+        e = np.zeros(0, dtype=np.int64)
+        return e, e.copy(), np.zeros(0)
+    tree = shapely.STRtree(polys)
+    i, j = tree.query(polys, predicate="intersects")
+    keep = i < j
+    i, j = i[keep], j[keep]
+    inter = shapely.area(shapely.intersection(polys[i], polys[j]))
+    return i, j, inter
+
+
+def rotated_iou(a: BoxArray, b: BoxArray) -> np.ndarray:
+    """Rotated IoU matrix ``(len(a), len(b))`` of two sets of boxes in one frame."""
+    pa, pb = polygons(a), polygons(b)
+    out = np.zeros((len(pa), len(pb)))
+    if len(pa) == 0 or len(pb) == 0:
+        return out
+    ib, ia = shapely.STRtree(pa).query(pb, predicate="intersects")
+    inter = shapely.area(shapely.intersection(pa[ia], pb[ib]))
+    union = shapely.area(pa[ia]) + shapely.area(pb[ib]) - inter
+    out[ia, ib] = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+    return out
+
+
+def merge(
+    boxes: BoxArray,
+    *,
+    truncated: np.ndarray | None = None,
+    iou_threshold: float = 0.5,
+    cross_iou_threshold: float = 0.7,
+    contain_threshold: float = 0.8,
+) -> np.ndarray:
+    """Indices of the boxes to keep (sorted by descending score).
+
+    Args:
+        boxes: candidate boxes, all in one pixel frame.
+        truncated: bool per box, True when the box touches an inner edge of its tile.
+        iou_threshold: same-category rotated IoU at which the weaker box is dropped.
+        cross_iou_threshold: the same across categories.
+        contain_threshold: share of a truncated box's area inside an untruncated box of its
+            category at which it is dropped.
+    """
+    n = len(boxes)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    polys = polygons(boxes)
+    area = shapely.area(polys)
+    i, j, inter = overlapping_pairs(polys)
+    same = boxes.category[i] == boxes.category[j]
+    alive = np.ones(n, dtype=bool)
+    if truncated is not None and truncated.any():
+        # Rule 1, both directions of each pair.
+        for a, b in ((i, j), (j, i)):
+            hit = same & truncated[a] & ~truncated[b] & (inter >= contain_threshold * np.maximum(area[a], 1e-12))
+            alive[a[hit]] = False
+    iou = inter / np.maximum(area[i] + area[j] - inter, 1e-12)
+    suppress = (same & (iou >= iou_threshold)) | (~same & (iou >= cross_iou_threshold))
+    si, sj = i[suppress], j[suppress]
+    # Adjacency of suppressing pairs (both directions), CSR-style.
+    src = np.concatenate([si, sj])
+    dst = np.concatenate([sj, si])
+    order_e = np.argsort(src, kind="stable")
+    src, dst = src[order_e], dst[order_e]
+    starts = np.searchsorted(src, np.arange(n + 1))
+    order = np.lexsort((np.arange(n), -boxes.score))
+    kept = []
+    for k in order:
+        if not alive[k]:
+            continue
+        kept.append(k)
+        alive[dst[starts[k] : starts[k + 1]]] = False
+    return np.asarray(kept, dtype=np.int64)

@@ -1,0 +1,333 @@
+"""Sliced inference: run a dense centre/box model over a scene of any size, tile by tile.
+
+Windows are read on demand with :meth:`Scene.read_rgb` (never the whole scene), resampled to
+the model's working GSD when the scene's GSD is known and finer, batched, decoded, mapped
+back to scene pixels and merged across seams (see :mod:`sitewatch.detect.tiling` and
+:mod:`sitewatch.detect.merge`). The model itself is injected as a :class:`ModelBackend`, so the
+same code drives ONNX Runtime and the geometric stand-ins used in tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+from rasterio.windows import Window
+
+from sitewatch.detect.base import Detector, ProgressCallback
+from sitewatch.detect.decode import BoxArray, decode
+from sitewatch.detect.merge import merge
+from sitewatch.detect.tiling import Tile, plan_tiles
+from sitewatch.errors import SceneError
+from sitewatch.imagery.base import Scene
+from sitewatch.types import CATEGORIES, Detection, OrientedBox
+
+log = logging.getLogger(__name__)
+
+#: Default overlap between tiles, model pixels: 128 px at the 0.5 m working GSD is 64 m,
+#: more than the length of all but the largest aircraft (An-124 69 m, C-5 75 m).
+DEFAULT_OVERLAP_PX = 128
+
+#: A box edge this close to an inner tile edge (model pixels) marks the box as truncated.
+_EDGE_MARGIN_PX = 3.0
+
+#: GSDs within this factor of the working GSD are run at native scale (no resampling).
+_GSD_TOLERANCE = 1.1
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What a detector model declares about itself (ONNX ``metadata_props``).
+
+    Attributes:
+        name, version: model identity (``version`` containing ``"untrained"`` marks a placeholder).
+        categories: output channel order of ``heatmap``.
+        stride: input pixels per output cell.
+        score_threshold: shipped operating threshold on the centre score.
+        working_gsd_m: metres per pixel the model was trained at, or None.
+        input_tile: preferred tile side, model pixels.
+        fixed_shape: ``(rows, cols)`` if the graph only accepts one input size, else None.
+        path: where the model was loaded from ("" for in-memory models).
+    """
+
+    name: str
+    version: str
+    categories: tuple[str, ...] = CATEGORIES
+    stride: int = 4
+    score_threshold: float = 0.3
+    working_gsd_m: float | None = None
+    input_tile: int = 512
+    fixed_shape: tuple[int, int] | None = None
+    path: str = ""
+
+    @property
+    def trained(self) -> bool:
+        """False for placeholder models (version marked ``untrained``)."""
+        return "untrained" not in self.version
+
+
+class ModelBackend(Protocol):
+    """Runs the model on a batch: ``float32 [N,3,H,W]`` RGB 0..255 → ``(heatmap, geometry)``."""
+
+    info: ModelInfo
+
+    def run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@dataclass(slots=True)
+class RunStats:
+    """Timings of the last :meth:`SlicedDetector.detect` call (seconds, wall clock)."""
+
+    tiles: int = 0
+    tiles_skipped: int = 0
+    scales: tuple[float, ...] = ()
+    run_s: float = 0.0
+    total_s: float = 0.0
+    candidates: int = 0
+    kept: int = 0
+    batches: list[float] = field(default_factory=list)
+
+
+class SlicedDetector(Detector):
+    """A :class:`Detector` that tiles a scene and runs a :class:`ModelBackend` on the tiles.
+
+    Args:
+        backend: the model.
+        tile_px: tile side in model pixels (default: the model's ``input_tile``).
+        overlap_px: least overlap between tiles, model pixels (default 128; see docs/detect.md).
+        batch_size: tiles per model call.
+        score_threshold: minimum score kept (default: the model's shipped threshold).
+        top_k: most boxes decoded per tile.
+        extra_scales: additional passes at these factors of the base scale (e.g. ``(0.5,)`` to
+            also see objects larger than a tile's overlap), merged with the base pass.
+        iou_threshold, cross_iou_threshold: NMS thresholds (see :func:`~sitewatch.detect.merge.merge`).
+        prefetch: read the next batch in a thread while the model runs.
+    """
+
+    def __init__(
+        self,
+        backend: ModelBackend,
+        *,
+        tile_px: int | None = None,
+        overlap_px: int = DEFAULT_OVERLAP_PX,
+        batch_size: int = 4,
+        score_threshold: float | None = None,
+        top_k: int = 300,
+        extra_scales: tuple[float, ...] = (),
+        iou_threshold: float = 0.5,
+        cross_iou_threshold: float = 0.7,
+        prefetch: bool = True,
+    ) -> None:
+        self.backend = backend
+        info = backend.info
+        self.name, self.version = info.name, info.version
+        self.tile_px = int(tile_px or info.input_tile)
+        self.overlap_px = int(overlap_px)
+        if self.overlap_px >= self.tile_px:
+            raise ValueError(f"overlap ({self.overlap_px} px) must be smaller than the tile ({self.tile_px} px)")
+        self.batch_size = max(1, int(batch_size))
+        self.score_threshold = float(info.score_threshold if score_threshold is None else score_threshold)
+        self.top_k = int(top_k)
+        self.extra_scales = tuple(float(s) for s in extra_scales)
+        self.iou_threshold = iou_threshold
+        self.cross_iou_threshold = cross_iou_threshold
+        self.prefetch = prefetch
+        self.last_stats = RunStats()
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.backend.info
+
+    def base_scale(self, gsd_m: float | None) -> float:
+        """Model pixels per scene pixel: < 1 when the scene is finer than the working GSD, else 1.
+
+        Scenes coarser than the working GSD, or of unknown GSD, run at native scale
+        (upsampling adds no detail).
+        """
+        work = self.info.working_gsd_m
+        if gsd_m and work and gsd_m * _GSD_TOLERANCE < work:
+            return gsd_m / work
+        return 1.0
+
+    def plan(self, scene: Scene, *, window: Window | None = None, gsd_m: float | None = None) -> list[Tile]:
+        """The tiles :meth:`detect` would run, all scales together."""
+        region = _clip(window, scene)
+        base = self.base_scale(gsd_m if gsd_m is not None else scene.gsd_m)
+        tiles: list[Tile] = []
+        for s in (1.0, *self.extra_scales):
+            tiles += plan_tiles(
+                region, scale=base * s, tile_px=self.tile_px, overlap_px=self.overlap_px, fixed_shape=self.info.fixed_shape
+            )
+        return tiles
+
+    def detect(
+        self,
+        scene: Scene,
+        *,
+        window: Window | None = None,
+        gsd_m: float | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> list[Detection]:
+        """Detect objects; boxes in scene pixels. See :meth:`Detector.detect`.
+
+        Raises:
+            SceneError: the scene cannot be read.
+            ModelError: the model fails or returns outputs of the wrong shape.
+        """
+        boxes = self.detect_boxes(scene, window=window, gsd_m=gsd_m, progress=progress)
+        cats = self.info.categories
+        return [
+            Detection(
+                box=OrientedBox.make(boxes.cx[k], boxes.cy[k], boxes.length[k], boxes.width[k], boxes.heading_deg[k]),
+                category=cats[boxes.category[k]],
+                score=float(boxes.score[k]),
+            )
+            for k in range(len(boxes))
+        ]
+
+    def detect_boxes(
+        self,
+        scene: Scene,
+        *,
+        window: Window | None = None,
+        gsd_m: float | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> BoxArray:
+        """Like :meth:`detect` but returns the merged boxes as a :class:`BoxArray` (scene pixels)."""
+        t0 = time.perf_counter()
+        region = _clip(window, scene)
+        tiles = self.plan(scene, window=window, gsd_m=gsd_m)
+        stats = RunStats(tiles=len(tiles), scales=tuple(sorted({round(t.scale, 4) for t in tiles})))
+        parts: list[BoxArray] = []
+        truncs: list[np.ndarray] = []
+        done = 0
+        for batch_tiles, images in self._batches(scene, tiles, stats):
+            t1 = time.perf_counter()
+            heatmap, geometry = self.backend.run(images)
+            stats.run_s += time.perf_counter() - t1
+            boxes = decode(heatmap, geometry, score_threshold=self.score_threshold, stride=self.info.stride, top_k=self.top_k)
+            b, tr = _to_scene(boxes, batch_tiles, region)
+            parts.append(b)
+            truncs.append(tr)
+            done += len(batch_tiles)
+            if progress is not None:
+                progress(done + stats.tiles_skipped, len(tiles))
+        allb = BoxArray.concat(parts)
+        stats.candidates = len(allb)
+        keep = merge(
+            allb,
+            truncated=np.concatenate(truncs) if truncs else None,
+            iou_threshold=self.iou_threshold,
+            cross_iou_threshold=self.cross_iou_threshold,
+        )
+        out = allb.take(keep)
+        stats.kept = len(out)
+        stats.total_s = time.perf_counter() - t0
+        self.last_stats = stats
+        log.debug("%s: %d tiles (%d empty), %d candidates, %d kept", scene.path, len(tiles), stats.tiles_skipped, stats.candidates, stats.kept)
+        return out
+
+    def _read(self, scene: Scene, tile: Tile) -> np.ndarray | None:
+        rgb, valid = scene.read_rgb(tile.window, tile.out_shape)
+        if rgb.shape[:2] != tile.out_shape:
+            raise SceneError(f"{scene.path}: reader returned {rgb.shape[:2]} pixels for a {tile.out_shape} read")
+        if not valid.any():
+            return None
+        return rgb
+
+    def _read_batch(self, scene: Scene, tiles: list[Tile]) -> tuple[list[Tile], np.ndarray | None, int]:
+        kept, arrays = [], []
+        for t in tiles:
+            rgb = self._read(scene, t)
+            if rgb is not None:
+                kept.append(t)
+                arrays.append(rgb)
+        if not arrays:
+            return [], None, len(tiles)
+        images = np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2), dtype=np.float32)
+        return kept, images, len(tiles) - len(kept)
+
+    def _batches(self, scene: Scene, tiles: list[Tile], stats: RunStats) -> Iterator[tuple[list[Tile], np.ndarray]]:
+        """Batches of same-shape tiles with their pixels; the next batch is read while one runs."""
+        groups: dict[tuple[int, int], list[Tile]] = {}
+        for t in tiles:
+            groups.setdefault(t.out_shape, []).append(t)
+        chunks = [g[i : i + self.batch_size] for g in groups.values() for i in range(0, len(g), self.batch_size)]
+        if not chunks:
+            return
+        if not self.prefetch or len(chunks) == 1:
+            for c in chunks:
+                kept, images, skipped = self._read_batch(scene, c)
+                stats.tiles_skipped += skipped
+                if images is not None:
+                    yield kept, images
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sitewatch-read") as pool:
+            future = pool.submit(self._read_batch, scene, chunks[0])
+            for nxt in [*chunks[1:], None]:
+                kept, images, skipped = future.result()
+                if nxt is not None:
+                    future = pool.submit(self._read_batch, scene, nxt)
+                stats.tiles_skipped += skipped
+                if images is not None:
+                    yield kept, images
+
+
+def _clip(window: Window | None, scene: Scene) -> Window:
+    full = Window(0, 0, scene.width, scene.height)
+    if window is None:
+        return full
+    c0, r0 = max(0, int(window.col_off)), max(0, int(window.row_off))
+    c1 = min(scene.width, int(window.col_off + window.width))
+    r1 = min(scene.height, int(window.row_off + window.height))
+    if c1 <= c0 or r1 <= r0:
+        raise SceneError(f"{scene.path}: window {window} lies outside the {scene.width}x{scene.height} image")
+    return Window(c0, r0, c1 - c0, r1 - r0)
+
+
+def _to_scene(boxes: BoxArray, tiles: list[Tile], region: Window) -> tuple[BoxArray, np.ndarray]:
+    """Map tile boxes to scene pixels; keep those whose centre lies in their tile's core and the region.
+
+    Returns the boxes (``tile`` reset to -1) and a truncated flag per box.
+    """
+    if len(boxes) == 0:
+        return boxes, np.zeros(0, dtype=bool)
+    # Truncation is judged in model pixels against the tile's inner edges.
+    env = boxes.corners()
+    xmin, xmax = env[:, :, 0].min(axis=1), env[:, :, 0].max(axis=1)
+    ymin, ymax = env[:, :, 1].min(axis=1), env[:, :, 1].max(axis=1)
+    win_off = np.array([[t.window.col_off, t.window.row_off] for t in tiles], dtype=float)[boxes.tile]
+    scl = np.array([[t.scale_x, t.scale_y] for t in tiles])[boxes.tile]
+    core = np.array([t.core for t in tiles])[boxes.tile]
+    shape = np.array([t.out_shape for t in tiles], dtype=float)[boxes.tile]  # rows, cols
+    m = _EDGE_MARGIN_PX
+    truncated = (
+        (np.isfinite(core[:, 0]) & (xmin <= m))
+        | (np.isfinite(core[:, 1]) & (ymin <= m))
+        | (np.isfinite(core[:, 2]) & (xmax >= shape[:, 1] - m))
+        | (np.isfinite(core[:, 3]) & (ymax >= shape[:, 0] - m))
+    )
+    cx = win_off[:, 0] + boxes.cx / scl[:, 0]
+    cy = win_off[:, 1] + boxes.cy / scl[:, 1]
+    mean_scale = scl.mean(axis=1)
+    c0, r0 = region.col_off, region.row_off
+    inside = (
+        (cx >= core[:, 0]) & (cx < core[:, 2]) & (cy >= core[:, 1]) & (cy < core[:, 3])
+        & (cx >= c0) & (cx < c0 + region.width) & (cy >= r0) & (cy < r0 + region.height)
+    )
+    out = BoxArray(
+        tile=np.full(len(boxes), -1, dtype=np.int64),
+        category=boxes.category,
+        score=boxes.score,
+        cx=cx,
+        cy=cy,
+        length=boxes.length / mean_scale,
+        width=boxes.width / mean_scale,
+        heading_deg=boxes.heading_deg,
+    )
+    return out.take(inside), truncated[inside]
