@@ -1,0 +1,237 @@
+"""Open any supported image as a :class:`~sitewatch.imagery.base.Scene`.
+
+Supported: GeoTIFF/COG in any CRS (local or http/https/s3 through GDAL ``/vsicurl/``), JPEG/PNG
+screenshots (georeferenced by a world file, GCPs, or a centre + rotation anchor; else pixel
+space measured with a given GSD), and STAC Items (local JSON or URL).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.transform import from_gcps
+
+from sitewatch.errors import GeoreferenceError, SceneError
+from sitewatch.imagery import stac
+from sitewatch.imagery._time import parse_acquired
+from sitewatch.imagery.base import Scene
+from sitewatch.imagery.georef import gsd_from_transform, transform_from_anchor
+from sitewatch.imagery.raster import RasterScene
+
+log = logging.getLogger(__name__)
+
+#: Smallest accepted image side, pixels (anything smaller holds no recognisable object).
+MIN_SIDE_PX = 16
+
+#: A given GSD that differs from the georeference's by more than this fraction is logged.
+_GSD_MISMATCH = 0.10
+
+_STAC_SUFFIXES = (".json", ".geojson")
+
+
+def open_scene(
+    source: str | Path,
+    *,
+    gsd_m: float | None = None,
+    acquired: datetime | date | str | None = None,
+    center: tuple[float, float] | None = None,
+    rotation_deg: float = 0.0,
+    asset: str | None = None,
+    crs: CRS | str | None = None,
+) -> Scene:
+    """Open an image or a STAC Item as a scene.
+
+    Args:
+        source: path or URL (http/https/s3) of a GeoTIFF/COG, JPEG/PNG, or STAC Item JSON.
+        gsd_m: metres per pixel; overrides the georeference's (needed for screenshots).
+        acquired: acquisition time (ISO 8601 string, date or datetime); overrides file metadata.
+        center: ``(lat, lon)`` of the image centre in WGS84 degrees, to georeference a screenshot
+            (needs ``gsd_m``); overrides a georeference found in the file.
+        rotation_deg: with ``center``: bearing of image-up, degrees clockwise from true north.
+        asset: STAC asset key to open (default: the visual asset, see :func:`stac.choose_asset`).
+        crs: CRS of a world-file transform that comes without one (default: EPSG:4326 when the
+            transform is plainly in degrees).
+
+    Returns:
+        A :class:`RasterScene`. Pixel-space scenes have ``crs``/``transform`` None; ``gsd_m`` is None
+        when neither given nor derivable (the caller decides whether that is an error).
+
+    Raises:
+        SceneError: missing, empty, corrupt, not an image, too small, unsupported bands/type, bad time.
+        GeoreferenceError: an anchor without GSD, or an unusable georeference.
+    """
+    src = str(source)
+    if rotation_deg and center is None:
+        log.info("%s: rotation_deg is ignored without a centre anchor", src)
+    if src.lower().endswith(_STAC_SUFFIXES):
+        return _open_stac(src, gsd_m=gsd_m, acquired=acquired, center=center, rotation_deg=rotation_deg, asset=asset, crs=crs)
+    return _open_raster(src, gsd_m=gsd_m, acquired=acquired, center=center, rotation_deg=rotation_deg, crs=crs)
+
+
+def _check_local(src: str) -> None:
+    p = Path(src)
+    if not p.exists():
+        raise SceneError(f"{src}: file not found")
+    if p.is_dir():
+        raise SceneError(f"{src}: is a directory, not an image")
+    if p.stat().st_size == 0:
+        raise SceneError(f"{src}: empty file (0 bytes)")
+
+
+def _open_dataset(src: str) -> rasterio.io.DatasetReader:
+    remote = stac.is_url(src)
+    if not remote:
+        _check_local(src)
+    env = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MAX_RETRY": "2"} if remote else {}
+    try:
+        with rasterio.Env(**env), warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            ds = rasterio.open(src)
+    except rasterio.errors.RasterioIOError as e:
+        msg = str(e).splitlines()[0] if str(e) else "unreadable"
+        if "not recognized as" in msg or "not a supported" in msg:
+            raise SceneError(f"{src}: not an image (format not recognised)") from e
+        raise SceneError(f"{src}: cannot open image ({msg})") from e
+    except rasterio.errors.RasterioError as e:
+        raise SceneError(f"{src}: cannot open image ({e})") from e
+    if ds.width < MIN_SIDE_PX or ds.height < MIN_SIDE_PX:
+        ds.close()
+        raise SceneError(f"{src}: image too small ({ds.width}x{ds.height} px); minimum is {MIN_SIDE_PX}x{MIN_SIDE_PX}")
+    try:
+        # A tiny decimated read decodes the data (from overviews where they exist): catches corrupt files early.
+        ds.read(1, out_shape=(min(8, ds.height), min(8, ds.width)), resampling=Resampling.nearest)
+    except rasterio.errors.RasterioError as e:
+        ds.close()
+        raise SceneError(f"{src}: corrupt image data ({str(e).splitlines()[0] if str(e) else 'read failed'})") from e
+    return ds
+
+
+def _file_georef(ds: rasterio.io.DatasetReader, src: str, crs: CRS | str | None) -> tuple[CRS | None, Affine | None, str | None]:
+    """(crs, transform, how) from the file itself: embedded georeference, GCPs, or a world file."""
+    if ds.crs is not None and not ds.transform.is_identity:
+        return ds.crs, ds.transform, "file"
+    gcps, gcp_crs = ds.gcps
+    if gcps:
+        if len(gcps) < 3:
+            raise GeoreferenceError(f"{src}: {len(gcps)} ground control points; at least 3 are needed")
+        use_crs = gcp_crs or (CRS.from_user_input(crs) if crs else CRS.from_epsg(4326))
+        return use_crs, from_gcps(gcps), "gcps"
+    if not ds.transform.is_identity:
+        # A world file (.jgw/.pgw/.wld/.tfw) gives a transform but no CRS.
+        if crs is not None:
+            return CRS.from_user_input(crs), ds.transform, "world-file"
+        t = ds.transform
+        corners = [t * (0, 0), t * (ds.width, ds.height)]
+        degrees = abs(t.a) < 0.01 and all(-180 <= x <= 180 and -90 <= y <= 90 for x, y in corners)
+        if degrees:
+            log.info("%s: world file without CRS taken as WGS84 lon/lat degrees", src)
+            return CRS.from_epsg(4326), t, "world-file"
+        raise GeoreferenceError(f"{src}: world file has no CRS and is not in degrees; give the CRS (crs=...)")
+    return None, None, None
+
+
+def _tiff_datetime(ds: rasterio.io.DatasetReader) -> str | None:
+    tags = ds.tags()
+    for key in ("TIFFTAG_DATETIME", "ACQUISITIONDATETIME", "DATETIME"):
+        if tags.get(key):
+            return tags[key]
+    imagery = ds.tags(ns="IMAGERY")
+    return imagery.get("ACQUISITIONDATETIME")
+
+
+def _open_raster(
+    src: str,
+    *,
+    gsd_m: float | None,
+    acquired: datetime | date | str | None,
+    center: tuple[float, float] | None,
+    rotation_deg: float,
+    crs: CRS | str | None,
+    extra: dict[str, Any] | None = None,
+    stac_acquired: datetime | None = None,
+    stac_georef: tuple[CRS, Affine] | None = None,
+) -> RasterScene:
+    when = parse_acquired(acquired, source=src)  # validate user input before touching the file
+    ds = _open_dataset(src)
+    try:
+        if gsd_m is not None and not (math.isfinite(gsd_m) and gsd_m > 0):
+            raise GeoreferenceError(f"{src}: GSD must be a positive number of metres per pixel, got {gsd_m}")
+        scene_crs, transform, how = _file_georef(ds, src, crs)
+        if scene_crs is None and stac_georef is not None:
+            scene_crs, transform = stac_georef
+            how = "stac"
+        if center is not None:
+            if gsd_m is None:
+                raise GeoreferenceError(f"{src}: a centre anchor needs a GSD (metres per pixel)")
+            if how is not None:
+                log.info("%s: the centre anchor replaces the file's own georeference", src)
+            scene_crs, transform = transform_from_anchor(ds.width, ds.height, center=center, gsd_m=gsd_m, rotation_deg=rotation_deg)
+            how = "anchor"
+        derived = gsd_from_transform(scene_crs, transform, ds.width, ds.height)
+        gsd = gsd_m if gsd_m is not None else derived
+        if gsd_m is not None and derived is not None and abs(gsd_m - derived) > _GSD_MISMATCH * derived:
+            log.warning("%s: given GSD %.3f m differs from the georeference's %.3f m; using the given one", src, gsd_m, derived)
+        if when is None:
+            when = stac_acquired
+        if when is None:
+            tag = _tiff_datetime(ds)
+            if tag:
+                try:
+                    when = parse_acquired(tag, source=src)
+                except SceneError:
+                    log.warning("%s: ignoring unparseable date tag %r", src, tag)
+        metadata: dict[str, Any] = {
+            "driver": ds.driver,
+            "bands": ds.count,
+            "dtype": ds.dtypes[0],
+            "overviews": len(ds.overviews(1)),
+            "georeference": how,
+        }
+        metadata.update(extra or {})
+        return RasterScene(ds, src, crs=scene_crs, transform=transform, gsd_m=gsd, acquired=when, metadata=metadata)
+    except BaseException:
+        ds.close()
+        raise
+
+
+def _open_stac(
+    src: str,
+    *,
+    gsd_m: float | None,
+    acquired: datetime | date | str | None,
+    center: tuple[float, float] | None,
+    rotation_deg: float,
+    asset: str | None,
+    crs: CRS | str | None,
+) -> RasterScene:
+    if not stac.is_url(src):
+        _check_local(src)
+    item = stac.read_item(src)
+    key, chosen = stac.choose_asset(item, asset)
+    href = stac.asset_href(item, chosen)
+    meta = stac.item_metadata(item, chosen)
+    meta["stac_asset"] = key
+    meta["stac_source"] = src
+    georef = None
+    if meta.get("proj_transform") and (meta.get("epsg") or meta.get("proj_code")):
+        t = meta["proj_transform"]
+        georef = (CRS.from_user_input(meta.get("proj_code") or f"EPSG:{meta['epsg']}"), Affine(*t[:6]))
+    if gsd_m is None and meta.get("gsd_m") is not None and georef is None and center is None:
+        # Only a pixel-space asset takes the item's nominal GSD; georeferenced ones measure their own.
+        gsd_m = float(meta["gsd_m"])
+    try:
+        return _open_raster(
+            href, gsd_m=gsd_m, acquired=acquired, center=center, rotation_deg=rotation_deg, crs=crs,
+            extra=meta, stac_acquired=stac.item_datetime(item), stac_georef=georef,
+        )
+    except SceneError as e:
+        raise SceneError(f"{src}: asset {key!r}: {e}") from e
