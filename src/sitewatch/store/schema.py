@@ -1,0 +1,163 @@
+"""The store's tables (current schema version), built for one SQL dialect.
+
+Geometry columns are WGS84 (EPSG:4326) lon/lat. On PostgreSQL they are PostGIS
+``geometry(<kind>, 4326)`` columns with a GiST index (GeoAlchemy2), so spatial queries run in the
+database; on SQLite they are WKT text and spatial filters run in shapely.
+
+Pixel columns (``cx``, ``cy``, ``length_px``, ``width_px``, ``heading_px_deg``) are in the pixel frame of
+the pass's scene (x right, y down; heading degrees clockwise from image-up in [0, 180)).
+Metric columns are metres; ``heading_deg`` is degrees clockwise from true north.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeEngine
+
+#: Current schema version; :mod:`sitewatch.store.migrations` brings any older store up to it.
+SCHEMA_VERSION = 3
+
+WGS84_SRID = 4326
+
+
+def is_postgis(dialect_name: str) -> bool:
+    """True when geometry columns are PostGIS geometries (PostgreSQL), False for WKT text."""
+    return dialect_name == "postgresql"
+
+
+def geometry_type(dialect_name: str, kind: str = "GEOMETRY") -> TypeEngine:
+    """Column type of a WGS84 geometry: PostGIS ``geometry(kind, 4326)`` or WKT text."""
+    if is_postgis(dialect_name):
+        from geoalchemy2 import Geometry
+
+        return Geometry(kind, srid=WGS84_SRID, spatial_index=True)
+    return Text()
+
+
+def passes_table(metadata: MetaData, dialect_name: str) -> Table:
+    """One image of one site at one time (unchanged since schema v1)."""
+    return Table(
+        "passes",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("site", String(128), nullable=False, index=True),
+        Column("scene_path", Text, nullable=False),
+        Column("acquired", DateTime(timezone=True)),
+        Column("footprint", geometry_type(dialect_name)),
+        Column("aoi_coverage", Float),
+        Column("gsd_m", Float),
+        Column("model", String(256), nullable=False),
+        Column("crs", Text),
+        Column("transform", JSON),
+        Column("simulated", Boolean, nullable=False, default=False),
+        Column("metadata", JSON),
+        Column("created", DateTime(timezone=True), nullable=False),
+        UniqueConstraint("site", "scene_path", name="uq_passes_site_scene"),
+    )
+
+
+def detection_columns(dialect_name: str, version: int = SCHEMA_VERSION) -> list[Column]:
+    """Columns of ``detections`` as they are at schema ``version`` (1 or later)."""
+    cols = [
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("pass_id", Integer, ForeignKey("passes.id", ondelete="CASCADE"), nullable=False, index=True),
+        Column("category", String(32), nullable=False),
+        Column("score", Float, nullable=False),
+        Column("cx", Float, nullable=False),
+        Column("cy", Float, nullable=False),
+        Column("length_px", Float, nullable=False),
+        Column("width_px", Float, nullable=False),
+        Column("heading_px_deg", Float, nullable=False),
+        Column("footprint", geometry_type(dialect_name, "POLYGON")),
+        Column("length_m", Float),
+        Column("width_m", Float),
+        Column("length_sigma_m", Float),
+        Column("width_sigma_m", Float),
+        Column("heading_deg", Float),
+        Column("heading_sigma_deg", Float),
+        Column("meas_gsd_m", Float),
+        Column("candidates", JSON),
+    ]
+    if version >= 3:
+        # the best type and its role group, denormalised from candidates for queries
+        cols += [Column("best_type", String(64)), Column("role", String(64))]
+    return cols
+
+
+def documents_table(metadata: MetaData) -> Table:
+    """Text reports (news, statements) ingested for claims (since v2)."""
+    return Table(
+        "documents",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("source", String(512), nullable=False),
+        Column("title", Text),
+        Column("url", Text),
+        Column("published", DateTime(timezone=True)),
+        Column("text", Text, nullable=False),
+        Column("created", DateTime(timezone=True), nullable=False),
+    )
+
+
+def claims_table(metadata: MetaData) -> Table:
+    """Claims extracted from documents, as JSON payloads (since v2)."""
+    return Table(
+        "claims",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("document_id", Integer, ForeignKey("documents.id", ondelete="CASCADE"), nullable=False, index=True),
+        Column("site", String(128), index=True),
+        Column("payload", JSON, nullable=False),
+        Column("created", DateTime(timezone=True), nullable=False),
+    )
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The current tables for one dialect."""
+
+    metadata: MetaData
+    passes: Table
+    detections: Table
+    documents: Table
+    claims: Table
+    schema_version: Table
+
+
+def schema_version_table(metadata: MetaData) -> Table:
+    """One row per applied migration."""
+    return Table(
+        "schema_version",
+        metadata,
+        Column("version", Integer, primary_key=True, autoincrement=False),
+        Column("applied", DateTime(timezone=True), nullable=False),
+    )
+
+
+def build_schema(dialect_name: str) -> Schema:
+    """The tables at :data:`SCHEMA_VERSION` for ``dialect_name`` (``"sqlite"``, ``"postgresql"``)."""
+    md = MetaData()
+    detections = Table("detections", md, *detection_columns(dialect_name))
+    return Schema(
+        metadata=md,
+        passes=passes_table(md, dialect_name),
+        detections=detections,
+        documents=documents_table(md),
+        claims=claims_table(md),
+        schema_version=schema_version_table(md),
+    )

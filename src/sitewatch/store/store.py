@@ -1,0 +1,442 @@
+"""The :class:`Store`: passes, detections, documents and claims in SQLite or PostgreSQL/PostGIS.
+
+The embedded default is SQLite (WAL journal, foreign keys on, busy timeout) at
+``Settings().resolved_store_url()``; a ``postgresql://`` URL selects PostgreSQL with PostGIS geometry
+columns. The same code serves both; only geometry handling differs (see :mod:`sitewatch.store.schema`).
+Every database failure surfaces as one-line :class:`~sitewatch.errors.StoreError` and leaves the
+store as it was (each write is one transaction).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import shapely
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import Connection, Engine, create_engine, delete, event, func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+from sitewatch.errors import StoreError
+from sitewatch.settings import Settings
+from sitewatch.store import migrations
+from sitewatch.store import schema as sc
+from sitewatch.types import Candidate, Detection, Measurement, OrientedBox, Pass
+
+log = logging.getLogger(__name__)
+
+#: Seconds a writer waits for another writer's lock before failing.
+BUSY_TIMEOUT_S = 30
+
+
+def open_store(url: str | None = None) -> Store:
+    """Open (creating and upgrading as needed) the store at ``url``.
+
+    Args:
+        url: SQLAlchemy URL: ``sqlite:///path.db`` or ``postgresql://user@host:port/db``.
+            None: ``Settings().resolved_store_url()`` (embedded SQLite under ``$SITEWATCH_HOME``).
+
+    Raises:
+        StoreError: bad URL, unreachable server, unwritable location, or a schema newer than this code.
+    """
+    if url is None:
+        url = Settings().resolved_store_url()
+        _make_parent(url)
+    engine = make_engine(url)
+    store = Store(engine)
+    try:
+        with store._guard("open"):
+            migrations.upgrade(engine)
+    except StoreError:
+        engine.dispose()
+        raise
+    return store
+
+
+def _make_parent(url: str) -> None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def make_engine(url_text: str) -> Engine:
+    """A SQLAlchemy engine for a store URL, configured for sitewatch (no schema work).
+
+    Raises:
+        StoreError: a malformed or unsupported URL, or a SQLite file in a missing folder.
+    """
+    try:
+        url = make_url(url_text)
+    except ArgumentError as e:
+        raise StoreError(f"bad store URL {url_text!r}: expected sqlite:///PATH or postgresql://USER@HOST:PORT/DB") from e
+    try:
+        return _engine(url)
+    except (NoSuchModuleError, ImportError) as e:
+        raise StoreError(f"unsupported store URL {url.render_as_string(hide_password=True)!r}: {e}") from e
+
+
+def _engine(url: Any) -> Engine:
+    if url.get_backend_name() == "sqlite":
+        if url.database and not url.database.startswith("file:") and url.database != ":memory:":
+            folder = Path(url.database).expanduser().parent
+            if not folder.is_dir():
+                raise StoreError(f"store folder {folder} does not exist")
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
+        _configure_sqlite(engine)
+        return engine
+    if url.get_backend_name() == "postgresql":
+        if url.drivername == "postgresql":
+            url = url.set(drivername=_pg_driver())
+        return create_engine(url, connect_args={"connect_timeout": 10}, pool_pre_ping=True)
+    raise StoreError(f"unsupported store URL {url.render_as_string(hide_password=True)!r}: use sqlite:/// or postgresql://")
+
+
+def _pg_driver() -> str:
+    """The installed PostgreSQL driver: psycopg (3) if present, else psycopg2 (the ``postgres`` extra)."""
+    import importlib.util
+
+    return "postgresql+psycopg" if importlib.util.find_spec("psycopg") else "postgresql+psycopg2"
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL journal, foreign keys, busy timeout, and real BEGIN/COMMIT around every transaction."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # let SQLAlchemy's BEGIN below delimit transactions
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+        except Exception:  # noqa: BLE001 - a read-only store keeps its journal mode
+            log.debug("could not switch %s to WAL", engine.url)
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+
+def _utc(dt: datetime | None) -> datetime | None:
+    """Timezone-aware UTC (naive values are taken as UTC)."""
+    if dt is None:
+        return None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return str(value)
+
+
+def _json(value: Any) -> Any:
+    """A plain-JSON copy (datetimes as ISO strings) so every backend stores the same thing."""
+    return json.loads(json.dumps(value, default=_jsonable))
+
+
+def _first_line(e: BaseException) -> str:
+    orig = getattr(e, "orig", None) or e
+    lines = [ln.strip() for ln in str(orig).strip().splitlines() if ln.strip()]
+    return lines[0] if lines else type(orig).__name__
+
+
+class Store:
+    """Persistence of passes, detections, documents and claims.
+
+    Use :func:`open_store` to get one. A context manager: ``with open_store() as store: ...``.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.schema = sc.build_schema(self.dialect)
+        self._postgis = sc.is_postgis(self.dialect)
+
+    @property
+    def url(self) -> str:
+        """The store URL with any password hidden."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _guard(self, action: str) -> Iterator[None]:
+        """Turn database failures into one-line StoreErrors."""
+        try:
+            yield
+        except StoreError:
+            raise
+        except (SQLAlchemyError, OSError) as e:
+            reason = _first_line(e)
+            if "readonly" in reason or "read-only" in reason:
+                reason = f"store is read-only ({reason})"
+            raise StoreError(f"store {self.url}: cannot {action}: {reason}") from e
+
+    # -- geometry ---------------------------------------------------------------------------------
+
+    def _geom_in(self, wkt: str | None) -> Any:
+        if wkt is None:
+            return None
+        if self._postgis:
+            from geoalchemy2 import WKTElement
+
+            return WKTElement(wkt, srid=sc.WGS84_SRID)
+        return wkt
+
+    def _geom_out(self, value: Any) -> BaseGeometry | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return shapely.from_wkt(value)
+        from geoalchemy2.shape import to_shape
+
+        return to_shape(value)
+
+    # -- passes -----------------------------------------------------------------------------------
+
+    def save_pass(self, p: Pass) -> int:
+        """Store a pass and its detections in ONE transaction; return its id (also set on ``p.id``).
+
+        An existing pass of the same ``(site, scene_path)`` is replaced (rescan). If anything fails,
+        nothing changes.
+
+        Raises:
+            StoreError: the store cannot be written (read-only, full, unreachable).
+        """
+        t = self.schema.passes
+        created = datetime.now(UTC)
+        row = {
+            "site": p.site,
+            "scene_path": p.scene_path,
+            "acquired": _utc(p.acquired),
+            "footprint": self._geom_in(p.footprint_wkt),
+            "aoi_coverage": None if p.aoi_coverage is None else float(p.aoi_coverage),
+            "gsd_m": None if p.gsd_m is None else float(p.gsd_m),
+            "model": p.model,
+            "crs": p.crs,
+            "transform": None if p.transform is None else [float(v) for v in p.transform],
+            "simulated": bool(p.simulated),
+            "metadata": _json(p.metadata or {}),
+            "created": created,
+        }
+        with self._guard(f"save pass of {p.scene_path}"), self.engine.begin() as conn:
+            old = conn.execute(select(t.c.id).where(t.c.site == p.site, t.c.scene_path == p.scene_path)).scalars().all()
+            if old:
+                conn.execute(delete(self.schema.detections).where(self.schema.detections.c.pass_id.in_(old)))
+                conn.execute(delete(t).where(t.c.id.in_(old)))
+                log.info("replacing pass %s of %s (%s)", old, p.site, p.scene_path)
+            pass_id = int(conn.execute(t.insert().values(**row).returning(t.c.id)).scalar_one())
+            rows = [self._detection_row(pass_id, d) for d in p.detections]
+            if rows:
+                conn.execute(self.schema.detections.insert(), rows)
+        p.id, p.created = pass_id, created
+        return pass_id
+
+    def _detection_row(self, pass_id: int, d: Detection) -> dict[str, Any]:
+        m = d.measurement
+        best = d.best_type
+        fp = None
+        if d.footprint:
+            fp = shapely.Polygon(d.footprint).wkt
+        return {
+            "pass_id": pass_id,
+            "category": d.category,
+            "score": float(d.score),
+            "cx": d.box.cx,
+            "cy": d.box.cy,
+            "length_px": d.box.length,
+            "width_px": d.box.width,
+            "heading_px_deg": d.box.heading_deg,
+            "footprint": self._geom_in(fp),
+            "length_m": m.length_m if m else None,
+            "width_m": m.width_m if m else None,
+            "length_sigma_m": m.length_sigma_m if m else None,
+            "width_sigma_m": m.width_sigma_m if m else None,
+            "heading_deg": m.heading_deg if m else None,
+            "heading_sigma_deg": m.heading_sigma_deg if m else None,
+            "meas_gsd_m": m.gsd_m if m else None,
+            "candidates": [c.to_dict() for c in d.candidates],
+            "best_type": best.type_id if best else None,
+            "role": best.role if best else None,
+        }
+
+    def _detection(self, r: Any) -> Detection:
+        fp = self._geom_out(r.footprint)
+        m = None
+        if r.length_m is not None:
+            m = Measurement(
+                r.length_m, r.width_m, r.length_sigma_m, r.width_sigma_m, r.heading_deg, r.heading_sigma_deg, r.meas_gsd_m
+            )
+        return Detection(
+            box=OrientedBox(r.cx, r.cy, r.length_px, r.width_px, r.heading_px_deg),
+            category=r.category,
+            score=r.score,
+            footprint=tuple(fp.exterior.coords[:-1]) if fp is not None else None,
+            measurement=m,
+            candidates=tuple(Candidate.from_dict(c) for c in (r.candidates or ())),
+            id=r.id,
+        )
+
+    def _pass(self, r: Any, detections: list[Detection]) -> Pass:
+        fp = self._geom_out(r.footprint)
+        return Pass(
+            site=r.site,
+            scene_path=r.scene_path,
+            acquired=_utc(r.acquired),
+            footprint_wkt=fp.wkt if fp is not None else None,
+            aoi_coverage=r.aoi_coverage,
+            gsd_m=r.gsd_m,
+            model=r.model,
+            crs=r.crs,
+            transform=tuple(r.transform) if r.transform is not None else None,
+            simulated=bool(r.simulated),
+            metadata=dict(r.metadata or {}),
+            detections=detections,
+            id=r.id,
+            created=_utc(r.created),
+        )
+
+    def _load(self, conn: Connection, where: Any) -> list[Pass]:
+        t, dt = self.schema.passes, self.schema.detections
+        order = (func.coalesce(t.c.acquired, t.c.created), t.c.id)
+        prows = conn.execute(select(t).where(where).order_by(*order)).all()
+        if not prows:
+            return []
+        by_pass: dict[int, list[Detection]] = {r.id: [] for r in prows}
+        for r in conn.execute(select(dt).where(dt.c.pass_id.in_(list(by_pass))).order_by(dt.c.id)):
+            by_pass[r.pass_id].append(self._detection(r))
+        return [self._pass(r, by_pass[r.id]) for r in prows]
+
+    def get_pass(self, pass_id: int) -> Pass:
+        """The pass with id ``pass_id`` and its detections.
+
+        Raises:
+            StoreError: no such pass, or the store cannot be read.
+        """
+        with self._guard(f"read pass {pass_id}"), self.engine.connect() as conn:
+            found = self._load(conn, self.schema.passes.c.id == int(pass_id))
+        if not found:
+            raise StoreError(f"no pass with id {pass_id} in store {self.url}")
+        return found[0]
+
+    def list_passes(self, site: str) -> list[Pass]:
+        """All passes of ``site``, oldest → newest (by acquisition time, else storage time), with detections."""
+        with self._guard(f"list passes of {site!r}"), self.engine.connect() as conn:
+            return self._load(conn, self.schema.passes.c.site == site)
+
+    def sites(self) -> list[str]:
+        """Names of the sites that have at least one pass, sorted."""
+        t = self.schema.passes
+        with self._guard("list sites"), self.engine.connect() as conn:
+            return list(conn.execute(select(t.c.site).distinct().order_by(t.c.site)).scalars())
+
+    def delete_pass(self, pass_id: int) -> None:
+        """Delete a pass and its detections.
+
+        Raises:
+            StoreError: no such pass, or the store cannot be written.
+        """
+        t = self.schema.passes
+        with self._guard(f"delete pass {pass_id}"), self.engine.begin() as conn:
+            conn.execute(delete(self.schema.detections).where(self.schema.detections.c.pass_id == int(pass_id)))
+            n = conn.execute(delete(t).where(t.c.id == int(pass_id))).rowcount
+        if not n:
+            raise StoreError(f"no pass with id {pass_id} in store {self.url}")
+
+    def detections_in(
+        self, area_wgs84: BaseGeometry, *, site: str | None = None, category: str | None = None
+    ) -> list[tuple[int, Detection]]:
+        """Detections whose footprint intersects ``area_wgs84`` (lon/lat), as ``(pass_id, detection)``.
+
+        Runs as a PostGIS ``ST_Intersects`` query (GiST index) on PostgreSQL, in shapely on SQLite.
+        Detections without a footprint (pixel-space passes) never match.
+        """
+        t, dt = self.schema.passes, self.schema.detections
+        q = select(dt).join(t, t.c.id == dt.c.pass_id).where(dt.c.footprint.is_not(None)).order_by(dt.c.id)
+        if site is not None:
+            q = q.where(t.c.site == site)
+        if category is not None:
+            q = q.where(dt.c.category == category)
+        if self._postgis:
+            q = q.where(func.ST_Intersects(dt.c.footprint, func.ST_GeomFromText(area_wgs84.wkt, sc.WGS84_SRID)))
+        with self._guard("query detections by area"), self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        out = [(r.pass_id, self._detection(r)) for r in rows]
+        if not self._postgis:
+            shapely.prepare(area_wgs84)
+            out = [(pid, d) for pid, d in out if area_wgs84.intersects(shapely.Polygon(d.footprint))]
+        return out
+
+    # -- documents and claims ---------------------------------------------------------------------
+
+    def add_document(
+        self, source: str, text: str, published: datetime | None = None, url: str | None = None, title: str | None = None
+    ) -> int:
+        """Store a text document (news item, statement); return its id."""
+        t = self.schema.documents
+        values = {
+            "source": source,
+            "text": text,
+            "published": _utc(published),
+            "url": url,
+            "title": title,
+            "created": datetime.now(UTC),
+        }
+        with self._guard(f"add document from {source!r}"), self.engine.begin() as conn:
+            return int(conn.execute(t.insert().values(**values).returning(t.c.id)).scalar_one())
+
+    def list_documents(self) -> list[dict[str, Any]]:
+        """All documents, oldest first, as dicts (id, source, title, url, published, text, created)."""
+        t = self.schema.documents
+        with self._guard("list documents"), self.engine.connect() as conn:
+            rows = conn.execute(select(t).order_by(t.c.id)).mappings().all()
+        return [{**r, "published": _utc(r["published"]), "created": _utc(r["created"])} for r in rows]
+
+    def save_claims(self, document_id: int, claims: list[dict[str, Any]]) -> None:
+        """Store the claims of a document, replacing any stored before (one transaction).
+
+        Each claim is a JSON-able dict (datetimes become ISO strings); its ``"site"`` key, if any,
+        is indexed for :meth:`list_claims`.
+
+        Raises:
+            StoreError: no such document, or the store cannot be written.
+        """
+        t, docs = self.schema.claims, self.schema.documents
+        now = datetime.now(UTC)
+        rows = [{"document_id": int(document_id), "site": c.get("site"), "payload": _json(c), "created": now} for c in claims]
+        with self._guard(f"save claims of document {document_id}"), self.engine.begin() as conn:
+            if conn.execute(select(docs.c.id).where(docs.c.id == int(document_id))).first() is None:
+                raise StoreError(f"no document with id {document_id} in store {self.url}")
+            conn.execute(delete(t).where(t.c.document_id == int(document_id)))
+            if rows:
+                conn.execute(t.insert(), rows)
+
+    def list_claims(self, site: str | None = None) -> list[dict[str, Any]]:
+        """Stored claims (of ``site``, or all), as their payload dicts plus ``id``, ``document_id``, ``site``."""
+        t = self.schema.claims
+        q = select(t).order_by(t.c.id)
+        if site is not None:
+            q = q.where(t.c.site == site)
+        with self._guard("list claims"), self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [{**r.payload, "id": r.id, "document_id": r.document_id, "site": r.site} for r in rows]
