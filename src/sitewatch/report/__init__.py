@@ -1,1 +1,49 @@
-"""sitewatch.report."""
+"""Reports: the analyst's HTML/PDF report with its JSON twin; exports (GeoJSON, GeoParquet, KML, CSV).
+
+``write_report(store, site, out)`` gathers a site's passes, comparisons, claims and assessment into
+a :class:`ReportData` and renders it; renderers only read that model.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sitewatch.report.builder import assemble_report_data, build_report_data
+from sitewatch.report.model import ReportData
+from sitewatch.report.render import check_output_path, html_to_pdf, render_html, report_json, save_report
+
+__all__ = [
+    "ReportData",
+    "assemble_report_data",
+    "build_report_data",
+    "html_to_pdf",
+    "render_html",
+    "report_json",
+    "save_report",
+    "write_report",
+]
+
+
+def write_report(store: Any, site_name: str, out_path: Path, *, since: datetime | None = None) -> Path:
+    """Write the report of a site to ``out_path`` (.html, .pdf or .json) and ``report.json`` beside it.
+
+    Args:
+        store: an open :class:`sitewatch.store.Store` (read only).
+        site_name: site name or alias.
+        out_path: target file; its extension picks the format. The JSON twin is
+            ``out_path.with_suffix(".json")``.
+        since: only passes acquired at or after this time (UTC).
+
+    Returns:
+        ``out_path``.
+
+    Raises:
+        ReportError: unsupported extension or unwritable path (checked before any work).
+        SiteError: unknown site.
+    """
+    out_path = Path(out_path)
+    check_output_path(out_path)
+    data = build_report_data(store, site_name, since)
+    return save_report(data, out_path)

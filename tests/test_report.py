@@ -1,0 +1,335 @@
+"""Report: model, chips, charts, HTML/PDF/JSON rendering, on synthetic passes with exact answers."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import os
+import re
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from PIL import Image
+from pydantic import ValidationError
+from rasterio.crs import CRS
+from rasterio.windows import Window
+from shapely.geometry import box as shp_box
+
+from sitewatch.errors import ReportError
+from sitewatch.imagery.base import ArrayScene
+from sitewatch.report import assemble_report_data, render_html, report_json, save_report
+from sitewatch.report.chips import STATUS_COLOURS, ChipBox, nice_length_m, north_angle_deg, render_chip
+from sitewatch.report.model import EvidenceEntry, Judgement, ReportData
+from sitewatch.types import Candidate, Detection, Measurement, OrientedBox, Pass
+
+GSD = 0.5
+UTM = CRS.from_epsg(32637)  # zone 37N (Syria)
+ORIGIN = (260000.0, 3930000.0)  # UTM metres, upper-left corner
+SIZE = 512
+
+
+def _scene_tif(path: Path, boxes: list[OrientedBox]) -> Path:
+    """A grey 512x512 GeoTIFF at 0.5 m GSD with a bright filled rectangle for each box."""
+    import cv2
+
+    rgb = np.full((SIZE, SIZE, 3), 90, np.uint8)
+    for b in boxes:
+        cv2.fillPoly(rgb, [np.round(b.corners()).astype(np.int32)], (230, 230, 230))
+    transform = Affine(GSD, 0, ORIGIN[0], 0, -GSD, ORIGIN[1])
+    with rasterio.open(path, "w", driver="GTiff", width=SIZE, height=SIZE, count=3, dtype="uint8",
+                       crs=UTM, transform=transform) as ds:
+        ds.write(rgb.transpose(2, 0, 1))
+    return path
+
+
+def _det(i: int, cx: float, cy: float, *, typed: bool = True) -> Detection:
+    from pyproj import Transformer
+
+    cands = (Candidate("il-76", "Il-76 Candid", "heavy transport", 0.8),) if typed else ()
+    meas = Measurement(46.6, 50.5, 1.0, 1.0, 0.0, 2.0, GSD) if typed else None
+    box = OrientedBox.make(cx, cy, 90, 60, 30)
+    t = Transformer.from_crs(UTM, "EPSG:4326", always_xy=True)
+    transform = Affine(GSD, 0, ORIGIN[0], 0, -GSD, ORIGIN[1])
+    footprint = tuple(t.transform(*(transform * (float(x), float(y)))) for x, y in box.corners())
+    return Detection(box, "aircraft", 0.9, footprint=footprint, measurement=meas, candidates=cands, id=i)
+
+
+def _site() -> SimpleNamespace:
+    from pyproj import Transformer
+
+    t = Transformer.from_crs(UTM, "EPSG:4326", always_xy=True)
+    x0, y1 = t.transform(ORIGIN[0], ORIGIN[1])
+    x1, y0 = t.transform(ORIGIN[0] + SIZE * GSD, ORIGIN[1] - SIZE * GSD)
+    aoi = shp_box(x0, y0, x1, y1)
+    return SimpleNamespace(name="testbase", title="Test Air Base", kind="airbase", country="SY", aliases=[],
+                           notes=None, sources=[], aoi=aoi, zones={"apron": shp_box(x0, y0, (x0 + x1) / 2, y1)})
+
+
+def _pass(pid: int, path: Path, dets: list[Detection], day: int, *, simulated: bool = False) -> Pass:
+    return Pass(site="testbase", scene_path=str(path), acquired=datetime(2024, 5, day, 8, 0, tzinfo=UTC),
+                footprint_wkt=None, aoi_coverage=1.0, gsd_m=GSD, model="sitewatch-det 1.0.0", crs="EPSG:32637",
+                transform=(GSD, 0.0, ORIGIN[0], 0.0, -GSD, ORIGIN[1]), simulated=simulated, detections=dets, id=pid)
+
+
+def make_scenario(tmp_path: Path, *, simulated: bool = False):
+    """Two passes: aircraft 1 remains (as 3), aircraft 2 departs, aircraft 4 arrives. Returns (site, passes, comparison)."""
+    a1, a2 = _det(1, 120, 120), _det(2, 380, 140)
+    b3, b4 = _det(3, 120, 120), _det(4, 300, 400, typed=False)
+    pa = _pass(10, _scene_tif(tmp_path / "a.tif", [a1.box, a2.box]), [a1, a2], 1)
+    pb = _pass(11, _scene_tif(tmp_path / "b.tif", [b3.box, b4.box]), [b3, b4], 8, simulated=simulated)
+    objs = [
+        SimpleNamespace(status="remained", category="aircraft", det_a=a1, det_b=b3, zone="apron", displacement_m=0.0),
+        SimpleNamespace(status="departed", category="aircraft", det_a=a2, det_b=None, zone="apron", displacement_m=None),
+        SimpleNamespace(status="arrived", category="aircraft", det_a=None, det_b=b4, zone=None, displacement_m=None),
+    ]
+    comp = SimpleNamespace(
+        registration=SimpleNamespace(shift_x_px=0.0, shift_y_px=0.0, rotation_deg=0.0, scale=1.0, quality=0.9, method="phase-correlation"),
+        objects=objs, counts={"aircraft": {"arrived": 1, "departed": 1, "remained": 1, "moved": 0}},
+        pixel_change={}, sentence="One aircraft arrived, one departed and one remained.", warnings=[],
+    )
+    return _site(), [pa, pb], comp
+
+
+def make_assessment(*, bad_ref: bool = False):
+    return SimpleNamespace(
+        key_judgements=[
+            {"text": "Air activity at Test Air Base is likely unchanged overall.", "evidence": ["comparison:10-11", "pass:11"]},
+            {"text": "An Il-76 transport very likely remained on the apron.", "evidence": ["det:1", {"kind": "detection", "id": 3}]},
+        ] + ([{"text": "Orphan.", "evidence": ["det:999"]}] if bad_ref else []),
+        confidence={"level": "moderate", "reasons": ["Two passes one week apart."]},
+        hypotheses=[{"name": "routine", "score": 1.2, "probability": 0.7, "term": "likely"},
+                    {"name": "reinforcement", "score": -0.5, "probability": 0.3, "term": "unlikely"}],
+        ach_matrix={"hypotheses": ["routine", "reinforcement"],
+                    "rows": [{"evidence": "net aircraft change 0", "weight": 1.0, "cells": ["C", "I"], "refs": ["comparison:10-11"]}]},
+        indicators=[{"name": "transport-surge", "fired": False, "description": "fewer than 3 transports arrived", "evidence": ["pass:10"]}],
+    )
+
+
+def make_checks():
+    claim = {"id": 7, "source": "example-news", "published": datetime(2024, 5, 9, tzinfo=UTC),
+             "text": "A transport aircraft left the base this week."}
+    return [SimpleNamespace(claim=claim, verdict="corroborated", evidence=["det:2", "comparison:10-11"], note="aircraft 2 departed")]
+
+
+@pytest.fixture
+def report_data(tmp_path: Path) -> ReportData:
+    from sitewatch.imagery import open_scene
+
+    site, passes, comp = make_scenario(tmp_path, simulated=True)
+    return assemble_report_data(site, passes, comparisons=[comp], assessment=make_assessment(),
+                                claim_checks=make_checks(), open_scene=open_scene)
+
+
+def _png(b64: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB"))
+
+
+def _has_colour(img: np.ndarray, rgb: tuple[int, int, int], tol: int = 30) -> int:
+    return int((np.abs(img.astype(int) - np.array(rgb)).max(axis=2) <= tol).sum())
+
+
+# --------------------------------------------------------------------------------------- chips
+
+
+def test_north_angle_from_transform() -> None:
+    t = Affine(GSD, 0, ORIGIN[0], 0, -GSD, ORIGIN[1])
+    # UTM grid north differs from true north by the meridian convergence (< 3 deg here).
+    assert abs(((north_angle_deg(t, UTM, 256, 256) + 180) % 360) - 180) < 3
+    rotated = t * Affine.rotation(90)  # pixel axes turned 90 deg
+    ang = north_angle_deg(rotated, UTM, 0, 0)
+    assert abs(((ang - 90 + 180) % 360) - 180) < 3 or abs(((ang - 270 + 180) % 360) - 180) < 3
+    assert north_angle_deg(None, None, 0, 0) is None
+
+
+def test_nice_scale_length() -> None:
+    assert nice_length_m(57.6) == 50
+    assert nice_length_m(19.9) == 10
+    assert nice_length_m(2.0) == 2
+
+
+def test_chip_draws_status_colours_scale_and_north(tmp_path: Path) -> None:
+    box = OrientedBox.make(100, 100, 60, 30, 45)
+    scene = ArrayScene(np.full((200, 200, 3), 100, np.uint8), gsd_m=0.5, crs=UTM,
+                       transform=Affine(0.5, 0, ORIGIN[0], 0, -0.5, ORIGIN[1]))
+    png = render_chip(scene, Window(0, 0, 200, 200), [ChipBox(box, "departed", "aircraft")], size_px=200)
+    img = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    assert img.shape == (200, 200, 3)
+    red = _has_colour(img, STATUS_COLOURS["departed"], tol=10)
+    assert red > 100
+    # The red box outline lies around the box corners, nowhere near the image corners.
+    ys, xs = np.nonzero(np.abs(img.astype(int) - np.array(STATUS_COLOURS["departed"])).max(axis=2) <= 10)
+    assert 50 < xs.mean() < 150 and 40 < ys.mean() < 150
+    # Scale bar (white on black) at bottom-left.
+    assert (img[170:200, 0:80] == 255).all(axis=2).sum() > 50
+    # Pixel-space scene: no scale bar, "north unknown".
+    png2 = render_chip(ArrayScene(np.full((200, 200, 3), 100, np.uint8)), Window(0, 0, 200, 200), [], size_px=200)
+    img2 = np.asarray(Image.open(io.BytesIO(png2)).convert("RGB"))
+    assert (img2[170:200, 0:80] == 255).all(axis=2).sum() == 0
+
+
+# --------------------------------------------------------------------------------------- model
+
+
+def test_report_data_citations_resolve(report_data: ReportData) -> None:
+    r = report_data
+    keys = {e.key for e in r.evidence}
+    assert r.assessment.judgements and all(j.evidence for j in r.assessment.judgements)
+    for j in r.assessment.judgements:
+        assert set(j.evidence) <= keys
+    by_key = {e.key: e for e in r.evidence}
+    assert by_key["cmp-10-11"].pass_ids == [10, 11] and by_key["cmp-10-11"].comparison == "C1"
+    assert by_key["det-1"].detection_ids == [1] and "2024-05-01" in by_key["det-1"].text
+    assert by_key["claim-7"].source == "example-news"
+    assert r.assessment.judgements[1].evidence == ["det-1", "det-3"]
+    pass_ids = {p.id for p in r.passes}
+    det_ids = {d for p in r.passes for d in p.detection_ids}
+    for e in r.evidence:
+        assert set(e.pass_ids) <= pass_ids and set(e.detection_ids) <= det_ids
+
+
+def test_unresolvable_reference_is_dropped_and_reported(tmp_path: Path) -> None:
+    site, passes, comp = make_scenario(tmp_path)
+    r = assemble_report_data(site, passes, comparisons=[comp], assessment=make_assessment(bad_ref=True))
+    assert r.assessment.judgements[2].evidence == []
+    assert any("det:999" in line for line in r.limitations)
+
+
+def test_model_rejects_dangling_citation(report_data: ReportData) -> None:
+    d = report_data.model_dump()
+    d["assessment"]["judgements"].append(Judgement(text="x", evidence=["det-12345"]).model_dump())
+    with pytest.raises(ValidationError, match="det-12345"):
+        ReportData.model_validate(d)
+    d = report_data.model_dump()
+    d["evidence"].append(EvidenceEntry(key="det-5", kind="detection", text="x", detection_ids=[5]).model_dump())
+    with pytest.raises(ValidationError, match="detections not in the report"):
+        ReportData.model_validate(d)
+
+
+def test_inventory_and_chips(report_data: ReportData) -> None:
+    r = report_data
+    rows = {(x.category, x.role, x.type_name): x.counts for x in r.inventory}
+    assert rows == {("aircraft", "heavy transport", "Il-76 Candid"): [2, 1], ("aircraft", "unidentified", "unidentified"): [0, 1]}
+    assert r.chips, "expected before/after chips"
+    statuses = {}
+    for c in r.chips:
+        for s, n in c.statuses.items():
+            statuses[s] = statuses.get(s, 0) + n
+    assert statuses == {"remained": 1, "departed": 1, "arrived": 1}
+    dep = next(c for c in r.chips if "departed" in c.statuses)
+    assert dep.before is not None and 2 in dep.before.detection_ids
+    assert _has_colour(_png(dep.before.png_b64), STATUS_COLOURS["departed"], tol=10) > 50
+    arr = next(c for c in r.chips if "arrived" in c.statuses)
+    assert _has_colour(_png(arr.after.png_b64), STATUS_COLOURS["arrived"], tol=10) > 50
+    assert _has_colour(_png(arr.before.png_b64), STATUS_COLOURS["arrived"], tol=10) == 0
+    assert {f.key for f in r.figures} == {"timeline", "site-map"}
+
+
+# --------------------------------------------------------------------------------------- HTML / JSON
+
+
+def test_html_is_self_contained_with_footnotes(report_data: ReportData, tmp_path: Path) -> None:
+    html = render_html(report_data)
+    assert "SIMULATED IMAGERY" in html
+    # Key judgements come first, before any other section.
+    assert html.index('id="key-judgements"') < html.index('id="passes"') < html.index('id="evidence"')
+    imgs = re.findall(r'<img[^>]+src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    n_chip_imgs = sum((c.before is not None) + (c.after is not None) for c in report_data.chips)
+    assert len(imgs) == n_chip_imgs + 2  # chips + timeline + map
+    for b64 in imgs:
+        assert _png(b64).size > 0
+    assert "http://" not in html and "https://" not in html
+    anchors = set(re.findall(r'<li id="ev-([^"]+)"', html))
+    links = re.findall(r'<a href="#ev-([^"]+)"', html)
+    assert links and set(links) <= anchors
+    # The judgement text carries its footnote numbers.
+    fn = report_data.evidence_index()
+    j = report_data.assessment.judgements[0]
+    assert f'href="#ev-{j.evidence[0]}" title="{j.evidence[0]}">[{fn[j.evidence[0]]}]' in html
+    assert "Moderate confidence." in html and "corroborated" in html
+    assert "<td class=\"ach-c\">C</td>" in html and "sitewatch-det 1.0.0" in html
+
+
+def test_save_html_writes_json_twin(report_data: ReportData, tmp_path: Path) -> None:
+    out = save_report(report_data, tmp_path / "report.html")
+    assert out.read_text().startswith("<!DOCTYPE html>")
+    twin = json.loads((tmp_path / "report.json").read_text())
+    assert twin["simulated"] is True
+    assert twin["site"]["name"] == "testbase"
+    assert [p["id"] for p in twin["passes"]] == [10, 11]
+    assert "png_b64" not in json.dumps(twin)
+    assert twin["assessment"]["judgements"][0]["evidence"] == ["cmp-10-11", "pass-11"]
+    assert json.loads(report_json(report_data)) == twin | {"generated": twin["generated"]}
+
+
+def test_single_pass_report_says_what_cannot_be_assessed(tmp_path: Path) -> None:
+    from sitewatch.imagery import open_scene
+
+    site, passes, _ = make_scenario(tmp_path)
+    r = assemble_report_data(site, passes[:1], open_scene=open_scene)
+    assert r.comparisons == [] and r.assessment.available is False
+    assert any("only one pass" in u for u in r.assessment.unassessable)
+    assert len(r.chips) >= 1 and all(c.before is None and c.after is not None for c in r.chips)
+    assert _has_colour(_png(r.chips[0].after.png_b64), STATUS_COLOURS["observed"], tol=10) > 50
+    html = render_html(r)
+    assert "What cannot be assessed" in html and "only one pass is stored" in html
+
+
+def test_bad_output_paths(report_data: ReportData, tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match=r"unsupported report format '\.docx'"):
+        save_report(report_data, tmp_path / "r.docx")
+    with pytest.raises(ReportError, match="does not exist"):
+        save_report(report_data, tmp_path / "missing" / "r.html")
+    (tmp_path / "dir.html").mkdir()
+    with pytest.raises(ReportError, match="is a folder"):
+        save_report(report_data, tmp_path / "dir.html")
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ReportError, match="does not exist"):
+        save_report(report_data, tmp_path / "afile" / "r.pdf")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if os.access(ro, os.W_OK):
+            return  # running as root: permissions are not enforced
+        with pytest.raises(ReportError, match="not writable"):
+            save_report(report_data, ro / "r.html")
+    finally:
+        ro.chmod(0o700)
+    assert list(ro.iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------- PDF
+
+
+def _pdf_pages(pdf: Path, out: Path) -> list[np.ndarray]:
+    subprocess.run(["pdftoppm", "-png", "-r", "50", str(pdf), str(out / "page")], check=True)
+    return [np.asarray(Image.open(p).convert("RGB")) for p in sorted(out.glob("page-*.png"))]
+
+
+@pytest.mark.slow
+def test_pdf_has_pages_chips_and_chart(report_data: ReportData, tmp_path: Path) -> None:
+    pdf = save_report(report_data, tmp_path / "report.pdf")
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    assert (tmp_path / "report.json").is_file()
+    pages = _pdf_pages(pdf, tmp_path)
+    assert len(pages) >= 4
+    listing = subprocess.run(["pdfimages", "-list", str(pdf)], check=True, capture_output=True, text=True).stdout
+    n_img = len([ln for ln in listing.splitlines()[2:] if ln.strip() and " smask " not in ln])
+    n_chip_imgs = sum((c.before is not None) + (c.after is not None) for c in report_data.chips)
+    assert n_img >= n_chip_imgs + 2
+    # Box colours of the chips survive into the rendered pages.
+    for status in ("arrived", "departed", "remained"):
+        assert sum(_has_colour(p, STATUS_COLOURS[status], tol=40) for p in pages) > 5, status
+    # The SIMULATED banner (dark red) is on the first page.
+    assert _has_colour(pages[0], (187, 0, 0), tol=20) > 100
+    assert math.isclose(pages[0].shape[0] / pages[0].shape[1], 297 / 210, rel_tol=0.02)
+    text = subprocess.run(["pdftotext", str(pdf), "-"], check=True, capture_output=True, text=True).stdout
+    assert f"Page 1 of {len(pages)}" in text and f"Page {len(pages)} of {len(pages)}" in text
