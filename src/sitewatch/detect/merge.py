@@ -43,9 +43,8 @@ def overlapping_pairs(polys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return i, j, inter
 
 
-def rotated_iou(a: BoxArray, b: BoxArray) -> np.ndarray:
-    """Rotated IoU matrix ``(len(a), len(b))`` of two sets of boxes in one frame."""
-    pa, pb = polygons(a), polygons(b)
+def polygon_iou(pa: np.ndarray, pb: np.ndarray) -> np.ndarray:
+    """IoU matrix ``(len(pa), len(pb))`` of two arrays of shapely polygons in one frame."""
     out = np.zeros((len(pa), len(pb)))
     if len(pa) == 0 or len(pb) == 0:
         return out
@@ -54,6 +53,11 @@ def rotated_iou(a: BoxArray, b: BoxArray) -> np.ndarray:
     union = shapely.area(pa[ia]) + shapely.area(pb[ib]) - inter
     out[ia, ib] = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
     return out
+
+
+def rotated_iou(a: BoxArray, b: BoxArray) -> np.ndarray:
+    """Rotated IoU matrix ``(len(a), len(b))`` of two sets of boxes in one frame."""
+    return polygon_iou(polygons(a), polygons(b))
 
 
 def merge(

@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime as ort
 
 from sitewatch.detect.registry import models
-from sitewatch.detect.sliced import DEFAULT_OVERLAP_PX, ModelInfo, SlicedDetector
+from sitewatch.detect.sliced import ModelInfo, SlicedDetector
 from sitewatch.errors import ModelError
 from sitewatch.settings import Settings
 from sitewatch.types import CATEGORIES
@@ -148,8 +148,7 @@ class OnnxDetector(SlicedDetector):
         providers: list[str] | None = None,
         threads: int | None = None,
         settings: Settings | None = None,
-        overlap_px: int = DEFAULT_OVERLAP_PX,
         **options: object,
     ) -> None:
         path = models.resolve(model, settings)
-        super().__init__(OnnxBackend(path, providers=providers, threads=threads), overlap_px=overlap_px, **options)  # type: ignore[arg-type]
+        super().__init__(OnnxBackend(path, providers=providers, threads=threads), **options)  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -90,7 +90,6 @@ class RunStats:
     total_s: float = 0.0
     candidates: int = 0
     kept: int = 0
-    batches: list[float] = field(default_factory=list)
 
 
 class SlicedDetector(Detector):
@@ -99,7 +98,8 @@ class SlicedDetector(Detector):
     Args:
         backend: the model.
         tile_px: tile side in model pixels (default: the model's ``input_tile``).
-        overlap_px: least overlap between tiles, model pixels (default 128; see docs/detect.md).
+        overlap_px: least overlap between tiles, model pixels (default 128, at most a quarter
+            of the tile; see docs/detect.md).
         batch_size: tiles per model call.
         score_threshold: minimum score kept (default: the model's shipped threshold).
         top_k: most boxes decoded per tile.
@@ -114,7 +114,7 @@ class SlicedDetector(Detector):
         backend: ModelBackend,
         *,
         tile_px: int | None = None,
-        overlap_px: int = DEFAULT_OVERLAP_PX,
+        overlap_px: int | None = None,
         batch_size: int = 4,
         score_threshold: float | None = None,
         top_k: int = 300,
@@ -127,7 +127,7 @@ class SlicedDetector(Detector):
         info = backend.info
         self.name, self.version = info.name, info.version
         self.tile_px = int(tile_px or info.input_tile)
-        self.overlap_px = int(overlap_px)
+        self.overlap_px = int(min(DEFAULT_OVERLAP_PX, self.tile_px // 4) if overlap_px is None else overlap_px)
         if self.overlap_px >= self.tile_px:
             raise ValueError(f"overlap ({self.overlap_px} px) must be smaller than the tile ({self.tile_px} px)")
         self.batch_size = max(1, int(batch_size))

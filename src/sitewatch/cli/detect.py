@@ -1,0 +1,168 @@
+"""``sitewatch detect IMAGE``: find aircraft, helicopters, ships and vehicles in one image."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sitewatch.cli.options import gsd_option, json_option
+from sitewatch.detect.sliced import DEFAULT_OVERLAP_PX
+from sitewatch.errors import GeoreferenceError, ReportError, SceneError
+from sitewatch.types import CATEGORIES, Detection
+
+#: Show a progress bar from this many tiles on.
+_PROGRESS_MIN_TILES = 8
+
+
+def open_image(source: str, gsd_m: float | None):  # noqa: ANN201 - Scene, imported lazily
+    """Open an image through the imagery layer (imported lazily: it pulls GDAL)."""
+    from sitewatch.imagery import open_scene
+
+    return open_scene(source, gsd_m=gsd_m)
+
+
+def build_detector(model: str | None, providers: tuple[str, ...], **options: Any):  # noqa: ANN201
+    """An :class:`~sitewatch.detect.onnx.OnnxDetector`, with option errors as click errors."""
+    from sitewatch.detect.onnx import OnnxDetector
+
+    try:
+        return OnnxDetector(model, providers=list(providers) or None, **options)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from e
+
+
+def run_detection(detector, scene, gsd_m: float | None) -> list[Detection]:  # noqa: ANN001
+    """Detect with a progress bar on stderr for big scenes; read failures become one-line SceneErrors."""
+    import rasterio
+
+    from sitewatch.cli.console import err_console, progress
+
+    total = len(detector.plan(scene, gsd_m=gsd_m))
+    show = total >= _PROGRESS_MIN_TILES and err_console.is_terminal
+    try:
+        with progress(disable=not show) as bar:
+            task = bar.add_task(Path(scene.path).name, total=total)
+            return detector.detect(scene, gsd_m=gsd_m, progress=lambda done, _t: bar.update(task, completed=done))
+    except (rasterio.errors.RasterioError, MemoryError) as e:
+        raise SceneError(f"{scene.path}: cannot read pixels ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from e
+
+
+def with_footprints(scene, detections: list[Detection]) -> list[Detection]:  # noqa: ANN001
+    """Detections with WGS84 footprints (corner lon/lat) when the scene is georeferenced."""
+    if not scene.georeferenced or not detections:
+        return detections
+    import numpy as np
+
+    from sitewatch.imagery import pixel_to_lonlat
+
+    corners = np.stack([d.box.corners() for d in detections])  # (n, 4, 2)
+    lons, lats = pixel_to_lonlat(scene, corners[:, :, 0].ravel(), corners[:, :, 1].ravel())
+    lons, lats = lons.reshape(-1, 4), lats.reshape(-1, 4)
+    return [
+        replace(d, footprint=tuple((round(float(x), 8), round(float(y), 8)) for x, y in zip(lo, la, strict=True)))
+        for d, lo, la in zip(detections, lons, lats, strict=True)
+    ]
+
+
+def to_geojson(scene, detections: list[Detection], model: str) -> dict[str, Any]:  # noqa: ANN001
+    """A GeoJSON FeatureCollection of WGS84 polygons, one per detection."""
+    if not scene.georeferenced:
+        raise GeoreferenceError(f"{scene.path}: not georeferenced; --geojson needs a CRS and transform (use --json)")
+    features = []
+    for d in detections:
+        ring = [list(p) for p in d.footprint or ()]
+        props = {k: v for k, v in d.to_dict().items() if k not in ("footprint",)}
+        features.append({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}, "properties": props})
+    return {"type": "FeatureCollection", "properties": {"source": scene.path, "model": model}, "features": features}
+
+
+def _write(text: str, out: str | None) -> None:
+    if out is None:
+        click.echo(text)
+        return
+    try:
+        Path(out).write_text(text + "\n")
+    except OSError as e:
+        raise ReportError(f"{out}: cannot write ({e.strerror or e})") from e
+
+
+def _summary(scene, detections: list[Detection], detector, seconds: float, out: str | None) -> None:  # noqa: ANN001
+    from rich.table import Table
+
+    from sitewatch.cli.console import out_console
+
+    gsd = f"{scene.gsd_m:.3g} m" if scene.gsd_m else "unknown GSD"
+    table = Table(title=Path(scene.path).name, caption=f"{scene.width}x{scene.height} px, {gsd}, {detector.label}, {seconds:.1f} s")
+    for col in ("category", "count", "mean score", "median length px"):
+        table.add_column(col, justify="left" if col == "category" else "right")
+    for cat in CATEGORIES:
+        ds = [d for d in detections if d.category == cat]
+        if ds:
+            scores = sorted(d.score for d in ds)
+            lengths = sorted(d.box.length for d in ds)
+            table.add_row(cat, str(len(ds)), f"{sum(scores) / len(ds):.2f}", f"{lengths[len(ds) // 2]:.0f}")
+    table.add_row("total", str(len(detections)), "", "", style="bold")
+    out_console.print(table)
+    if out:
+        out_console.print(f"detections written to {out}")
+
+
+@click.command("detect")
+@click.argument("image")
+@gsd_option
+@json_option
+@click.option("--jsonl", "as_jsonl", is_flag=True, help="One JSON object per line instead of an array.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the JSON/GeoJSON to this file.")
+@click.option("--geojson", "as_geojson", is_flag=True, help="GeoJSON FeatureCollection of WGS84 polygons (georeferenced images).")
+@click.option("--tile", type=click.IntRange(min=32), default=None, help="Tile side, model pixels (multiple of 32; default: the model's).")
+@click.option("--overlap", type=click.IntRange(min=0), default=None, help=f"Least tile overlap, model pixels (default: {DEFAULT_OVERLAP_PX}, at most a quarter tile).")
+@click.option("--score", type=click.FloatRange(0.0, 1.0), default=None, help="Minimum score (default: the model's threshold).")
+@click.option("--model", default=None, help="Model name or .onnx path (default: $SITEWATCH_MODEL or the bundled model).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Tiles per model call.")
+@click.option("--provider", "providers", multiple=True, help="ONNX Runtime execution provider (cpu, cuda, auto, or a full name).")
+@click.option("--multiscale", is_flag=True, help="Also run at half scale, for objects larger than the overlap.")
+def command(
+    image: str,
+    gsd: float | None,
+    as_json: bool,
+    as_jsonl: bool,
+    out: str | None,
+    as_geojson: bool,
+    tile: int | None,
+    overlap: int | None,
+    score: float | None,
+    model: str | None,
+    batch_size: int,
+    providers: tuple[str, ...],
+    multiscale: bool,
+) -> None:
+    """Detect objects in IMAGE (GeoTIFF/COG, JPEG/PNG, STAC item; path or URL).
+
+    Prints a summary table, or with --json the detections (schema: docs/detect.md).
+    """
+    if tile is not None and tile % 32:
+        raise click.BadParameter(f"{tile} is not a multiple of 32", param_hint="--tile")
+    t0 = time.perf_counter()
+    with open_image(image, gsd) as scene:
+        detector = build_detector(
+            model, providers, tile_px=tile, overlap_px=overlap, score_threshold=score, batch_size=batch_size, extra_scales=(0.5,) if multiscale else ()
+        )
+        if as_geojson and not scene.georeferenced:
+            raise GeoreferenceError(f"{scene.path}: not georeferenced; --geojson needs a CRS and transform (use --json)")
+        detections = with_footprints(scene, run_detection(detector, scene, gsd))
+        seconds = time.perf_counter() - t0
+        if as_geojson:
+            _write(json.dumps(to_geojson(scene, detections, detector.label)), out)
+        elif as_jsonl:
+            _write("\n".join(json.dumps(d.to_dict()) for d in detections), out)
+        elif as_json or out:
+            _write(json.dumps([d.to_dict() for d in detections], indent=None if out else 1), out)
+        if not (as_json or as_jsonl or (as_geojson and out is None)):
+            _summary(scene, detections, detector, seconds, out)
+    sys.stdout.flush()

@@ -1,0 +1,73 @@
+"""``sitewatch evaluate DATASET_DIR``: AP50, precision, recall and count error on labelled imagery."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from sitewatch.cli.detect import build_detector, open_image
+from sitewatch.cli.options import json_option
+
+#: Score threshold the detector runs at during evaluation, so AP sees the whole ranking.
+_AP_FLOOR = 0.05
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.1f}"
+
+
+@click.command("evaluate")
+@click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False))
+@json_option
+@click.option("--split", type=click.Choice(["val", "all"]), default="val", show_default=True, help="Held-out images only, or all.")
+@click.option("--score", type=click.FloatRange(0.0, 1.0), default=None, help="Operating threshold (default: the model's).")
+@click.option("--iou", type=click.FloatRange(0.05, 0.95), default=0.5, show_default=True, help="IoU for a match.")
+@click.option("--model", default=None, help="Model name or .onnx path (default: $SITEWATCH_MODEL or the bundled model).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate at most this many images.")
+def command(dataset_dir: str, as_json: bool, split: str, score: float | None, iou: float, model: str | None, limit: int | None) -> None:
+    """Evaluate the detector on DATASET_DIR (a DOTA labelTxt folder, or a folder of them).
+
+    Metrics are defined in docs/detect.md.
+    """
+    from itertools import islice
+    from pathlib import Path
+
+    from sitewatch.cli.console import err_console, out_console, progress
+    from sitewatch.detect.evaluate import evaluate, iter_labelled, split_filter
+
+    _, note = split_filter(split)
+    if note:
+        err_console.print(f"warning: {note}")
+    items = list(islice(iter_labelled(Path(dataset_dir), split), limit))
+    if not items:
+        raise click.UsageError(f"{dataset_dir}: no labelled images in split {split!r}")
+    detector = build_detector(model, ())
+    threshold = detector.info.score_threshold if score is None else score
+    detector.score_threshold = min(_AP_FLOOR, threshold)
+    with progress(disable=not err_console.is_terminal) as bar:
+        task = bar.add_task("evaluating", total=len(items))
+        result = evaluate(
+            detector,
+            items,
+            open_scene=lambda im: open_image(str(im.image_path), im.gsd_m),
+            score_threshold=threshold,
+            iou_threshold=iou,
+            progress=lambda _im: bar.advance(task),
+        )
+    result.split = split
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=1))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{result.model} on {dataset_dir} ({split}: {result.images} images, score ≥ {threshold:.2f}, IoU {iou})")
+    for col in ("category", "images", "objects", "AP50 %", "precision %", "recall %", "count MAPE %"):
+        table.add_column(col, justify="left" if col == "category" else "right")
+    for c in result.categories.values():
+        mape = "-" if c.count_mape is None else f"{c.count_mape:.1f}"
+        table.add_row(c.category, str(c.images), str(c.objects), _pct(c.ap50), _pct(c.precision), _pct(c.recall), mape)
+    table.add_row("mean", "", "", _pct(result.map50), "", "", "", style="bold")
+    out_console.print(table)
+    if result.skipped:
+        err_console.print(f"warning: {len(result.skipped)} unreadable images skipped: {', '.join(result.skipped[:5])}")

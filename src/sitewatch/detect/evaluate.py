@@ -1,0 +1,316 @@
+"""Evaluate a detector on labelled imagery (DOTA labelTxt folders).
+
+Metrics, per category (see docs/detect.md for the full definitions):
+
+* **AP50**: VOC-style average precision with all-point interpolation, a prediction being a true
+  positive when its IoU with a labelled object of its category is ≥ 0.5 (each object matched
+  once, highest-scoring prediction first). IoU is the *rotated* IoU of the oriented polygons; for
+  datasets labelled with axis-aligned boxes (``LabelledImage.axis_aligned``) the *envelope* of the
+  predicted box is compared with the label box.
+* **precision / recall** at the operating score threshold (the model's shipped one by default).
+* **count MAPE**: mean over images of the absolute percentage count error
+  ``100 * |predicted - labelled| / max(labelled, 1)`` (predicted = predictions at the operating
+  threshold that are not ignored). An image with no labelled object of the category thus scores
+  100 % per false detection, and 0 % when it has none.
+
+Difficult objects and objects of "ignore" classes neither reward nor penalise: a prediction whose
+best match is a difficult object of its category, or that lies mostly (≥ 50 % of its area) on an
+"ignore" object, is dropped from every metric. Only categories a dataset labels are scored on its
+images (hrplanes labels no vehicles, so vehicle predictions there are not counted as false).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+
+from sitewatch.detect.base import Detector
+from sitewatch.detect.merge import polygon_iou
+from sitewatch.dota import LabelledImage, iter_dataset, load_class_map
+from sitewatch.errors import SceneError
+from sitewatch.imagery.base import Scene
+from sitewatch.types import CATEGORIES, Detection
+
+log = logging.getLogger(__name__)
+
+#: Share of a prediction's area lying on an "ignore"-class object that makes it ignored.
+IGNORE_COVER = 0.5
+
+TP, FP, IGNORED = 1, 0, -1
+
+
+def average_precision(scores: np.ndarray, is_tp: np.ndarray, n_objects: int) -> float | None:
+    """VOC all-point interpolated AP of scored predictions (ignored ones already removed).
+
+    Args:
+        scores: prediction scores.
+        is_tp: True for true positives.
+        n_objects: labelled (non-difficult) objects; None is returned when 0.
+    """
+    if n_objects <= 0:
+        return None
+    if len(scores) == 0:
+        return 0.0
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    tp = np.asarray(is_tp, dtype=float)[order]
+    ctp, cfp = np.cumsum(tp), np.cumsum(1.0 - tp)
+    recall = ctp / n_objects
+    precision = ctp / np.maximum(ctp + cfp, 1e-12)
+    mrec = np.concatenate([[0.0], recall, [1.0]])
+    mpre = np.concatenate([[0.0], precision, [0.0]])
+    mpre = np.maximum.accumulate(mpre[::-1])[::-1]
+    steps = np.nonzero(mrec[1:] != mrec[:-1])[0]
+    return float(np.sum((mrec[steps + 1] - mrec[steps]) * mpre[steps + 1]))
+
+
+def match(
+    pred_polys: np.ndarray,
+    scores: np.ndarray,
+    gt_polys: np.ndarray,
+    gt_difficult: np.ndarray,
+    ignore_polys: np.ndarray | None = None,
+    iou_threshold: float = 0.5,
+) -> np.ndarray:
+    """Outcome of each prediction of one category on one image: :data:`TP`, :data:`FP` or :data:`IGNORED`.
+
+    VOC rule: predictions in descending score order take their best-IoU labelled object (difficult
+    ones included); IoU ≥ threshold with a difficult object → ignored, with a free object → TP, with
+    an object already taken → FP. Below the threshold a prediction lying mostly on an "ignore"
+    object is ignored, else FP.
+    """
+    n = len(pred_polys)
+    out = np.full(n, FP, dtype=np.int8)
+    if n == 0:
+        return out
+    iou = polygon_iou(pred_polys, gt_polys)
+    covered = np.zeros(n)
+    if ignore_polys is not None and len(ignore_polys):
+        region = shapely.union_all(ignore_polys)
+        covered = shapely.area(shapely.intersection(pred_polys, region)) / np.maximum(shapely.area(pred_polys), 1e-12)
+    taken = np.zeros(len(gt_polys), dtype=bool)
+    for k in np.argsort(-np.asarray(scores), kind="stable"):
+        j = int(np.argmax(iou[k])) if len(gt_polys) else -1
+        if j >= 0 and iou[k, j] >= iou_threshold:
+            if gt_difficult[j]:
+                out[k] = IGNORED
+            elif not taken[j]:
+                out[k], taken[j] = TP, True
+        elif covered[k] >= IGNORE_COVER:
+            out[k] = IGNORED
+    return out
+
+
+@dataclass(slots=True)
+class CategoryResult:
+    """Metrics of one category (see the module docstring).
+
+    Attributes:
+        images: images whose dataset labels this category.
+        objects: labelled objects (difficult ones excluded).
+        ap50: AP at IoU 0.5, or None without labelled objects.
+        precision, recall: at the operating threshold (None when undefined).
+        tp, fp, fn: counts at the operating threshold.
+        count_mape: mean absolute percentage count error over ``images``, percent.
+    """
+
+    category: str
+    images: int = 0
+    objects: int = 0
+    ap50: float | None = None
+    precision: float | None = None
+    recall: float | None = None
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    count_mape: float | None = None
+
+
+@dataclass(slots=True)
+class Evaluation:
+    """Result of :func:`evaluate`."""
+
+    categories: dict[str, CategoryResult]
+    images: int
+    score_threshold: float
+    iou_threshold: float
+    model: str = ""
+    split: str = "all"
+    datasets: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def map50(self) -> float | None:
+        """Mean AP50 over categories that have labelled objects."""
+        aps = [c.ap50 for c in self.categories.values() if c.ap50 is not None]
+        return float(np.mean(aps)) if aps else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "split": self.split,
+            "datasets": self.datasets,
+            "images": self.images,
+            "skipped": self.skipped,
+            "score_threshold": self.score_threshold,
+            "iou_threshold": self.iou_threshold,
+            "map50": self.map50,
+            "categories": {k: asdict(v) for k, v in self.categories.items()},
+        }
+
+
+class Evaluator:
+    """Accumulates per-image outcomes; :meth:`result` computes the metrics.
+
+    Args:
+        score_threshold: operating threshold for precision, recall and counts.
+        iou_threshold: IoU for a match.
+    """
+
+    def __init__(self, score_threshold: float, iou_threshold: float = 0.5) -> None:
+        self.score_threshold = score_threshold
+        self.iou_threshold = iou_threshold
+        self._scores: dict[str, list[np.ndarray]] = {c: [] for c in CATEGORIES}
+        self._tp: dict[str, list[np.ndarray]] = {c: [] for c in CATEGORIES}
+        self._objects = dict.fromkeys(CATEGORIES, 0)
+        self._images = dict.fromkeys(CATEGORIES, 0)
+        self._ape: dict[str, list[float]] = {c: [] for c in CATEGORIES}
+        self.images = 0
+
+    def add(self, image: LabelledImage, detections: list[Detection], categories: Iterable[str]) -> None:
+        """Score the detections of one image on the ``categories`` its dataset labels."""
+        self.images += 1
+        ignore = [o for o in image.objects if o.category == "ignore"]
+        ignore_polys = shapely.polygons(np.array([o.corners for o in ignore])) if ignore else None
+        for cat in categories:
+            objs = [o for o in image.objects if o.category == cat]
+            preds = [d for d in detections if d.category == cat]
+            gt = shapely.polygons(np.array([o.corners for o in objs])) if objs else np.empty(0, dtype=object)
+            difficult = np.array([o.difficult for o in objs], dtype=bool)
+            scores = np.array([d.score for d in preds], dtype=float)
+            if image.axis_aligned:
+                polys = shapely.box(*np.array([d.box.envelope() for d in preds]).reshape(-1, 4).T)
+            else:
+                polys = shapely.polygons(np.array([d.box.corners() for d in preds]).reshape(-1, 4, 2))
+            outcome = match(polys, scores, gt, difficult, ignore_polys, self.iou_threshold)
+            counted = outcome != IGNORED
+            self._scores[cat].append(scores[counted])
+            self._tp[cat].append(outcome[counted] == TP)
+            n = int((~difficult).sum())
+            self._objects[cat] += n
+            self._images[cat] += 1
+            m = int((counted & (scores >= self.score_threshold)).sum())
+            self._ape[cat].append(100.0 * abs(m - n) / max(n, 1))
+
+    def result(self, **info: Any) -> Evaluation:
+        out: dict[str, CategoryResult] = {}
+        for cat in CATEGORIES:
+            if not self._images[cat]:
+                continue
+            scores = np.concatenate(self._scores[cat])
+            tp = np.concatenate(self._tp[cat])
+            n = self._objects[cat]
+            at = scores >= self.score_threshold
+            ntp, nfp = int((tp & at).sum()), int((~tp & at).sum())
+            out[cat] = CategoryResult(
+                category=cat,
+                images=self._images[cat],
+                objects=n,
+                ap50=average_precision(scores, tp, n),
+                precision=ntp / (ntp + nfp) if ntp + nfp else None,
+                recall=ntp / n if n else None,
+                tp=ntp,
+                fp=nfp,
+                fn=n - ntp,
+                count_mape=float(np.mean(self._ape[cat])),
+            )
+        return Evaluation(out, self.images, self.score_threshold, self.iou_threshold, **info)
+
+
+# --- datasets -------------------------------------------------------------------------------
+
+
+def dataset_roots(path: Path) -> list[Path]:
+    """The DOTA roots at ``path``: itself if it has ``images/`` and ``labels/``, else its sub-folders that do.
+
+    Raises:
+        SceneError: no DOTA folder found.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise SceneError(f"{path}: not a folder")
+    if (path / "images").is_dir() and (path / "labels").is_dir():
+        return [path]
+    roots = sorted(p for p in path.iterdir() if (p / "images").is_dir() and (p / "labels").is_dir())
+    if not roots:
+        raise SceneError(f"{path}: no labelled dataset found (expected images/ and labels/ folders)")
+    return roots
+
+
+def labelled_categories(root: Path, images: list[LabelledImage]) -> set[str]:
+    """Categories a dataset labels: from ``classes.csv`` next to it, else those in its labels."""
+    class_map = load_class_map(root.parent / "classes.csv")
+    cats = {c for (ds, _), c in class_map.items() if ds == root.name and c in CATEGORIES}
+    return cats or {o.category for im in images for o in im.objects if o.category in CATEGORIES}
+
+
+def split_filter(split: str) -> tuple[Callable[[LabelledImage], bool], str | None]:
+    """A filter for ``split`` ("val" or "all") and a note when the split cannot be applied."""
+    if split == "all":
+        return (lambda _im: True), None
+    try:
+        from sitewatch.detect.train.splits import split_of
+    except ImportError:
+        return (lambda _im: True), "the training split definition is not installed; evaluating all images"
+    return (lambda im: split_of(im) == split), None
+
+
+def iter_labelled(path: Path, split: str = "val") -> Iterator[tuple[LabelledImage, set[str]]]:
+    """Labelled images under ``path`` (one DOTA root or a tree of them) in ``split``, with the
+    categories their dataset labels."""
+    keep, _ = split_filter(split)
+    for root in dataset_roots(path):
+        images = list(iter_dataset(root))
+        cats = labelled_categories(root, images)
+        for im in images:
+            if keep(im):
+                yield im, cats
+
+
+def evaluate(
+    detector: Detector,
+    items: Iterable[tuple[LabelledImage, set[str]]],
+    *,
+    open_scene: Callable[[LabelledImage], Scene],
+    score_threshold: float,
+    iou_threshold: float = 0.5,
+    progress: Callable[[LabelledImage], None] | None = None,
+) -> Evaluation:
+    """Run ``detector`` on labelled images and score it.
+
+    The detector should run at a low score threshold (AP needs the whole ranking);
+    ``score_threshold`` is the operating point for precision, recall and count errors.
+    Unreadable images are skipped and listed in ``Evaluation.skipped``.
+    """
+    ev = Evaluator(score_threshold, iou_threshold)
+    skipped: list[str] = []
+    datasets: set[str] = set()
+    for image, cats in items:
+        try:
+            with open_scene(image) as scene:
+                dets = detector.detect(scene, gsd_m=image.gsd_m)
+        except SceneError as e:
+            log.warning("%s", e)
+            skipped.append(str(image.image_path))
+            continue
+        ev.add(image, dets, cats)
+        datasets.add(image.dataset)
+        if progress is not None:
+            progress(image)
+    label = getattr(detector, "label", "")
+    return ev.result(model=label, datasets=sorted(datasets), skipped=skipped)

@@ -1,0 +1,202 @@
+"""``sitewatch detect`` on good and bad input, with the exact-answer block model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.warp import transform as warp_transform
+
+from detect_support import BLOCK_LENGTH, BLOCK_WIDTH, write_block_model
+from sitewatch.cli.main import main
+
+BLOCKS = [(40, 24), (100, 80), (152, 148)]  # 4-aligned top-left corners of 4x4 red blocks
+
+
+@pytest.fixture()
+def model(tmp_path: Path) -> Path:
+    return write_block_model(tmp_path / "block.onnx")
+
+
+def _rgb(w: int = 200, h: int = 180, value: int = 255) -> np.ndarray:
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[..., 1] = 60  # some green everywhere: not a flat image
+    for x, y in BLOCKS:
+        rgb[y : y + 4, x : x + 4, 0] = value
+    return rgb
+
+
+def _png(path: Path, rgb: np.ndarray) -> Path:
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def _tif(path: Path, bands: np.ndarray, **profile) -> Path:
+    count, h, w = bands.shape
+    meta = {"driver": "GTiff", "width": w, "height": h, "count": count, "dtype": bands.dtype.name, **profile}
+    with rasterio.open(path, "w", **meta) as ds:
+        ds.write(bands)
+    return path
+
+
+def run(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
+    try:
+        main(["detect", *args])
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _centres(out: str) -> list[tuple[float, float]]:
+    return sorted(tuple(d["center"]) for d in json.loads(out))
+
+
+def _expected(blocks=BLOCKS) -> list[tuple[float, float]]:
+    return sorted((x + 2.0, y + 2.0) for x, y in blocks)
+
+
+def test_json_output_schema_and_exact_boxes(tmp_path, model, capsys) -> None:
+    code, out, err = run(capsys, str(_png(tmp_path / "a.png", _rgb())), "--model", str(model), "--json", "--tile", "64", "--overlap", "16")
+    assert code == 0, err
+    items = json.loads(out)
+    assert _centres(out) == _expected()
+    d = items[0]
+    assert set(d) >= {"category", "score", "corners", "center", "length_px", "width_px", "heading_deg", "footprint"}
+    assert (d["category"], d["length_px"], d["width_px"], d["heading_deg"]) == ("aircraft", BLOCK_LENGTH, BLOCK_WIDTH, 0.0)
+    assert d["footprint"] is None and len(d["corners"]) == 4
+
+
+def test_jsonl_and_out_file_and_summary(tmp_path, model, capsys) -> None:
+    img = _png(tmp_path / "a.png", _rgb())
+    code, out, _ = run(capsys, str(img), "--model", str(model), "--jsonl")
+    assert code == 0 and len(out.strip().splitlines()) == 3
+    dest = tmp_path / "dets.json"
+    code, out, _ = run(capsys, str(img), "--model", str(model), "--out", str(dest))
+    assert code == 0
+    assert "aircraft" in out and "3" in out  # summary table
+    assert _centres(dest.read_text()) == _expected()
+
+
+def test_score_threshold_option(tmp_path, model, capsys) -> None:
+    rgb = _rgb()
+    rgb[24:28, 40:44, 0] = 180  # dim block: score sigmoid(0.1 * 52) = 0.9945
+    img = _png(tmp_path / "a.png", rgb)
+    assert len(json.loads(run(capsys, str(img), "--model", str(model), "--json")[1])) == 3
+    assert len(json.loads(run(capsys, str(img), "--model", str(model), "--json", "--score", "0.999")[1])) == 2
+
+
+def test_geojson_wgs84_polygons(tmp_path, model, capsys) -> None:
+    t = Affine(0.5, 0, 500000.0, 0, -0.5, 4100000.0)
+    img = _tif(tmp_path / "geo.tif", _rgb().transpose(2, 0, 1).copy(), crs="EPSG:32633", transform=t)
+    code, out, err = run(capsys, str(img), "--model", str(model), "--geojson")
+    assert code == 0, err
+    fc = json.loads(out)
+    assert fc["type"] == "FeatureCollection" and len(fc["features"]) == 3
+    for f in fc["features"]:
+        ring = f["geometry"]["coordinates"][0]
+        assert ring[0] == ring[-1] and len(ring) == 5
+        px = np.array(f["properties"]["corners"])
+        xs, ys = t * (px[:, 0], px[:, 1])
+        lon, lat = warp_transform("EPSG:32633", "EPSG:4326", list(xs), list(ys))
+        assert np.allclose(np.array(ring[:4]), np.stack([lon, lat], axis=1), atol=1e-7)
+        assert 14.9 < lon[0] < 15.1 and 37.0 < lat[0] < 37.1  # UTM 33N, 500 km E, 4100 km N
+
+
+def test_geojson_refused_without_georeference(tmp_path, model, capsys) -> None:
+    img = _png(tmp_path / "shot.png", _rgb())
+    code, out, err = run(capsys, str(img), "--model", str(model), "--geojson")
+    assert code == 2 and out == ""
+    assert err.strip().count("\n") == 0 and "shot.png" in err and "not georeferenced" in err
+
+
+def _bad_files(tmp: Path) -> dict[str, Path]:
+    (tmp / "empty.png").write_bytes(b"")
+    (tmp / "notes.txt").write_text("not an image\n" * 20)
+    (tmp / "trunc.png").write_bytes(_png(tmp / "full.png", _rgb()).read_bytes()[:300])
+    _png(tmp / "tiny.png", np.zeros((1, 1, 3), np.uint8))
+    return {
+        "missing": tmp / "missing.tif",
+        "empty": tmp / "empty.png",
+        "text": tmp / "notes.txt",
+        "truncated": tmp / "trunc.png",
+        "1x1": tmp / "tiny.png",
+        "folder": tmp,
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "text", "truncated", "1x1", "folder"])
+def test_bad_images_refused_in_one_line(tmp_path, model, capsys, case: str) -> None:
+    path = _bad_files(tmp_path)[case]
+    code, out, err = run(capsys, str(path), "--model", str(model), "--json")
+    assert code != 0
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert str(path) in lines[0] or path.name in lines[0]
+    assert "Traceback" not in err
+
+
+def test_bad_model_refused_in_one_line(tmp_path, capsys) -> None:
+    bad = tmp_path / "m.onnx"
+    bad.write_bytes(b"\x00garbage" * 50)
+    img = _png(tmp_path / "a.png", _rgb())
+    code, _, err = run(capsys, str(img), "--model", str(bad))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "m.onnx" in err
+    code, _, err = run(capsys, str(img), "--model", str(tmp_path / "m.onnx"), "--tile", "100")
+    assert code == 2 and "multiple of 32" in err
+
+
+def _stretch_case(kind: str) -> np.ndarray:
+    """Non-8-bit / odd-band rasters holding the blocks; the percentile stretch keeps them bright red."""
+    rgb = _rgb().transpose(2, 0, 1).astype(np.float64)
+    if kind == "uint16":
+        return (rgb * 40 + 1000).astype(np.uint16)
+    if kind == "float32":
+        return (rgb * 1.7 + 12.5).astype(np.float32)  # radiance-like floats
+    if kind == "rgba":
+        return np.concatenate([rgb, np.full((1, *rgb.shape[1:]), 255)]).astype(np.uint8)
+    if kind == "rgbn":
+        return np.concatenate([rgb, np.full((1, *rgb.shape[1:]), 90)]).astype(np.uint8)
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["uint16", "float32", "rgba", "rgbn"])
+def test_bit_depths_and_band_layouts_are_detected(tmp_path, model, capsys, kind: str) -> None:
+    img = _tif(tmp_path / f"{kind}.tif", _stretch_case(kind))
+    code, out, err = run(capsys, str(img), "--model", str(model), "--json")
+    assert code == 0, err
+    assert _centres(out) == _expected()
+
+
+def test_single_band_image_runs(tmp_path, model, capsys) -> None:
+    grey = np.zeros((1, 100, 100), np.uint8)
+    grey[0, 40:44, 60:64] = 255  # bright in all three channels after grey → RGB
+    code, out, err = run(capsys, str(_tif(tmp_path / "grey.tif", grey)), "--model", str(model), "--json")
+    assert code == 0, err
+    assert _centres(out) == [(62.0, 42.0)]
+
+
+def test_nodata_area_is_skipped(tmp_path, model, capsys) -> None:
+    bands = _rgb(256, 128).transpose(2, 0, 1).copy()
+    bands[:, :, :128] = 0  # left half nodata: one block there is not reported
+    bands[0, 80:84, 200:204] = 255
+    img = _tif(tmp_path / "nodata.tif", bands, nodata=0)
+    code, out, err = run(capsys, str(img), "--model", str(model), "--json", "--tile", "64", "--overlap", "0")
+    assert code == 0, err
+    assert _centres(out) == [(202.0, 82.0)]
+
+
+def test_entry_point_subprocess_no_traceback(tmp_path) -> None:
+    (tmp_path / "x.jpg").write_bytes(b"")
+    r = subprocess.run([sys.executable, "-m", "sitewatch.cli.main", "detect", str(tmp_path / "x.jpg")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert r.stdout == "" and r.stderr.strip().splitlines() == [f"error: {tmp_path / 'x.jpg'}: empty file (0 bytes)"]
