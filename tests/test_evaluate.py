@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 import shapely
-from detect_support import write_block_model
 
+from detect_support import write_block_model
 from sitewatch.cli.main import main
 from sitewatch.detect.evaluate import FP, IGNORED, TP, Evaluator, average_precision, match
 from sitewatch.dota import LabelledImage, LabelledObject
