@@ -47,7 +47,7 @@ def _v1_passes_detections(conn: Connection) -> None:
                 ) from e
     md = MetaData()
     passes = sc.passes_table(md, dialect)
-    detections = Table("detections", md, *sc.detection_columns(dialect, version=1))
+    detections = Table("detections", md, *sc.detection_columns(dialect, version=1), sqlite_autoincrement=True)
     passes.create(conn)
     detections.create(conn)
 

@@ -68,12 +68,13 @@ def passes_table(metadata: MetaData, dialect_name: str) -> Table:
         Column("metadata", JSON),
         Column("created", DateTime(timezone=True), nullable=False),
         UniqueConstraint("site", "scene_path", name="uq_passes_site_scene"),
+        sqlite_autoincrement=True,  # never reuse the id of a deleted or replaced pass
     )
 
 
 def detection_columns(dialect_name: str, version: int = SCHEMA_VERSION) -> list[Column]:
     """Columns of ``detections`` as they are at schema ``version`` (1 or later)."""
-    cols = [
+    cols: list[Column] = [
         Column("id", Integer, primary_key=True, autoincrement=True),
         Column("pass_id", Integer, ForeignKey("passes.id", ondelete="CASCADE"), nullable=False, index=True),
         Column("category", String(32), nullable=False),
@@ -111,6 +112,7 @@ def documents_table(metadata: MetaData) -> Table:
         Column("published", DateTime(timezone=True)),
         Column("text", Text, nullable=False),
         Column("created", DateTime(timezone=True), nullable=False),
+        sqlite_autoincrement=True,
     )
 
 
@@ -124,6 +126,7 @@ def claims_table(metadata: MetaData) -> Table:
         Column("site", String(128), index=True),
         Column("payload", JSON, nullable=False),
         Column("created", DateTime(timezone=True), nullable=False),
+        sqlite_autoincrement=True,
     )
 
 
@@ -152,7 +155,7 @@ def schema_version_table(metadata: MetaData) -> Table:
 def build_schema(dialect_name: str) -> Schema:
     """The tables at :data:`SCHEMA_VERSION` for ``dialect_name`` (``"sqlite"``, ``"postgresql"``)."""
     md = MetaData()
-    detections = Table("detections", md, *detection_columns(dialect_name))
+    detections = Table("detections", md, *detection_columns(dialect_name), sqlite_autoincrement=True)
     return Schema(
         metadata=md,
         passes=passes_table(md, dialect_name),

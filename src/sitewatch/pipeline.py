@@ -1,0 +1,174 @@
+"""Scan one scene of one site: window on the AOI, detect, identify, georeference, store a pass.
+
+This module sits above the stages it joins (imagery, sites, detect, identify, store) and below
+compare/assess/report, which read the passes it stores. The CLI ``sitewatch scan`` is a thin
+wrapper over :func:`scan`.
+
+Frames: detections stay in the *scene's* pixel frame (the window is only what is read);
+footprints are WGS84 lon/lat polygons; the pass's ``transform``/``crs`` map pixels to the ground.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import warnings
+from typing import Any, Protocol
+
+import numpy as np
+import shapely
+from shapely.geometry import Polygon
+
+from sitewatch.detect.base import Detector, ProgressCallback
+from sitewatch.errors import CoverageError, GeoreferenceError, LowCoverageWarning
+from sitewatch.imagery import georef
+from sitewatch.imagery.base import Scene
+from sitewatch.imagery.simulate import is_simulated
+from sitewatch.store import Store
+from sitewatch.types import Detection, Pass
+
+log = logging.getLogger(__name__)
+
+#: A scene covering less than this fraction of a site's AOI is refused (wrong scene or wrong site).
+MIN_COVERAGE = 0.01
+
+#: A scene covering less than this fraction is scanned with a :class:`LowCoverageWarning`.
+FULL_COVERAGE = 0.99
+
+
+class SiteLike(Protocol):
+    """What :func:`scan` needs of a :class:`sitewatch.sites.Site`."""
+
+    name: str
+    aoi: Polygon
+    priors: dict[str, Any]
+
+
+def scan(
+    scene: Scene,
+    site: SiteLike,
+    detector: Detector,
+    store: Store | None,
+    *,
+    gsd_m: float | None = None,
+    progress: ProgressCallback | None = None,
+    min_coverage: float = MIN_COVERAGE,
+) -> Pass:
+    """Detect and identify objects on a site's AOI in a scene and store the result as a pass.
+
+    A georeferenced scene is read only on the window holding the site's AOI; detections whose
+    centre falls outside the AOI are dropped and the rest get WGS84 footprints. A pixel-space
+    scene (a screenshot without anchor) is scanned whole, measured with ``gsd_m``, and stored with
+    ``crs``/``aoi_coverage``/``footprint`` None. Rescanning the same scene replaces its pass.
+
+    Args:
+        scene: the image (see :func:`sitewatch.imagery.open_scene`).
+        site: the watched site (name, WGS84 AOI polygon, type priors).
+        detector: the detector to run.
+        store: where to save the pass, or None to only return it.
+        gsd_m: metres per pixel, overriding the scene's.
+        progress: called with (tiles done, tiles total).
+        min_coverage: smallest fraction (0..1) of the AOI the scene must cover.
+
+    Returns:
+        The stored pass (with ids when ``store`` is given).
+
+    Raises:
+        CoverageError: the scene covers less than ``min_coverage`` of the AOI.
+        GeoreferenceError: a pixel-space scene without any GSD.
+        StoreError: the pass cannot be stored (the store is left unchanged).
+    """
+    gsd = gsd_m if gsd_m is not None else georef.gsd_of(scene)
+    window = None
+    cover: float | None = None
+    footprint: str | None = None
+    if scene.georeferenced:
+        cover = georef.coverage(scene, site.aoi)
+        if cover is None or cover < min_coverage:
+            raise CoverageError(
+                f"{scene.path} covers {100 * (cover or 0):.2f}% of the AOI of site '{site.name}' "
+                f"(at least {100 * min_coverage:g}% needed): wrong scene or wrong site?"
+            )
+        if cover < FULL_COVERAGE:
+            warnings.warn(
+                LowCoverageWarning(f"{scene.path} covers only {100 * cover:.1f}% of the AOI of site '{site.name}'"),
+                stacklevel=2,
+            )
+        window = georef.window_for_polygon(scene, site.aoi)
+        footprint = georef.footprint_wgs84(scene).intersection(site.aoi).wkt
+    elif gsd is None:
+        raise GeoreferenceError(
+            f"{scene.path}: no CRS and no GSD: pass --gsd METRES_PER_PIXEL (e.g. --gsd 0.5), "
+            "or --center LAT,LON with --gsd to place it on the ground"
+        )
+    log.info("scanning %s for site %s (window %s, GSD %s m)", scene.path, site.name, window, gsd)
+    detections = detector.detect(scene, window=window, gsd_m=gsd, progress=progress)
+    n_found = len(detections)
+    if scene.georeferenced:
+        detections = _inside_aoi(scene, detections, site.aoi)
+    detections = _identify(scene, detections, gsd, site)
+    if scene.georeferenced:
+        detections = _with_footprints(scene, detections)
+    meta = {
+        **scene.metadata,
+        "scene_size_px": [scene.width, scene.height],
+        "window_px": None if window is None else [int(window.col_off), int(window.row_off), int(window.width), int(window.height)],
+        "detections_outside_aoi": n_found - len(detections),
+    }
+    p = Pass(
+        site=site.name,
+        scene_path=str(scene.path),
+        acquired=scene.acquired,
+        footprint_wkt=footprint,
+        aoi_coverage=cover,  # type: ignore[arg-type]  # None: unknown (pixel space)
+        gsd_m=gsd,
+        model=detector.label,
+        crs=scene.crs.to_string() if scene.crs is not None else None,
+        transform=tuple(float(v) for v in scene.transform[:6]) if scene.transform is not None else None,
+        simulated=is_simulated(scene),
+        metadata=meta,
+        detections=detections,
+    )
+    if store is None:
+        return p
+    return store.get_pass(store.save_pass(p))
+
+
+def _inside_aoi(scene: Scene, detections: list[Detection], aoi: Polygon) -> list[Detection]:
+    """The detections whose box centre lies inside the AOI."""
+    if not detections:
+        return detections
+    lons, lats = georef.pixel_to_lonlat(scene, [d.box.cx for d in detections], [d.box.cy for d in detections])
+    inside = shapely.contains_xy(aoi, lons, lats)
+    return [d for d, keep in zip(detections, inside, strict=True) if keep]
+
+
+def _with_footprints(scene: Scene, detections: list[Detection]) -> list[Detection]:
+    """Detections with their oriented boxes mapped to WGS84 corner polygons."""
+    if not detections:
+        return detections
+    corners = np.stack([d.box.corners() for d in detections])  # (n, 4, 2) pixels
+    lons, lats = georef.pixel_to_lonlat(scene, corners[..., 0].ravel(), corners[..., 1].ravel())
+    lonlat = np.column_stack([lons, lats]).reshape(-1, 4, 2)
+    return [
+        dataclasses.replace(d, footprint=tuple((float(x), float(y)) for x, y in ring))
+        for d, ring in zip(detections, lonlat, strict=True)
+    ]
+
+
+def _identify(scene: Scene, detections: list[Detection], gsd: float | None, site: SiteLike) -> list[Detection]:
+    """Measurements and type candidates, when the identify stage is installed."""
+    try:
+        from sitewatch.identify import identify_detections
+    except ImportError:
+        log.info("identify stage not available: detections stored without type candidates")
+        return detections
+    return identify_detections(
+        detections,
+        gsd_m=gsd,
+        crs=scene.crs,
+        transform=scene.transform,
+        off_nadir_deg=scene.metadata.get("off_nadir_deg"),
+        view_azimuth_deg=scene.metadata.get("view_azimuth_deg"),
+        priors=getattr(site, "priors", None) or None,
+    )
