@@ -113,10 +113,14 @@ def make_assessment(*, bad_ref: bool = False):
     )
 
 
-def make_checks():
-    claim = {"id": 7, "source": "example-news", "published": datetime(2024, 5, 9, tzinfo=UTC),
-             "text": "A transport aircraft left the base this week."}
-    return [SimpleNamespace(claim=claim, verdict="corroborated", evidence=["det:2", "comparison:10-11"], note="aircraft 2 departed")]
+def make_claims():
+    claims = [{"id": "7", "source": "example-news", "published": "2024-05-09T00:00:00+00:00",
+               "text": "A transport aircraft left the base this week."},
+              {"id": "c9", "source": "blog", "published": None, "text": "Troops are training nearby."}]
+    checks = [SimpleNamespace(claim_id="7", verdict="corroborated", reason="1 aircraft departed between the passes.",
+                              evidence=["claim:7", "pass:10", "pass:11", "det:2", "comparison:10-11"]),
+              SimpleNamespace(claim_id="c9", verdict="not-observable", reason="names no equipment", evidence=["claim:c9"])]
+    return claims, checks
 
 
 @pytest.fixture
@@ -124,8 +128,9 @@ def report_data(tmp_path: Path) -> ReportData:
     from sitewatch.imagery import open_scene
 
     site, passes, comp = make_scenario(tmp_path, simulated=True)
+    claims, checks = make_claims()
     return assemble_report_data(site, passes, comparisons=[comp], assessment=make_assessment(),
-                                claim_checks=make_checks(), open_scene=open_scene)
+                                claims=claims, claim_checks=checks, open_scene=open_scene)
 
 
 def _png(b64: str) -> np.ndarray:
@@ -187,7 +192,11 @@ def test_report_data_citations_resolve(report_data: ReportData) -> None:
     by_key = {e.key: e for e in r.evidence}
     assert by_key["cmp-10-11"].pass_ids == [10, 11] and by_key["cmp-10-11"].comparison == "C1"
     assert by_key["det-1"].detection_ids == [1] and "2024-05-01" in by_key["det-1"].text
-    assert by_key["claim-7"].source == "example-news"
+    assert by_key["claim-7"].source == "example-news" and by_key["claim-7"].claim_id == "7"
+    assert [(c.id, c.verdict, c.evidence) for c in r.claims] == [
+        ("7", "corroborated", ["claim-7", "pass-10", "pass-11", "det-2", "cmp-10-11"]),
+        ("c9", "not-observable", ["claim-c9"]),
+    ]
     assert r.assessment.judgements[1].evidence == ["det-1", "det-3"]
     pass_ids = {p.id for p in r.passes}
     det_ids = {d for p in r.passes for d in p.detection_ids}

@@ -118,7 +118,7 @@ class EvidenceEntry(BaseModel):
         text: one line describing it (pass id + date, detections, comparison, claim and source).
         pass_ids, detection_ids: store ids it rests on.
         comparison: label of the comparison (``"C1"``), if any.
-        claim_id: store id of the claim, if any.
+        claim_id: id of the claim, if any.
         source: the document a claim came from, if any.
     """
 
@@ -128,7 +128,7 @@ class EvidenceEntry(BaseModel):
     pass_ids: list[int] = Field(default_factory=list)
     detection_ids: list[int] = Field(default_factory=list)
     comparison: str | None = None
-    claim_id: int | None = None
+    claim_id: str | None = None
     source: str | None = None
 
 
@@ -184,7 +184,7 @@ class AssessmentSection(BaseModel):
 class ClaimRow(BaseModel):
     """A claim from an open-source text and the imagery's verdict on it."""
 
-    id: int | None = None
+    id: str | None = None
     source: str = ""
     published: datetime | None = None
     text: str

@@ -1,0 +1,43 @@
+"""``sitewatch report SITE [--from DATE] -o report.html|report.pdf|report.json``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from sitewatch.cli.options import store_option
+
+
+@click.command("report")
+@click.argument("site")
+@click.option(
+    "--from",
+    "since",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]),
+    default=None,
+    help="Only passes acquired on or after this date (UTC), e.g. 2024-05-01.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Report file: .html (self-contained), .pdf (A4) or .json. Default: <site>-report.html. "
+    "A JSON twin is always written beside it.",
+)
+@store_option
+def command(site: str, since: datetime | None, output: Path | None, store_url: str | None) -> None:
+    """Write the analyst's report of SITE: key judgements with evidence, inventory, chips, map, ACH, claims."""
+    from sitewatch.cli.console import err_console, out_console
+    from sitewatch.report import write_report
+    from sitewatch.report.render import check_output_path
+    from sitewatch.store import open_store
+
+    out = output or Path(f"{site}-report.html")
+    check_output_path(out)  # fail before opening the store or doing any work
+    with err_console.status(f"writing report of {site}"), open_store(store_url) as store:
+        path = write_report(store, site, out, since=since.replace(tzinfo=UTC) if since else None)
+    twin = path.with_suffix(".json")
+    out_console.print(f"report: {path}" + (f"\njson:   {twin}" if twin != path else ""))
