@@ -1,0 +1,271 @@
+"""The assessment of one site: indicators, claims checked, hypotheses weighed, key judgements.
+
+:func:`assess_site` is the stage's entry point; :class:`Assessment` is what report and API read
+(``to_dict()`` is its machine-readable twin). Every key judgement lists the evidence references
+it rests on, and :attr:`Assessment.evidence` describes every reference used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sitewatch.assess import _comparison as cmp
+from sitewatch.assess.claims import Claim, ClaimCheck, check_claims, find_conflicts, reliability_weight
+from sitewatch.assess.estimative import confidence_level
+from sitewatch.assess.hypotheses import (
+    CLAIM_STRENGTH,
+    VERDICT_FACTOR,
+    EvidenceItem,
+    Hypothesis,
+    HypothesisResult,
+    load_hypotheses,
+    weigh,
+)
+from sitewatch.assess.indicators import Indicator, IndicatorResult, evaluate, load_indicators
+from sitewatch.assess.metrics import Context
+from sitewatch.types import Pass
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(slots=True)
+class Assessment:
+    """The assessment of one site.
+
+    Attributes:
+        site: site name.
+        generated: when the assessment was made (UTC).
+        passes: ids and dates of the passes used.
+        indicators: every indicator's result (fired, not-fired, not-assessable).
+        claims: the claims considered; checks: what imagery says about each; conflicts: claim pairs
+            that cannot both be true (both claims kept).
+        hypotheses: weighed hypotheses, most likely first (probability, ICD 203 term).
+        ach_matrix: ``{"hypotheses": [names], "rows": [EvidenceItem dicts]}``.
+        confidence: ``{"level": low|moderate|high, "reasons": [...], "sentence": str}``.
+        key_judgements: ``[{"text", "evidence": [refs]}]``.
+        not_assessable: what cannot be assessed and why.
+        evidence: reference -> short description, for every reference used.
+    """
+
+    site: str
+    generated: datetime
+    passes: list[dict[str, Any]]
+    indicators: list[IndicatorResult]
+    claims: list[Claim]
+    checks: list[ClaimCheck]
+    conflicts: list[dict[str, Any]]
+    hypotheses: list[HypothesisResult]
+    ach_matrix: dict[str, Any]
+    confidence: dict[str, Any]
+    key_judgements: list[dict[str, Any]]
+    not_assessable: list[str] = field(default_factory=list)
+    evidence: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def fired(self) -> list[IndicatorResult]:
+        return [i for i in self.indicators if i.state == "fired"]
+
+    @property
+    def most_likely(self) -> HypothesisResult | None:
+        return self.hypotheses[0] if self.hypotheses else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (schema version :data:`SCHEMA_VERSION`)."""
+        return {
+            "schema": SCHEMA_VERSION,
+            "site": self.site,
+            "generated": self.generated.isoformat(),
+            "passes": list(self.passes),
+            "key_judgements": [dict(k) for k in self.key_judgements],
+            "confidence": dict(self.confidence),
+            "hypotheses": [h.to_dict() for h in self.hypotheses],
+            "ach_matrix": self.ach_matrix,
+            "indicators": [i.to_dict() for i in self.indicators],
+            "claims": [c.to_dict() for c in self.claims],
+            "claim_checks": [c.to_dict() for c in self.checks],
+            "conflicts": [dict(c) for c in self.conflicts],
+            "not_assessable": list(self.not_assessable),
+            "evidence": dict(self.evidence),
+        }
+
+
+def _site_name(site: Any) -> str:
+    return site if isinstance(site, str) else site.name
+
+
+def _evidence_index(site_passes: list[Pass], comparisons: list[Any], claims: list[Claim], indicators: list[IndicatorResult]) -> dict[str, str]:
+    idx: dict[str, str] = {}
+    for p in site_passes:
+        idx[f"pass:{p.id}"] = f"pass {p.id} of {p.acquired.date() if p.acquired else 'unknown date'} ({p.scene_path})"
+        for d in p.detections:
+            if d.id is not None:
+                best = f" ({d.best_type.name})" if d.best_type else ""
+                idx[f"det:{d.id}"] = f"{d.category}{best} in pass {p.id}, score {d.score:.2f}"
+    for c in comparisons:
+        a, b = cmp.pass_ids(c)
+        idx[cmp.ref(c)] = f"comparison of pass {a} with pass {b}"
+    for c in claims:
+        idx[c.ref] = f"{c.source}{' (' + c.reliability + ')' if c.reliability else ''}: \"{c.text}\""
+    for i in indicators:
+        idx[i.ref] = f"indicator {i.name}: {i.sentence or i.reason}"
+    return idx
+
+
+def _evidence_items(indicators: list[IndicatorResult], claims: list[Claim], checks: dict[str, ClaimCheck],
+                    hypotheses: list[Hypothesis]) -> list[EvidenceItem]:  # fmt: skip
+    items = []
+    for r in indicators:
+        if r.state != "fired":
+            continue
+        scores = {h.name: h.indicators.get(r.name, "N") for h in hypotheses}
+        items.append(EvidenceItem(r.ref, "indicator", r.sentence or r.title, r.strength, 1.0, scores, list(r.evidence)))
+    for c in claims:
+        if not c.signal:
+            continue
+        check = checks.get(c.id)
+        verdict = check.verdict if check else None
+        rel = reliability_weight(c.reliability) * VERDICT_FACTOR[verdict]
+        scores = {h.name: h.claims.get(c.signal, "N") for h in hypotheses}
+        refs = list(check.evidence) if check else [c.ref]
+        title = f"{c.source}: {c.text}" + (f" [{verdict}]" if verdict else "")
+        items.append(EvidenceItem(c.ref, "claim", title, CLAIM_STRENGTH, rel, scores, refs))
+    return items
+
+
+def _confidence(site_passes: list[Pass], comparisons: list[Any], fired: list[IndicatorResult],
+                checks: list[ClaimCheck], conflicts: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+    points, reasons = 0, []
+    n = len(site_passes)
+    if n >= 3:
+        points += 1
+        reasons.append(f"{n} passes over time")
+    elif n <= 1:
+        points -= 1
+        reasons.append("a single pass: no change over time can be seen")
+    else:
+        reasons.append("only two passes")
+    if len(fired) >= 2:
+        points += 1
+        reasons.append(f"{len(fired)} independent indicators fired")
+    corroborated = sum(c.verdict == "corroborated" for c in checks)
+    if corroborated:
+        points += 1
+        reasons.append(f"{corroborated} text claim(s) corroborated by imagery")
+    cov = [p.aoi_coverage for p in site_passes]
+    if cov and min(cov) >= 0.9 and not any(p.simulated for p in site_passes):
+        points += 1
+        reasons.append("full coverage of the site in every pass")
+    elif any(p.simulated for p in site_passes):
+        points -= 1
+        reasons.append("some imagery is simulated")
+    elif cov:
+        reasons.append(f"partial coverage (worst pass {min(cov):.0%} of the site)")
+    contradicted = sum(c.verdict == "contradicted" for c in checks)
+    if contradicted or conflicts:
+        points -= 1
+        reasons.append(f"{contradicted} claim(s) contradicted by imagery, {len(conflicts)} conflicting report pair(s)")
+    poor = [q for q in (cmp.registration_quality(c) for c in comparisons) if q is not None and q < 0.5]
+    if poor:
+        points -= 1
+        reasons.append(f"{len(poor)} comparison(s) with poor co-registration")
+    level = confidence_level(points)
+    sentence = f"We have {level} confidence in these judgements: " + "; ".join(reasons) + "."
+    return {"level": level, "points": points, "reasons": reasons, "sentence": sentence}
+
+
+def _support(h: HypothesisResult, items: list[EvidenceItem], site_passes: list[Pass]) -> list[str]:
+    refs: list[str] = []
+    for e in items:
+        if e.scores.get(h.name) in ("C", "CC"):
+            refs.append(e.ref)
+            refs.extend(r for r in e.refs if r not in refs)
+    return refs or [f"pass:{p.id}" for p in site_passes]
+
+
+def _judgements(site: str, hyps: list[HypothesisResult], items: list[EvidenceItem], fired: list[IndicatorResult],
+                claims: list[Claim], checks: list[ClaimCheck], conflicts: list[dict[str, Any]],
+                site_passes: list[Pass]) -> list[dict[str, Any]]:  # fmt: skip
+    out = []
+    if hyps and (items or site_passes):
+        top = hyps[0]
+        out.append({"text": f"It is {top.term} ({top.probability:.0%}) that {top.statement} at {site}.",
+                    "evidence": _support(top, items, site_passes), "hypothesis": top.name})  # fmt: skip
+        for h in hyps[1:]:
+            if h.probability >= 0.2:
+                out.append({"text": f"It is {h.term} ({h.probability:.0%}) that {h.statement}.",
+                            "evidence": _support(h, items, site_passes), "hypothesis": h.name})  # fmt: skip
+    for r in fired:
+        out.append({"text": r.sentence or r.title, "evidence": [r.ref, *r.evidence], "indicator": r.name})
+    by_id = {c.id: c for c in claims}
+    for ch in checks:
+        if ch.verdict in ("corroborated", "contradicted"):
+            c = by_id[ch.claim_id]
+            out.append({"text": f"Imagery {ch.verdict[:-2]}s the report by {c.source} (\"{c.text}\"): {ch.reason}",
+                        "evidence": list(ch.evidence), "claim": c.id})  # fmt: skip
+    for cf in conflicts:
+        out.append({"text": f"Reports conflict: {cf['reason']}.", "evidence": [f"claim:{i}" for i in cf["claims"]]})
+    return out
+
+
+def assess_site(
+    site: Any,
+    passes: list[Pass],
+    comparisons: list[Any],
+    claims: list[Claim | dict[str, Any]],
+    *,
+    indicators: list[Indicator] | None = None,
+    hypotheses: list[Hypothesis] | None = None,
+    indicator_dirs: list[Path] | None = None,
+    now: datetime | None = None,
+) -> Assessment:
+    """Assess one site from its passes, the comparisons between them and text claims about it.
+
+    Args:
+        site: the Site (its zones are used by zone indicators) or its name.
+        passes: passes of the site (any order; other sites' passes are ignored).
+        comparisons: comparisons between consecutive passes (from ``compare_passes``), oldest first.
+        claims: claims (objects or their dicts) about the site; claims naming another site are ignored.
+        indicators: indicator definitions (default :func:`load_indicators` with ``indicator_dirs``).
+        hypotheses: hypotheses (default the bundled set).
+        indicator_dirs: extra indicator files or directories.
+        now: the assessment time (default now, UTC).
+
+    Raises:
+        IndicatorError: invalid or duplicate indicator definitions.
+    """
+    name = _site_name(site)
+    site_passes = sorted((p for p in passes if p.site == name), key=lambda p: (p.acquired is None, p.acquired or datetime.min))
+    cls = [c if isinstance(c, Claim) else Claim.from_dict(c) for c in claims]
+    cls = [c for c in cls if c.site in (None, name)]
+    defs = indicators if indicators is not None else load_indicators(indicator_dirs)
+    hyps = hypotheses if hypotheses is not None else load_hypotheses()
+    ctx = Context(site if not isinstance(site, str) else None, site_passes, list(comparisons), cls)
+    results = [evaluate(d, ctx) for d in defs]
+    checks = check_claims(cls, site_passes, list(comparisons))
+    conflicts = find_conflicts(cls)
+    items = _evidence_items(results, cls, {c.claim_id: c for c in checks}, hyps)
+    weighed = weigh(hyps, items)
+    fired = [r for r in results if r.state == "fired"]
+    not_assessable = [f"{r.name}: {r.reason}" for r in results if r.state == "not-assessable"]
+    if len(site_passes) <= 1:
+        not_assessable.insert(0, f"{name}: {len(site_passes)} pass(es); changes over time (comparison-based indicators) cannot be assessed")
+    if not items:
+        not_assessable.insert(0, f"{name}: no indicator fired and no claim carries a signal; the hypotheses stay at equal odds")
+    return Assessment(
+        site=name,
+        generated=now or datetime.now(UTC),
+        passes=[{"id": p.id, "acquired": p.acquired.isoformat() if p.acquired else None, "scene": p.scene_path} for p in site_passes],
+        indicators=results,
+        claims=cls,
+        checks=checks,
+        conflicts=conflicts,
+        hypotheses=weighed,
+        ach_matrix={"hypotheses": [h.name for h in hyps], "rows": [e.to_dict() for e in items]},
+        confidence=_confidence(site_passes, list(comparisons), fired, checks, conflicts),
+        key_judgements=_judgements(name, weighed, items, fired, cls, checks, conflicts, site_passes),
+        not_assessable=not_assessable,
+        evidence=_evidence_index(site_passes, list(comparisons), cls, results),
+    )

@@ -1,0 +1,299 @@
+"""Registry of metric functions that indicator conditions are written in.
+
+A metric takes the :class:`Context` (one site's passes, comparisons and claims) and the filters
+of a condition, and returns a :class:`MetricValue`: a number with the evidence it was computed
+from, or ``value=None`` with the reason it cannot be assessed (one pass only, no georeference,
+no comparison...). Register new metrics with :func:`register_metric`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.spatial import cKDTree
+from shapely.geometry import Polygon
+
+from sitewatch.assess import _comparison as cmp
+from sitewatch.assess.convoy import find_convoys
+from sitewatch.errors import SitewatchError
+from sitewatch.types import Detection, Pass
+
+
+class IndicatorError(SitewatchError, ValueError):
+    """An indicator definition or metric is invalid, or a name is registered twice."""
+
+
+@dataclass(slots=True)
+class Context:
+    """What the metrics see: one site's passes (oldest first), comparisons and claims.
+
+    Attributes:
+        site: the Site (zones are WGS84 polygons), or None.
+        passes: passes of the site, oldest first.
+        comparisons: comparisons between consecutive passes, oldest first.
+        claims: claims about the site.
+    """
+
+    site: Any
+    passes: list[Pass]
+    comparisons: list[Any] = field(default_factory=list)
+    claims: list[Any] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class MetricValue:
+    """A metric's value and where it came from.
+
+    Attributes:
+        value: the number, or None when not assessable.
+        evidence: references (``pass:<id>``, ``det:<id>``, ``comparison:<a>-<b>``).
+        reason: why the value is None (or a note on how it was computed).
+        passes: passes the value depends on (for data-quality scaling).
+    """
+
+    value: float | None
+    evidence: list[str] = field(default_factory=list)
+    reason: str = ""
+    passes: list[Pass] = field(default_factory=list)
+
+
+MetricFn = Callable[[Context, dict[str, Any]], MetricValue]
+_METRICS: dict[str, tuple[MetricFn, str]] = {}
+#: Filter keys every detection-counting metric understands.
+DETECTION_FILTERS = {"category", "role", "type", "zone", "scope", "min_score"}
+
+
+def register_metric(name: str, doc: str | None = None) -> Callable[[MetricFn], MetricFn]:
+    """Decorator registering a metric under ``name``.
+
+    Raises:
+        IndicatorError: when ``name`` is already registered.
+    """
+
+    def deco(fn: MetricFn) -> MetricFn:
+        if name in _METRICS:
+            raise IndicatorError(f"metric '{name}' is already registered")
+        _METRICS[name] = (fn, doc or (fn.__doc__ or "").strip().splitlines()[0])
+        return fn
+
+    return deco
+
+
+def get_metric(name: str) -> MetricFn:
+    """The metric function called ``name``.
+
+    Raises:
+        IndicatorError: unknown metric (the message lists the known ones).
+    """
+    if name not in _METRICS:
+        raise IndicatorError(f"unknown metric '{name}'; known: {', '.join(sorted(_METRICS))}")
+    return _METRICS[name][0]
+
+
+def list_metrics() -> dict[str, str]:
+    """Registered metric names and their one-line descriptions."""
+    return {k: v[1] for k, v in sorted(_METRICS.items())}
+
+
+# ---- detection filtering ---------------------------------------------------------------------
+def _values(f: dict[str, Any], key: str) -> set[str] | None:
+    v = f.get(key)
+    if v is None:
+        return None
+    return {x.strip().lower() for x in (v if isinstance(v, list | tuple | set) else str(v).split("|"))}
+
+
+def _zone(ctx: Context, name: str) -> Polygon | None:
+    zones = getattr(ctx.site, "zones", None) or {}
+    return zones.get(name)
+
+
+def select(ctx: Context, p: Pass, f: dict[str, Any]) -> list[Detection] | None:
+    """Detections of a pass passing the filters; None when a zone filter cannot be applied."""
+    cats, roles, types = _values(f, "category"), _values(f, "role"), _values(f, "type")
+    min_score = float(f.get("min_score", 0.0))
+    out = []
+    for d in p.detections:
+        if cats and d.category not in cats or d.score < min_score:
+            continue
+        best = d.best_type
+        if roles and not (best and best.role and best.role.lower() in roles):
+            continue
+        if types and not (best and best.type_id.lower() in types):
+            continue
+        out.append(d)
+    if f.get("zone"):
+        zone = _zone(ctx, str(f["zone"]))
+        if zone is None or any(d.footprint is None for d in out):
+            return None
+        out = [d for d in out if zone.contains(Polygon(d.footprint).centroid)]
+    return out
+
+
+def _zone_problem(ctx: Context, f: dict[str, Any]) -> str:
+    if f.get("zone") and _zone(ctx, str(f["zone"])) is None:
+        return f"site has no zone '{f['zone']}'"
+    return "detections are not georeferenced (no footprints) so zones cannot be used"
+
+
+def _refs(p: Pass, dets: list[Detection]) -> list[str]:
+    return [f"pass:{p.id}", *(f"det:{d.id}" for d in dets if d.id is not None)]
+
+
+# ---- metrics ---------------------------------------------------------------------------------
+@register_metric("count")
+def count(ctx: Context, f: dict[str, Any]) -> MetricValue:
+    """Number of detections passing the filters in the latest pass (scope=first: the first pass)."""
+    if not ctx.passes:
+        return MetricValue(None, reason="no passes")
+    p = ctx.passes[0] if f.get("scope") == "first" else ctx.passes[-1]
+    dets = select(ctx, p, f)
+    if dets is None:
+        return MetricValue(None, reason=_zone_problem(ctx, f))
+    return MetricValue(float(len(dets)), _refs(p, dets), passes=[p])
+
+
+def _change(ctx: Context, f: dict[str, Any]) -> tuple[MetricValue, int, int]:
+    if len(ctx.passes) < 2:
+        return MetricValue(None, reason="needs at least two passes"), 0, 0
+    first, last = ctx.passes[0], ctx.passes[-1]
+    a, b = select(ctx, first, f), select(ctx, last, f)
+    if a is None or b is None:
+        return MetricValue(None, reason=_zone_problem(ctx, f)), 0, 0
+    # Evidence: what is gone (from the first pass) and what is new (in the latest).
+    refs = [f"pass:{first.id}", f"pass:{last.id}", *(cmp.ref(c) for c in ctx.comparisons)]
+    refs += [f"det:{d.id}" for d in (a if len(b) < len(a) else b) if d.id is not None]
+    return MetricValue(float(len(b) - len(a)), refs, passes=[first, last]), len(a), len(b)
+
+
+@register_metric("count_change")
+def count_change(ctx: Context, f: dict[str, Any]) -> MetricValue:
+    """Latest minus first pass count of detections passing the filters."""
+    return _change(ctx, f)[0]
+
+
+@register_metric("count_change_pct")
+def count_change_pct(ctx: Context, f: dict[str, Any]) -> MetricValue:
+    """Change of the filtered count between first and latest pass, percent of the first (first 0: 0 or +100 per object)."""
+    mv, a, b = _change(ctx, f)
+    if mv.value is not None:
+        mv.value = 100.0 * (b - a) / a if a else 100.0 * b
+    return mv
+
+
+@register_metric("abs_count_change_pct")
+def abs_count_change_pct(ctx: Context, f: dict[str, Any]) -> MetricValue:
+    """Absolute value of count_change_pct (for 'stable' conditions)."""
+    mv = count_change_pct(ctx, f)
+    if mv.value is not None:
+        mv.value = abs(mv.value)
+    return mv
+
+
+def _status_total(ctx: Context, f: dict[str, Any], statuses: set[str]) -> MetricValue:
+    if not ctx.comparisons:
+        why = "needs at least two passes" if len(ctx.passes) < 2 else "no comparisons between passes"
+        return MetricValue(None, reason=why)
+    cats, zone = _values(f, "category"), f.get("zone")
+    n, refs = 0, []
+    for c in ctx.comparisons:
+        refs.append(cmp.ref(c))
+        for o in cmp.objects(c):
+            if cmp.status(o) not in statuses or (cats and cmp.category(o) not in cats):
+                continue
+            if zone and cmp.zone(o) != zone:
+                continue
+            n += 1
+            refs.extend(f"det:{i}" for i in cmp.detection_ids(o))
+    return MetricValue(float(n), refs, passes=list(ctx.passes))
+
+
+@register_metric("departed")
+def departed(ctx: Context, f: dict[str, Any]) -> MetricValue:
+    """Objects with status 'departed' across all comparisons (filters: category, zone)."""
+    return _status_total(ctx, f, {"departed"})
+
+
+@register_metric("arrived")
+def arrived(ctx: Context, f: dict[str, Any]) -> MetricValue:
+    """Objects with status 'arrived' across all comparisons (filters: category, zone)."""
+    return _status_total(ctx, f, {"arrived"})
+
+
+@register_metric("changed_objects")
+def changed_objects(ctx: Context, f: dict[str, Any]) -> MetricValue:
+    """Objects that arrived, departed or moved in the latest comparison."""
+    if not ctx.comparisons:
+        return _status_total(ctx, f, set())
+    sub = Context(ctx.site, ctx.passes, ctx.comparisons[-1:], ctx.claims)
+    return _status_total(sub, f, {"arrived", "departed", "moved"})
+
+
+@register_metric("pixel_change_pct")
+def pixel_change_pct(ctx: Context, f: dict[str, Any]) -> MetricValue:
+    """Pixel change not explained by objects in the latest comparison, percent (zone= one zone)."""
+    if not ctx.comparisons:
+        return _status_total(ctx, f, set())
+    c = ctx.comparisons[-1]
+    v = cmp.pixel_change_pct(c, f.get("zone"))
+    if v is None:
+        return MetricValue(None, reason="the comparison has no pixel-change measurement")
+    return MetricValue(v, [cmp.ref(c)], passes=ctx.passes[-2:])
+
+
+def _positions_m(p: Pass, dets: list[Detection]) -> tuple[np.ndarray, np.ndarray] | None:
+    gsd = p.gsd_m or next((d.measurement.gsd_m for d in dets if d.measurement and d.measurement.gsd_m), None)
+    if not gsd:
+        return None
+    xy = np.array([[d.box.cx * gsd, d.box.cy * gsd] for d in dets], dtype=float).reshape(-1, 2)
+    heading = np.array([d.box.heading_deg for d in dets], dtype=float)
+    return xy, heading
+
+
+@register_metric("convoy_length")
+def convoy_length(ctx: Context, f: dict[str, Any]) -> MetricValue:
+    """Vehicles in the longest convoy chain in the latest pass (params gap_m, angle_deg)."""
+    if not ctx.passes:
+        return MetricValue(None, reason="no passes")
+    p = ctx.passes[-1]
+    dets = select(ctx, p, f)
+    if dets is None:
+        return MetricValue(None, reason=_zone_problem(ctx, f))
+    pos = _positions_m(p, dets)
+    if pos is None:
+        return MetricValue(None, reason="the latest pass has no ground sample distance")
+    chains = find_convoys(pos[0], pos[1], gap_m=float(f.get("gap_m", 30)), angle_deg=float(f.get("angle_deg", 20)), min_length=1)
+    best = max(chains, key=len) if chains else []
+    return MetricValue(float(len(best)), _refs(p, [dets[i] for i in best]), passes=[p])
+
+
+@register_metric("cluster_size")
+def cluster_size(ctx: Context, f: dict[str, Any]) -> MetricValue:
+    """Most detections within radius_m metres of one detection in the latest pass (default 150 m)."""
+    if not ctx.passes:
+        return MetricValue(None, reason="no passes")
+    p = ctx.passes[-1]
+    dets = select(ctx, p, f)
+    if dets is None:
+        return MetricValue(None, reason=_zone_problem(ctx, f))
+    if not dets:
+        return MetricValue(0.0, [f"pass:{p.id}"], passes=[p])
+    pos = _positions_m(p, dets)
+    if pos is None:
+        return MetricValue(None, reason="the latest pass has no ground sample distance")
+    tree = cKDTree(pos[0])
+    groups = tree.query_ball_point(pos[0], r=float(f.get("radius_m", 150)))
+    best = max(groups, key=len)
+    return MetricValue(float(len(best)), _refs(p, [dets[i] for i in best]), passes=[p])
+
+
+def quality(passes: list[Pass]) -> float:
+    """Data-quality factor of the passes a value depends on: their worst AOI coverage, in [0.3, 1]."""
+    cov = [p.aoi_coverage for p in passes if p.aoi_coverage is not None]
+    return float(min(1.0, max(0.3, min(cov)))) if cov else 1.0
+
+
+__all__ = ["Context", "MetricValue", "IndicatorError", "register_metric", "get_metric", "list_metrics", "select", "quality"]
