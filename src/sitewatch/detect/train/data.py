@@ -1,3 +1,346 @@
-"""Training data (placeholder constants; see below)."""
+"""Training data: decoded image cache, balanced sampling, augmentation and CenterNet targets.
 
+Every labelled image is decoded once, resampled to the working GSD when its GSD is known and
+finer than :data:`WORKING_GSD_M` (never upsampled), and kept in RAM as uint8 RGB together with
+its objects as arrays. A sample is drawn from an integer index with its own random generator, so
+a run is reproducible and resumes at any step.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from sitewatch.dota import LabelledImage, iter_dataset, load_class_map
+from sitewatch.types import CATEGORIES
+
+log = logging.getLogger(__name__)
+
+#: Metres per pixel the model is trained around: images with a finer known GSD are resampled to it.
 WORKING_GSD_M = 0.3
+STRIDE = 4
+MAX_OBJECTS = 160
+
+#: Labelled datasets used for training, with their share of the samples.
+DATASET_WEIGHTS: dict[str, float] = {
+    "airbus-pleiades": 0.17,
+    "hrplanes": 0.10,
+    "gdit-airport": 0.06,
+    "ships-google-earth": 0.12,
+    "fair1m": 0.22,
+    "vedai": 0.08,
+    "dota": 0.15,
+    "ucas-aod": 0.03,
+    "allplanes": 0.03,
+    "mar20-sample": 0.01,
+    "hrsc2016-samples": 0.03,
+}
+#: Share of DOTA samples centred on a helicopter (they are all in one image).
+HELICOPTER_SHARE = 0.25
+#: Scale jitter for images without a known GSD (and a milder one for those with one).
+SCALE_JITTER_NO_GSD = (0.75, 1.33)
+SCALE_JITTER_GSD = (0.85, 1.18)
+
+
+@dataclass(slots=True)
+class CachedImage:
+    """One decoded image and its objects, in the pixels of the (resampled) array.
+
+    ``boxes``: float32 ``[K, 5]`` (cx, cy, length, width, heading_deg); ``cats``: int ``[K]``
+    index into CATEGORIES; ``difficult``: bool ``[K]`` (zero-loss region, no target).
+    ``channels``: bool ``[5]``, the categories this dataset labels (others get no heatmap loss).
+    """
+
+    name: str
+    dataset: str
+    rgb: np.ndarray
+    boxes: np.ndarray
+    cats: np.ndarray
+    difficult: np.ndarray
+    axis_aligned: bool
+    has_gsd: bool
+    channels: np.ndarray
+    scale: float = 1.0
+    helicopters: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+
+
+def labelled_channels(classes_csv: Path, dataset: str) -> np.ndarray:
+    """Which categories ``dataset`` labels (from classes.csv); helicopters count as labelled
+    wherever aircraft are (an aircraft dataset would have labelled or omitted them as aircraft)."""
+    cmap = load_class_map(classes_csv)
+    cats = {c for (d, _), c in cmap.items() if d == dataset}
+    if "aircraft" in cats:
+        cats.add("helicopter")
+    return np.array([c in cats for c in CATEGORIES], dtype=bool)
+
+
+def working_scale(gsd_m: float | None) -> float:
+    """Resampling factor (new pixels per old pixel) that brings ``gsd_m`` to the working GSD; ≤ 1."""
+    if gsd_m is None or gsd_m >= WORKING_GSD_M:
+        return 1.0
+    return gsd_m / WORKING_GSD_M
+
+
+def cache_image(item: LabelledImage, channels: np.ndarray) -> CachedImage:
+    """Decode, resample and convert one labelled image."""
+    bgr = cv2.imread(str(item.image_path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise OSError(f"{item.image_path}: cannot decode image")
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    s = working_scale(item.gsd_m)
+    if s < 1.0:
+        h, w = rgb.shape[:2]
+        rgb = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    keep = [o for o in item.objects if o.category in CATEGORIES]
+    boxes = np.array(
+        [[o.box.cx * s, o.box.cy * s, o.box.length * s, o.box.width * s, o.box.heading_deg] for o in keep], dtype=np.float32
+    ).reshape(-1, 5)
+    cats = np.array([CATEGORIES.index(o.category) for o in keep], dtype=np.int64)
+    difficult = np.array([o.difficult for o in keep], dtype=bool)
+    heli = np.flatnonzero((cats == CATEGORIES.index("helicopter")) & ~difficult)
+    return CachedImage(
+        item.name, item.dataset, np.ascontiguousarray(rgb), boxes, cats, difficult, item.axis_aligned,
+        item.gsd_m is not None, channels, s, heli,
+    )
+
+
+def load_split(data_root: Path, split: str, datasets: Iterable[str] | None = None, limit: int | None = None) -> list[CachedImage]:
+    """Decode every image of ``split`` ("train"/"val") of the given datasets under ``data_root``."""
+    from sitewatch.detect.train.splits import split_of
+
+    data_root = Path(data_root)
+    out: list[CachedImage] = []
+    for ds in datasets or DATASET_WEIGHTS:
+        root = data_root / ds
+        if not root.is_dir():
+            log.warning("%s: dataset folder missing, skipped", root)
+            continue
+        channels = labelled_channels(data_root / "classes.csv", ds)
+        n = 0
+        for item in iter_dataset(root):
+            if split_of(item) != split:
+                continue
+            out.append(cache_image(item, channels))
+            n += 1
+            if limit and n >= limit:
+                break
+    return out
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def envelope_dims(length: np.ndarray, width: np.ndarray, heading_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Axis-aligned extent (x, y) of oriented boxes: ``l|sinθ|+w|cosθ|``, ``l|cosθ|+w|sinθ|``."""
+    t = np.radians(heading_deg)
+    s, c = np.abs(np.sin(t)), np.abs(np.cos(t))
+    return length * s + width * c, length * c + width * s
+
+
+def transform_boxes(boxes: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Apply a similarity transform (2x3, rotation·scale, possibly mirrored) to ``[K, 5]`` boxes."""
+    if len(boxes) == 0:
+        return boxes.copy()
+    lin = m[:, :2]
+    scale = math.sqrt(abs(np.linalg.det(lin)))
+    centres = boxes[:, :2] @ lin.T + m[:, 2]
+    t = np.radians(boxes[:, 4])
+    axis = np.stack([np.sin(t), -np.cos(t)], axis=1) @ lin.T
+    heading = np.degrees(np.arctan2(axis[:, 0], -axis[:, 1])) % 180.0
+    return np.column_stack([centres, boxes[:, 2] * scale, boxes[:, 3] * scale, heading]).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+@dataclass(slots=True)
+class Sample:
+    """One augmented crop and its targets (numpy, ready for collation)."""
+
+    image: np.ndarray  # float32 [3, S, S], 0..255
+    hm: np.ndarray  # float32 [5, S/4, S/4]
+    hm_mask: np.ndarray  # float32 [5, S/4, S/4] (0 = no loss)
+    ind: np.ndarray  # int64 [K] flat index into S/4 x S/4
+    reg_mask: np.ndarray  # float32 [K]
+    oriented: np.ndarray  # float32 [K] 1 = full supervision, 0 = envelope only
+    offset: np.ndarray  # float32 [K, 2]
+    logsize: np.ndarray  # float32 [K, 2] log(length), log(width)
+    angle: np.ndarray  # float32 [K, 2] cos 2θ, sin 2θ
+    logenv: np.ndarray  # float32 [K, 2] log envelope x, y
+
+
+class CropSampler:
+    """Draws augmented, balanced crops from cached images.
+
+    Args:
+        images: the cached training images.
+        size: crop side in pixels (multiple of 32).
+        seed: base seed; sample ``i`` uses ``default_rng([seed, i])``.
+        augment: random rotations, flips, scale and colour jitter (False: plain centred crops).
+    """
+
+    def __init__(self, images: list[CachedImage], size: int = 384, seed: int = 0, augment: bool = True):
+        if not images:
+            raise ValueError("no training images")
+        self.images = images
+        self.size = size
+        self.seed = seed
+        self.augment = augment
+        by_ds: dict[str, list[int]] = {}
+        for i, im in enumerate(images):
+            by_ds.setdefault(im.dataset, []).append(i)
+        self.by_dataset = by_ds
+        names = sorted(by_ds)
+        w = np.array([DATASET_WEIGHTS.get(n, 0.02) for n in names], dtype=float)
+        self.dataset_names = names
+        self.dataset_p = w / w.sum()
+        self.heli_images = [i for i, im in enumerate(images) if len(im.helicopters)]
+
+    def __len__(self) -> int:  # nominal epoch
+        return len(self.images)
+
+    def sample(self, index: int) -> Sample:
+        rng = np.random.default_rng([self.seed, index])
+        ds = self.dataset_names[rng.choice(len(self.dataset_names), p=self.dataset_p)]
+        if ds == "dota" and self.heli_images and rng.random() < HELICOPTER_SHARE:
+            im = self.images[self.heli_images[rng.integers(len(self.heli_images))]]
+            focus = int(rng.choice(im.helicopters))
+        else:
+            pool = self.by_dataset[ds]
+            im = self.images[pool[rng.integers(len(pool))]]
+            focus = None
+        return self.crop(im, rng, focus)
+
+    def crop(self, im: CachedImage, rng: np.random.Generator, focus: int | None = None) -> Sample:
+        """An augmented crop of ``im`` (near object ``focus``, or chosen at random)."""
+        s = self.size
+        h, w = im.rgb.shape[:2]
+        targets = np.flatnonzero(~im.difficult)
+        if focus is None and len(targets) and rng.random() < 0.7:
+            focus = int(rng.choice(targets))
+        if focus is not None:
+            cx, cy = im.boxes[focus, :2] + rng.uniform(-s / 3, s / 3, 2)
+        else:
+            cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        if self.augment:
+            lo, hi = SCALE_JITTER_GSD if im.has_gsd else SCALE_JITTER_NO_GSD
+            scale = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+            angle = float(rng.integers(4) * 90.0) if im.axis_aligned else float(rng.uniform(0.0, 360.0))
+            flip = bool(rng.random() < 0.5)
+        else:
+            scale, angle, flip = 1.0, 0.0, False
+        # dst = T(s/2) · R(angle) · S(scale) · F · T(-c); rotation clockwise on screen (y down).
+        a = math.radians(angle)
+        ca, sa = math.cos(a), math.sin(a)
+        lin = scale * np.array([[ca, -sa], [sa, ca]])
+        if flip:
+            lin = lin @ np.array([[-1.0, 0.0], [0.0, 1.0]])
+        m = np.zeros((2, 3))
+        m[:, :2] = lin
+        m[:, 2] = np.array([s / 2, s / 2]) - lin @ np.array([cx, cy])
+        exact = abs(scale - 1.0) < 1e-9 and angle % 90 == 0
+        img = cv2.warpAffine(
+            im.rgb, m, (s, s), flags=cv2.INTER_NEAREST if exact else cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0),
+        )
+        boxes = transform_boxes(im.boxes, m)
+        img = img.astype(np.float32)
+        if self.augment:
+            img = _photometric(img, rng)
+        return _targets(img, boxes, im.cats, im.difficult, im.channels, im.axis_aligned, s)
+
+
+def _photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Brightness, contrast, saturation, haze and blur jitter on float RGB 0..255."""
+    valid = img.max(axis=2, keepdims=True) > 0  # keep padding black
+    mean = img.mean()
+    img = (img - mean) * rng.uniform(0.7, 1.3) + mean * rng.uniform(0.75, 1.25)
+    gray = img.mean(axis=2, keepdims=True)
+    img = gray + (img - gray) * rng.uniform(0.6, 1.4)
+    if rng.random() < 0.25:  # haze
+        a = rng.uniform(0.1, 0.4)
+        img = img * (1 - a) + a * rng.uniform(180, 235)
+    if rng.random() < 0.2:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 1.2))
+    if rng.random() < 0.2:
+        img = img + rng.normal(0, rng.uniform(2, 6), img.shape).astype(np.float32)
+    img = np.clip(img, 0, 255) * valid
+    return img.astype(np.float32)
+
+
+def _targets(
+    img: np.ndarray, boxes: np.ndarray, cats: np.ndarray, difficult: np.ndarray, channels: np.ndarray, axis_aligned: bool, s: int
+) -> Sample:
+    o = s // STRIDE
+    hm = np.zeros((len(CATEGORIES), o, o), np.float32)
+    ignore = np.zeros((o, o), bool)
+    k = MAX_OBJECTS
+    ind = np.zeros(k, np.int64)
+    reg_mask = np.zeros(k, np.float32)
+    offset = np.zeros((k, 2), np.float32)
+    logsize = np.zeros((k, 2), np.float32)
+    angle = np.zeros((k, 2), np.float32)
+    logenv = np.zeros((k, 2), np.float32)
+    n = 0
+    yy, xx = np.mgrid[0:o, 0:o].astype(np.float32)
+    xx += 0.5
+    yy += 0.5
+    for b, c, d in zip(boxes, cats, difficult, strict=True):
+        cx, cy, length, width, heading = (float(v) for v in b)
+        gx, gy = cx / STRIDE, cy / STRIDE
+        if not (0 <= gx < o and 0 <= gy < o):
+            continue
+        t = math.radians(heading)
+        ux, uy = math.sin(t), -math.cos(t)
+        lc, wc = length / STRIDE, width / STRIDE
+        if d:
+            # Zero-loss region: the box grown by one cell.
+            dx, dy = xx - gx, yy - gy
+            along, across = np.abs(dx * ux + dy * uy), np.abs(-dx * uy + dy * ux)
+            ignore |= (along <= lc / 2 + 1) & (across <= wc / 2 + 1)
+            continue
+        if axis_aligned:
+            ex, ey = envelope_dims(np.array(length), np.array(width), np.array(heading))
+            sx, sy = max(0.8, float(ex) / STRIDE / 6), max(0.8, float(ey) / STRIDE / 6)
+            r = 3 * max(sx, sy)
+            x0, x1 = max(0, int(gx - r)), min(o, int(gx + r) + 2)
+            y0, y1 = max(0, int(gy - r)), min(o, int(gy + r) + 2)
+            dx, dy = xx[y0:y1, x0:x1] - gx, yy[y0:y1, x0:x1] - gy
+            g = np.exp(-(dx * dx / (2 * sx * sx) + dy * dy / (2 * sy * sy)))
+        else:
+            sl, sw = max(0.8, lc / 6), max(0.8, wc / 6)
+            r = 3 * max(sl, sw)
+            x0, x1 = max(0, int(gx - r)), min(o, int(gx + r) + 2)
+            y0, y1 = max(0, int(gy - r)), min(o, int(gy + r) + 2)
+            dx, dy = xx[y0:y1, x0:x1] - gx, yy[y0:y1, x0:x1] - gy
+            along, across = dx * ux + dy * uy, -dx * uy + dy * ux
+            g = np.exp(-(along * along / (2 * sl * sl) + across * across / (2 * sw * sw)))
+        np.maximum(hm[c, y0:y1, x0:x1], g, out=hm[c, y0:y1, x0:x1])
+        col, row = int(gx), int(gy)
+        hm[c, row, col] = 1.0
+        if n >= k:
+            continue
+        ind[n] = row * o + col
+        reg_mask[n] = 1.0
+        offset[n] = (gx - col, gy - row)
+        logsize[n] = (math.log(max(length, 1.0)), math.log(max(width, 1.0)))
+        angle[n] = (math.cos(2 * t), math.sin(2 * t))
+        ex, ey = envelope_dims(np.array(length), np.array(width), np.array(heading))
+        logenv[n] = (math.log(max(float(ex), 1.0)), math.log(max(float(ey), 1.0)))
+        n += 1
+    oriented = np.full(k, 0.0 if axis_aligned else 1.0, np.float32)
+    mask = np.repeat(channels.astype(np.float32)[:, None, None], o, 1).repeat(o, 2)
+    mask[:, ignore & (hm.max(axis=0) < 1.0)] = 0.0
+    image = np.ascontiguousarray(img.transpose(2, 0, 1))
+    return Sample(image, hm, mask, ind, reg_mask, oriented, offset, logsize, angle, logenv)
+
+
+def collate(samples: list[Sample]) -> dict[str, np.ndarray]:
+    """Stack samples into a batch of numpy arrays keyed by field name."""
+    return {f: np.stack([getattr(s, f) for s in samples]) for f in Sample.__slots__}

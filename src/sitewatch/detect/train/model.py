@@ -141,6 +141,19 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def freeze_early(model: SitewatchNet, n_blocks: int = 3) -> None:
+    """Stop training the stem and the first ``n_blocks`` backbone blocks (strides 2 and 4).
+
+    Their ImageNet filters are generic edges and colours; not back-propagating through the
+    high-resolution layers makes a CPU step several times faster.
+    """
+    bb = model.backbone
+    frozen = [bb._conv_stem, bb._bn0, *bb._blocks[:n_blocks]]
+    for module in frozen:
+        for p in module.parameters():
+            p.requires_grad_(False)
+
+
 def freeze_bn(model: nn.Module) -> None:
     """Put the backbone's BatchNorm layers in eval mode (small batches on CPU)."""
     for m in model.backbone.modules():
@@ -148,4 +161,4 @@ def freeze_bn(model: nn.Module) -> None:
             m.eval()
 
 
-__all__ = ["SitewatchNet", "STRIDE", "LITE_MEAN", "LITE_STD", "count_parameters", "freeze_bn"]
+__all__ = ["SitewatchNet", "STRIDE", "LITE_MEAN", "LITE_STD", "count_parameters", "freeze_bn", "freeze_early"]

@@ -1,0 +1,105 @@
+"""``sitewatch train``: train the detector; ``sitewatch train export``: write the ONNX model."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from sitewatch.errors import SitewatchError
+
+log = logging.getLogger("sitewatch")
+
+
+def _need_torch() -> None:
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("efficientnet_lite_pytorch") is None:
+        raise SitewatchError("training needs the [train] extra: pip install sitewatch[train]")
+
+
+def _log_to(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
+@click.group(invoke_without_command=True)
+@click.option("--data", "data", type=click.Path(path_type=Path), default=None, help="Data tree (e.g. ../shared/data).")
+@click.option("--out", "out", type=click.Path(path_type=Path), default=Path("runs/det"), show_default=True, help="Run folder.")
+@click.option("--minutes", type=click.FloatRange(min=0.1), default=None, help="Time budget of the optimisation loop (default 60).")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Number of optimisation steps (instead of --minutes).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Steps = epochs x training images / batch.")
+@click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--size", type=click.IntRange(min=64), default=384, show_default=True, help="Crop side, pixels (multiple of 32).")
+@click.option("--lr", type=float, default=2e-3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from <out>/last.ckpt.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--export", "export_to", type=click.Path(path_type=Path), default=None,
+              help="ONNX file written at the end (default <out>/sitewatch-det.onnx).")
+@click.option("--no-export", is_flag=True, help="Stop after training (no validation, no ONNX).")
+@click.pass_context
+def command(
+    ctx: click.Context, data: Path | None, out: Path, minutes: float | None, steps: int | None, epochs: int | None,
+    batch: int, size: int, lr: float, seed: int, resume: bool, device: str, export_to: Path | None, no_export: bool,
+) -> None:
+    """Train sitewatch's oriented-box detector on the labelled data tree.
+
+    Example: sitewatch train --data ../shared/data --out runs/det --minutes 60
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if data is None:
+        raise click.UsageError("--data is required to train (e.g. --data ../shared/data)")
+    if not (data / "classes.csv").is_file():
+        raise SitewatchError(f"{data}: not a sitewatch data tree (no classes.csv)")
+    if size % 32:
+        raise click.BadParameter("must be a multiple of 32", param_hint="--size")
+    _need_torch()
+    from sitewatch.detect.train.loop import TrainConfig, finish, train
+    from sitewatch.detect.train.splits import split_of  # noqa: F401  (fail early on a bad tree)
+
+    if epochs is not None and steps is None:
+        from sitewatch.detect.train.data import load_split
+
+        n = len(load_split(data, "train"))
+        steps = max(1, epochs * n // batch)
+    if steps is None and minutes is None and not resume:
+        minutes = 60.0
+    _log_to(out / "train.log")
+    cfg = TrainConfig(
+        data=str(data), out=str(out), minutes=minutes, steps=steps, batch=batch, size=size, lr=lr, seed=seed,
+        device=device, command=shlex.join(["sitewatch", *sys.argv[1:]]),
+    )
+    ckpt = train(cfg, resume=resume)
+    click.echo(f"checkpoint: {ckpt}")
+    if no_export:
+        return
+    onnx_out = export_to or out / "sitewatch-det.onnx"
+    metrics = finish(ckpt, data, onnx_out)
+    click.echo(f"validation F1 {metrics['f1']:.3f} at score {metrics['score_threshold']:.3f}; model: {onnx_out}")
+
+
+@command.command("export")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="ONNX file to write.")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Data tree: validate first and set score_threshold from the best validation F1.")
+def export_command(checkpoint: Path, output: Path, data: Path | None) -> None:
+    """Export a training checkpoint to ONNX (the model contract of sitewatch.detect.train.export)."""
+    _need_torch()
+    if data is not None:
+        from sitewatch.detect.train.loop import finish
+
+        metrics = finish(checkpoint, data, output)
+        click.echo(f"validation F1 {metrics['f1']:.3f} at score {metrics['score_threshold']:.3f}")
+    else:
+        from sitewatch.detect.train.export import export_checkpoint
+
+        export_checkpoint(checkpoint, output)
+    click.echo(f"wrote {output}")

@@ -1,0 +1,374 @@
+"""The training run: optimisation loop with time budget, checkpoints, resume, validation, export.
+
+A run writes into its output folder:
+
+* ``last.ckpt``: model, optimiser, step, planned steps, elapsed time, config (written every few
+  minutes, atomically, and at the end); ``--resume`` continues from it;
+* ``val_metrics.json``: validation precision / recall / F1 per category at the chosen threshold;
+* ``train.log`` (through the CLI's log handler).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sitewatch.errors import ModelError
+from sitewatch.types import CATEGORIES
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Settings of a training run (stored in the checkpoint)."""
+
+    data: str
+    out: str
+    minutes: float | None = 60.0
+    steps: int | None = None
+    batch: int = 8
+    size: int = 384
+    lr: float = 2e-3
+    backbone_lr_mult: float = 0.3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 60
+    seed: int = 0
+    device: str = "auto"
+    width: int = 64
+    workers: int = 0
+    freeze_blocks: int = 3
+    threads: int = 2
+    checkpoint_every_s: float = 240.0
+    log_every: int = 10
+    datasets: list[str] | None = None
+    limit_images: int | None = None
+    pretrained: bool = True
+    command: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ModelError("--device cuda: no CUDA device available")
+    return name
+
+
+def lr_at(step: int, total: int | None, base: float, warmup: int) -> float:
+    """Linear warm-up, then cosine decay to 2 % of ``base`` over ``total`` steps."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    if not total or total <= warmup:
+        return base
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+class _Batches:
+    """Endless batches of sample indices starting at ``start`` (resumable)."""
+
+    def __init__(self, start: int, batch: int):
+        self.start, self.batch = start, batch
+
+    def __iter__(self):
+        step = self.start
+        while True:
+            yield [step * self.batch + j for j in range(self.batch)]
+            step += 1
+
+
+def _save(path: Path, obj: dict[str, Any]) -> None:
+    import torch
+
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, str(tmp))
+    os.replace(tmp, path)
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> Path:
+    """Run (or continue) training; returns the path of ``last.ckpt``."""
+    import torch
+    from torch.utils.data import DataLoader, Dataset
+
+    from sitewatch.detect.train.data import CropSampler, collate, load_split
+    from sitewatch.detect.train.losses import detection_loss
+    from sitewatch.detect.train.model import SitewatchNet, freeze_bn, freeze_early
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "last.ckpt"
+    torch.set_num_threads(cfg.threads)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    device = _device(cfg.device)
+
+    state: dict[str, Any] | None = None
+    if resume:
+        if not ckpt_path.exists():
+            raise ModelError(f"{ckpt_path}: nothing to resume from")
+        state = torch.load(str(ckpt_path), map_location="cpu", weights_only=False)
+        saved = state["config"]
+        # Keep the original run's plan; a new time budget or step count may extend it.
+        for k in ("minutes", "steps"):
+            if getattr(cfg, k) is None:
+                setattr(cfg, k, saved.get(k))
+        for k in ("batch", "size", "seed", "width", "freeze_blocks", "lr", "backbone_lr_mult", "warmup_steps", "datasets", "command"):
+            setattr(cfg, k, saved.get(k, getattr(cfg, k)))
+        log.info("resuming from %s at step %d", ckpt_path, state["step"])
+
+    t0 = time.time()
+    images = load_split(Path(cfg.data), "train", cfg.datasets, cfg.limit_images)
+    log.info(
+        "cached %d training images (%.0f MB) in %.0f s", len(images), sum(i.rgb.nbytes for i in images) / 1e6, time.time() - t0
+    )
+    sampler = CropSampler(images, cfg.size, cfg.seed)
+
+    class _DS(Dataset):
+        def __len__(self) -> int:
+            return 1 << 40
+
+        def __getitem__(self, i: int):
+            return sampler.sample(i)
+
+    model = SitewatchNet(pretrained=cfg.pretrained and state is None, width=cfg.width).to(device)
+    freeze_early(model, cfg.freeze_blocks)
+    groups = [
+        {"params": [p for p in model.backbone_parameters() if p.requires_grad], "lr_mult": cfg.backbone_lr_mult},
+        {"params": model.head_parameters(), "lr_mult": 1.0},
+    ]
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step, total, elapsed = 0, cfg.steps, 0.0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step, elapsed = state["step"], state["elapsed_s"]
+        total = state.get("total_steps") or total
+        if cfg.steps and cfg.steps > (total or 0):
+            total = cfg.steps
+        torch.set_rng_state(state["torch_rng"])
+
+    def to_torch(samples):
+        return {k: torch.from_numpy(v) for k, v in collate(samples).items()}
+
+    loader = DataLoader(
+        _DS(),
+        batch_sampler=_Batches(step, cfg.batch),
+        collate_fn=to_torch,
+        num_workers=cfg.workers,
+        persistent_workers=False,
+        prefetch_factor=4 if cfg.workers else None,
+    )
+
+    def checkpoint() -> None:
+        _save(
+            ckpt_path,
+            {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "step": step,
+                "total_steps": total,
+                "elapsed_s": elapsed,
+                "config": asdict(cfg),
+                "torch_rng": torch.get_rng_state(),
+                "metadata": {"train_command": cfg.command},
+            },
+        )
+        log.info("checkpoint %s (step %d)", ckpt_path, step)
+
+    model.train()
+    freeze_bn(model)
+    budget_s = cfg.minutes * 60.0 if cfg.minutes else None
+    run_start = time.time() - elapsed
+    last_ckpt = time.time()
+    timing_from: tuple[int, float] | None = None
+    sums: dict[str, float] = {}
+    n_sum = 0
+    it = iter(loader)
+    while total is None or step < total:
+        batch = {k: v.to(device, non_blocking=True) for k, v in next(it).items()}
+        lr = lr_at(step, total, cfg.lr, cfg.warmup_steps)
+        for g in opt.param_groups:
+            g["lr"] = lr * g["lr_mult"]
+        out_t = model.forward_train(batch["image"])
+        loss, parts = detection_loss(out_t, batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        opt.step()
+        step += 1
+        elapsed = time.time() - run_start
+        for k, v in {"loss": float(loss.detach()), **parts}.items():
+            sums[k] = sums.get(k, 0.0) + v
+        n_sum += 1
+        if step == (state["step"] if state else 0) + 3:
+            timing_from = (step, time.time())
+        if total is None and budget_s and timing_from and step >= timing_from[0] + 20:
+            per_step = (time.time() - timing_from[1]) / (step - timing_from[0])
+            total = step + int(max(0.0, budget_s - elapsed) / per_step)
+            log.info("%.2f s/step: planning %d steps for a %.0f min budget", per_step, total, cfg.minutes)
+        if step % cfg.log_every == 0:
+            per = (time.time() - timing_from[1]) / max(1, step - timing_from[0]) if timing_from else float("nan")
+            eta = (total - step) * per / 60 if total else float("nan")
+            log.info(
+                "step %d/%s lr %.2e %s | %.2f s/step, %.1f min elapsed, ~%.1f min left",
+                step, total or "?", lr, " ".join(f"{k} {v / n_sum:.3f}" for k, v in sums.items()), per, elapsed / 60, eta,
+            )
+            sums, n_sum = {}, 0
+        if time.time() - last_ckpt > cfg.checkpoint_every_s:
+            checkpoint()
+            last_ckpt = time.time()
+    checkpoint()
+    del it, loader
+    return ckpt_path
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def decode(heatmap: np.ndarray, geometry: np.ndarray, threshold: float = 0.05, top_k: int = 400) -> list[tuple]:
+    """Peaks of one image's outputs: ``(score, category index, cx, cy, length, width, heading_deg)``.
+
+    A simple decoder for threshold selection (3x3 local maxima, no box NMS).
+    """
+    from scipy.ndimage import maximum_filter
+
+    peaks = (heatmap == maximum_filter(heatmap, size=(1, 3, 3))) & (heatmap >= threshold)
+    c, r, q = np.nonzero(peaks)
+    scores = heatmap[c, r, q]
+    order = np.argsort(-scores)[:top_k]
+    dets = []
+    for i in order:
+        ox, oy, length, width, cos2, sin2 = geometry[:, r[i], q[i]]
+        heading = (math.degrees(math.atan2(sin2, cos2)) / 2.0) % 180.0
+        dets.append((float(scores[i]), int(c[i]), (q[i] + ox) * 4.0, (r[i] + oy) * 4.0, float(length), float(width), heading))
+    return dets
+
+
+def predict_image(model: Any, rgb: np.ndarray, tile: int = 1024) -> list[tuple]:
+    """Decoded peaks over a whole image, tiled into ``tile`` squares (zero-padded to multiples of 32)."""
+    import torch
+
+    h, w = rgb.shape[:2]
+    dets: list[tuple] = []
+    for y0 in range(0, h, tile):
+        for x0 in range(0, w, tile):
+            crop = rgb[y0 : y0 + tile, x0 : x0 + tile]
+            ch, cw = crop.shape[:2]
+            ph, pw = -(-ch // 32) * 32, -(-cw // 32) * 32
+            buf = np.zeros((ph, pw, 3), np.float32)
+            buf[:ch, :cw] = crop
+            with torch.no_grad():
+                hm, geo = model(torch.from_numpy(buf.transpose(2, 0, 1)[None].copy()))
+            for d in decode(hm[0].numpy(), geo[0].numpy()):
+                dets.append((d[0], d[1], d[2] + x0, d[3] + y0, *d[4:]))
+    return dets
+
+
+def match_counts(images: list[Any], predictions: list[list[tuple]], thresholds: np.ndarray) -> dict[str, np.ndarray]:
+    """TP / FP / FN per threshold and category (centre within max(4 px, half the label width)).
+
+    Detections near difficult labels, and detections of categories an image's dataset does not
+    label, count neither way.
+    """
+    nt, nc = len(thresholds), len(CATEGORIES)
+    tp, fp, fn = np.zeros((nt, nc)), np.zeros((nt, nc)), np.zeros((nt, nc))
+    for im, dets in zip(images, predictions, strict=True):
+        for ti, thr in enumerate(thresholds):
+            for c in range(nc):
+                if not im.channels[c]:
+                    continue
+                sel = np.flatnonzero(im.cats == c)
+                gt = im.boxes[sel]
+                diff = im.difficult[sel]
+                used = np.zeros(len(gt), bool)
+                for d in (d for d in dets if d[1] == c and d[0] >= thr):
+                    if len(gt) == 0:
+                        fp[ti, c] += 1
+                        continue
+                    dist = np.hypot(gt[:, 0] - d[2], gt[:, 1] - d[3])
+                    ok = (dist <= np.maximum(4.0, gt[:, 3] / 2)) & ~used
+                    if not ok.any():
+                        fp[ti, c] += 1
+                        continue
+                    j = int(np.argmin(np.where(ok, dist, np.inf)))
+                    used[j] = True
+                    if not diff[j]:
+                        tp[ti, c] += 1
+                fn[ti, c] += int((~used & ~diff).sum())
+    return {"tp": tp, "fp": fp, "fn": fn}
+
+
+def validate(model: Any, data_root: Path, datasets: list[str] | None = None) -> dict[str, Any]:
+    """Run the model over the validation split; pick the threshold with the best pooled F1."""
+    from sitewatch.detect.train.data import load_split
+
+    model = model.to("cpu").eval()
+    images = load_split(Path(data_root), "val", datasets)
+    t0 = time.time()
+    preds = [predict_image(model, im.rgb) for im in images]
+    thresholds = np.round(np.arange(0.05, 0.951, 0.025), 3)
+    counts = match_counts(images, preds, thresholds)
+    tp, fp, fn = (counts[k].sum(axis=1) for k in ("tp", "fp", "fn"))
+    f1 = 2 * tp / np.maximum(1e-9, 2 * tp + fp + fn)
+    best = int(np.argmax(f1))
+    per_cat = {}
+    for c, name in enumerate(CATEGORIES):
+        t, f, n = (counts[k][best, c] for k in ("tp", "fp", "fn"))
+        per_cat[name] = {
+            "tp": int(t), "fp": int(f), "fn": int(n),
+            "precision": round(t / max(1.0, t + f), 3), "recall": round(t / max(1.0, t + n), 3),
+            "f1": round(2 * t / max(1.0, 2 * t + f + n), 3),
+        }
+    by_ds: dict[str, Any] = {}
+    for ds in sorted({im.dataset for im in images}):
+        idx = [i for i, im in enumerate(images) if im.dataset == ds]
+        cd = match_counts([images[i] for i in idx], [preds[i] for i in idx], thresholds[best : best + 1])
+        t, f, n = (cd[k].sum() for k in ("tp", "fp", "fn"))
+        by_ds[ds] = {"images": len(idx), "tp": int(t), "fp": int(f), "fn": int(n), "f1": round(2 * t / max(1.0, 2 * t + f + n), 3)}
+    return {
+        "score_threshold": float(thresholds[best]),
+        "f1": round(float(f1[best]), 4),
+        "precision": round(float(tp[best] / max(1.0, tp[best] + fp[best])), 4),
+        "recall": round(float(tp[best] / max(1.0, tp[best] + fn[best])), 4),
+        "per_category": per_cat,
+        "per_dataset": by_ds,
+        "f1_by_threshold": {f"{t:.3f}": round(float(v), 4) for t, v in zip(thresholds, f1, strict=True)},
+        "val_images": len(images),
+        "seconds": round(time.time() - t0, 1),
+        "matching": "centre distance <= max(4 px, half label width), same category; at working GSD",
+    }
+
+
+def finish(ckpt_path: Path, data_root: Path, onnx_out: Path, datasets: list[str] | None = None) -> dict[str, Any]:
+    """Validate the checkpoint, store the metrics next to it and export the ONNX model."""
+    from sitewatch.detect.train.data import WORKING_GSD_M
+    from sitewatch.detect.train.export import default_metadata, export_onnx, load_checkpoint_model
+
+    model, ckpt = load_checkpoint_model(ckpt_path)
+    metrics = validate(model, data_root, datasets)
+    (Path(ckpt_path).parent / "val_metrics.json").write_text(json.dumps(metrics, indent=2))
+    cfg = ckpt.get("config", {})
+    meta = {
+        "train_command": cfg.get("command", ""),
+        "score_threshold": f"{metrics['score_threshold']:.3f}",
+        "working_gsd_m": f"{WORKING_GSD_M}",
+        "input_tile": "512",
+    }
+    ckpt["metadata"] = meta
+    _save(Path(ckpt_path), ckpt)
+    export_onnx(model, onnx_out, default_metadata(**meta))
+    return metrics
