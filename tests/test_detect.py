@@ -311,3 +311,36 @@ def test_extra_scale_finds_object_larger_than_overlap_once() -> None:
     truth = OrientedBox.make(128, 100, 90, 30, 90)  # 90 px long: more than the 48 px overlap
     scene = _scene_with([truth], size=256)
     _assert_matches(_seam_detector(extra_scales=(0.5,)).detect(scene), [truth], scene)
+
+
+class _HugeScene(ArrayScene):
+    """A 40000 x 40000 px scene (4.8 GB as RGB) made on demand: data only in a small patch."""
+
+    def __init__(self, patch: np.ndarray, at: tuple[int, int]) -> None:
+        super().__init__(patch, "huge")
+        self.width = self.height = 40_000
+        self.at = at
+        self.largest_read = 0
+
+    def read_rgb(self, window=None, out_shape=None):
+        w, h = int(window.width), int(window.height)
+        self.largest_read = max(self.largest_read, w * h)
+        rgb, valid = np.zeros((h, w, 3), np.uint8), np.zeros((h, w), bool)
+        x0, y0 = self.at[0] - int(window.col_off), self.at[1] - int(window.row_off)
+        ph, pw = self._rgb.shape[:2]
+        if 0 <= x0 <= w - pw and 0 <= y0 <= h - ph:  # patches across tile edges are not needed here
+            rgb[y0 : y0 + ph, x0 : x0 + pw] = self._rgb
+            valid[y0 : y0 + ph, x0 : x0 + pw] = True
+        assert out_shape == (h, w)
+        return rgb, valid
+
+
+def test_scene_larger_than_memory_is_read_by_windows(block_model) -> None:
+    patch = np.zeros((64, 64, 3), np.uint8)
+    patch[20:24, 32:36, 0] = 255
+    scene = _HugeScene(patch, at=(30_016, 12_000))
+    det = OnnxDetector(block_model, tile_px=2048, overlap_px=128, batch_size=8)
+    found = det.detect(scene)
+    assert [(d.box.cx, d.box.cy) for d in found] == [(30_016 + 34.0, 12_000 + 22.0)]
+    assert scene.largest_read == 2048 * 2048
+    assert det.last_stats.tiles - det.last_stats.tiles_skipped <= 4
