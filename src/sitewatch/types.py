@@ -137,12 +137,14 @@ class Candidate:
         name: display name (e.g. ``"An-124 Ruslan"``).
         role: role group (e.g. ``"heavy transport"``).
         probability: normalised likelihood in [0, 1]; candidates of one detection sum to <= 1.
+        prior_weight: site-prior multiplier applied to this type before normalising (1.0 = none).
     """
 
     type_id: str
     name: str
     role: str
     probability: float
+    prior_weight: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

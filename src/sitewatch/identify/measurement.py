@@ -1,0 +1,200 @@
+"""Metric size and true heading of an oriented box, with 1-sigma uncertainties.
+
+Error budget (each term a 1-sigma, combined in quadrature per dimension):
+
+* GSD: ``size * gsd_rel_sigma`` (a STAC/GeoTIFF GSD is good to a few percent, a screenshot's less).
+* Box fit: ``gsd * hypot(sigma_px, sigma_rel * size_px)`` from ``data/boxfit.yaml`` per category;
+  the measured bias (``bias_rel``) is divided out first.
+* Off-nadir: parts of an object at height ``h`` are displaced by ``h * tan(off_nadir)`` along the
+  view azimuth, so the box of an elevated structure is stretched by between 0 and that amount
+  along the view direction (projected on each box axis). It is modelled as uniform on that
+  interval: half of it is subtracted, ``1/sqrt(12)`` of it is added to the sigma. Objects on the
+  ground are not stretched; terrain only moves them (a position error, not a size error).
+
+Heading: the bearing of the box's length axis, degrees clockwise from true north in [0, 180),
+computed on the ellipsoid (pyproj ``Geod``) from the axis end points transformed to lon/lat. That
+accounts for grid convergence (UTM grid north is not true north away from the central meridian),
+rotated transforms and geographic CRSs whose pixels are not square on the ground.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import yaml
+from pyproj import CRS, Geod, Transformer
+from rasterio.transform import Affine
+
+from sitewatch.errors import GeoreferenceError
+from sitewatch.types import Measurement, OrientedBox
+
+_GEOD = Geod(ellps="WGS84")
+
+
+@dataclass(frozen=True, slots=True)
+class BoxFit:
+    """Box-fit error model of one category (see ``data/boxfit.yaml``)."""
+
+    sigma_px: tuple[float, float]
+    sigma_rel: tuple[float, float]
+    bias_rel: tuple[float, float]
+    elevation_frac: tuple[float, float]
+
+
+@functools.lru_cache(maxsize=1)
+def _boxfit_doc() -> dict[str, Any]:
+    with resources.files("sitewatch.identify.data").joinpath("boxfit.yaml").open("r", encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def box_fit(category: str) -> BoxFit:
+    """The box-fit error model of a category."""
+    c = _boxfit_doc()["categories"][category]
+    return BoxFit(*(tuple(float(v) for v in c[k]) for k in ("sigma_px", "sigma_rel", "bias_rel", "elevation_frac")))
+
+
+def box_fit_status() -> str:
+    """How the box-fit numbers were obtained (e.g. ``"label-noise estimate ..."``)."""
+    return str(_boxfit_doc().get("status", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class Georef:
+    """Pixel-to-lon/lat mapping: a rasterio affine transform and a CRS."""
+
+    transform: Affine
+    to_lonlat: Transformer
+
+    @classmethod
+    def make(cls, transform: Affine | Sequence[float], crs: Any) -> Georef:
+        """Build from an ``Affine`` (or its 6 GDAL-order numbers a,b,c,d,e,f) and any pyproj CRS input.
+
+        Raises:
+            GeoreferenceError: the CRS or transform is unusable.
+        """
+        try:
+            aff = transform if isinstance(transform, Affine) else Affine(*list(transform)[:6])
+            if abs(aff.determinant) < 1e-30:
+                raise ValueError("singular transform")
+            src = CRS.from_user_input(crs)
+            t = Transformer.from_crs(src, CRS.from_epsg(4326), always_xy=True)
+        except Exception as e:  # pyproj/affine raise many types
+            raise GeoreferenceError(f"cannot use CRS {crs!r} with transform {transform!r}: {e}") from e
+        return cls(aff, t)
+
+    def lonlat(self, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel coordinates (x right, y down; pixel-corner origin) to WGS84 lon/lat, degrees."""
+        a = self.transform
+        X = a.a * xs + a.b * ys + a.c
+        Y = a.d * xs + a.e * ys + a.f
+        return self.to_lonlat.transform(X, Y)
+
+    def north_px(self, x: float, y: float, step_m: float = 1.0) -> float:
+        """Direction of true north at pixel ``(x, y)``, degrees clockwise from image-up.
+
+        Found by moving ``step_m`` metres north on the ellipsoid and mapping the point back to
+        pixels (pyproj inverse + inverse affine). Zero on a north-up UTM image at the central
+        meridian; the grid convergence elsewhere.
+        """
+        lon, lat = self.lonlat(np.array([x]), np.array([y]))
+        lon2, lat2, _ = _GEOD.fwd(lon, lat, [0.0], [step_m])
+        X, Y = self.to_lonlat.transform(lon2, lat2, direction="INVERSE")
+        px, py = ~self.transform * (float(X[0]), float(Y[0]))
+        return math.degrees(math.atan2(px - x, -(py - y))) % 360.0
+
+
+def ground_axes(box: OrientedBox, geo: Georef) -> tuple[float, float, float]:
+    """Ground length and width (metres, geodesic) and true bearing of the length axis.
+
+    Returns:
+        ``(length_m, width_m, heading_deg)``; heading in degrees clockwise from true north in [0, 180).
+    """
+    ux, uy = box.axis
+    vx, vy = -uy, ux
+    hl, hw = box.length / 2.0, box.width / 2.0
+    xs = np.array([box.cx - ux * hl, box.cx + ux * hl, box.cx - vx * hw, box.cx + vx * hw])
+    ys = np.array([box.cy - uy * hl, box.cy + uy * hl, box.cy - vy * hw, box.cy + vy * hw])
+    lon, lat = geo.lonlat(xs, ys)
+    az, _, length = _GEOD.inv(lon[0], lat[0], lon[1], lat[1])
+    _, _, width = _GEOD.inv(lon[2], lat[2], lon[3], lat[3])
+    return float(length), float(width), float(az) % 180.0
+
+
+def measure_box(
+    box: OrientedBox,
+    category: str,
+    *,
+    gsd_m: float | None,
+    gsd_rel_sigma: float = 0.05,
+    georef: Georef | None = None,
+    off_nadir_deg: float | None = None,
+    view_azimuth_deg: float | None = None,
+) -> Measurement:
+    """Metric length/width (and true heading when georeferenced) of a box, with 1-sigma errors.
+
+    Args:
+        box: oriented box, pixels (length >= width).
+        category: detection category (selects the box-fit model).
+        gsd_m: ground sample distance, metres per pixel (used when ``georef`` is None; with a
+            georeference the ground size comes from the geodesic lengths of the box axes).
+        gsd_rel_sigma: relative 1-sigma of the GSD (e.g. 0.02 for an orthorectified product,
+            0.05-0.10 for a screenshot whose scale was set by hand).
+        georef: pixel-to-lon/lat mapping, or None.
+        off_nadir_deg: sensor off-nadir angle, degrees, or None (treated as near nadir).
+        view_azimuth_deg: view azimuth, degrees clockwise from north, or None.
+
+    Raises:
+        GeoreferenceError: neither a GSD nor a georeference is given.
+    """
+    heading: float | None = None
+    if georef is not None:
+        length_m, width_m, heading = ground_axes(box, georef)
+        gsd_l = length_m / box.length if box.length > 0 else (gsd_m or 0.0)
+        gsd_w = width_m / box.width if box.width > 0 else gsd_l
+    elif gsd_m is not None and gsd_m > 0:
+        gsd_l = gsd_w = float(gsd_m)
+        length_m, width_m = box.length * gsd_l, box.width * gsd_w
+    else:
+        raise GeoreferenceError("no GSD and no georeference: cannot measure in metres")
+    fit = box_fit(category)
+    length_m /= 1.0 + fit.bias_rel[0]
+    width_m /= 1.0 + fit.bias_rel[1]
+    sig_fit_l = gsd_l * math.hypot(fit.sigma_px[0], fit.sigma_rel[0] * box.length)
+    sig_fit_w = gsd_w * math.hypot(fit.sigma_px[1], fit.sigma_rel[1] * box.width)
+
+    stretch_l = stretch_w = 0.0
+    if off_nadir_deg is not None and off_nadir_deg > 0:
+        along = heading if heading is not None else box.heading_deg  # screenshots: assume north-up
+        delta = math.radians((view_azimuth_deg if view_azimuth_deg is not None else along) - along)
+        proj_l, proj_w = abs(math.cos(delta)), abs(math.sin(delta))
+        if view_azimuth_deg is None:  # direction unknown: worst case on each axis
+            proj_l = proj_w = 1.0
+        t = math.tan(math.radians(min(off_nadir_deg, 60.0)))
+        stretch_l = fit.elevation_frac[0] * length_m * t * proj_l
+        stretch_w = fit.elevation_frac[1] * length_m * t * proj_w
+        length_m -= stretch_l / 2.0
+        width_m -= stretch_w / 2.0
+
+    sig_l = math.sqrt((length_m * gsd_rel_sigma) ** 2 + sig_fit_l**2 + stretch_l**2 / 12.0)
+    sig_w = math.sqrt((width_m * gsd_rel_sigma) ** 2 + sig_fit_w**2 + stretch_w**2 / 12.0)
+    heading_sigma = None
+    if heading is not None:
+        sig_px = math.hypot(fit.sigma_px[1], fit.sigma_rel[1] * box.width)
+        ambiguous = box.length - box.width < 2.0 * sig_px
+        heading_sigma = 90.0 if ambiguous else min(90.0, math.degrees(math.atan2(math.sqrt(2.0) * sig_px, box.length)))
+    gsd_out = math.sqrt(gsd_l * gsd_w) if georef is not None else float(gsd_m)  # type: ignore[arg-type]
+    return Measurement(
+        length_m=round(length_m, 3),
+        width_m=round(width_m, 3),
+        length_sigma_m=round(sig_l, 3),
+        width_sigma_m=round(sig_w, 3),
+        heading_deg=None if heading is None else round(heading, 2),
+        heading_sigma_deg=None if heading_sigma is None else round(heading_sigma, 2),
+        gsd_m=round(gsd_out, 5),
+    )
