@@ -99,17 +99,23 @@ def make_scenario(tmp_path: Path, *, simulated: bool = False):
 
 
 def make_assessment(*, bad_ref: bool = False):
+    """An assessment built from the assess stage's own result types."""
+    from sitewatch.assess.hypotheses import EvidenceItem, HypothesisResult
+    from sitewatch.assess.indicators import IndicatorResult
+
+    ind = IndicatorResult("transport-surge", "Transport surge", "not-fired", evidence=["pass:10", "pass:11", "det:1"],
+                          reason="fewer than 3 transports arrived")
     return SimpleNamespace(
         key_judgements=[
-            {"text": "Air activity at Test Air Base is likely unchanged overall.", "evidence": ["comparison:10-11", "pass:11"]},
+            {"text": "Air activity at Test Air Base is likely unchanged overall.", "evidence": ["comparison:10-11", "indicator:transport-surge"]},
             {"text": "An Il-76 transport very likely remained on the apron.", "evidence": ["det:1", {"kind": "detection", "id": 3}]},
         ] + ([{"text": "Orphan.", "evidence": ["det:999"]}] if bad_ref else []),
         confidence={"level": "moderate", "reasons": ["Two passes one week apart."]},
-        hypotheses=[{"name": "routine", "score": 1.2, "probability": 0.7, "term": "likely"},
-                    {"name": "reinforcement", "score": -0.5, "probability": 0.3, "term": "unlikely"}],
-        ach_matrix={"hypotheses": ["routine", "reinforcement"],
-                    "rows": [{"evidence": "net aircraft change 0", "weight": 1.0, "cells": ["C", "I"], "refs": ["comparison:10-11"]}]},
-        indicators=[{"name": "transport-surge", "fired": False, "description": "fewer than 3 transports arrived", "evidence": ["pass:10"]}],
+        hypotheses=[HypothesisResult("routine", "Routine operations.", 1.2, 0.7, "likely", 0.0),
+                    HypothesisResult("reinforcement", "Reinforcement.", -0.5, 0.3, "unlikely", 1.0)],
+        ach_matrix=[EvidenceItem("indicator:transport-surge", "indicator", "net aircraft change 0", 0.8, 1.0,
+                                 {"routine": "C", "reinforcement": "I"}, ["comparison:10-11"])],
+        indicators=[ind],
     )
 
 
@@ -191,6 +197,12 @@ def test_report_data_citations_resolve(report_data: ReportData) -> None:
         assert set(j.evidence) <= keys
     by_key = {e.key: e for e in r.evidence}
     assert by_key["cmp-10-11"].pass_ids == [10, 11] and by_key["cmp-10-11"].comparison == "C1"
+    ind = by_key["ind-transport-surge"]
+    assert (ind.kind, ind.pass_ids, ind.detection_ids) == ("indicator", [10, 11], [1])
+    assert "Transport surge: not-fired" in ind.text
+    assert r.assessment.ach_hypotheses == ["routine", "reinforcement"]
+    assert r.assessment.ach_rows[0].cells == ["C", "I"] and r.assessment.ach_rows[0].weight == pytest.approx(0.8)
+    assert r.assessment.ach_rows[0].evidence_keys == ["ind-transport-surge", "cmp-10-11"]
     assert by_key["det-1"].detection_ids == [1] and "2024-05-01" in by_key["det-1"].text
     assert by_key["claim-7"].source == "example-news" and by_key["claim-7"].claim_id == "7"
     assert [(c.id, c.verdict, c.evidence) for c in r.claims] == [
@@ -274,7 +286,7 @@ def test_save_html_writes_json_twin(report_data: ReportData, tmp_path: Path) -> 
     assert twin["site"]["name"] == "testbase"
     assert [p["id"] for p in twin["passes"]] == [10, 11]
     assert "png_b64" not in json.dumps(twin)
-    assert twin["assessment"]["judgements"][0]["evidence"] == ["cmp-10-11", "pass-11"]
+    assert twin["assessment"]["judgements"][0]["evidence"] == ["cmp-10-11", "ind-transport-surge"]
     assert json.loads(report_json(report_data)) == twin | {"generated": twin["generated"]}
 
 

@@ -145,10 +145,66 @@ def comparison_summary(comp: Any, label: str, a: PassSummary, b: PassSummary) ->
 # --------------------------------------------------------------------------------------- assessment
 
 
+def _indicator_rows(indicators: Sequence[Any], book: EvidenceBook) -> list[IndicatorRow]:
+    rows = []
+    for ind in indicators:
+        name = str(field(ind, "name") or field(ind, "id") or "")
+        book.indicators[name] = ind
+        state = field(ind, "state")
+        rows.append(
+            IndicatorRow(
+                name=str(field(ind, "title") or name),
+                fired=state == "fired" if state is not None else bool(field(ind, "fired", True)),
+                state=str(state or ("fired" if field(ind, "fired", True) else "not-fired")),
+                description=str(field(ind, "sentence") or field(ind, "reason") or field(ind, "description") or ""),
+                evidence=book.cite_all(field(ind, "evidence") or []),
+            )
+        )
+    return rows
+
+
+def _ach(assessment: Any, hyps: list[HypothesisRow], book: EvidenceBook) -> tuple[list[str], list[AchRow]]:
+    """ACH hypotheses and rows, from ``{"hypotheses": [...], "rows": [...]}`` or a list of evidence items."""
+    ach = field(assessment, "ach_matrix")
+    items = ach if isinstance(ach, list | tuple) else field(ach, "rows") or field(ach, "evidence") or []
+    names = [str(field(h, "name", h)) for h in (field(ach, "hypotheses") if not isinstance(ach, list | tuple) else None) or []]
+    names = names or [h.name for h in hyps]
+    rows = []
+    for r in items:
+        cells = field(r, "scores") or field(r, "cells") or field(r, "ratings") or []
+        if isinstance(cells, Mapping):
+            cells = [cells.get(h, "N") for h in names]
+        own = field(r, "ref")
+        rows.append(
+            AchRow(
+                evidence=str(field(r, "title") or field(r, "evidence") or field(r, "name") or own or ""),
+                weight=float(field(r, "weight", 1.0) if field(r, "weight") is not None else 1.0),
+                cells=[str(c) for c in cells],
+                evidence_keys=book.cite_all(([own] if own else []) + list(field(r, "refs") or [])),
+            )
+        )
+    return names, rows
+
+
 def assessment_section(assessment: Any, book: EvidenceBook) -> AssessmentSection:
-    """The report's view of a :class:`sitewatch.assess.Assessment` (or its ``to_dict()``), citations resolved."""
+    """The report's view of a :class:`sitewatch.assess.Assessment` (or its ``to_dict()``), citations resolved.
+
+    Indicators are registered first so judgements may cite ``indicator:<name>``.
+    """
     if assessment is None:
         return AssessmentSection(available=False)
+    indicators = _indicator_rows(field(assessment, "indicators") or [], book)
+    hyps = [
+        HypothesisRow(
+            name=str(field(h, "name")),
+            description=str(field(h, "statement") or field(h, "description") or ""),
+            score=field(h, "score"),
+            probability=field(h, "probability"),
+            term=str(field(h, "term") or field(h, "estimative_term") or ""),
+        )
+        for h in field(assessment, "hypotheses") or []
+    ]
+    ach_names, ach_rows = _ach(assessment, hyps, book)
     judgements = []
     for j in field(assessment, "key_judgements") or []:
         text = j if isinstance(j, str) else str(field(j, "text", ""))
@@ -156,50 +212,13 @@ def assessment_section(assessment: Any, book: EvidenceBook) -> AssessmentSection
     conf = field(assessment, "confidence")
     level = conf if isinstance(conf, str) else field(conf, "level")
     reasons = [] if isinstance(conf, str) else [str(r) for r in field(conf, "reasons") or []]
-    hyps = [
-        HypothesisRow(
-            name=str(field(h, "name")),
-            description=str(field(h, "description") or ""),
-            score=field(h, "score"),
-            probability=field(h, "probability"),
-            term=str(field(h, "term") or field(h, "estimative_term") or ""),
-        )
-        for h in field(assessment, "hypotheses") or []
-    ]
-    indicators = []
-    for i in field(assessment, "indicators") or []:
-        name = str(field(i, "name") or field(i, "id") or "")
-        refs = field(i, "evidence") or []
-        indicators.append(
-            IndicatorRow(
-                name=name,
-                fired=bool(field(i, "fired", True)),
-                description=str(field(i, "description") or field(i, "text") or ""),
-                evidence=book.cite_all(refs),
-            )
-        )
-    ach = field(assessment, "ach_matrix")
-    ach_h = [str(h) for h in (field(ach, "hypotheses") or [h.name for h in hyps])]
-    ach_rows = []
-    for r in field(ach, "rows") or []:
-        cells = field(r, "cells") or field(r, "ratings") or []
-        if isinstance(cells, Mapping):
-            cells = [cells.get(h, "N") for h in ach_h]
-        ach_rows.append(
-            AchRow(
-                evidence=str(field(r, "evidence") or field(r, "name") or field(r, "indicator") or ""),
-                weight=float(field(r, "weight", 1.0) or 1.0),
-                cells=[str(c) for c in cells],
-                evidence_keys=book.cite_all(field(r, "refs") or field(r, "evidence_refs") or []),
-            )
-        )
     return AssessmentSection(
         available=True,
         judgements=judgements,
         confidence=level,
         confidence_reasons=reasons,
         hypotheses=hyps,
-        ach_hypotheses=ach_h,
+        ach_hypotheses=ach_names,
         ach_rows=ach_rows,
         indicators=indicators,
     )

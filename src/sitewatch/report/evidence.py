@@ -20,7 +20,9 @@ from sitewatch.types import Detection
 class EvidenceBook:
     """Evidence entries created on first citation, keyed by what they cite.
 
-    Keys: ``pass-<id>``, ``det-<id>``, ``cmp-<pass a>-<pass b>``, ``claim-<id>``, ``ind-<slug>``.
+    Keys: ``pass-<id>``, ``det-<id>``, ``cmp-<pass a>-<pass b>``, ``claim-<id>``, ``ind-<name>``.
+    Claims and indicators must be registered (:attr:`claims`, :attr:`indicators`) before they
+    can be cited.
     """
 
     def __init__(self, passes: Sequence[PassSummary], detections: Mapping[int, tuple[Detection, PassSummary]]) -> None:
@@ -28,6 +30,8 @@ class EvidenceBook:
         self.detections = detections
         self.comparisons: dict[tuple[int, int], ComparisonSummary] = {}
         self.claims: dict[str, dict[str, Any]] = {}
+        self.indicators: dict[str, Any] = {}
+        self._resolving: set[str] = set()
         self.entries: dict[str, EvidenceEntry] = {}
         self.unresolved: list[str] = []
 
@@ -72,8 +76,25 @@ class EvidenceBook:
         text = f"Claim {claim_id} ({source}{when}): \u201c{field(c, 'text', '')}\u201d"
         return self._add(EvidenceEntry(key=f"claim-{claim_id}", kind="claim", text=text, claim_id=claim_id, source=source))
 
-    def cite_note(self, slug: str, text: str) -> str:
-        return self._add(EvidenceEntry(key=f"ind-{slug}", kind="indicator", text=text))
+    def cite_indicator(self, name: str) -> str | None:
+        """An indicator outcome; the entry carries the passes and detections its own evidence names."""
+        ind = self.indicators.get(name)
+        key = f"ind-{name}"
+        if ind is None:
+            return None
+        if key in self.entries or key in self._resolving:
+            return key
+        self._resolving.add(key)
+        subs = [self.entries[k] for k in self.cite_all(field(ind, "evidence") or [])]
+        self._resolving.discard(key)
+        state = str(field(ind, "state") or ("fired" if field(ind, "fired") else "not-fired"))
+        detail = field(ind, "sentence") or field(ind, "reason") or field(ind, "description") or ""
+        text = f"Indicator {field(ind, 'title') or name}: {state}. {detail}".strip()
+        return self._add(EvidenceEntry(
+            key=key, kind="indicator", text=text,
+            pass_ids=sorted({i for e in subs for i in e.pass_ids}),
+            detection_ids=sorted({i for e in subs for i in e.detection_ids}),
+        ))
 
     _REF = re.compile(r"^\s*([a-z]+)\s*[:#\s_-]?\s*(\S.*?)\s*$", re.I)
     _PAIR = re.compile(r"^(\d+)\s*(?:->|→|-|_|,|\.\.)\s*(\d+)$")
@@ -85,6 +106,8 @@ class EvidenceBook:
             return self.cite_comparison(int(m.group(1)), int(m.group(2))) if m else None
         if kind in ("claim", "cl"):
             return self.cite_claim(rest)
+        if kind in ("indicator", "ind"):
+            return self.cite_indicator(rest)
         if not rest.isdigit():
             return None
         if kind in ("pass", "p"):
@@ -97,7 +120,7 @@ class EvidenceBook:
         """Resolve one evidence reference from a later stage into evidence keys.
 
         Accepts strings (``"pass:3"``, ``"det:12"``, ``"detection 12"``, ``"comparison:3-5"``,
-        ``"claim:<id>"``) and mappings (``{"kind": "pass", "id": 3}``, ``{"pass_id": 3,
+        ``"claim:<id>"``, ``"indicator:<name>"``) and mappings (``{"kind": "pass", "id": 3}``, ``{"pass_id": 3,
         "detection_ids": [...]}``, ``{"claim_id": "..."}``, ``{"pass_a": 3, "pass_b": 5}``).
         Unresolvable references are recorded in :attr:`unresolved` and produce no key.
         """

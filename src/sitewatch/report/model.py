@@ -163,6 +163,7 @@ class IndicatorRow(BaseModel):
 
     name: str
     fired: bool
+    state: str = ""
     description: str = ""
     evidence: list[str] = Field(default_factory=list)
 
