@@ -50,6 +50,16 @@ def test_decode_peak_geometry_and_heading() -> None:
     assert b.heading_deg[0] == pytest.approx(120.0)
 
 
+def test_decode_drops_non_finite_and_clamps_degenerate_sides() -> None:
+    hm = np.zeros((1, 5, 8, 8), np.float32)
+    geo = np.zeros((1, 6, 8, 8), np.float32)
+    hm[0, 0, 1, 1] = hm[0, 0, 5, 5] = 0.9
+    geo[0, :, 1, 1] = [0.5, 0.5, np.nan, 3.0, 1.0, 0.0]
+    geo[0, :, 5, 5] = [0.5, 0.5, 0.0, 0.2, 1.0, 0.0]
+    b = decode(hm, geo, score_threshold=0.5)
+    assert len(b) == 1 and (b.cx[0], b.length[0], b.width[0]) == (22.0, 1.0, 1.0)
+
+
 def test_decode_top_k_per_tile() -> None:
     hm = np.zeros((1, 5, 16, 16), np.float32)
     hm[0, 0, ::2, ::2] = np.linspace(0.4, 0.9, 64).reshape(8, 8)

@@ -179,3 +179,15 @@ def test_shipped_model_finds_labelled_aircraft(data_dir: Path) -> None:
         detector, items, open_scene=lambda im: open_scene(im.image_path, gsd_m=im.gsd_m), score_threshold=detector.score_threshold
     )
     assert result.categories["aircraft"].recall >= MIN_AIRCRAFT_RECALL
+
+
+def test_val_split_holds_out_part_of_real_data(data_dir: Path) -> None:
+    from sitewatch.detect.evaluate import iter_labelled
+    from sitewatch.detect.train.splits import split_of
+
+    val = [im for im, _ in iter_labelled(data_dir / "airbus-pleiades", "val")]
+    every = [im for im, cats in iter_labelled(data_dir / "airbus-pleiades", "all")]
+    assert 0 < len(val) < len(every)
+    assert all(split_of(im) == "val" for im in val)
+    (_, cats), *_ = iter_labelled(data_dir / "hrplanes", "all")
+    assert cats == {"aircraft"}  # vehicles are not labelled there, so not scored

@@ -107,8 +107,12 @@ def decode(
     keep = (np.arange(n.size) - first) < top_k
     n, c, r, q, scores = n[keep], c[keep], r[keep], q[keep], scores[keep]
     g = geo[n, :, r, q]  # (k, 6)
-    length = np.abs(g[:, 2]).astype(np.float64)
-    width = np.abs(g[:, 3]).astype(np.float64)
+    finite = np.isfinite(g).all(axis=1)
+    if not finite.all():
+        n, c, r, q, scores, g = n[finite], c[finite], r[finite], q[finite], scores[finite], g[finite]
+    # Sides below one pixel are not objects' sizes; clamp them so every box is a proper polygon.
+    length = np.maximum(np.abs(g[:, 2]), 1.0).astype(np.float64)
+    width = np.maximum(np.abs(g[:, 3]), 1.0).astype(np.float64)
     heading = np.degrees(np.arctan2(g[:, 5], g[:, 4]) / 2.0)
     swap = width > length
     length, width = np.where(swap, width, length), np.where(swap, length, width)
