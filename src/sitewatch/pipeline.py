@@ -172,3 +172,64 @@ def _identify(scene: Scene, detections: list[Detection], gsd: float | None, site
         view_azimuth_deg=scene.metadata.get("view_azimuth_deg"),
         priors=getattr(site, "priors", None) or None,
     )
+
+
+def load_default_detector(model: str | None = None) -> Detector:
+    """The configured detector (``load_detector`` of :mod:`sitewatch.detect`, else the ONNX detector)."""
+    try:
+        from sitewatch.detect import load_detector
+    except ImportError:
+        from sitewatch.detect.onnx import OnnxDetector
+
+        return OnnxDetector(model)
+    return load_detector(model)
+
+
+def _group_key(d: Detection, by: str) -> str:
+    if by == "category":
+        return d.category
+    best = d.best_type
+    if best is None:
+        return f"{d.category} (unidentified)"
+    return best.type_id if by == "type" else best.role
+
+
+def inventory(passes: list[Pass], by: str = "category") -> dict[str, Any]:
+    """Counts per group per pass (oldest → newest) and the change from the previous pass.
+
+    Args:
+        passes: passes of one site, oldest first (as :meth:`Store.list_passes` returns them).
+        by: ``"category"``, ``"type"`` (best type id) or ``"role"`` (role group of the best type).
+
+    Returns:
+        ``{"by", "groups": [names], "passes": [{"id", "acquired", "scene", "simulated",
+        "counts": {group: n}, "deltas": {group: n - previous n or None}}]}``.
+    """
+    if by not in ("category", "type", "role"):
+        raise ValueError(f"inventory by {by!r}: use category, type or role")
+    from sitewatch.types import CATEGORIES
+
+    per_pass = []
+    for p in passes:
+        counts: dict[str, int] = {}
+        for d in p.detections:
+            k = _group_key(d, by)
+            counts[k] = counts.get(k, 0) + 1
+        per_pass.append(counts)
+    seen = {k for c in per_pass for k in c}
+    groups = [c for c in CATEGORIES if c in seen or by == "category"] + sorted(seen - set(CATEGORIES))
+    rows, prev = [], None
+    for p, counts in zip(passes, per_pass, strict=True):
+        full = {g: counts.get(g, 0) for g in groups}
+        rows.append(
+            {
+                "id": p.id,
+                "acquired": p.acquired.isoformat() if p.acquired else None,
+                "scene": p.scene_path,
+                "simulated": p.simulated,
+                "counts": full,
+                "deltas": {g: (full[g] - prev[g]) if prev is not None else None for g in groups},
+            }
+        )
+        prev = full
+    return {"by": by, "groups": groups, "passes": rows}

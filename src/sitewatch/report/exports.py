@@ -96,6 +96,14 @@ for _fmt in (
     register_format(_fmt)
 
 
+#: Attribute columns of an export, in order (then ``lon``/``lat`` of the footprint centre, and geometry).
+COLUMNS = [
+    "site", "pass_id", "acquired", "scene", "simulated", "model", "detection_id", "category", "score",
+    "best_type", "type_name", "role", "type_probability", "length_m", "width_m", "heading_deg",
+    "cx_px", "cy_px", "length_px", "width_px", "heading_px_deg", "candidates",
+]  # fmt: skip
+
+
 def detections_frame(passes: Sequence[Pass]) -> gpd.GeoDataFrame:
     """All detections of ``passes`` as a WGS84 GeoDataFrame, one row per detection."""
     rows: list[dict[str, Any]] = []
@@ -130,9 +138,7 @@ def detections_frame(passes: Sequence[Pass]) -> gpd.GeoDataFrame:
                 }
             )
             geoms.append(shapely.Polygon(d.footprint) if d.footprint else None)
-    frame = gpd.GeoDataFrame(rows, geometry=geoms, crs=WGS84)
-    if not rows:
-        frame = gpd.GeoDataFrame({"site": [], "category": []}, geometry=[], crs=WGS84)
+    frame = gpd.GeoDataFrame(pd.DataFrame(rows, columns=COLUMNS), geometry=gpd.GeoSeries(geoms, crs=WGS84), crs=WGS84)
     # planar centroid of a few-metre polygon: exact enough in lon/lat (sub-millimetre)
     centroids = shapely.centroid(frame.geometry.values)
     frame["lon"] = shapely.get_x(centroids)
@@ -162,7 +168,7 @@ def export_passes(passes: Sequence[Pass], site: Any, fmt: str, out_path: str | P
         raise ReportError(f"{path}: folder {path.parent} does not exist")
     frame = detections_frame(passes)
     if any(p.simulated for p in passes):
-        log.warning("exporting SIMULATED passes (column 'simulated' is true)")
+        log.info("exporting SIMULATED passes (column 'simulated' is true)")
     try:
         if path.exists():
             path.unlink()

@@ -1,0 +1,57 @@
+"""``sitewatch passes``: the stored passes of a site (or the sites that have passes)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.table import Table
+
+from sitewatch.cli.console import out_console
+from sitewatch.cli.options import json_option, store_option
+
+
+@click.command()
+@click.argument("site", required=False)
+@json_option
+@store_option
+def command(site: str | None, as_json: bool, store_url: str | None) -> None:
+    """List the passes of SITE oldest first (without SITE: the sites that have passes).
+
+    Example: sitewatch passes hmeimim
+    """
+    from sitewatch.cli.inventory import load_passes
+    from sitewatch.cli.scan import summary
+    from sitewatch.store import open_store
+
+    with open_store(store_url) as store:
+        if site is None:
+            names = store.sites()
+            counts = {n: len(store.list_passes(n)) for n in names}
+        else:
+            passes = load_passes(store, site)
+    if site is None:
+        if as_json:
+            click.echo(json.dumps(counts, indent=1))
+        else:
+            for n, k in counts.items():
+                out_console.print(f"{n}: {k} pass{'es' if k != 1 else ''}")
+        return
+    if as_json:
+        click.echo(json.dumps([summary(p) for p in passes], indent=1))
+        return
+    table = Table(title=f"passes of {site}")
+    for col in ("id", "acquired (UTC)", "scene", "AOI cover", "GSD m", "model", "detections", ""):
+        table.add_column(col)
+    for p in passes:
+        table.add_row(
+            str(p.id),
+            p.acquired.strftime("%Y-%m-%d %H:%M") if p.acquired else "unknown",
+            p.scene_path,
+            "pixel space" if p.aoi_coverage is None else f"{100 * p.aoi_coverage:.0f}%",
+            f"{p.gsd_m:.2f}" if p.gsd_m else "?",
+            p.model,
+            str(len(p.detections)),
+            "[bold red]SIMULATED" if p.simulated else "",
+        )
+    out_console.print(table)
