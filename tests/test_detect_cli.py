@@ -200,3 +200,13 @@ def test_entry_point_subprocess_no_traceback(tmp_path) -> None:
     r = subprocess.run([sys.executable, "-m", "sitewatch.cli.main", "detect", str(tmp_path / "x.jpg")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert r.stdout == "" and r.stderr.strip().splitlines() == [f"error: {tmp_path / 'x.jpg'}: empty file (0 bytes)"]
+
+
+def test_provider_and_multiscale_options(tmp_path, model, capsys) -> None:
+    img = str(_png(tmp_path / "a.png", _rgb()))
+    code, out, err = run(capsys, img, "--model", str(model), "--json", "--provider", "auto", "--multiscale", "--batch-size", "2")
+    assert code == 0, err
+    # At half scale a 4 px block is 2 px: too dim a cell for the block model, so the answer is unchanged.
+    assert _centres(out) == _expected()
+    code, _, err = run(capsys, img, "--model", str(model), "--provider", "nosuch")
+    assert code == 2 and "not available" in err and len(err.strip().splitlines()) == 1
