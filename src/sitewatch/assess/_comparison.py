@@ -91,13 +91,17 @@ def pixel_change_pct(comp: Any, zone_name: str | None = None) -> float | None:
     pc = _get(comp, "pixel_change")
     if not pc:
         return None
-    items = pc.items() if isinstance(pc, dict) else ((_get(z, "zone"), z) for z in pc)
+    items = dict(pc.items() if isinstance(pc, dict) else ((_get(z, "zone"), z) for z in pc))
+    if zone_name is None and "site" in items:
+        zone_name = "site"
     vals = []
-    for name, z in items:
+    for name, z in items.items():
         if zone_name is not None and name != zone_name:
             continue
-        changed = _get(z, "pct_changed")
-        explained = _get(z, "pct_explained_by_objects", default=0.0)
-        if changed is not None:
-            vals.append(float(changed) * (1.0 - float(explained) / 100.0 if explained > 1 else 1.0 - float(explained)))
+        unexplained = _get(z, "pct_unexplained")
+        if unexplained is None and _get(z, "pct_changed") is not None:
+            # pct_explained_by_objects is the share (percent) of the changed pixels inside object boxes.
+            unexplained = float(_get(z, "pct_changed")) * (1.0 - float(_get(z, "pct_explained_by_objects", default=0.0)) / 100.0)
+        if unexplained is not None:
+            vals.append(float(unexplained))
     return sum(vals) / len(vals) if vals else None

@@ -377,6 +377,9 @@ def resolve_date(text: str, published: datetime | None) -> date | None:
             if has_month:
                 t = f"{t[len(word):].strip()} {day}"
             break
+    if published is not None and re.fullmatch(r"(earlier |early |late )?this week", low):
+        base = settings["RELATIVE_BASE"]
+        return (base - timedelta(days=base.weekday())).date()  # Monday of the publication week
     t = re.sub(r"^(earlier|early|late)\s+", "", t, flags=re.I)
     t = re.sub(r"\bweekend\b", "saturday", t, flags=re.I) if low.startswith("last") else t
     t = re.sub(r"\b(night|morning|evening|afternoon)\b", "", t, flags=re.I).strip()

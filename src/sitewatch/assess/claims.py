@@ -133,13 +133,14 @@ class Claim:
             "url": self.url,
             "place_inherited": self.place_inherited,
             "site": self.site,
+            "key": _claim_id(self.source, self.published, self.text),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Claim:
         pub = d.get("published")
         return cls(
-            id=d["id"],
+            id=str(d["id"]),
             text=d["text"],
             source=d["source"],
             published=datetime.fromisoformat(pub) if isinstance(pub, str) else pub,

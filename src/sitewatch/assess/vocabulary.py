@@ -17,6 +17,7 @@ from importlib import resources
 from typing import Any
 
 import yaml
+from spacy.lang.en.stop_words import STOP_WORDS
 
 from sitewatch.errors import ClaimsError
 
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 #: ("Su-24M2", "S-400", "An-124s", "Orion-X", "MiG-31K").
 DESIGNATION_RE = re.compile(r"\b[A-Z][A-Za-z]{0,6}-(?:\d[A-Za-z0-9]*|[A-Z]{1,3}\d*[a-z]?)\b")
 
+_COMMON_WORDS = {"classic", "spirit", "eagle", "atlas", "bone", "jumbo", "hip", "curl", "cub", "halo", "viper",
+                 "galaxy", "sentry", "extender", "pegasus", "lancer", "orion", "grizzly", "mustang", "tor",
+                 "may", "bear", "cock", "coot", "clank", "crusty", "careless", "mitten", "buff", "ural"}
 _NOT_EQUIPMENT = {"covid", "al", "us", "uk", "eu", "nato", "un"}
 
 
@@ -133,6 +137,9 @@ def _add_library(vocab: Vocabulary, library: Any) -> None:
                 vocab.designations.setdefault(norm_designation(m.group(0)), entry)
         vocab.designations.setdefault(norm_designation(str(t.id)), entry)
         for n in names:
+            # One-word aliases that are common English words ("May", "Classic") are not names in prose.
+            if " " not in n and (n.lower() in STOP_WORDS or n.lower() in _COMMON_WORDS):
+                continue
             if not DESIGNATION_RE.fullmatch(n):
                 vocab.type_names.setdefault(n, entry)
                 # "An-124 Ruslan" is also recognised by its non-designation part ("Ruslan").
@@ -163,9 +170,12 @@ def default_library() -> Any:
 
 
 def default_sites() -> list[Any]:
-    """The watched sites (bundled watchlist and user additions)."""
-    from sitewatch.sites import list_sites
-
+    """The watched sites (bundled watchlist and user additions); empty, with a warning, if unavailable."""
+    try:
+        from sitewatch.sites import list_sites
+    except ImportError:  # pragma: no cover - the sites stage ships with the package
+        log.warning("watched sites unavailable: places in text will not be resolved")
+        return []
     return list_sites()
 
 
