@@ -51,9 +51,9 @@ def register_format(fmt: ExportFormat, *, replace: bool = False) -> None:
     FORMATS[fmt.name] = fmt
 
 
-def _ogr_writer(driver: str) -> Callable[[gpd.GeoDataFrame, Path], None]:
+def _ogr_writer(driver: str, **layer_options: str) -> Callable[[gpd.GeoDataFrame, Path], None]:
     def write(frame: gpd.GeoDataFrame, path: Path) -> None:
-        pyogrio.write_dataframe(frame, path, driver=driver)
+        pyogrio.write_dataframe(frame, path, driver=driver, layer_options=layer_options or None)
 
     return write
 
@@ -91,7 +91,8 @@ for _fmt in (
     ExportFormat("geoparquet", ".parquet", _write_parquet),
     ExportFormat("kml", ".kml", _write_kml),
     ExportFormat("csv", ".csv", _write_csv),
-    ExportFormat("flatgeobuf", ".fgb", _ogr_writer("FlatGeobuf")),
+    # pixel-space detections have no geometry, which FlatGeobuf's spatial index cannot hold
+    ExportFormat("flatgeobuf", ".fgb", _ogr_writer("FlatGeobuf", SPATIAL_INDEX="NO")),
 ):
     register_format(_fmt)
 

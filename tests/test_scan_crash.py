@@ -1,0 +1,86 @@
+"""A scan killed with SIGKILL leaves no partial pass; the store opens and a rerun succeeds."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from sitewatch.store import open_store
+
+# Scans a pixel-space scene with a detector that yields 500 boxes, then pauses INSIDE the store
+# transaction (after the old pass was deleted and the new rows inserted) when told to.
+SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    import numpy as np
+    from sqlalchemy import event
+    from shapely.geometry import box
+    from sitewatch.detect.base import Detector
+    from sitewatch.imagery import ArrayScene
+    from sitewatch.pipeline import scan
+    from sitewatch.store import open_store
+    from sitewatch.types import Detection, OrientedBox
+
+    url, n, pause = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+
+    class Slow(Detector):
+        name, version = "slow", "1"
+        def detect(self, scene, *, window=None, gsd_m=None, progress=None):
+            if pause == "detect":
+                print("DETECTING", flush=True); time.sleep(60)
+            return [Detection(OrientedBox(10.0 + i, 20.0, 30, 10, 0), "aircraft", 0.9) for i in range(n)]
+
+    class Site:
+        name, aoi, priors = "crashbase", box(0, 0, 1, 1), {}
+
+    store = open_store(url)
+    if pause == "commit":
+        @event.listens_for(store.engine, "commit")
+        def _hang(conn):
+            print("IN_TRANSACTION", flush=True); time.sleep(60)
+    scan(ArrayScene(np.zeros((64, 64, 3), np.uint8), path="shot.png"), Site(), Slow(), store, gsd_m=0.5)
+    print("DONE", flush=True)
+    """
+)
+
+
+def _run(url: str, n: int, pause: str, tmp: Path) -> subprocess.CompletedProcess | None:
+    script = tmp / "scan_job.py"
+    script.write_text(SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(script), url, str(n), pause], stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+    if pause == "none":
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0 and "DONE" in out
+        return None
+    marker = {"detect": "DETECTING", "commit": "IN_TRANSACTION"}[pause]
+    deadline = time.monotonic() + 120
+    line = ""
+    while marker not in line and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        assert line or proc.poll() is None, "scan job ended early"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+    return None
+
+
+def _state(url: str) -> list[tuple[str, int]]:
+    with open_store(url) as store:
+        return [(p.model, len(p.detections)) for p in store.list_passes("crashbase")]
+
+
+def test_sigkill_mid_scan_leaves_no_partial_pass(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'crash.db'}"
+    _run(url, 500, "detect", tmp_path)  # killed while detecting: nothing stored
+    assert _state(url) == []
+    _run(url, 7, "none", tmp_path)  # clean rerun
+    assert _state(url) == [("slow 1", 7)]
+    # killed at COMMIT of a rescan (old pass deleted, 500 new rows inserted): the old pass survives
+    _run(url, 500, "commit", tmp_path)
+    assert _state(url) == [("slow 1", 7)]
