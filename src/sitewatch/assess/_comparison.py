@@ -27,9 +27,14 @@ def pass_ids(comp: Any) -> tuple[int | None, int | None]:
     """Store ids of the earlier and later pass of a comparison (None when unknown)."""
     a = _get(comp, "a", "pass_a")
     b = _get(comp, "b", "pass_b")
-    a_id = a.id if isinstance(a, Pass) else _get(comp, "a_id", "pass_a_id")
-    b_id = b.id if isinstance(b, Pass) else _get(comp, "b_id", "pass_b_id")
-    return a_id, b_id
+    def pid(p: Any, *names: str) -> int | None:
+        if isinstance(p, Pass):
+            return p.id
+        if isinstance(p, dict) and p.get("id") is not None:
+            return p["id"]
+        return _get(comp, *names)
+
+    return pid(a, "a_id", "pass_a_id"), pid(b, "b_id", "pass_b_id")
 
 
 def ref(comp: Any) -> str:

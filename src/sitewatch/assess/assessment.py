@@ -154,7 +154,7 @@ def _confidence(site_passes: list[Pass], comparisons: list[Any], fired: list[Ind
     if corroborated:
         points += 1
         reasons.append(f"{corroborated} text claim(s) corroborated by imagery")
-    cov = [p.aoi_coverage for p in site_passes]
+    cov = [p.aoi_coverage for p in site_passes if p.aoi_coverage is not None]
     if cov and min(cov) >= 0.9 and not any(p.simulated for p in site_passes):
         points += 1
         reasons.append("full coverage of the site in every pass")

@@ -1,0 +1,142 @@
+"""``sitewatch claims``: ingest text reports, extract claims, list stored claims."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import click
+from rich.table import Table
+
+from sitewatch.cli.console import out_console
+from sitewatch.cli.options import json_option, store_option
+from sitewatch.errors import ClaimsError
+
+
+def _published(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    import dateparser
+
+    dt = dateparser.parse(value, languages=["en"], settings={"RETURN_AS_TIMEZONE_AWARE": True, "TIMEZONE": "UTC"})
+    if dt is None:
+        raise ClaimsError(f"--published: cannot read {value!r} as a date (try 2024-12-18)")
+    return dt.astimezone(UTC)
+
+
+def _count(m: dict) -> str:
+    c = m.get("count")
+    if not c:
+        return ""
+    hi = "" if c["max"] is None else c["max"]
+    return f"{c['text']} [{c['min']}..{hi}]" if c["min"] != c["max"] else f"{c['text']} [{c['min']}]"
+
+
+def _table(title: str, claims: list[dict]) -> Table:
+    table = Table(title=title, show_lines=True)
+    for col in ("id", "equipment", "count", "state", "place", "date", "attribution", "sentence"):
+        table.add_column(col, overflow="fold")
+    for c in claims:
+        eq = [m for m in c["equipment"]]
+        table.add_row(
+            str(c["id"]),
+            "\n".join((m.get("name") or m["text"]) + ("" if m.get("resolved") or m.get("generic") else " (unresolved)") for m in eq),
+            "\n".join(_count(m) for m in eq),
+            ", ".join(c["states"]) + (f" → {c['signal']}" if c.get("signal") else ""),
+            ", ".join(c["places"]) + (" (inferred)" if c.get("place_inherited") else ""),
+            ", ".join(f"{d.get('qualifier') or ''} {d['date'] or d['text']}".strip() for d in c["dates"]),
+            "; ".join(c["attributions"]),
+            c["text"],
+        )
+    return table
+
+
+@click.group()
+def command() -> None:
+    """Claims from English text reports (news, statements), checked later against imagery."""
+
+
+def _extract(location: str, source: str, published: str | None, reliability: str | None):  # noqa: ANN202
+    from sitewatch.assess.claims import extract_claims
+    from sitewatch.assess.documents import read_report
+
+    report = read_report(location)
+    pub = _published(published)
+    claims = extract_claims(report.text, source=source, published=pub, reliability=reliability, url=report.url)
+    return report, pub, claims
+
+
+_source_opts = [
+    click.argument("location", metavar="FILE|URL"),
+    click.option("--source", required=True, help="Name of the source (outlet, author, channel)."),
+    click.option("--published", default=None, help="Publication date/time (e.g. 2024-12-18); relative dates resolve against it."),
+    click.option("--reliability", type=click.Choice(list("ABCDEF"), case_sensitive=False), default=None,
+                 help="Admiralty source reliability A (completely reliable) .. E (unreliable), F (cannot be judged)."),
+]  # fmt: skip
+
+
+def _with_source_opts(f):  # noqa: ANN001, ANN202
+    for opt in reversed(_source_opts):
+        f = opt(f)
+    return f
+
+
+@command.command("add")
+@_with_source_opts
+@click.option("--title", default=None, help="Document title (default: the HTML title).")
+@json_option
+@store_option
+def add(location: str, source: str, published: str | None, reliability: str | None, title: str | None, as_json: bool,
+        store_url: str | None) -> None:  # fmt: skip
+    """Ingest a report from FILE or URL, extract its claims and store them.
+
+    Example: sitewatch claims add report.txt --source Reuters --published 2024-12-18 --reliability B
+    """
+    from sitewatch.store import open_store
+
+    report, pub, claims = _extract(location, source, published, reliability)
+    with open_store(store_url) as store:
+        doc_id = store.add_document(source, report.text, pub, report.url, title or report.title)
+        for c in claims:
+            c.document_id = doc_id
+        store.save_claims(doc_id, [c.to_dict() for c in claims])
+        stored = [c for c in store.list_claims() if c.get("document_id") == doc_id]
+    if as_json:
+        click.echo(json.dumps({"document_id": doc_id, "claims": stored}, indent=1, default=str))
+        return
+    out_console.print(_table(f"document {doc_id} ({source}): {len(stored)} claims", stored))
+
+
+@command.command("extract")
+@_with_source_opts
+@json_option
+def extract(location: str, source: str, published: str | None, reliability: str | None, as_json: bool) -> None:
+    """Show the claims in FILE or URL without storing them.
+
+    Example: sitewatch claims extract report.txt --source Reuters --published 2024-12-18
+    """
+    _, _, claims = _extract(location, source, published, reliability)
+    dicts = [c.to_dict() for c in claims]
+    if as_json:
+        click.echo(json.dumps(dicts, indent=1, default=str))
+        return
+    out_console.print(_table(f"{source}: {len(dicts)} claims", dicts))
+
+
+@command.command("list")
+@click.argument("site", required=False)
+@json_option
+@store_option
+def list_(site: str | None, as_json: bool, store_url: str | None) -> None:
+    """List stored claims (about SITE, or all).
+
+    Example: sitewatch claims list hmeimim
+    """
+    from sitewatch.store import open_store
+
+    with open_store(store_url) as store:
+        claims = store.list_claims(site)
+    if as_json:
+        click.echo(json.dumps(claims, indent=1, default=str))
+        return
+    out_console.print(_table(f"claims{' about ' + site if site else ''}: {len(claims)}", claims))
