@@ -40,18 +40,19 @@ def command(site: str | None, as_json: bool, store_url: str | None) -> None:
     if as_json:
         click.echo(json.dumps([summary(p) for p in passes], indent=1))
         return
-    table = Table(title=f"passes of {site}")
-    for col in ("id", "acquired (UTC)", "scene", "AOI cover", "GSD m", "model", "detections", ""):
-        table.add_column(col)
+    sim = any(p.simulated for p in passes)
+    table = Table(title=f"passes of {site}" + (" — SIMULATED imagery" if sim else ""))
+    table.add_column("id", no_wrap=True)
+    for col in ("acquired (UTC)", "scene", "AOI cover", "GSD m", "model", "detections"):
+        table.add_column(col, overflow="fold")
     for p in passes:
         table.add_row(
-            str(p.id),
+            f"{p.id} [bold red]SIMULATED" if p.simulated else str(p.id),
             p.acquired.strftime("%Y-%m-%d %H:%M") if p.acquired else "unknown",
             p.scene_path,
             "pixel space" if p.aoi_coverage is None else f"{100 * p.aoi_coverage:.0f}%",
             f"{p.gsd_m:.2f}" if p.gsd_m else "?",
             p.model,
             str(len(p.detections)),
-            "[bold red]SIMULATED" if p.simulated else "",
         )
     out_console.print(table)
