@@ -40,7 +40,10 @@ def _scene_tif(path: Path, boxes: list[OrientedBox]) -> Path:
     """A grey 512x512 GeoTIFF at 0.5 m GSD with a bright filled rectangle for each box."""
     import cv2
 
-    rgb = np.full((SIZE, SIZE, 3), 90, np.uint8)
+    # The same textured ground in every pass (so passes co-register), objects painted on top.
+    noise = cv2.GaussianBlur(np.random.default_rng(7).normal(0, 1, (SIZE, SIZE)), (0, 0), 3)
+    grey = np.clip(90 + 25 * noise / noise.std(), 40, 140).astype(np.uint8)
+    rgb = np.repeat(grey[:, :, None], 3, axis=2)
     for b in boxes:
         cv2.fillPoly(rgb, [np.round(b.corners()).astype(np.int32)], (230, 230, 230))
     transform = Affine(GSD, 0, ORIGIN[0], 0, -GSD, ORIGIN[1])
@@ -129,11 +132,12 @@ def make_claims():
     return claims, checks
 
 
-@pytest.fixture
-def report_data(tmp_path: Path) -> ReportData:
+@pytest.fixture(scope="module")
+def report_data(tmp_path_factory: pytest.TempPathFactory) -> ReportData:
+    """Built once per module (chips, chart and map take a second or two); tests only read it."""
     from sitewatch.imagery import open_scene
 
-    site, passes, comp = make_scenario(tmp_path, simulated=True)
+    site, passes, comp = make_scenario(tmp_path_factory.mktemp("scenes"), simulated=True)
     claims, checks = make_claims()
     return assemble_report_data(site, passes, comparisons=[comp], assessment=make_assessment(),
                                 claims=claims, claim_checks=checks, open_scene=open_scene)
@@ -274,7 +278,8 @@ def test_html_is_self_contained_with_footnotes(report_data: ReportData, tmp_path
     fn = report_data.evidence_index()
     j = report_data.assessment.judgements[0]
     assert f'href="#ev-{j.evidence[0]}" title="{j.evidence[0]}">[{fn[j.evidence[0]]}]' in html
-    assert "Moderate confidence." in html and "corroborated" in html
+    assert "Moderate confidence</strong>: Two passes one week apart.." not in html
+    assert "Moderate confidence</strong>: Two passes one week apart." in html and "corroborated" in html
     assert "<td class=\"ach-c\">C</td>" in html and "sitewatch-det 1.0.0" in html
 
 

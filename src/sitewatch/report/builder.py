@@ -292,6 +292,17 @@ def _limitations(passes: Sequence[PassSummary], comparisons: Sequence[Comparison
     return out
 
 
+def _pair_of(comp: Any, index_of: Mapping[int, int], n: int, n_passes: int) -> tuple[int | None, int | None]:
+    """Indices into the pass list of the two passes comparison ``n`` compares."""
+    ids = []
+    for name in ("pass_a", "pass_b"):
+        p = field(comp, name)
+        ids.append(p if isinstance(p, int) else field(p, "id"))
+    if ids[0] is not None and ids[1] is not None:
+        return index_of.get(ids[0]), index_of.get(ids[1])
+    return (n, n + 1) if n + 1 < n_passes else (None, None)
+
+
 def assemble_report_data(
     site: Any,
     passes: Sequence[Pass],
@@ -310,8 +321,8 @@ def assemble_report_data(
     Args:
         site: a :class:`sitewatch.sites.Site` (or same-shaped object/mapping).
         passes: the site's passes, oldest first.
-        comparisons: one comparison per consecutive pair of ``passes`` (``comparisons[i]`` compares
-            ``passes[i]`` with ``passes[i+1]``); None entries mark pairs that could not be compared.
+        comparisons: comparisons of pairs of ``passes``, found by the pass ids they carry
+            (``pass_a``/``pass_b``), else taken to compare ``passes[i]`` with ``passes[i+1]``.
         assessment: the assessment, or None when it could not be made.
         claims: claims about the site (``Claim`` objects or their dicts, with ``id``).
         claim_checks: claim verdicts (``claim_id``, ``verdict``, ``reason``, ``evidence``).
@@ -328,19 +339,21 @@ def assemble_report_data(
         if s.id is not None:
             book.cite_pass(s.id)
     comp_summaries: list[ComparisonSummary] = []
-    comp_pairs: list[tuple[Any, ComparisonSummary, int]] = []
-    for i, comp in enumerate(comparisons):
-        if comp is None or i + 1 >= len(summaries):
+    comp_pairs: list[tuple[Any, ComparisonSummary, int, int]] = []
+    index_of = {p.id: i for i, p in enumerate(passes) if p.id is not None}
+    for n, comp in enumerate(comparisons):
+        i, k = _pair_of(comp, index_of, n, len(passes))
+        if i is None or k is None:
             continue
-        cs = comparison_summary(comp, f"C{len(comp_summaries) + 1}", summaries[i], summaries[i + 1])
+        cs = comparison_summary(comp, f"C{len(comp_summaries) + 1}", summaries[i], summaries[k])
         comp_summaries.append(cs)
-        comp_pairs.append((comp, cs, i))
+        comp_pairs.append((comp, cs, i, k))
         if cs.pass_a is not None and cs.pass_b is not None:
             book.comparisons[(cs.pass_a, cs.pass_b)] = cs
             book.cite_comparison(cs.pass_a, cs.pass_b)
     claim_table = claim_rows(claims, claim_checks, book)
     section = assessment_section(assessment, book)
-    if len(summaries) < 2:
+    if len(summaries) < 2 and assessment is None:
         section.unassessable.append(
             "Change over time cannot be assessed: only one pass of this site is stored; arrivals, departures "
             "and activity trends need at least two."
@@ -349,14 +362,15 @@ def assemble_report_data(
         section.unassessable.append("Nothing can be assessed: no passes of this site are stored.")
     if assessment is None and summaries:
         section.unassessable.append("No assessment was made (see limitations).")
+    section.unassessable += [str(x) for x in field(assessment, "not_assessable") or []]
 
     scenes = SceneCache(open_scene)
     chip_pairs: list[ChipPair] = []
     try:
-        for comp, cs, i in reversed(comp_pairs):  # newest changes first
+        for comp, cs, i, k in reversed(comp_pairs):  # newest changes first
             if len(chip_pairs) >= max_chips:
                 break
-            chip_pairs += comparison_chips(comp, cs, summaries[i], summaries[i + 1], scenes, max_chips - len(chip_pairs))
+            chip_pairs += comparison_chips(comp, cs, summaries[i], summaries[k], scenes, max_chips - len(chip_pairs))
         if not comp_pairs and passes:
             chip_pairs = single_pass_chips(passes[-1], summaries[-1], scenes, min(max_chips, 4))
     finally:
@@ -378,8 +392,9 @@ def assemble_report_data(
         ))
     extra = list(notes) + scenes.problems
     if book.unresolved:
-        extra.append(f"{len(book.unresolved)} evidence reference(s) from the assessment could not be found in the store "
-                     f"and are not cited: {', '.join(sorted(set(book.unresolved))[:5])}")
+        missing = sorted(set(book.unresolved))
+        extra.append(f"{len(missing)} evidence reference(s) from the assessment could not be found in the store "
+                     f"and are not cited: {', '.join(missing[:5])}")
     return ReportData(
         title=f"{info.title}: imagery assessment",
         generated=datetime.now(UTC),
@@ -403,15 +418,22 @@ def assemble_report_data(
 def build_report_data(store: Any, site_name: str, since: datetime | None = None, *, max_chips: int = MAX_CHIPS) -> ReportData:
     """Gather everything a report of ``site_name`` shows.
 
+    Consecutive passes are compared (a pair that cannot be compared is reported, not fatal), the
+    stored claims about the site are checked and the site assessed; the store is only read.
+
     Args:
         store: an open :class:`sitewatch.store.Store`.
         site_name: site name or alias.
         since: only passes acquired at or after this time (UTC; naive is taken as UTC).
+        max_chips: most before/after chip pairs.
 
     Raises:
         SiteError: unknown site.
         StoreError: the store cannot be read.
     """
+    from sitewatch.assess.assessment import assess_site
+    from sitewatch.compare.comparison import compare_passes
+    from sitewatch.imagery import open_scene
     from sitewatch.sites import get_site
 
     site = get_site(site_name)
@@ -421,56 +443,20 @@ def build_report_data(store: Any, site_name: str, since: datetime | None = None,
         passes = [p for p in passes if p.acquired is None or p.acquired >= since]
     notes: list[str] = []
     comparisons: list[Any] = []
-    try:
-        from sitewatch.compare import compare_passes
-    except ImportError:
-        compare_passes = None
-        if len(passes) > 1:
-            notes.append("The compare stage is not installed: passes were not compared.")
-    if compare_passes is not None:
-        for a, b in zip(passes, passes[1:], strict=False):
-            try:
-                comparisons.append(compare_passes(a, b, site))
-            except SitewatchError as e:
-                log.warning("passes %s and %s not compared: %s", a.id, b.id, e)
-                notes.append(f"Passes id {a.id} and {b.id} could not be compared: {e}")
-                comparisons.append(None)
-    checks: list[Any] = []
-    claims: list[Any] = []
+    for a, b in zip(passes, passes[1:], strict=False):
+        try:
+            comparisons.append(compare_passes(a, b, site))
+        except SitewatchError as e:
+            log.warning("passes %s and %s not compared: %s", a.id, b.id, e)
+            notes.append(f"Passes id {a.id} and {b.id} could not be compared: {e}")
+    claims = list(store.list_claims(site.name))
     assessment = None
     try:
-        from sitewatch.assess import assess_site
-        from sitewatch.assess.claims import check_claims
-    except ImportError:
-        notes.append("The assess stage is not installed: no judgements were made.")
-    else:
-        claims = _stored_claims(store, site.name)
-        real = [c for c in comparisons if c is not None]
-        try:
-            checks = list(check_claims(claims, passes, real)) if claims else []
-            assessment = assess_site(site, passes, real, claims)
-        except SitewatchError as e:
-            notes.append(f"The assessment could not be made: {e}")
-    opener = _scene_opener()
-    return assemble_report_data(site, passes, comparisons=comparisons, assessment=assessment, claims=claims, claim_checks=checks,
-                                open_scene=opener, since=since, notes=notes, max_chips=max_chips)
-
-
-def _stored_claims(store: Any, site: str) -> list[Any]:
-    """Stored claims about the site, as the assess stage's Claim objects when it can rebuild them."""
-    rows = list(store.list_claims(site)) if hasattr(store, "list_claims") else []
-    try:
-        from sitewatch.assess.claims import Claim
-    except ImportError:
-        return rows
-    from_dict = getattr(Claim, "from_dict", None)
-    return [from_dict(r) for r in rows] if from_dict else rows
-
-
-def _scene_opener() -> SceneOpener | None:
-    try:
-        from sitewatch.imagery import open_scene
-    except ImportError:
-        log.warning("imagery.open_scene is not available: chips are skipped")
-        return None
-    return open_scene
+        assessment = assess_site(site, passes, comparisons, claims)
+    except SitewatchError as e:
+        notes.append(f"The assessment could not be made: {e}")
+    return assemble_report_data(
+        site, passes, comparisons=comparisons, assessment=assessment,
+        claims=field(assessment, "claims") or claims, claim_checks=field(assessment, "checks") or [],
+        open_scene=open_scene, since=since, notes=notes, max_chips=max_chips,
+    )

@@ -108,6 +108,11 @@ class ComparisonSummary(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     objects: list[ObjectChangeRow] = Field(default_factory=list)
 
+    def changed_counts(self) -> dict[str, dict[str, int]]:
+        """``counts`` of the categories with any arrived/departed/remained/moved object."""
+        keys = ("arrived", "departed", "remained", "moved")
+        return {c: v for c, v in self.counts.items() if any(v.get(k, 0) for k in keys)}
+
 
 class EvidenceEntry(BaseModel):
     """One citable piece of evidence.
