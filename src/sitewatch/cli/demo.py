@@ -13,6 +13,7 @@ import csv
 import dataclasses
 import json
 import logging
+import math
 import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -69,8 +70,10 @@ def _hmeimim_demo_site() -> DemoSite:
         lon, lat = centre.x, centre.y
     except (ImportError, LookupError):
         lon, lat = _HMEIMIM_LONLAT
-    half = 0.0055  # ~1.0 km x 1.2 km: inside the simulated scene
-    aoi = box(lon - half, lat - half * 0.8, lon + half, lat + half * 0.8)
+    # an AOI over 90 % of the simulated scene's side
+    half_lat = 0.45 * _SIM_EXTENT_M / 111_320.0
+    half_lon = half_lat / math.cos(math.radians(lat))
+    aoi = box(lon - half_lon, lat - half_lat, lon + half_lon, lat + half_lat)
     return DemoSite("hmeimim-sim", "Hmeimim air base (SIMULATED imagery)", aoi)
 
 
