@@ -91,12 +91,14 @@ class Vocabulary:
         if key.endswith("s") and len(key) > 2 and key[-2].isalnum():
             candidates.insert(0, key[:-1])
         for cand in candidates:
+            core = re.match(r"[a-z]+\d+", cand)
             k = cand
+            # Strip variant suffixes back to the numeric core: "su24m2" -> "su24m" -> "su24".
             while k:
                 if k in self.designations:
                     return self.designations[k]
-                if not k[-1].isalpha() or not re.search(r"\d", k):
-                    break  # only strip variant letters after the numeric core
+                if core is None or len(k) <= core.end():
+                    break
                 k = k[:-1]
         return None
 
