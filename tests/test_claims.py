@@ -143,3 +143,20 @@ def test_cli_extract_and_errors(tmp_path, local_server):
     empty.write_text("", encoding="utf-8")
     res = runner.invoke(cli, ["claims", "extract", str(empty), "--source", "Wire"])
     assert isinstance(res.exception, ClaimsError) and "empty" in str(res.exception)
+
+
+def test_cli_add_stores_claims_that_round_trip(tmp_path):
+    from sitewatch.store import open_store
+
+    f = tmp_path / "wire.txt"
+    f.write_text("Two Il-76 transport aircraft left the base on Tuesday, a US defence official said.\n"
+                 "Syrian sources said a Su-99 had arrived.", encoding="utf-8")  # fmt: skip
+    res = CliRunner().invoke(cli, ["claims", "add", str(f), "--source", "Wire", "--published", "2024-12-21", "--reliability", "b"])
+    assert res.exit_code == 0, res.output
+    with open_store() as store:
+        [doc] = store.list_documents()
+        stored = store.list_claims()
+    assert doc["source"] == "Wire" and len(stored) == 2
+    claims = [Claim.from_dict(d) for d in stored]
+    assert claims[0].reliability == "B" and claims[0].equipment[0]["type_id"] == "il-76md"
+    assert claims[1].unresolved == ["Su-99"] and all(c.document_id == doc["id"] for c in claims)
