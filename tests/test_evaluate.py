@@ -149,6 +149,10 @@ def test_evaluate_cli_exact_metrics(tmp_path, capsys) -> None:
     # Count errors: a 3 vs 2 → 50 %, b 1 vs 1 (difficult ignored) → 0 %, c 0 vs 0 → 0 %.
     assert c["count_mape"] == pytest.approx(50.0 / 3)
     assert r["score_threshold"] == 0.5 and r["model"] == "block-test 1.0.0"
+    assert r["by_dataset"] == {"synthetic": r["categories"]}
+    main(["evaluate", str(root), "--model", str(model), "--split", "all", "--by-dataset"])
+    table = capsys.readouterr().out
+    assert "synthetic" in table and "100.0" in table and "75.0" in table
 
 
 def test_evaluate_cli_refuses_non_dataset(tmp_path, capsys) -> None:

@@ -25,7 +25,10 @@ def _pct(v: float | None) -> str:
 @click.option("--iou", type=click.FloatRange(0.05, 0.95), default=0.5, show_default=True, help="IoU for a match.")
 @click.option("--model", default=None, help="Model name or .onnx path (default: $SITEWATCH_MODEL or the bundled model).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate at most this many images.")
-def command(dataset_dir: str, as_json: bool, split: str, score: float | None, iou: float, model: str | None, limit: int | None) -> None:
+@click.option("--by-dataset", is_flag=True, help="Also one row per dataset and category.")
+def command(
+    dataset_dir: str, as_json: bool, split: str, score: float | None, iou: float, model: str | None, limit: int | None, by_dataset: bool
+) -> None:
     """Evaluate the detector on DATASET_DIR (a DOTA labelTxt folder, or a folder of them).
 
     Metrics are defined in docs/detect.md.
@@ -62,12 +65,19 @@ def command(dataset_dir: str, as_json: bool, split: str, score: float | None, io
     from rich.table import Table
 
     table = Table(title=f"{result.model} on {dataset_dir} ({split}: {result.images} images, score ≥ {threshold:.2f}, IoU {iou})")
-    for col in ("category", "images", "objects", "AP50 %", "precision %", "recall %", "count MAPE %"):
-        table.add_column(col, justify="left" if col == "category" else "right")
-    for c in result.categories.values():
-        mape = "-" if c.count_mape is None else f"{c.count_mape:.1f}"
-        table.add_row(c.category, str(c.images), str(c.objects), _pct(c.ap50), _pct(c.precision), _pct(c.recall), mape)
-    table.add_row("mean", "", "", _pct(result.map50), "", "", "", style="bold")
+    cols = ("category", "images", "objects", "AP50 %", "P %", "R %", "MAPE %")
+    if by_dataset:
+        table.add_column("dataset", no_wrap=True)
+    for col in cols:
+        table.add_column(col, justify="left" if col == "category" else "right", no_wrap=col == "category")
+    rows = [("all", result.categories)] + (list(result.by_dataset.items()) if by_dataset else [])
+    for name, cats in rows:
+        for c in cats.values():
+            mape = "-" if c.count_mape is None else f"{c.count_mape:.1f}"
+            cells = (c.category, str(c.images), str(c.objects), _pct(c.ap50), _pct(c.precision), _pct(c.recall), mape)
+            table.add_row(*((name,) if by_dataset else ()), *cells)
+        if name == "all":
+            table.add_row(*(("",) if by_dataset else ()), "mean", "", "", _pct(result.map50), "", "", "", style="bold", end_section=True)
     out_console.print(table)
     if result.skipped:
         err_console.print(f"warning: {len(result.skipped)} unreadable images skipped: {', '.join(result.skipped[:5])}")

@@ -143,6 +143,7 @@ class Evaluation:
     split: str = "all"
     datasets: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    by_dataset: dict[str, dict[str, CategoryResult]] = field(default_factory=dict)
 
     @property
     def map50(self) -> float | None:
@@ -161,6 +162,7 @@ class Evaluation:
             "iou_threshold": self.iou_threshold,
             "map50": self.map50,
             "categories": {k: asdict(v) for k, v in self.categories.items()},
+            "by_dataset": {d: {k: asdict(v) for k, v in cats.items()} for d, cats in self.by_dataset.items()},
         }
 
 
@@ -298,8 +300,8 @@ def evaluate(
     Unreadable images are skipped and listed in ``Evaluation.skipped``.
     """
     ev = Evaluator(score_threshold, iou_threshold)
+    per_dataset: dict[str, Evaluator] = {}
     skipped: list[str] = []
-    datasets: set[str] = set()
     for image, cats in items:
         try:
             with open_scene(image) as scene:
@@ -309,8 +311,9 @@ def evaluate(
             skipped.append(str(image.image_path))
             continue
         ev.add(image, dets, cats)
-        datasets.add(image.dataset)
+        per_dataset.setdefault(image.dataset, Evaluator(score_threshold, iou_threshold)).add(image, dets, cats)
         if progress is not None:
             progress(image)
     label = getattr(detector, "label", "")
-    return ev.result(model=label, datasets=sorted(datasets), skipped=skipped)
+    by_dataset = {name: e.result().categories for name, e in sorted(per_dataset.items())}
+    return ev.result(model=label, datasets=sorted(per_dataset), skipped=skipped, by_dataset=by_dataset)
