@@ -1,0 +1,72 @@
+"""Reference object change from labels, and agreement of a comparison with it.
+
+The reference for a same-footprint pair with a known shift: pass B's label boxes are moved back
+into A's frame by the known shift, then paired greedily by axis-aligned/oriented IoU (highest
+first); a pair with IoU >= 0.5 "remained", an unpaired A box "departed", an unpaired B box
+"arrived". It uses no registration estimate and no Hungarian assignment, so it checks
+:func:`~sitewatch.compare.matching.match_detections` independently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sitewatch.compare.matching import ObjectChange, oriented_iou
+from sitewatch.types import OrientedBox
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """Reference statuses: ``a[i]`` for A's boxes ("remained"/"departed"), ``b[j]`` for B's ("remained"/"arrived")."""
+
+    a: tuple[str, ...]
+    b: tuple[str, ...]
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "remained": self.a.count("remained"),
+            "departed": self.a.count("departed"),
+            "arrived": self.b.count("arrived"),
+        }
+
+
+def reference_changes(boxes_a: Sequence[OrientedBox], boxes_b: Sequence[OrientedBox], shift_x: float, shift_y: float, *, iou_min: float = 0.5) -> Reference:
+    """Reference statuses from two label sets and the known A→B shift (pixels)."""
+    back = [b.translated(-shift_x, -shift_y) for b in boxes_b]
+    scored = []
+    for i, ba in enumerate(boxes_a):
+        for j, bb in enumerate(back):
+            if abs(ba.cx - bb.cx) > ba.length + bb.length or abs(ba.cy - bb.cy) > ba.length + bb.length:
+                continue
+            iou = oriented_iou(ba, bb)
+            if iou >= iou_min:
+                scored.append((iou, i, j))
+    status_a, status_b = ["departed"] * len(boxes_a), ["arrived"] * len(boxes_b)
+    for _, i, j in sorted(scored, reverse=True):
+        if status_a[i] == "departed" and status_b[j] == "arrived":
+            status_a[i] = status_b[j] = "remained"
+    return Reference(tuple(status_a), tuple(status_b))
+
+
+def statuses(changes: Sequence[ObjectChange], n_a: int, n_b: int, dets_a: Sequence, dets_b: Sequence) -> Reference:
+    """Per-object statuses of a comparison in the reference's terms ("moved" = departed + arrived)."""
+    ia = {id(d): k for k, d in enumerate(dets_a)}
+    ib = {id(d): k for k, d in enumerate(dets_b)}
+    sa, sb = ["departed"] * n_a, ["arrived"] * n_b
+    for c in changes:
+        if c.status == "remained":
+            sa[ia[id(c.det_a)]] = "remained"
+            sb[ib[id(c.det_b)]] = "remained"
+        elif c.status == "unobserved":
+            if c.det_a is not None:
+                sa[ia[id(c.det_a)]] = "unobserved"
+            if c.det_b is not None:
+                sb[ib[id(c.det_b)]] = "unobserved"
+    return Reference(tuple(sa), tuple(sb))
+
+
+def agreement(found: Reference, ref: Reference) -> tuple[int, int]:
+    """``(objects with the same status, objects)`` over both passes."""
+    same = sum(x == y for x, y in zip(found.a, ref.a, strict=True)) + sum(x == y for x, y in zip(found.b, ref.b, strict=True))
+    return same, len(ref.a) + len(ref.b)
