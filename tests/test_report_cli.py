@@ -25,3 +25,61 @@ def test_missing_folder_is_one_line(tmp_path, capsys) -> None:
     code, _, err = _run(["report", "hmeimim", "-o", str(tmp_path / "nope" / "r.pdf")], capsys)
     assert code == 2
     assert err.count("\n") == 1 and "does not exist" in err and "Traceback" not in err
+
+
+def test_report_end_to_end_from_store(tmp_path, capsys, monkeypatch) -> None:
+    """SIMULATED passes scanned into a store → compare → assess → report, with every footnote resolving."""
+    import json
+    import re
+
+    from shapely.geometry import box
+
+    import sitewatch.sites
+    from sitewatch.errors import SiteError
+    from sitewatch.imagery import open_scene
+    from sitewatch.imagery.simulate import simulate_site
+    from sitewatch.pipeline import scan
+    from sitewatch.report import write_report
+    from sitewatch.store import open_store
+    from test_scan import FakeDetector, FakeSite
+
+    aoi = box(35.9425, 35.4012, 35.9455, 35.4035)
+    sc = simulate_site(tmp_path / "img", aoi, site="simbase", extent_m=400, n_aircraft=5, n_helicopters=1,
+                       n_vehicles=2, departed=3, arrived=1)
+    site = FakeSite("simbase", aoi)
+    with open_store() as store:
+        for p in sc.passes:
+            det = FakeDetector([(o.box.cx, o.box.cy, o.box.length, o.box.width, o.box.heading_deg, o.category) for o in p.objects])
+            scan(open_scene(p.path), site, det, store)
+        doc = store.add_document("example-news", "Three aircraft left simbase.", None, None, None)
+        store.save_claims(doc, [{"id": "c1", "text": "Three aircraft left simbase.", "source": "example-news", "site": "simbase"}])
+        stored = store.list_passes("simbase")
+        out = write_report(store, site, tmp_path / "simbase.html")
+        assert [p.id for p in store.list_passes("simbase")] == [p.id for p in stored]  # the report only reads
+    html = out.read_text()
+    twin = json.loads((tmp_path / "simbase.json").read_text())
+    assert twin["simulated"] is True and "SIMULATED IMAGERY" in html
+    assert [p["id"] for p in twin["passes"]] == [p.id for p in stored]
+    assert len(twin["comparisons"]) == 1
+    cmp_counts = twin["comparisons"][0]["counts"]["aircraft"]
+    assert {k: cmp_counts[k] for k in ("arrived", "departed", "remained")} == {"arrived": 1, "departed": 3, "remained": 2}
+    # Every footnote of every key judgement resolves to an evidence entry of passes/detections in the store.
+    keys = {e["key"]: e for e in twin["evidence"]}
+    det_ids = {d.id for p in stored for d in p.detections}
+    assert twin["assessment"]["judgements"]
+    for j in twin["assessment"]["judgements"]:
+        for k in j["evidence"]:
+            assert k in keys
+            assert set(keys[k]["detection_ids"]) <= det_ids
+            assert set(keys[k]["pass_ids"]) <= {p.id for p in stored}
+    anchors = set(re.findall(r'<li id="ev-([^"]+)"', html))
+    assert set(re.findall(r'href="#ev-([^"]+)"', html)) <= anchors
+    chip_statuses = {s for c in twin["chips"] for s in c["statuses"]}
+    assert {"arrived", "departed"} <= chip_statuses
+    assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', html)) == 2 * len(twin["chips"]) + 2
+    # An unknown site name is one line and exit 2, and writes nothing.
+    if not hasattr(sitewatch.sites, "get_site"):
+        monkeypatch.setattr(sitewatch.sites, "get_site", lambda n: (_ for _ in ()).throw(SiteError(f"unknown site '{n}'; known: ")), raising=False)
+    code, _, err = _run(["report", "nowhere-xyz", "-o", str(tmp_path / "n.html")], capsys)
+    assert code == 2 and err.startswith("error: unknown site 'nowhere-xyz'") and err.count("\n") == 1
+    assert not (tmp_path / "n.html").exists() and not (tmp_path / "n.json").exists()

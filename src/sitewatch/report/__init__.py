@@ -26,12 +26,12 @@ __all__ = [
 ]
 
 
-def write_report(store: Any, site_name: str, out_path: Path, *, since: datetime | None = None) -> Path:
+def write_report(store: Any, site_name: str | Any, out_path: Path, *, since: datetime | None = None) -> Path:
     """Write the report of a site to ``out_path`` (.html, .pdf or .json) and ``report.json`` beside it.
 
     Args:
         store: an open :class:`sitewatch.store.Store` (read only).
-        site_name: site name or alias.
+        site_name: site name or alias, or a Site object (e.g. one the watchlist does not hold).
         out_path: target file; its extension picks the format. The JSON twin is
             ``out_path.with_suffix(".json")``.
         since: only passes acquired at or after this time (UTC).

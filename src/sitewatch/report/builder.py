@@ -415,7 +415,7 @@ def assemble_report_data(
     )
 
 
-def build_report_data(store: Any, site_name: str, since: datetime | None = None, *, max_chips: int = MAX_CHIPS) -> ReportData:
+def build_report_data(store: Any, site_name: str | Any, since: datetime | None = None, *, max_chips: int = MAX_CHIPS) -> ReportData:
     """Gather everything a report of ``site_name`` shows.
 
     Consecutive passes are compared (a pair that cannot be compared is reported, not fatal), the
@@ -423,7 +423,8 @@ def build_report_data(store: Any, site_name: str, since: datetime | None = None,
 
     Args:
         store: an open :class:`sitewatch.store.Store`.
-        site_name: site name or alias.
+        site_name: site name or alias (looked up in the watchlist), or a Site object (a site the
+            watchlist does not hold, e.g. the demo's).
         since: only passes acquired at or after this time (UTC; naive is taken as UTC).
         max_chips: most before/after chip pairs.
 
@@ -431,12 +432,15 @@ def build_report_data(store: Any, site_name: str, since: datetime | None = None,
         SiteError: unknown site.
         StoreError: the store cannot be read.
     """
-    from sitewatch.assess.assessment import assess_site
-    from sitewatch.compare.comparison import compare_passes
+    from sitewatch.assess import assess_site
+    from sitewatch.compare import compare_passes
     from sitewatch.imagery import open_scene
-    from sitewatch.sites import get_site
+    if isinstance(site_name, str):
+        from sitewatch.sites import get_site
 
-    site = get_site(site_name)
+        site = get_site(site_name)
+    else:
+        site = site_name
     passes = list(store.list_passes(site.name))
     if since is not None:
         since = since if since.tzinfo else since.replace(tzinfo=UTC)
