@@ -159,6 +159,7 @@ def _open_raster(
     extra: dict[str, Any] | None = None,
     stac_acquired: datetime | None = None,
     stac_georef: tuple[CRS, Affine] | None = None,
+    fallback_gsd_m: float | None = None,
 ) -> RasterScene:
     when = parse_acquired(acquired, source=src)  # validate user input before touching the file
     ds = _open_dataset(src)
@@ -178,6 +179,8 @@ def _open_raster(
             how = "anchor"
         derived = gsd_from_transform(scene_crs, transform, ds.width, ds.height)
         gsd = gsd_m if gsd_m is not None else derived
+        if gsd is None:
+            gsd = fallback_gsd_m
         if gsd_m is not None and derived is not None and abs(gsd_m - derived) > _GSD_MISMATCH * derived:
             log.warning("%s: given GSD %.3f m differs from the georeference's %.3f m; using the given one", src, gsd_m, derived)
         if when is None:
@@ -225,13 +228,12 @@ def _open_stac(
     if meta.get("proj_transform") and (meta.get("epsg") or meta.get("proj_code")):
         t = meta["proj_transform"]
         georef = (CRS.from_user_input(meta.get("proj_code") or f"EPSG:{meta['epsg']}"), Affine(*t[:6]))
-    if gsd_m is None and meta.get("gsd_m") is not None and georef is None and center is None:
-        # Only a pixel-space asset takes the item's nominal GSD; georeferenced ones measure their own.
-        gsd_m = float(meta["gsd_m"])
+    # The item's nominal GSD serves only an asset that cannot measure its own (pixel space).
+    nominal = float(meta["gsd_m"]) if meta.get("gsd_m") is not None else None
     try:
         return _open_raster(
             href, gsd_m=gsd_m, acquired=acquired, center=center, rotation_deg=rotation_deg, crs=crs,
-            extra=meta, stac_acquired=stac.item_datetime(item), stac_georef=georef,
+            extra=meta, stac_acquired=stac.item_datetime(item), stac_georef=georef, fallback_gsd_m=nominal,
         )
     except SceneError as e:
         raise SceneError(f"{src}: asset {key!r}: {e}") from e
