@@ -55,6 +55,8 @@ def test_report_end_to_end_from_store(tmp_path, capsys, monkeypatch) -> None:
         store.save_claims(doc, [{"id": "c1", "text": "Three aircraft left simbase.", "source": "example-news", "site": "simbase"}])
         stored = store.list_passes("simbase")
         out = write_report(store, site, tmp_path / "simbase.html")
+        # --from after the first pass leaves one pass: no comparison, says what cannot be assessed, still renders.
+        one = write_report(store, site, tmp_path / "one.html", since=stored[1].acquired)
         assert [p.id for p in store.list_passes("simbase")] == [p.id for p in stored]  # the report only reads
     html = out.read_text()
     twin = json.loads((tmp_path / "simbase.json").read_text())
@@ -77,6 +79,10 @@ def test_report_end_to_end_from_store(tmp_path, capsys, monkeypatch) -> None:
     chip_statuses = {s for c in twin["chips"] for s in c["statuses"]}
     assert {"arrived", "departed"} <= chip_statuses
     assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', html)) == 2 * len(twin["chips"]) + 2
+    one_twin = json.loads((tmp_path / "one.json").read_text())
+    assert [p["id"] for p in one_twin["passes"]] == [stored[1].id] and one_twin["comparisons"] == []
+    assert any("cannot be assessed" in u for u in one_twin["assessment"]["unassessable"])
+    assert "What cannot be assessed" in one.read_text()
     # An unknown site name is one line and exit 2, and writes nothing.
     if not hasattr(sitewatch.sites, "get_site"):
         monkeypatch.setattr(sitewatch.sites, "get_site", lambda n: (_ for _ in ()).throw(SiteError(f"unknown site '{n}'; known: ")), raising=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 from sitewatch.report._png import figure_png, new_figure
 from sitewatch.report.model import PassSummary
@@ -31,7 +32,13 @@ def timeline_png(passes: Sequence[PassSummary]) -> bytes:
     ax.set_ylim(0, top * 1.25 + 0.5)
     ax.set_ylabel("detections")
     if dated:
-        fig.autofmt_xdate()
+        from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
+        locator = AutoDateLocator(maxticks=8)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+        if len(passes) == 1:
+            ax.set_xlim(xs[0] - timedelta(days=1), xs[0] + timedelta(days=1))
     else:
         ax.set_xticks(xs, [p.label for p in passes])
         ax.set_xlabel("pass (undated)")
