@@ -81,6 +81,8 @@ def step_imagery(st: DemoState) -> None:
     """Choose the two scenes: a real labelled pair from --data, else SIMULATED passes."""
     if st.data is not None:
         st.scenes, st.site = _real_pair(st.data)
+        names = " and ".join(Path(sc["path"]).name for sc in st.scenes)
+        err_console.print(f"real Airbus Pléiades pair {names}: pixel space at 0.5 m GSD; dates are SYNTHETIC (a then b)")
         return
     from sitewatch.imagery.simulate import simulate_site
 
