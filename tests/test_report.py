@@ -359,3 +359,22 @@ def test_pdf_has_pages_chips_and_chart(report_data: ReportData, tmp_path: Path) 
     assert math.isclose(pages[0].shape[0] / pages[0].shape[1], 297 / 210, rel_tol=0.02)
     text = subprocess.run(["pdftotext", str(pdf), "-"], check=True, capture_output=True, text=True).stdout
     assert f"Page 1 of {len(pages)}" in text and f"Page {len(pages)} of {len(pages)}" in text
+
+
+def test_missing_scene_still_renders_and_says_why(tmp_path: Path) -> None:
+    from sitewatch.imagery import open_scene
+
+    site, passes, comp = make_scenario(tmp_path)
+    Path(passes[1].scene_path).unlink()
+    r = assemble_report_data(site, passes, comparisons=[comp], open_scene=open_scene)
+    assert r.chips == []
+    assert any(line.startswith(f"{passes[1].scene_path}: scene could not be re-read") for line in r.limitations)
+    assert "No chips" in render_html(r)
+
+
+def test_json_only_output(report_data: ReportData, tmp_path: Path) -> None:
+    out = save_report(report_data, tmp_path / "twin.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["twin.json"]
+    d = json.loads(out.read_text())
+    assert d["evidence_footnotes"] == report_data.evidence_index()
+    assert [c["verdict"] for c in d["claims"]] == ["corroborated", "not-observable"]

@@ -172,5 +172,5 @@ def render_chip(
     if angle is None:
         _label(draw, (8, 6), "north unknown", (255, 255, 255), font)
     buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=True)
+    img.save(buf, format="PNG")
     return buf.getvalue()
