@@ -290,3 +290,23 @@ def test_pixel_to_lonlat_with_bare_transform() -> None:
     assert lon[0] == pytest.approx(39.0) and lat[0] == pytest.approx(0.0, abs=1e-9)
     with pytest.raises(GeoreferenceError):
         pixel_to_lonlat(Affine.identity(), [0], [0])
+
+
+def test_real_screenshots_open_in_pixel_space(data_dir: Path) -> None:
+    """One real image per dataset opens, reads decimated and by window, and stays in pixel space."""
+    seen = 0
+    for ds in sorted(p for p in data_dir.iterdir() if (p / "images").is_dir()):
+        img = next(iter(sorted((ds / "images").iterdir())), None)
+        if img is None:
+            continue
+        with open_scene(img, gsd_m=0.5) as scene:
+            assert scene.width >= MIN_SIDE_PX and not scene.georeferenced and scene.gsd_m == 0.5
+            small, valid = scene.read_rgb(out_shape=(64, 64))
+            assert small.shape == (64, 64, 3) and valid.all() and small.std() > 1, img
+            win, _ = scene.read_rgb(Window(0, 0, 32, 32))
+            with rasterio.open(img) as raw:
+                ref = raw.read(window=Window(0, 0, 32, 32))
+            if raw.count >= 3:
+                assert (win[..., 0] == ref[0]).all(), img
+        seen += 1
+    assert seen >= 5

@@ -151,3 +151,23 @@ def test_search_stac_against_local_api(tmp_path: Path, server: str) -> None:
 def test_search_stac_unreachable() -> None:
     with pytest.raises(SceneError, match="STAC search failed"):
         search_stac("http://127.0.0.1:9/", (0, 0, 1, 1))
+
+
+def test_item_georeference_for_plain_asset(tmp_path: Path) -> None:
+    # A PNG asset with no georeference of its own takes proj:epsg + proj:transform from the Item,
+    # and an item without a .json suffix is still recognised.
+    write_raster(tmp_path / "img.png", np.zeros((3, 64, 64), np.uint8), driver="PNG")
+    item = _item("img.png")
+    item["assets"]["visual"]["type"] = "image/png"
+    item["properties"].update({"proj:epsg": 32637, "proj:transform": [1.0, 0.0, 499_900.0, 0.0, -1.0, 100.0]})
+    (tmp_path / "item").write_text(json.dumps(item))
+    from sitewatch.imagery import pixel_to_lonlat
+
+    with open_scene(tmp_path / "item") as scene:
+        assert scene.metadata["georeference"] == "stac" and scene.gsd_m == pytest.approx(1.0)
+        lon, lat = pixel_to_lonlat(scene, [100.0], [100.0])
+        assert lon[0] == pytest.approx(39.0) and lat[0] == pytest.approx(0.0, abs=1e-9)
+    item["properties"].pop("proj:transform")
+    (tmp_path / "item2.json").write_text(json.dumps(item))
+    with open_scene(tmp_path / "item2.json") as scene:  # pixel space: the item's nominal GSD
+        assert not scene.georeferenced and scene.gsd_m == 0.31

@@ -36,6 +36,21 @@ MIN_SIDE_PX = 16
 _GSD_MISMATCH = 0.10
 
 _STAC_SUFFIXES = (".json", ".geojson")
+_IMAGE_SUFFIXES = (".tif", ".tiff", ".jpg", ".jpeg", ".png", ".jp2", ".vrt", ".img", ".ntf", ".webp", ".gif", ".bmp")
+
+
+def _is_stac(src: str) -> bool:
+    """STAC Item JSON: by suffix; URLs without an image suffix (API item links); local files starting with '{'."""
+    lower = src.lower().split("?", 1)[0]
+    if lower.endswith(_STAC_SUFFIXES):
+        return True
+    if stac.is_url(src):
+        return not lower.endswith(_IMAGE_SUFFIXES)
+    try:
+        with open(src, "rb") as f:
+            return f.read(64).lstrip()[:1] == b"{"
+    except OSError:
+        return False
 
 
 def open_scene(
@@ -72,7 +87,7 @@ def open_scene(
     src = str(source)
     if rotation_deg and center is None:
         log.info("%s: rotation_deg is ignored without a centre anchor", src)
-    if src.lower().endswith(_STAC_SUFFIXES):
+    if _is_stac(src):
         return _open_stac(src, gsd_m=gsd_m, acquired=acquired, center=center, rotation_deg=rotation_deg, asset=asset, crs=crs)
     return _open_raster(src, gsd_m=gsd_m, acquired=acquired, center=center, rotation_deg=rotation_deg, crs=crs)
 
