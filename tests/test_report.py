@@ -280,7 +280,7 @@ def test_html_is_self_contained_with_footnotes(report_data: ReportData, tmp_path
     assert f'href="#ev-{j.evidence[0]}" title="{j.evidence[0]}">[{fn[j.evidence[0]]}]' in html
     assert "Moderate confidence</strong>: Two passes one week apart.." not in html
     assert "Moderate confidence</strong>: Two passes one week apart." in html and "corroborated" in html
-    assert "<td class=\"ach-c\">C</td>" in html and "sitewatch-det 1.0.0" in html
+    assert "<td class=\"ach-c\">C</td>" in html and "<li>sitewatch-det 1.0.0" in html
 
 
 def test_save_html_writes_json_twin(report_data: ReportData, tmp_path: Path) -> None:
@@ -378,3 +378,17 @@ def test_json_only_output(report_data: ReportData, tmp_path: Path) -> None:
     d = json.loads(out.read_text())
     assert d["evidence_footnotes"] == report_data.evidence_index()
     assert [c["verdict"] for c in d["claims"]] == ["corroborated", "not-observable"]
+
+
+def test_model_notes_from_the_model_file() -> None:
+    from sitewatch.report._models import _metadata, model_notes
+
+    meta = _metadata("sitewatch-det")
+    text = f"sitewatch-det {meta['version']}"
+    desc, _ = model_notes([text, "nomodel 0.0.0-untrained", "nomodel 2.0"])
+    expected = [text] + ([f"trained {meta['trained_at'][:10]}"] if meta.get("trained_at") else [])
+    expected += [f"working GSD {meta['working_gsd_m']} m"] if meta.get("working_gsd_m") else []
+    assert desc[2].startswith("; ".join(expected)) and len(expected) >= 2
+    _, lim = model_notes(["nomodel 0.0.0-untrained", "nomodel 2.0"])
+    assert lim == ["Detector model nomodel 0.0.0-untrained is UNTRAINED: its detections (and everything built on them) carry no meaning.",
+                   "Detector model nomodel 2.0: no evaluation metrics are recorded with the model; see `sitewatch evaluate`."]

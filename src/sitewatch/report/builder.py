@@ -19,6 +19,7 @@ from sitewatch import __version__
 from sitewatch.errors import SitewatchError
 from sitewatch.report import charts, maps
 from sitewatch.report._access import b64, field
+from sitewatch.report._models import model_notes
 from sitewatch.report.chipsets import SceneCache, SceneOpener, comparison_chips, single_pass_chips
 from sitewatch.report.evidence import EvidenceBook
 from sitewatch.report.model import (
@@ -390,6 +391,7 @@ def assemble_report_data(
             png_b64=b64(maps.site_map_png(info, latest.detections if latest else [],
                                            scene_footprint_wkt=latest.footprint_wkt if latest else None)),
         ))
+    model_text, model_limits = model_notes(p.model for p in passes)
     extra = list(notes) + scenes.problems
     if book.unresolved:
         missing = sorted(set(book.unresolved))
@@ -410,8 +412,8 @@ def assemble_report_data(
         chips=chip_pairs,
         figures=figures,
         method=METHOD,
-        models=sorted({p.model for p in passes}),
-        limitations=_limitations(summaries, comp_summaries, extra),
+        models=model_text,
+        limitations=_limitations(summaries, comp_summaries, model_limits + extra),
     )
 
 
