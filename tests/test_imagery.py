@@ -310,3 +310,17 @@ def test_real_screenshots_open_in_pixel_space(data_dir: Path) -> None:
                 assert (win[..., 0] == ref[0]).all(), img
         seen += 1
     assert seen >= 5
+
+
+def test_concurrent_window_reads_match_serial(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 60000, size=(3, 256, 256), dtype=np.uint16)
+    path = write_raster(tmp_path / "c.tif", data, tiled=True, blockxsize=64, blockysize=64)
+    windows = [Window(c, r, 64, 64) for r in range(0, 256, 64) for c in range(0, 256, 64)]
+    with open_scene(path) as scene, ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(lambda w: scene.read_rgb(w)[0], windows))
+    with open_scene(path) as scene:
+        serial = [scene.read_rgb(w)[0] for w in windows]
+    assert all((a == b).all() for a, b in zip(parallel, serial, strict=True))

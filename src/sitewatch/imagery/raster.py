@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from datetime import datetime
 from typing import Any
 
@@ -51,6 +52,8 @@ class RasterScene(Scene):
         metadata: dict[str, Any] | None = None,
     ) -> None:
         self._ds = dataset
+        # rasterio datasets are not thread-safe; readers (e.g. a prefetch thread) share this scene.
+        self._lock = threading.RLock()
         self.path = path
         self.width, self.height = dataset.width, dataset.height
         self.crs, self.transform = crs, transform
@@ -88,8 +91,9 @@ class RasterScene(Scene):
         if out_shape[0] >= window.height and out_shape[1] >= window.width:
             resampling = Resampling.nearest if self._plan.palette else Resampling.bilinear
         try:
-            data = self._ds.read(self._bands, window=window, out_shape=(len(self._bands), *out_shape), resampling=resampling)
-            mask = self._ds.dataset_mask(window=window, out_shape=out_shape, resampling=Resampling.nearest)
+            with self._lock:
+                data = self._ds.read(self._bands, window=window, out_shape=(len(self._bands), *out_shape), resampling=resampling)
+                mask = self._ds.dataset_mask(window=window, out_shape=out_shape, resampling=Resampling.nearest)
         except rasterio.errors.RasterioError as e:
             raise SceneError(f"{self.path}: cannot read pixels ({e})") from e
         return data, mask > 0
@@ -97,16 +101,22 @@ class RasterScene(Scene):
     def _stretch(self) -> np.ndarray | None:
         if not self._stretched:
             return None
-        if self._limits is None:
-            scale = max(self.width, self.height) / STATS_MAX_SIDE
-            shape = (max(1, round(self.height / max(scale, 1))), max(1, round(self.width / max(scale, 1))))
-            data, valid = self._read(Window(0, 0, self.width, self.height), shape)
-            nodata = self._ds.nodata
-            if nodata is not None and not math.isnan(nodata):
-                valid &= ~np.any(data == nodata, axis=0)
-            self._limits = stretch_limits(data, valid)
-            self.metadata["stretch"] = {int(b): [float(x) for x in lim] for b, lim in zip(self._bands, self._limits, strict=True)}
+        with self._lock:
+            if self._limits is None:
+                self._limits = self._compute_limits()
         return self._limits
+
+    def _compute_limits(self) -> np.ndarray:
+        """Per-band stretch limits from one decimated read of the whole scene (overviews when present)."""
+        scale = max(self.width, self.height) / STATS_MAX_SIDE
+        shape = (max(1, round(self.height / max(scale, 1))), max(1, round(self.width / max(scale, 1))))
+        data, valid = self._read(Window(0, 0, self.width, self.height), shape)
+        nodata = self._ds.nodata
+        if nodata is not None and not math.isnan(nodata):
+            valid &= ~np.any(data == nodata, axis=0)
+        limits = stretch_limits(data, valid)
+        self.metadata["stretch"] = {int(b): [float(x) for x in lim] for b, lim in zip(self._bands, limits, strict=True)}
+        return limits
 
     def read_rgb(self, window: Window | None = None, out_shape: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         if window is None:
