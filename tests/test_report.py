@@ -392,3 +392,18 @@ def test_model_notes_from_the_model_file() -> None:
     _, lim = model_notes(["nomodel 0.0.0-untrained", "nomodel 2.0"])
     assert lim == ["Detector model nomodel 0.0.0-untrained is UNTRAINED: its detections (and everything built on them) carry no meaning.",
                    "Detector model nomodel 2.0: no evaluation metrics are recorded with the model; see `sitewatch evaluate`."]
+
+
+def test_no_detections_gives_overview_of_both_scenes(tmp_path: Path) -> None:
+    from sitewatch.imagery import open_scene
+
+    site, passes, _ = make_scenario(tmp_path)
+    for p in passes:
+        p.detections = []
+    r = assemble_report_data(site, passes, open_scene=open_scene)
+    assert len(r.chips) == 1 and r.chips[0].title == "Overview: P1 2024-05-01 → P2 2024-05-08"
+    before, after = _png(r.chips[0].before.png_b64), _png(r.chips[0].after.png_b64)
+    assert before.shape == after.shape == (360, 360, 3)
+    # The painted objects of each scene (bright grey) show, no status colour does.
+    assert _has_colour(before, (230, 230, 230), tol=4) > 1000 and _has_colour(after, (230, 230, 230), tol=4) > 1000
+    assert all(_has_colour(before, c, tol=10) == 0 for c in STATUS_COLOURS.values())

@@ -20,7 +20,13 @@ from sitewatch.errors import SitewatchError
 from sitewatch.report import charts, maps
 from sitewatch.report._access import b64, field
 from sitewatch.report._models import model_notes
-from sitewatch.report.chipsets import SceneCache, SceneOpener, comparison_chips, single_pass_chips
+from sitewatch.report.chipsets import (
+    SceneCache,
+    SceneOpener,
+    comparison_chips,
+    overview_chips,
+    single_pass_chips,
+)
 from sitewatch.report.evidence import EvidenceBook
 from sitewatch.report.model import (
     AchRow,
@@ -374,6 +380,8 @@ def assemble_report_data(
             chip_pairs += comparison_chips(comp, cs, summaries[i], summaries[k], scenes, max_chips - len(chip_pairs))
         if not comp_pairs and passes:
             chip_pairs = single_pass_chips(passes[-1], summaries[-1], scenes, min(max_chips, 4))
+        if passes and not any(p.detections for p in passes):
+            chip_pairs = overview_chips(passes, summaries, scenes)
     finally:
         scenes.close()
 

@@ -169,3 +169,23 @@ def single_pass_chips(p: Pass, summary: PassSummary, scenes: SceneCache, limit: 
             )
         )
     return out
+
+
+def overview_chips(passes: Sequence[Pass], summaries: Sequence[PassSummary], scenes: SceneCache) -> list[ChipPair]:
+    """Whole-scene views of the last two passes (or the only one), for reports with nothing to box."""
+    shown = [(p, s, scenes.get(p.scene_path)) for p, s in zip(passes[-2:], summaries[-2:], strict=True)]
+    images = [
+        _chip_image(scene, Window(0, 0, max(scene.width, scene.height), max(scene.width, scene.height)), [], s, [])
+        for _, s, scene in shown
+        if scene is not None
+    ]
+    if not images:
+        return []
+    return [
+        ChipPair(
+            title="Overview: " + " → ".join(f"{i.pass_label} {i.date}" for i in images),
+            caption="Whole scenes; no detections to annotate.",
+            before=images[0] if len(images) == 2 else None,
+            after=images[-1],
+        )
+    ]
