@@ -89,3 +89,48 @@ def test_report_end_to_end_from_store(tmp_path, capsys, monkeypatch) -> None:
     code, _, err = _run(["report", "nowhere-xyz", "-o", str(tmp_path / "n.html")], capsys)
     assert code == 2 and err.startswith("error: unknown site 'nowhere-xyz'") and err.count("\n") == 1
     assert not (tmp_path / "n.html").exists() and not (tmp_path / "n.json").exists()
+
+
+def test_report_on_real_pixel_space_pair(data_dir, tmp_path) -> None:
+    """A real Airbus Pléiades pair (pixel space, 0.5 m) with its labels as detections: chips say north unknown."""
+    import base64
+    import csv
+    import io
+    from datetime import UTC, datetime
+
+    import numpy as np
+    from PIL import Image
+    from shapely.geometry import box
+
+    from sitewatch.compare import compare_passes
+    from sitewatch.dota import parse_label_file
+    from sitewatch.imagery import open_scene
+    from sitewatch.report import assemble_report_data, render_html
+    from sitewatch.types import Detection, Pass
+    from test_scan import FakeSite
+
+    root = data_dir / "airbus-pleiades"
+    with (root / "pairs.csv").open() as f:
+        row = next(r for r in csv.DictReader(f) if r["n_aircraft_a"] and r["n_aircraft_b"] and r["n_aircraft_a"] != r["n_aircraft_b"])
+    passes, next_id = [], 1
+    for n, key in enumerate(("a", "b")):
+        img = root / row[f"subdir_{key}"] / row[f"image_{key}"]
+        lab = parse_label_file(root / "labels" / (img.stem + ".txt"), img, "airbus-pleiades")
+        dets = []
+        for o in lab.objects:
+            if o.category != "ignore":
+                dets.append(Detection(o.box, o.category, 1.0, id=next_id))
+                next_id += 1
+        passes.append(Pass(site="pair", scene_path=str(img), acquired=datetime(2024, 1, 1 + 14 * n, tzinfo=UTC), footprint_wkt=None,
+                           aoi_coverage=1.0, gsd_m=0.5, model="labels 1.0", detections=dets, id=n + 1))
+    site = FakeSite("pair", box(0, 0, 0, 0))
+    comp = compare_passes(passes[0], passes[1], site)
+    r = assemble_report_data(site, passes, comparisons=[comp], open_scene=lambda p: open_scene(p, gsd_m=0.5))
+    assert [p.n_detections for p in r.passes] == [int(row["n_aircraft_a"]), int(row["n_aircraft_b"])]
+    assert any("not georeferenced" in line and "north is unknown" in line for line in r.limitations)
+    assert r.chips and {f.key for f in r.figures} == {"timeline"}  # no site map without an AOI
+    chip = r.chips[0].after or r.chips[0].before
+    img = np.asarray(Image.open(io.BytesIO(base64.b64decode(chip.png_b64))))
+    assert img.shape[:2] == (360, 360)
+    html = render_html(r)
+    assert "pixel space" in html and "SIMULATED" not in html

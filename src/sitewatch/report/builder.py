@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from shapely import wkt as shapely_wkt
+
 from sitewatch import __version__
 from sitewatch.errors import SitewatchError
 from sitewatch.report import charts, maps
@@ -390,7 +392,7 @@ def assemble_report_data(
         figures.append(Figure(key="timeline", title="Detections per category per pass",
                               caption="Counts of detected objects in each stored pass (SIM = simulated imagery).",
                               png_b64=b64(charts.timeline_png(summaries))))
-    if info.aoi_wkt:
+    if info.aoi_wkt and shapely_wkt.loads(info.aoi_wkt).area > 0:
         latest = passes[-1] if passes else None
         figures.append(Figure(
             key="site-map",
