@@ -407,3 +407,12 @@ def test_no_detections_gives_overview_of_both_scenes(tmp_path: Path) -> None:
     # The painted objects of each scene (bright grey) show, no status colour does.
     assert _has_colour(before, (230, 230, 230), tol=4) > 1000 and _has_colour(after, (230, 230, 230), tol=4) > 1000
     assert all(_has_colour(before, c, tol=10) == 0 for c in STATUS_COLOURS.values())
+
+
+def test_site_without_passes_still_renders(tmp_path: Path) -> None:
+    site, _, _ = make_scenario(tmp_path)
+    r = assemble_report_data(site, [])
+    assert r.passes == [] and r.chips == [] and [f.key for f in r.figures] == ["site-map"]
+    assert "No passes of this site are stored: nothing was observed." in r.limitations
+    assert any("no passes" in u for u in r.assessment.unassessable)
+    assert "No key judgements could be made." in render_html(r)

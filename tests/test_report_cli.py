@@ -27,15 +27,13 @@ def test_missing_folder_is_one_line(tmp_path, capsys) -> None:
     assert err.count("\n") == 1 and "does not exist" in err and "Traceback" not in err
 
 
-def test_report_end_to_end_from_store(tmp_path, capsys, monkeypatch) -> None:
+def test_report_end_to_end_from_store(tmp_path, capsys) -> None:
     """SIMULATED passes scanned into a store → compare → assess → report, with every footnote resolving."""
     import json
     import re
 
     from shapely.geometry import box
 
-    import sitewatch.sites
-    from sitewatch.errors import SiteError
     from sitewatch.imagery import open_scene
     from sitewatch.imagery.simulate import simulate_site
     from sitewatch.pipeline import scan
@@ -84,8 +82,6 @@ def test_report_end_to_end_from_store(tmp_path, capsys, monkeypatch) -> None:
     assert any("cannot be assessed" in u for u in one_twin["assessment"]["unassessable"])
     assert "What cannot be assessed" in one.read_text()
     # An unknown site name is one line and exit 2, and writes nothing.
-    if not hasattr(sitewatch.sites, "get_site"):
-        monkeypatch.setattr(sitewatch.sites, "get_site", lambda n: (_ for _ in ()).throw(SiteError(f"unknown site '{n}'; known: ")), raising=False)
     code, _, err = _run(["report", "nowhere-xyz", "-o", str(tmp_path / "n.html")], capsys)
     assert code == 2 and err.startswith("error: unknown site 'nowhere-xyz'") and err.count("\n") == 1
     assert not (tmp_path / "n.html").exists() and not (tmp_path / "n.json").exists()

@@ -286,7 +286,9 @@ def _limitations(passes: Sequence[PassSummary], comparisons: Sequence[Comparison
     sims = [p.label for p in passes if p.simulated]
     if sims:
         out.append(f"SIMULATED IMAGERY: passes {', '.join(sims)} are generated scenes, not observations of the real site.")
-    if len(passes) < 2:
+    if not passes:
+        out.append("No passes of this site are stored: nothing was observed.")
+    elif len(passes) == 1:
         out.append("Only one pass is stored: changes over time cannot be assessed.")
     for p in passes:
         if not p.georeferenced:
