@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from matplotlib.ticker import MaxNLocator
 from shapely import wkt
 from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
@@ -65,6 +66,8 @@ def site_map_png(
     lat0 = sum(ax.get_ylim()) / 2.0
     ax.set_aspect(1.0 / max(math.cos(math.radians(lat0)), 1e-6))
     ax.ticklabel_format(useOffset=False)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+    ax.tick_params(labelsize=8)
     ax.grid(alpha=0.25)
     if title:
         ax.set_title(title, fontsize=9)
