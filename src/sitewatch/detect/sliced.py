@@ -200,9 +200,44 @@ class SlicedDetector(Detector):
     ) -> BoxArray:
         """Like :meth:`detect` but returns the merged boxes as a :class:`BoxArray` (scene pixels)."""
         t0 = time.perf_counter()
-        region = _clip(window, scene)
         tiles = self.plan(scene, window=window, gsd_m=gsd_m)
         stats = RunStats(tiles=len(tiles), scales=tuple(sorted({round(t.scale, 4) for t in tiles})))
+        allb, truncated = self.run_tiles(scene, tiles, window=window, progress=progress, stats=stats)
+        stats.candidates = len(allb)
+        out = self.merge_candidates(allb, truncated)
+        stats.kept = len(out)
+        stats.total_s = time.perf_counter() - t0
+        self.last_stats = stats
+        log.debug("%s: %d tiles (%d empty), %d candidates, %d kept", scene.path, len(tiles), stats.tiles_skipped, stats.candidates, stats.kept)
+        return out
+
+    def run_tiles(
+        self,
+        scene: Scene,
+        tiles: list[Tile],
+        *,
+        window: Window | None = None,
+        progress: ProgressCallback | None = None,
+        stats: RunStats | None = None,
+    ) -> tuple[BoxArray, np.ndarray]:
+        """Run the model on some tiles of a :meth:`plan`: unmerged candidates and their truncated flags.
+
+        :meth:`detect_boxes` is :meth:`plan` → ``run_tiles`` → :meth:`merge_candidates`. Running
+        consecutive slices of one plan (e.g. on several machines) and concatenating the results in
+        plan order gives exactly the candidates of one ``run_tiles`` call over the whole plan.
+
+        Args:
+            scene: the image.
+            tiles: tiles from :meth:`plan` of ``scene`` and ``window``.
+            window: the window the plan was made for (candidates outside it are dropped).
+            progress: called with (tiles done, tiles given).
+            stats: timings and skipped-tile counts are added here.
+
+        Returns:
+            Boxes in scene pixels (``tile`` -1) and a bool per box: touches an inner tile edge.
+        """
+        region = _clip(window, scene)
+        stats = stats if stats is not None else RunStats(tiles=len(tiles))
         parts: list[BoxArray] = []
         truncs: list[np.ndarray] = []
         done = 0
@@ -217,20 +252,12 @@ class SlicedDetector(Detector):
             done += len(batch_tiles)
             if progress is not None:
                 progress(done + stats.tiles_skipped, len(tiles))
-        allb = BoxArray.concat(parts)
-        stats.candidates = len(allb)
-        keep = merge(
-            allb,
-            truncated=np.concatenate(truncs) if truncs else None,
-            iou_threshold=self.iou_threshold,
-            cross_iou_threshold=self.cross_iou_threshold,
-        )
-        out = allb.take(keep)
-        stats.kept = len(out)
-        stats.total_s = time.perf_counter() - t0
-        self.last_stats = stats
-        log.debug("%s: %d tiles (%d empty), %d candidates, %d kept", scene.path, len(tiles), stats.tiles_skipped, stats.candidates, stats.kept)
-        return out
+        return BoxArray.concat(parts), (np.concatenate(truncs) if truncs else np.zeros(0, dtype=bool))
+
+    def merge_candidates(self, boxes: BoxArray, truncated: np.ndarray | None = None) -> BoxArray:
+        """One box per object from the candidates of :meth:`run_tiles` (see :func:`~sitewatch.detect.merge.merge`)."""
+        keep = merge(boxes, truncated=truncated, iou_threshold=self.iou_threshold, cross_iou_threshold=self.cross_iou_threshold)
+        return boxes.take(keep)
 
     def _read(self, scene: Scene, tile: Tile) -> np.ndarray | None:
         rgb, valid = scene.read_rgb(tile.window, tile.out_shape)
