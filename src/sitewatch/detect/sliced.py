@@ -179,7 +179,10 @@ class SlicedDetector(Detector):
             SceneError: the scene cannot be read.
             ModelError: the model fails or returns outputs of the wrong shape.
         """
-        boxes = self.detect_boxes(scene, window=window, gsd_m=gsd_m, progress=progress)
+        return self.to_detections(self.detect_boxes(scene, window=window, gsd_m=gsd_m, progress=progress))
+
+    def to_detections(self, boxes: BoxArray) -> list[Detection]:
+        """Detections (in the frame of ``boxes``) of merged boxes, categories named by the model."""
         cats = self.info.categories
         return [
             Detection(
