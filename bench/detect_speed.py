@@ -6,7 +6,8 @@ the real airbus-pleiades images when the data tree is present (else a synthetic 
 
 * seconds per km² at 0.5 m GSD (1 km² = 4 Mpx),
 * overhead: total detect time / ONNX Runtime ``session.run`` time over the same tiles (the
-  runtime timed inside the detector, and again standalone on the same number of batches),
+  runtime timed inside the detector, and again standalone on the same number of batches, or
+  on a share of them extrapolated with ``--pure-fraction``),
 * peak resident memory of the subprocess (``resource.getrusage``), which must stay flat with size.
 
 Usage::
@@ -73,7 +74,7 @@ def build_cog(path: Path, size: int) -> Path:
     return path
 
 
-def worker(path: str, batch_size: int, threads: int | None) -> dict:
+def worker(path: str, batch_size: int, threads: int | None, pure_fraction: float) -> dict:
     """Run in the subprocess: detect on ``path`` and time the same model calls standalone."""
     from sitewatch.detect.onnx import OnnxDetector
     from sitewatch.imagery import open_scene
@@ -91,10 +92,11 @@ def worker(path: str, batch_size: int, threads: int | None) -> dict:
         rgb, _ = scene.read_rgb(t.window, t.out_shape)
         batch = np.ascontiguousarray(np.repeat(rgb.transpose(2, 0, 1)[None], batch_size, axis=0), dtype=np.float32)
         n_batches = -(-(stats.tiles - stats.tiles_skipped) // batch_size)
+        sample = max(1, round(n_batches * pure_fraction))
         t1 = time.perf_counter()
-        for _ in range(n_batches):
+        for _ in range(sample):
             det.backend.run(batch)
-        pure = time.perf_counter() - t1
+        pure = (time.perf_counter() - t1) * n_batches / sample
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return {
         "size_px": scene.width, "tiles": stats.tiles, "detections": len(dets), "total_s": total, "run_s": stats.run_s,
@@ -107,10 +109,11 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[6000, 12000], help="scene sides, pixels")
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    ap.add_argument("--pure-fraction", type=float, default=1.0, help="share of the batches timed standalone (extrapolated)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.batch_size, args.threads)))
+        print(json.dumps(worker(args.worker, args.batch_size, args.threads, args.pure_fraction)))
         return
     rows = []
     with tempfile.TemporaryDirectory(prefix="sitewatch-bench-") as tmp:
@@ -118,7 +121,7 @@ def main() -> None:
             t0 = time.perf_counter()
             cog = build_cog(Path(tmp) / f"scene_{size}.tif", size)
             print(f"built {cog.name} ({size}x{size} px, {cog.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-            cmd = [sys.executable, __file__, "--worker", str(cog), "--batch-size", str(args.batch_size)]
+            cmd = [sys.executable, __file__, "--worker", str(cog), "--batch-size", str(args.batch_size), "--pure-fraction", str(args.pure_fraction)]
             if args.threads:
                 cmd += ["--threads", str(args.threads)]
             r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
