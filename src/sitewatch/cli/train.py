@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -16,6 +17,9 @@ log = logging.getLogger("sitewatch")
 
 
 def _need_torch() -> None:
+    # Idle OpenMP threads must sleep, not spin: on a shared 2-core machine spinning makes a
+    # training step several times slower.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if importlib.util.find_spec("torch") is None or importlib.util.find_spec("efficientnet_lite_pytorch") is None:
         raise SitewatchError("training needs the [train] extra: pip install sitewatch[train]")
 

@@ -52,6 +52,9 @@ class TrainConfig:
     log_every: int = 10
     datasets: list[str] | None = None
     limit_images: int | None = None
+    #: End this invocation after this many steps, leaving a resumable checkpoint (splits a run
+    #: into sessions; the schedule still follows the whole run).
+    stop_after_steps: int | None = None
     pretrained: bool = True
     command: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -67,13 +70,14 @@ def _device(name: str) -> str:
     return name
 
 
-def lr_at(step: int, total: int | None, base: float, warmup: int) -> float:
-    """Linear warm-up, then cosine decay to 2 % of ``base`` over ``total`` steps."""
+def lr_at(step: int, progress: float | None, base: float, warmup: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to 2 % of ``base`` as ``progress``
+    (fraction of the run done: steps or time) goes from 0 to 1; ``None``: constant."""
     if step < warmup:
         return base * (step + 1) / warmup
-    if not total or total <= warmup:
+    if progress is None:
         return base
-    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    t = min(1.0, max(0.0, progress))
     return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
@@ -157,9 +161,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         opt.load_state_dict(state["optimizer"])
         step, elapsed = state["step"], state["elapsed_s"]
         total = state.get("total_steps") or total
-        if cfg.steps and cfg.steps > (total or 0):
+        if cfg.steps:
             total = cfg.steps
-        torch.set_rng_state(state["torch_rng"])
 
     def to_torch(samples):
         return {k: torch.from_numpy(v) for k, v in collate(samples).items()}
@@ -191,16 +194,22 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
 
     model.train()
     freeze_bn(model)
-    budget_s = cfg.minutes * 60.0 if cfg.minutes else None
+    # With a time budget (and no step count) the schedule follows wall-clock time, so a run on a
+    # busy machine still ends on time; with --steps it follows the step count.
+    budget_s = cfg.minutes * 60.0 if cfg.minutes and not cfg.steps else None
+    if budget_s is None and total is None:
+        raise ModelError("training needs --minutes or --steps")
     run_start = time.time() - elapsed
     last_ckpt = time.time()
     timing_from: tuple[int, float] | None = None
     sums: dict[str, float] = {}
     n_sum = 0
-    it = iter(loader)
-    while total is None or step < total:
+    it = iter(loader)  # draws a seed from the global generator: restore its state after this
+    if state is not None:
+        torch.set_rng_state(state["torch_rng"])
+    while (elapsed < budget_s) if budget_s else (step < total):
         batch = {k: v.to(device, non_blocking=True) for k, v in next(it).items()}
-        lr = lr_at(step, total, cfg.lr, cfg.warmup_steps)
+        lr = lr_at(step, elapsed / budget_s if budget_s else step / total, cfg.lr, cfg.warmup_steps)
         for g in opt.param_groups:
             g["lr"] = lr * g["lr_mult"]
         out_t = model.forward_train(batch["image"])
@@ -216,18 +225,21 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         n_sum += 1
         if step == (state["step"] if state else 0) + 3:
             timing_from = (step, time.time())
-        if total is None and budget_s and timing_from and step >= timing_from[0] + 20:
-            per_step = (time.time() - timing_from[1]) / (step - timing_from[0])
-            total = step + int(max(0.0, budget_s - elapsed) / per_step)
-            log.info("%.2f s/step: planning %d steps for a %.0f min budget", per_step, total, cfg.minutes)
         if step % cfg.log_every == 0:
             per = (time.time() - timing_from[1]) / max(1, step - timing_from[0]) if timing_from else float("nan")
-            eta = (total - step) * per / 60 if total else float("nan")
+            if budget_s:
+                eta = (budget_s - elapsed) / 60
+                total = step + int((budget_s - elapsed) / per) if per == per else None  # estimate, for the log
+            else:
+                eta = (total - step) * per / 60
             log.info(
                 "step %d/%s lr %.2e %s | %.2f s/step, %.1f min elapsed, ~%.1f min left",
                 step, total or "?", lr, " ".join(f"{k} {v / n_sum:.3f}" for k, v in sums.items()), per, elapsed / 60, eta,
             )
             sums, n_sum = {}, 0
+        if cfg.stop_after_steps and step - (state["step"] if state else 0) >= cfg.stop_after_steps:
+            log.info("stopping after %d steps of this session", cfg.stop_after_steps)
+            break
         if time.time() - last_ckpt > cfg.checkpoint_every_s:
             checkpoint()
             last_ckpt = time.time()

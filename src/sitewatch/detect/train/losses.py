@@ -41,13 +41,11 @@ def envelope_from_prediction(logsize: torch.Tensor, angle: torch.Tensor) -> torc
         logsize: ``[..., 2]`` log length, log width (pixels).
         angle: ``[..., 2]`` (cos 2θ, sin 2θ), any magnitude; θ clockwise from image-up.
 
-    ``env_x = l|sin θ| + w|cos θ|``, ``env_y = l|cos θ| + w|sin θ|``. With c = cos 2θ (normalised):
-    ``|cos θ| = sqrt((1 + c) / 2)``, ``|sin θ| = sqrt((1 - c) / 2)``.
+    ``env_x = l|sin θ| + w|cos θ|``, ``env_y = l|cos θ| + w|sin θ|`` with ``θ = atan2(sin 2θ, cos 2θ) / 2``.
     """
     size = torch.exp(logsize.clamp(-2.0, 8.0))
-    c = angle[..., 0] / torch.sqrt((angle * angle).sum(-1) + 1e-8)
-    cos_t = torch.sqrt(((1 + c) / 2).clamp(min=1e-6))
-    sin_t = torch.sqrt(((1 - c) / 2).clamp(min=1e-6))
+    theta = 0.5 * torch.atan2(angle[..., 1], angle[..., 0] + 1e-9)
+    cos_t, sin_t = torch.cos(theta).abs(), torch.sin(theta).abs()
     length, width = size[..., 0], size[..., 1]
     return torch.stack([length * sin_t + width * cos_t, length * cos_t + width * sin_t], dim=-1)
 

@@ -133,7 +133,7 @@ class SitewatchNet(nn.Module):
         heatmap = torch.sigmoid(out["hm"])
         size = torch.exp(out["logsize"].clamp(-2.0, 8.0))
         ang = out["angle"]
-        ang = ang / torch.sqrt((ang * ang).sum(dim=1, keepdim=True) + 1e-8)
+        ang = ang / torch.sqrt((ang * ang).sum(dim=1, keepdim=True) + 1e-12)
         return heatmap, torch.cat([out["offset"], size, ang], dim=1)
 
 

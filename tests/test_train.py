@@ -1,0 +1,250 @@
+"""Detector training: envelope geometry, splits, targets, a real optimisation smoke test, resume, ONNX export."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# Idle OpenMP threads sleep instead of spinning (the machine is shared with a training run).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+torch = pytest.importorskip("torch")
+pytest.importorskip("efficientnet_lite_pytorch")
+
+from sitewatch.detect.train import data as tdata  # noqa: E402
+from sitewatch.detect.train.losses import detection_loss, envelope_from_prediction, envelope_loss  # noqa: E402
+from sitewatch.detect.train.splits import site_groups, split_of  # noqa: E402
+from sitewatch.dota import iter_dataset  # noqa: E402
+from sitewatch.types import CATEGORIES, OrientedBox  # noqa: E402
+
+pytestmark = pytest.mark.train
+
+
+# --------------------------------------------------------------------------- envelope
+
+
+@pytest.mark.parametrize("heading", [0.0, 17.0, 30.0, 45.0, 90.0, 123.0, 179.0])
+def test_predicted_envelope_matches_oriented_box(heading: float) -> None:
+    box = OrientedBox.make(50.0, 60.0, 40.0, 10.0, heading)
+    xmin, ymin, xmax, ymax = box.envelope()
+    t = math.radians(2 * heading)
+    logsize = torch.tensor([[math.log(40.0), math.log(10.0)]])
+    # Any magnitude of the (cos 2θ, sin 2θ) vector gives the same envelope.
+    angle = torch.tensor([[3 * math.cos(t), 3 * math.sin(t)]])
+    env = envelope_from_prediction(logsize, angle)[0].numpy()
+    np.testing.assert_allclose(env, [xmax - xmin, ymax - ymin], rtol=1e-4)
+    ex, ey = tdata.envelope_dims(np.array(40.0), np.array(10.0), np.array(heading))
+    np.testing.assert_allclose([ex, ey], [xmax - xmin, ymax - ymin], rtol=1e-6)
+
+
+def test_envelope_loss_zero_when_equal_and_exact_otherwise() -> None:
+    logsize = torch.tensor([[math.log(40.0), math.log(10.0)], [math.log(40.0), math.log(10.0)]])
+    angle = torch.tensor([[1.0, 0.0], [1.0, 0.0]])  # heading 0: envelope 10 x 40
+    target = torch.log(torch.tensor([[10.0, 40.0], [40.0, 10.0]]))
+    mask = torch.tensor([1.0, 0.0])
+    assert float(envelope_loss(logsize, angle, target, mask)) == pytest.approx(0.0, abs=1e-5)
+    # Second box compared against the transposed envelope: |log 10 - log 40| twice.
+    mask = torch.tensor([0.0, 1.0])
+    assert float(envelope_loss(logsize, angle, target, mask)) == pytest.approx(2 * math.log(4.0), rel=1e-4)
+
+
+def test_transform_boxes_rotates_headings_and_centres() -> None:
+    box = OrientedBox.make(30.0, 20.0, 16.0, 6.0, 10.0)
+    m = np.array([[0.0, -2.0, 100.0], [2.0, 0.0, 5.0]])  # 90° rotation, scale 2, shift
+    out = tdata.transform_boxes(np.array([[box.cx, box.cy, box.length, box.width, box.heading_deg]], np.float32), m)[0]
+    corners = box.corners() @ m[:, :2].T + m[:, 2]
+    expected = OrientedBox.from_corners(corners)
+    np.testing.assert_allclose(out[:4], [expected.cx, expected.cy, expected.length, expected.width], atol=1e-3)
+    assert (out[4] - expected.heading_deg + 90) % 180 - 90 == pytest.approx(0.0, abs=1e-3)
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def test_airbus_pair_groups_stay_on_one_side(data_dir: Path) -> None:
+    root = data_dir / "airbus-pleiades"
+    images = list(iter_dataset(root))
+    groups = site_groups(root)
+    side: dict[str, set[str]] = {}
+    for im in images:
+        side.setdefault(groups[im.name], set()).add(split_of(im))
+    assert all(len(s) == 1 for s in side.values())
+    # Pairs really link images into multi-image groups.
+    assert max(sum(1 for g in groups.values() if g == k) for k in set(groups.values())) >= 3
+    n_val = sum(split_of(im) == "val" for im in images)
+    assert 0.2 * len(images) <= n_val < 0.4 * len(images)
+
+
+def test_other_splits_are_deterministic_and_keep_helicopters(data_dir: Path) -> None:
+    dota = {im.name: im for im in iter_dataset(data_dir / "dota")}
+    assert split_of(dota["P0168"]) == "train"
+    ships = list(iter_dataset(data_dir / "ships-google-earth"))
+    frac = sum(split_of(im) == "val" for im in ships) / len(ships)
+    assert 0.1 < frac < 0.3
+    assert [split_of(im) for im in ships] == [split_of(im) for im in ships]
+
+
+# --------------------------------------------------------------------------- targets
+
+
+def _one_image(data_dir: Path, dataset: str) -> tdata.CachedImage:
+    item = next(im for im in iter_dataset(data_dir / dataset) if im.counts()["small-vehicle"] + im.counts()["aircraft"] > 2)
+    return tdata.cache_image(item, tdata.labelled_channels(data_dir / "classes.csv", dataset))
+
+
+def test_targets_put_peaks_at_object_centres(data_dir: Path) -> None:
+    im = _one_image(data_dir, "vedai")
+    assert im.scale == pytest.approx(0.125 / 0.3)
+    sampler = tdata.CropSampler([im], size=256, seed=1, augment=False)
+    s = sampler.crop(im, np.random.default_rng(0), focus=int(np.flatnonzero(~im.difficult)[0]))
+    n = int(s.reg_mask.sum())
+    assert n >= 1
+    o = 256 // 4
+    rows, cols = s.ind[:n] // o, s.ind[:n] % o
+    peaks = s.hm.max(axis=0)[rows, cols]
+    np.testing.assert_array_equal(peaks, 1.0)
+    assert (s.offset[:n] >= 0).all() and (s.offset[:n] < 1).all()
+    # vedai labels vehicles and boats, not aircraft: no aircraft loss there.
+    assert s.hm_mask[CATEGORIES.index("aircraft")].max() == 0.0
+    assert s.hm_mask[CATEGORIES.index("small-vehicle")].max() == 1.0
+    assert s.oriented[0] == 1.0
+
+
+# --------------------------------------------------------------------------- validation matching
+
+
+def test_match_counts_exact() -> None:
+    from sitewatch.detect.train.loop import match_counts
+
+    im = tdata.CachedImage(
+        "x", "synthetic", np.zeros((64, 64, 3), np.uint8),
+        np.array([[10, 10, 20, 8, 0], [40, 40, 20, 8, 0], [50, 10, 20, 8, 0]], np.float32),
+        np.array([0, 0, 0]), np.array([False, False, True]), False, True, np.ones(5, bool),
+    )
+    dets = [
+        (0.9, 0, 11.0, 10.0, 20, 8, 0),  # TP
+        (0.8, 0, 30.0, 30.0, 20, 8, 0),  # FP (no label near)
+        (0.7, 0, 50.0, 11.0, 20, 8, 0),  # on a difficult label: ignored
+        (0.2, 0, 40.0, 41.0, 20, 8, 0),  # TP only at the low threshold
+    ]
+    c = match_counts([im], [dets], np.array([0.1, 0.5]))
+    assert c["tp"][:, 0].tolist() == [2, 1]
+    assert c["fp"][:, 0].tolist() == [1, 1]
+    assert c["fn"][:, 0].tolist() == [0, 1]
+
+
+# --------------------------------------------------------------------------- optimisation
+
+
+def test_few_steps_on_real_images_reduce_the_loss(data_dir: Path) -> None:
+    from sitewatch.detect.train.model import SitewatchNet, freeze_bn, freeze_early
+
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    images = [_one_image(data_dir, "vedai"), _one_image(data_dir, "hrplanes")]
+    sampler = tdata.CropSampler(images, size=96, seed=0)
+    batch = {k: torch.from_numpy(v) for k, v in tdata.collate([sampler.crop(im, np.random.default_rng(i)) for i, im in enumerate(images)]).items()}
+    assert float(batch["reg_mask"].sum()) >= 2
+    model = SitewatchNet(pretrained=True, width=16)
+    freeze_early(model)
+    model.train()
+    freeze_bn(model)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-3)
+    losses = []
+    for _ in range(12):
+        loss, _parts = detection_loss(model.forward_train(batch["image"]), batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.75 * losses[0]
+
+
+def test_interrupted_run_resumes_to_the_same_weights(data_dir: Path, tmp_path: Path) -> None:
+    from sitewatch.detect.train.loop import TrainConfig, train
+
+    def cfg(out: Path, stop: int | None = None) -> TrainConfig:
+        return TrainConfig(
+            data=str(data_dir), out=str(out), minutes=None, steps=4, batch=1, size=64, width=16,
+            datasets=["vedai"], limit_images=2, pretrained=False, checkpoint_every_s=1e9, warmup_steps=2,
+            stop_after_steps=stop,
+        )
+
+    straight = train(cfg(tmp_path / "a"))
+    interrupted = train(cfg(tmp_path / "b", stop=2))
+    assert torch.load(interrupted, weights_only=False)["step"] == 2
+    resumed = train(cfg(tmp_path / "b"), resume=True)
+    a = torch.load(straight, weights_only=False)
+    b = torch.load(resumed, weights_only=False)
+    assert a["step"] == b["step"] == 4
+    for k, v in a["model"].items():
+        torch.testing.assert_close(v, b["model"][k], rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- export
+
+
+def test_export_matches_torch_and_follows_the_contract(tmp_path: Path) -> None:
+    import onnx
+    import onnxruntime as ort
+
+    from sitewatch.detect.train.export import default_metadata, export_onnx, read_metadata
+    from sitewatch.detect.train.model import SitewatchNet
+
+    torch.manual_seed(0)
+    model = SitewatchNet(pretrained=False, width=16).eval()
+    path = export_onnx(model, tmp_path / "m.onnx", default_metadata(score_threshold=0.42), check_size=128)
+    proto = onnx.load(str(path))
+    assert proto.opset_import[0].version == 17
+    assert [i.name for i in proto.graph.input] == ["image"]
+    assert [o.name for o in proto.graph.output] == ["heatmap", "geometry"]
+    meta = read_metadata(path)
+    assert meta["name"] == "sitewatch-det" and meta["stride"] == "4" and meta["score_threshold"] == "0.42"
+    assert json.loads(meta["categories"]) == list(CATEGORIES)
+    assert {"version", "working_gsd_m", "input_tile", "train_command", "trained_at"} <= meta.keys()
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = (np.random.default_rng(3).random((2, 3, 96, 160)) * 255).astype(np.float32)
+    hm, geo = sess.run(None, {"image": x})
+    assert hm.shape == (2, 5, 24, 40) and geo.shape == (2, 6, 24, 40)
+    with torch.no_grad():
+        hm_t, geo_t = model(torch.from_numpy(x))
+    np.testing.assert_allclose(hm, hm_t.numpy(), atol=1e-4)
+    np.testing.assert_allclose(geo, geo_t.numpy(), rtol=1e-3, atol=1e-3)
+    assert (geo[:, 2:4] > 0).all()
+    np.testing.assert_allclose(np.hypot(geo[:, 4], geo[:, 5]), 1.0, atol=1e-3)
+
+
+def test_fixed_same_padding_equals_dynamic_padding_at_other_sizes() -> None:
+    """Padding computed for 512 px equals TensorFlow 'same' padding at any multiple of 32."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from sitewatch.detect.train.model import SitewatchNet
+
+    torch.manual_seed(0)
+    ours = SitewatchNet(pretrained=False, width=16).backbone.eval()
+    dynamic = EfficientNet.from_name("efficientnet-lite0", image_size=None).eval()
+    dynamic.load_state_dict(ours.state_dict(), strict=False)
+
+    def run(bb, x):
+        x = bb._swish(bb._bn0(bb._conv_stem(x)))
+        for block in bb._blocks:
+            x = block(x)
+        return x
+
+    x = torch.rand(1, 3, 96, 224) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(run(ours, x), run(dynamic, x))
+
+
+def test_cli_rejects_a_folder_that_is_not_a_data_tree(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sitewatch.cli.main import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run")])
+    assert e.value.code == 2
+    assert f"{tmp_path}: not a sitewatch data tree" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
