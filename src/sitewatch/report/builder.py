@@ -295,7 +295,7 @@ def _limitations(passes: Sequence[PassSummary], comparisons: Sequence[Comparison
             out.append(f"Pass {p.label} is not georeferenced: positions are in image pixels and north is unknown.")
         if p.gsd_m is None:
             out.append(f"Pass {p.label} has no known ground sample distance: objects were not measured or identified.")
-        if p.aoi_coverage < LOW_COVERAGE:
+        if p.aoi_coverage is not None and p.aoi_coverage < LOW_COVERAGE:
             out.append(f"Pass {p.label} covers {p.aoi_coverage:.0%} of the site AOI: objects outside it are not counted.")
     for c in comparisons:
         out.extend(f"Comparison {c.label}: {w}" for w in c.warnings)

@@ -44,7 +44,7 @@ class PassSummary(BaseModel):
     Attributes:
         label: short label used in tables and footnotes (``"P1"`` oldest).
         gsd_m: metres per pixel, or None.
-        aoi_coverage: fraction of the site's AOI the scene covers, 0..1.
+        aoi_coverage: fraction of the site's AOI the scene covers, 0..1; None when unknown (pixel-space pass).
         detection_ids: store ids of its detections (what footnotes may cite).
     """
 
@@ -57,7 +57,7 @@ class PassSummary(BaseModel):
     crs: str | None = None
     georeferenced: bool = False
     simulated: bool = False
-    aoi_coverage: float = 0.0
+    aoi_coverage: float | None = None
     platform: str | None = None
     counts: dict[str, int] = Field(default_factory=dict)
     detection_ids: list[int] = Field(default_factory=list)
