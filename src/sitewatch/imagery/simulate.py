@@ -25,12 +25,14 @@ from typing import Any
 import cv2
 import numpy as np
 import rasterio
+import shapely
 from affine import Affine
 from pyproj import Transformer
 from pyproj.aoi import AreaOfInterest
 from pyproj.database import query_utm_crs_info
 from rasterio.crs import CRS
-from shapely.geometry import Polygon
+from shapely.geometry import LineString, Polygon, box
+from shapely.ops import transform as transform_geometry
 
 from sitewatch.imagery.base import Scene
 from sitewatch.types import OrientedBox
@@ -163,6 +165,8 @@ def simulate_site(
     shift_px: tuple[int, int] = (6, -4),
     start: datetime = datetime(2024, 3, 1, 8, 30, tzinfo=UTC),
     seed: int = 0,
+    zones: dict[str, Polygon] | None = None,
+    bounds: tuple[float, float, float, float] | None = None,
 ) -> Scenario:
     """Write two SIMULATED GeoTIFF passes of a site and return their ground truth.
 
@@ -179,6 +183,12 @@ def simulate_site(
         shift_px: ``(dx, dy)``: a ground point at pixel (x, y) in pass 1 is at (x + dx, y + dy) in pass 2.
         start: acquisition time of pass 1 (pass 2 is three days later).
         seed: random seed (same seed, same scenario).
+        zones: the site's zones (WGS84 lon/lat polygons). When given, the zones whose name holds
+            "runway", "apron" or "helicopter" are drawn where they are on the ground; aircraft
+            stand on the aprons, helicopters in the helicopter zone and vehicles along the
+            southern edge of the first apron. Without zones a schematic airfield fills the scene.
+        bounds: ``(west, south, east, north)`` WGS84 degrees of the scene, instead of the AOI's
+            bounds or ``extent_m`` (e.g. the part of a large AOI that holds the aprons).
 
     Returns:
         The :class:`Scenario` (also written to ``truth.json``).
@@ -190,7 +200,12 @@ def simulate_site(
     crs = utm_crs_for(c.x, c.y)
     to_utm = Transformer.from_crs("EPSG:4326", crs.to_wkt(), always_xy=True)
     to_geo = Transformer.from_crs(crs.to_wkt(), "EPSG:4326", always_xy=True)
-    if extent_m is None:
+    if bounds is not None:
+        west, south, east, north = bounds
+        xs, ys = to_utm.transform([west, east, west, east], [south, south, north, north])
+        w_m, h_m = max(xs) - min(xs), max(ys) - min(ys)
+        cx, cy = (max(xs) + min(xs)) / 2, (max(ys) + min(ys)) / 2
+    elif extent_m is None:
         xs, ys = to_utm.transform(*np.asarray(aoi.exterior.coords).T)
         w_m, h_m = (max(xs) - min(xs)) * 1.05, (max(ys) - min(ys)) * 1.05
         cx, cy = (max(xs) + min(xs)) / 2, (max(ys) + min(ys)) / 2
@@ -199,7 +214,9 @@ def simulate_site(
         cx, cy = to_utm.transform(c.x, c.y)
     width, height = int(math.ceil(w_m / gsd_m)), int(math.ceil(h_m / gsd_m))
     x0, y0 = cx - width * gsd_m / 2, cy + height * gsd_m / 2
-    layout = _Layout(x0, y0, width * gsd_m, height * gsd_m)
+    layout: _Layout | _ZoneLayout = _Layout(x0, y0, width * gsd_m, height * gsd_m)
+    if zones:
+        layout = _ZoneLayout.from_zones(zones, to_utm, box(x0, y0 - height * gsd_m, x0 + width * gsd_m, y0))
     ground = _place_objects(layout, rng, n_aircraft, n_helicopters, n_vehicles, departed, arrived)
     bg_seed = int(rng.integers(1 << 31))
     passes = []
@@ -239,18 +256,82 @@ class _Layout:
         return self.x0 + 0.1 * self.w, bottom, self.x0 + 0.9 * self.w, top
 
 
+@dataclass(frozen=True)
+class _ZoneLayout:
+    """Airfield layout from a site's zones, in UTM metres, clipped to the scene."""
+
+    runways: list[Polygon]
+    aprons: list[Polygon]
+    helipads: list[Polygon]
+    scene: Polygon
+
+    @classmethod
+    def from_zones(cls, zones: dict[str, Polygon], to_utm: Transformer, scene: Polygon) -> _ZoneLayout:
+        def pick(word: str) -> list[Polygon]:
+            out = []
+            for name in sorted(zones):
+                if word in name.lower():
+                    g = transform_geometry(to_utm.transform, zones[name]).intersection(scene)
+                    if isinstance(g, Polygon) and g.area > 0:
+                        out.append(g)
+            return out
+
+        aprons = pick("apron")
+        if not aprons:
+            raise ValueError("no zone named '*apron*' inside the simulated scene: aircraft need an apron")
+        return cls(pick("runway"), aprons, pick("helicopter"), scene)
+
+    def vehicle_strip(self) -> Polygon:
+        """The southern 30 m of the first apron (vehicles park there, aircraft do not)."""
+        a = self.aprons[0]
+        x0, y0, x1, _ = a.bounds
+        return a.intersection(box(x0, y0, x1, y0 + 30.0))
+
+    def spots(self, cell: float) -> tuple[list[tuple[float, float]], list[tuple[float, float]], list[tuple[float, float]]]:
+        """(aircraft stands, helicopter spots, vehicle spots): (easting, northing) in the zones."""
+
+        def grid(polys: list[Polygon], step: float, exclude: Polygon | None = None) -> list[tuple[float, float]]:
+            out = []
+            for poly in polys:
+                inner = poly.buffer(-step / 2)
+                if exclude is not None:
+                    inner = inner.difference(exclude.buffer(step / 2))
+                x0, y0, x1, y1 = poly.bounds
+                xs, ys = np.meshgrid(np.arange(x0 + step / 2, x1, step), np.arange(y1 - step / 2, y0, -step))
+                keep = shapely.contains_xy(inner, xs.ravel(), ys.ravel())
+                out += [(float(x), float(y)) for x, y in zip(xs.ravel()[keep], ys.ravel()[keep], strict=True)]
+            return out
+
+        strip = self.vehicle_strip()
+        stands = grid(self.aprons, cell, exclude=strip)
+        helis = grid(self.helipads, 40.0) or grid(self.aprons, 40.0, exclude=strip)[-6:]
+        line = LineString([(strip.bounds[0], strip.centroid.y), (strip.bounds[2], strip.centroid.y)])
+        vehicles = [(line.interpolate(d).x, line.interpolate(d).y) for d in np.arange(20.0, line.length - 10.0, 23.0)]
+        vehicles = [v for v in vehicles if strip.buffer(-1.0).contains(shapely.Point(v))]
+        return stands, helis, vehicles
+
+
 def _place_objects(
-    layout: _Layout, rng: np.random.Generator, n_ac: int, n_heli: int, n_veh: int, departed: int, arrived: int
+    layout: _Layout | _ZoneLayout, rng: np.random.Generator, n_ac: int, n_heli: int, n_veh: int, departed: int, arrived: int
 ) -> tuple[list[dict], list[dict]]:
     """Ground positions of the objects of pass 1 and pass 2."""
-    e0, n0, e1, n1 = layout.apron()
-    # aircraft stands: a grid of 60 m x 60 m cells on the western 75 % of the apron
     cell = 60.0
-    stands = [
-        (e0 + cell * (i + 0.5), n1 - cell * (j + 0.5))
-        for j in range(max(int((n1 - n0) // cell), 1))
-        for i in range(max(int(((e1 - e0) * 0.75) // cell), 1))
-    ]
+    if isinstance(layout, _ZoneLayout):
+        stands, heli_spots, vehicle_spots = layout.spots(cell)
+    else:
+        e0, n0, e1, n1 = layout.apron()
+        # aircraft stands: a grid of 60 m x 60 m cells on the western 75 % of the apron
+        stands = [
+            (e0 + cell * (i + 0.5), n1 - cell * (j + 0.5))
+            for j in range(max(int((n1 - n0) // cell), 1))
+            for i in range(max(int(((e1 - e0) * 0.75) // cell), 1))
+        ]
+        heli_e = e0 + (e1 - e0) * 0.82
+        heli_spots = [(heli_e + 30 * (k % 2), n1 - 35 - 35 * k) for k in range(n_heli)]
+        vehicle_spots = [(e0 + 20 + k * 23.0, n0 + 12) for k in range(n_veh)]
+    if n_heli > len(heli_spots) or n_veh > len(vehicle_spots):
+        raise ValueError(f"the zones hold {len(heli_spots)} helicopter and {len(vehicle_spots)} vehicle spots; "
+                         f"{n_heli} and {n_veh} asked")  # fmt: skip
     rng.shuffle(stands)
     need = n_ac + arrived
     if need > len(stands):
@@ -263,12 +344,11 @@ def _place_objects(
         oid += 1
         t = ac_types[int(rng.integers(len(ac_types)))] if k < n_ac else "il-76" if k % 2 else "an-26"
         objs.append({"id": oid, "type": t, "e": e, "n": n, "heading": float(rng.choice([0.0, 90.0, 135.0, 45.0]))})
-    # helicopters on the eastern quarter of the apron, vehicles along its southern edge
-    heli_e = e0 + (e1 - e0) * 0.82
-    helis = [{"id": oid + 1 + k, "type": "mi-8", "e": heli_e + 30 * (k % 2), "n": n1 - 35 - 35 * k, "heading": 30.0} for k in range(n_heli)]
+    # helicopters on the eastern quarter of the apron (or their zone), vehicles along its southern edge
+    helis = [{"id": oid + 1 + k, "type": "mi-8", "e": heli_spots[k][0], "n": heli_spots[k][1], "heading": 30.0} for k in range(n_heli)]
     oid += n_heli
     vehicles = [
-        {"id": oid + 1 + k, "type": "truck" if k % 3 == 0 else "car", "e": e0 + 20 + k * 23.0, "n": n0 + 12, "heading": 90.0}
+        {"id": oid + 1 + k, "type": "truck" if k % 3 == 0 else "car", "e": vehicle_spots[k][0], "n": vehicle_spots[k][1], "heading": 90.0}
         for k in range(n_veh)
     ]
     aircraft_1, aircraft_new = objs[:n_ac], objs[n_ac:]
@@ -300,19 +380,42 @@ def _fill_ground_rect(rgb: np.ndarray, t: Affine, rect: tuple[float, float, floa
     rgb[max(int(r0), 0) : max(int(r1), 0), max(int(c0), 0) : max(int(c1), 0)] = color
 
 
+def _fill_ground_polygon(rgb: np.ndarray, t: Affine, poly: Polygon, color: tuple[int, int, int]) -> None:
+    ring = np.asarray(poly.exterior.coords)
+    cols, rows = ~t * (ring[:, 0], ring[:, 1])
+    pts = (np.column_stack([cols, rows]) * 16).round().astype(np.int32)
+    cv2.fillPoly(rgb, [pts], color, cv2.LINE_AA, shift=4)
+
+
 def _background(
-    w: int, h: int, t: Affine, layout: _Layout, gsd: float, seed: int, brightness: float, shift: tuple[int, int]
+    w: int, h: int, t: Affine, layout: _Layout | _ZoneLayout, gsd: float, seed: int, brightness: float, shift: tuple[int, int]
 ) -> np.ndarray:
     """Grass, runway with centre-line dashes and a slabbed concrete apron, with texture."""
     rng = np.random.default_rng(seed)
     m = max(abs(shift[0]), abs(shift[1]))
     rgb = np.empty((h, w, 3), dtype=np.float32)
     rgb[:] = (120, 128, 92)
-    _fill_ground_rect(rgb, t, layout.runway(), (88, 88, 90))
-    _fill_ground_rect(rgb, t, layout.apron(), (168, 165, 158))
+    if isinstance(layout, _ZoneLayout):
+        for poly in layout.runways:
+            _fill_ground_polygon(rgb, t, poly, (88, 88, 90))
+        for poly in layout.aprons + layout.helipads:
+            _fill_ground_polygon(rgb, t, poly, (168, 165, 158))
+    else:
+        _fill_ground_rect(rgb, t, layout.runway(), (88, 88, 90))
+        _fill_ground_rect(rgb, t, layout.apron(), (168, 165, 158))
     # the texture belongs to the ground: drawn in pass 1's frame (padded), cropped at the shift
     tex = _noise((h + 2 * m, w + 2 * m), rng, 1.5 / gsd) * 6 + rng.standard_normal((h + 2 * m, w + 2 * m)).astype(np.float32) * 4
     rgb += tex[m - shift[1] : m - shift[1] + h, m - shift[0] : m - shift[0] + w, None]
+    if isinstance(layout, _ZoneLayout):
+        for poly in layout.runways:  # centre-line dashes along the runway's long axis
+            rect = np.asarray(poly.minimum_rotated_rectangle.exterior.coords)[:4]
+            sides = [(rect[i], rect[(i + 1) % 4]) for i in range(4)]
+            (p0, p1), (q0, q1) = sorted(sides, key=lambda s: -float(np.hypot(*(s[1] - s[0]))))[:2]
+            axis = LineString([(p0 + q1) / 2, (p1 + q0) / 2])
+            for d in np.arange(10.0, axis.length - 30.0, 60.0):
+                a, b = axis.interpolate(d), axis.interpolate(d + 30.0)
+                _fill_ground_polygon(rgb, t, LineString([(a.x, a.y), (b.x, b.y)]).buffer(0.5, cap_style="flat"), (235, 235, 235))
+        return np.clip(rgb * brightness, 0, 255).astype(np.uint8)
     e0, n0, e1, n1 = layout.runway()
     nm = (n0 + n1) / 2
     for e in np.arange(e0 + 10, e1 - 30, 60.0):
