@@ -431,11 +431,24 @@ def _client(workers: int | None, scheduler_address: str | None, processes: bool)
             yield client
         return
     n = workers or os.cpu_count() or 1
+    with _quiet_dask():
+        try:
+            # ":0": the scheduler's HTTP endpoint on a free port, so concurrent scans never clash
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes, dashboard_address=":0", silence_logs=logging.ERROR)
+        except (OSError, TimeoutError, RuntimeError) as e:
+            raise ClusterError(f"cannot start a local Dask cluster of {n} workers ({e})") from e
+        with cluster, Client(cluster) as client:
+            yield client
+
+
+@contextmanager
+def _quiet_dask() -> Iterator[None]:
+    """Dask's own INFO chatter (cluster start and stop) hidden unless this process logs at DEBUG."""
+    logger = logging.getLogger("distributed")
+    before = logger.level
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        logger.setLevel(logging.ERROR)
     try:
-        cluster = LocalCluster(
-            n_workers=n, threads_per_worker=1, processes=processes, dashboard_address=None, silence_logs=logging.ERROR
-        )
-    except (OSError, TimeoutError, RuntimeError) as e:
-        raise ClusterError(f"cannot start a local Dask cluster of {n} workers ({e})") from e
-    with cluster, Client(cluster) as client:
-        yield client
+        yield
+    finally:
+        logger.setLevel(before)

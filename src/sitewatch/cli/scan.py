@@ -56,15 +56,22 @@ def describe(p) -> str:  # noqa: ANN001 - a Pass
 @click.option("--center", default=None, help="LAT,LON of the image centre, to place a screenshot on the ground.")
 @click.option("--rotation", type=float, default=0.0, show_default=True, help="With --center: bearing of image-up, degrees clockwise from north.")
 @click.option("--model", default=None, help="Detector model name or .onnx path (default: the bundled model).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Scan on a local Dask cluster of N worker processes.")
+@click.option("--scheduler", default=None, help="Scan on a running Dask cluster (scheduler address, e.g. tcp://10.0.0.5:8786).")
 @json_option
 @store_option
-def command(scenes, site_name, acquired, gsd, center, rotation, model, as_json, store_url) -> None:  # noqa: ANN001
+def command(scenes, site_name, acquired, gsd, center, rotation, model, workers, scheduler, as_json, store_url) -> None:  # noqa: ANN001
     """Scan SCENE files (GeoTIFF/COG, JPEG/PNG, STAC item) of a site and store one pass per scene.
 
     Only the part of each scene that holds the site's AOI is read. Rescanning a scene replaces its pass.
+    With --workers or --scheduler the scenes are scanned on a Dask cluster; a scene that fails is
+    reported and skipped, the others are stored, and the exit status is non-zero (see docs/scale.md).
 
     Example: sitewatch scan pleiades_2024-03-01.tif --site hmeimim
     """
+    if workers is not None or scheduler is not None:
+        _scan_on_cluster(scenes, site_name, acquired, gsd, _center(center), rotation, model, workers, scheduler, as_json, store_url)
+        return
     from sitewatch.imagery import open_scene
     from sitewatch.pipeline import load_default_detector, scan
     from sitewatch.sites import get_site
@@ -93,5 +100,39 @@ def command(scenes, site_name, acquired, gsd, center, rotation, model, as_json, 
     finally:
         for s in opened:
             s.close()
+    if as_json:
+        click.echo(json.dumps([summary(p) for p in results], indent=1))
+
+
+def _scan_on_cluster(scenes, site_name, acquired, gsd, anchor, rotation, model, workers, scheduler, as_json, store_url) -> None:  # noqa: ANN001
+    """``--workers``/``--scheduler``: scan on Dask (:func:`sitewatch.scale.scan_many`), one line per scene."""
+    from rich.markup import escape
+
+    from sitewatch.scale import BatchScanError, scan_many
+
+    if workers is not None and scheduler is not None:
+        raise click.UsageError("give --workers (a local cluster) or --scheduler (a running one), not both")
+    with progress(disable=as_json) as bar:
+        task = bar.add_task(f"scanning {len(scenes)} scenes", total=None)
+
+        def scene_done(source, p, error, notes) -> None:  # noqa: ANN001
+            for note in notes:
+                err_console.print(f"[yellow]warning:[/] {escape(note)}", soft_wrap=True, highlight=False)
+            if error is not None:
+                err_console.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True, highlight=False)
+            elif not as_json:
+                out_console.print(describe(p))
+
+        try:
+            results = scan_many(
+                scenes, site_name, store_url=store_url, workers=workers, scheduler_address=scheduler, model=model,
+                gsd_m=gsd, acquired=acquired, center=anchor, rotation_deg=rotation,
+                progress=lambda done, total: bar.update(task, completed=done, total=total), on_scene=scene_done,
+            )
+        except BatchScanError as e:
+            results = e.passes
+            if as_json:
+                click.echo(json.dumps([summary(p) for p in results], indent=1))
+            raise
     if as_json:
         click.echo(json.dumps([summary(p) for p in results], indent=1))
