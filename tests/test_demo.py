@@ -1,4 +1,4 @@
-"""sitewatch demo: SIMULATED (fast, truth detector) and a real Pléiades pair (slow, real detector)."""
+"""sitewatch demo: SIMULATED Hmeimim (fast, truth detector) and the real Pléiades pair (labels fast, shipped detector slow)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,23 @@ from pathlib import Path
 
 import geopandas as gpd
 import pytest
+import shapely
+from click.testing import CliRunner
 
 import sitewatch.pipeline
-from sitewatch.cli.demo import run_demo
+from sitewatch.cli import demo
+from sitewatch.cli.demo import SIM_SCENARIO, run_demo
+from sitewatch.cli.main import cli
+from sitewatch.sites import get_site
 from test_scan import FakeDetector
+from test_scenario import LabelDetector
 
 
-def test_simulated_demo_writes_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _truth_detector(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """Make the demo detect exactly the simulated objects (the detector is not what is tested here)."""
     from sitewatch.imagery import simulate
 
-    made = {}
+    made: dict = {}
     real = simulate.simulate_site
 
     def spy(*a, **kw):
@@ -30,26 +37,71 @@ def test_simulated_demo_writes_outputs(tmp_path: Path, monkeypatch: pytest.Monke
             return super().detect(scene, **kw)
 
     monkeypatch.setattr(simulate, "simulate_site", spy)
-    monkeypatch.setattr("sitewatch.cli.demo._SIM_EXTENT_M", 700.0)  # a smaller scene keeps the test fast
     monkeypatch.setattr(sitewatch.pipeline, "load_default_detector", lambda model=None: Truth([]))
-    st = run_demo(tmp_path / "out")
-    st.store.close()
-    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["SIMULATED"] is True and all(p["simulated"] for p in summary["passes"])
-    assert [t["detected_aircraft"] for t in summary["truth"]] == [t["true_aircraft"] for t in summary["truth"]] == [12, 9]
-    assert summary["inventory"]["passes"][1]["deltas"]["aircraft"] == -3
-    assert (tmp_path / "out" / "demo-store.db").is_file()
-    gj = gpd.read_file(tmp_path / "out" / "hmeimim-sim-detections.geojson")
+    return made
+
+
+def test_simulated_demo_on_hmeimim_zones_ends_with_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    made = _truth_detector(monkeypatch)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["demo", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    # It prints the key judgements, the confidence, and ends with the folder and its files.
+    assert "Key judgements" in r.output and "It is " in r.output and "Confidence:" in r.output
+    tail = r.output[r.output.index(f"outputs in {out}/") :]
+    assert all(name in tail for name in ("report.html", "report.pdf", "report.json", "summary.json"))
+    summary = json.loads((out / "summary.json").read_text())
+    # The bundled Hmeimim site, SIMULATED passes, objects drawn inside the watchlist's zones.
+    site = get_site("hmeimim")
+    assert summary["site"] == "hmeimim" and summary["SIMULATED"] is True and all(p["simulated"] for p in summary["passes"])
+    for p in made["sc"].passes:
+        zones = [site.zone_at(o.lon, o.lat) for o in p.objects]
+        assert all(zones) and all(shapely.contains_xy(site.aoi, o.lon, o.lat) for o in p.objects)
+        assert {site.zone_at(o.lon, o.lat) for o in p.objects if o.category == "aircraft"} <= {"apron-west", "apron-east"}
+        assert {site.zone_at(o.lon, o.lat) for o in p.objects if o.category == "helicopter"} == {"helicopter-area"}
+    n1 = SIM_SCENARIO["n_aircraft"]
+    n2 = n1 - SIM_SCENARIO["departed"] + SIM_SCENARIO["arrived"]
+    assert [t["detected_aircraft"] for t in summary["truth"]] == [t["true_aircraft"] for t in summary["truth"]] == [n1, n2]
+    assert summary["inventory"]["passes"][1]["deltas"]["aircraft"] == n2 - n1
+    aircraft = summary["comparison"]["counts"]["aircraft"]
+    assert aircraft["departed"] == SIM_SCENARIO["departed"] and aircraft["arrived"] == SIM_SCENARIO["arrived"]
+    # The fictional report became claims in the store; the assessment favours withdrawal and the
+    # "at least ten aircraft have left" claim is corroborated.
+    assert len(summary["claims"]) == 4
+    assess = summary["assessment"]
+    assert assess["most_likely"] == "withdrawal" and "aircraft-count-drop" in assess["fired"]
+    assert list(assess["claim_checks"].values()).count("corroborated") >= 1
+    # The demo ends with the report (HTML, PDF, JSON twin) and the exports.
+    for name in ("report.html", "report.json", "report.pdf", "hmeimim_simulated_report.txt", "demo-store.db"):
+        assert (out / name).is_file(), name
+    assert (out / "report.pdf").read_bytes()[:5] == b"%PDF-"
+    twin = json.loads((out / "report.json").read_text())
+    assert twin["simulated"] is True and twin["assessment"]["hypotheses"][0]["name"] == "withdrawal"
+    assert "SIMULATED" in (out / "report.html").read_text()
+    gj = gpd.read_file(out / "hmeimim-detections.geojson")
     assert len(gj) == sum(p["detections"] for p in summary["passes"])
-    assert gpd.read_parquet(tmp_path / "out" / "hmeimim-sim-detections.parquet").shape[0] == len(gj)
+
 
 
 @pytest.mark.slow
-def test_real_pair_demo(tmp_path: Path, data_dir: Path) -> None:
+def test_real_pair_demo_with_labels(tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sitewatch.pipeline, "load_default_detector", lambda model=None: LabelDetector())
+    monkeypatch.setattr("sitewatch.cli.demo.STEPS", [s for s in demo.STEPS if s is not demo.step_export])
     st = run_demo(tmp_path / "out", data_dir)
     st.store.close()
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["SIMULATED"] is False
-    truth = summary["truth"]
-    assert abs(truth[0]["true_aircraft"] - truth[1]["true_aircraft"]) >= 10  # the pair with the largest change
+    assert summary["SIMULATED"] is False and summary["site"] == "airfield-p"
+    assert [t["true_aircraft"] for t in summary["truth"]] == [20, 5]  # pairs.csv: n_aircraft_a, n_aircraft_b
+    assert [t["detected_aircraft"] for t in summary["truth"]] == [20, 5]
     assert all(p["crs"] is None and p["gsd_m"] == 0.5 for p in summary["passes"])
+    assert summary["assessment"]["most_likely"] == "withdrawal"
+    assert (tmp_path / "out" / "report.html").is_file() and (tmp_path / "out" / "report.json").is_file()
+
+
+@pytest.mark.slow
+def test_real_pair_demo_with_shipped_detector(tmp_path: Path, data_dir: Path) -> None:
+    st = run_demo(tmp_path / "out", data_dir)
+    st.store.close()
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert [t["true_aircraft"] for t in summary["truth"]] == [20, 5]
+    assert (tmp_path / "out" / "report.html").is_file()

@@ -21,6 +21,7 @@ from shapely.geometry import Polygon
 
 from sitewatch.detect.base import Detector, ProgressCallback
 from sitewatch.errors import CoverageError, GeoreferenceError, LowCoverageWarning
+from sitewatch.identify import identify_detections
 from sitewatch.imagery import georef
 from sitewatch.imagery.base import Scene
 from sitewatch.imagery.simulate import is_simulated
@@ -37,7 +38,8 @@ FULL_COVERAGE = 0.99
 
 
 class SiteLike(Protocol):
-    """What :func:`scan` needs of a :class:`sitewatch.sites.Site`."""
+    """What :func:`scan` needs of a site: a :class:`sitewatch.sites.Site` from the watchlist, or a
+    same-shaped object for a place the watchlist does not hold (e.g. the demo's pixel-space site)."""
 
     name: str
     aoi: Polygon
@@ -157,12 +159,7 @@ def _with_footprints(scene: Scene, detections: list[Detection]) -> list[Detectio
 
 
 def _identify(scene: Scene, detections: list[Detection], gsd: float | None, site: SiteLike) -> list[Detection]:
-    """Measurements and type candidates, when the identify stage is installed."""
-    try:
-        from sitewatch.identify import identify_detections
-    except ImportError:
-        log.info("identify stage not available: detections stored without type candidates")
-        return detections
+    """Measurements and type candidates (with the site's type priors)."""
     return identify_detections(
         detections,
         gsd_m=gsd,
@@ -175,14 +172,10 @@ def _identify(scene: Scene, detections: list[Detection], gsd: float | None, site
 
 
 def load_default_detector(model: str | None = None) -> Detector:
-    """The configured detector (``load_detector`` of :mod:`sitewatch.detect`, else the ONNX detector)."""
-    try:
-        from sitewatch.detect import load_detector
-    except ImportError:
-        from sitewatch.detect.onnx import OnnxDetector
+    """The configured detector: ``model`` (name or .onnx path), else ``SITEWATCH_MODEL``, else the bundled model."""
+    from sitewatch.detect.onnx import OnnxDetector  # onnxruntime loads only when a scan needs it
 
-        return OnnxDetector(model)
-    return load_detector(model)
+    return OnnxDetector(model)
 
 
 def _group_key(d: Detection, by: str) -> str:

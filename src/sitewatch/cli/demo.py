@@ -1,10 +1,16 @@
-"""``sitewatch demo``: the whole pipeline offline on two passes of one site.
+"""``sitewatch demo``: the whole pipeline offline on two passes of one site, ending with a report.
 
-Without data it makes SIMULATED GeoTIFF passes of Hmeimim with the scenario generator; with
-``--data DIR`` (the labelled imagery tree) it uses a real Airbus Pléiades same-site pair with a
-large change in aircraft count, stored as two pixel-space passes at 0.5 m GSD with SYNTHETIC dates.
-The demo keeps its own store under the output folder. It runs as a list of steps
-(:data:`STEPS`), each a function of the :class:`DemoState`, so more steps (a report) slot in.
+Without data it makes SIMULATED GeoTIFF passes of the watchlist's Hmeimim site: the scenario
+generator draws the runway, aprons and helicopter area where the watchlist zones put them and
+parks aircraft on the aprons; between the passes most aircraft leave. With ``--data DIR`` (the
+labelled imagery tree) it uses a real Airbus Pléiades same-site pair with a large drop in aircraft
+(20 → 5 labelled), stored as two pixel-space passes at 0.5 m GSD of a demo site with an invented
+name ("Airfield P": the source gives no location) and SYNTHETIC dates.
+
+Either way the demo keeps its own store under the output folder, scans both passes, shows the
+inventory and the changes, ingests a short FICTIONAL news-style text report as claims, assesses
+the site and writes the report (HTML, PDF when WeasyPrint works, and the JSON twin). It runs as a
+list of steps (:data:`STEPS`), each a function of the :class:`DemoState`.
 """
 
 from __future__ import annotations
@@ -14,30 +20,56 @@ import dataclasses
 import json
 import logging
 import math
+import time
 import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import click
 from shapely.geometry import Polygon, box
+from shapely.ops import unary_union
 
 from sitewatch.cli.console import err_console, out_console, progress
+from sitewatch.errors import SitewatchError
 
 log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
 class DemoSite:
-    """A site for the demo when the watchlist has none to offer (same fields scanning reads)."""
+    """The site of the real-pair demo: the source gives no location, so it has no ground AOI.
+
+    Same fields as :class:`sitewatch.sites.Site` that scanning, claims, assessment and the report read.
+    The passes are pixel-space (not georeferenced), so the empty AOI is never used to cut a scene.
+    """
 
     name: str
     title: str
     aoi: Polygon
+    aliases: list[str] = dataclasses.field(default_factory=list)
     priors: dict[str, Any] = dataclasses.field(default_factory=dict)
     zones: dict[str, Polygon] = dataclasses.field(default_factory=dict)
     kind: str = "airbase"
+    country: str = ""
+    notes: str = ""
+    sources: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class DemoReport:
+    """The FICTIONAL text report the demo ingests as claims (package data of :mod:`sitewatch.demo_data`)."""
+
+    resource: str
+    source: str
+    title: str
+    published: datetime
+    reliability: str = "C"
+
+    def text(self) -> str:
+        return resources.files("sitewatch.demo_data").joinpath(self.resource).read_text("utf-8")
 
 
 @dataclasses.dataclass
@@ -51,45 +83,69 @@ class DemoState:
     scenes: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     passes: list[Any] = dataclasses.field(default_factory=list)
     comparison: Any = None
+    report_text: DemoReport | None = None
+    claims: list[Any] = dataclasses.field(default_factory=list)
+    assessment: Any = None
     summary: dict[str, Any] = dataclasses.field(default_factory=dict)
     simulated: bool = False
+    detector: Any = None
 
 
-#: Hmeimim air base, used when the watchlist is not installed (WGS84 lon/lat of the runway centre).
-_HMEIMIM_LONLAT = (35.9487, 35.4011)
+#: The SIMULATED Hmeimim scenario: 15 aircraft, 11 leave, one Il-76 arrives (5 left); 4 → 3 helicopters.
+SIM_SCENARIO = {"n_aircraft": 15, "departed": 11, "arrived": 1, "n_helicopters": 4, "n_vehicles": 8}
 
-#: Side of the simulated scene, metres (2600 x 2600 px at 0.5 m: a minute or less on one CPU).
-_SIM_EXTENT_M = 1300.0
+#: Margin around the simulated zones, metres.
+_SIM_MARGIN_M = 60.0
+
+#: The real pair with a large drop in labelled aircraft (airbus-pleiades/pairs.csv: 20 → 5).
+REAL_PAIR = ("03f84930-e2be-4c19-9afc-0dc26d02538e.jpg", "791377f0-a01c-4fc3-b6e9-151b6cb80fdf.jpg")
+
+#: SYNTHETIC acquisition dates of the real pair (the source gives none; the order is a then b).
+REAL_DATES = (datetime(2024, 1, 1, 10, 0, tzinfo=UTC), datetime(2024, 1, 15, 10, 0, tzinfo=UTC))
+
+REPORTS = {
+    "simulated": DemoReport("hmeimim_simulated_report.txt", "Demo Wire (FICTIONAL)", "Aircraft leave Hmeimim air base (FICTIONAL demo text)",
+                            datetime(2024, 3, 5, 12, 0, tzinfo=UTC)),
+    "real": DemoReport("airfield_p_report.txt", "Demo Wire (FICTIONAL)", "Aircraft leave Airfield P (FICTIONAL demo text)",
+                       datetime(2024, 1, 16, 12, 0, tzinfo=UTC)),
+}  # fmt: skip
 
 
-def _hmeimim_demo_site() -> DemoSite:
-    try:
-        from sitewatch.sites import get_site
+def simulation_bounds(site: Any, margin_m: float = _SIM_MARGIN_M) -> tuple[float, float, float, float]:
+    """(west, south, east, north) of the simulated scene: the largest apron and the helicopter zones.
 
-        centre = get_site("hmeimim").aoi.centroid
-        lon, lat = centre.x, centre.y
-    except (ImportError, LookupError):
-        lon, lat = _HMEIMIM_LONLAT
-    # an AOI over 90 % of the simulated scene's side
-    half_lat = 0.45 * _SIM_EXTENT_M / 111_320.0
-    half_lon = half_lat / math.cos(math.radians(lat))
-    aoi = box(lon - half_lon, lat - half_lat, lon + half_lon, lat + half_lat)
-    return DemoSite("hmeimim-sim", "Hmeimim air base (SIMULATED imagery)", aoi)
+    Simulating the whole AOI (about 10 km² at Hmeimim) would take minutes to scan on one CPU; the
+    part of it that holds the parking areas is what the scenario changes.
+    """
+    aprons = sorted((z for n, z in site.zones.items() if "apron" in n.lower()), key=lambda z: -z.area)
+    if not aprons:
+        raise SitewatchError(f"site '{site.name}' has no apron zone in the watchlist: the simulated demo needs one")
+    helis = [z for n, z in site.zones.items() if "helicopter" in n.lower()]
+    west, south, east, north = unary_union([aprons[0], *helis]).bounds
+    d_lat = margin_m / 111_320.0
+    d_lon = d_lat / max(0.1, math.cos(math.radians((south + north) / 2)))
+    return west - d_lon, south - d_lat, east + d_lon, north + d_lat
 
 
 def step_imagery(st: DemoState) -> None:
-    """Choose the two scenes: a real labelled pair from --data, else SIMULATED passes."""
+    """Choose the two scenes: a real labelled pair from --data, else SIMULATED passes of Hmeimim."""
     if st.data is not None:
         st.scenes, st.site = _real_pair(st.data)
-        names = " and ".join(Path(sc["path"]).name for sc in st.scenes)
-        err_console.print(f"real Airbus Pléiades pair {names}: pixel space at 0.5 m GSD; dates are SYNTHETIC (a then b)")
+        st.report_text = REPORTS["real"]
+        names = " → ".join(Path(sc["path"]).name for sc in st.scenes)
+        err_console.print(f"real Airbus Pléiades pair {names}: pixel space at 0.5 m GSD, place name invented, dates SYNTHETIC")
         return
     from sitewatch.imagery.simulate import simulate_site
+    from sitewatch.sites import get_site
 
     st.simulated = True
-    st.site = _hmeimim_demo_site()
-    err_console.print("[bold red]SIMULATED[/] imagery: generating two passes of Hmeimim (no real data given)")
-    sc = simulate_site(st.out / "imagery", st.site.aoi, site=st.site.name, extent_m=_SIM_EXTENT_M, n_aircraft=12, departed=5, arrived=2)
+    st.site = get_site("hmeimim")
+    st.report_text = REPORTS["simulated"]
+    err_console.print(f"[bold red]SIMULATED[/] imagery: two passes of {st.site.title} drawn on the watchlist's zones (no real data given)")
+    with progress() as bar:
+        bar.add_task("simulating two passes", total=None)
+        sc = simulate_site(st.out / "imagery", st.site.aoi, site=st.site.name, zones=st.site.zones, bounds=simulation_bounds(st.site),
+                           **SIM_SCENARIO)  # fmt: skip
     st.scenes = [
         {"path": p.path, "gsd_m": None, "acquired": None, "truth": p.counts(), "truth_source": "simulation"} for p in sc.passes
     ]
@@ -99,62 +155,74 @@ def _real_pair(data: Path) -> tuple[list[dict[str, Any]], DemoSite]:
     root = data / "airbus-pleiades"
     pairs_csv = root / "pairs.csv"
     if not pairs_csv.is_file():
-        raise click.UsageError(f"{pairs_csv} not found: --data must be the labelled imagery tree (with airbus-pleiades/)")
+        raise SitewatchError(f"{pairs_csv} not found: --data must be the labelled imagery tree (with airbus-pleiades/)")
     with pairs_csv.open() as f:
-        rows = [r for r in csv.DictReader(f) if r["n_aircraft_a"] and r["n_aircraft_b"]]
-    best = max(rows, key=lambda r: (abs(int(r["n_aircraft_a"]) - int(r["n_aircraft_b"])), r["image_a"]))
-    dates = [datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 15, tzinfo=UTC)]
+        row = next((r for r in csv.DictReader(f) if (r["image_a"], r["image_b"]) == REAL_PAIR), None)
+    if row is None:
+        raise SitewatchError(f"{pairs_csv}: the demo pair {REAL_PAIR[0]} → {REAL_PAIR[1]} is not listed")
     scenes = []
-    for key, when in zip(("a", "b"), dates, strict=True):
-        img = root / best[f"subdir_{key}"] / best[f"image_{key}"]
+    for key, when in zip(("a", "b"), REAL_DATES, strict=True):
+        img = root / row[f"subdir_{key}"] / row[f"image_{key}"]
         scenes.append(
             {
                 "path": img,
                 "gsd_m": 0.5,
                 "acquired": when,
                 "acquired_note": "SYNTHETIC date (the source gives none); order a then b",
-                "truth": _label_counts(root / "labels" / (img.stem + ".txt")),
+                "truth": label_counts(root / "labels" / (img.stem + ".txt")),
                 "truth_source": "airbus-pleiades labels",
+                "pairs_csv": {k: row[k] for k in ("n_aircraft_a", "n_aircraft_b", "shift_x_px_fullres", "shift_y_px_fullres")},
             }
         )
-    site = DemoSite("airbus-demo", f"Airbus Pléiades airport pair {Path(best['image_a']).stem[:8]}", box(0, 0, 0, 0))
+    site = DemoSite(
+        "airfield-p",
+        "Airfield P (real Airbus Pléiades sample pair; name invented, location not given by the source)",
+        box(0, 0, 0, 0),
+        aliases=["Airfield P"],
+        notes="Demo site: the Airbus Pléiades sample gives no location; passes are in image pixels at 0.5 m GSD, dates are SYNTHETIC.",
+        sources=["https://github.com/khlaifiabilel/airbus-aircraft-detection (CC BY-NC-SA 4.0)"],
+    )
     return scenes, site
 
 
-def _label_counts(label: Path) -> dict[str, int]:
-    from sitewatch.dota import iter_dataset  # noqa: F401 - the reader documents the format
+def label_counts(label: Path, image: Path | None = None) -> dict[str, int]:
+    """Labelled objects per category in a DOTA labelTxt file (plus aircraft not marked difficult)."""
+    from sitewatch.dota import load_class_map, parse_label_file
 
-    n = n_difficult = 0
-    for line in label.read_text().splitlines()[2:]:
-        parts = line.split()
-        if len(parts) >= 10:
-            n += 1
-            n_difficult += parts[9] == "1"
-    return {"aircraft": n, "aircraft_not_difficult": n - n_difficult}
+    root = label.parent.parent
+    objs = parse_label_file(label, image or label, root.name, load_class_map(root.parent / "classes.csv")).objects
+    out: dict[str, int] = {}
+    for o in objs:
+        out[o.category] = out.get(o.category, 0) + 1
+    out["aircraft_not_difficult"] = sum(1 for o in objs if o.category == "aircraft" and not o.difficult)
+    out.setdefault("aircraft", 0)
+    return out
 
 
 def step_scan(st: DemoState) -> None:
     """Scan both scenes into the demo store (progress bars)."""
+    from sitewatch.cli.scan import describe
     from sitewatch.imagery import open_scene
     from sitewatch.pipeline import load_default_detector, scan
     from sitewatch.store import open_store
 
     st.store = open_store(f"sqlite:///{st.out / 'demo-store.db'}")
-    detector = load_default_detector()
+    st.detector = load_default_detector()
     for sc in st.scenes:
         with open_scene(sc["path"], gsd_m=sc["gsd_m"], acquired=sc["acquired"]) as scene, progress() as bar:
             task = bar.add_task(f"scanning {Path(sc['path']).name}", total=None)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                p = scan(scene, st.site, detector, st.store, progress=lambda d, t, k=task: bar.update(k, completed=d, total=t))
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                p = scan(scene, st.site, st.detector, st.store, progress=lambda d, t, k=task: bar.update(k, completed=d, total=t))
+        for w in caught:
+            if "cover" in str(w.message):
+                err_console.print(f"[yellow]note:[/] {w.message}")
         st.passes.append(p)
-        from sitewatch.cli.scan import describe
-
         out_console.print(describe(p))
 
 
 def step_inventory(st: DemoState) -> None:
-    """Show counts per category per pass, and detections vs ground truth."""
+    """Inventory per pass, and detector counts against the labels / simulation truth."""
     from sitewatch.cli.inventory import inventory_table
     from sitewatch.pipeline import inventory
 
@@ -166,21 +234,75 @@ def step_inventory(st: DemoState) -> None:
         found = p.counts()["aircraft"]
         expected = sc["truth"]["aircraft"]
         truth.append({"pass_id": p.id, "detected_aircraft": found, "true_aircraft": expected, "truth": sc["truth"], "source": sc["truth_source"]})
-        out_console.print(f"pass {p.id}: {found} aircraft detected, {expected} in the {sc['truth_source']}")
+        out_console.print(f"pass {p.id}: detector {found} aircraft, {sc['truth_source']} {expected}")
+    if not getattr(getattr(st.detector, "info", None), "trained", True):
+        err_console.print("[yellow]note:[/] the bundled detector model is an untrained placeholder: detections are not meaningful yet")
     st.summary["truth"] = truth
 
 
 def step_compare(st: DemoState) -> None:
-    """Changes between the two passes (when the compare stage is installed)."""
-    try:
-        from sitewatch.compare import compare_passes
-    except ImportError:
-        out_console.print("changes: compare stage not installed; counts above give the net change")
-        return
+    """Changes between the two passes (co-registration, object matching, pixel change)."""
+    from sitewatch.compare import compare_passes
+
     a, b = st.passes
-    st.comparison = compare_passes(a, b, st.site, read_pixels=True)
-    out_console.print(f"changes: {st.comparison.sentence}")
-    st.summary["comparison"] = st.comparison.to_dict()
+    with progress() as bar:
+        bar.add_task("comparing the passes", total=None)
+        st.comparison = compare_passes(a, b, st.site, read_pixels=True)
+    c = st.comparison
+    if c.registration is not None:
+        r = c.registration
+        out_console.print(f"co-registration: shift {r.shift_x_px:+.1f}, {r.shift_y_px:+.1f} px ({r.method}, quality {r.quality:.2f})")
+    moves = {cat: {s: n for s, n in v.items() if n} for cat, v in c.counts.items() if cat in ("aircraft", "helicopter") and any(v.values())}
+    for cat, by_status in moves.items():
+        out_console.print(f"  {cat}: " + ", ".join(f"{n} {s}" for s, n in by_status.items() if s in ("arrived", "departed", "remained", "moved")))
+    out_console.print(f"changes: {c.sentence}")
+    for w in c.warnings:
+        err_console.print(f"[yellow]note:[/] {w}")
+    st.summary["comparison"] = c.to_dict()
+
+
+def step_claims(st: DemoState) -> None:
+    """Ingest the short FICTIONAL text report as claims (stored with their document)."""
+    from sitewatch.assess import extract_claims
+
+    rep = st.report_text
+    text = rep.text()
+    path = st.out / rep.resource
+    path.write_text(text, encoding="utf-8")
+    st.claims = extract_claims(text, source=rep.source, published=rep.published, reliability=rep.reliability, sites=[st.site])
+    doc_id = st.store.add_document(rep.source, text, rep.published, None, rep.title)
+    for c in st.claims:
+        c.document_id = doc_id
+    st.store.save_claims(doc_id, [c.to_dict() for c in st.claims])
+    stored = [c for c in st.store.list_claims(st.site.name) if c.get("document_id") == doc_id]
+    out_console.print(f"text report {path.name} (FICTIONAL, written for the demo) → document {doc_id}, {len(stored)} claims:")
+    for c in stored:
+        what = ", ".join(m.get("name") or m["text"] for m in c["equipment"]) or "-"
+        when = ", ".join(f"{d.get('qualifier') or ''} {d['date'] or d['text']}".strip() for d in c["dates"])
+        out_console.print(f"  claim {c['id']}: [bold]{c.get('signal') or 'no signal'}[/] {what}{' (' + when + ')' if when else ''}"
+                          f"  [dim]\"{c['text']}\"[/]")  # fmt: skip
+    st.summary["claims"] = [c["id"] for c in stored]
+
+
+def step_assess(st: DemoState) -> None:
+    """Assess the site: indicators, competing hypotheses, claims checked against the imagery."""
+    from sitewatch.assess import assess_site
+
+    a = assess_site(st.site, st.passes, [st.comparison], st.store.list_claims(st.site.name))
+    st.assessment = a
+    out_console.print("[bold]Key judgements[/]")
+    for k in a.key_judgements:
+        refs = ", ".join(k["evidence"][:4]) + (f" +{len(k['evidence']) - 4} more" if len(k["evidence"]) > 4 else "")
+        out_console.print(f"  • {k['text']}  [dim]\\[{refs}][/]")
+    out_console.print(f"[bold]Confidence:[/] {a.confidence['sentence']}")
+    out_console.print("Hypotheses: " + "; ".join(f"{h.name} {h.probability:.0%} ({h.term})" for h in a.hypotheses))
+    st.summary["assessment"] = {
+        "most_likely": a.most_likely.name if a.most_likely else None,
+        "hypotheses": [{"name": h.name, "probability": h.probability, "term": h.term} for h in a.hypotheses],
+        "confidence": a.confidence["level"],
+        "fired": [r.name for r in a.fired],
+        "claim_checks": {ch.claim_id: ch.verdict for ch in a.checks},
+    }
 
 
 def step_export(st: DemoState) -> None:
@@ -195,8 +317,24 @@ def step_export(st: DemoState) -> None:
     st.summary["exports"] = written
 
 
+def step_report(st: DemoState) -> None:
+    """Write the report: HTML, PDF (when WeasyPrint works) and the JSON twin."""
+    from sitewatch.report import build_report_data, save_report
+
+    with progress() as bar:
+        bar.add_task("building the report", total=None)
+        data = build_report_data(st.store, st.site)
+        written = [save_report(data, st.out / "report.html")]
+        try:
+            written.append(save_report(data, st.out / "report.pdf"))
+        except (SitewatchError, OSError, ImportError) as e:  # WeasyPrint needs system libraries
+            err_console.print(f"[yellow]note:[/] no PDF ({e}); report.html and report.json are written")
+    written.append(st.out / "report.json")
+    st.summary["report"] = [str(p) for p in written]
+
+
 def step_summary(st: DemoState) -> None:
-    """Write summary.json with the passes, counts, truth and outputs."""
+    """Write summary.json and list the outputs."""
     from sitewatch.cli.scan import summary
 
     st.summary.update(
@@ -209,22 +347,39 @@ def step_summary(st: DemoState) -> None:
             "scenes": [{k: str(v) for k, v in sc.items() if k != "truth"} for sc in st.scenes],
         }
     )
-    path = st.out / "summary.json"
-    path.write_text(json.dumps(st.summary, indent=1, default=str))
-    out_console.print(f"outputs in {st.out}/ ({', '.join(sorted(p.name for p in st.out.iterdir()))})")
+    (st.out / "summary.json").write_text(json.dumps(st.summary, indent=1, default=str))
+    out_console.print(f"\n[bold]outputs in {st.out}/[/]")
+    for p in sorted(st.out.iterdir()):
+        if p.name.startswith("demo-store.db-"):
+            continue
+        out_console.print(f"  {p.name}{'/' if p.is_dir() else ''}")
+    out_console.print(f"open {st.out / 'report.html'}; explore the store with e.g. "
+                      f"sitewatch inventory {st.site.name} --store sqlite:///{st.out / 'demo-store.db'}"
+                      if st.simulated else f"open {st.out / 'report.html'}")  # fmt: skip
 
 
 #: The demo, in order. Each step reads and extends the :class:`DemoState`.
-STEPS: list[Callable[[DemoState], None]] = [step_imagery, step_scan, step_inventory, step_compare, step_export, step_summary]
+STEPS: list[Callable[[DemoState], None]] = [
+    step_imagery, step_scan, step_inventory, step_compare, step_claims, step_assess, step_export, step_report, step_summary,
+]  # fmt: skip
 
 
 def run_demo(out: Path, data: Path | None = None, steps: list[Callable[[DemoState], None]] | None = None) -> DemoState:
-    """Run the demo steps into ``out``; return the final state (store left open for callers)."""
+    """Run the demo steps into ``out``; return the final state (store left open for callers).
+
+    A previous demo store in ``out`` is replaced, so the demo always shows exactly two passes.
+    """
     out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("demo-store.db*"):
+        old.unlink()
     st = DemoState(out=out, data=data)
+    timings = st.summary.setdefault("timings_s", {})
     for step in steps or STEPS:
         err_console.rule(f"[bold]{(step.__doc__ or step.__name__).splitlines()[0]}")
+        t0 = time.perf_counter()
         step(st)
+        timings[step.__name__.removeprefix("step_")] = round(time.perf_counter() - t0, 2)
+    log.info("demo step timings (s): %s", timings)
     return st
 
 
@@ -232,9 +387,12 @@ def run_demo(out: Path, data: Path | None = None, steps: list[Callable[[DemoStat
 @click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None, help="Labelled imagery tree (e.g. ../shared/data) for a real pair.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("sitewatch-demo-out"), show_default=True, help="Output folder.")
 def command(data: Path | None, out: Path) -> None:
-    """Run the pipeline on two passes of one site: scan, inventory, changes, exports.
+    """Run the pipeline on two passes of one site: scan, inventory, changes, claims, assessment, report.
 
-    Offline. Without --data the imagery is SIMULATED. Example: sitewatch demo --data ../shared/data
+    Offline. Without --data the imagery is SIMULATED (Hmeimim, on the watchlist's zones); with
+    --data a real Airbus Pléiades pair is used (dates SYNTHETIC). The text report ingested is FICTIONAL.
+
+    Example: sitewatch demo --data ../shared/data --out demo-out
     """
     st = run_demo(out, data)
     if st.store is not None:

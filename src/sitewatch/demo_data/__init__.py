@@ -1,0 +1,1 @@
+"""Package data of ``sitewatch demo``: short FICTIONAL text reports about the demo scenarios."""
