@@ -319,7 +319,7 @@ def _run(
         job.scene.close()
         if error is not None:
             failed[job.index] = str(error)
-            log.warning("%s", error)
+            log.info("not stored: %s", error)
         else:
             stored[job.index] = p  # type: ignore[assignment]
         if on_scene is not None:
@@ -328,43 +328,47 @@ def _run(
     futures: dict[Any, tuple[_Job, int, int]] = {}
     jobs: list[_Job] = []
     total = done = 0
-    for i, src in enumerate(srcs):
-        try:
-            job = _plan(i, src, site, planner, gsd_m)
-        except SitewatchError as e:
-            failed[i] = str(e)
-            if on_scene is not None:
-                on_scene(src.source, None, e, [])
-            continue
-        tiles = _plan_order(planner.plan(job.scene, window=job.window, gsd_m=job.gsd_m))
-        blocks = [tiles[k : k + tiles_per_task] for k in range(0, len(tiles), tiles_per_task)]
-        job.tiles, job.parts = len(tiles), [None] * len(blocks)
-        jobs.append(job)
-        total += len(tiles)
-        for b, block in enumerate(blocks):
-            fut = client.submit(run_block, src, spec, key, block, job.window, pure=False)
-            futures[fut] = (job, b, len(block))
-        if not blocks:
-            finish(job, *_store(store, job, planner, site, gsd_m))
-    if progress is not None:
-        progress(0, total)
-    for fut in as_completed(list(futures)):
-        job, b, n = futures[fut]
-        done += n
-        if job.error is None and fut.status != "cancelled":
+    try:
+        for i, src in enumerate(srcs):
             try:
-                job.parts[b] = fut.result()
-            except Exception as e:  # noqa: BLE001 - any task failure fails this scene only
-                job.error = _task_error(job.src.source, e)
-                for other, (j, _, _) in futures.items():
-                    if j is job:
-                        other.cancel()
-                finish(job, None, job.error)
-            else:
-                if all(p is not None for p in job.parts):
-                    finish(job, *_store(store, job, planner, site, gsd_m))
+                job = _plan(i, src, site, planner, gsd_m)
+            except SitewatchError as e:
+                failed[i] = str(e)
+                if on_scene is not None:
+                    on_scene(src.source, None, e, [])
+                continue
+            tiles = _plan_order(planner.plan(job.scene, window=job.window, gsd_m=job.gsd_m))
+            blocks = [tiles[k : k + tiles_per_task] for k in range(0, len(tiles), tiles_per_task)]
+            job.tiles, job.parts = len(tiles), [None] * len(blocks)
+            jobs.append(job)
+            total += len(tiles)
+            for b, block in enumerate(blocks):
+                fut = client.submit(run_block, src, spec, key, block, job.window, pure=False)
+                futures[fut] = (job, b, len(block))
+            if not blocks:
+                finish(job, *_store(store, job, planner, site, gsd_m))
         if progress is not None:
-            progress(done, total)
+            progress(0, total)
+        for fut in as_completed(list(futures)):
+            job, b, n = futures[fut]
+            done += n
+            if job.error is None and fut.status != "cancelled":
+                try:
+                    job.parts[b] = fut.result()
+                except Exception as e:  # noqa: BLE001 - any task failure fails this scene only
+                    job.error = _task_error(job.src.source, e)
+                    for other, (j, _, _) in futures.items():
+                        if j is job:
+                            other.cancel()
+                    finish(job, None, job.error)
+                else:
+                    if all(p is not None for p in job.parts):
+                        finish(job, *_store(store, job, planner, site, gsd_m))
+            if progress is not None:
+                progress(done, total)
+    finally:  # an interrupted batch: close what is still open (closing twice is harmless)
+        for job in jobs:
+            job.scene.close()
     passes = [stored[i] for i in sorted(stored)]
     if failed:
         raise BatchScanError(passes, [(srcs[i].source, failed[i]) for i in sorted(failed)], len(srcs))
