@@ -185,6 +185,9 @@ def _support(h: HypothesisResult, items: list[EvidenceItem], site_passes: list[P
     return refs or [f"pass:{p.id}" for p in site_passes]
 
 
+_VERB = {"corroborated": "corroborates", "contradicted": "contradicts"}
+
+
 def _judgements(site: str, hyps: list[HypothesisResult], items: list[EvidenceItem], fired: list[IndicatorResult],
                 claims: list[Claim], checks: list[ClaimCheck], conflicts: list[dict[str, Any]],
                 site_passes: list[Pass]) -> list[dict[str, Any]]:  # fmt: skip
@@ -203,7 +206,7 @@ def _judgements(site: str, hyps: list[HypothesisResult], items: list[EvidenceIte
     for ch in checks:
         if ch.verdict in ("corroborated", "contradicted"):
             c = by_id[ch.claim_id]
-            out.append({"text": f"Imagery {ch.verdict[:-2]}s the report by {c.source} (\"{c.text}\"): {ch.reason}",
+            out.append({"text": f"Imagery {_VERB[ch.verdict]} the report by {c.source} (\"{c.text}\"): {ch.reason}",
                         "evidence": list(ch.evidence), "claim": c.id})  # fmt: skip
     for cf in conflicts:
         out.append({"text": f"Reports conflict: {cf['reason']}.", "evidence": [f"claim:{i}" for i in cf["claims"]]})
