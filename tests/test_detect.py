@@ -354,3 +354,13 @@ def test_scene_larger_than_memory_is_read_by_windows(block_model) -> None:
     assert [(d.box.cx, d.box.cy) for d in found] == [(30_016 + 34.0, 12_000 + 22.0)]
     assert scene.largest_read == 2048 * 2048
     assert det.last_stats.tiles - det.last_stats.tiles_skipped <= 4
+
+
+def test_model_name_from_environment_and_registry(tmp_path, monkeypatch) -> None:
+    from sitewatch.detect.registry import models
+
+    path = write_block_model(tmp_path / "named.onnx")
+    models.register("block-named", path, replace=True)
+    monkeypatch.setenv("SITEWATCH_MODEL", "block-named")
+    assert OnnxDetector(overlap_px=16).info.path == str(path)
+    assert "sitewatch-det" in models.names()
