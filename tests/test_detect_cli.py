@@ -199,7 +199,8 @@ def test_entry_point_subprocess_no_traceback(tmp_path) -> None:
     (tmp_path / "x.jpg").write_bytes(b"")
     r = subprocess.run([sys.executable, "-m", "sitewatch.cli.main", "detect", str(tmp_path / "x.jpg")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
-    assert r.stdout == "" and r.stderr.strip().splitlines() == [f"error: {tmp_path / 'x.jpg'}: empty file (0 bytes)"]
+    (line,) = r.stderr.strip().splitlines()
+    assert r.stdout == "" and line.startswith(f"error: {tmp_path / 'x.jpg'}: ") and "empty" in line
 
 
 def test_provider_and_multiscale_options(tmp_path, model, capsys) -> None:
