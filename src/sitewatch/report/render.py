@@ -66,6 +66,9 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         raise ReportError(f"{path}: cannot write report ({e.strerror or e})") from None
     try:
         write(Path(tmp))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is an ordinary file
         os.replace(tmp, path)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
