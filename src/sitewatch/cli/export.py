@@ -37,5 +37,7 @@ def command(site: str, pass_id: int | None, fmt: str, output: Path, store_url: s
             passes = [p]
     path = export_passes(passes, site, fmt, output)
     n = sum(len(p.detections) for p in passes)
+    if fmt == "kml":  # KML holds only detections with a ground position (the export logs the others)
+        n -= sum(len(p.detections) for p in passes if p.crs is None or p.transform is None)
     sim = " (SIMULATED imagery)" if any(p.simulated for p in passes) else ""
     err_console.print(f"wrote {n} detections of {len(passes)} pass(es) to {path}{sim}")
