@@ -107,6 +107,9 @@ def command(site: str, ref_from: str | None, ref_to: str | None, map_path: Path 
         if v["a"] or v["b"]:
             out_console.print(f"  {cat}: {v['a']} → {v['b']}  arrived {v['arrived']}, departed {v['departed']}, remained {v['remained']}, moved {v['moved']}")
     for zone, z in result.pixel_change.items():
+        if z["pct_changed"] is None:
+            out_console.print(f"  {zone}: not seen in both passes")
+            continue
         out_console.print(f"  {zone}: {z['pct_changed']} % changed, {z['pct_explained_by_objects']} % of it inside object boxes")
     for w in result.warnings:
         out_console.print(f"[yellow]warning:[/] {w}")
