@@ -84,7 +84,8 @@ def run_scenario(data_dir: Path, out: Path, detector: Detector) -> dict:
 def check_evidence_resolves(res: dict) -> None:
     """Every reference of every key judgement resolves to a store row or to an indicator/comparison of the report."""
     a, rows, twin = res["assessment"], res["rows"], res["twin"]
-    indicators = {r.name for r in a.indicators}
+    entries = {e["key"]: e for e in twin["evidence"]}
+    indicators = {k.removeprefix("ind-") for k, e in entries.items() if e["kind"] == "indicator"}
     comparisons = {f"{c['pass_a']}-{c['pass_b']}" for c in twin["comparisons"]}
     assert a.key_judgements
     for k in a.key_judgements:
@@ -94,7 +95,6 @@ def check_evidence_resolves(res: dict) -> None:
             known = {"indicator": indicators, "comparison": comparisons}.get(kind) or rows[kind]
             assert key in known, f"{ref} of judgement {k['text']!r} resolves to nothing"
     # The report cites the same judgements, each with evidence entries of the JSON twin that name real rows.
-    entries = {e["key"]: e for e in twin["evidence"]}
     judgements = twin["assessment"]["judgements"]
     assert [j["text"] for j in judgements] == [k["text"] for k in a.key_judgements]
     for j in judgements:
