@@ -353,9 +353,10 @@ def step_summary(st: DemoState) -> None:
         if p.name.startswith("demo-store.db-"):
             continue
         out_console.print(f"  {p.name}{'/' if p.is_dir() else ''}")
-    out_console.print(f"open {st.out / 'report.html'}; explore the store with e.g. "
-                      f"sitewatch inventory {st.site.name} --store sqlite:///{st.out / 'demo-store.db'}"
-                      if st.simulated else f"open {st.out / 'report.html'}")  # fmt: skip
+    # the demo site of the real pair is not on the watchlist: commands that look sites up cannot use it
+    explore = "assess" if st.simulated else "compare"
+    out_console.print(f"open {st.out / 'report.html'}; explore the demo store with e.g. "
+                      f"sitewatch {explore} {st.site.name} --store sqlite:///{st.out / 'demo-store.db'}")  # fmt: skip
 
 
 #: The demo, in order. Each step reads and extends the :class:`DemoState`.
