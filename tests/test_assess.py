@@ -208,3 +208,11 @@ def test_single_pass_says_what_cannot_be_assessed():
     assert states["heavy-airlift-present"] == "fired"
     assert "cannot be assessed" in res.not_assessable[0]
     assert res.confidence["level"] == "low"
+
+
+def test_two_empty_passes_are_not_called_unchanged():
+    a, b = make_pass(1, 10, []), make_pass(2, 17, [])
+    res = assess_site(SITE, [a, b], [fake_comparison(a, b)], [])
+    states = {r.name: r.state for r in res.indicators}
+    assert states["site-unchanged"] == "not-assessable"
+    assert "site-unchanged" not in {r.name for r in res.fired}

@@ -228,6 +228,9 @@ def changed_objects(ctx: Context, f: dict[str, Any]) -> MetricValue:
     """Objects that arrived, departed or moved in the latest comparison."""
     if not ctx.comparisons:
         return _status_total(ctx, f, set())
+    if len(ctx.passes) >= 2 and not any(p.detections for p in ctx.passes[-2:]):
+        # Nothing seen in either pass is not evidence that nothing changed.
+        return MetricValue(None, reason="no objects detected in either of the latest passes")
     sub = Context(ctx.site, ctx.passes, ctx.comparisons[-1:], ctx.claims)
     return _status_total(sub, f, {"arrived", "departed", "moved"})
 
