@@ -345,6 +345,13 @@ def validate(model: Any, data_root: Path, datasets: list[str] | None = None) -> 
             "precision": round(t / max(1.0, t + f), 3), "recall": round(t / max(1.0, t + n), 3),
             "f1": round(2 * t / max(1.0, 2 * t + f + n), 3),
         }
+    # Best threshold per category (rarer categories score lower than the pooled optimum).
+    f1_cat = 2 * counts["tp"] / np.maximum(1e-9, 2 * counts["tp"] + counts["fp"] + counts["fn"])
+    per_cat_thr = {
+        name: {"threshold": float(thresholds[int(np.argmax(f1_cat[:, c]))]), "f1": round(float(f1_cat[:, c].max()), 3)}
+        for c, name in enumerate(CATEGORIES)
+        if counts["tp"][:, c].sum() + counts["fn"][:, c].sum() > 0
+    }
     by_ds: dict[str, Any] = {}
     for ds in sorted({im.dataset for im in images}):
         idx = [i for i, im in enumerate(images) if im.dataset == ds]
@@ -357,6 +364,7 @@ def validate(model: Any, data_root: Path, datasets: list[str] | None = None) -> 
         "precision": round(float(tp[best] / max(1.0, tp[best] + fp[best])), 4),
         "recall": round(float(tp[best] / max(1.0, tp[best] + fn[best])), 4),
         "per_category": per_cat,
+        "per_category_best": per_cat_thr,
         "per_dataset": by_ds,
         "f1_by_threshold": {f"{t:.3f}": round(float(v), 4) for t, v in zip(thresholds, f1, strict=True)},
         "val_images": len(images),
@@ -379,6 +387,8 @@ def finish(ckpt_path: Path, data_root: Path, onnx_out: Path, datasets: list[str]
         "score_threshold": f"{metrics['score_threshold']:.3f}",
         "working_gsd_m": f"{WORKING_GSD_M}",
         "input_tile": "512",
+        # Additional key: best validation threshold per category (JSON), where one is known.
+        "score_thresholds": json.dumps({k: v["threshold"] for k, v in metrics["per_category_best"].items()}),
     }
     ckpt["metadata"] = meta
     _save(Path(ckpt_path), ckpt)
