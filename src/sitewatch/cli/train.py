@@ -47,10 +47,13 @@ def _log_to(path: Path) -> None:
 @click.option("--export", "export_to", type=click.Path(path_type=Path), default=None,
               help="ONNX file written at the end (default <out>/sitewatch-det.onnx).")
 @click.option("--no-export", is_flag=True, help="Stop after training (no validation, no ONNX).")
+@click.option("--weight", "weights", multiple=True, metavar="DATASET=SHARE",
+              help="Override a dataset's sampling share (repeatable), e.g. --weight ships-google-earth=0.22.")
 @click.pass_context
 def command(
     ctx: click.Context, data: Path | None, out: Path, minutes: float | None, steps: int | None, epochs: int | None,
     batch: int, size: int, lr: float, seed: int, resume: bool, device: str, export_to: Path | None, no_export: bool,
+    weights: tuple[str, ...],
 ) -> None:
     """Train sitewatch's oriented-box detector on the labelled data tree.
 
@@ -75,10 +78,18 @@ def command(
         steps = max(1, epochs * n // batch)
     if steps is None and minutes is None and not resume:
         minutes = 60.0
+    shares: dict[str, float] = {}
+    for item in weights:
+        name, _, value = item.partition("=")
+        try:
+            shares[name.strip()] = float(value)
+        except ValueError:
+            raise click.BadParameter(f"expected DATASET=SHARE, got {item!r}", param_hint="--weight") from None
     _log_to(out / "train.log")
+    invocation = shlex.join(["sitewatch", *sys.argv[1:]])
     cfg = TrainConfig(
         data=str(data), out=str(out), minutes=minutes, steps=steps, batch=batch, size=size, lr=lr, seed=seed,
-        device=device, command=shlex.join(["sitewatch", *sys.argv[1:]]),
+        device=device, command=invocation, extra={"dataset_weights": shares, "invocation": invocation},
     )
     ckpt = train(cfg, resume=resume)
     click.echo(f"checkpoint: {ckpt}")

@@ -183,9 +183,17 @@ class CropSampler:
         size: crop side in pixels (multiple of 32).
         seed: base seed; sample ``i`` uses ``default_rng([seed, i])``.
         augment: random rotations, flips, scale and colour jitter (False: plain centred crops).
+        weights: per-dataset sampling shares overriding :data:`DATASET_WEIGHTS`.
     """
 
-    def __init__(self, images: list[CachedImage], size: int = 384, seed: int = 0, augment: bool = True):
+    def __init__(
+        self,
+        images: list[CachedImage],
+        size: int = 384,
+        seed: int = 0,
+        augment: bool = True,
+        weights: dict[str, float] | None = None,
+    ):
         if not images:
             raise ValueError("no training images")
         self.images = images
@@ -197,7 +205,8 @@ class CropSampler:
             by_ds.setdefault(im.dataset, []).append(i)
         self.by_dataset = by_ds
         names = sorted(by_ds)
-        w = np.array([DATASET_WEIGHTS.get(n, 0.02) for n in names], dtype=float)
+        table = {**DATASET_WEIGHTS, **(weights or {})}
+        w = np.array([table.get(n, 0.02) for n in names], dtype=float)
         self.dataset_names = names
         self.dataset_p = w / w.sum()
         self.heli_images = [i for i, im in enumerate(images) if len(im.helicopters)]

@@ -132,6 +132,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
                 setattr(cfg, k, saved.get(k))
         for k in ("batch", "size", "seed", "width", "freeze_blocks", "lr", "backbone_lr_mult", "warmup_steps", "datasets", "command"):
             setattr(cfg, k, saved.get(k, getattr(cfg, k)))
+        # Every invocation that shaped the weights is kept, in order, for the model card.
+        history = list(saved.get("extra", {}).get("commands", [saved.get("command", "")]))
+        cfg.extra = {**saved.get("extra", {}), **cfg.extra, "commands": [*history, cfg.extra.get("invocation", "")]}
         log.info("resuming from %s at step %d", ckpt_path, state["step"])
 
     t0 = time.time()
@@ -139,7 +142,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     log.info(
         "cached %d training images (%.0f MB) in %.0f s", len(images), sum(i.rgb.nbytes for i in images) / 1e6, time.time() - t0
     )
-    sampler = CropSampler(images, cfg.size, cfg.seed)
+    sampler = CropSampler(images, cfg.size, cfg.seed, weights=cfg.extra.get("dataset_weights"))
 
     class _DS(Dataset):
         def __len__(self) -> int:
