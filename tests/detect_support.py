@@ -35,8 +35,13 @@ def write_block_model(
     input_tile: int = 64,
     score_threshold: float = 0.5,
     fixed: int | None = None,
+    score_thresholds: dict[str, float] | str | None = None,
 ) -> Path:
-    """Write the block model (see module docstring) to ``path``."""
+    """Write the block model (see module docstring) to ``path``.
+
+    ``score_thresholds`` (a dict, or raw text for malformed cases) becomes the metadata entry of
+    the same name; the aircraft score of a cell is ``sigmoid(0.1 * (mean red - 128))``.
+    """
     k = 0.1  # score = sigmoid(k * (mean red of the cell - 128))
     w_hm = np.zeros((5, 3, 4, 4), dtype=np.float32)
     w_hm[0, 0] = k / 16.0
@@ -74,6 +79,8 @@ def write_block_model(
         "working_gsd_m": working_gsd_m,
         "input_tile": str(input_tile),
     }
+    if score_thresholds is not None:
+        meta["score_thresholds"] = score_thresholds if isinstance(score_thresholds, str) else json.dumps(score_thresholds)
     helper.set_model_props(model, meta)
     onnx.checker.check_model(model)
     onnx.save(model, str(path))

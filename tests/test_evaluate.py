@@ -149,7 +149,7 @@ def test_evaluate_cli_exact_metrics(tmp_path, capsys) -> None:
     # Count errors: a 3 vs 2 → 50 %, b 1 vs 1 (difficult ignored) → 0 %, c 0 vs 0 → 0 %.
     assert c["count_mape"] == pytest.approx(50.0 / 3)
     assert r["score_threshold"] == 0.5 and r["model"] == "block-test 1.0.0"
-    assert r["by_dataset"] == {"synthetic": r["categories"]}
+    assert r["by_dataset"] == {"synthetic": r["categories"]} and r["pooled"] == {}
     main(["evaluate", str(root), "--model", str(model), "--split", "all", "--by-dataset"])
     table = capsys.readouterr().out
     assert "synthetic" in table and "100.0" in table and "75.0" in table
@@ -179,7 +179,11 @@ def _shipped_recall(data_dir: Path, dataset: str, n_images: int) -> float:
     items = [it for it in iter_labelled(data_dir / dataset, "val") if it[0].counts()["aircraft"] >= 3][:n_images]
     assert items, f"no held-out {dataset} images with aircraft"
     result = evaluate(
-        detector, items, open_scene=lambda im: open_scene(im.image_path, gsd_m=im.gsd_m), score_threshold=detector.score_threshold
+        detector,
+        items,
+        open_scene=lambda im: open_scene(im.image_path, gsd_m=im.gsd_m),
+        score_threshold=detector.info.score_threshold,
+        score_thresholds=detector.score_thresholds,
     )
     return result.categories["aircraft"].recall
 

@@ -21,7 +21,7 @@ def _pct(v: float | None) -> str:
 @click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False))
 @json_option
 @click.option("--split", type=click.Choice(["val", "all"]), default="val", show_default=True, help="Held-out images only, or all.")
-@click.option("--score", type=click.FloatRange(0.0, 1.0), default=None, help="Operating threshold (default: the model's).")
+@click.option("--score", type=click.FloatRange(0.0, 1.0), default=None, help="Operating threshold for every category (default: the model's, per category).")
 @click.option("--iou", type=click.FloatRange(0.05, 0.95), default=0.5, show_default=True, help="IoU for a match.")
 @click.option("--model", default=None, help="Model name or .onnx path (default: $SITEWATCH_MODEL or the bundled model).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate at most this many images.")
@@ -46,8 +46,12 @@ def command(
     if not items:
         raise click.UsageError(f"{dataset_dir}: no labelled images in split {split!r}")
     detector = build_detector(model, ())
+    # The shipped per-category thresholds (as detect uses them) unless --score sets one for all.
+    thresholds = detector.score_thresholds
     threshold = detector.info.score_threshold if score is None else score
-    detector.score_threshold = min(_AP_FLOOR, threshold)
+    if score is not None:
+        thresholds = dict.fromkeys(thresholds, score)
+    detector.score_threshold = min(_AP_FLOOR, *thresholds.values())
     with progress(disable=not err_console.is_terminal) as bar:
         task = bar.add_task("evaluating", total=len(items))
         result = evaluate(
@@ -55,6 +59,7 @@ def command(
             items,
             open_scene=lambda im: open_image(str(im.image_path), im.gsd_m),
             score_threshold=threshold,
+            score_thresholds=thresholds,
             iou_threshold=iou,
             progress=lambda _im: bar.advance(task),
         )
@@ -64,13 +69,17 @@ def command(
         return
     from rich.table import Table
 
-    table = Table(title=f"{result.model} on {dataset_dir} ({split}: {result.images} images, score ≥ {threshold:.2f}, IoU {iou})")
+    if len(set(thresholds.values())) == 1:
+        at = f"score ≥ {threshold:.2f}"
+    else:
+        at = "score ≥ " + ", ".join(f"{c} {t:.3g}" for c, t in thresholds.items())
+    table = Table(title=f"{result.model} on {dataset_dir} ({split}: {result.images} images, {at}, IoU {iou})")
     cols = ("category", "images", "objects", "AP50 %", "P %", "R %", "MAPE %")
     if by_dataset:
         table.add_column("dataset", no_wrap=True)
     for col in cols:
         table.add_column(col, justify="left" if col == "category" else "right", no_wrap=col == "category")
-    rows = [("all", result.categories)] + (list(result.by_dataset.items()) if by_dataset else [])
+    rows = [("all", {**result.categories, **result.pooled})] + (list(result.by_dataset.items()) if by_dataset else [])
     for name, cats in rows:
         for c in cats.values():
             mape = "-" if c.count_mape is None else f"{c.count_mape:.1f}"

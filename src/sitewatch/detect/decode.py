@@ -8,12 +8,14 @@ The model contract (see docs/detect.md):
   ``((col + offset_x) * s, (row + offset_y) * s)``), ``length_px, width_px`` (input pixels),
   ``cos2θ, sin2θ`` with θ the heading of the length axis, clockwise from image-up.
 
-Decoding keeps local maxima of the heatmap (3x3 max filter) at or above a score threshold, at
-most ``top_k`` per tile, and reads the geometry at those cells.
+Decoding keeps local maxima of the heatmap (3x3 max filter) at or above a score threshold (one
+for all categories, or one per category), at most ``top_k`` per tile, and reads the geometry at
+those cells.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -74,7 +76,7 @@ def decode(
     heatmap: np.ndarray,
     geometry: np.ndarray,
     *,
-    score_threshold: float,
+    score_threshold: float | Sequence[float] | np.ndarray,
     stride: int = 4,
     top_k: int = 300,
 ) -> BoxArray:
@@ -83,7 +85,8 @@ def decode(
     Args:
         heatmap: ``[N, C, h, w]`` centre scores in [0, 1].
         geometry: ``[N, 6, h, w]`` as in the module docstring.
-        score_threshold: minimum centre score kept.
+        score_threshold: minimum centre score kept: one number for every category, or one per
+            heatmap channel (e.g. the shipped per-category thresholds).
         stride: input pixels per output cell.
         top_k: most boxes kept per tile (highest scores).
 
@@ -95,7 +98,14 @@ def decode(
     geo = np.asarray(geometry, dtype=np.float32)
     if hm.ndim != 4 or geo.ndim != 4 or geo.shape[1] != 6 or hm.shape[2:] != geo.shape[2:] or hm.shape[0] != geo.shape[0]:
         raise ValueError(f"unexpected output shapes heatmap {hm.shape}, geometry {geo.shape}")
-    peaks = (hm >= score_threshold) & (hm == maximum_filter(hm, size=(1, 1, 3, 3), mode="constant", cval=0.0))
+    thr = np.asarray(score_threshold, dtype=np.float32)
+    if thr.ndim == 1:
+        if thr.shape[0] != hm.shape[1]:
+            raise ValueError(f"{thr.shape[0]} score thresholds for {hm.shape[1]} heatmap channels")
+        thr = thr.reshape(1, -1, 1, 1)
+    elif thr.ndim != 0:
+        raise ValueError(f"score_threshold must be a number or one per channel, got shape {thr.shape}")
+    peaks = (hm >= thr) & (hm == maximum_filter(hm, size=(1, 1, 3, 3), mode="constant", cval=0.0))
     n, c, r, q = np.nonzero(peaks)
     if n.size == 0:
         return BoxArray.empty()

@@ -7,7 +7,8 @@ Metrics, per category (see docs/detect.md for the full definitions):
   once, highest-scoring prediction first). IoU is the *rotated* IoU of the oriented polygons; for
   datasets labelled with axis-aligned boxes (``LabelledImage.axis_aligned``) the *envelope* of the
   predicted box is compared with the label box.
-* **precision / recall** at the operating score threshold (the model's shipped one by default).
+* **precision / recall** at the operating score thresholds (by default the model's shipped
+  ones, per category when the model has them).
 * **count MAPE**: mean over images of the absolute percentage count error
   ``100 * |predicted - labelled| / max(labelled, 1)`` (predicted = predictions at the operating
   threshold that are not ignored). An image with no labelled object of the category thus scores
@@ -22,7 +23,7 @@ images (hrplanes labels no vehicles, so vehicle predictions there are not counte
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,10 @@ log = logging.getLogger(__name__)
 IGNORE_COVER = 0.5
 
 TP, FP, IGNORED = 1, 0, -1
+
+#: Category groups also scored as one (their predictions and objects pooled, matching still per
+#: category): the two vehicle sizes, whose boundary is fuzzy in the labels.
+POOLED = {"vehicle": ("large-vehicle", "small-vehicle")}
 
 
 def average_precision(scores: np.ndarray, is_tp: np.ndarray, n_objects: int) -> float | None:
@@ -144,6 +149,8 @@ class Evaluation:
     datasets: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     by_dataset: dict[str, dict[str, CategoryResult]] = field(default_factory=dict)
+    score_thresholds: dict[str, float] = field(default_factory=dict)
+    pooled: dict[str, CategoryResult] = field(default_factory=dict)
 
     @property
     def map50(self) -> float | None:
@@ -159,9 +166,11 @@ class Evaluation:
             "images": self.images,
             "skipped": self.skipped,
             "score_threshold": self.score_threshold,
+            "score_thresholds": self.score_thresholds,
             "iou_threshold": self.iou_threshold,
             "map50": self.map50,
             "categories": {k: asdict(v) for k, v in self.categories.items()},
+            "pooled": {k: asdict(v) for k, v in self.pooled.items()},
             "by_dataset": {d: {k: asdict(v) for k, v in cats.items()} for d, cats in self.by_dataset.items()},
         }
 
@@ -172,11 +181,14 @@ class Evaluator:
     Args:
         score_threshold: operating threshold for precision, recall and counts.
         iou_threshold: IoU for a match.
+        score_thresholds: per-category operating thresholds; categories not listed use
+            ``score_threshold``.
     """
 
-    def __init__(self, score_threshold: float, iou_threshold: float = 0.5) -> None:
+    def __init__(self, score_threshold: float, iou_threshold: float = 0.5, score_thresholds: Mapping[str, float] | None = None) -> None:
         self.score_threshold = score_threshold
         self.iou_threshold = iou_threshold
+        self.score_thresholds = {c: float((score_thresholds or {}).get(c, score_threshold)) for c in CATEGORIES}
         self._scores: dict[str, list[np.ndarray]] = {c: [] for c in CATEGORIES}
         self._tp: dict[str, list[np.ndarray]] = {c: [] for c in CATEGORIES}
         self._objects = dict.fromkeys(CATEGORIES, 0)
@@ -206,32 +218,36 @@ class Evaluator:
             n = int((~difficult).sum())
             self._objects[cat] += n
             self._images[cat] += 1
-            m = int((counted & (scores >= self.score_threshold)).sum())
+            m = int((counted & (scores >= self.score_thresholds[cat])).sum())
             self._ape[cat].append(100.0 * abs(m - n) / max(n, 1))
 
+    def _score(self, name: str, cats: tuple[str, ...]) -> CategoryResult:
+        scores = np.concatenate([s for c in cats for s in self._scores[c]])
+        tp = np.concatenate([t for c in cats for t in self._tp[c]]).astype(bool)
+        thr = np.concatenate([np.full(len(s), self.score_thresholds[c]) for c in cats for s in self._scores[c]])
+        n = sum(self._objects[c] for c in cats)
+        at = scores >= thr
+        ntp, nfp = int((tp & at).sum()), int((~tp & at).sum())
+        apes = [a for c in cats for a in self._ape[c]]
+        return CategoryResult(
+            category=name,
+            images=max(self._images[c] for c in cats),
+            objects=n,
+            ap50=average_precision(scores, tp, n),
+            precision=ntp / (ntp + nfp) if ntp + nfp else None,
+            recall=ntp / n if n else None,
+            tp=ntp,
+            fp=nfp,
+            fn=n - ntp,
+            count_mape=float(np.mean(apes)) if apes else None,
+        )
+
     def result(self, **info: Any) -> Evaluation:
-        out: dict[str, CategoryResult] = {}
-        for cat in CATEGORIES:
-            if not self._images[cat]:
-                continue
-            scores = np.concatenate(self._scores[cat])
-            tp = np.concatenate(self._tp[cat])
-            n = self._objects[cat]
-            at = scores >= self.score_threshold
-            ntp, nfp = int((tp & at).sum()), int((~tp & at).sum())
-            out[cat] = CategoryResult(
-                category=cat,
-                images=self._images[cat],
-                objects=n,
-                ap50=average_precision(scores, tp, n),
-                precision=ntp / (ntp + nfp) if ntp + nfp else None,
-                recall=ntp / n if n else None,
-                tp=ntp,
-                fp=nfp,
-                fn=n - ntp,
-                count_mape=float(np.mean(self._ape[cat])),
-            )
-        return Evaluation(out, self.images, self.score_threshold, self.iou_threshold, **info)
+        out = {cat: self._score(cat, (cat,)) for cat in CATEGORIES if self._images[cat]}
+        pooled = {name: self._score(name, cats) for name, cats in POOLED.items() if all(self._images[c] for c in cats)}
+        return Evaluation(
+            out, self.images, self.score_threshold, self.iou_threshold, score_thresholds=dict(self.score_thresholds), pooled=pooled, **info
+        )
 
 
 # --- datasets -------------------------------------------------------------------------------
@@ -292,14 +308,16 @@ def evaluate(
     score_threshold: float,
     iou_threshold: float = 0.5,
     progress: Callable[[LabelledImage], None] | None = None,
+    score_thresholds: Mapping[str, float] | None = None,
 ) -> Evaluation:
     """Run ``detector`` on labelled images and score it.
 
     The detector should run at a low score threshold (AP needs the whole ranking);
-    ``score_threshold`` is the operating point for precision, recall and count errors.
-    Unreadable images are skipped and listed in ``Evaluation.skipped``.
+    ``score_threshold`` is the operating point for precision, recall and count errors, per
+    category ``score_thresholds`` where given. Unreadable images are skipped and listed in
+    ``Evaluation.skipped``.
     """
-    ev = Evaluator(score_threshold, iou_threshold)
+    ev = Evaluator(score_threshold, iou_threshold, score_thresholds)
     per_dataset: dict[str, Evaluator] = {}
     skipped: list[str] = []
     for image, cats in items:
@@ -311,9 +329,12 @@ def evaluate(
             skipped.append(str(image.image_path))
             continue
         ev.add(image, dets, cats)
-        per_dataset.setdefault(image.dataset, Evaluator(score_threshold, iou_threshold)).add(image, dets, cats)
+        per_dataset.setdefault(image.dataset, Evaluator(score_threshold, iou_threshold, score_thresholds)).add(image, dets, cats)
         if progress is not None:
             progress(image)
     label = getattr(detector, "label", "")
-    by_dataset = {name: e.result().categories for name, e in sorted(per_dataset.items())}
+    by_dataset = {}
+    for name, e in sorted(per_dataset.items()):
+        r = e.result()
+        by_dataset[name] = {**r.categories, **r.pooled}
     return ev.result(model=label, datasets=sorted(per_dataset), skipped=skipped, by_dataset=by_dataset)

@@ -3,7 +3,8 @@
 The model contract (checked on load, see docs/detect.md): input ``image`` float32
 ``[N,3,H,W]`` RGB 0..255 (H, W multiples of 32); outputs ``heatmap`` ``[N,C,H/4,W/4]`` and
 ``geometry`` ``[N,6,H/4,W/4]``; ``metadata_props`` name, version, categories (JSON list),
-stride, score_threshold, working_gsd_m ("" if none), input_tile.
+stride, score_threshold, working_gsd_m ("" if none), input_tile; optional score_thresholds
+(JSON object category → threshold; categories it does not list use score_threshold).
 """
 
 from __future__ import annotations
@@ -60,13 +61,31 @@ def _info_from_metadata(path: Path, meta: dict[str, str], input_shape: list) -> 
             input_tile=int(meta.get("input_tile") or (fixed[0] if fixed else 512)),
             fixed_shape=fixed,
             path=str(path),
+            score_thresholds=_per_category(meta.get("score_thresholds")),
         )
     except (ValueError, TypeError, json.JSONDecodeError) as e:
         raise ModelError(f"{path}: bad model metadata ({e})") from e
     unknown = [c for c in info.categories if c not in CATEGORIES]
     if unknown:
         raise ModelError(f"{path}: model declares unknown categories {unknown}")
+    stray = sorted(set(info.score_thresholds) - set(info.categories))
+    if stray:
+        raise ModelError(f"{path}: score_thresholds names categories the model does not have: {stray}")
     return info
+
+
+def _per_category(text: str | None) -> dict[str, float]:
+    """The ``score_thresholds`` metadata entry (JSON object category → threshold in [0, 1])."""
+    if not text:
+        return {}
+    raw = json.loads(text)
+    if not isinstance(raw, dict):
+        raise ValueError("score_thresholds is not a JSON object")
+    out = {str(k): float(v) for k, v in raw.items()}
+    bad = {k: v for k, v in out.items() if not 0.0 <= v <= 1.0}
+    if bad:
+        raise ValueError(f"score_thresholds outside [0, 1]: {bad}")
+    return out
 
 
 class OnnxBackend:
@@ -135,7 +154,9 @@ class OnnxDetector(SlicedDetector):
         threads: intra-op threads for the runtime.
         settings: settings to read ``SITEWATCH_MODEL`` from (default: the environment).
         **options: tiling/merging options of :class:`SlicedDetector` (``tile_px``,
-            ``overlap_px``, ``batch_size``, ``score_threshold``, ``extra_scales`` ...).
+            ``overlap_px``, ``batch_size``, ``score_threshold``, ``extra_scales`` ...). Without
+            ``score_threshold`` each category uses the model's own threshold (``score_thresholds``
+            metadata, else ``score_threshold``); with it, that one threshold applies to all.
 
     Raises:
         ModelError: the model is missing, corrupt or of another interface.

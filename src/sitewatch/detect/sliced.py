@@ -12,9 +12,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -53,7 +53,9 @@ class ModelInfo:
         name, version: model identity (``version`` containing ``"untrained"`` marks a placeholder).
         categories: output channel order of ``heatmap``.
         stride: input pixels per output cell.
-        score_threshold: shipped operating threshold on the centre score.
+        score_threshold: shipped operating threshold on the centre score (all categories).
+        score_thresholds: shipped per-category thresholds (best validation F1 of each category);
+            a category not listed uses ``score_threshold``.
         working_gsd_m: metres per pixel the model was trained at, or None.
         input_tile: preferred tile side, model pixels.
         fixed_shape: ``(rows, cols)`` if the graph only accepts one input size, else None.
@@ -69,6 +71,11 @@ class ModelInfo:
     input_tile: int = 512
     fixed_shape: tuple[int, int] | None = None
     path: str = ""
+    score_thresholds: Mapping[str, float] = field(default_factory=dict, hash=False)
+
+    def threshold_for(self, category: str) -> float:
+        """The shipped score threshold of ``category``: its own when the model has one, else the common one."""
+        return float(self.score_thresholds.get(category, self.score_threshold))
 
     @property
     def trained(self) -> bool:
@@ -106,7 +113,8 @@ class SlicedDetector(Detector):
         overlap_px: least overlap between tiles, model pixels (default 128, at most a quarter
             of the tile; see docs/detect.md).
         batch_size: tiles per model call.
-        score_threshold: minimum score kept (default: the model's shipped threshold).
+        score_threshold: minimum score kept in every category (default: the model's shipped
+            per-category thresholds, :meth:`ModelInfo.threshold_for`).
         top_k: most boxes decoded per tile.
         extra_scales: additional passes at these factors of the base scale (e.g. ``(0.5,)`` to
             also see objects larger than a tile's overlap), merged with the base pass.
@@ -140,7 +148,7 @@ class SlicedDetector(Detector):
         if self.overlap_px >= self.tile_px:
             raise ValueError(f"overlap ({self.overlap_px} px) must be smaller than the tile ({self.tile_px} px)")
         self.batch_size = max(1, int(batch_size))
-        self.score_threshold = float(info.score_threshold if score_threshold is None else score_threshold)
+        self._score_override = None if score_threshold is None else float(score_threshold)
         self.top_k = int(top_k)
         self.extra_scales = tuple(float(s) for s in extra_scales)
         self.iou_threshold = iou_threshold
@@ -152,6 +160,22 @@ class SlicedDetector(Detector):
     @property
     def info(self) -> ModelInfo:
         return self.backend.info
+
+    @property
+    def score_thresholds(self) -> dict[str, float]:
+        """Minimum score kept per category: the explicit ``score_threshold`` for all, else the model's own."""
+        if self._score_override is not None:
+            return dict.fromkeys(self.info.categories, self._score_override)
+        return {c: self.info.threshold_for(c) for c in self.info.categories}
+
+    @property
+    def score_threshold(self) -> float:
+        """The lowest score kept in any category; setting it sets one threshold for every category."""
+        return min(self.score_thresholds.values())
+
+    @score_threshold.setter
+    def score_threshold(self, value: float) -> None:
+        self._score_override = float(value)
 
     def base_scale(self, gsd_m: float | None) -> float:
         """Model pixels per scene pixel: < 1 when the scene is finer than the working GSD, else 1.
@@ -254,13 +278,14 @@ class SlicedDetector(Detector):
         parts: list[BoxArray] = []
         truncs: list[np.ndarray] = []
         done = 0
+        thresholds = np.array(list(self.score_thresholds.values()), dtype=np.float32)
         env = rasterio.Env(GDAL_CACHEMAX=self.read_cache_mb * 2**20) if self.read_cache_mb else contextlib.nullcontext()
         with env:
             for batch_tiles, images in self._batches(scene, tiles, stats):
                 t1 = time.perf_counter()
                 heatmap, geometry = self.backend.run(images)
                 stats.run_s += time.perf_counter() - t1
-                boxes = decode(heatmap, geometry, score_threshold=self.score_threshold, stride=self.info.stride, top_k=self.top_k)
+                boxes = decode(heatmap, geometry, score_threshold=thresholds, stride=self.info.stride, top_k=self.top_k)
                 b, tr = _to_scene(boxes, batch_tiles, region)
                 parts.append(b)
                 truncs.append(tr)
