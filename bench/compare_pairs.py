@@ -1,19 +1,23 @@
 """Compare stage on the real Pléiades pairs: registration vs pairs.csv, object change vs labels.
 
-Usage: python bench/compare_pairs.py [DATA_DIR] [--detector]
+Usage: python bench/compare_pairs.py [DATA_DIR] [--detector [MODEL]] [--cache DIR] [--limit N]
 
 * Registration: estimated shift (half-resolution images) vs pairs.csv; and whether it aligns the
   gradient images at least as well as the listed shift (normalised cross-correlation).
 * Object change with the LABELS as detections vs the label-derived reference
   (:mod:`sitewatch.compare.evaluation`): per-object status agreement.
-* ``--detector``: the bundled detector's arrived/departed aircraft vs the same reference
-  (precision/recall; an arrival counts as correct when a reference arrival lies within 20 px).
+* ``--detector [MODEL]``: the detector's (default: the bundled ``sitewatch-det`` or
+  ``$SITEWATCH_MODEL``) aircraft on both images, matched with the estimated registration, vs the
+  same reference: precision/recall of arrived, departed and remained aircraft. "moved" counts as
+  departed + arrived (the reference has no "moved"); "unobserved" is left out. A found object is
+  correct when a reference object of the same status lies within ``RADIUS_PX`` of its centre
+  (one-to-one, :func:`sitewatch.compare.evaluation.point_match`). ``--cache DIR`` keeps the
+  detections per image (keyed by the model's content id).
 """
 
 from __future__ import annotations
 
 import csv
-import sys
 import time
 from pathlib import Path
 
@@ -21,7 +25,7 @@ import cv2
 import numpy as np
 
 from sitewatch.compare import CompareSettings, Registration, match_detections, register
-from sitewatch.compare.evaluation import agreement, reference_changes, statuses
+from sitewatch.compare.evaluation import PointMatch, agreement, point_match, reference_changes, statuses
 from sitewatch.compare.registration import gradient_image
 from sitewatch.dota import parse_label_file
 from sitewatch.types import Detection
@@ -41,22 +45,26 @@ def labels(root: Path, name: str) -> list[Detection]:
     return [Detection(o.box, "aircraft", 1.0) for o in img.objects if not o.difficult]
 
 
-def main(data: Path, with_detector: bool) -> None:
+RADIUS_PX = 20.0  # 10 m at 0.5 m: a quarter of a large aircraft's length
+
+
+def main(data: Path, model: str | None, cache: Path | None = None, limit: int | None = None) -> None:
     root = data / "airbus-pleiades"
-    rows = list(csv.DictReader((root / "pairs.csv").open(newline="")))
+    rows = list(csv.DictReader((root / "pairs.csv").open(newline="")))[:limit]
     errs, better, methods = [], 0, {}
     same = total = 0
     ref_totals = {"remained": 0, "departed": 0, "arrived": 0}
     found_totals = {"remained": 0, "departed": 0, "arrived": 0, "moved": 0}
-    det_tp = {"arrived": 0, "departed": 0}
-    det_n = {"arrived": 0, "departed": 0}
-    ref_n = {"arrived": 0, "departed": 0}
-    detector = None
-    if with_detector:
-        from sitewatch.detect import load_detector
-        from sitewatch.imagery import open_scene
+    det_pr = {k: PointMatch(0, 0, 0, 0) for k in ("arrived", "departed", "remained")}
+    det_counts: dict[str, int] = {}
+    detector = tag = None
+    if model is not None:
+        from sitewatch.detect.onnx import OnnxDetector
+        from sitewatch.identify.evaluate import detect_cached, model_id
 
-        detector = load_detector()
+        detector = OnnxDetector(model or None)
+        tag = model_id(detector.backend.info.path)
+        print(f"detector {detector.name} {detector.version} ({detector.backend.info.path}, sha256 {tag}), score threshold {detector.score_threshold}")
     t0 = time.time()
     for r in rows:
         a = cv2.imread(str(root / r["subdir_a"] / r["image_a"]), cv2.IMREAD_REDUCED_GRAYSCALE_2).astype(np.float32)
@@ -80,20 +88,25 @@ def main(data: Path, with_detector: bool) -> None:
         for c in changes:
             found_totals[c.status] = found_totals.get(c.status, 0) + 1
         if detector is not None:
-            dets = {}
-            for key, name in (("a", r["image_a"]), ("b", r["image_b"])):
-                with open_scene(root / "images" / name, gsd_m=0.5) as scene:
-                    dets[key] = [d for d in detector.detect(scene, gsd_m=0.5) if d.category == "aircraft"]
+            dets = {
+                key: [d for d in detect_cached(detector, root / "images" / name, 0.5, cache, tag) if d.category == "aircraft"]
+                for key, name in (("a", r["image_a"]), ("b", r["image_b"]))
+            }
             dch = match_detections(dets["a"], dets["b"], full, gsd_m=0.5, settings=CompareSettings())
-            ref_pts = {
+            for c in dch:
+                det_counts[c.status] = det_counts.get(c.status, 0) + 1
+            ref_boxes = {
                 "departed": [da[i].box for i, st in enumerate(ref.a) if st == "departed"],
                 "arrived": [db[j].box for j, st in enumerate(ref.b) if st == "arrived"],
+                "remained": [da[i].box for i, st in enumerate(ref.a) if st == "remained"],
             }
-            for status, key in (("departed", "det_a"), ("arrived", "det_b")):
-                ref_n[status] += len(ref_pts[status])
-                got = [getattr(c, key).box for c in dch if c.status in (status, "moved")]
-                det_n[status] += len(got)
-                det_tp[status] += sum(any(np.hypot(g.cx - p.cx, g.cy - p.cy) <= 20 for p in ref_pts[status]) for g in got)
+            found = {
+                "departed": [c.det_a.box for c in dch if c.status in ("departed", "moved")],
+                "arrived": [c.det_b.box for c in dch if c.status in ("arrived", "moved")],
+                "remained": [c.det_a.box for c in dch if c.status == "remained"],
+            }
+            for k in det_pr:
+                det_pr[k] = det_pr[k] + point_match(found[k], ref_boxes[k], RADIUS_PX)
     errs = np.array(errs)
     print(f"pairs: {len(rows)}  ({time.time() - t0:.0f} s)")
     print(f"registration vs pairs.csv: median {np.median(errs):.2f} px, <=2 px {np.mean(errs <= 2):.1%}, <=5 px {np.mean(errs <= 5):.1%}")
@@ -101,12 +114,18 @@ def main(data: Path, with_detector: bool) -> None:
     print(f"labels as detections: status agreement {same}/{total} = {same / total:.1%}")
     print(f"  reference {ref_totals}; found {found_totals}")
     if detector is not None:
-        for k in ("arrived", "departed"):
-            p = det_tp[k] / det_n[k] if det_n[k] else float("nan")
-            rc = det_tp[k] / ref_n[k] if ref_n[k] else float("nan")
-            print(f"detector {k}: precision {p:.2f} ({det_tp[k]}/{det_n[k]}), recall-ish {rc:.2f} (vs {ref_n[k]} reference)")
+        print(f"detector changes (aircraft): {det_counts}")
+        for k, m in det_pr.items():
+            print(f"detector {k}: precision {m.precision:.2f} ({m.found_hit}/{m.found}), recall {m.recall:.2f} ({m.ref_hit}/{m.ref})")
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    main(Path(args[0]) if args else Path(__file__).resolve().parents[2] / "shared" / "data", "--detector" in sys.argv)
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("data_dir", nargs="?", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    ap.add_argument("--detector", nargs="?", const="", default=None, metavar="MODEL", help="also run the detector (default model: bundled)")
+    ap.add_argument("--cache", type=Path, help="folder to cache detections in")
+    ap.add_argument("--limit", type=int, help="only the first N pairs")
+    a = ap.parse_args()
+    main(a.data_dir, a.detector, a.cache, a.limit)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sitewatch.compare import CompareSettings, Registration, match_detections, register
-from sitewatch.compare.evaluation import agreement, reference_changes, statuses
+from sitewatch.compare.evaluation import agreement, point_match, reference_changes, statuses
 from sitewatch.dota import parse_label_file
 from sitewatch.types import Candidate, Detection, OrientedBox
 
@@ -122,3 +122,20 @@ def test_label_reference_is_reproduced_on_all_labelled_pairs(data_dir: Path) -> 
         s, t = _pair_agreement(data_dir, r)
         same, total = same + s, total + t
     assert same / total >= 0.9
+
+
+def test_point_match_is_one_to_one_within_the_radius() -> None:
+    ref = [OrientedBox.make(0, 0, 40, 30, 0), OrientedBox.make(100, 0, 40, 30, 0)]
+    found = [
+        OrientedBox.make(5, 0, 40, 30, 0),  # hits ref 0
+        OrientedBox.make(-8, 0, 40, 30, 0),  # duplicate near ref 0: no second hit
+        OrientedBox.make(100, 25, 40, 30, 0),  # 25 px from ref 1: outside 20 px
+        OrientedBox.make(300, 0, 40, 30, 0),  # far from everything
+    ]
+    m = point_match(found, ref, 20.0)
+    assert (m.found_hit, m.found, m.ref_hit, m.ref) == (1, 4, 1, 2)
+    assert m.precision == 0.25 and m.recall == 0.5
+    both = m + point_match(found[2:3], ref[1:], 30.0)
+    assert (both.found_hit, both.found, both.ref_hit, both.ref) == (2, 5, 2, 3)
+    empty = point_match([], ref, 20.0)
+    assert empty.recall == 0.0 and np.isnan(empty.precision)

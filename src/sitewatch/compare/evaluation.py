@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from sitewatch.compare.matching import ObjectChange, oriented_iou
 from sitewatch.types import OrientedBox
 
@@ -70,3 +72,46 @@ def agreement(found: Reference, ref: Reference) -> tuple[int, int]:
     """``(objects with the same status, objects)`` over both passes."""
     same = sum(x == y for x, y in zip(found.a, ref.a, strict=True)) + sum(x == y for x, y in zip(found.b, ref.b, strict=True))
     return same, len(ref.a) + len(ref.b)
+
+
+@dataclass(frozen=True, slots=True)
+class PointMatch:
+    """Counts for precision/recall of one status: found objects near a reference object and vice versa."""
+
+    found_hit: int
+    found: int
+    ref_hit: int
+    ref: int
+
+    def __add__(self, other: PointMatch) -> PointMatch:
+        return PointMatch(self.found_hit + other.found_hit, self.found + other.found, self.ref_hit + other.ref_hit, self.ref + other.ref)
+
+    @property
+    def precision(self) -> float:
+        return self.found_hit / self.found if self.found else float("nan")
+
+    @property
+    def recall(self) -> float:
+        return self.ref_hit / self.ref if self.ref else float("nan")
+
+
+def point_match(found: Sequence[OrientedBox], ref: Sequence[OrientedBox], radius_px: float) -> PointMatch:
+    """Precision/recall counts of ``found`` boxes against ``ref`` boxes (same frame) by centre distance.
+
+    One-to-one: each reference box is taken by at most one found box (nearest pairs first, distance
+    ``<= radius_px``), so a duplicate detection is not a second hit.
+    """
+    if not found or not ref:
+        return PointMatch(0, len(found), 0, len(ref))
+    fa = np.array([(b.cx, b.cy) for b in found])
+    ra = np.array([(b.cx, b.cy) for b in ref])
+    d = np.hypot(fa[:, None, 0] - ra[None, :, 0], fa[:, None, 1] - ra[None, :, 1])
+    used_f, used_r = set(), set()
+    for k in np.argsort(d, axis=None):
+        i, j = divmod(int(k), len(ref))
+        if d[i, j] > radius_px:
+            break
+        if i not in used_f and j not in used_r:
+            used_f.add(i)
+            used_r.add(j)
+    return PointMatch(len(used_f), len(found), len(used_r), len(ref))
