@@ -1,7 +1,9 @@
 """Measure identification accuracy on labelled aircraft of known type and GSD.
 
-Run: ``python -m sitewatch.identify.evaluate /path/to/shared/data [--detector]`` (prints Markdown,
-the tables in docs/identify.md come from it).
+Run: ``python -m sitewatch.identify.evaluate /path/to/shared/data [--detector MODEL] [--cache DIR]``
+(prints Markdown; the tables in docs/identify.md come from it). With ``--detector`` it also
+measures the detector's box fit against labels of known GSD and repeats the identification
+with detector boxes in place of the labels.
 
 Data and GSD:
 
@@ -21,6 +23,8 @@ Data and GSD:
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import json
 import math
 from collections.abc import Mapping
@@ -29,12 +33,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import shapely
+from scipy.optimize import nnls
 
-from sitewatch.dota import iter_dataset
+from sitewatch.detect.merge import polygon_iou
+from sitewatch.dota import LabelledImage, iter_dataset
 from sitewatch.identify.candidates import rank_types
 from sitewatch.identify.library import load_library
 from sitewatch.identify.measurement import measure_box
-from sitewatch.types import OrientedBox
+from sitewatch.types import CATEGORIES, Detection, OrientedBox
 
 #: Dataset class -> library id.
 TRUTH = {"k35r": "kc-135r", "a20n": "a320neo", "a21n": "a321neo", "b738w": "b737-800", "a2": "c-130h", "a10": "b-1b"}
@@ -57,6 +64,7 @@ class Sample:
     gsd_rel_sigma: float
     gsd_source: str
     priors: dict[str, Any] = field(default_factory=dict)
+    box_source: str = "label"
 
 
 def _keypoint_box(kp: np.ndarray) -> OrientedBox:
@@ -119,7 +127,7 @@ def evaluate_samples(samples: list[Sample], *, use_priors: bool = False, k: int 
         ranked = [sc.type.id for sc in ranking.types]
         # Which reference dimension each measured side corresponds to: nose-tail boxes (allplanes)
         # compare directly; silhouette label boxes compare sorted (long side vs longer dimension).
-        if s.dataset == "allplanes":
+        if s.dataset == "allplanes" and s.box_source == "label":
             ref_l, ref_w = t.length_m, t.width_m
         else:
             ref_l, ref_w = max(t.length_m, t.width_m), min(t.length_m, t.width_m)
@@ -127,6 +135,7 @@ def evaluate_samples(samples: list[Sample], *, use_priors: bool = False, k: int 
             {
                 "dataset": s.dataset,
                 "image": s.image,
+                "box_source": s.box_source,
                 "type": s.type_id,
                 "gsd_m": round(s.gsd_m, 4),
                 "gsd_source": s.gsd_source,
@@ -187,6 +196,196 @@ def keypoint_bias(samples: list[Sample]) -> dict[str, tuple[float, float]]:
     return {k: tuple(float(x) for x in np.mean(v, axis=0)) for k, v in per.items()}  # type: ignore[misc]
 
 
+# --- Detector boxes ------------------------------------------------------------------------------
+
+#: Datasets used to measure the detector's box fit, with the GSD used when the label header has none
+#: (VEDAI 12.5 cm and Pléiades 0.5 m from their SOURCE.md; MAR20 ~0.5 m from the cross-calibration).
+#: Other datasets' images are used only when their header gives a GSD.
+BOXFIT_DATASETS: dict[str, float | None] = {
+    "allplanes": None,
+    "mar20-sample": 0.5,
+    "dota": None,
+    "vedai": 0.125,
+    "airbus-pleiades": 0.5,
+}
+#: Below this label aspect ratio (length / width) the length axis, hence the heading, is undefined.
+HEADING_MIN_ASPECT = 1.2
+
+
+@dataclass(frozen=True, slots=True)
+class BoxPair:
+    """A detector box matched to a labelled object (IoU >= threshold, same category)."""
+
+    dataset: str
+    image: str
+    split: str
+    category: str
+    axis_aligned: bool
+    label: OrientedBox
+    det: OrientedBox
+    iou: float
+
+    def dims(self) -> tuple[float, float, float, float]:
+        """``(det_long, det_short, label_long, label_short)`` pixels; envelope sides for axis-aligned labels."""
+        if self.axis_aligned:
+            x0, y0, x1, y1 = self.det.envelope()
+            lx0, ly0, lx1, ly1 = self.label.envelope()
+            dw, dh, lw, lh = x1 - x0, y1 - y0, lx1 - lx0, ly1 - ly0
+            # Pair the sides by image axis, then name the label's longer side "long".
+            return (dw, dh, lw, lh) if lw >= lh else (dh, dw, lh, lw)
+        return self.det.length, self.det.width, self.label.length, self.label.width
+
+    def heading_error(self) -> float | None:
+        """Detector minus label heading, degrees in [-90, 90); None without a defined label axis."""
+        if self.axis_aligned or self.label.length < HEADING_MIN_ASPECT * self.label.width:
+            return None
+        return (self.det.heading_deg - self.label.heading_deg + 90.0) % 180.0 - 90.0
+
+
+def _polys(boxes: list[OrientedBox], envelope: bool) -> np.ndarray:
+    if envelope:
+        return np.array([shapely.box(*b.envelope()) for b in boxes], dtype=object)
+    return np.array([shapely.Polygon(b.corners()) for b in boxes], dtype=object)
+
+
+def match_boxes(dets: list[OrientedBox], labels: list[OrientedBox], *, axis_aligned: bool, iou_min: float = 0.5) -> list[tuple[int, int, float]]:
+    """One-to-one pairs ``(det index, label index, IoU)``, greedy by IoU, IoU >= ``iou_min``.
+
+    Oriented labels: rotated IoU; axis-aligned labels: IoU of the detection's envelope with the label box.
+    """
+    if not dets or not labels:
+        return []
+    iou = polygon_iou(_polys(dets, axis_aligned), _polys(labels, axis_aligned))
+    order = np.dstack(np.unravel_index(np.argsort(-iou, axis=None), iou.shape))[0]
+    used_d, used_l, out = set(), set(), []
+    for i, j in order:
+        if iou[i, j] < iou_min:
+            break
+        if i not in used_d and j not in used_l:
+            used_d.add(i)
+            used_l.add(j)
+            out.append((int(i), int(j), float(iou[i, j])))
+    return out
+
+
+def model_id(path: str | Path) -> str:
+    """Short content id of a model file (first 12 hex digits of its SHA-256)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+
+def detect_cached(detector: Any, image_path: Path, gsd_m: float | None, cache_dir: Path | None, tag: str) -> list[Detection]:
+    """Run ``detector`` on an image (``gsd_m`` as the scene GSD), caching the detections as JSON.
+
+    ``tag`` (e.g. the model id) keys the cache so a new model never reuses old detections.
+    """
+    from sitewatch.imagery import open_scene
+
+    cache = None
+    if cache_dir is not None:
+        cache = Path(cache_dir) / f"{tag}_{image_path.parent.parent.name}_{image_path.stem}.json"
+        if cache.exists():
+            return [Detection.from_dict(d) for d in json.loads(cache.read_text())]
+    with open_scene(image_path, gsd_m=gsd_m) as scene:
+        dets = detector.detect(scene, gsd_m=gsd_m)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps([d.to_dict() for d in dets]))
+    return dets
+
+
+def _images_with_gsd(data_dir: Path, datasets: Mapping[str, float | None], limit: int | None) -> list[tuple[LabelledImage, float]]:
+    out = []
+    for ds, default in datasets.items():
+        root = Path(data_dir) / ds
+        if not root.is_dir():
+            continue
+        imgs = [(img, img.gsd_m or default) for img in iter_dataset(root)]
+        out += [(img, g) for img, g in imgs if g is not None and any(not o.difficult for o in img.objects)][:limit]
+    return out
+
+
+def detector_box_pairs(
+    data_dir: Path,
+    detector: Any,
+    *,
+    datasets: Mapping[str, float | None] = BOXFIT_DATASETS,
+    cache_dir: Path | None = None,
+    tag: str = "model",
+    limit: int | None = None,
+    iou_min: float = 0.5,
+) -> tuple[list[BoxPair], dict[tuple[str, str], tuple[int, int]]]:
+    """Run the detector on labelled images of known GSD and pair its boxes with the labels.
+
+    Returns:
+        The matched pairs and ``(dataset, category) -> (matched, labelled)`` counts of free
+        (non-difficult) labelled objects.
+    """
+    from sitewatch.detect.train.splits import split_of
+
+    pairs: list[BoxPair] = []
+    counts: dict[tuple[str, str], tuple[int, int]] = {}
+    for img, gsd in _images_with_gsd(data_dir, datasets, limit):
+        dets = detect_cached(detector, img.image_path, gsd, cache_dir, tag)
+        split = split_of(img)
+        for cat in sorted({o.category for o in img.objects if not o.difficult and o.category in CATEGORIES}):
+            labs = [o.box for o in img.objects if o.category == cat and not o.difficult]
+            dbox = [d.box for d in dets if d.category == cat]
+            m = match_boxes(dbox, labs, axis_aligned=img.axis_aligned, iou_min=iou_min)
+            pairs += [BoxPair(img.dataset, img.name, split, cat, img.axis_aligned, labs[j], dbox[i], iou) for i, j, iou in m]
+            k, n = counts.get((img.dataset, cat), (0, 0))
+            counts[(img.dataset, cat)] = (k + len(m), n + len(labs))
+    return pairs, counts
+
+
+def box_fit_stats(pairs: list[BoxPair]) -> dict[str, float]:
+    """Error of detector boxes against labels: bias (mean) and sigma (std) in pixels and relative.
+
+    Also a two-term sigma model ``hypot(sigma_px, sigma_rel * size)`` fitted by least squares to
+    the squared bias-free residuals (both terms >= 0), the form ``data/boxfit.yaml`` uses.
+    """
+    d = np.array([p.dims() for p in pairs], dtype=float)
+    out: dict[str, float] = {"n": float(len(d))}
+    for k, name in ((0, "length"), (1, "width")):
+        est, ref = d[:, k], d[:, k + 2]
+        err, rel = est - ref, est / ref - 1.0
+        out[f"{name}_bias_px"], out[f"{name}_sigma_px"] = float(err.mean()), float(err.std(ddof=1)) if len(d) > 1 else math.nan
+        out[f"{name}_bias_rel"], out[f"{name}_sigma_rel"] = float(rel.mean()), float(rel.std(ddof=1)) if len(d) > 1 else math.nan
+        out[f"{name}_bias_rel_se"] = out[f"{name}_sigma_rel"] / math.sqrt(len(d)) if len(d) > 1 else math.nan
+        resid2 = (est - ref * (1.0 + rel.mean())) ** 2
+        a = np.column_stack([np.ones_like(ref), ref**2])
+        coef, _ = nnls(a, resid2)
+        out[f"{name}_fit_sigma_px"], out[f"{name}_fit_sigma_rel"] = float(math.sqrt(coef[0])), float(math.sqrt(coef[1]))
+    h = np.array([e for p in pairs if (e := p.heading_error()) is not None])
+    out["heading_n"] = float(len(h))
+    if len(h):
+        out["heading_bias_deg"] = float(h.mean())
+        out["heading_sigma_deg"] = float(np.sqrt((h**2).mean()))
+        out["heading_median_abs_deg"] = float(np.median(np.abs(h)))
+    return out
+
+
+def detector_samples(samples: list[Sample], data_dir: Path, detector: Any, *, cache_dir: Path | None = None, tag: str = "model") -> tuple[list[Sample], int]:
+    """The samples with their label box replaced by the matched detector box (rotated IoU >= 0.5).
+
+    Returns:
+        The matched samples (``box_source="detector"``) and the number of samples with no match.
+    """
+    out, missed = [], 0
+    by_image: dict[tuple[str, str], list[Sample]] = {}
+    for s in samples:
+        by_image.setdefault((s.dataset, s.image), []).append(s)
+    for (ds, name), group in by_image.items():
+        [img] = [i for i in iter_dataset(Path(data_dir) / ds) if i.name == name]
+        dets = [d.box for d in detect_cached(detector, img.image_path, group[0].gsd_m, cache_dir, tag) if d.category == "aircraft"]
+        m = {j: i for i, j, _ in match_boxes(dets, [s.box for s in group], axis_aligned=False)}
+        for j, s in enumerate(group):
+            if j in m:
+                out.append(dataclasses.replace(s, box=dets[m[j]], box_source="detector"))
+            else:
+                missed += 1
+    return out, missed
+
+
 def _fmt_rows(rows: list[dict[str, Any]]) -> str:
     head = "| dataset | type | GSD m/px | length m (±1σ) | ref | err | width m (±1σ) | ref | rank | top-3 (p) |\n|---|---|---|---|---|---|---|---|---|---|"
     lines = [head]
@@ -209,9 +408,56 @@ def _fmt_summary(name: str, s: Mapping[str, float]) -> str:
     )
 
 
+def _fmt_boxfit(pairs: list[BoxPair], counts: Mapping[tuple[str, str], tuple[int, int]]) -> str:
+    lines = ["Matched / free labelled objects (detector at its score threshold, IoU >= 0.5):", ""]
+    lines += [f"- {ds} {cat}: {k}/{n}" for (ds, cat), (k, n) in sorted(counts.items())]
+    lines += [
+        "",
+        "| category | boxes | split | n | length bias px / rel | length σ px / rel | width bias px / rel | width σ px / rel | fit σ_px, σ_rel (L; W) | heading n, bias, rms, median abs |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for cat in CATEGORIES:
+        for aa in (False, True):
+            for split in ("val", "train", "all"):
+                ps = [p for p in pairs if p.category == cat and p.axis_aligned == aa and split in ("all", p.split)]
+                if len(ps) < 2:
+                    continue
+                st = box_fit_stats(ps)
+                head = "–" if not st["heading_n"] else (
+                    f"{st['heading_n']:.0f}, {st['heading_bias_deg']:+.1f}°, {st['heading_sigma_deg']:.1f}°, {st['heading_median_abs_deg']:.1f}°"
+                )
+                lines.append(
+                    f"| {cat} | {'envelope' if aa else 'oriented'} | {split} | {st['n']:.0f} | "
+                    f"{st['length_bias_px']:+.1f} / {st['length_bias_rel']:+.1%} (±{st['length_bias_rel_se']:.1%}) | "
+                    f"{st['length_sigma_px']:.1f} / {st['length_sigma_rel']:.1%} | "
+                    f"{st['width_bias_px']:+.1f} / {st['width_bias_rel']:+.1%} (±{st['width_bias_rel_se']:.1%}) | "
+                    f"{st['width_sigma_px']:.1f} / {st['width_sigma_rel']:.1%} | "
+                    f"{st['length_fit_sigma_px']:.1f}, {st['length_fit_sigma_rel']:.1%}; {st['width_fit_sigma_px']:.1f}, {st['width_fit_sigma_rel']:.1%} | {head} |"
+                )
+    return "\n".join(lines)
+
+
+def _print_identification(samples: list[Sample], label: str) -> None:
+    for priors in (False, True):
+        rows = evaluate_samples(samples, use_priors=priors)
+        title = "with site priors" if priors else "no priors"
+        print(f"### {label}, {title}\n")
+        print(_fmt_rows(rows))
+        print()
+        for ds in ("allplanes", "mar20-sample"):
+            part = [r for r in rows if r["dataset"] == ds]
+            if part:
+                print(_fmt_summary(ds, summarise(part)))
+        print(_fmt_summary("all", summarise(rows)))
+        print()
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data_dir", type=Path)
+    ap.add_argument("--detector", metavar="MODEL", help="also measure with this detector (.onnx path or registered name)")
+    ap.add_argument("--cache", type=Path, help="folder to cache detections in (keyed by the model's content id)")
+    ap.add_argument("--limit", type=int, help="box fit: at most this many images per dataset")
     args = ap.parse_args(argv)
     samples = allplanes_samples(args.data_dir) + mar20_samples(args.data_dir)
     noise = label_edge_noise(args.data_dir)
@@ -221,16 +467,19 @@ def main(argv: list[str] | None = None) -> None:
     for t, (bl, bw) in keypoint_bias([s for s in samples if s.dataset == "allplanes"]).items():
         print(f"- {t}: {bl:+.1%}, {bw:+.1%}")
     print()
-    for priors in (False, True):
-        rows = evaluate_samples(samples, use_priors=priors)
-        title = "with site priors" if priors else "no priors"
-        print(f"### Label boxes / keypoints, {title}\n")
-        print(_fmt_rows(rows))
+    _print_identification(samples, "Label boxes / keypoints")
+    if args.detector:
+        from sitewatch.detect.onnx import OnnxDetector
+
+        detector = OnnxDetector(args.detector)
+        tag = model_id(detector.backend.info.path)
+        print(f"## Detector {detector.name} {detector.version} (sha256 {tag}), score threshold {detector.score_threshold}\n")
+        pairs, counts = detector_box_pairs(args.data_dir, detector, cache_dir=args.cache, tag=tag, limit=args.limit)
+        print(_fmt_boxfit(pairs, counts))
         print()
-        for ds in ("allplanes", "mar20-sample"):
-            print(_fmt_summary(ds, summarise([r for r in rows if r["dataset"] == ds])))
-        print(_fmt_summary("all", summarise(rows)))
-        print()
+        found, missed = detector_samples(samples, args.data_dir, detector, cache_dir=args.cache, tag=tag)
+        print(f"Identification targets: {len(found)} of {len(samples)} aircraft detected and matched (rotated IoU >= 0.5), {missed} missed.\n")
+        _print_identification(found, "Detector boxes")
 
 
 if __name__ == "__main__":
