@@ -40,7 +40,7 @@ from sitewatch.detect.merge import polygon_iou
 from sitewatch.dota import LabelledImage, iter_dataset
 from sitewatch.identify.candidates import rank_types
 from sitewatch.identify.library import load_library
-from sitewatch.identify.measurement import measure_box
+from sitewatch.identify.measurement import BoxFit, box_fit, measure_box
 from sitewatch.types import CATEGORIES, Detection, OrientedBox
 
 #: Dataset class -> library id.
@@ -50,6 +50,10 @@ MAR20_GSD_REL_SIGMA = 0.06
 #: Site priors used in the "with site prior" columns: operator of the airfield (128th ARW is a US
 #: Air National Guard wing; MAR20 shows a USAF base; Airbus Hamburg-Finkenwerder is a civil plant).
 SITE_PRIORS = {"128th": {"operators": ["US"]}, "Airbus": {"operators": ["civil"]}, "mar20": {"operators": ["US"]}}
+#: Box-fit model of a hand-drawn label box or keypoint pair (no detector bias): 2 px per dimension
+#: from the allplanes label edge noise (:func:`label_edge_noise`), 3 % for where extremities
+#: (tail point, boom) are put (:func:`keypoint_bias`). Detector boxes use ``data/boxfit.yaml``.
+LABEL_BOX_FIT = BoxFit((2.0, 2.0), (0.03, 0.03), (0.0, 0.0), (0.28, 0.08))
 
 
 @dataclass(slots=True)
@@ -114,12 +118,20 @@ def mar20_samples(data_dir: Path) -> list[Sample]:
     return out
 
 
-def evaluate_samples(samples: list[Sample], *, use_priors: bool = False, k: int = 3) -> list[dict[str, Any]]:
-    """Measure and rank each sample; one result row per object."""
+def evaluate_samples(samples: list[Sample], *, use_priors: bool = False, k: int = 3, correct_bias: bool = True) -> list[dict[str, Any]]:
+    """Measure and rank each sample; one result row per object.
+
+    Label boxes are measured with :data:`LABEL_BOX_FIT`, detector boxes with the detector's
+    box-fit model (``data/boxfit.yaml``), its measured bias divided out unless ``correct_bias`` is False.
+    """
     lib = load_library()
+    det_fit = box_fit("aircraft")
+    if not correct_bias:
+        det_fit = dataclasses.replace(det_fit, bias_rel=(0.0, 0.0))
     rows = []
     for s in samples:
-        m = measure_box(s.box, "aircraft", gsd_m=s.gsd_m, gsd_rel_sigma=s.gsd_rel_sigma)
+        fit = LABEL_BOX_FIT if s.box_source == "label" else det_fit
+        m = measure_box(s.box, "aircraft", gsd_m=s.gsd_m, gsd_rel_sigma=s.gsd_rel_sigma, fit=fit)
         ranking = rank_types(
             m.length_m, m.width_m, m.length_sigma_m, m.width_sigma_m, "aircraft", lib, priors=s.priors if use_priors else None
         )
@@ -418,8 +430,12 @@ def _fmt_boxfit(pairs: list[BoxPair], counts: Mapping[tuple[str, str], tuple[int
     ]
     for cat in CATEGORIES:
         for aa in (False, True):
-            for split in ("val", "train", "all"):
+            for split in ("val", "train", "all", "not id targets"):
                 ps = [p for p in pairs if p.category == cat and p.axis_aligned == aa and split in ("all", p.split)]
+                if split == "not id targets":  # independent of the identification samples
+                    ps = [p for p in pairs if p.category == cat and p.axis_aligned == aa and p.dataset not in ("allplanes", "mar20-sample")]
+                    if len(ps) == len([p for p in pairs if p.category == cat and p.axis_aligned == aa]):
+                        continue
                 if len(ps) < 2:
                     continue
                 st = box_fit_stats(ps)
@@ -479,7 +495,9 @@ def main(argv: list[str] | None = None) -> None:
         print()
         found, missed = detector_samples(samples, args.data_dir, detector, cache_dir=args.cache, tag=tag)
         print(f"Identification targets: {len(found)} of {len(samples)} aircraft detected and matched (rotated IoU >= 0.5), {missed} missed.\n")
-        _print_identification(found, "Detector boxes")
+        _print_identification(found, "Detector boxes (bias-corrected)")
+        raw = summarise(evaluate_samples(found, correct_bias=False))
+        print(_fmt_summary("detector boxes without the bias correction, no priors, all", raw))
 
 
 if __name__ == "__main__":

@@ -135,6 +135,7 @@ def measure_box(
     georef: Georef | None = None,
     off_nadir_deg: float | None = None,
     view_azimuth_deg: float | None = None,
+    fit: BoxFit | None = None,
 ) -> Measurement:
     """Metric length/width (and true heading when georeferenced) of a box, with 1-sigma errors.
 
@@ -148,6 +149,8 @@ def measure_box(
         georef: pixel-to-lon/lat mapping, or None.
         off_nadir_deg: sensor off-nadir angle, degrees, or None (treated as near nadir).
         view_azimuth_deg: view azimuth, degrees clockwise from north, or None.
+        fit: box-fit error model to use instead of the category's detector model in
+            ``data/boxfit.yaml`` (e.g. a hand-drawn label box has no detector bias).
 
     Raises:
         GeoreferenceError: neither a GSD nor a georeference is given.
@@ -162,7 +165,7 @@ def measure_box(
         length_m, width_m = box.length * gsd_l, box.width * gsd_w
     else:
         raise GeoreferenceError("no GSD and no georeference: cannot measure in metres")
-    fit = box_fit(category)
+    fit = fit or box_fit(category)
     length_m /= 1.0 + fit.bias_rel[0]
     width_m /= 1.0 + fit.bias_rel[1]
     sig_fit_l = gsd_l * math.hypot(fit.sigma_px[0], fit.sigma_rel[0] * box.length)
