@@ -108,8 +108,10 @@ def read_report(location: str | Path) -> Report:
     if loc.startswith(("http://", "https://")):
         return fetch_url(loc)
     path = Path(loc)
-    if not path.is_file():
+    if not path.exists():
         raise ClaimsError(f"{path}: no such file")
+    if path.is_dir():
+        raise ClaimsError(f"{path}: is a folder, not a text file")
     try:
         data = path.read_bytes()
     except OSError as e:
