@@ -142,7 +142,7 @@ def test_cli_extract_and_errors(tmp_path, local_server):
     empty = tmp_path / "empty.txt"
     empty.write_text("", encoding="utf-8")
     res = runner.invoke(cli, ["claims", "extract", str(empty), "--source", "Wire"])
-    assert isinstance(res.exception, ClaimsError) and "empty" in str(res.exception)
+    assert isinstance(res.exception, ClaimsError) and str(res.exception) == f"{empty}: text is empty"
 
 
 def test_cli_add_stores_claims_that_round_trip(tmp_path):

@@ -74,10 +74,10 @@ def test_lookup_is_accent_and_case_insensitive() -> None:
 
 
 def test_unknown_site_lists_close_matches() -> None:
-    with pytest.raises(SiteError, match=r"unknown site 'hmeimin'; did you mean: hmeimim\? known: hmeimim, tartus") as e:
+    with pytest.raises(SiteError, match=r"unknown site 'hmeimin'; did you mean: hmeimim\?; known sites: hmeimim, tartus") as e:
         get_site("hmeimin")
     assert "\n" not in str(e.value)
-    with pytest.raises(SiteError, match=r"unknown site 'zzzz' known: "):
+    with pytest.raises(SiteError, match=r"unknown site 'zzzz'; known sites: "):
         get_site("zzzz")
 
 

@@ -57,10 +57,11 @@ def command() -> None:
 
 
 def _extract(location: str, source: str, published: str | None, reliability: str | None):  # noqa: ANN202
-    from sitewatch.assess.claims import extract_claims
+    from sitewatch.assess.claims import check_english, extract_claims
     from sitewatch.assess.documents import read_report
 
     report = read_report(location)
+    check_english(report.text, location)  # name the file or URL, not the source, in the message
     pub = _published(published)
     claims = extract_claims(report.text, source=source, published=pub, reliability=reliability, url=report.url)
     return report, pub, claims

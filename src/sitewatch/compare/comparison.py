@@ -209,7 +209,8 @@ def compare_images(
         visible_a = _mask_lookup(seen_a, scale)
         visible_b = _mask_lookup(b_seen, scale)
     else:
-        not_compared["pixel change"] = "pixels of a pass could not be read"
+        missing = " and ".join(n for n, img in (("A", a), ("B", b)) if img is None)
+        not_compared["pixel change"] = f"no pixels for pass {missing} (only its stored detections are available)"
         if registration is None:
             registration = Registration.translation(0.0, 0.0, quality=0.0, method="identity", error_px=5.0)
             warnings.append("passes not co-registered: pixel frames assumed aligned")

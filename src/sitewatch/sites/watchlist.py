@@ -92,7 +92,7 @@ def get_site(name_or_alias: str, home: Path | None = None) -> Site:
     close = difflib.get_close_matches(lookup_key(name_or_alias), list(by_key), n=5, cutoff=0.6)
     suggestions = list(dict.fromkeys(by_key[k] for k in close))
     hint = f"; did you mean: {', '.join(suggestions)}?" if suggestions else ""
-    raise SiteError(f"unknown site {name_or_alias!r}{hint} known: {', '.join(s.name for s in sites)}")
+    raise SiteError(f"unknown site {name_or_alias!r}{hint}; known sites: {', '.join(s.name for s in sites)}")
 
 
 def _write_atomic(path: Path, data: dict[str, Any]) -> None:
