@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from _memory import peak_rss_mb
 
 DATA = Path(os.environ.get("SITEWATCH_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 GSD_M = 0.5
@@ -97,7 +98,7 @@ def worker(path: str, batch_size: int, threads: int | None, pure_fraction: float
         for _ in range(sample):
             det.backend.run(batch)
         pure = (time.perf_counter() - t1) * n_batches / sample
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    rss_mb = peak_rss_mb()
     return {
         "size_px": scene.width, "tiles": stats.tiles, "detections": len(dets), "total_s": total, "run_s": stats.run_s,
         "pure_run_s": pure, "peak_rss_mb": rss_mb, "model": det.label,

@@ -5,17 +5,17 @@ fresh subprocesses (so peak RSS is per scan): one for a site whose AOI covers 10
 one for a site covering all of it. Prints wall time and peak RSS of each.
 
 Detector: by default a fast stand-in that reads every 1024 px tile of the window it is given
-through ``Scene.read_rgb`` (the windowed read and decode the real detector does) and finds
-nothing; ``--real`` uses the bundled ONNX detector instead (minutes for the whole scene on a CPU).
+through ``Scene.read_rgb`` (the windowed read and decode the real detector does, under the same
+cap on GDAL's block cache) and finds nothing; ``--real`` uses the bundled ONNX detector instead (minutes for the whole scene on a CPU).
 
-Usage: python bench/scan_aoi.py [--size 20000] [--real]
+Usage: python bench/scan_aoi.py [--size 20000] [--real] [--cog PATH]
+(``--cog``: keep the test COG at PATH and reuse it on later runs.)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -29,6 +29,8 @@ from affine import Affine
 from pyproj import Transformer
 from rasterio.windows import Window
 from shapely.geometry import Polygon
+
+from _memory import peak_rss_mb
 
 CRS = "EPSG:32636"
 ORIGIN = (760000.0, 3930000.0)
@@ -74,6 +76,7 @@ def child(path: str, fraction: float, size: int, real: bool) -> None:
     from dataclasses import dataclass, field
 
     from sitewatch.detect.base import Detector
+    from sitewatch.detect.sliced import DEFAULT_READ_CACHE_MB
     from sitewatch.imagery import open_scene
     from sitewatch.pipeline import scan
 
@@ -93,12 +96,14 @@ def child(path: str, fraction: float, size: int, real: bool) -> None:
 
         def detect(self, scene, *, window=None, gsd_m=None, progress=None):
             w = window or Window(0, 0, scene.width, scene.height)
-            for r in range(int(w.row_off), int(w.row_off + w.height), 1024):
-                for c in range(int(w.col_off), int(w.col_off + w.width), 1024):
-                    tw = min(1024, int(w.col_off + w.width) - c)
-                    th = min(1024, int(w.row_off + w.height) - r)
-                    rgb, _ = scene.read_rgb(Window(c, r, tw, th))
-                    self.pixels += rgb.shape[0] * rgb.shape[1]
+            # the same cap on GDAL's block cache as the ONNX detector's sliced reads
+            with rasterio.Env(GDAL_CACHEMAX=DEFAULT_READ_CACHE_MB * 2**20):
+                for r in range(int(w.row_off), int(w.row_off + w.height), 1024):
+                    for c in range(int(w.col_off), int(w.col_off + w.width), 1024):
+                        tw = min(1024, int(w.col_off + w.width) - c)
+                        th = min(1024, int(w.row_off + w.height) - r)
+                        rgb, _ = scene.read_rgb(Window(c, r, tw, th))
+                        self.pixels += rgb.shape[0] * rgb.shape[1]
             return []
 
     if real:
@@ -111,7 +116,7 @@ def child(path: str, fraction: float, size: int, real: bool) -> None:
     with open_scene(path) as scene:
         p = scan(scene, Site("bench", aoi_for_fraction(size, fraction)), det, None)
     dt = time.perf_counter() - t0
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = peak_rss_mb()
     window = p.metadata["window_px"]
     print(json.dumps({"fraction": fraction, "seconds": round(dt, 2), "peak_rss_mb": round(rss_mb), "window_px": window,
                       "pixels_read": getattr(det, "pixels", None), "detector": det.label}))  # fmt: skip
@@ -121,16 +126,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=20000)
     ap.add_argument("--real", action="store_true", help="use the bundled ONNX detector instead of the read-only stand-in")
+    ap.add_argument("--cog", type=Path, help="write the test COG here and reuse it if it exists")
     ap.add_argument("--child", nargs=2, metavar=("PATH", "FRACTION"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(args.child[0], float(args.child[1]), args.size, args.real)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        cog = Path(tmp) / "scene.tif"
-        t0 = time.perf_counter()
-        write_cog(cog, args.size)
-        print(f"wrote {args.size}x{args.size} px COG ({cog.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.1f} s")
+        cog = args.cog or Path(tmp) / "scene.tif"
+        if cog.exists():
+            with rasterio.open(cog) as src:
+                if (src.width, src.height) != (args.size, args.size):
+                    sys.exit(f"{cog}: is {src.width}x{src.height} px, not {args.size}x{args.size}")
+            print(f"using {cog} ({cog.stat().st_size / 1e6:.0f} MB)")
+        else:
+            t0 = time.perf_counter()
+            write_cog(cog, args.size)
+            print(f"wrote {args.size}x{args.size} px COG ({cog.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.1f} s")
         for fraction in (0.1, 1.0):
             cmd = [sys.executable, __file__, "--size", str(args.size), "--child", str(cog), str(fraction)]
             if args.real:
