@@ -29,17 +29,17 @@ MAX_OBJECTS = 160
 
 #: Labelled datasets used for training, with their share of the samples.
 DATASET_WEIGHTS: dict[str, float] = {
-    "airbus-pleiades": 0.17,
-    "hrplanes": 0.10,
-    "gdit-airport": 0.06,
-    "ships-google-earth": 0.12,
+    "airbus-pleiades": 0.15,
+    "hrplanes": 0.08,
+    "gdit-airport": 0.05,
+    "ships-google-earth": 0.20,
     "fair1m": 0.22,
     "vedai": 0.08,
-    "dota": 0.15,
-    "ucas-aod": 0.03,
-    "allplanes": 0.03,
+    "dota": 0.13,
+    "ucas-aod": 0.02,
+    "allplanes": 0.02,
     "mar20-sample": 0.01,
-    "hrsc2016-samples": 0.03,
+    "hrsc2016-samples": 0.04,
 }
 #: Share of DOTA samples centred on a helicopter (they are all in one image).
 HELICOPTER_SHARE = 0.25
