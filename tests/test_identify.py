@@ -95,8 +95,14 @@ def test_site_priors_are_applied_and_recorded() -> None:
     assert all(c.prior_weight == 3.0 for c in ru if lib.get(c.type_id).operators.count("RU"))
 
 
+def _seen(length_m: float, width_m: float, category: str = "aircraft") -> Detection:
+    """A detector box (0.5 m GSD, 0.01 px as stored) of an object of these true dimensions: the box-fit bias applied."""
+    b = box_fit(category).bias_rel
+    return _det(round(length_m * (1 + b[0]) / 0.5, 2) * 0.5, round(width_m * (1 + b[1]) / 0.5, 2) * 0.5, category=category)
+
+
 def test_identify_detections_sets_measurement_and_candidates() -> None:
-    dets = [_det(68.96, 73.3), _det(22.53, 17.64), _det(9.53, 3.59, category="large-vehicle")]
+    dets = [_seen(68.96, 73.3), _seen(22.53, 17.64), _seen(9.53, 3.59, category="large-vehicle")]
     out = identify_detections(dets, gsd_m=0.5, k=3)
     assert [d.box for d in out] == [d.box for d in dets]
     assert out[0].best_type.type_id == "an-124" and out[0].best_type.role == "heavy transport"
