@@ -16,13 +16,14 @@ from shapely.geometry import Polygon
 from skimage.measure import find_contours
 
 from sitewatch.identify import identify_detections
-from sitewatch.identify.measurement import Georef
+from sitewatch.identify.measurement import BoxFit, Georef, box_fit, measure_box
 from sitewatch.types import Detection, OrientedBox
 
 GEOD = Geod(ellps="WGS84")
 LON, LAT = 5.6, 60.0  # UTM zone 31 (central meridian 3 E): grid convergence ~2.25 degrees
 LENGTH_M, WIDTH_M = 40.0, 12.0
 SIZE = 400
+BARE_FIT = BoxFit((2.0, 2.0), (0.0, 0.0), (0.0, 0.0), (0.0, 0.0))
 
 
 def _ground_corners(heading_deg: float) -> list[tuple[float, float]]:
@@ -69,13 +70,18 @@ def _geographic() -> tuple[str, Affine, float]:
 def test_drawn_rectangle_measured_within_one_pixel_and_one_degree(scene, heading: float) -> None:
     crs, transform, gsd = scene()
     box = _draw_and_fit(_ground_corners(heading), crs, transform)
-    det = Detection(box, "ship", 0.9)  # ships: no box-fit bias, so the geometry is tested bare
-    [out] = identify_detections([det], gsd_m=gsd, crs=crs, transform=transform)
-    m = out.measurement
+    # The geometry is tested bare: a box-fit model with no bias and no relative error.
+    m = measure_box(box, "ship", gsd_m=gsd, georef=Georef.make(transform, crs), fit=BARE_FIT)
     assert abs(m.length_m - LENGTH_M) <= gsd, m
     assert abs(m.width_m - WIDTH_M) <= gsd, m
     diff = (m.heading_deg - heading + 90.0) % 180.0 - 90.0
     assert abs(diff) <= 1.0, m
+    # Through identify_detections the same box gets the ship box-fit bias divided out.
+    [out] = identify_detections([Detection(box, "ship", 0.9)], gsd_m=gsd, crs=crs, transform=transform)
+    bias = box_fit("ship").bias_rel
+    assert out.measurement.length_m == pytest.approx(m.length_m / (1 + bias[0]), abs=2e-3)
+    assert out.measurement.width_m == pytest.approx(m.width_m / (1 + bias[1]), abs=2e-3)
+    assert out.measurement.heading_deg == pytest.approx(m.heading_deg, abs=1e-6)
     assert m.heading_sigma_deg is not None and m.heading_sigma_deg < 5.0
 
 

@@ -248,3 +248,21 @@ def test_cli_rejects_a_folder_that_is_not_a_data_tree(tmp_path: Path, capsys: py
     assert e.value.code == 2
     assert f"{tmp_path}: not a sitewatch data tree" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_weak_categories_keep_the_pooled_threshold() -> None:
+    from sitewatch.detect.train.loop import WEAK_CATEGORY_F1, category_thresholds
+
+    thr = np.array([0.2, 0.3, 0.4, 0.5])
+    n = len(CATEGORIES)
+    tp, fp, fn = (np.zeros((4, n)) for _ in range(3))
+    ac, sh, lv = CATEGORIES.index("aircraft"), CATEGORIES.index("ship"), CATEGORIES.index("large-vehicle")
+    # aircraft: best F1 0.9 at 0.4; ship: best 0.5 at 0.2 (below pooled, kept); large vehicles: best 0.1 at 0.2 (weak).
+    tp[:, ac], fp[:, ac], fn[:, ac] = [8, 8, 9, 7], [9, 5, 1, 1], [2, 2, 1, 3]
+    tp[:, sh], fp[:, sh], fn[:, sh] = [5, 4, 2, 1], [5, 5, 5, 5], [5, 6, 8, 9]
+    tp[:, lv], fp[:, lv], fn[:, lv] = [1, 0, 0, 0], [9, 2, 1, 0], [9, 10, 10, 10]
+    out = category_thresholds(thr, {"tp": tp, "fp": fp, "fn": fn}, pooled=0.4)
+    assert out["aircraft"] == {"threshold": 0.4, "f1": 0.9, "weak": False}
+    assert out["ship"] == {"threshold": 0.2, "f1": 0.5, "weak": False}
+    assert out["large-vehicle"] == {"threshold": 0.4, "f1": 0.1, "weak": True} and WEAK_CATEGORY_F1 > 0.1
+    assert set(out) == {"aircraft", "ship", "large-vehicle"}  # no objects, no threshold

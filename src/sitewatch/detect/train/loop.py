@@ -327,6 +327,39 @@ def match_counts(images: list[Any], predictions: list[list[tuple]], thresholds: 
     return {"tp": tp, "fp": fp, "fn": fn}
 
 
+#: Below this best validation F1 a category is too weak to tune: it keeps at least the pooled threshold.
+WEAK_CATEGORY_F1 = 0.3
+
+
+def category_thresholds(thresholds: np.ndarray, counts: dict[str, np.ndarray], pooled: float) -> dict[str, dict[str, Any]]:
+    """Operating threshold per category from validation counts.
+
+    Each category takes the threshold of its best F1 (rarer categories score lower than the pooled
+    optimum). A category whose best F1 is below :data:`WEAK_CATEGORY_F1` would only trade one kind
+    of error for another at a low threshold, flooding scenes with false alarms; it runs at
+    ``max(best, pooled)`` instead and is marked ``"weak"``.
+
+    Args:
+        thresholds: the candidate thresholds, shape ``(T,)``.
+        counts: ``"tp"``, ``"fp"``, ``"fn"`` arrays of shape ``(T, len(CATEGORIES))``.
+        pooled: the threshold of the best pooled F1.
+
+    Returns:
+        ``{category: {"threshold", "f1", "weak"}}`` for categories with validation objects.
+    """
+    f1_cat = 2 * counts["tp"] / np.maximum(1e-9, 2 * counts["tp"] + counts["fp"] + counts["fn"])
+    out: dict[str, dict[str, Any]] = {}
+    for c, name in enumerate(CATEGORIES):
+        if counts["tp"][:, c].sum() + counts["fn"][:, c].sum() == 0:
+            continue
+        i = int(np.argmax(f1_cat[:, c]))
+        f1 = round(float(f1_cat[i, c]), 3)
+        weak = f1 < WEAK_CATEGORY_F1
+        thr = max(float(thresholds[i]), pooled) if weak else float(thresholds[i])
+        out[name] = {"threshold": thr, "f1": f1, "weak": weak}
+    return out
+
+
 def validate(model: Any, data_root: Path, datasets: list[str] | None = None) -> dict[str, Any]:
     """Run the model over the validation split; pick the threshold with the best pooled F1."""
     from sitewatch.detect.train.data import load_split
@@ -348,13 +381,7 @@ def validate(model: Any, data_root: Path, datasets: list[str] | None = None) -> 
             "precision": round(t / max(1.0, t + f), 3), "recall": round(t / max(1.0, t + n), 3),
             "f1": round(2 * t / max(1.0, 2 * t + f + n), 3),
         }
-    # Best threshold per category (rarer categories score lower than the pooled optimum).
-    f1_cat = 2 * counts["tp"] / np.maximum(1e-9, 2 * counts["tp"] + counts["fp"] + counts["fn"])
-    per_cat_thr = {
-        name: {"threshold": float(thresholds[int(np.argmax(f1_cat[:, c]))]), "f1": round(float(f1_cat[:, c].max()), 3)}
-        for c, name in enumerate(CATEGORIES)
-        if counts["tp"][:, c].sum() + counts["fn"][:, c].sum() > 0
-    }
+    per_cat_thr = category_thresholds(thresholds, counts, float(thresholds[best]))
     by_ds: dict[str, Any] = {}
     for ds in sorted({im.dataset for im in images}):
         idx = [i for i, im in enumerate(images) if im.dataset == ds]
