@@ -419,3 +419,38 @@ def test_site_without_passes_still_renders(tmp_path: Path) -> None:
     assert "No passes of this site are stored: nothing was observed." in r.limitations
     assert any("no passes" in u for u in r.assessment.unassessable)
     assert "No key judgements could be made." in render_html(r)
+
+
+def test_stored_evaluation_names_weak_categories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("onnx")
+    from detect_support import write_block_model
+    from sitewatch.detect.train.export import EVALUATION_KEY, attach_evaluation, read_metadata
+    from sitewatch.errors import ModelError
+    from sitewatch.report import _models
+
+    model = write_block_model(tmp_path / "m.onnx", version="2.0.0")
+    before = read_metadata(model)
+
+    def cat(objects: int, ap: float | None, p: float | None, r: float | None, mape: float) -> dict:
+        return {"objects": objects, "ap50": ap, "precision": p, "recall": r, "count_mape": mape, "tp": 0}
+
+    report = {"model": "block-test 2.0.0", "split": "val", "images": 12, "iou_threshold": 0.5, "by_dataset": {},
+              "categories": {"aircraft": cat(40, 0.91, 0.9, 0.88, 4.0), "helicopter": cat(0, None, None, None, 0.0),
+                             "ship": cat(30, 0.3, 0.5, 0.25, 60.0)}}
+    with pytest.raises(ModelError, match="evaluation is of 'other 1.0'"):
+        attach_evaluation(model, {**report, "model": "other 1.0"})
+    attach_evaluation(model, report)
+    after = read_metadata(model)
+    assert {k: v for k, v in after.items() if k != EVALUATION_KEY} == before  # nothing else touched
+    assert json.loads(after[EVALUATION_KEY])["categories"]["ship"]["ap50"] == 0.3
+    monkeypatch.setattr(_models, "_metadata", lambda name: after)
+    desc, lim = _models.model_notes(["block-test 2.0.0"])
+    assert "held-out evaluation (val, 12 images): aircraft AP50 0.91 (P 0.90, R 0.88, count error 4 %)" in desc[0]
+    assert lim == [
+        "Detector model block-test 2.0.0 was not evaluated on helicopters (no held-out labels): its helicopters are unverified.",
+        "Detector model block-test 2.0.0 is weak on ships (held-out AP50 0.30, recall 0.25 at its threshold): counts of ships "
+        "are uncertain and an absence of ships is not evidence.",
+    ]
+    # An evaluation of another version (the file was retrained since) is not used.
+    _, lim = _models.model_notes(["block-test 1.9.0"])
+    assert lim == ["Detector model block-test 1.9.0: no evaluation metrics are recorded with the model; see `sitewatch evaluate`."]

@@ -1,4 +1,4 @@
-"""``sitewatch train``: train the detector; ``sitewatch train export``: write the ONNX model."""
+"""``sitewatch train``: train the detector; ``export``: write the ONNX model; ``attach-evaluation``: store its evaluation."""
 
 from __future__ import annotations
 
@@ -118,3 +118,30 @@ def export_command(checkpoint: Path, output: Path, data: Path | None) -> None:
 
         export_checkpoint(checkpoint, output)
     click.echo(f"wrote {output}")
+
+
+@command.command("attach-evaluation")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("report", type=click.Path(path_type=Path))
+def attach_evaluation_command(model: Path, report: Path) -> None:
+    """Store a held-out evaluation (REPORT, from `sitewatch evaluate --json`) in the ONNX MODEL.
+
+    Reports built from the model then state its measured accuracy and its weak categories.
+
+    Example: sitewatch evaluate ../shared/data --split val --by-dataset --json > eval.json &&
+    sitewatch train attach-evaluation src/sitewatch/detect/models/sitewatch-det.onnx eval.json
+    """
+    import json
+
+    if importlib.util.find_spec("onnx") is None:
+        raise SitewatchError("editing a model needs the [train] extra (onnx): pip install sitewatch[train]")
+    from sitewatch.detect.train.export import attach_evaluation
+
+    try:
+        data = json.loads(report.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SitewatchError(f"{report}: cannot read the evaluation report ({e})") from None
+    if not isinstance(data, dict):
+        raise SitewatchError(f"{report}: not a `sitewatch evaluate --json` report")
+    summary = attach_evaluation(model, data)
+    click.echo(f"stored the {summary['split']} evaluation of {summary['model']} ({summary['images']} images) in {model}")

@@ -25,7 +25,9 @@ Metadata (``metadata_props``, all strings)
     ``score_threshold`` (recommended, best F1 on the validation split), ``working_gsd_m``
     (metres per pixel the model was trained around; scenes with a finer known GSD should be
     resampled to it; "" if none), ``input_tile`` (recommended tile side, pixels),
-    ``train_command``, ``trained_at`` (ISO 8601 UTC).
+    ``train_command``, ``trained_at`` (ISO 8601 UTC); optionally ``score_thresholds`` (JSON
+    object category -> threshold) and ``evaluation`` (JSON, the held-out evaluation stored by
+    :func:`attach_evaluation`; reports state it and name the model's weak categories).
 """
 
 from __future__ import annotations
@@ -188,3 +190,71 @@ def read_metadata(onnx_path: Path) -> dict[str, str]:
 
     proto = onnx.load(str(onnx_path), load_external_data=False)
     return {p.key: p.value for p in proto.metadata_props}
+
+
+#: Metadata key holding the held-out evaluation (JSON, see :func:`evaluation_summary`).
+EVALUATION_KEY = "evaluation"
+_EVAL_FIELDS = ("objects", "ap50", "precision", "recall", "count_mape")
+
+
+def evaluation_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The compact form of a ``sitewatch evaluate --json`` report stored with a model.
+
+    Keeps, per category (and per dataset and category with labelled objects), the number of
+    objects, AP50, precision and recall at the model's thresholds and the count error.
+    """
+
+    def row(v: dict[str, Any]) -> dict[str, Any]:
+        return {k: round(v[k], 4) if isinstance(v.get(k), float) else v.get(k) for k in _EVAL_FIELDS}
+
+    try:
+        return {
+            "model": report["model"],
+            "split": report["split"],
+            "images": report["images"],
+            "iou_threshold": report.get("iou_threshold"),
+            "categories": {c: row(v) for c, v in report["categories"].items()},
+            "by_dataset": {
+                ds: {c: row(v) for c, v in cats.items() if v.get("objects")}
+                for ds, cats in (report.get("by_dataset") or {}).items()
+            },
+        }
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ModelError(f"not a `sitewatch evaluate --json` report (missing {e})") from None
+
+
+def attach_evaluation(onnx_path: Path, report: dict[str, Any]) -> dict[str, Any]:
+    """Store a held-out evaluation of ``onnx_path`` in its metadata (key :data:`EVALUATION_KEY`).
+
+    The report must be of this very model (its ``"model"`` is ``"<name> <version>"`` of the file).
+    The file is rewritten atomically; weights and other metadata are untouched.
+
+    Returns:
+        The summary stored.
+
+    Raises:
+        ModelError: the file is not a readable ONNX model, or the report is of another model.
+    """
+    import onnx
+
+    onnx_path = Path(onnx_path)
+    try:
+        proto = onnx.load(str(onnx_path))
+    except Exception as e:  # noqa: BLE001 - onnx raises DecodeError, OSError and others
+        raise ModelError(f"{onnx_path}: not a readable ONNX model ({e})") from None
+    meta = {p.key: p.value for p in proto.metadata_props}
+    summary = evaluation_summary(report)
+    label = f"{meta.get('name', '')} {meta.get('version', '')}"
+    if summary["model"] != label:
+        raise ModelError(f"{onnx_path}: the evaluation is of {summary['model']!r}, the file holds {label!r}")
+    for i, p in enumerate(proto.metadata_props):
+        if p.key == EVALUATION_KEY:
+            del proto.metadata_props[i]
+            break
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = EVALUATION_KEY, json.dumps(summary, separators=(",", ":"))
+    tmp = onnx_path.with_suffix(".tmp.onnx")
+    onnx.save(proto, str(tmp))
+    tmp.replace(onnx_path)
+    log.info("stored the %s evaluation (%d images) in %s", summary["split"], summary["images"], onnx_path)
+    return summary
