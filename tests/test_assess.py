@@ -216,3 +216,29 @@ def test_two_empty_passes_are_not_called_unchanged():
     states = {r.name: r.state for r in res.indicators}
     assert states["site-unchanged"] == "not-assessable"
     assert "site-unchanged" not in {r.name for r in res.fired}
+
+
+def test_indicators_resting_on_weak_categories_lower_the_confidence():
+    a, b = withdrawal_passes()
+    base = assess_site(SITE, [a, b], [fake_comparison(a, b)], [], weak_categories={})
+    weak = assess_site(SITE, [a, b], [fake_comparison(a, b)], [], weak_categories={"helicopter": "no held-out labels for m 1"})
+    assert "helicopters-leaving" in {r.name for r in weak.fired}
+    assert weak.confidence["points"] == base.confidence["points"] - 1
+    assert weak.confidence["reasons"][-1] == ("helicopters-leaving rests on detections of categories the detector is weak on "
+                                              "(helicopter: no held-out labels for m 1)")
+    # Aircraft indicators are not touched by weak vehicle categories; the hypotheses do not change.
+    other = assess_site(SITE, [a, b], [fake_comparison(a, b)], [], weak_categories={"ship": "x", "large-vehicle": "y"})
+    assert other.confidence == base.confidence
+    assert [h.probability for h in weak.hypotheses] == [h.probability for h in base.hypotheses]
+
+
+def test_shipped_model_names_its_weak_categories():
+    from sitewatch.detect.reliability import model_metadata, weak_categories
+
+    meta = model_metadata("sitewatch-det")
+    text = f"sitewatch-det {meta['version']}"
+    ev = json.loads(meta["evaluation"])
+    weak = weak_categories([text, "sitewatch-det 0.0.1-other", "unknown-model 1"])
+    expected = {c for c, r in ev["categories"].items() if not r["objects"] or r["ap50"] < 0.5}
+    assert set(weak) == expected and "aircraft" not in weak and "helicopter" in weak
+    assert all(why.endswith(f"for {text}") for why in weak.values())

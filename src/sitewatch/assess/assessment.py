@@ -26,6 +26,7 @@ from sitewatch.assess.hypotheses import (
 )
 from sitewatch.assess.indicators import Indicator, IndicatorResult, evaluate, load_indicators
 from sitewatch.assess.metrics import Context
+from sitewatch.detect import reliability as detector_reliability
 from sitewatch.types import Pass
 
 SCHEMA_VERSION = 1
@@ -135,8 +136,28 @@ def _evidence_items(indicators: list[IndicatorResult], claims: list[Claim], chec
     return items
 
 
+def _indicator_categories(ind: Indicator) -> set[str]:
+    """The detection categories an indicator's conditions filter on (empty: not category-bound)."""
+    return {c for cond in ind.conditions for k, v in cond.filters if k == "category" for c in v.split("|")}
+
+
+def _weak_evidence(fired: list[IndicatorResult], defs: list[Indicator], weak: dict[str, str]) -> str | None:
+    """A reason when fired indicators rest only on categories the detector is weak on, else None."""
+    by_name = {d.name: d for d in defs}
+    names, cats = [], set()
+    for r in fired:
+        used = _indicator_categories(by_name[r.name]) if r.name in by_name else set()
+        if used and used <= set(weak):
+            names.append(r.name)
+            cats |= used
+    if not names:
+        return None
+    whys = "; ".join(f"{c}: {weak[c]}" for c in sorted(cats))
+    return f"{', '.join(names)} rest{'s' if len(names) == 1 else ''} on detections of categories the detector is weak on ({whys})"
+
+
 def _confidence(site_passes: list[Pass], comparisons: list[Any], fired: list[IndicatorResult],
-                checks: list[ClaimCheck], conflicts: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+                checks: list[ClaimCheck], conflicts: list[dict[str, Any]], weak_evidence: str | None = None) -> dict[str, Any]:  # fmt: skip
     points, reasons = 0, []
     n = len(site_passes)
     if n >= 3:
@@ -171,6 +192,9 @@ def _confidence(site_passes: list[Pass], comparisons: list[Any], fired: list[Ind
     if poor:
         points -= 1
         reasons.append(f"{len(poor)} comparison(s) with poor co-registration")
+    if weak_evidence:
+        points -= 1
+        reasons.append(weak_evidence)
     level = confidence_level(points)
     sentence = f"We have {level} confidence in these judgements: " + "; ".join(reasons) + "."
     return {"level": level, "points": points, "reasons": reasons, "sentence": sentence}
@@ -223,6 +247,7 @@ def assess_site(
     hypotheses: list[Hypothesis] | None = None,
     indicator_dirs: list[Path] | None = None,
     now: datetime | None = None,
+    weak_categories: dict[str, str] | None = None,
 ) -> Assessment:
     """Assess one site from its passes, the comparisons between them and text claims about it.
 
@@ -235,6 +260,10 @@ def assess_site(
         hypotheses: hypotheses (default the bundled set).
         indicator_dirs: extra indicator files or directories.
         now: the assessment time (default now, UTC).
+        weak_categories: detection categories the detector finds poorly → why (default: from the
+            held-out evaluation carried by the passes' models,
+            :func:`sitewatch.detect.reliability.weak_categories`). Fired indicators that rest only
+            on such categories lower the confidence.
 
     Raises:
         IndicatorError: invalid or duplicate indicator definitions.
@@ -252,6 +281,7 @@ def assess_site(
     items = _evidence_items(results, cls, {c.claim_id: c for c in checks}, hyps)
     weighed = weigh(hyps, items)
     fired = [r for r in results if r.state == "fired"]
+    weak = weak_categories if weak_categories is not None else detector_reliability.weak_categories(p.model for p in site_passes if p.model)
     not_assessable = [f"{r.name}: {r.reason}" for r in results if r.state == "not-assessable"]
     if len(site_passes) <= 1:
         not_assessable.insert(0, f"{name}: {len(site_passes)} pass(es); changes over time (comparison-based indicators) cannot be assessed")
@@ -267,7 +297,7 @@ def assess_site(
         conflicts=conflicts,
         hypotheses=weighed,
         ach_matrix={"hypotheses": [h.name for h in hyps], "rows": [e.to_dict() for e in items]},
-        confidence=_confidence(site_passes, list(comparisons), fired, checks, conflicts),
+        confidence=_confidence(site_passes, list(comparisons), fired, checks, conflicts, _weak_evidence(fired, defs, weak)),
         key_judgements=_judgements(name, weighed, items, fired, cls, checks, conflicts, site_passes),
         not_assessable=not_assessable,
         evidence=_evidence_index(site_passes, list(comparisons), cls, results),

@@ -2,37 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import Iterable
 from typing import Any
 
 from sitewatch.compare._sentence import plural
-
-log = logging.getLogger(__name__)
+from sitewatch.detect.reliability import evaluation_of, model_metadata, weak_in
 
 #: Metadata keys of a model file that hold evaluation results (free-form; shown as given).
 _METRIC_HINTS = ("map", "ap50", "precision", "recall", "f1", "metric", "mape")
-#: Metadata key of the held-out evaluation (``sitewatch train attach-evaluation``).
-EVALUATION_KEY = "evaluation"
-#: Below this held-out AP50 a category is reported as weak.
-WEAK_AP50 = 0.5
 
 
 def _metadata(name: str) -> dict[str, str]:
     """``metadata_props`` of a registered model, or {} when it is not registered or cannot be read."""
-    from sitewatch.detect.registry import models
-    from sitewatch.errors import ModelError
-
-    try:
-        path = models.path(name)
-        import onnxruntime as ort
-
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return dict(session.get_modelmeta().custom_metadata_map)
-    except (ModelError, OSError, RuntimeError, ValueError) as e:  # onnxruntime raises RuntimeError subclasses
-        log.debug("model %s metadata not read: %s", name, e)
-        return {}
+    return model_metadata(name)
 
 
 def model_notes(model_strings: Iterable[str]) -> tuple[list[str], list[str]]:
@@ -56,7 +38,7 @@ def model_notes(model_strings: Iterable[str]) -> tuple[list[str], list[str]]:
             parts.append(f"working GSD {meta['working_gsd_m']} m")
         metrics = {k: v for k, v in meta.items() if same and any(h in k.lower() for h in _METRIC_HINTS)}
         parts += [f"{k} {v}" for k, v in sorted(metrics.items())]
-        evaluation = _evaluation(meta.get(EVALUATION_KEY), text) if same else None
+        evaluation = evaluation_of(meta, text) if same else None
         if evaluation:
             parts.append(_describe_evaluation(evaluation))
         descriptions.append("; ".join(parts))
@@ -68,20 +50,6 @@ def model_notes(model_strings: Iterable[str]) -> tuple[list[str], list[str]]:
         elif not metrics:
             limitations.append(f"Detector model {text}: no evaluation metrics are recorded with the model; see `sitewatch evaluate`.")
     return descriptions, limitations
-
-
-def _evaluation(raw: str | None, text: str) -> dict[str, Any] | None:
-    """The stored evaluation of model ``text``, or None when absent, unreadable or of another model."""
-    if not raw:
-        return None
-    try:
-        ev = json.loads(raw)
-        if ev.get("model") != text or not isinstance(ev.get("categories"), dict):
-            return None
-        return ev
-    except (json.JSONDecodeError, AttributeError) as e:
-        log.debug("model %s: evaluation metadata not read: %s", text, e)
-        return None
 
 
 def _describe_evaluation(ev: dict[str, Any]) -> str:
@@ -97,12 +65,13 @@ def _describe_evaluation(ev: dict[str, Any]) -> str:
 
 def _weak_categories(ev: dict[str, Any], text: str) -> list[str]:
     out = []
-    for cat, r in ev["categories"].items():
+    for cat, why in weak_in(ev).items():
         many = plural(cat, 2)
-        if not r.get("objects") or r.get("ap50") is None:
+        if why == "no held-out labels":
             out.append(f"Detector model {text} was not evaluated on {many} (no held-out labels): its {many} are unverified.")
-        elif r["ap50"] < WEAK_AP50:
+        else:
+            r = ev["categories"][cat]
             recall = f", recall {r['recall']:.2f} at its threshold" if r.get("recall") is not None else ""
-            out.append(f"Detector model {text} is weak on {many} (held-out AP50 {r['ap50']:.2f}{recall}): counts of {many} "
+            out.append(f"Detector model {text} is weak on {many} ({why}{recall}): counts of {many} "
                        f"are uncertain and an absence of {many} is not evidence.")
     return out

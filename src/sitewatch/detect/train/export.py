@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from sitewatch.detect.reliability import EVALUATION_KEY
 from sitewatch.errors import ModelError
 from sitewatch.types import CATEGORIES
 
@@ -192,8 +193,6 @@ def read_metadata(onnx_path: Path) -> dict[str, str]:
     return {p.key: p.value for p in proto.metadata_props}
 
 
-#: Metadata key holding the held-out evaluation (JSON, see :func:`evaluation_summary`).
-EVALUATION_KEY = "evaluation"
 _EVAL_FIELDS = ("objects", "ap50", "precision", "recall", "count_mape")
 
 

@@ -1,0 +1,89 @@
+"""How far a detector model's output can be trusted, per category, from the evaluation it carries.
+
+A model file may hold its held-out evaluation (``evaluation`` metadata, written by
+``sitewatch train attach-evaluation`` from ``sitewatch evaluate --json``). Reports quote it, and
+the assessment lowers its confidence when a fired indicator rests only on categories the model
+finds poorly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: Metadata key of the held-out evaluation.
+EVALUATION_KEY = "evaluation"
+#: Below this held-out AP50 a category is weak.
+WEAK_AP50 = 0.5
+
+
+@lru_cache(maxsize=16)
+def _metadata_cached(name: str, path: str, mtime_ns: int) -> dict[str, str]:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return dict(session.get_modelmeta().custom_metadata_map)
+
+
+def model_metadata(name: str) -> dict[str, str]:
+    """``metadata_props`` of a registered model, or {} when it is not registered or cannot be read."""
+    from sitewatch.detect.registry import models
+    from sitewatch.errors import ModelError
+
+    try:
+        path = models.path(name)
+        return dict(_metadata_cached(name, str(path), path.stat().st_mtime_ns))
+    except (ModelError, OSError, RuntimeError, ValueError) as e:  # onnxruntime raises RuntimeError subclasses
+        log.debug("model %s metadata not read: %s", name, e)
+        return {}
+
+
+def evaluation_of(meta: dict[str, str], text: str) -> dict[str, Any] | None:
+    """The evaluation stored in ``meta`` if it is of model ``text`` ("<name> <version>"), else None."""
+    raw = meta.get(EVALUATION_KEY)
+    if not raw:
+        return None
+    try:
+        ev = json.loads(raw)
+    except json.JSONDecodeError as e:
+        log.debug("model %s: evaluation metadata not read: %s", text, e)
+        return None
+    if not isinstance(ev, dict) or ev.get("model") != text or not isinstance(ev.get("categories"), dict):
+        return None
+    return ev
+
+
+def model_evaluation(text: str) -> dict[str, Any] | None:
+    """The held-out evaluation carried by the registered model ``text`` ("<name> <version>")."""
+    name, _, _ = text.partition(" ")
+    return evaluation_of(model_metadata(name), text) if name else None
+
+
+def weak_in(ev: dict[str, Any]) -> dict[str, str]:
+    """Categories an evaluation shows to be weak → why (held-out AP50 below :data:`WEAK_AP50`, or none)."""
+    out = {}
+    for cat, r in ev["categories"].items():
+        if not isinstance(r, dict) or not r.get("objects") or r.get("ap50") is None:
+            out[cat] = "no held-out labels"
+        elif r["ap50"] < WEAK_AP50:
+            out[cat] = f"held-out AP50 {r['ap50']:.2f}"
+    return out
+
+
+def weak_categories(model_texts: Iterable[str]) -> dict[str, str]:
+    """Categories that any of the models (with a stored evaluation) detects poorly → why.
+
+    Models without a stored evaluation contribute nothing (their limits are unknown, which
+    reports state separately).
+    """
+    out: dict[str, list[str]] = {}
+    for text in sorted(set(model_texts)):
+        ev = model_evaluation(text)
+        for cat, why in (weak_in(ev) if ev else {}).items():
+            out.setdefault(cat, []).append(f"{why} for {text}")
+    return {c: "; ".join(v) for c, v in out.items()}
