@@ -226,10 +226,17 @@ def test_indicators_resting_on_weak_categories_lower_the_confidence():
     assert weak.confidence["points"] == base.confidence["points"] - 1
     assert weak.confidence["reasons"][-1] == ("helicopters-leaving rests on detections of categories the detector is weak on "
                                               "(helicopter: no held-out labels for m 1)")
-    # Aircraft indicators are not touched by weak vehicle categories; the hypotheses do not change.
+    # In the ACH matrix that indicator counts as a source of unknown reliability (admiralty F, 0.5).
+    rows = {r["ref"]: r for r in weak.to_dict()["ach_matrix"]["rows"]}
+    assert rows["indicator:helicopters-leaving"]["reliability"] == 0.5
+    assert rows["indicator:aircraft-count-drop"]["reliability"] == 1.0
+    p_base = {h.name: h.probability for h in base.hypotheses}
+    p_weak = {h.name: h.probability for h in weak.hypotheses}
+    assert p_weak["withdrawal"] < p_base["withdrawal"] and weak.most_likely.name == "withdrawal"
+    # Aircraft indicators are not touched by weak vehicle categories.
     other = assess_site(SITE, [a, b], [fake_comparison(a, b)], [], weak_categories={"ship": "x", "large-vehicle": "y"})
     assert other.confidence == base.confidence
-    assert [h.probability for h in weak.hypotheses] == [h.probability for h in base.hypotheses]
+    assert [h.probability for h in other.hypotheses] == [h.probability for h in base.hypotheses]
 
 
 def test_shipped_model_names_its_weak_categories():

@@ -7,6 +7,7 @@ it rests on, and :attr:`Assessment.evidence` describes every reference used.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,13 +117,16 @@ def _evidence_index(site_passes: list[Pass], comparisons: list[Any], claims: lis
 
 
 def _evidence_items(indicators: list[IndicatorResult], claims: list[Claim], checks: dict[str, ClaimCheck],
-                    hypotheses: list[Hypothesis]) -> list[EvidenceItem]:  # fmt: skip
+                    hypotheses: list[Hypothesis], weak_indicators: Iterable[str] = ()) -> list[EvidenceItem]:  # fmt: skip
     items = []
+    weak = set(weak_indicators)
     for r in indicators:
         if r.state != "fired":
             continue
         scores = {h.name: h.indicators.get(r.name, "N") for h in hypotheses}
-        items.append(EvidenceItem(r.ref, "indicator", r.sentence or r.title, r.strength, 1.0, scores, list(r.evidence)))
+        # An indicator resting on weak detections counts as a source whose reliability cannot be judged (F).
+        rel = reliability_weight("F") if r.name in weak else 1.0
+        items.append(EvidenceItem(r.ref, "indicator", r.sentence or r.title, r.strength, rel, scores, list(r.evidence)))
     for c in claims:
         if not c.signal:
             continue
@@ -141,19 +145,25 @@ def _indicator_categories(ind: Indicator) -> set[str]:
     return {c for cond in ind.conditions for k, v in cond.filters if k == "category" for c in v.split("|")}
 
 
-def _weak_evidence(fired: list[IndicatorResult], defs: list[Indicator], weak: dict[str, str]) -> str | None:
-    """A reason when fired indicators rest only on categories the detector is weak on, else None."""
+def _weak_indicators(fired: list[IndicatorResult], defs: list[Indicator], weak: dict[str, str]) -> dict[str, set[str]]:
+    """Fired indicators that rest only on categories the detector is weak on → those categories."""
     by_name = {d.name: d for d in defs}
-    names, cats = [], set()
+    out = {}
     for r in fired:
         used = _indicator_categories(by_name[r.name]) if r.name in by_name else set()
         if used and used <= set(weak):
-            names.append(r.name)
-            cats |= used
-    if not names:
+            out[r.name] = used
+    return out
+
+
+def _weak_evidence(weak_inds: dict[str, set[str]], weak: dict[str, str]) -> str | None:
+    """The confidence reason for indicators resting on weak categories, or None."""
+    if not weak_inds:
         return None
+    cats = set().union(*weak_inds.values())
     whys = "; ".join(f"{c}: {weak[c]}" for c in sorted(cats))
-    return f"{', '.join(names)} rest{'s' if len(names) == 1 else ''} on detections of categories the detector is weak on ({whys})"
+    n = len(weak_inds)
+    return f"{', '.join(weak_inds)} rest{'s' if n == 1 else ''} on detections of categories the detector is weak on ({whys})"
 
 
 def _confidence(site_passes: list[Pass], comparisons: list[Any], fired: list[IndicatorResult],
@@ -263,7 +273,8 @@ def assess_site(
         weak_categories: detection categories the detector finds poorly → why (default: from the
             held-out evaluation carried by the passes' models,
             :func:`sitewatch.detect.reliability.weak_categories`). Fired indicators that rest only
-            on such categories lower the confidence.
+            on such categories lower the confidence and enter the ACH matrix with the reliability of an
+            admiralty-F source ("reliability cannot be judged", 0.5).
 
     Raises:
         IndicatorError: invalid or duplicate indicator definitions.
@@ -278,10 +289,11 @@ def assess_site(
     results = [evaluate(d, ctx) for d in defs]
     checks = check_claims(cls, site_passes, list(comparisons))
     conflicts = find_conflicts(cls)
-    items = _evidence_items(results, cls, {c.claim_id: c for c in checks}, hyps)
-    weighed = weigh(hyps, items)
     fired = [r for r in results if r.state == "fired"]
     weak = weak_categories if weak_categories is not None else detector_reliability.weak_categories(p.model for p in site_passes if p.model)
+    weak_inds = _weak_indicators(fired, defs, weak)
+    items = _evidence_items(results, cls, {c.claim_id: c for c in checks}, hyps, weak_inds)
+    weighed = weigh(hyps, items)
     not_assessable = [f"{r.name}: {r.reason}" for r in results if r.state == "not-assessable"]
     if len(site_passes) <= 1:
         not_assessable.insert(0, f"{name}: {len(site_passes)} pass(es); changes over time (comparison-based indicators) cannot be assessed")
@@ -297,7 +309,7 @@ def assess_site(
         conflicts=conflicts,
         hypotheses=weighed,
         ach_matrix={"hypotheses": [h.name for h in hyps], "rows": [e.to_dict() for e in items]},
-        confidence=_confidence(site_passes, list(comparisons), fired, checks, conflicts, _weak_evidence(fired, defs, weak)),
+        confidence=_confidence(site_passes, list(comparisons), fired, checks, conflicts, _weak_evidence(weak_inds, weak)),
         key_judgements=_judgements(name, weighed, items, fired, cls, checks, conflicts, site_passes),
         not_assessable=not_assessable,
         evidence=_evidence_index(site_passes, list(comparisons), cls, results),
