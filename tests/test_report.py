@@ -28,7 +28,7 @@ from sitewatch.imagery.base import ArrayScene
 from sitewatch.report import assemble_report_data, render_html, report_json, save_report
 from sitewatch.report.chips import STATUS_COLOURS, ChipBox, nice_length_m, north_angle_deg, render_chip
 from sitewatch.report.model import EvidenceEntry, Judgement, ReportData
-from sitewatch.types import Candidate, Detection, Measurement, OrientedBox, Pass
+from sitewatch.types import CATEGORIES, Candidate, Detection, Measurement, OrientedBox, Pass
 
 GSD = 0.5
 UTM = CRS.from_epsg(32637)  # zone 37N (Syria)
@@ -435,10 +435,27 @@ def test_stored_evaluation_names_weak_categories(tmp_path: Path, monkeypatch: py
         return {"objects": objects, "ap50": ap, "precision": p, "recall": r, "count_mape": mape, "tp": 0}
 
     report = {"model": "block-test 2.0.0", "split": "val", "images": 12, "iou_threshold": 0.5, "by_dataset": {},
+              "score_thresholds": dict.fromkeys(CATEGORIES, 0.5),  # the block model's own threshold
               "categories": {"aircraft": cat(40, 0.91, 0.9, 0.88, 4.0), "helicopter": cat(0, None, None, None, 0.0),
                              "ship": cat(30, 0.3, 0.5, 0.25, 60.0)}}
+    original = model.read_bytes()
     with pytest.raises(ModelError, match="evaluation is of 'other 1.0'"):
         attach_evaluation(model, {**report, "model": "other 1.0"})
+    with pytest.raises(ModelError, match="not run at the model's own thresholds"):  # e.g. `evaluate --score 0.3`
+        attach_evaluation(model, {**report, "score_thresholds": dict.fromkeys(CATEGORIES, 0.3)})
+    with pytest.raises(ModelError, match="not a `sitewatch evaluate --json` report"):
+        attach_evaluation(model, {"model": "block-test 2.0.0", "categories": []})
+
+    def disk_full(*_a, **_k):
+        raise OSError(28, "No space left on device")
+
+    import onnx
+
+    monkeypatch.setattr(onnx, "save", disk_full)
+    with pytest.raises(ModelError, match="cannot write the model \\(No space left on device\\)"):
+        attach_evaluation(model, report)
+    monkeypatch.undo()
+    assert model.read_bytes() == original and sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
     attach_evaluation(model, report)
     after = read_metadata(model)
     assert {k: v for k, v in after.items() if k != EVALUATION_KEY} == before  # nothing else touched
@@ -454,3 +471,28 @@ def test_stored_evaluation_names_weak_categories(tmp_path: Path, monkeypatch: py
     # An evaluation of another version (the file was retrained since) is not used.
     _, lim = _models.model_notes(["block-test 1.9.0"])
     assert lim == ["Detector model block-test 1.9.0: no evaluation metrics are recorded with the model; see `sitewatch evaluate`."]
+
+
+def test_attach_evaluation_cli_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("onnx")
+    from detect_support import write_block_model
+    from sitewatch.cli.main import main
+
+    model = write_block_model(tmp_path / "m.onnx", version="2.0.0")
+    original = model.read_bytes()
+    bad = tmp_path / "eval.json"
+    bad.write_text("[1, 2")
+    for args, message in (([str(model), str(tmp_path / "none.json")], "cannot read the evaluation report"),
+                          ([str(model), str(bad)], f"{bad}: cannot read the evaluation report"),
+                          ([str(tmp_path / "none.onnx"), str(bad)], "cannot read the evaluation report"),
+                          ([str(tmp_path), str(bad)], "cannot read the evaluation report")):  # fmt: skip
+        with pytest.raises(SystemExit) as e:
+            main(["train", "attach-evaluation", *args])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and message in err and "Traceback" not in err, err
+    bad.write_text('{"model": "block-test 2.0.0"}')
+    with pytest.raises(SystemExit) as e:
+        main(["train", "attach-evaluation", str(tmp_path), str(bad)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"{tmp_path}: not a readable ONNX model" in err and "Traceback" not in err
+    assert model.read_bytes() == original

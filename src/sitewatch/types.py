@@ -21,6 +21,11 @@ import numpy as np
 
 #: The five object categories sitewatch detects, in model-output order.
 CATEGORIES: tuple[str, ...] = ("aircraft", "helicopter", "ship", "large-vehicle", "small-vehicle")
+#: The categories in running text, plural.
+CATEGORY_PLURAL: dict[str, str] = {
+    "aircraft": "aircraft", "helicopter": "helicopters", "ship": "ships",
+    "large-vehicle": "large vehicles", "small-vehicle": "small vehicles",
+}
 
 
 @dataclass(frozen=True, slots=True)

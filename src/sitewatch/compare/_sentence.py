@@ -5,19 +5,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sitewatch.compare.settings import CompareSettings
+from sitewatch.types import CATEGORY_PLURAL
 
 if TYPE_CHECKING:
     from sitewatch.compare.comparison import Comparison
-
-_PLURAL = {"aircraft": "aircraft", "helicopter": "helicopters", "ship": "ships", "large-vehicle": "large vehicles", "small-vehicle": "small vehicles"}
-
 
 def plural(word: str, n: int) -> str:
     """``word`` for a count ``n`` (categories and role groups)."""
     if n == 1:
         return {"large-vehicle": "large vehicle", "small-vehicle": "small vehicle"}.get(word, word)
-    if word in _PLURAL:
-        return _PLURAL[word]
+    if word in CATEGORY_PLURAL:
+        return CATEGORY_PLURAL[word]
     return word if word.endswith("s") else word + "s"
 
 

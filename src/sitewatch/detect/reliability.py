@@ -23,7 +23,7 @@ WEAK_AP50 = 0.5
 
 
 @lru_cache(maxsize=16)
-def _metadata_cached(name: str, path: str, mtime_ns: int) -> dict[str, str]:
+def _metadata_cached(path: str, mtime_ns: int) -> dict[str, str]:
     import onnxruntime as ort
 
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
@@ -37,7 +37,7 @@ def model_metadata(name: str) -> dict[str, str]:
 
     try:
         path = models.path(name)
-        return dict(_metadata_cached(name, str(path), path.stat().st_mtime_ns))
+        return dict(_metadata_cached(str(path), path.stat().st_mtime_ns))
     except (ModelError, OSError, RuntimeError, ValueError) as e:  # onnxruntime raises RuntimeError subclasses
         log.debug("model %s metadata not read: %s", name, e)
         return {}
@@ -55,6 +55,10 @@ def evaluation_of(meta: dict[str, str], text: str) -> dict[str, Any] | None:
         return None
     if not isinstance(ev, dict) or ev.get("model") != text or not isinstance(ev.get("categories"), dict):
         return None
+    rows = ev["categories"].values()
+    if not all(isinstance(r, dict) and isinstance(r.get("ap50"), float | int | None) for r in rows):
+        log.debug("model %s: evaluation metadata malformed, ignored", text)
+        return None
     return ev
 
 
@@ -68,7 +72,7 @@ def weak_in(ev: dict[str, Any]) -> dict[str, str]:
     """Categories an evaluation shows to be weak → why (held-out AP50 below :data:`WEAK_AP50`, or none)."""
     out = {}
     for cat, r in ev["categories"].items():
-        if not isinstance(r, dict) or not r.get("objects") or r.get("ap50") is None:
+        if not r.get("objects") or r.get("ap50") is None:
             out[cat] = "no held-out labels"
         elif r["ap50"] < WEAK_AP50:
             out[cat] = f"held-out AP50 {r['ap50']:.2f}"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sitewatch.compare._sentence import plural
 from sitewatch.detect.reliability import evaluation_of, model_metadata, weak_in
+from sitewatch.types import CATEGORY_PLURAL
 
 #: Metadata keys of a model file that hold evaluation results (free-form; shown as given).
 _METRIC_HINTS = ("map", "ap50", "precision", "recall", "f1", "metric", "mape")
@@ -59,14 +59,16 @@ def _describe_evaluation(ev: dict[str, Any]) -> str:
             rows.append(f"{cat} not evaluated (no held-out labels)")
             continue
         pr = ", ".join(f"{k[0].upper()} {r[k]:.2f}" for k in ("precision", "recall") if r.get(k) is not None)
-        rows.append(f"{cat} AP50 {r['ap50']:.2f} ({pr}, count error {r['count_mape']:.0f} %)")
+        if r.get("count_mape") is not None:
+            pr += f", count error {r['count_mape']:.0f} %"
+        rows.append(f"{cat} AP50 {r['ap50']:.2f} ({pr})")
     return f"held-out evaluation ({ev['split']}, {ev['images']} images): " + "; ".join(rows)
 
 
 def _weak_categories(ev: dict[str, Any], text: str) -> list[str]:
     out = []
     for cat, why in weak_in(ev).items():
-        many = plural(cat, 2)
+        many = CATEGORY_PLURAL.get(cat, cat)
         if why == "no held-out labels":
             out.append(f"Detector model {text} was not evaluated on {many} (no held-out labels): its {many} are unverified.")
         else:

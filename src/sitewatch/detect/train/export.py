@@ -225,14 +225,16 @@ def evaluation_summary(report: dict[str, Any]) -> dict[str, Any]:
 def attach_evaluation(onnx_path: Path, report: dict[str, Any]) -> dict[str, Any]:
     """Store a held-out evaluation of ``onnx_path`` in its metadata (key :data:`EVALUATION_KEY`).
 
-    The report must be of this very model (its ``"model"`` is ``"<name> <version>"`` of the file).
-    The file is rewritten atomically; weights and other metadata are untouched.
+    The report must be of this very model (its ``"model"`` is ``"<name> <version>"`` of the file)
+    at the model's own operating thresholds (not a ``--score`` override). The file is rewritten
+    atomically; weights and other metadata are untouched.
 
     Returns:
         The summary stored.
 
     Raises:
-        ModelError: the file is not a readable ONNX model, or the report is of another model.
+        ModelError: the file is not a readable ONNX model, the report is of another model or at
+            other thresholds, or the file cannot be written.
     """
     import onnx
 
@@ -246,6 +248,10 @@ def attach_evaluation(onnx_path: Path, report: dict[str, Any]) -> dict[str, Any]
     label = f"{meta.get('name', '')} {meta.get('version', '')}"
     if summary["model"] != label:
         raise ModelError(f"{onnx_path}: the evaluation is of {summary['model']!r}, the file holds {label!r}")
+    own = _operating_thresholds(meta)
+    used = report.get("score_thresholds")
+    if not isinstance(used, dict) or any(abs(float(used.get(c, -1.0)) - t) > 1e-6 for c, t in own.items()):
+        raise ModelError(f"{onnx_path}: the evaluation was not run at the model's own thresholds {own} (got {used})")
     for i, p in enumerate(proto.metadata_props):
         if p.key == EVALUATION_KEY:
             del proto.metadata_props[i]
@@ -253,7 +259,22 @@ def attach_evaluation(onnx_path: Path, report: dict[str, Any]) -> dict[str, Any]
     entry = proto.metadata_props.add()
     entry.key, entry.value = EVALUATION_KEY, json.dumps(summary, separators=(",", ":"))
     tmp = onnx_path.with_suffix(".tmp.onnx")
-    onnx.save(proto, str(tmp))
-    tmp.replace(onnx_path)
+    try:
+        onnx.save(proto, str(tmp))
+        tmp.replace(onnx_path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise ModelError(f"{onnx_path}: cannot write the model ({e.strerror or e})") from None
     log.info("stored the %s evaluation (%d images) in %s", summary["split"], summary["images"], onnx_path)
     return summary
+
+
+def _operating_thresholds(meta: dict[str, str]) -> dict[str, float]:
+    """Per category, the score threshold inference uses with this metadata (as ``sitewatch evaluate``)."""
+    try:
+        pooled = float(meta["score_threshold"])
+        per = json.loads(meta.get("score_thresholds") or "{}")
+        cats = json.loads(meta["categories"])
+        return {c: float(per.get(c, pooled)) for c in cats}
+    except (KeyError, ValueError, TypeError, AttributeError) as e:
+        raise ModelError(f"model metadata without usable thresholds ({e})") from None
