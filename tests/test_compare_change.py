@@ -172,3 +172,22 @@ def test_disjoint_footprints_and_gsd_ratio_are_refused(tmp_path: Path) -> None:
     coarse = _pass(tmp_path / "c.tif", b, dets_b, 500_000.0, gsd=2.0, pass_id=3)
     with pytest.raises(CompareError, match=r"GSDs too different.*4\.0x"):
         compare_passes(pa, coarse)
+
+
+def test_local_misregistration_is_measured_and_stated() -> None:
+    """B sheared by up to ±3.8 px across the scene: the comparison says moves under ~3 sigma cannot be told apart."""
+    a = ground(size=640, seed=4)
+    k = 0.012
+    m = np.float32([[1, k, -k * 320], [0, 1, 0]])  # x_b = x_a + k (y_a - 320)
+    b = cv2.warpAffine(a, m, (640, 640), borderMode=cv2.BORDER_REFLECT)
+    valid = np.ones((640, 640), bool)
+    s = CompareSettings(registration="phase", local_block_px=128)
+    det = [Detection(OrientedBox.make(320, 320, 40, 36, 30), "aircraft", 0.9)]
+    c = compare_images(PassImage(a, valid, 1.0, 0.5), PassImage(b, valid, 1.0, 0.5), det, det, gsd_m=0.5, settings=s)
+    spread = c.registration.local_spread_px
+    assert spread is not None and 1.5 <= spread <= 4.0  # a uniform ramp of ±3.8 px: 1.4826 * 1.9 = 2.8 px
+    assert c.registration.error_px >= spread
+    assert any("locally misregistered" in w for w in c.warnings)
+    flat = compare_images(PassImage(a, valid, 1.0, 0.5), PassImage(shifted(a, 2, 1), valid, 1.0, 0.5), det, det, gsd_m=0.5, settings=s)
+    assert flat.registration.local_spread_px is not None and flat.registration.local_spread_px < 0.3
+    assert not any("locally misregistered" in w for w in flat.warnings)

@@ -11,7 +11,7 @@ import pytest
 from scipy import ndimage
 
 from sitewatch.compare import CompareSettings, Registration, phase_correlate, register
-from sitewatch.compare.registration import gradient_image
+from sitewatch.compare.registration import gradient_image, local_spread
 from sitewatch.errors import CompareError
 
 
@@ -87,6 +87,33 @@ def test_disjoint_valid_areas_are_refused() -> None:
     vb[:, 200:] = True
     with pytest.raises(CompareError, match="do not overlap"):
         register(a, a, va, vb)
+
+
+def test_pure_shift_has_no_local_misregistration() -> None:
+    a = texture(size=768, seed=7)
+    m = np.array([[1.0, 0.0, 3.3], [0.0, 1.0, -1.8], [0.0, 0.0, 1.0]])
+    b, valid = warp(a, m)
+    reg = register(a, b, None, valid, CompareSettings(local_block_px=128))
+    assert reg.local_blocks >= 20
+    assert reg.local_spread_px is not None and reg.local_spread_px < 0.15
+    assert reg.error_px < 0.5
+
+
+def test_shear_is_measured_as_local_misregistration() -> None:
+    """B sheared (x shift grows with y): one shift cannot align it; the block residual spread says by how much."""
+    size, k, block = 768, 0.006, 128
+    a = texture(size=size, seed=8)
+    m = np.array([[1.0, k, -k * size / 2], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])  # x_b = x_a + k (y_a - size/2)
+    b, valid = warp(a, m)
+    s = CompareSettings(registration="phase", local_block_px=block)
+    reg = register(a, b, None, valid, s)
+    centres = np.arange(block / 2, size - block / 2 + 1, block / 2)
+    xs, ys = np.meshgrid(centres, centres)
+    truth = np.column_stack([xs.ravel(), ys.ravel(), k * (ys.ravel() - size / 2) - reg.shift_x_px, np.full(xs.size, -reg.shift_y_px)])
+    expected = local_spread(truth)
+    assert expected == pytest.approx(1.4826 * k * size / 4, rel=0.2)  # MAD of a uniform ramp: a quarter of its range
+    assert reg.local_spread_px == pytest.approx(expected, abs=0.2)
+    assert reg.error_px >= reg.local_spread_px
 
 
 # --- real pairs -------------------------------------------------------------------------------

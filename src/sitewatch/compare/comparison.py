@@ -188,7 +188,13 @@ def compare_images(
         a_scale = np.diag([scale, scale, 1.0])
         if registration is None:
             work = register(to_grey(a.rgb), to_grey(b.rgb), seen_a, seen_b, s)
-            registration = work.with_matrix(to_scene @ work.as_array() @ a_scale, error_px=work.error_px / scale)
+            spread = None if work.local_spread_px is None else work.local_spread_px / scale
+            registration = work.with_matrix(to_scene @ work.as_array() @ a_scale, error_px=work.error_px / scale, local_spread_px=spread)
+            if spread is not None and gsd_m and 3 * spread * gsd_m > s.remain_tolerance_min_m:
+                warnings.append(
+                    f"the passes are locally misregistered by about {spread * gsd_m:.1f} m (1 sigma: different parts of the "
+                    f"scene shift differently); moves shorter than {3 * spread * gsd_m:.1f} m cannot be told from it"
+                )
         work_m = np.linalg.inv(to_scene) @ registration.as_array() @ np.linalg.inv(a_scale)
         b_rgb = warp_to_a(b.rgb, work_m, a.valid.shape)
         b_seen = warp_to_a(seen_b, work_m, a.valid.shape, nearest=True)

@@ -16,6 +16,13 @@ Method
 2. Feature matching (SIFT, ORB where SIFT is unavailable) + RANSAC similarity
    (:func:`cv2.estimateAffinePartial2D`) when phase correlation is poor or rotation/scale shows;
    its translation is then refined by phase correlation of the warped images.
+3. Local check: with B warped onto A by the chosen transform, blocks of the grid are
+   phase-correlated again (:func:`local_residuals`). Off-nadir views, terrain and
+   orthorectification differences make different parts of a scene shift by different amounts, so
+   one transform cannot align every pixel; the spread of the block residuals (robust: 1.4826 x
+   median absolute deviation, per axis, combined) is the measured local misregistration and sets
+   ``error_px`` when it exceeds the peak-quality estimate, so that object matching tolerances
+   allow for it.
 """
 
 from __future__ import annotations
@@ -49,7 +56,11 @@ class Registration:
             "identity".
         overlap: fraction of A's valid pixels that are valid in B after registration, 0..1.
         inliers: RANSAC inliers of feature matching, or None.
-        error_px: estimated 1-sigma registration error, pixels of A.
+        error_px: estimated 1-sigma registration error, pixels of A: the larger of the
+            phase-correlation peak estimate and the measured local misregistration.
+        local_spread_px: measured 1-sigma spread of local (block) residual shifts after
+            registration, pixels of A, or None when not measured (too few textured blocks).
+        local_blocks: blocks that entered ``local_spread_px``.
     """
 
     matrix: Matrix
@@ -58,6 +69,8 @@ class Registration:
     overlap: float = 1.0
     inliers: int | None = None
     error_px: float = 0.5
+    local_spread_px: float | None = None
+    local_blocks: int = 0
 
     @classmethod
     def translation(cls, dx: float, dy: float, **kw: object) -> Registration:
@@ -110,7 +123,10 @@ class Registration:
 
     def with_matrix(self, m: np.ndarray, **kw: object) -> Registration:
         """A copy with a new 3x3 (or 2x3) matrix and optionally other fields replaced."""
-        fields = {"quality": self.quality, "method": self.method, "overlap": self.overlap, "inliers": self.inliers, "error_px": self.error_px}
+        fields = {
+            "quality": self.quality, "method": self.method, "overlap": self.overlap, "inliers": self.inliers,
+            "error_px": self.error_px, "local_spread_px": self.local_spread_px, "local_blocks": self.local_blocks,
+        }
         fields.update(kw)
         return Registration(_to_tuple(m), **fields)  # type: ignore[arg-type]
 
@@ -126,6 +142,8 @@ class Registration:
             "overlap": round(self.overlap, 3),
             "inliers": self.inliers,
             "error_px": round(self.error_px, 3),
+            "local_spread_px": None if self.local_spread_px is None else round(self.local_spread_px, 3),
+            "local_blocks": self.local_blocks,
         }
 
 
@@ -326,7 +344,56 @@ def register(
     ov = _overlap(va, vb, best.as_array())
     if ov < s.min_overlap:
         raise CompareError(f"passes do not overlap: only {100 * ov:.0f} % of pass A is covered by pass B after registration")
-    return best.with_matrix(best.as_array(), overlap=ov)
+    m = best.as_array()
+    res = local_residuals(grey_a, warp_to_a(grey_b, m, grey_a.shape), va, warp_to_a(vb, m, grey_a.shape, nearest=True), s)
+    spread = local_spread(res)
+    error = best.error_px if spread is None else max(best.error_px, spread)
+    log.debug("local misregistration: %s px over %d blocks", spread, len(res))
+    return best.with_matrix(m, overlap=ov, error_px=error, local_spread_px=spread, local_blocks=len(res))
+
+
+def local_residuals(
+    grey_a: np.ndarray,
+    grey_b_on_a: np.ndarray,
+    valid_a: np.ndarray,
+    valid_b_on_a: np.ndarray,
+    settings: CompareSettings | None = None,
+) -> np.ndarray:
+    """Residual shifts of blocks of two images already registered onto one grid.
+
+    Blocks of ``settings.local_block_px`` (half-overlapping) that are at least 90 % valid in both
+    images are phase-correlated; blocks with a peak quality below ``min_phase_quality`` (flat
+    ground, water) or a residual beyond ``local_max_residual_px`` (moving objects filling the
+    block) are left out.
+
+    Returns:
+        Array (n, 4) of block centre x, y and residual dx, dy (pixels of A): a ground point at the
+        block centre in A is at ``(x + dx, y + dy)`` in the warped B.
+    """
+    s = settings or CompareSettings()
+    size = s.local_block_px
+    h, w = grey_a.shape
+    if h < size or w < size:
+        return np.zeros((0, 4))
+    ok = valid_a & valid_b_on_a
+    out = []
+    for y in range(0, h - size + 1, size // 2):
+        for x in range(0, w - size + 1, size // 2):
+            if ok[y : y + size, x : x + size].mean() < 0.9:
+                continue
+            dx, dy, q = phase_correlate(grey_a[y : y + size, x : x + size], grey_b_on_a[y : y + size, x : x + size], upsample_factor=10)
+            if q >= s.min_phase_quality and math.hypot(dx, dy) <= s.local_max_residual_px:
+                out.append((x + size / 2, y + size / 2, dx, dy))
+    return np.array(out, dtype=float).reshape(-1, 4)
+
+
+def local_spread(residuals: np.ndarray, min_blocks: int = 6) -> float | None:
+    """Robust 1-sigma spread of block residuals (1.4826 x MAD per axis, combined), or None if too few."""
+    if len(residuals) < min_blocks:
+        return None
+    d = residuals[:, 2:4]
+    mad = 1.4826 * np.median(np.abs(d - np.median(d, axis=0)), axis=0)
+    return float(math.hypot(*mad))
 
 
 def _error_from_quality(q: float) -> float:

@@ -31,6 +31,10 @@ class CompareSettings(BaseSettings):
         min_inliers: RANSAC inliers a feature-based registration needs.
         translation_only_residual_px: use the similarity (rotation/scale) model only when it moves
             some corner of the grid by more than this from the pure translation, pixels.
+        local_block_px: side of the blocks whose residual shifts measure local misregistration
+            after registration, working pixels.
+        local_max_residual_px: block residuals larger than this are outliers (moving objects),
+            working pixels.
         remain_tolerance_frac: an object "remained" when its centre moved less than this fraction
             of its length (or its oriented IoU is at least ``remain_iou``).
         remain_tolerance_min_m: ... and never less than this many metres.
@@ -65,6 +69,8 @@ class CompareSettings(BaseSettings):
     min_quality: float = Field(default=0.15, ge=0, le=1)
     min_inliers: int = Field(default=12, ge=3)
     translation_only_residual_px: float = Field(default=0.5, gt=0)
+    local_block_px: int = Field(default=256, ge=32)
+    local_max_residual_px: float = Field(default=8.0, gt=0)
     remain_tolerance_frac: float = Field(default=0.25, gt=0)
     remain_tolerance_min_m: float = Field(default=2.0, ge=0)
     remain_iou: float = Field(default=0.5, gt=0, le=1)
