@@ -412,8 +412,10 @@ def finish(ckpt_path: Path, data_root: Path, onnx_out: Path, datasets: list[str]
     metrics = validate(model, data_root, datasets)
     (Path(ckpt_path).parent / "val_metrics.json").write_text(json.dumps(metrics, indent=2))
     cfg = ckpt.get("config", {})
+    # A resumed run was shaped by every invocation, in order: all of them reproduce it.
+    commands = [c for c in cfg.get("extra", {}).get("commands", []) if c] or [cfg.get("command", "")]
     meta = {
-        "train_command": cfg.get("command", ""),
+        "train_command": " && ".join(commands),
         "score_threshold": f"{metrics['score_threshold']:.3f}",
         "working_gsd_m": f"{WORKING_GSD_M}",
         "input_tile": "512",
