@@ -165,22 +165,24 @@ def test_few_steps_on_real_images_reduce_the_loss(data_dir: Path) -> None:
 
 
 def test_interrupted_run_resumes_to_the_same_weights(data_dir: Path, tmp_path: Path) -> None:
-    from sitewatch.detect.train.loop import TrainConfig, train
+    from sitewatch.detect.train.loop import TrainConfig, train, train_command
 
-    def cfg(out: Path, stop: int | None = None) -> TrainConfig:
+    def cfg(out: Path, stop: int | None = None, invocation: str = "sitewatch train --steps 4") -> TrainConfig:
         return TrainConfig(
             data=str(data_dir), out=str(out), minutes=None, steps=4, batch=1, size=64, width=16,
             datasets=["vedai"], limit_images=2, pretrained=False, checkpoint_every_s=1e9, warmup_steps=2,
-            stop_after_steps=stop,
+            stop_after_steps=stop, command=invocation, extra={"invocation": invocation},
         )
 
     straight = train(cfg(tmp_path / "a"))
     interrupted = train(cfg(tmp_path / "b", stop=2))
     assert torch.load(interrupted, weights_only=False)["step"] == 2
-    resumed = train(cfg(tmp_path / "b"), resume=True)
+    resumed = train(cfg(tmp_path / "b", invocation="sitewatch train --resume"), resume=True)
     a = torch.load(straight, weights_only=False)
     b = torch.load(resumed, weights_only=False)
     assert a["step"] == b["step"] == 4
+    assert train_command(a["config"]) == "sitewatch train --steps 4"
+    assert train_command(b["config"]) == "sitewatch train --steps 4 && sitewatch train --resume"
     for k, v in a["model"].items():
         torch.testing.assert_close(v, b["model"][k], rtol=1e-5, atol=1e-6)
 

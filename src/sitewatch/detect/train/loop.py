@@ -403,6 +403,16 @@ def validate(model: Any, data_root: Path, datasets: list[str] | None = None) -> 
     }
 
 
+def train_command(config: dict[str, Any]) -> str:
+    """The command line(s) that trained a checkpoint, from its stored config.
+
+    A resumed run was shaped by every invocation, in order, so all of them (joined by `` && ``)
+    reproduce it; a run never resumed has one.
+    """
+    commands = [c for c in config.get("extra", {}).get("commands", []) if c]
+    return " && ".join(commands) if commands else config.get("command", "")
+
+
 def finish(ckpt_path: Path, data_root: Path, onnx_out: Path, datasets: list[str] | None = None) -> dict[str, Any]:
     """Validate the checkpoint, store the metrics next to it and export the ONNX model."""
     from sitewatch.detect.train.data import WORKING_GSD_M
@@ -412,10 +422,8 @@ def finish(ckpt_path: Path, data_root: Path, onnx_out: Path, datasets: list[str]
     metrics = validate(model, data_root, datasets)
     (Path(ckpt_path).parent / "val_metrics.json").write_text(json.dumps(metrics, indent=2))
     cfg = ckpt.get("config", {})
-    # A resumed run was shaped by every invocation, in order: all of them reproduce it.
-    commands = [c for c in cfg.get("extra", {}).get("commands", []) if c] or [cfg.get("command", "")]
     meta = {
-        "train_command": " && ".join(commands),
+        "train_command": train_command(cfg),
         "score_threshold": f"{metrics['score_threshold']:.3f}",
         "working_gsd_m": f"{WORKING_GSD_M}",
         "input_tile": "512",
