@@ -102,6 +102,7 @@ def command(site: str, ref_from: str | None, ref_to: str | None, map_path: Path 
         out_console.print(
             f"registration: {reg.method}, shift ({reg.shift_x_px:+.1f}, {reg.shift_y_px:+.1f}) px, "
             f"rotation {reg.rotation_deg:+.2f}°, quality {reg.quality:.2f}"
+            + ("" if reg.local_spread_px is None else f", local misregistration ±{reg.local_spread_px:.1f} px (1σ, {reg.local_blocks} blocks)")
         )
     for cat, v in result.counts.items():
         if v["a"] or v["b"]:
