@@ -20,6 +20,7 @@ from sitewatch.compare import (
     compare_passes,
     write_change_map,
 )
+from sitewatch.compare.registration import local_spread
 from sitewatch.errors import CompareError
 from sitewatch.types import Detection, OrientedBox, Pass
 
@@ -185,7 +186,13 @@ def test_local_misregistration_is_measured_and_stated() -> None:
     det = [Detection(OrientedBox.make(320, 320, 40, 36, 30), "aircraft", 0.9)]
     c = compare_images(PassImage(a, valid, 1.0, 0.5), PassImage(b, valid, 1.0, 0.5), det, det, gsd_m=0.5, settings=s)
     spread = c.registration.local_spread_px
-    assert spread is not None and 1.5 <= spread <= 4.0  # a uniform ramp of ±3.8 px: 1.4826 * 1.9 = 2.8 px
+    # Exact answer: the robust spread of the true residuals at the 81 half-overlapping block centres.
+    centres = np.arange(64, 640 - 64 + 1, 64)
+    xs, ys = np.meshgrid(centres, centres)
+    reg = c.registration
+    truth = np.column_stack([xs.ravel(), ys.ravel(), k * (ys.ravel() - 320) - reg.shift_x_px, np.full(xs.size, -reg.shift_y_px)])
+    assert reg.local_blocks == 81
+    assert spread == pytest.approx(local_spread(truth), abs=0.2)
     assert c.registration.error_px >= spread
     assert any("locally misregistered" in w for w in c.warnings)
     flat = compare_images(PassImage(a, valid, 1.0, 0.5), PassImage(shifted(a, 2, 1), valid, 1.0, 0.5), det, det, gsd_m=0.5, settings=s)
