@@ -268,3 +268,74 @@ def test_weak_categories_keep_the_pooled_threshold() -> None:
     assert out["ship"] == {"threshold": 0.2, "f1": 0.5, "weak": False}
     assert out["large-vehicle"] == {"threshold": 0.4, "f1": 0.1, "weak": True} and WEAK_CATEGORY_F1 > 0.1
     assert set(out) == {"aircraft", "ship", "large-vehicle"}  # no objects, no threshold
+
+
+# --------------------------------------------------------------------------- starting from a shipped model
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "src" / "sitewatch" / "detect" / "models" / "sitewatch-det.onnx"
+
+
+def test_shipped_model_restores_exactly_from_its_onnx_file() -> None:
+    """The BatchNorm-folded ONNX weights go back into the network: same outputs within 1e-4."""
+    import onnxruntime as ort
+
+    from sitewatch.detect.train.export import load_onnx_weights, restore_error
+    from sitewatch.detect.train.model import SitewatchNet
+
+    model = SitewatchNet(pretrained=False)
+    meta = load_onnx_weights(model, SHIPPED)
+    assert meta["name"] == "sitewatch-det"
+    assert restore_error(model, SHIPPED, 320, seed=5) < 1e-4
+    # Scores on a non-square real-sized input, compared directly.
+    x = (np.random.default_rng(1).random((1, 3, 192, 256)) * 255).astype(np.float32)
+    hm_o, _ = ort.InferenceSession(str(SHIPPED), providers=["CPUExecutionProvider"]).run(None, {"image": x})
+    with torch.no_grad():
+        hm_t, _ = model.eval()(torch.from_numpy(x))
+    np.testing.assert_allclose(hm_t.numpy(), hm_o, atol=1e-4)
+
+
+def test_a_model_of_another_architecture_is_refused(tmp_path: Path) -> None:
+    from sitewatch.detect.train.export import default_metadata, export_onnx, load_onnx_weights
+    from sitewatch.detect.train.model import SitewatchNet
+    from sitewatch.errors import ModelError
+
+    other = export_onnx(SitewatchNet(pretrained=False, width=16).eval(), tmp_path / "w16.onnx", default_metadata(), check_size=64)
+    with pytest.raises(ModelError, match="w16.onnx: not a sitewatch-det of this architecture"):
+        load_onnx_weights(SitewatchNet(pretrained=False, width=64), other)
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="junk.onnx: not a readable ONNX model"):
+        load_onnx_weights(SitewatchNet(pretrained=False), junk)
+
+
+@pytest.mark.parametrize("case", ["missing", "junk"])
+def test_cli_init_with_a_bad_model_gives_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], data_dir: Path, case: str) -> None:
+    from sitewatch.cli.main import main
+
+    model = tmp_path / "m.onnx"
+    if case == "junk":
+        model.write_bytes(b"\x00" * 10)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "last.ckpt").write_bytes(b"keep")
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--data", str(data_dir), "--out", str(out), "--init", str(model), "--steps", "1", "--no-export"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2
+    assert len(err) == 1 and str(model) in err[0] and "Traceback" not in err[0]
+    assert (out / "last.ckpt").read_bytes() == b"keep"
+
+
+def test_lifetime_counts_accumulate_over_models() -> None:
+    from sitewatch.detect.train.loop import TrainConfig, lifetime_from_metadata, lifetime_metadata
+
+    prior = lifetime_from_metadata({"train_command": "sitewatch train --minutes 110 && sitewatch train --resume"})
+    assert lifetime_from_metadata({"name": "sitewatch-det", "version": "1.2.0"})["crops"] == 26208
+    assert prior == {"steps": 0, "crops": 0, "commands": ["sitewatch train --minutes 110", "sitewatch train --resume"]}
+    cfg = TrainConfig(data="d", out="o", batch=8, command="sitewatch train --init m.onnx", extra={"prior": {**prior, "steps": 100, "crops": 800}})
+    meta = lifetime_metadata(cfg, 50)
+    assert meta["steps_seen"] == "150" and meta["crops_seen"] == str(800 + 50 * 8)
+    assert json.loads(meta["train_history"])[-1] == "sitewatch train --init m.onnx"
+    again = lifetime_from_metadata(meta)
+    assert again["crops"] == 1200 and len(again["commands"]) == 3

@@ -43,6 +43,13 @@ def _log_to(path: Path) -> None:
 @click.option("--lr", type=float, default=2e-3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from <out>/last.ckpt.")
+@click.option("--init", "init", type=click.Path(path_type=Path), default=None,
+              help="Start from the weights of an exported model (e.g. the shipped src/sitewatch/detect/models/sitewatch-det.onnx).")
+@click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True,
+              help="bf16 autocast with fp32 master weights where the CPU/GPU supports it natively (auto), or plain fp32.")
+@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True, help="Compute threads.")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Data-loading worker processes (crops and augmentation beside the model's threads).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--export", "export_to", type=click.Path(path_type=Path), default=None,
               help="ONNX file written at the end (default <out>/sitewatch-det.onnx).")
@@ -52,7 +59,8 @@ def _log_to(path: Path) -> None:
 @click.pass_context
 def command(
     ctx: click.Context, data: Path | None, out: Path, minutes: float | None, steps: int | None, epochs: int | None,
-    batch: int, size: int, lr: float, seed: int, resume: bool, device: str, export_to: Path | None, no_export: bool,
+    batch: int, size: int, lr: float, seed: int, resume: bool, init: Path | None, precision: str, threads: int,
+    workers: int, device: str, export_to: Path | None, no_export: bool,
     weights: tuple[str, ...],
 ) -> None:
     """Train sitewatch's oriented-box detector on the labelled data tree.
@@ -76,6 +84,10 @@ def command(
 
         n = len(load_split(data, "train"))
         steps = max(1, epochs * n // batch)
+    if init is not None and resume:
+        raise click.UsageError("--init starts a new run from a model; --resume continues a run: give one of them")
+    if init is not None and not init.is_file():
+        raise SitewatchError(f"{init}: model file not found (--init)")
     if steps is None and minutes is None and not resume:
         minutes = 60.0
     shares: dict[str, float] = {}
@@ -89,7 +101,8 @@ def command(
     invocation = shlex.join(["sitewatch", *sys.argv[1:]])
     cfg = TrainConfig(
         data=str(data), out=str(out), minutes=minutes, steps=steps, batch=batch, size=size, lr=lr, seed=seed,
-        device=device, command=invocation, extra={"dataset_weights": shares, "invocation": invocation},
+        device=device, init=str(init) if init else None, precision=precision, threads=threads, workers=workers,
+        command=invocation, extra={"dataset_weights": shares, "invocation": invocation},
     )
     ckpt = train(cfg, resume=resume)
     click.echo(f"checkpoint: {ckpt}")

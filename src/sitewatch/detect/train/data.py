@@ -40,12 +40,14 @@ DATASET_WEIGHTS: dict[str, float] = {
     "allplanes": 0.02,
     "mar20-sample": 0.01,
     "hrsc2016-samples": 0.04,
+    "simd-helicopters": 0.03,
 }
-#: Share of DOTA samples centred on a helicopter (they are all in one image).
-HELICOPTER_SHARE = 0.25
-#: Scale jitter for images without a known GSD (and a milder one for those with one).
-SCALE_JITTER_NO_GSD = (0.75, 1.33)
-SCALE_JITTER_GSD = (0.85, 1.18)
+#: Share of all samples centred on a labelled helicopter (helicopters are rare: 2 training images).
+HELICOPTER_SHARE = 0.06
+#: Scale jitter for images without a known GSD (screenshots: aircraft from ~12 px to ~250 px) and
+#: a milder one for those with one.
+SCALE_JITTER_NO_GSD = (0.5, 1.6)
+SCALE_JITTER_GSD = (0.8, 1.25)
 
 
 @dataclass(slots=True)
@@ -217,7 +219,7 @@ class CropSampler:
     def sample(self, index: int) -> Sample:
         rng = np.random.default_rng([self.seed, index])
         ds = self.dataset_names[rng.choice(len(self.dataset_names), p=self.dataset_p)]
-        if ds == "dota" and self.heli_images and rng.random() < HELICOPTER_SHARE:
+        if self.heli_images and rng.random() < HELICOPTER_SHARE:
             im = self.images[self.heli_images[rng.integers(len(self.heli_images))]]
             focus = int(rng.choice(im.helicopters))
         else:

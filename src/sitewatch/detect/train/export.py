@@ -278,3 +278,118 @@ def _operating_thresholds(meta: dict[str, str]) -> dict[str, float]:
         return {c: float(per.get(c, pooled)) for c in cats}
     except (KeyError, ValueError, TypeError, AttributeError) as e:
         raise ModelError(f"model metadata without usable thresholds ({e})") from None
+
+
+#: Largest difference allowed between a model restored from ONNX and the ONNX model itself.
+RESTORE_TOLERANCE = 1e-4
+
+
+def restore_error(model: Any, onnx_path: Path, size: int, seed: int = 0) -> float:
+    """Largest difference between ``model`` and an ONNX file on a random ``size`` image.
+
+    Scores and centre offsets are compared absolutely, lengths and widths relative to their
+    size; the heading channels (a unit vector normalised in the graph, whose raw length is tiny
+    on noise input) are compared through the heading itself, weighted by the score there.
+    """
+    import onnxruntime as ort
+    import torch
+
+    rng = np.random.default_rng(seed)
+    x = (rng.random((1, 3, size, size)) * 255.0).astype(np.float32)
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    hm_o, geo_o = sess.run(["heatmap", "geometry"], {"image": x})
+    with torch.no_grad():
+        hm_t, geo_t = (t.numpy() for t in model.eval()(torch.from_numpy(x)))
+    score = float(np.abs(hm_o - hm_t).max())
+    offset = float(np.abs(geo_o[:, :2] - geo_t[:, :2]).max())
+    size_rel = float((np.abs(geo_o[:, 2:4] - geo_t[:, 2:4]) / np.maximum(1.0, np.abs(geo_t[:, 2:4]))).max())
+    dtheta = np.abs(np.angle((geo_o[:, 4] + 1j * geo_o[:, 5]) * np.conj(geo_t[:, 4] + 1j * geo_t[:, 5]))) / 2.0
+    heading = float((dtheta * hm_t.max(axis=1)).max())
+    return max(score, offset, size_rel, heading)
+
+
+def load_onnx_weights(model: Any, onnx_path: Path, check_size: int = 256) -> dict[str, str]:
+    """Restore the weights of an exported detector into ``model`` (a fresh ``SitewatchNet``).
+
+    The exporter folds each BatchNorm into the convolution before it, so the ONNX graph holds one
+    weight and one bias per convolution, in the order the network runs them. They are matched to
+    the network's convolutions in that order; a folded BatchNorm becomes the identity (unit scale,
+    zero mean, unit variance after its epsilon) carrying the folded bias. Training on from such a
+    network keeps every BatchNorm in eval mode (:func:`~sitewatch.detect.train.model.freeze_bn`
+    with ``everything=True``), so it computes exactly what the ONNX model computes.
+
+    Args:
+        model: the network to fill (its architecture must be the exported one).
+        onnx_path: the ``.onnx`` file.
+        check_size: side of the random image on which both are compared.
+
+    Returns:
+        The model's ``metadata_props``.
+
+    Raises:
+        ModelError: the file is unreadable, of another architecture, or the restored network
+            differs from it by more than :data:`RESTORE_TOLERANCE`.
+    """
+    import onnx
+    import torch
+    from onnx import numpy_helper
+    from torch import nn
+
+    onnx_path = Path(onnx_path)
+    if not onnx_path.is_file():
+        raise ModelError(f"{onnx_path}: model file not found")
+    try:
+        proto = onnx.load(str(onnx_path))
+    except Exception as e:  # noqa: BLE001 - onnx raises DecodeError, OSError and others
+        raise ModelError(f"{onnx_path}: not a readable ONNX model ({e})") from None
+    inits = {t.name: t for t in proto.graph.initializer}
+    convs = [n for n in proto.graph.node if n.op_type == "Conv"]
+
+    # The network's convolutions in the order they run, each with the BatchNorm that follows it.
+    calls: list[nn.Module] = []
+    hooks = [
+        m.register_forward_hook(lambda mod, _i, _o: calls.append(mod))
+        for m in model.modules()
+        if isinstance(m, nn.Conv2d | nn.BatchNorm2d)
+    ]
+    model = model.to("cpu").eval()
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 64, 64))
+    for h in hooks:
+        h.remove()
+    pairs: list[tuple[nn.Conv2d, nn.BatchNorm2d | None]] = []
+    for i, m in enumerate(calls):
+        if isinstance(m, nn.Conv2d):
+            nxt = calls[i + 1] if i + 1 < len(calls) else None
+            pairs.append((m, nxt if isinstance(nxt, nn.BatchNorm2d) else None))
+    if len(pairs) != len(convs):
+        raise ModelError(f"{onnx_path}: not a sitewatch-det of this architecture ({len(convs)} convolutions, expected {len(pairs)})")
+    with torch.no_grad():
+        for (conv, bn), node in zip(pairs, convs, strict=True):
+            try:
+                w = torch.from_numpy(numpy_helper.to_array(inits[node.input[1]]).astype(np.float32))
+                b = torch.from_numpy(numpy_helper.to_array(inits[node.input[2]]).astype(np.float32)) if len(node.input) > 2 else None
+            except KeyError:
+                raise ModelError(f"{onnx_path}: not a sitewatch-det of this architecture (convolution {node.name} has no stored weights)") from None
+            if w.shape != conv.weight.shape:
+                raise ModelError(
+                    f"{onnx_path}: not a sitewatch-det of this architecture (weight {tuple(w.shape)} where {tuple(conv.weight.shape)} is expected)"
+                )
+            conv.weight.copy_(w)
+            bias = b if b is not None else torch.zeros(w.shape[0])
+            if bn is None:
+                if conv.bias is None:
+                    raise ModelError(f"{onnx_path}: not a sitewatch-det of this architecture (unexpected bias)")
+                conv.bias.copy_(bias)
+                continue
+            if conv.bias is not None:
+                conv.bias.zero_()
+            bn.weight.fill_(1.0)
+            bn.bias.copy_(bias)
+            bn.running_mean.zero_()
+            bn.running_var.fill_(1.0 - bn.eps)
+    err = restore_error(model, onnx_path, check_size)
+    if err > RESTORE_TOLERANCE:
+        raise ModelError(f"{onnx_path}: the restored network differs from the model by {err:.1e}")
+    log.info("restored the weights of %s (max |onnx - torch| = %.1e)", onnx_path, err)
+    return {p.key: p.value for p in proto.metadata_props}

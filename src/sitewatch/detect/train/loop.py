@@ -56,6 +56,10 @@ class TrainConfig:
     #: into sessions; the schedule still follows the whole run).
     stop_after_steps: int | None = None
     pretrained: bool = True
+    #: Start from the weights of an exported model (ONNX) instead of the ImageNet backbone.
+    init: str | None = None
+    #: "auto" (bf16 autocast where the CPU has native bf16, else fp32), "bf16" or "fp32".
+    precision: str = "auto"
     command: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -68,6 +72,21 @@ def _device(name: str) -> str:
     if name == "cuda" and not torch.cuda.is_available():
         raise ModelError("--device cuda: no CUDA device available")
     return name
+
+
+def _precision(name: str, device: str) -> str:
+    """The arithmetic of the forward/backward pass: ``"bf16"`` (autocast, fp32 master weights) or ``"fp32"``."""
+    import torch
+
+    if name != "auto":
+        return name
+    if device == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        native = False
+    return "bf16" if native else "fp32"
 
 
 def lr_at(step: int, progress: float | None, base: float, warmup: int) -> float:
@@ -92,6 +111,50 @@ class _Batches:
         while True:
             yield [step * self.batch + j for j in range(self.batch)]
             step += 1
+
+
+#: Steps and crops of shipped models exported before the ``steps_seen`` / ``crops_seen`` keys
+#: existed, from their model card (3,276 steps of 8 crops for 1.2.0).
+EARLIER_LIFETIMES: dict[str, tuple[int, int]] = {"sitewatch-det 1.2.0": (3276, 26208)}
+
+
+def lifetime_from_metadata(meta: dict[str, str]) -> dict[str, Any]:
+    """Steps, crops and commands a model's weights have seen, from its ONNX metadata.
+
+    Models exported before these keys existed take their figures from :data:`EARLIER_LIFETIMES`
+    (or count from zero); their commands are kept either way.
+    """
+    def num(key: str) -> int:
+        try:
+            return int(float(meta.get(key, "0") or 0))
+        except ValueError:
+            return 0
+
+    try:
+        commands = json.loads(meta.get("train_history", "[]"))
+    except ValueError:
+        commands = []
+    if not commands and meta.get("train_command"):
+        commands = [c.strip() for c in meta["train_command"].split(" && ") if c.strip()]
+    steps, crops = num("steps_seen"), num("crops_seen")
+    if "crops_seen" not in meta:
+        steps, crops = EARLIER_LIFETIMES.get(f"{meta.get('name', '')} {meta.get('version', '')}", (0, 0))
+    return {"steps": steps, "crops": crops, "commands": commands}
+
+
+def lifetime_metadata(cfg: TrainConfig, step: int) -> dict[str, str]:
+    """The cumulative training record of a checkpoint at ``step``: earlier models' steps, crops and
+    commands (from ``--init``) plus this run's."""
+    prior = dict(cfg.extra.get("prior") or {"steps": 0, "crops": 0, "commands": []})
+    if not prior.get("crops") and cfg.extra.get("init_model") in EARLIER_LIFETIMES:
+        prior["steps"], prior["crops"] = EARLIER_LIFETIMES[cfg.extra["init_model"]]
+    own = list(cfg.extra.get("commands", [cfg.command])) or [cfg.command]
+    history = [*prior.get("commands", []), *[c for c in own if c]]
+    return {
+        "steps_seen": str(int(prior.get("steps", 0)) + step),
+        "crops_seen": str(int(prior.get("crops", 0)) + step * cfg.batch),
+        "train_history": json.dumps(history),
+    }
 
 
 def _save(path: Path, obj: dict[str, Any]) -> None:
@@ -130,13 +193,22 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         for k in ("minutes", "steps"):
             if getattr(cfg, k) is None:
                 setattr(cfg, k, saved.get(k))
-        for k in ("batch", "size", "seed", "width", "freeze_blocks", "lr", "backbone_lr_mult", "warmup_steps", "datasets", "command"):
+        for k in ("batch", "size", "seed", "width", "freeze_blocks", "lr", "backbone_lr_mult", "warmup_steps", "datasets", "command", "init"):
             setattr(cfg, k, saved.get(k, getattr(cfg, k)))
         # Every invocation that shaped the weights is kept, in order, for the model card.
         history = list(saved.get("extra", {}).get("commands", [saved.get("command", "")]))
         cfg.extra = {**saved.get("extra", {}), **cfg.extra, "commands": [*history, cfg.extra.get("invocation", "")]}
         log.info("resuming from %s at step %d", ckpt_path, state["step"])
 
+    model = SitewatchNet(pretrained=cfg.pretrained and state is None and not cfg.init, width=cfg.width)
+    prior = {"steps": 0, "crops": 0, "commands": []}
+    if cfg.init and state is None:
+        from sitewatch.detect.train.export import load_onnx_weights
+
+        meta = load_onnx_weights(model, Path(cfg.init))
+        prior = lifetime_from_metadata(meta)
+        cfg.extra = {**cfg.extra, "prior": prior, "init_model": f"{meta.get('name', '')} {meta.get('version', '')}".strip()}
+        log.info("starting from %s (%s; %d crops seen before)", cfg.init, cfg.extra["init_model"], prior["crops"])
     t0 = time.time()
     images = load_split(Path(cfg.data), "train", cfg.datasets, cfg.limit_images)
     log.info(
@@ -151,7 +223,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         def __getitem__(self, i: int):
             return sampler.sample(i)
 
-    model = SitewatchNet(pretrained=cfg.pretrained and state is None, width=cfg.width).to(device)
+    model = model.to(device)
     freeze_early(model, cfg.freeze_blocks)
     groups = [
         {"params": [p for p in model.backbone_parameters() if p.requires_grad], "lr_mult": cfg.backbone_lr_mult},
@@ -190,13 +262,19 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
                 "elapsed_s": elapsed,
                 "config": asdict(cfg),
                 "torch_rng": torch.get_rng_state(),
-                "metadata": {"train_command": cfg.command},
+                "metadata": {"train_command": cfg.command, **lifetime_metadata(cfg, step)},
             },
         )
         log.info("checkpoint %s (step %d)", ckpt_path, step)
 
+    precision = _precision(cfg.precision, device)
+    if device == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    log.info("precision %s on %s, %d threads", precision, device, torch.get_num_threads())
+    # A network restored from an exported (BatchNorm-folded) model keeps every BatchNorm frozen.
+    all_bn = bool(cfg.init or cfg.extra.get("prior"))
     model.train()
-    freeze_bn(model)
+    freeze_bn(model, everything=all_bn)
     # With a time budget (and no step count) the schedule follows wall-clock time, so a run on a
     # busy machine still ends on time; with --steps it follows the step count.
     budget_s = cfg.minutes * 60.0 if cfg.minutes and not cfg.steps else None
@@ -211,17 +289,25 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     if state is not None:
         torch.set_rng_state(state["torch_rng"])
     while (elapsed < budget_s) if budget_s else (step < total):
+        t_data = time.time()
         batch = {k: v.to(device, non_blocking=True) for k, v in next(it).items()}
+        if device == "cpu":
+            batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
+        t_comp = time.time()
+        sums["data_s"] = sums.get("data_s", 0.0) + (t_comp - t_data)
         lr = lr_at(step, elapsed / budget_s if budget_s else step / total, cfg.lr, cfg.warmup_steps)
         for g in opt.param_groups:
             g["lr"] = lr * g["lr_mult"]
-        out_t = model.forward_train(batch["image"])
+        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out_t = model.forward_train(batch["image"])
+        out_t = {k: v.float() for k, v in out_t.items()}
         loss, parts = detection_loss(out_t, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
         opt.step()
         step += 1
+        sums["step_s"] = sums.get("step_s", 0.0) + (time.time() - t_comp)
         elapsed = time.time() - run_start
         for k, v in {"loss": float(loss.detach()), **parts}.items():
             sums[k] = sums.get(k, 0.0) + v
@@ -235,9 +321,13 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
                 total = step + int((budget_s - elapsed) / per) if per == per else None  # estimate, for the log
             else:
                 eta = (total - step) * per / 60
+            data_s, step_s = sums.pop("data_s", 0.0) / n_sum, sums.pop("step_s", 0.0) / n_sum
             log.info(
-                "step %d/%s lr %.2e %s | %.2f s/step, %.1f min elapsed, ~%.1f min left",
-                step, total or "?", lr, " ".join(f"{k} {v / n_sum:.3f}" for k, v in sums.items()), per, elapsed / 60, eta,
+                "step %d/%s lr %.2e %s | %.2f s/step (%.2f steps/s, %.1f crops/s; data %.2f s, model %.2f s), "
+                "%.1f min elapsed, ~%.1f min left",
+                step, total or "?", lr, " ".join(f"{k} {v / n_sum:.3f}" for k, v in sums.items()), per,
+                1 / per if per == per else float("nan"), cfg.batch / per if per == per else float("nan"),
+                data_s, step_s, elapsed / 60, eta,
             )
             sums, n_sum = {}, 0
         if cfg.stop_after_steps and step - (state["step"] if state else 0) >= cfg.stop_after_steps:
@@ -422,8 +512,11 @@ def finish(ckpt_path: Path, data_root: Path, onnx_out: Path, datasets: list[str]
     metrics = validate(model, data_root, datasets)
     (Path(ckpt_path).parent / "val_metrics.json").write_text(json.dumps(metrics, indent=2))
     cfg = ckpt.get("config", {})
+    lifetime = {k: v for k, v in (ckpt.get("metadata") or {}).items() if k in ("steps_seen", "crops_seen", "train_history")}
+    history = json.loads(lifetime.get("train_history", "[]"))
     meta = {
-        "train_command": train_command(cfg),
+        **lifetime,
+        "train_command": " && ".join(history) if history else train_command(cfg),
         "score_threshold": f"{metrics['score_threshold']:.3f}",
         "working_gsd_m": f"{WORKING_GSD_M}",
         "input_tile": "512",

@@ -154,9 +154,11 @@ def freeze_early(model: SitewatchNet, n_blocks: int = 3) -> None:
             p.requires_grad_(False)
 
 
-def freeze_bn(model: nn.Module) -> None:
-    """Put the backbone's BatchNorm layers in eval mode (small batches on CPU)."""
-    for m in model.backbone.modules():
+def freeze_bn(model: nn.Module, everything: bool = False) -> None:
+    """Put the backbone's BatchNorm layers in eval mode (small batches on CPU); with
+    ``everything`` those of the top-down path too (a network restored from an exported model,
+    whose BatchNorms were folded into the convolutions)."""
+    for m in (model if everything else model.backbone).modules():
         if isinstance(m, nn.BatchNorm2d):
             m.eval()
 

@@ -10,6 +10,8 @@ Rules (the same function serves training and evaluation):
 * Datasets with fewer than 5 labelled images (``ucas-aod``, ``mar20-sample``,
   ``hrsc2016-samples``) are all training data.
 * ``dota/P0168`` (the only DOTA image with helicopters) is always training data.
+* ``simd-helicopters``: one apron group is validation (the overlapping crops 0247, 0248 and
+  0249 of one apron, 5 helicopter labels); the other images are training data.
 * Every other image: validation when ``sha1("<dataset>/<image stem>")`` as a fraction of
   2**160 is below the dataset's rate: 20 % for ``ships-google-earth``, ``fair1m`` and
   ``vedai``, 15 % otherwise.
@@ -33,6 +35,8 @@ VAL_RATE = {"ships-google-earth": 0.20, "fair1m": 0.20, "vedai": 0.20}
 DEFAULT_VAL_RATE = 0.15
 MIN_IMAGES_FOR_VAL = 5
 ALWAYS_TRAIN = frozenset({("dota", "P0168")})
+SIMD = "simd-helicopters"
+SIMD_VAL = frozenset({"simd_0247", "simd_0248", "simd_0249"})
 
 
 def hash_fraction(key: str) -> float:
@@ -105,6 +109,8 @@ def split_of(image: LabelledImage) -> Split:
         return "train"
     if _dataset_size(str(root)) < MIN_IMAGES_FOR_VAL:
         return "train"
+    if image.dataset == SIMD:
+        return "val" if name in SIMD_VAL else "train"
     if image.dataset == AIRBUS:
         group = site_groups(root).get(name, name)
         return "val" if group in _airbus_val_groups(str(root)) else "train"
