@@ -185,6 +185,34 @@ def test_documents_and_claims(store_url: str) -> None:
             store.save_claims(999, [{"count": 1}])
 
 
+def test_documents_are_identified_by_content_hash(store_url: str) -> None:
+    text_a = "Ten Su-24 arrived at Hmeimim.\nTwo left."
+    with open_store(store_url) as store:
+        first, new = store.add_document_once("Ministry", text_a)
+        assert new
+        # the same text re-wrapped, from the same source spelled differently: the stored document
+        assert store.add_document_once(" ministry ", "Ten Su-24 arrived   at Hmeimim. Two left.") == (first, False)
+        other, new_other = store.add_document_once("Blog", text_a)  # another source keeps its own document
+        assert new_other and other != first
+        docs = store.list_documents()
+        assert [d["id"] for d in docs] == [first, other]
+        assert docs[0]["content_hash"] == docs[1]["content_hash"] == sc.content_hash("Ten Su-24 arrived at Hmeimim. Two left.")
+        assert len(docs[0]["content_hash"]) == 64
+
+
+def test_upgrade_from_v3_hashes_stored_documents(store_url: str) -> None:
+    engine = make_engine(store_url)
+    assert migrations.upgrade(engine, target=3) == 3
+    docs = sc.documents_table(MetaData(), version=3)
+    with engine.begin() as conn:
+        conn.execute(docs.insert().values(source="wire", text="Two Il-76 left.", created=datetime.now(UTC)))
+    engine.dispose()
+    with open_store(store_url) as store:
+        [doc] = store.list_documents()
+        assert doc["content_hash"] == sc.content_hash("Two Il-76 left.")
+        assert store.add_document_once("wire", "Two Il-76 left.") == (doc["id"], False)
+
+
 def test_upgrade_from_v1_keeps_data(store_url: str) -> None:
     engine = make_engine(store_url)
     assert migrations.upgrade(engine, target=1) == 1

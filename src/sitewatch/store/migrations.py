@@ -55,7 +55,7 @@ def _v1_passes_detections(conn: Connection) -> None:
 def _v2_documents_claims(conn: Connection) -> None:
     """v2: text documents and the claims extracted from them."""
     md = MetaData()
-    sc.documents_table(md).create(conn)
+    sc.documents_table(md, version=2).create(conn)
     sc.claims_table(md).create(conn)
 
 
@@ -72,11 +72,21 @@ def _v3_best_type_role(conn: Connection) -> None:
             conn.execute(update(det).where(det.c.id == det_id).values(best_type=cands[0]["type_id"], role=cands[0]["role"]))
 
 
+def _v4_document_hash(conn: Connection) -> None:
+    """v4: ``documents.content_hash`` (indexed, back-filled from the stored text)."""
+    conn.execute(text("ALTER TABLE documents ADD COLUMN content_hash VARCHAR(64)"))
+    docs = sc.documents_table(MetaData(), version=4)
+    Index("ix_documents_content_hash", docs.c.content_hash).create(conn)
+    for doc_id, body in conn.execute(select(docs.c.id, docs.c.text)).all():
+        conn.execute(update(docs).where(docs.c.id == doc_id).values(content_hash=sc.content_hash(body)))
+
+
 #: Ordered migrations: ``MIGRATIONS[i]`` upgrades version ``i`` to ``i + 1``.
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _v1_passes_detections,
     _v2_documents_claims,
     _v3_best_type_role,
+    _v4_document_hash,
 )
 assert len(MIGRATIONS) == sc.SCHEMA_VERSION
 

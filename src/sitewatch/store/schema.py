@@ -11,6 +11,8 @@ Metric columns are metres; ``heading_deg`` is degrees clockwise from true north.
 
 from __future__ import annotations
 
+import hashlib
+import unicodedata
 from dataclasses import dataclass
 
 from sqlalchemy import (
@@ -30,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeEngine
 
 #: Current schema version; :mod:`sitewatch.store.migrations` brings any older store up to it.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 WGS84_SRID = 4326
 
@@ -100,11 +102,12 @@ def detection_columns(dialect_name: str, version: int = SCHEMA_VERSION) -> list[
     return cols
 
 
-def documents_table(metadata: MetaData) -> Table:
-    """Text reports (news, statements) ingested for claims (since v2)."""
-    return Table(
-        "documents",
-        metadata,
+def documents_table(metadata: MetaData, version: int = SCHEMA_VERSION) -> Table:
+    """Text reports (news, statements) ingested for claims (since v2).
+
+    Since v4 ``content_hash`` identifies a document by its text (:func:`content_hash`).
+    """
+    cols = [
         Column("id", Integer, primary_key=True, autoincrement=True),
         Column("source", String(512), nullable=False),
         Column("title", Text),
@@ -112,8 +115,19 @@ def documents_table(metadata: MetaData) -> Table:
         Column("published", DateTime(timezone=True)),
         Column("text", Text, nullable=False),
         Column("created", DateTime(timezone=True), nullable=False),
-        sqlite_autoincrement=True,
-    )
+    ]
+    if version >= 4:
+        cols.append(Column("content_hash", String(64), index=True))
+    return Table("documents", metadata, *cols, sqlite_autoincrement=True)
+
+
+def content_hash(text: str) -> str:
+    """SHA-256 (hex) of a document's text, Unicode NFC-normalised with whitespace runs collapsed.
+
+    Two texts that differ only in line wrapping, indentation or Unicode composition get one hash.
+    """
+    norm = " ".join(unicodedata.normalize("NFC", text).split())
+    return hashlib.sha256(norm.encode("utf-8")).hexdigest()
 
 
 def claims_table(metadata: MetaData) -> Table:

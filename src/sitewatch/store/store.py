@@ -392,11 +392,16 @@ class Store:
     def add_document(
         self, source: str, text: str, published: datetime | None = None, url: str | None = None, title: str | None = None
     ) -> int:
-        """Store a text document (news item, statement); return its id."""
+        """Store a text document (news item, statement); return its id.
+
+        The document's :func:`~sitewatch.store.schema.content_hash` is stored with it; use
+        :meth:`add_document_once` to skip a text already stored from the same source.
+        """
         t = self.schema.documents
         values = {
             "source": source,
             "text": text,
+            "content_hash": sc.content_hash(text),
             "published": _utc(published),
             "url": url,
             "title": title,
@@ -405,8 +410,30 @@ class Store:
         with self._guard(f"add document from {source!r}"), self.engine.begin() as conn:
             return int(conn.execute(t.insert().values(**values).returning(t.c.id)).scalar_one())
 
+    def add_document_once(
+        self, source: str, text: str, published: datetime | None = None, url: str | None = None, title: str | None = None
+    ) -> tuple[int, bool]:
+        """Store a document unless the same text (by content hash) is stored from the same source.
+
+        Sources are compared case-insensitively with whitespace collapsed. The check and the insert
+        are one transaction.
+
+        Returns:
+            ``(document id, True)`` for a new document, ``(id of the stored one, False)`` otherwise.
+        """
+        t = self.schema.documents
+        digest = sc.content_hash(text)
+        key = " ".join(source.split()).casefold()
+        values = {"source": source, "text": text, "content_hash": digest, "published": _utc(published), "url": url,
+                  "title": title, "created": datetime.now(UTC)}  # fmt: skip
+        with self._guard(f"add document from {source!r}"), self.engine.begin() as conn:
+            for doc_id, src in conn.execute(select(t.c.id, t.c.source).where(t.c.content_hash == digest).order_by(t.c.id)):
+                if " ".join(src.split()).casefold() == key:
+                    return int(doc_id), False
+            return int(conn.execute(t.insert().values(**values).returning(t.c.id)).scalar_one()), True
+
     def list_documents(self) -> list[dict[str, Any]]:
-        """All documents, oldest first, as dicts (id, source, title, url, published, text, created)."""
+        """All documents, oldest first, as dicts (id, source, title, url, published, text, created, content_hash)."""
         t = self.schema.documents
         with self._guard("list documents"), self.engine.connect() as conn:
             rows = conn.execute(select(t).order_by(t.c.id)).mappings().all()
