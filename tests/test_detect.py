@@ -117,7 +117,41 @@ def test_merge_nms_per_category_and_across() -> None:
         ]
     )
     assert merge(b).tolist() == [0, 3, 4]
-    assert merge(b, cross_iou_threshold=1.01).tolist() == [0, 2, 3, 4]
+    assert merge(b, cross_iou_threshold=1.01, shared_centre_area_ratio=0.0).tolist() == [0, 2, 3, 4]
+    assert merge(b, cross_iou_threshold=1.01).tolist() == [0, 3, 4]  # the shared centre still makes it one object
+
+
+def test_merge_keeps_two_aircraft_parked_two_metres_apart() -> None:
+    """Wing to wing at 0.5 m: 40 m spans whose wingtips are 2 m (4 px) apart stay two aircraft."""
+    # Aircraft 38 m long, 40 m span (80 px): centres 84 px apart across the span axis.
+    b = _boxes([(0, 0.9, 100.0, 100.0, 80.0, 76.0, 0.0), (0, 0.6, 184.0, 100.0, 80.0, 76.0, 0.0)])
+    assert rotated_iou(b.take(np.array([0])), b.take(np.array([1])))[0, 0] == 0.0
+    assert sorted(merge(b).tolist()) == [0, 1]
+    # Overlapping envelopes (wings interleaved, heading 45°): still two boxes below the NMS IoU.
+    b = _boxes([(0, 0.9, 100.0, 100.0, 80.0, 30.0, 45.0), (0, 0.8, 130.0, 100.0, 80.0, 30.0, 45.0)])
+    iou = rotated_iou(b.take(np.array([0])), b.take(np.array([1])))[0, 0]
+    assert 0.0 < iou < 0.5
+    assert sorted(merge(b).tolist()) == [0, 1]
+
+
+def test_merge_one_object_one_category_at_a_shared_centre() -> None:
+    """An aircraft also called a ship with another heading (IoU under 0.7) keeps only the better
+    category; a ship beside it and a vehicle under its wing are kept."""
+    aircraft = (0, 0.8, 200.0, 200.0, 100.0, 95.0, 10.0)
+    ship_on_it = (2, 0.4, 203.0, 198.0, 104.0, 40.0, 80.0)
+    b = _boxes([aircraft, ship_on_it])
+    assert rotated_iou(b.take(np.array([0])), b.take(np.array([1])))[0, 0] < 0.7
+    assert merge(b).tolist() == [0]
+    assert sorted(merge(b, shared_centre_area_ratio=0.0).tolist()) == [0, 1]  # the old rule kept both
+    # The ship scores higher there: the ship wins.
+    b = _boxes([(0, 0.3, *aircraft[2:]), (2, 0.7, *ship_on_it[2:])])
+    assert merge(b).tolist() == [1]
+    # A real ship moored 60 px off (overlapping the aircraft's box, centres not shared) and a
+    # vehicle under the wing (its centre inside the aircraft, the aircraft's centre not inside it).
+    ship_beside = (2, 0.5, 262.0, 200.0, 90.0, 20.0, 0.0)
+    vehicle = (4, 0.6, 230.0, 215.0, 10.0, 5.0, 30.0)
+    b = _boxes([aircraft, ship_beside, vehicle])
+    assert sorted(merge(b).tolist()) == [0, 1, 2]
 
 
 def test_merge_drops_truncated_box_inside_whole_one() -> None:

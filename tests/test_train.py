@@ -339,3 +339,53 @@ def test_lifetime_counts_accumulate_over_models() -> None:
     assert json.loads(meta["train_history"])[-1] == "sitewatch train --init m.onnx"
     again = lifetime_from_metadata(meta)
     assert again["crops"] == 1200 and len(again["commands"]) == 3
+
+
+# --------------------------------------------------------------------------- copy-paste augmentation
+
+
+@pytest.mark.parametrize(("heading", "oriented"), [(0.0, True), (30.0, True), (0.0, False)])
+def test_pasted_box_is_the_label_box_at_the_right_scale(heading: float, oriented: bool) -> None:
+    """A 20 x 8 px object of a 0.3 m chip pasted into a 0.6 m crop: a 10 x 4 px box where its pixels are."""
+    from sitewatch.detect.train.paste import Chip, paste_chips
+
+    rgb = np.full((60, 60, 3), 40, np.uint8)
+    box = np.array([30.0, 30.0, 20.0, 8.0, heading], np.float32)
+    t = math.radians(heading)
+    u, v = np.array([math.sin(t), -math.cos(t)]) * 10, np.array([math.cos(t), math.sin(t)]) * 4
+    c = box[:2].astype(float)
+    cv2 = pytest.importorskip("cv2")
+    cv2.fillPoly(rgb, [np.round(np.stack([c + u + v, c + u - v, c - u - v, c - u + v])).astype(np.int32)], (250, 250, 250))
+    chip = Chip(rgb, box, CATEGORIES.index("helicopter"), 0.3, oriented, "synthetic")
+    crop = np.full((128, 128, 3), 100.0, np.float32)
+    out, boxes, cats, diff = paste_chips(crop, np.zeros((0, 5), np.float32), np.zeros(0, np.int64), np.zeros(0, bool), [chip], np.random.default_rng(7), 0.6, 1)
+    assert len(boxes) == 1 and cats.tolist() == [CATEGORIES.index("helicopter")] and diff.tolist() == [False]
+    cx, cy, length, width, h = boxes[0]
+    assert (length, width) == pytest.approx((10.0, 4.0), abs=1e-4)
+    if not oriented:
+        assert h % 90.0 == pytest.approx(heading % 90.0, abs=1e-4)  # axis-aligned labels keep 90° steps
+    # The bright pixels are where the box says: their centroid at the box centre, their extent its size.
+    bright = out.mean(axis=2) > 200
+    ys, xs = np.nonzero(bright)
+    assert (xs.mean(), ys.mean()) == pytest.approx((cx - 0.5, cy - 0.5), abs=0.8)
+    assert bright.sum() == pytest.approx(10 * 4, rel=0.5)
+    # Outside the grown, feathered box the crop is untouched.
+    far = np.hypot(*np.meshgrid(np.arange(128) - cx, np.arange(128) - cy)) > 12
+    assert np.abs(out[far] - 100.0).max() < 1e-3
+
+
+def test_copy_paste_samples_carry_real_helicopters(data_dir: Path) -> None:
+    from sitewatch.detect.train.paste import backgrounds_for, extract_chips, load_empty_aprons
+
+    images = tdata.load_split(data_dir, "train", ["simd-helicopters", "dota"])
+    chips = extract_chips(images)
+    assert len(chips) >= 15 and {c.source.split("/")[0] for c in chips} == {"simd-helicopters", "dota"}
+    aprons = load_empty_aprons(data_dir)
+    assert len(aprons) >= 25 and all(0.3 < a.gsd_m < 1.5 for a in aprons)
+    backgrounds = backgrounds_for(images, aprons)
+    sampler = tdata.CropSampler(images, 256, 0, chips=chips, backgrounds=backgrounds)
+    heli = CATEGORIES.index("helicopter")
+    pasted = [sampler.crop(b.image, np.random.default_rng(i), paste_gsd_m=b.gsd_m) for i, b in enumerate(backgrounds[:10])]
+    peaks = [int((s.hm[heli] == 1.0).sum()) for s in pasted]
+    assert sum(peaks) >= 8  # 1-3 chips tried per crop; some land off-scale or find no room
+    assert all(s.hm_mask[CATEGORIES.index("aircraft")].max() == 0.0 for s in pasted)  # aprons: aircraft unlabelled

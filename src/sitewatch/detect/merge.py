@@ -9,7 +9,11 @@ STRtree, so cost grows with the number of *overlapping* pairs, not n²):
 2. **Per-category NMS**: greedy by score; a box is suppressed by a better box of its category
    with rotated IoU ≥ ``iou_threshold``.
 3. **Cross-category NMS**: a box is suppressed by a better box of another category with IoU ≥
-   ``cross_iou_threshold`` (one object called both small- and large-vehicle).
+   ``cross_iou_threshold`` (one object called both small- and large-vehicle), or when the two
+   boxes share a centre: each centre lies inside the other box and their areas differ by less
+   than ``shared_centre_area_ratio`` (one aircraft also called a ship with another heading). The
+   category with the higher score at that centre wins. A vehicle under a wing is not affected:
+   the aircraft's centre is not inside the vehicle's box.
 
 The per-tile *core* rule (keep a detection only from the tile whose core holds its centre) runs
 before this, in :class:`~sitewatch.detect.sliced.SlicedDetector`.
@@ -67,6 +71,7 @@ def merge(
     iou_threshold: float = 0.5,
     cross_iou_threshold: float = 0.7,
     contain_threshold: float = 0.8,
+    shared_centre_area_ratio: float = 3.0,
 ) -> np.ndarray:
     """Indices of the boxes to keep (sorted by descending score).
 
@@ -77,6 +82,8 @@ def merge(
         cross_iou_threshold: the same across categories.
         contain_threshold: share of a truncated box's area inside an untruncated box of its
             category at which it is dropped.
+        shared_centre_area_ratio: boxes of two categories that contain each other's centres
+            are one object when the larger is at most this many times the smaller (0: off).
     """
     n = len(boxes)
     if n == 0:
@@ -92,7 +99,13 @@ def merge(
             hit = same & truncated[a] & ~truncated[b] & (inter >= contain_threshold * np.maximum(area[a], 1e-12))
             alive[a[hit]] = False
     iou = inter / np.maximum(area[i] + area[j] - inter, 1e-12)
-    suppress = (same & (iou >= iou_threshold)) | (~same & (iou >= cross_iou_threshold))
+    shared = np.zeros(len(i), dtype=bool)
+    if shared_centre_area_ratio > 0 and len(i):
+        cand = ~same & (np.maximum(area[i], area[j]) <= shared_centre_area_ratio * np.maximum(np.minimum(area[i], area[j]), 1e-12))
+        ci, cj = i[cand], j[cand]
+        centres = shapely.points(np.column_stack([boxes.cx, boxes.cy]))
+        shared[cand] = shapely.contains_properly(polys[ci], centres[cj]) & shapely.contains_properly(polys[cj], centres[ci])
+    suppress = (same & (iou >= iou_threshold)) | (~same & ((iou >= cross_iou_threshold) | shared))
     si, sj = i[suppress], j[suppress]
     # Adjacency of suppressing pairs (both directions), CSR-style.
     src = np.concatenate([si, sj])

@@ -118,7 +118,8 @@ class SlicedDetector(Detector):
         top_k: most boxes decoded per tile.
         extra_scales: additional passes at these factors of the base scale (e.g. ``(0.5,)`` to
             also see objects larger than a tile's overlap), merged with the base pass.
-        iou_threshold, cross_iou_threshold: NMS thresholds (see :func:`~sitewatch.detect.merge.merge`).
+        iou_threshold, cross_iou_threshold, shared_centre_area_ratio: NMS rules (see
+            :func:`~sitewatch.detect.merge.merge`).
         prefetch: read the next batch in a thread while the model runs.
         read_cache_mb: cap on GDAL's block cache while the tiles are read, MB (None: GDAL's
             default, 5 % of RAM). Tiles go row by row, so a few rows of source blocks are all
@@ -137,6 +138,7 @@ class SlicedDetector(Detector):
         extra_scales: tuple[float, ...] = (),
         iou_threshold: float = 0.5,
         cross_iou_threshold: float = 0.7,
+        shared_centre_area_ratio: float = 3.0,
         prefetch: bool = True,
         read_cache_mb: int | None = DEFAULT_READ_CACHE_MB,
     ) -> None:
@@ -153,6 +155,7 @@ class SlicedDetector(Detector):
         self.extra_scales = tuple(float(s) for s in extra_scales)
         self.iou_threshold = iou_threshold
         self.cross_iou_threshold = cross_iou_threshold
+        self.shared_centre_area_ratio = shared_centre_area_ratio
         self.prefetch = prefetch
         self.read_cache_mb = read_cache_mb
         self.last_stats = RunStats()
@@ -296,7 +299,10 @@ class SlicedDetector(Detector):
 
     def merge_candidates(self, boxes: BoxArray, truncated: np.ndarray | None = None) -> BoxArray:
         """One box per object from the candidates of :meth:`run_tiles` (see :func:`~sitewatch.detect.merge.merge`)."""
-        keep = merge(boxes, truncated=truncated, iou_threshold=self.iou_threshold, cross_iou_threshold=self.cross_iou_threshold)
+        keep = merge(
+            boxes, truncated=truncated, iou_threshold=self.iou_threshold, cross_iou_threshold=self.cross_iou_threshold,
+            shared_centre_area_ratio=self.shared_centre_area_ratio,
+        )
         return boxes.take(keep)
 
     def _read(self, scene: Scene, tile: Tile) -> np.ndarray | None:

@@ -44,6 +44,10 @@ DATASET_WEIGHTS: dict[str, float] = {
 }
 #: Share of all samples centred on a labelled helicopter (helicopters are rare: 2 training images).
 HELICOPTER_SHARE = 0.06
+#: Share of samples that are a background (airfield, apron) with real helicopter chips pasted in
+#: (see :mod:`sitewatch.detect.train.paste`), and how many chips each gets at most.
+PASTE_SHARE = 0.08
+PASTE_MAX = 3
 #: Scale jitter for images without a known GSD (screenshots: aircraft from ~12 px to ~250 px) and
 #: a milder one for those with one.
 SCALE_JITTER_NO_GSD = (0.5, 1.6)
@@ -70,6 +74,8 @@ class CachedImage:
     channels: np.ndarray
     scale: float = 1.0
     helicopters: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    #: Metres per pixel of ``rgb`` (after resampling), None when unknown.
+    gsd_m: float | None = None
 
 
 def labelled_channels(classes_csv: Path, dataset: str) -> np.ndarray:
@@ -108,7 +114,7 @@ def cache_image(item: LabelledImage, channels: np.ndarray) -> CachedImage:
     heli = np.flatnonzero((cats == CATEGORIES.index("helicopter")) & ~difficult)
     return CachedImage(
         item.name, item.dataset, np.ascontiguousarray(rgb), boxes, cats, difficult, item.axis_aligned,
-        item.gsd_m is not None, channels, s, heli,
+        item.gsd_m is not None, channels, s, heli, None if item.gsd_m is None else item.gsd_m / s,
     )
 
 
@@ -186,6 +192,9 @@ class CropSampler:
         seed: base seed; sample ``i`` uses ``default_rng([seed, i])``.
         augment: random rotations, flips, scale and colour jitter (False: plain centred crops).
         weights: per-dataset sampling shares overriding :data:`DATASET_WEIGHTS`.
+        chips, backgrounds: copy-paste augmentation (:mod:`~sitewatch.detect.train.paste`):
+            :data:`PASTE_SHARE` of the samples are crops of a background with up to
+            :data:`PASTE_MAX` chips pasted in; none when either is empty.
     """
 
     def __init__(
@@ -195,6 +204,8 @@ class CropSampler:
         seed: int = 0,
         augment: bool = True,
         weights: dict[str, float] | None = None,
+        chips: list | None = None,
+        backgrounds: list | None = None,
     ):
         if not images:
             raise ValueError("no training images")
@@ -212,12 +223,17 @@ class CropSampler:
         self.dataset_names = names
         self.dataset_p = w / w.sum()
         self.heli_images = [i for i, im in enumerate(images) if len(im.helicopters)]
+        self.chips = list(chips or [])
+        self.backgrounds = list(backgrounds or []) if self.chips else []
 
     def __len__(self) -> int:  # nominal epoch
         return len(self.images)
 
     def sample(self, index: int) -> Sample:
         rng = np.random.default_rng([self.seed, index])
+        if self.backgrounds and self.augment and rng.random() < PASTE_SHARE:
+            bg = self.backgrounds[int(rng.integers(len(self.backgrounds)))]
+            return self.crop(bg.image, rng, paste_gsd_m=bg.gsd_m)
         ds = self.dataset_names[rng.choice(len(self.dataset_names), p=self.dataset_p)]
         if self.heli_images and rng.random() < HELICOPTER_SHARE:
             im = self.images[self.heli_images[rng.integers(len(self.heli_images))]]
@@ -228,8 +244,9 @@ class CropSampler:
             focus = None
         return self.crop(im, rng, focus)
 
-    def crop(self, im: CachedImage, rng: np.random.Generator, focus: int | None = None) -> Sample:
-        """An augmented crop of ``im`` (near object ``focus``, or chosen at random)."""
+    def crop(self, im: CachedImage, rng: np.random.Generator, focus: int | None = None, paste_gsd_m: float | None = None) -> Sample:
+        """An augmented crop of ``im`` (near object ``focus``, or chosen at random); with
+        ``paste_gsd_m`` (metres per pixel of ``im``) chips are pasted into it."""
         s = self.size
         h, w = im.rgb.shape[:2]
         targets = np.flatnonzero(~im.difficult)
@@ -262,9 +279,15 @@ class CropSampler:
         )
         boxes = transform_boxes(im.boxes, m)
         img = img.astype(np.float32)
+        cats, difficult = im.cats, im.difficult
+        if paste_gsd_m:
+            from sitewatch.detect.train.paste import paste_chips
+
+            count = int(rng.integers(1, PASTE_MAX + 1))
+            img, boxes, cats, difficult = paste_chips(img, boxes, cats, difficult, self.chips, rng, paste_gsd_m / scale, count)
         if self.augment:
             img = _photometric(img, rng)
-        return _targets(img, boxes, im.cats, im.difficult, im.channels, im.axis_aligned, s)
+        return _targets(img, boxes, cats, difficult, im.channels, im.axis_aligned, s)
 
 
 def _photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:

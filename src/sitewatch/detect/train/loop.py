@@ -214,7 +214,16 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     log.info(
         "cached %d training images (%.0f MB) in %.0f s", len(images), sum(i.rgb.nbytes for i in images) / 1e6, time.time() - t0
     )
-    sampler = CropSampler(images, cfg.size, cfg.seed, weights=cfg.extra.get("dataset_weights"))
+    chips, backgrounds = [], []
+    if cfg.extra.get("copy_paste", True):
+        from sitewatch.detect.train.paste import backgrounds_for, extract_chips, load_empty_aprons
+
+        chips = extract_chips(images)
+        backgrounds = backgrounds_for(images, load_empty_aprons(Path(cfg.data)))
+        log.info("copy-paste: %d helicopter chips, %d backgrounds", len(chips), len(backgrounds))
+    sampler = CropSampler(
+        images, cfg.size, cfg.seed, weights=cfg.extra.get("dataset_weights"), chips=chips, backgrounds=backgrounds
+    )
 
     class _DS(Dataset):
         def __len__(self) -> int:
