@@ -102,7 +102,9 @@ def command(
     cfg = TrainConfig(
         data=str(data), out=str(out), minutes=minutes, steps=steps, batch=batch, size=size, lr=lr, seed=seed,
         device=device, init=str(init) if init else None, precision=precision, threads=threads, workers=workers,
-        command=invocation, extra={"dataset_weights": shares, "invocation": invocation},
+        command=invocation,
+        # A resumed run keeps its shares unless new ones are given.
+        extra={**({"dataset_weights": shares} if shares or not resume else {}), "invocation": invocation},
     )
     ckpt = train(cfg, resume=resume)
     click.echo(f"checkpoint: {ckpt}")
