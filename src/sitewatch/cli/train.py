@@ -56,12 +56,18 @@ def _log_to(path: Path) -> None:
 @click.option("--no-export", is_flag=True, help="Stop after training (no validation, no ONNX).")
 @click.option("--weight", "weights", multiple=True, metavar="DATASET=SHARE",
               help="Override a dataset's sampling share (repeatable), e.g. --weight ships-google-earth=0.22.")
+@click.option("--datasets", default=None, metavar="NAME[,NAME...]",
+              help="Train on these datasets of the data tree only (default: all of DATASET_WEIGHTS).")
+@click.option("--limit-images", type=click.IntRange(min=1), default=None, help="At most this many training images per dataset.")
+@click.option("--checkpoint-every", "checkpoint_every", type=click.FloatRange(0.0, 10.0), default=4.0, show_default=True,
+              help="Minutes between checkpoints (<out>/last.ckpt, written atomically; 0: after every step).")
+@click.option("--log-every", type=click.IntRange(min=1), default=10, show_default=True, help="Steps between log lines.")
 @click.pass_context
 def command(
     ctx: click.Context, data: Path | None, out: Path, minutes: float | None, steps: int | None, epochs: int | None,
     batch: int, size: int, lr: float, seed: int, resume: bool, init: Path | None, precision: str, threads: int,
     workers: int, device: str, export_to: Path | None, no_export: bool,
-    weights: tuple[str, ...],
+    weights: tuple[str, ...], datasets: str | None, limit_images: int | None, checkpoint_every: float, log_every: int,
 ) -> None:
     """Train sitewatch's oriented-box detector on the labelled data tree.
 
@@ -79,10 +85,14 @@ def command(
     from sitewatch.detect.train.loop import TrainConfig, finish, train
     from sitewatch.detect.train.splits import split_of  # noqa: F401  (fail early on a bad tree)
 
+    names = [d.strip() for d in datasets.split(",") if d.strip()] if datasets else None
+    for name in names or []:
+        if not (data / name).is_dir():
+            raise SitewatchError(f"{data / name}: no such dataset in the data tree (--datasets)")
     if epochs is not None and steps is None:
         from sitewatch.detect.train.data import load_split
 
-        n = len(load_split(data, "train"))
+        n = len(load_split(data, "train", names, limit_images))
         steps = max(1, epochs * n // batch)
     if init is not None and resume:
         raise click.UsageError("--init starts a new run from a model; --resume continues a run: give one of them")
@@ -105,13 +115,14 @@ def command(
         command=invocation,
         # A resumed run keeps its shares unless new ones are given.
         extra={**({"dataset_weights": shares} if shares or not resume else {}), "invocation": invocation},
+        datasets=names, limit_images=limit_images, checkpoint_every_s=checkpoint_every * 60.0, log_every=log_every,
     )
     ckpt = train(cfg, resume=resume)
     click.echo(f"checkpoint: {ckpt}")
     if no_export:
         return
     onnx_out = export_to or out / "sitewatch-det.onnx"
-    metrics = finish(ckpt, data, onnx_out)
+    metrics = finish(ckpt, data, onnx_out, names)
     click.echo(f"validation F1 {metrics['f1']:.3f} at score {metrics['score_threshold']:.3f}; model: {onnx_out}")
 
 

@@ -134,7 +134,11 @@ def load_split(data_root: Path, split: str, datasets: Iterable[str] | None = Non
         for item in iter_dataset(root):
             if split_of(item) != split:
                 continue
-            out.append(cache_image(item, channels))
+            try:
+                out.append(cache_image(item, channels))
+            except OSError as e:
+                log.warning("%s: unreadable image, skipped (%s)", item.image_path, str(e).removeprefix(f"{item.image_path}: "))
+                continue
             n += 1
             if limit and n >= limit:
                 break

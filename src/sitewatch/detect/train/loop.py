@@ -160,8 +160,13 @@ def lifetime_metadata(cfg: TrainConfig, step: int) -> dict[str, str]:
 def _save(path: Path, obj: dict[str, Any]) -> None:
     import torch
 
+    # Written beside the target, flushed to disk, then renamed over it: a run killed at any moment
+    # leaves the previous checkpoint or the new one, never a partial file.
     tmp = path.with_suffix(".tmp")
-    torch.save(obj, str(tmp))
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -193,7 +198,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         for k in ("minutes", "steps"):
             if getattr(cfg, k) is None:
                 setattr(cfg, k, saved.get(k))
-        for k in ("batch", "size", "seed", "width", "freeze_blocks", "lr", "backbone_lr_mult", "warmup_steps", "datasets", "command", "init"):
+        for k in ("batch", "size", "seed", "width", "freeze_blocks", "lr", "backbone_lr_mult", "warmup_steps", "datasets", "limit_images", "command", "init"):
             setattr(cfg, k, saved.get(k, getattr(cfg, k)))
         # Every invocation that shaped the weights is kept, in order, for the model card.
         history = list(saved.get("extra", {}).get("commands", [saved.get("command", "")]))
