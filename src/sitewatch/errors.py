@@ -36,6 +36,10 @@ class StoreError(SitewatchError, OSError):
     """The store is unreachable, read-only, full, or its schema is incompatible."""
 
 
+class UnknownPassError(StoreError, LookupError):
+    """No pass with the given id is stored."""
+
+
 class ModelError(SitewatchError, OSError):
     """A detector model is missing, corrupt or of an unexpected interface."""
 

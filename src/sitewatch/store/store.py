@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, create_engine, delete, event, func, s
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from sitewatch.errors import StoreError
+from sitewatch.errors import StoreError, UnknownPassError
 from sitewatch.settings import Settings
 from sitewatch.store import migrations
 from sitewatch.store import schema as sc
@@ -331,12 +331,13 @@ class Store:
         """The pass with id ``pass_id`` and its detections.
 
         Raises:
-            StoreError: no such pass, or the store cannot be read.
+            UnknownPassError: no such pass (a :class:`StoreError`).
+            StoreError: the store cannot be read.
         """
         with self._guard(f"read pass {pass_id}"), self.engine.connect() as conn:
             found = self._load(conn, self.schema.passes.c.id == int(pass_id))
         if not found:
-            raise StoreError(f"no pass with id {pass_id} in store {self.url}")
+            raise UnknownPassError(f"no pass with id {pass_id} in store {self.url}")
         return found[0]
 
     def list_passes(self, site: str) -> list[Pass]:
@@ -354,14 +355,15 @@ class Store:
         """Delete a pass and its detections.
 
         Raises:
-            StoreError: no such pass, or the store cannot be written.
+            UnknownPassError: no such pass (a :class:`StoreError`).
+            StoreError: the store cannot be written.
         """
         t = self.schema.passes
         with self._guard(f"delete pass {pass_id}"), self.engine.begin() as conn:
             conn.execute(delete(self.schema.detections).where(self.schema.detections.c.pass_id == int(pass_id)))
             n = conn.execute(delete(t).where(t.c.id == int(pass_id))).rowcount
         if not n:
-            raise StoreError(f"no pass with id {pass_id} in store {self.url}")
+            raise UnknownPassError(f"no pass with id {pass_id} in store {self.url}")
 
     def detections_in(
         self, area_wgs84: BaseGeometry, *, site: str | None = None, category: str | None = None

@@ -1,0 +1,154 @@
+"""Routes of passes and detections: show, delete, detections as paged GeoJSON, detection chips."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from shapely.geometry import Polygon
+
+from sitewatch.api._params import parse_bbox, parse_time
+from sitewatch.api.context import ServerContext
+from sitewatch.api.errors import BadParameterError, NotFoundError
+from sitewatch.api.security import require_read, require_write
+from sitewatch.api.views import detection_feature, pass_summary
+from sitewatch.types import CATEGORIES, Detection, Pass
+
+router = APIRouter(prefix="/api", tags=["passes"])
+
+#: Default features per detections page.
+DEFAULT_PAGE = 500
+
+
+def ctx_of(request: Request) -> ServerContext:
+    return request.app.state.ctx
+
+
+class DetectionFilter:
+    """The query filters shared by the detections endpoints."""
+
+    def __init__(
+        self,
+        bbox: Annotated[str | None, Query(description="W,S,E,N in WGS84 degrees: footprints intersecting it")] = None,
+        category: Annotated[str | None, Query(description=f"one of {', '.join(CATEGORIES)}")] = None,
+        type: Annotated[str | None, Query(description="best type id, e.g. su-24")] = None,  # noqa: A002 - API field name
+        min_score: Annotated[float, Query(ge=0.0, le=1.0, description="lowest detector score")] = 0.0,
+        limit: Annotated[int, Query(ge=1, le=10_000, description="features per page")] = DEFAULT_PAGE,
+        offset: Annotated[int, Query(ge=0, description="features skipped")] = 0,
+    ) -> None:
+        if category is not None and category not in CATEGORIES:
+            raise BadParameterError("category", f"{category!r}: expected one of {', '.join(CATEGORIES)}")
+        self.area: Polygon | None = parse_bbox(bbox)
+        self.category, self.type, self.min_score = category, type, min_score
+        self.limit, self.offset = limit, offset
+
+    def keep(self, d: Detection) -> bool:
+        if self.category is not None and d.category != self.category:
+            return False
+        if self.type is not None and (d.best_type is None or d.best_type.type_id != self.type):
+            return False
+        if d.score < self.min_score:
+            return False
+        return self.area is None or (d.footprint is not None and self.area.intersects(Polygon(d.footprint)))
+
+
+def feature_page(
+    request: Request, items: Sequence[tuple[Pass, Detection]], f: DetectionFilter, statuses: dict[int, str] | None = None
+) -> dict[str, Any]:
+    """One page of ``items`` as a FeatureCollection with ``numberMatched``/``numberReturned`` and a ``next`` link."""
+    ctx = ctx_of(request)
+    if f.limit > ctx.settings.max_page:
+        raise BadParameterError("limit", f"at most {ctx.settings.max_page} features per page")
+    page = items[f.offset : f.offset + f.limit]
+    statuses = statuses or {}
+    feats = [detection_feature(p, d, statuses.get(d.id or -1)) for p, d in page]
+    nxt = None
+    if f.offset + f.limit < len(items):
+        nxt = str(request.url.include_query_params(offset=f.offset + f.limit, limit=f.limit))
+    return {"type": "FeatureCollection", "features": feats, "numberMatched": len(items), "numberReturned": len(feats), "next": nxt}
+
+
+@router.get("/passes/{pass_id}", dependencies=[Depends(require_read)])
+def show_pass(request: Request, pass_id: int) -> dict[str, Any]:
+    """One pass (without its detections)."""
+    return pass_summary(ctx_of(request).store.get_pass(pass_id))
+
+
+@router.delete("/passes/{pass_id}", status_code=204, dependencies=[Depends(require_write)])
+def delete_pass(request: Request, pass_id: int) -> Response:
+    """Delete a pass and its detections."""
+    ctx_of(request).store.delete_pass(pass_id)
+    return Response(status_code=204)
+
+
+@router.get("/passes/{pass_id}/detections", dependencies=[Depends(require_read)])
+def pass_detections(request: Request, pass_id: int, f: Annotated[DetectionFilter, Depends()]) -> dict[str, Any]:
+    """The detections of a pass as GeoJSON (WGS84 footprints; null geometry in pixel space), paged."""
+    p = ctx_of(request).store.get_pass(pass_id)
+    return feature_page(request, [(p, d) for d in p.detections if f.keep(d)], f)
+
+
+def _in_time(passes: Iterable[Pass], start: datetime | None, end: datetime | None) -> list[Pass]:
+    out = []
+    for p in passes:
+        if (start or end) and p.acquired is None:
+            continue
+        if start and p.acquired and p.acquired < start:
+            continue
+        if end and p.acquired and p.acquired > end:
+            continue
+        out.append(p)
+    return out
+
+
+@router.get("/sites/{name}/detections", dependencies=[Depends(require_read)])
+def site_detections(
+    request: Request,
+    name: str,
+    f: Annotated[DetectionFilter, Depends()],
+    start: Annotated[str | None, Query(description="passes acquired at or after (ISO 8601, UTC)")] = None,
+    end: Annotated[str | None, Query(description="passes acquired at or before (ISO 8601, UTC)")] = None,
+) -> dict[str, Any]:
+    """The detections of a site's passes (oldest pass first) as GeoJSON, filtered and paged.
+
+    With ``bbox`` the area query runs in the store (a PostGIS spatial index on PostgreSQL).
+    """
+    ctx = ctx_of(request)
+    t0, t1 = parse_time(start, "start"), parse_time(end, "end")
+    if t0 and t1 and t0 > t1:
+        raise BadParameterError("end", "is before start")
+    site = ctx.site(name)
+    passes = _in_time(ctx.passes(site), t0, t1)
+    if f.area is not None:
+        by_id = {p.id: p for p in passes}
+        found = ctx.store.detections_in(f.area, site=site.name, category=f.category)
+        items = [(by_id[pid], d) for pid, d in found if pid in by_id and f.keep(d)]
+        order = {pid: i for i, pid in enumerate(by_id)}
+        items.sort(key=lambda it: (order[it[0].id], it[1].id or 0))
+    else:
+        items = [(p, d) for p in passes for d in p.detections if f.keep(d)]
+    return feature_page(request, items, f)
+
+
+@router.get("/passes/{pass_id}/detections/{detection_id}/chip.png", dependencies=[Depends(require_read)],
+            response_class=Response, responses={200: {"content": {"image/png": {}}}})  # fmt: skip
+def detection_chip(request: Request, pass_id: int, detection_id: int, size: Annotated[int, Query(ge=64, le=1024)] = 256) -> Response:
+    """An image chip of one detection (its box drawn, scale bar, north arrow), PNG."""
+    from sitewatch.imagery import open_scene
+    from sitewatch.report.chips import ChipBox, chip_window, render_chip
+
+    p = ctx_of(request).store.get_pass(pass_id)
+    d = next((d for d in p.detections if d.id == detection_id), None)
+    if d is None:
+        raise NotFoundError(f"pass {pass_id} has no detection {detection_id}")
+    with open_scene(p.scene_path, gsd_m=p.gsd_m) as scene:
+        png = render_chip(scene, chip_window([d.box]), [ChipBox(d.box, "observed", _label(d))], size_px=size)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+
+
+def _label(d: Detection) -> str:
+    best = d.best_type
+    return best.name if best is not None and best.type_id != "unknown" else d.category
+

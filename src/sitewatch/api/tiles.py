@@ -1,0 +1,139 @@
+"""Pixels of each pass's scene for the map: web-mercator XYZ tiles (rio-tiler) and a whole-image preview.
+
+Tiles read the scene a pass was scanned from (its stored path, never a path from the request).
+A scene without its own georeference (a screenshot placed with ``--center``) is warped with the
+CRS and transform stored on the pass (a rasterio :class:`~rasterio.vrt.WarpedVRT`). Pixel-space
+passes have no ground position: the map shows them in image pixels from ``image.png``.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Annotated, Any
+
+import numpy as np
+import rasterio
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from rasterio.enums import Resampling
+
+from sitewatch.api.context import ServerContext
+from sitewatch.api.errors import BadParameterError
+from sitewatch.api.security import require_read
+from sitewatch.errors import SceneError
+from sitewatch.types import Pass
+
+router = APIRouter(prefix="/api", tags=["imagery"])
+
+TILE_PX = 256
+_PNG = {200: {"content": {"image/png": {}}}}
+#: Percentiles of the pixel values stretched to 0..255 for scenes that are not 8-bit.
+STRETCH_PERCENTILES = (2.0, 98.0)
+
+
+def ctx_of(request: Request) -> ServerContext:
+    return request.app.state.ctx
+
+
+def _empty_tile() -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGBA", (TILE_PX, TILE_PX), (0, 0, 0, 0)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+_EMPTY = _empty_tile()
+
+
+@contextmanager
+def _dataset(p: Pass) -> Iterator[Any]:
+    """The pass's scene as a rasterio dataset with a georeference (the file's, else the pass's).
+
+    Raises:
+        SceneError: the scene file cannot be opened.
+        BadParameterError: the pass is in pixel space (no tiles; use ``image.png``).
+    """
+    from affine import Affine
+    from rasterio.crs import CRS
+    from rasterio.vrt import WarpedVRT
+
+    if p.crs is None or p.transform is None:
+        raise BadParameterError("pass_id", f"pass {p.id} is in image pixels (no georeference): use /api/passes/{p.id}/image.png")
+    with ExitStack() as stack:
+        try:
+            src = stack.enter_context(rasterio.open(p.scene_path))
+        except rasterio.errors.RasterioIOError as e:
+            raise SceneError(f"scene of pass {p.id} cannot be read: {p.scene_path} ({str(e).splitlines()[0]})") from e
+        if src.crs is None:
+            crs = CRS.from_user_input(p.crs)
+            src = stack.enter_context(WarpedVRT(src, src_crs=crs, src_transform=Affine(*p.transform[:6]), crs=crs))
+        yield src
+
+
+def _bands(src: Any) -> list[int]:
+    return [1, 2, 3] if src.count >= 3 else [1]
+
+
+def _stretch(ctx: ServerContext, p: Pass, src: Any) -> tuple[float, float] | None:
+    """The value range stretched to 0..255 (None for 8-bit scenes), from a small overview, cached."""
+    if src.dtypes[0] == "uint8":
+        return None
+    key = (p.id, p.created)
+    if key not in ctx.pixel_ranges:
+        scale = max(1, max(src.width, src.height) // 1024)
+        data = src.read(_bands(src), out_shape=(len(_bands(src)), src.height // scale, src.width // scale),
+                        resampling=Resampling.nearest, masked=True)  # fmt: skip
+        values = data.compressed()
+        lo, hi = (np.percentile(values, STRETCH_PERCENTILES) if values.size else (0.0, 1.0))
+        ctx.pixel_ranges[key] = (float(lo), float(max(hi, lo + 1e-6)))
+    return ctx.pixel_ranges[key]
+
+
+@router.get("/passes/{pass_id}/tiles/{z}/{x}/{y}.png", dependencies=[Depends(require_read)], response_class=Response, responses=_PNG)
+def tile(
+    request: Request,
+    pass_id: int,
+    z: Annotated[int, Path(ge=0, le=24)],
+    x: Annotated[int, Path(ge=0)],
+    y: Annotated[int, Path(ge=0)],
+) -> Response:
+    """A 256 px web-mercator (XYZ) tile of the pass's scene, PNG with transparency outside it."""
+    from rio_tiler.errors import NoOverviewWarning, TileOutsideBounds
+    from rio_tiler.io import Reader
+
+    if x >= 2**z or y >= 2**z:
+        raise BadParameterError("x" if x >= 2**z else "y", f"tile index out of range at zoom {z}")
+    ctx = ctx_of(request)
+    p = ctx.store.get_pass(pass_id)
+    headers = {"Cache-Control": "max-age=3600"}
+    with _dataset(p) as src, Reader(None, dataset=src) as reader, warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoOverviewWarning)  # small scenes read fast without overviews
+        stretch = _stretch(ctx, p, src)
+        try:
+            img = reader.tile(x, y, z, tilesize=TILE_PX, indexes=_bands(src))
+        except TileOutsideBounds:
+            return Response(_EMPTY, media_type="image/png", headers=headers)
+    if stretch is not None:
+        img = img.rescale(in_range=(stretch,) * img.count)
+    return Response(img.render(img_format="PNG"), media_type="image/png", headers=headers)
+
+
+@router.get("/passes/{pass_id}/image.png", dependencies=[Depends(require_read)], response_class=Response, responses=_PNG)
+def preview(request: Request, pass_id: int, max_px: Annotated[int, Query(ge=64, le=8192)] = 2048) -> Response:
+    """The whole scene of a pass as one PNG, its longer side at most ``max_px`` (for pixel-space passes)."""
+    from PIL import Image
+
+    from sitewatch.imagery import open_scene
+
+    p = ctx_of(request).store.get_pass(pass_id)
+    with open_scene(p.scene_path, gsd_m=p.gsd_m) as scene:
+        scale = max(1.0, max(scene.width, scene.height) / max_px)
+        shape = (max(1, round(scene.height / scale)), max(1, round(scene.width / scale)))
+        rgb, valid = scene.read_rgb(None, out_shape=shape)
+    rgba = np.dstack([rgb, np.where(valid, 255, 0).astype(np.uint8)])
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgba), "RGBA").save(buf, format="PNG")
+    return Response(buf.getvalue(), media_type="image/png", headers={"Cache-Control": "max-age=3600"})
