@@ -3,7 +3,7 @@
 Run as a separate process (GDAL may hold the GIL while it waits on a socket, so an in-process
 server thread could deadlock): ``python _http_stub.py ROOT``; prints the port, serves ROOT, maps
 ``/`` to ``ROOT/index.json`` and ``/search`` (GET or POST) to ``ROOT/search.json``, and appends each
-request line (and POST body) to ``ROOT/requests.log``.
+request line (with its Range header, and POST body) to ``ROOT/requests.log``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class Handler(BaseHTTPRequestHandler):
         self._route()
 
     def do_GET(self) -> None:
-        self._log(f"GET {self.path}")
+        self._log(f"GET {self.path} {self.headers.get('Range') or ''}".rstrip())
         self._route()
 
     def do_POST(self) -> None:

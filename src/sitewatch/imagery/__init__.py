@@ -10,7 +10,7 @@ from sitewatch.imagery.georef import (
     window_for_polygon,
 )
 from sitewatch.imagery.raster import RasterScene
-from sitewatch.imagery.reader import MIN_SIDE_PX, open_scene
+from sitewatch.imagery.reader import MIN_SIDE_PX, open_item, open_scene
 from sitewatch.imagery.stac import search_stac
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "footprint_wgs84",
     "gsd_of",
     "lonlat_to_pixel",
+    "open_item",
     "open_scene",
     "pixel_to_lonlat",
     "search_stac",

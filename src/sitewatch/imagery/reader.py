@@ -14,6 +14,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import pystac
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
@@ -23,6 +24,7 @@ from rasterio.transform import from_gcps
 from sitewatch.errors import GeoreferenceError, SceneError
 from sitewatch.imagery import stac
 from sitewatch.imagery._time import parse_acquired
+from sitewatch.imagery._vsicurl import forget_remote
 from sitewatch.imagery.base import Scene
 from sitewatch.imagery.georef import gsd_from_transform, transform_from_anchor
 from sitewatch.imagery.raster import RasterScene
@@ -112,6 +114,8 @@ def _open_dataset(src: str) -> rasterio.io.DatasetReader:
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
             ds = rasterio.open(src)
     except rasterio.errors.RasterioIOError as e:
+        if remote:  # GDAL would remember the failure for the life of the process; a later try must fetch afresh
+            forget_remote(src)
         msg = str(e).splitlines()[0] if str(e) else "unreadable"
         if "not recognized as" in msg or "not a supported" in msg:
             raise SceneError(f"{src}: not an image (format not recognised)") from e
@@ -234,6 +238,44 @@ def _open_stac(
     if not stac.is_url(src):
         _check_local(src)
     item = stac.read_item(src)
+    return _open_item(item, src, gsd_m=gsd_m, acquired=acquired, center=center, rotation_deg=rotation_deg, asset=asset, crs=crs)
+
+
+def open_item(item: pystac.Item | dict[str, Any], *, asset: str | None = None, gsd_m: float | None = None) -> RasterScene:
+    """Open a STAC Item held in memory (e.g. one returned by an API search) as a scene.
+
+    Relative asset hrefs resolve against the item's ``self`` link. Remote assets are read through
+    GDAL ``/vsicurl/`` (range requests; only the windows asked for are fetched).
+
+    Args:
+        item: the Item, or its dict (as a STAC API returns it).
+        asset: asset key to open (default: the visual asset, see :func:`stac.choose_asset`).
+        gsd_m: metres per pixel, overriding the georeference's.
+
+    Raises:
+        SceneError: a malformed item, no usable image asset, or an asset that cannot be read.
+    """
+    if isinstance(item, dict):
+        where = str(item.get("id") or "STAC item")
+        try:
+            item = pystac.Item.from_dict(item)
+        except Exception as e:  # noqa: BLE001 - pystac raises many kinds (KeyError, ValueError, STACTypeError)
+            raise SceneError(f"{where}: malformed STAC item ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from e
+    src = item.get_self_href() or item.id
+    return _open_item(item, src, gsd_m=gsd_m, acquired=None, center=None, rotation_deg=0.0, asset=asset, crs=None)
+
+
+def _open_item(
+    item: pystac.Item,
+    src: str,
+    *,
+    gsd_m: float | None,
+    acquired: datetime | date | str | None,
+    center: tuple[float, float] | None,
+    rotation_deg: float,
+    asset: str | None,
+    crs: CRS | str | None,
+) -> RasterScene:
     key, chosen = stac.choose_asset(item, asset)
     href = stac.asset_href(item, chosen)
     meta = stac.item_metadata(item, chosen)

@@ -81,12 +81,20 @@ def _v4_document_hash(conn: Connection) -> None:
         conn.execute(update(docs).where(docs.c.id == doc_id).values(content_hash=sc.content_hash(body)))
 
 
+def _v5_watch(conn: Connection) -> None:
+    """v5: the watcher's state: items seen per site and source, source polls, alerts and their deliveries."""
+    md = MetaData()
+    for table in (sc.watch_items_table(md), sc.watch_sources_table(md), sc.alerts_table(md), sc.alert_deliveries_table(md)):
+        table.create(conn)
+
+
 #: Ordered migrations: ``MIGRATIONS[i]`` upgrades version ``i`` to ``i + 1``.
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _v1_passes_detections,
     _v2_documents_claims,
     _v3_best_type_role,
     _v4_document_hash,
+    _v5_watch,
 )
 assert len(MIGRATIONS) == sc.SCHEMA_VERSION
 

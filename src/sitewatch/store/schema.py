@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeEngine
 
 #: Current schema version; :mod:`sitewatch.store.migrations` brings any older store up to it.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 WGS84_SRID = 4326
 
@@ -144,6 +144,88 @@ def claims_table(metadata: MetaData) -> Table:
     )
 
 
+def watch_items_table(metadata: MetaData) -> Table:
+    """Items (scenes, STAC items) a watched source offered, and what became of each (since v5).
+
+    ``status``: ``done`` (scanned; ``pass_id`` set), ``skipped`` (filtered out, e.g. too cloudy),
+    ``retry`` (failed, tried again at ``next_attempt``) or ``failed`` (permanent, or out of attempts).
+    ``item`` holds what is needed to open the item again (the STAC item dict, or the scene path).
+    ``pass_id`` is a plain column, not a foreign key: deleting a pass keeps the watch history.
+    """
+    return Table(
+        "watch_items",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("site", String(128), nullable=False),
+        Column("source", String(512), nullable=False),
+        Column("item_id", String(1024), nullable=False),
+        Column("href", Text),
+        Column("acquired", DateTime(timezone=True)),
+        Column("item", JSON),
+        Column("status", String(16), nullable=False),
+        Column("attempts", Integer, nullable=False, default=0),
+        Column("next_attempt", DateTime(timezone=True)),
+        Column("error", Text),
+        Column("pass_id", Integer),
+        Column("first_seen", DateTime(timezone=True), nullable=False),
+        Column("updated", DateTime(timezone=True), nullable=False),
+        UniqueConstraint("site", "source", "item_id", name="uq_watch_items_site_source_item"),
+        sqlite_autoincrement=True,
+    )
+
+
+def watch_sources_table(metadata: MetaData) -> Table:
+    """The last poll of each watched source of each site and its outcome (since v5)."""
+    return Table(
+        "watch_sources",
+        metadata,
+        Column("site", String(128), primary_key=True),
+        Column("source", String(512), primary_key=True),
+        Column("last_poll", DateTime(timezone=True)),
+        Column("last_ok", DateTime(timezone=True)),
+        Column("error", Text),
+        Column("failures", Integer, nullable=False, default=0),
+    )
+
+
+def alerts_table(metadata: MetaData) -> Table:
+    """Alerts raised by the watcher, one per (item, kind, subject), with their evidence (since v5)."""
+    return Table(
+        "alerts",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("site", String(128), nullable=False, index=True),
+        Column("source", String(512), nullable=False),
+        Column("item_id", String(1024), nullable=False),
+        Column("pass_id", Integer),
+        Column("kind", String(32), nullable=False),
+        Column("subject", String(128), nullable=False),
+        Column("title", Text, nullable=False),
+        Column("payload", JSON, nullable=False),
+        Column("created", DateTime(timezone=True), nullable=False),
+        UniqueConstraint("site", "source", "item_id", "kind", "subject", name="uq_alerts_item_kind_subject"),
+        sqlite_autoincrement=True,
+    )
+
+
+def alert_deliveries_table(metadata: MetaData) -> Table:
+    """Delivery of each alert on each channel: ``pending``, ``sent`` or ``failed`` (since v5)."""
+    return Table(
+        "alert_deliveries",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("alert_id", Integer, ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False, index=True),
+        Column("channel", String(128), nullable=False),
+        Column("status", String(16), nullable=False),
+        Column("attempts", Integer, nullable=False, default=0),
+        Column("next_attempt", DateTime(timezone=True)),
+        Column("error", Text),
+        Column("sent", DateTime(timezone=True)),
+        UniqueConstraint("alert_id", "channel", name="uq_alert_deliveries_alert_channel"),
+        sqlite_autoincrement=True,
+    )
+
+
 @dataclass(frozen=True)
 class Schema:
     """The current tables for one dialect."""
@@ -154,6 +236,10 @@ class Schema:
     documents: Table
     claims: Table
     schema_version: Table
+    watch_items: Table
+    watch_sources: Table
+    alerts: Table
+    alert_deliveries: Table
 
 
 def schema_version_table(metadata: MetaData) -> Table:
@@ -177,4 +263,8 @@ def build_schema(dialect_name: str) -> Schema:
         documents=documents_table(md),
         claims=claims_table(md),
         schema_version=schema_version_table(md),
+        watch_items=watch_items_table(md),
+        watch_sources=watch_sources_table(md),
+        alerts=alerts_table(md),
+        alert_deliveries=alert_deliveries_table(md),
     )
