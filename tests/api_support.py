@@ -102,3 +102,22 @@ def empty_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         conn.execute(text("DROP TABLE IF EXISTS claims, documents, detections, passes, schema_version CASCADE"))
     eng.dispose()
     return url
+
+
+class StubDetector:
+    """A detector stand-in: fixed boxes (scene pixels) inside the window, progress over ``tiles`` steps;
+    ``fail_at`` raises after that many tiles (a scan dying half-way)."""
+
+    name, version = "stub-det", "1.0"
+    label = "stub-det 1.0"
+
+    def __init__(self, boxes: list[tuple[float, float, str]], tiles: int = 4, fail_at: int | None = None) -> None:
+        self.boxes, self.tiles, self.fail_at = boxes, tiles, fail_at
+
+    def detect(self, scene, *, window=None, gsd_m=None, progress=None) -> list[Detection]:  # noqa: ANN001
+        for i in range(1, self.tiles + 1):
+            if self.fail_at is not None and i > self.fail_at:
+                raise RuntimeError("detector died")
+            if progress:
+                progress(i, self.tiles)
+        return [Detection(OrientedBox.make(cx, cy, 20.0, 14.0, 30.0), cat, 0.9) for cx, cy, cat in self.boxes]
