@@ -98,6 +98,32 @@ def test_real_pair_demo_with_labels(tmp_path: Path, data_dir: Path, monkeypatch:
     assert (tmp_path / "out" / "report.html").is_file() and (tmp_path / "out" / "report.json").is_file()
 
 
+def _assert_no_type_below_threshold(out: Path, site: str) -> None:
+    """Inventory rows (report and ``inventory --by type``) name a type only where its calibrated probability reaches the threshold."""
+    from sitewatch.identify import IdentifySettings, label_detection
+    from sitewatch.pipeline import inventory
+    from sitewatch.store import open_store
+
+    threshold = IdentifySettings().label_threshold
+    with open_store(f"sqlite:///{out / 'demo-store.db'}") as store:
+        passes = store.list_passes(site)
+    dets = [d for p in passes for d in p.detections]
+    assert any(d.candidates for d in dets)
+    labels = {d.id: label_detection(d) for d in dets}
+    type_names = {c.name for d in dets for c in d.candidates if c.type_id != "unknown"}
+    named = set()
+    for d in dets:
+        lab = labels[d.id]
+        if lab.level == "type":
+            assert lab.probability >= threshold and lab.candidates[0].probability >= threshold
+            named.add(lab.text)
+    twin = json.loads((out / "report.json").read_text())
+    rows = [r for r in twin["inventory"] if r["type_name"] in type_names]
+    assert all(r["level"] == "type" and r["type_name"] in named for r in rows), rows
+    groups = inventory(passes, "type")["groups"]
+    assert {g for g in groups if g in type_names} <= named
+
+
 @pytest.mark.slow
 def test_real_pair_demo_with_shipped_detector(tmp_path: Path, data_dir: Path) -> None:
     st = run_demo(tmp_path / "out", data_dir)
@@ -105,3 +131,4 @@ def test_real_pair_demo_with_shipped_detector(tmp_path: Path, data_dir: Path) ->
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert [t["true_aircraft"] for t in summary["truth"]] == [20, 5]
     assert (tmp_path / "out" / "report.html").is_file()
+    _assert_no_type_below_threshold(tmp_path / "out", "airfield-p")

@@ -113,9 +113,19 @@ def test_identify_detections_sets_measurement_and_candidates() -> None:
         assert any(c.type_id == UNKNOWN_ID for c in d.candidates)
         assert sum(c.probability for c in d.candidates) <= 1.0 + 1e-6
         assert Detection.from_dict(d.to_dict()) == d
-    assert inventory_by(out, by="type") == {"an-124": 1, "su-24": 1, "t-72b3": 1}
-    roles = inventory_by(out + [dets[0]], by="role")
-    assert roles["heavy transport"] == 1 and roles["unidentified aircraft"] == 1
+    # top-3 candidates only: no label level reaches 0.7 from them, so nothing is named
+    assert inventory_by(out, by="type") == {"unidentified aircraft": 2, "unidentified large-vehicle": 1}
+    full = identify_detections(dets, gsd_m=0.5)  # default: top 5 + every type >= 0.005
+    assert all(len(d.candidates) > 6 for d in full)
+    assert inventory_by(full, by="type") == {
+        "very large aircraft (over 60 m: wide-body or strategic airlifter)": 1,
+        "fighter-sized aircraft (13–24 m)": 1,
+        "unidentified large-vehicle": 1,
+    }
+    assert inventory_by(full, by="type", threshold=0.2) == {"An-124 Ruslan": 1, "Su-24M (spread)": 1, "T-72/T-90 family": 1}
+    roles = inventory_by(full + [dets[0]], by="role")  # no role reaches 0.7: the size class is said
+    assert roles["very large aircraft (over 60 m: wide-body or strategic airlifter)"] == 1 and roles["unidentified aircraft"] == 1
+    assert inventory_by(full, by="role", threshold=0.2)["fighter"] == 1
     with pytest.raises(ValueError, match="by must be"):
         inventory_by(out, by="colour")  # type: ignore[arg-type]
 

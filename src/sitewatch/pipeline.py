@@ -21,7 +21,7 @@ from shapely.geometry import Polygon
 
 from sitewatch.detect.base import Detector, ProgressCallback
 from sitewatch.errors import CoverageError, GeoreferenceError, LowCoverageWarning
-from sitewatch.identify import identify_detections
+from sitewatch.identify import LEVELS, IdentifySettings, identify_detections, label_detection
 from sitewatch.imagery import georef
 from sitewatch.imagery.base import Scene
 from sitewatch.imagery.simulate import is_simulated
@@ -178,25 +178,31 @@ def load_default_detector(model: str | None = None) -> Detector:
     return OnnxDetector(model)
 
 
-def _group_key(d: Detection, by: str) -> str:
+def _group_key(d: Detection, by: str, threshold: float | None) -> str:
+    """The inventory group of ``d``: its category, or its label (type → family → role → size class)."""
     if by == "category":
         return d.category
-    best = d.best_type
-    if best is None:
+    if not d.candidates:
         return f"{d.category} (unidentified)"
-    return best.type_id if by == "type" else best.role
+    levels = LEVELS if by == "type" else ("role", "size", "category")
+    return label_detection(d, threshold=threshold, levels=levels).text
 
 
-def inventory(passes: list[Pass], by: str = "category") -> dict[str, Any]:
+def inventory(passes: list[Pass], by: str = "category", *, threshold: float | None = None) -> dict[str, Any]:
     """Counts per group per pass (oldest → newest) and the change from the previous pass.
 
     Args:
         passes: passes of one site, oldest first (as :meth:`Store.list_passes` returns them).
-        by: ``"category"``, ``"type"`` (best type id) or ``"role"`` (role group of the best type).
+        by: ``"category"``; ``"type"``: each detection's label, the most specific of type, family,
+            role and size class whose calibrated probability reaches ``threshold`` ("Il-76
+            family", "medium airliner-sized aircraft (33–45 m)", else "unidentified aircraft"),
+            never a most-probable type below it; ``"role"``: the same from the role level down.
+        threshold: probability a level needs (default ``IdentifySettings().label_threshold``).
 
     Returns:
         ``{"by", "groups": [names], "passes": [{"id", "acquired", "scene", "simulated",
-        "counts": {group: n}, "deltas": {group: n - previous n or None}}]}``.
+        "counts": {group: n}, "deltas": {group: n - previous n or None}}]}``, plus ``"threshold"``
+        for ``by`` type or role.
     """
     if by not in ("category", "type", "role"):
         raise ValueError(f"inventory by {by!r}: use category, type or role")
@@ -206,7 +212,7 @@ def inventory(passes: list[Pass], by: str = "category") -> dict[str, Any]:
     for p in passes:
         counts: dict[str, int] = {}
         for d in p.detections:
-            k = _group_key(d, by)
+            k = _group_key(d, by, threshold)
             counts[k] = counts.get(k, 0) + 1
         per_pass.append(counts)
     seen = {k for c in per_pass for k in c}
@@ -225,4 +231,7 @@ def inventory(passes: list[Pass], by: str = "category") -> dict[str, Any]:
             }
         )
         prev = full
-    return {"by": by, "groups": groups, "passes": rows}
+    out: dict[str, Any] = {"by": by, "groups": groups, "passes": rows}
+    if by != "category":
+        out["threshold"] = threshold if threshold is not None else IdentifySettings().label_threshold
+    return out

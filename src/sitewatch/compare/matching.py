@@ -30,6 +30,7 @@ from shapely.geometry import Polygon
 
 from sitewatch.compare.registration import Registration
 from sitewatch.compare.settings import CompareSettings
+from sitewatch.identify.hierarchy import label_detection
 from sitewatch.types import Detection, OrientedBox
 
 #: Statuses of a compared object; "unobserved" objects are reported apart, never as change.
@@ -48,7 +49,7 @@ class ObjectChange:
     Attributes:
         status: one of :data:`STATUSES`, or "unobserved".
         category: detection category.
-        group: type group — the role of the best type candidate when identified, else the category.
+        group: type group — the role group when its probability reaches the label threshold, else the category.
         zone: site zone holding the object, or None (outside zones, or pass not georeferenced).
         det_a, det_b: the detection in each pass (None where absent), in that pass's own pixels.
         displacement_px: centre displacement after registration, pixels of A, or None.
@@ -87,10 +88,12 @@ def _ref(d: Detection | None) -> dict[str, Any] | None:
 
 
 def group_of(d: Detection) -> str:
-    """Type group of a detection: the role of its best candidate, else its category."""
-    best = d.best_type
-    if best is not None and best.role and best.type_id != "unknown":
-        return best.role
+    """Type group of a detection: its role group where the role's calibrated probability (summed
+    over its types) reaches the label threshold (:func:`sitewatch.identify.label_detection`), else its category."""
+    if d.candidates:
+        role = label_detection(d, levels=("role",))
+        if role.identified:
+            return role.key
     return d.category
 
 

@@ -15,10 +15,14 @@ weights) and renormalised; the posterior is normalised over types + unknown.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any
+
+import yaml
 
 from sitewatch.identify.library import EquipmentType, Library
 
@@ -103,39 +107,33 @@ def prior_weights(types: list[EquipmentType], priors: Mapping[str, Any] | None, 
     return out
 
 
-def rank_types(
+def type_log_likelihoods(
     length_m: float,
     width_m: float,
     length_sigma_m: float,
     width_sigma_m: float,
     category: str,
     library: Library,
-    *,
-    priors: Mapping[str, Any] | None = None,
-) -> Ranking:
-    """Posterior over library types (and unknown/other) for a measured object.
+) -> tuple[list[tuple[float, EquipmentType, str]], float]:
+    """Size log-likelihood of every compatible type (best box state) and of the outlier model.
 
     Args:
         length_m, width_m: measured sizes, metres (sorted internally: long side first).
         length_sigma_m, width_sigma_m: their 1-sigma, metres.
         category: detection category; matched against the compatible library categories.
         library: the reference library.
-        priors: site priors (see :func:`prior_weights`), or None.
+
+    Returns:
+        ``[(log p(L, W | t), type, state), ...]`` in library order, and ``log`` of the outlier
+        density (per square metre).
     """
     if width_m > length_m:
         length_m, width_m, length_sigma_m, width_sigma_m = width_m, length_m, width_sigma_m, length_sigma_m
     params = library.matching["categories"][category]
     compatible = params.get("compatible", [category])
-    types = [t for t in library.types if t.category in compatible]
-    out = params["outlier"]
-    (l0, l1), (w0, w1) = out["length_m"], out["width_m"]
-    outlier_density = 1.0 / ((l1 - l0) * (w1 - w0))
-    p_unknown = float(out["prior"])
-    weights = prior_weights(types, priors, float(library.matching.get("operator_prior_weight", 1.0)))
-    total_w = sum(weights.values()) or 1.0
-
-    logs: list[tuple[float, EquipmentType, str]] = []
-    for t in types:
+    (l0, l1), (w0, w1) = params["outlier"]["length_m"], params["outlier"]["width_m"]
+    out: list[tuple[float, EquipmentType, str]] = []
+    for t in (t for t in library.types if t.category in compatible):
         tau = t.tolerance_rel if t.tolerance_rel is not None else float(library.matching["categories"][t.category]["tolerance_rel"])
         best = (-math.inf, "")
         for state, tl, tw in t.box_states():
@@ -145,9 +143,43 @@ def rank_types(
             best = max(best, (ll, state))
         if t.swing_wing:
             best = max(best, (_log_intermediate_sweep(t, length_m, width_m, length_sigma_m, width_sigma_m, tau), "intermediate"))
-        prior = (1.0 - p_unknown) * weights[t.id] / total_w
-        logs.append((best[0] + math.log(prior), t, best[1]))
-    log_unknown = math.log(outlier_density) + math.log(p_unknown)
+        out.append((best[0], t, best[1]))
+    return out, -math.log((l1 - l0) * (w1 - w0))
+
+
+def rank_types(
+    length_m: float,
+    width_m: float,
+    length_sigma_m: float,
+    width_sigma_m: float,
+    category: str,
+    library: Library,
+    *,
+    priors: Mapping[str, Any] | None = None,
+    temperature: float | None = None,
+) -> Ranking:
+    """Posterior over library types (and unknown/other) for a measured object.
+
+    Args:
+        length_m, width_m: measured sizes, metres (sorted internally: long side first).
+        length_sigma_m, width_sigma_m: their 1-sigma, metres.
+        category: detection category; matched against the compatible library categories.
+        library: the reference library.
+        priors: site priors (see :func:`prior_weights`), or None.
+        temperature: the size likelihoods (types and outlier) are raised to ``1 / temperature``
+            before the priors multiply: > 1 flattens an over-confident ranking. Default: the
+            category's calibrated temperature (``data/calibration.yaml``; 1.0 where none is fitted).
+    """
+    params = library.matching["categories"][category]
+    p_unknown = float(params["outlier"]["prior"])
+    lls, log_outlier = type_log_likelihoods(length_m, width_m, length_sigma_m, width_sigma_m, category, library)
+    types = [t for _, t, _ in lls]
+    if temperature is None:
+        temperature = calibrated_temperature(category)
+    weights = prior_weights(types, priors, float(library.matching.get("operator_prior_weight", 1.0)))
+    total_w = sum(weights.values()) or 1.0
+    logs = [(ll / temperature + math.log((1.0 - p_unknown) * weights[t.id] / total_w), t, state) for ll, t, state in lls]
+    log_unknown = log_outlier / temperature + math.log(p_unknown)
     m = max([log_unknown, *(lp for lp, _, _ in logs)])
     z = math.exp(log_unknown - m) + sum(math.exp(lp - m) for lp, _, _ in logs)
     scores = [
@@ -161,4 +193,15 @@ def rank_types(
     roles[UNKNOWN_ROLE] = unknown
     roles = dict(sorted(roles.items(), key=lambda kv: -kv[1]))
     applied = any(abs(w - 1.0) > 1e-12 for w in weights.values())
-    return Ranking(scores, unknown, outlier_density, applied, roles)
+    return Ranking(scores, unknown, math.exp(log_outlier), applied, roles)
+
+
+@functools.lru_cache(maxsize=1)
+def _calibration() -> dict[str, Any]:
+    with resources.files("sitewatch.identify.data").joinpath("calibration.yaml").open("r", encoding="utf-8") as f:
+        return yaml.safe_load(f) or {}
+
+
+def calibrated_temperature(category: str) -> float:
+    """The fitted temperature of a detection category's size likelihood (``data/calibration.yaml``), 1.0 if none."""
+    return float((_calibration().get("temperature") or {}).get(category, 1.0))

@@ -9,8 +9,10 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from sitewatch.identify.candidates import UNKNOWN_ID, UNKNOWN_ROLE, Ranking, rank_types
+from sitewatch.identify.hierarchy import LEVELS, label_detection
 from sitewatch.identify.library import Library, load_library
 from sitewatch.identify.measurement import Georef, measure_box
+from sitewatch.identify.settings import IdentifySettings
 from sitewatch.types import Candidate, Detection, Measurement
 
 log = logging.getLogger(__name__)
@@ -18,6 +20,8 @@ log = logging.getLogger(__name__)
 #: Relative 1-sigma of the GSD when the caller gives none: georeferenced products / screenshots.
 DEFAULT_GSD_REL_SIGMA_GEOREF = 0.02
 DEFAULT_GSD_REL_SIGMA_SCREENSHOT = 0.05
+#: Type candidates always kept with a detection.
+DEFAULT_TOP_K = 5
 
 
 @dataclass(slots=True)
@@ -39,13 +43,22 @@ class Identification:
     ranking: Ranking | None = None
     reason: str | None = None
 
-    def candidates(self, k: int = 5) -> tuple[Candidate, ...]:
-        """Top-``k`` types plus the unknown/other mass, sorted by probability (best first)."""
+    def candidates(self, k: int = 5, min_probability: float | None = None) -> tuple[Candidate, ...]:
+        """Top-``k`` types plus the unknown/other mass, sorted by probability (best first).
+
+        Args:
+            k: types always kept.
+            min_probability: also keep every further type at least this probable (None: none).
+        """
         if self.ranking is None:
             return ()
+        kept = [
+            s for n, s in enumerate(self.ranking.types)
+            if n < k or (min_probability is not None and s.probability >= min_probability)
+        ]
         out = [
             Candidate(s.type.id, s.type.name + (f" ({s.state})" if s.state else ""), s.type.role, round(s.probability, 4), s.prior_weight)
-            for s in self.ranking.top(k)
+            for s in kept
         ]
         out.append(Candidate(UNKNOWN_ID, "unknown/other", UNKNOWN_ROLE, round(self.ranking.unknown, 4)))
         out.sort(key=lambda c: -c.probability)
@@ -95,9 +108,10 @@ def identify_detections(
     off_nadir_deg: float | None = None,
     view_azimuth_deg: float | None = None,
     priors: Mapping[str, Any] | None = None,
-    k: int = 5,
+    k: int | None = None,
     gsd_rel_sigma: float | None = None,
     library: Library | None = None,
+    settings: IdentifySettings | None = None,
 ) -> list[Detection]:
     """New detections with ``measurement`` and ``candidates`` set.
 
@@ -110,9 +124,13 @@ def identify_detections(
             and heading is left None.
         off_nadir_deg, view_azimuth_deg: view geometry (degrees; azimuth clockwise from north).
         priors: site priors (``{"operators": [...], "types": {id: weight}}``), or None.
-        k: number of type candidates kept (the unknown/other candidate is always added).
+        k: number of type candidates kept (the unknown/other candidate is always added); None
+            (default): the top 5 and every further type at least ``settings.keep_min_probability``
+            probable, so that family/role/size-class sums (:mod:`~sitewatch.identify.hierarchy`)
+            can be taken from the stored candidates.
         gsd_rel_sigma: relative 1-sigma of the GSD (default 0.02 georeferenced, 0.05 otherwise).
         library: reference library (default: the bundled one).
+        settings: identification settings (default: from the environment).
 
     Returns:
         New detections; unchanged ones (and a logged reason) when no GSD/georeference is known.
@@ -134,7 +152,12 @@ def identify_detections(
             priors=priors,
             library=library,
         )
-        out.append(replace(det, measurement=ident.measurement, candidates=ident.candidates(k)))
+        if k is None:
+            keep_min = (settings or IdentifySettings()).keep_min_probability
+            cands = ident.candidates(DEFAULT_TOP_K, keep_min)
+        else:
+            cands = ident.candidates(k)
+        out.append(replace(det, measurement=ident.measurement, candidates=cands))
     return out
 
 
@@ -147,26 +170,31 @@ def role_probabilities(det: Detection) -> dict[str, float]:
 
 
 def inventory_by(
-    detections: Iterable[Detection], by: Literal["type", "role"] = "type", *, min_probability: float = 0.0
+    detections: Iterable[Detection],
+    by: Literal["type", "role"] = "type",
+    *,
+    threshold: float | None = None,
+    library: Library | None = None,
 ) -> dict[str, int]:
-    """Count detections by best type or by role group (most frequent first).
+    """Count detections by what may be said of them (most frequent first).
 
-    A detection counts under its best type id (or, with ``by="role"``, the role with the most
-    probability mass). Detections without candidates, whose best answer is unknown/other, or whose
-    best probability is below ``min_probability`` count as ``"unidentified <category>"``.
+    ``by="type"`` counts under each detection's label (:func:`~sitewatch.identify.hierarchy.label_detection`):
+    the most specific of type, family, role and size class whose calibrated probability reaches
+    ``threshold`` ("Il-76 family", "medium airliner-sized aircraft (33–45 m)"); ``by="role"`` the
+    same from the role level down. Detections where no level reaches it, or without candidates,
+    count as ``"unidentified <category>"``; a bare most-probable type below the threshold is never a key.
+
+    Args:
+        detections: identified detections.
+        by: ``"type"`` or ``"role"``.
+        threshold: probability a level needs (default: ``IdentifySettings().label_threshold``).
+        library: the library the candidates refer to (default: bundled).
+
+    Raises:
+        ValueError: ``by`` is neither.
     """
     if by not in ("type", "role"):
         raise ValueError(f"inventory_by: by must be 'type' or 'role', got {by!r}")
-    counts: Counter[str] = Counter()
-    for d in detections:
-        key = None
-        if by == "type" and d.candidates:
-            best = d.candidates[0]
-            if best.type_id != UNKNOWN_ID and best.probability >= min_probability:
-                key = best.type_id
-        elif by == "role" and d.candidates:
-            role, p = next(iter(role_probabilities(d).items()))
-            if role != UNKNOWN_ROLE and p >= min_probability:
-                key = role
-        counts[key or f"unidentified {d.category}"] += 1
+    levels = LEVELS if by == "type" else ("role", "size", "category")
+    counts: Counter[str] = Counter(label_detection(d, library=library, threshold=threshold, levels=levels).text for d in detections)
     return dict(counts.most_common())

@@ -1,7 +1,7 @@
 """The reference library: published dimensions of equipment types, with their sources.
 
 The data live in package data files (``identify/data/library.yaml``, ``roles.yaml``,
-``matching.yaml``); this module loads and validates them. Every row must cite a public source and
+``families.yaml``, ``size_classes.yaml``, ``matching.yaml``); this module loads and validates them. Every row must cite a public source and
 have dimensions inside the sane range of its category, or loading fails with a
 :class:`~sitewatch.errors.LibraryError` naming the row.
 """
@@ -40,6 +40,32 @@ class Role:
 
 
 @dataclass(frozen=True, slots=True)
+class Family:
+    """Types sharing an airframe, hull or chassis ("Il-76 family"), with the source that says so."""
+
+    id: str
+    name: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class SizeClass:
+    """A range of the overhead box's long side within one category.
+
+    Attributes:
+        id: key, e.g. ``"aircraft-medium"``.
+        category: the detection category it applies to.
+        name: the phrase a report uses, e.g. ``"medium airliner-sized aircraft (33–45 m)"``.
+        long_side_m: ``(min, max)`` of the long side, metres; ``min`` inclusive, ``max`` exclusive.
+    """
+
+    id: str
+    category: str
+    name: str
+    long_side_m: tuple[float, float]
+
+
+@dataclass(frozen=True, slots=True)
 class EquipmentType:
     """One row of the reference library.
 
@@ -57,6 +83,8 @@ class EquipmentType:
         span_spread_m, span_swept_m: swing-wing spans, metres, or None.
         tolerance_rel: intrinsic relative 1-sigma of the box dimensions, or None for the category default.
         note: free text (what the figure includes).
+        family: id of the type's family in ``families.yaml``, or None (the type is its own family).
+        size_class: id of the type's size class (``size_classes.yaml``), from its long side.
     """
 
     id: str
@@ -72,6 +100,8 @@ class EquipmentType:
     span_swept_m: float | None = None
     tolerance_rel: float | None = None
     note: str = ""
+    family: str | None = None
+    size_class: str = ""
 
     @property
     def swing_wing(self) -> bool:
@@ -88,6 +118,11 @@ class EquipmentType:
         if self.swing_wing:
             spans = [("spread", self.span_spread_m or self.width_m), ("swept", self.span_swept_m)]
         return [(state, max(self.length_m, s), min(self.length_m, s)) for state, s in spans]
+
+    @property
+    def long_side_m(self) -> float:
+        """The largest long side over the box states, metres (what the size class is judged on)."""
+        return max(long for _, long, _ in self.box_states())
 
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -106,6 +141,10 @@ class EquipmentType:
                 d[key] = getattr(self, key)
         if self.note:
             d["note"] = self.note
+        if self.family:
+            d["family"] = self.family
+        if self.size_class:
+            d["size_class"] = self.size_class
         return d
 
 
@@ -118,12 +157,16 @@ class Library:
         roles: role groups by name.
         matching: per-category matching parameters (``matching.yaml``).
         path: the library file it was loaded from.
+        families: families by id (``families.yaml``).
+        size_classes: size classes by id (``size_classes.yaml``).
     """
 
     types: list[EquipmentType]
     roles: dict[str, Role]
     matching: dict[str, Any]
     path: str = ""
+    families: dict[str, Family] = field(default_factory=dict)
+    size_classes: dict[str, SizeClass] = field(default_factory=dict)
     _index: dict[str, EquipmentType] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -168,8 +211,8 @@ class Library:
         r = self.roles.get(role)
         if r is None:
             raise LibraryError(f"unknown role group {role!r}; known: {', '.join(sorted(self.roles))}")
-        names = [_short_name(self.get(e)) for e in examples] if examples else [
-            _short_name(t) for t in self.select(role=role)[:2]
+        names = [short_name(self.get(e)) for e in examples] if examples else [
+            short_name(t) for t in self.select(role=role)[:2]
         ]
         names = list(dict.fromkeys(names))
         if not names:
@@ -182,7 +225,7 @@ def _norm(key: str) -> str:
     return " ".join(str(key).lower().split())
 
 
-def _short_name(t: EquipmentType) -> str:
+def short_name(t: EquipmentType) -> str:
     """The designation part of a name: "An-124 Ruslan" -> "An-124", "C-5M Super Galaxy" -> "C-5M"."""
     first = t.name.split(" (")[0]
     if t.category in ("aircraft", "helicopter"):
@@ -203,18 +246,56 @@ def load_roles() -> dict[str, Role]:
     }
 
 
+def load_families() -> dict[str, Family]:
+    """Families from ``families.yaml``."""
+    rows = _read_yaml("families.yaml")["families"]
+    return {r["id"]: Family(r["id"], r["name"], str(r["source"]).strip()) for r in rows}
+
+
+def load_size_classes() -> dict[str, SizeClass]:
+    """Size classes from ``size_classes.yaml``, by id."""
+    doc = _read_yaml("size_classes.yaml")["size_classes"]
+    return {
+        r["id"]: SizeClass(r["id"], cat, r["name"], (float(r["long_side_m"][0]), float(r["long_side_m"][1])))
+        for cat, rows in doc.items()
+        for r in rows
+    }
+
+
+def size_class_of(category: str, long_side_m: float, size_classes: dict[str, SizeClass]) -> str | None:
+    """Id of the size class of ``category`` whose range holds ``long_side_m`` (metres), or None."""
+    for c in size_classes.values():
+        if c.category == category and c.long_side_m[0] <= long_side_m < c.long_side_m[1]:
+            return c.id
+    return None
+
+
+def _row_long_side(row: dict[str, Any]) -> float:
+    spans = [float(row[k]) for k in ("width_m", "span_spread_m", "span_swept_m") if row.get(k) is not None]
+    return max(max(float(row["length_m"]), s) for s in spans)
+
+
 def load_matching() -> dict[str, Any]:
     """Matching parameters from ``matching.yaml``."""
     return _read_yaml("matching.yaml")
 
 
-def validate_rows(rows: Iterable[dict[str, Any]], roles: dict[str, Role], matching: dict[str, Any]) -> list[str]:
+def validate_rows(
+    rows: Iterable[dict[str, Any]],
+    roles: dict[str, Role],
+    matching: dict[str, Any],
+    families: dict[str, Family] | None = None,
+    size_classes: dict[str, SizeClass] | None = None,
+) -> list[str]:
     """Check library rows; return one problem string per defect (empty list: valid).
 
     Checks: required fields present, a non-empty source on every row, valid category and role,
     positive finite dimensions inside the category's plausible range and aspect bounds,
-    consistent swing-wing spans, unique ids and unique aliases/names across the library.
+    consistent swing-wing spans, unique ids and unique aliases/names across the library, a known
+    family (when given), and a ``size_class`` (when given) that is the class of the row's long side.
     """
+    families = load_families() if families is None else families
+    size_classes = load_size_classes() if size_classes is None else size_classes
     problems: list[str] = []
     seen_ids: set[str] = set()
     seen_keys: dict[str, str] = {}
@@ -250,7 +331,17 @@ def validate_rows(rows: Iterable[dict[str, Any]], roles: dict[str, Role], matchi
             problems.append(f"{where}: role {row.get('role')!r} not in roles.yaml")
         elif cat not in role.categories:
             problems.append(f"{where}: role {role.role!r} is not valid for category {cat}")
-        problems.extend(_check_dims(where, row, matching["categories"][cat]["plausible"]))
+        dim_problems = _check_dims(where, row, matching["categories"][cat]["plausible"])
+        problems.extend(dim_problems)
+        if row.get("family") is not None and row["family"] not in families:
+            problems.append(f"{where}: family {row['family']!r} not in families.yaml")
+        if row.get("size_class") is not None and not dim_problems:
+            expected = size_class_of(cat, _row_long_side(row), size_classes)
+            if row["size_class"] != expected:
+                problems.append(
+                    f"{where}: size_class {row['size_class']!r} does not hold its long side "
+                    f"{_row_long_side(row):g} m (expected {expected!r}, size_classes.yaml)"
+                )
     return problems
 
 
@@ -296,8 +387,8 @@ def library_from_rows(rows: list[dict[str, Any]], *, path: str = "<rows>") -> Li
     Raises:
         LibraryError: one line naming the file and the first defects.
     """
-    roles, matching = load_roles(), load_matching()
-    problems = validate_rows(rows, roles, matching)
+    roles, matching, families, size_classes = load_roles(), load_matching(), load_families(), load_size_classes()
+    problems = validate_rows(rows, roles, matching, families, size_classes)
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise LibraryError(f"{path}: invalid reference library: {'; '.join(problems[:3])}{more}")
@@ -316,10 +407,12 @@ def library_from_rows(rows: list[dict[str, Any]], *, path: str = "<rows>") -> Li
             span_swept_m=float(r["span_swept_m"]) if r.get("span_swept_m") is not None else None,
             tolerance_rel=float(r["tolerance_rel"]) if r.get("tolerance_rel") is not None else None,
             note=str(r.get("note") or ""),
+            family=str(r["family"]) if r.get("family") else None,
+            size_class=str(r.get("size_class") or size_class_of(r["category"], _row_long_side(r), size_classes) or ""),
         )
         for r in rows
     ]
-    return Library(types, roles, matching, path)
+    return Library(types, roles, matching, path, families, size_classes)
 
 
 def load_library(path: str | Path | None = None) -> Library:

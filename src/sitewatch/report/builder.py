@@ -19,6 +19,7 @@ from shapely import wkt as shapely_wkt
 
 from sitewatch import __version__
 from sitewatch.errors import SitewatchError
+from sitewatch.identify import IdentifySettings, label_detection
 from sitewatch.report import charts, maps
 from sitewatch.report._access import b64, field
 from sitewatch.report._models import model_notes
@@ -94,19 +95,28 @@ def pass_summary(p: Pass, label: str) -> PassSummary:
     )
 
 
-def _type_of(d: Detection) -> tuple[str, str]:
-    """(role, type name) of a detection's best candidate, or unidentified."""
-    best = d.best_type
-    if best is None or best.type_id == "unknown":
-        return ("unidentified", "unidentified")
-    return (best.role or "unidentified", best.name)
+def _type_of(d: Detection) -> tuple[str, str, str]:
+    """(role, identification, level) of a detection: its label (type → family → role → size class).
+
+    The role column holds the role group only where it alone reaches the label threshold
+    ("undetermined" otherwise); the identification is the label's text, never a most-probable
+    type below the threshold.
+    """
+    label = label_detection(d)
+    if not label.identified:
+        return ("unidentified", "unidentified", "category")
+    role = label_detection(d, levels=("role",))
+    return (role.key if role.identified else "undetermined", label.text, label.level)
 
 
 def inventory(passes: Sequence[Pass]) -> list[InventoryRow]:
-    """Counts by category / role / best type in each pass, rows sorted by category then role."""
+    """Counts by category / role / identification in each pass, rows sorted by category then role."""
     per_pass = [Counter((d.category, *_type_of(d)) for d in p.detections) for p in passes]
     keys = sorted(set().union(*per_pass)) if per_pass else []
-    return [InventoryRow(category=c, role=r, type_name=t, counts=[pp[(c, r, t)] for pp in per_pass]) for c, r, t in keys]
+    return [
+        InventoryRow(category=c, role=r, type_name=t, level=lv, counts=[pp[(c, r, t, lv)] for pp in per_pass])
+        for c, r, t, lv in keys
+    ]
 
 
 # --------------------------------------------------------------------------------------- comparisons
@@ -273,7 +283,9 @@ METHOD = [
     "Objects (aircraft, helicopters, ships, large and small vehicles) were detected as oriented boxes in each "
     "pass scene by the detector named below, run in overlapping tiles with seam merging.",
     "Where the ground sample distance is known, each detection was measured in metres and matched against a "
-    "reference library of equipment dimensions to rank type candidates.",
+    "reference library of equipment dimensions to rank type candidates; tables and judgements name the most "
+    "specific of type, family (shared airframe), role and size class whose calibrated probability reaches "
+    "{threshold:.2f}, never a most probable type below it.",
     "Consecutive passes were co-registered and objects matched between them to classify each as arrived, "
     "departed, remained or moved; pixel change not explained by objects is reported per zone.",
     "Indicators and competing hypotheses were weighed with an analysis of competing hypotheses (ACH); "
@@ -423,7 +435,7 @@ def assemble_report_data(
         evidence=list(book.entries.values()),
         chips=chip_pairs,
         figures=figures,
-        method=METHOD,
+        method=[m.format(threshold=IdentifySettings().label_threshold) for m in METHOD],
         models=model_text,
         limitations=_limitations(summaries, comp_summaries, model_limits + extra),
     )

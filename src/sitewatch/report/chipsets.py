@@ -11,6 +11,7 @@ from typing import Any
 from rasterio.windows import Window
 
 from sitewatch.errors import SitewatchError
+from sitewatch.identify.hierarchy import label_detection
 from sitewatch.imagery.base import Scene
 from sitewatch.report import chips
 from sitewatch.report._access import b64, field
@@ -38,8 +39,8 @@ def _shift_ab(comp_summary: ComparisonSummary, objects: Sequence[Any]) -> tuple[
 
 
 def _label(d: Detection) -> str:
-    best = d.best_type
-    return best.name if best and best.type_id != "unknown" and best.probability >= 0.5 else d.category
+    label = label_detection(d)
+    return label.text if label.identified else d.category
 
 
 def _clusters(items: Sequence[tuple[Detection, Any]], radius_px: float) -> list[list[tuple[Detection, Any]]]:

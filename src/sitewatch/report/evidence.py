@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from sitewatch.identify.hierarchy import label_detection
 from sitewatch.report._access import field
 from sitewatch.report.model import ComparisonSummary, EvidenceEntry, PassSummary
 from sitewatch.types import Detection
@@ -52,8 +53,8 @@ class EvidenceBook:
         if hit is None:
             return None
         d, p = hit
-        best = d.best_type
-        ident = f", {best.name} {best.probability:.0%}" if best and best.type_id != "unknown" else ""
+        label = label_detection(d)
+        ident = f", {label.describe()}" if d.candidates else ""
         size = f", {d.measurement.length_m:.1f} x {d.measurement.width_m:.1f} m" if d.measurement else ""
         text = f"Detection {det_id}: {d.category}{ident}{size}, score {d.score:.2f}, in pass {p.label} (id {p.id}, {p.date})"
         return self._add(EvidenceEntry(key=f"det-{det_id}", kind="detection", text=text, pass_ids=[p.id], detection_ids=[det_id]))

@@ -21,6 +21,7 @@ import pyogrio
 import shapely
 
 from sitewatch.errors import ReportError
+from sitewatch.identify.hierarchy import label_detection
 from sitewatch.types import Pass
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ def _write_kml(frame: gpd.GeoDataFrame, path: Path) -> None:
     if len(located) < len(frame):
         log.warning("%d pixel-space detections left out of KML (no ground position)", len(frame) - len(located))
     out = located.copy()
-    out["Name"] = [f"{c} {t or ''}".strip() for c, t in zip(out["category"], out["best_type"], strict=True)]
+    out["Name"] = [str(t) if t else str(c) for c, t in zip(out["category"], out["label"], strict=True)]
     pyogrio.write_dataframe(out, path, driver=driver)
 
 
@@ -100,7 +101,7 @@ for _fmt in (
 #: Attribute columns of an export, in order (then ``lon``/``lat`` of the footprint centre, and geometry).
 COLUMNS = [
     "site", "pass_id", "acquired", "scene", "simulated", "model", "detection_id", "category", "score",
-    "best_type", "type_name", "role", "type_probability", "length_m", "width_m", "heading_deg",
+    "best_type", "type_name", "role", "type_probability", "label", "label_level", "label_probability", "length_m", "width_m", "heading_deg",
     "cx_px", "cy_px", "length_px", "width_px", "heading_px_deg", "candidates",
 ]  # fmt: skip
 
@@ -112,6 +113,7 @@ def detections_frame(passes: Sequence[Pass]) -> gpd.GeoDataFrame:
     for p in passes:
         for d in p.detections:
             best, m = d.best_type, d.measurement
+            label = label_detection(d) if d.candidates else None
             rows.append(
                 {
                     "site": p.site,
@@ -127,6 +129,9 @@ def detections_frame(passes: Sequence[Pass]) -> gpd.GeoDataFrame:
                     "type_name": best.name if best else None,
                     "role": best.role if best else None,
                     "type_probability": round(best.probability, 4) if best else None,
+                    "label": label.text if label else None,
+                    "label_level": label.level if label else None,
+                    "label_probability": round(label.probability, 4) if label else None,
                     "length_m": m.length_m if m else None,
                     "width_m": m.width_m if m else None,
                     "heading_deg": m.heading_deg if m else None,

@@ -73,12 +73,18 @@ class PassSummary(BaseModel):
 
 
 class InventoryRow(BaseModel):
-    """Counts of one category/role/type group in each pass (``counts`` aligned with ``ReportData.passes``)."""
+    """Counts of one category/role/identification group in each pass (``counts`` aligned with ``ReportData.passes``).
+
+    ``type_name`` is the detections' label (:func:`sitewatch.identify.label_detection`): a type,
+    family, role or size class, whichever is the most specific level reaching the label
+    threshold; ``level`` says which (``"category"`` for unidentified).
+    """
 
     category: str
     role: str
     type_name: str
     counts: list[int]
+    level: str = ""
 
 
 class ObjectChangeRow(BaseModel):

@@ -14,12 +14,14 @@ from typing import Any
 import shapely
 from shapely.geometry import mapping, shape
 
+from sitewatch.identify.hierarchy import label_detection
 from sitewatch.types import Candidate, Detection, Measurement, OrientedBox, Pass
 
 
 def detection_to_feature(d: Detection, **extra: Any) -> dict[str, Any]:
     """A GeoJSON Feature for ``d``; ``extra`` items are added to its properties (e.g. ``pass_id``)."""
     best = d.best_type
+    label = label_detection(d) if d.candidates else None
     props: dict[str, Any] = {
         **extra,
         "detection_id": d.id,
@@ -29,6 +31,9 @@ def detection_to_feature(d: Detection, **extra: Any) -> dict[str, Any]:
         "best_type_name": best.name if best else None,
         "role": best.role if best else None,
         "type_probability": best.probability if best else None,
+        "label": label.text if label else None,
+        "label_level": label.level if label else None,
+        "label_probability": round(label.probability, 4) if label else None,
         "length_m": d.measurement.length_m if d.measurement else None,
         "width_m": d.measurement.width_m if d.measurement else None,
         "heading_deg": d.measurement.heading_deg if d.measurement else None,
