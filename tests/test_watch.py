@@ -18,6 +18,7 @@ from sitewatch.store import open_store
 from sitewatch.store.watchstate import WatchLedger
 from sitewatch.watch import Watcher, load_config, status
 from sitewatch.watch.config import QuietHours, WatchConfig
+from test_store import pg_database  # noqa: F401 - a private PostGIS database (fixture)
 from watch_support import Servers, SmtpSink, WebhookReceiver, add_watch_site, block_pass, free_port, stac_item
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
@@ -32,6 +33,25 @@ def block_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def detector(block_model: Path) -> OnnxDetector:
     return OnnxDetector(block_model)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh store: a SQLite file, or the private PostGIS database emptied."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'w.db'}"
+        return
+    from sqlalchemy import text
+
+    from sitewatch.store.store import make_engine
+
+    url = request.getfixturevalue("pg_database")
+    eng = make_engine(url)
+    with eng.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alert_deliveries, alerts, watch_items, watch_sources, claims, documents, detections, "
+                          "passes, schema_version CASCADE"))  # fmt: skip
+    eng.dispose()
+    yield url
 
 
 @pytest.fixture
@@ -155,7 +175,8 @@ def test_bad_items_are_one_line_each_and_store_unchanged(tmp_path: Path, servers
         assert sorted(f["item"] for f in status(store)["failures"]) == ["far", "no-asset", "no-geometry"]
 
 
-def test_unreachable_api_and_smtp_are_reported_and_retried(tmp_path: Path, detector, caplog: pytest.LogCaptureFixture) -> None:
+def test_unreachable_api_and_smtp_are_reported_and_retried(tmp_path: Path, detector, caplog: pytest.LogCaptureFixture,
+                                                           store_url: str) -> None:  # fmt: skip
     add_watch_site()
     scenes = tmp_path / "incoming"
     scenes.mkdir()
@@ -164,7 +185,7 @@ def test_unreachable_api_and_smtp_are_reported_and_retried(tmp_path: Path, detec
     dead_api, dead_smtp = f"http://127.0.0.1:{free_port()}/", free_port()
     cfg = _config([{"type": "stac-api", "url": dead_api}, {"type": "folder", "path": str(scenes), "settle_s": 0}],
                   _channels(tmp_path, smtp_port=dead_smtp), rules={"indicators": ["aircraft-count-drop"], "hypotheses": False})  # fmt: skip
-    with open_store(f"sqlite:///{tmp_path / 'w.db'}") as store, caplog.at_level(logging.INFO, logger="sitewatch.watch"):
+    with open_store(store_url) as store, caplog.at_level(logging.INFO, logger="sitewatch.watch"):
         res = Watcher(cfg, store, detector=detector).run_once()
         assert len(res.source_errors) == 1 and dead_api in res.source_errors[0]
         assert len(res.passes) == 2  # the folder source went on
