@@ -285,3 +285,16 @@ def test_config_errors_name_the_place(tmp_path: Path) -> None:
     with pytest.raises(WatchConfigError, match="not found"):
         load_config(tmp_path / "none.yaml")
     assert os.environ.get("SW_TEST_HOOK_SECRET") is None
+
+
+def test_docs_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    import yaml
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "watch.md").read_text()
+    block = re.search(r"```yaml\n(# watch\.yaml\n.*?)```", text, re.S).group(1)
+    cfg = WatchConfig.model_validate(yaml.safe_load(block))
+    assert [s.type for s in cfg.sites[0].sources] == ["folder", "stac-api", "stac-catalog"]
+    assert [c.name for c in cfg.channels] == ["log", "feed", "ops", "desk"]
+    assert cfg.retry.delay_s(1) == 60 and cfg.retry.delay_s(4) == 480 and cfg.retry.delay_s(10) == 3600
