@@ -252,3 +252,30 @@ def test_shipped_model_names_its_weak_categories():
     assert "aircraft" not in weak and {"helicopter", "ship", "large-vehicle"} <= set(weak)
     assert weak["helicopter"].startswith("no held-out labels")
     assert all(why.endswith(f"for {text}") for why in weak.values())
+
+
+def test_role_indicators_weigh_the_role_probability_not_the_best_type():
+    # Each aircraft: A-50 (AEW) most probable at 0.5, but Il-76MD 0.2 + C-17 0.15 = 0.35 heavy transport.
+    cands = (Candidate("a-50", "A-50", "AEW", 0.5), Candidate("il-76md", "Il-76MD", "heavy transport", 0.2),
+             Candidate("c-17", "C-17", "heavy transport", 0.15), Candidate("unknown", "unknown/other", "unknown/other", 0.15))  # fmt: skip
+
+    def ac(i: int) -> Detection:
+        return Detection(OrientedBox.make(100 + 80 * i, 100, 90, 100, 0), "aircraft", 0.9, candidates=cands, id=next(_next_id))
+
+    three, two = make_pass(1, 5, [ac(i) for i in range(3)]), make_pass(2, 17, [ac(i) for i in range(2)])
+    res = assess_site(SITE, [three], [], [])
+    hal = next(r for r in res.indicators if r.name == "heavy-airlift-present")
+    assert hal.state == "fired" and hal.values["count"] == pytest.approx(1.05)
+    assert "1.1 heavy transport aircraft expected" in hal.sentence
+    assert all(f"det:{d.id}" in hal.evidence for d in three.detections)
+    # the judgements say what the aircraft are at the level known: A-50 0.5 + Il-76MD 0.2 = 0.7, the family
+    said = next(j for j in res.key_judgements if j["text"].startswith("Identified in the latest pass"))
+    assert said["text"].endswith("at least 70% probable: Three large aircraft consistent with the Il-76 family.")
+    assert said["evidence"] == [f"pass:{three.id}", *(f"det:{d.id}" for d in three.detections)]
+    res = assess_site(SITE, [two], [], [])
+    assert next(r for r in res.indicators if r.name == "heavy-airlift-present").state == "not-fired"  # 0.70 < 1
+    # the change between passes is in expected numbers too: 0.70 - 1.05
+    from sitewatch.assess.metrics import get_metric
+
+    mv = get_metric("count_change")(Context(SITE, [three, two]), {"category": "aircraft", "role": "heavy transport"})
+    assert mv.value == pytest.approx(-0.35)

@@ -100,3 +100,23 @@ def test_library_rows_carry_sourced_families_and_consistent_size_classes() -> No
         library_from_rows([{**GOOD, "family": "no-such"}])
     with pytest.raises(LibraryError, match="size_class 'aircraft-large' does not hold its long side 15 m"):
         library_from_rows([{**GOOD, "size_class": "aircraft-large"}])
+
+
+def test_judgement_sentence_uses_the_hierarchy() -> None:
+    il76 = [_c("il-76md", 0.41), _c("a-50", 0.22), _c("il-78", 0.19), _c("c-17", 0.1)]
+    dets = [
+        _det(*il76),
+        _det(*il76),
+        _det(_c("b747-400", 0.72), _c("b777-300er", 0.2)),
+        _det(_c("an-124", 0.4), _c("c-5m", 0.35), _c("b747-400", 0.2)),
+        _det(_c("a320", 0.3), _c("c-5m", 0.3), _c("il-38", 0.2)),
+        _det(_c("mi-26", 0.3), _c("ch-47", 0.45), category="helicopter"),
+        Detection(OrientedBox(10, 10, 40, 30, 0), "aircraft", 0.9),  # no GSD: not identified, left out
+    ]
+    from sitewatch.identify.hierarchy import identification_sentence
+
+    assert identification_sentence(dets) == (
+        "One aircraft identified as B747-400, two large aircraft consistent with the Il-76 family, one heavy transport, "
+        "one heavy-lift helicopter; one aircraft not identified beyond its category."
+    )
+    assert identification_sentence(dets[-1:]) is None

@@ -28,6 +28,8 @@ from sitewatch.assess.hypotheses import (
 from sitewatch.assess.indicators import Indicator, IndicatorResult, evaluate, load_indicators
 from sitewatch.assess.metrics import Context
 from sitewatch.detect import reliability as detector_reliability
+from sitewatch.identify import IdentifySettings
+from sitewatch.identify.hierarchy import identification_sentence
 from sitewatch.types import Pass
 
 SCHEMA_VERSION = 1
@@ -236,6 +238,14 @@ def _judgements(site: str, hyps: list[HypothesisResult], items: list[EvidenceIte
                             "evidence": _support(h, items, site_passes), "hypothesis": h.name})  # fmt: skip
     for r in fired:
         out.append({"text": r.sentence or r.title, "evidence": [r.ref, *r.evidence], "indicator": r.name})
+    if site_passes:
+        latest = site_passes[-1]
+        said = identification_sentence(latest.detections)
+        if said:
+            when = latest.acquired.date().isoformat() if latest.acquired else "date unknown"
+            out.append({"text": f"Identified in the latest pass ({when}), each at the most specific level that is at least "
+                                f"{IdentifySettings().label_threshold:.0%} probable: {said}",
+                        "evidence": [f"pass:{latest.id}", *(f"det:{d.id}" for d in latest.detections if d.candidates and d.id is not None)]})  # fmt: skip
     by_id = {c.id: c for c in claims}
     for ch in checks:
         if ch.verdict in ("corroborated", "contradicted"):

@@ -111,26 +111,66 @@ def _zone(ctx: Context, name: str) -> Polygon | None:
     return zones.get(name)
 
 
-def select(ctx: Context, p: Pass, f: dict[str, Any]) -> list[Detection] | None:
-    """Detections of a pass passing the filters; None when a zone filter cannot be applied."""
-    cats, roles, types = _values(f, "category"), _values(f, "role"), _values(f, "type")
+def type_weight(d: Detection, f: dict[str, Any]) -> float:
+    """Probability that ``d`` is of the role groups / types a filter names (1.0 when it names none).
+
+    The sum of the calibrated probabilities of the detection's candidates of those roles/types, so
+    that three aircraft each 35 % likely heavy transports weigh 1.05, not 0 or 3: a role is weighed
+    by its probability, never decided by the most probable type.
+    """
+    roles, types = _values(f, "role"), _values(f, "type")
+    if not roles and not types:
+        return 1.0
+    return sum(
+        c.probability
+        for c in d.candidates
+        if c.type_id != "unknown" and (not roles or c.role.lower() in roles) and (not types or c.type_id.lower() in types)
+    )
+
+
+def select_weighted(ctx: Context, p: Pass, f: dict[str, Any]) -> list[tuple[Detection, float]] | None:
+    """Detections of a pass passing the category/zone/score filters with their :func:`type_weight` (> 0 only).
+
+    Returns None when a zone filter cannot be applied.
+    """
+    cats = _values(f, "category")
     min_score = float(f.get("min_score", 0.0))
     out = []
     for d in p.detections:
         if cats and d.category not in cats or d.score < min_score:
             continue
-        best = d.best_type
-        if roles and not (best and best.role and best.role.lower() in roles):
-            continue
-        if types and not (best and best.type_id.lower() in types):
-            continue
-        out.append(d)
+        w = type_weight(d, f)
+        if w > 0.0:
+            out.append((d, w))
     if f.get("zone"):
         zone = _zone(ctx, str(f["zone"]))
-        if zone is None or any(d.footprint is None for d in out):
+        if zone is None or any(d.footprint is None for d, _ in out):
             return None
-        out = [d for d in out if zone.contains(Polygon(d.footprint).centroid)]
+        out = [(d, w) for d, w in out if zone.contains(Polygon(d.footprint).centroid)]
     return out
+
+
+def select(ctx: Context, p: Pass, f: dict[str, Any]) -> list[Detection] | None:
+    """Detections of a pass passing the filters; None when a zone filter cannot be applied.
+
+    With a role or type filter a detection passes when its probability of those roles/types is at
+    least one half (:func:`type_weight`); counting metrics sum the probabilities instead.
+    """
+    weighted = select_weighted(ctx, p, f)
+    return None if weighted is None else [d for d, w in weighted if w >= 0.5]
+
+
+#: Detections less likely than this to be of a filtered role/type are not cited as evidence of a count.
+MIN_CITED_WEIGHT = 0.1
+
+
+def _weighted_count(ctx: Context, p: Pass, f: dict[str, Any]) -> tuple[float, list[Detection]] | None:
+    """Expected number of detections of the filtered roles/types (sum of weights) and those worth citing."""
+    weighted = select_weighted(ctx, p, f)
+    if weighted is None:
+        return None
+    cited = [d for d, w in sorted(weighted, key=lambda dw: -dw[1]) if w >= MIN_CITED_WEIGHT]
+    return sum(w for _, w in weighted), cited
 
 
 def _zone_problem(ctx: Context, f: dict[str, Any]) -> str:
@@ -146,27 +186,29 @@ def _refs(p: Pass, dets: list[Detection]) -> list[str]:
 # ---- metrics ---------------------------------------------------------------------------------
 @register_metric("count")
 def count(ctx: Context, f: dict[str, Any]) -> MetricValue:
-    """Number of detections passing the filters in the latest pass (scope=first: the first pass)."""
+    """Number of detections passing the filters in the latest pass (scope=first: the first pass); with role=/type= the sum of their probabilities."""
     if not ctx.passes:
         return MetricValue(None, reason="no passes")
     p = ctx.passes[0] if f.get("scope") == "first" else ctx.passes[-1]
-    dets = select(ctx, p, f)
-    if dets is None:
+    wc = _weighted_count(ctx, p, f)
+    if wc is None:
         return MetricValue(None, reason=_zone_problem(ctx, f))
-    return MetricValue(float(len(dets)), _refs(p, dets), passes=[p])
+    n, dets = wc
+    return MetricValue(round(n, 4), _refs(p, dets), passes=[p])
 
 
-def _change(ctx: Context, f: dict[str, Any]) -> tuple[MetricValue, int, int]:
+def _change(ctx: Context, f: dict[str, Any]) -> tuple[MetricValue, float, float]:
     if len(ctx.passes) < 2:
         return MetricValue(None, reason="needs at least two passes"), 0, 0
     first, last = ctx.passes[0], ctx.passes[-1]
-    a, b = select(ctx, first, f), select(ctx, last, f)
-    if a is None or b is None:
+    wa, wb = _weighted_count(ctx, first, f), _weighted_count(ctx, last, f)
+    if wa is None or wb is None:
         return MetricValue(None, reason=_zone_problem(ctx, f)), 0, 0
+    (na, a), (nb, b) = wa, wb
     # Evidence: what is gone (from the first pass) and what is new (in the latest).
     refs = [f"pass:{first.id}", f"pass:{last.id}", *(cmp.ref(c) for c in ctx.comparisons)]
-    refs += [f"det:{d.id}" for d in (a if len(b) < len(a) else b) if d.id is not None]
-    return MetricValue(float(len(b) - len(a)), refs, passes=[first, last]), len(a), len(b)
+    refs += [f"det:{d.id}" for d in (a if nb < na else b) if d.id is not None]
+    return MetricValue(round(nb - na, 4), refs, passes=[first, last]), na, nb
 
 
 @register_metric("count_change")

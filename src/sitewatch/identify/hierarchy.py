@@ -170,3 +170,68 @@ def label_detection(
 ) -> Label:
     """:func:`label_candidates` of a detection's stored candidates."""
     return label_candidates(det.candidates, det.category, library=library, threshold=threshold, settings=settings, levels=levels)
+
+
+_NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+_CATEGORY_NOUN = {"aircraft": "aircraft", "helicopter": "helicopter", "ship": "ship", "large-vehicle": "large vehicle", "small-vehicle": "small vehicle"}
+
+
+def _number(n: int) -> str:
+    return _NUMBER_WORDS[n] if 0 <= n < len(_NUMBER_WORDS) else str(n)
+
+
+def _plural(noun: str, n: int) -> str:
+    """Plural of a noun phrase's head: "heavy helicopter (over 24 m)" -> "heavy helicopters (over 24 m)"."""
+    if n == 1:
+        return noun
+    head, sep, rest = noun.partition(" (")
+    if head.endswith(("aircraft", "craft", "s")):
+        return noun
+    return head + "s" + sep + rest
+
+
+def label_phrase(label: Label, n: int, *, library: Library | None = None) -> str:
+    """How a judgement counts ``n`` objects sharing ``label``.
+
+    ``"two large aircraft consistent with the Il-76 family"``, ``"one aircraft identified as
+    B747-400"``, ``"three heavy transports"``, ``"two medium airliner-sized aircraft (33–45 m)"``,
+    ``"four aircraft not identified beyond their category"``.
+    """
+    library = library or load_library()
+    cat = next((t.category for c in label.candidates if (t := _row(library, c.type_id)) is not None), None)
+    noun = _CATEGORY_NOUN.get(cat or label.key, label.key)
+    if label.level == "type":
+        return f"{_number(n)} {_plural(noun, n)} identified as {label.text}"
+    if label.level == "family":
+        sizes = {t.size_class for c in label.candidates if (t := _row(library, c.type_id)) is not None}
+        if len(sizes) == 1 and (sc := library.size_classes.get(sizes.pop())) is not None:
+            noun = sc.name.split(" (")[0]
+        return f"{_number(n)} {_plural(noun, n)} consistent with the {label.text}"
+    if label.level in ("role", "size"):
+        return f"{_number(n)} {_plural(label.text, n)}"
+    return f"{_number(n)} {_plural(_CATEGORY_NOUN.get(label.key, label.key), n)} not identified beyond {'its' if n == 1 else 'their'} category"
+
+
+def identification_sentence(detections: Sequence[Detection], *, library: Library | None = None, threshold: float | None = None) -> str | None:
+    """One sentence saying what the identified detections are, at the level each is known.
+
+    ``"Two large aircraft consistent with the Il-76 family, one aircraft identified as B747-400;
+    four aircraft not identified beyond their category."`` Detections without candidates (no GSD)
+    are left out; None when no detection has candidates.
+    """
+    library = library or load_library()
+    groups: dict[tuple[str, str], tuple[Label, int]] = {}
+    for d in detections:
+        if not d.candidates:
+            continue
+        lab = label_detection(d, library=library, threshold=threshold)
+        key = (lab.level, lab.key)
+        groups[key] = (groups[key][0] if key in groups else lab, (groups[key][1] if key in groups else 0) + 1)
+    if not groups:
+        return None
+    known = sorted((v for v in groups.values() if v[0].identified), key=lambda v: (LEVELS.index(v[0].level), -v[1]))
+    unknown = [v for v in groups.values() if not v[0].identified]
+    parts = [label_phrase(lab, n, library=library) for lab, n in known]
+    tail = [label_phrase(lab, n, library=library) for lab, n in unknown]
+    text = ", ".join(parts) + ("; " if parts and tail else "") + ", ".join(tail)
+    return text[0].upper() + text[1:] + "."
