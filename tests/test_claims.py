@@ -160,3 +160,47 @@ def test_cli_add_stores_claims_that_round_trip(tmp_path):
     claims = [Claim.from_dict(d) for d in stored]
     assert claims[0].reliability == "B" and claims[0].equipment[0]["type_id"] == "il-76md"
     assert claims[1].unresolved == ["Su-99"] and all(c.document_id == doc["id"] for c in claims)
+
+
+NEWS = ('British broadcaster Channel 4 reported a convoy of over 150 vehicles leaving Tartus. '
+        'The outlet suggested the convoy was heading to Hmeimim. '
+        'Kremlin spokesman Dmitry Peskov downplayed the reports on Monday. '
+        'He confirmed that talks with the new authorities were continuing. '
+        '"The base is empty," Maxar said. "Only two Il-76 remain on the apron. The rest left on Thursday."')  # fmt: skip
+
+
+def test_names_with_numbers_outlets_officials_and_quotes():
+    convoy, outlet, peskov, confirmed, empty, two, rest = claims_of(NEWS)
+    # "Channel 4" is a name, not a count: the convoy has no number, the vehicles over 150
+    assert [(m["text"], m["count"]) for m in convoy.equipment] == [
+        ("convoy", None), ("vehicles", {"text": "over 150", "qualifier": "more-than", "min": 151, "max": None})]
+    assert (convoy.attributions, convoy.speaker, convoy.speaker_role) == (["Channel 4"], "Channel 4", "British broadcaster")
+    # "The outlet" is Channel 4
+    assert (outlet.attributions, outlet.speaker) == (["Channel 4"], "Channel 4")
+    # an official's statement names no equipment but is kept, with speaker and role, not observable
+    for c in (peskov, confirmed):
+        assert (c.attributions, c.speaker, c.speaker_role) == (["Dmitry Peskov"], "Dmitry Peskov", "Kremlin spokesman")
+        assert not c.observable and c.equipment == []
+    assert peskov.dates[0]["date"] == "2024-12-16"
+    # the quote's attribution carries to its following sentences
+    assert [c.attributions for c in (empty, two, rest)] == [["Maxar"], ["Maxar"], ["Maxar"]]
+    assert two.equipment[0]["type_id"] == "il-76md" and two.equipment[0]["count"]["min"] == 2
+    checks = check_claims([peskov, confirmed], [make_pass(1, 17, [det("aircraft", 0, 0)])], [])
+    assert [ch.verdict for ch in checks] == ["not-observable", "not-observable"]
+    assert checks[0].reason == "A statement by Dmitry Peskov (Kremlin spokesman): not observable in imagery."
+
+
+def test_round_trip_keeps_speaker():
+    c = claims_of(NEWS)[2]
+    d = c.to_dict()
+    assert Claim.from_dict(d).to_dict() == d and d["speaker_role"] == "Kremlin spokesman"
+
+
+def test_back_references_without_a_source_stay_as_written():
+    [c] = claims_of("He said two Su-24 bombers left Hmeimim on Friday.")
+    assert c.attributions == ["He"] and c.speaker is None
+
+
+def test_a_quote_does_not_lend_its_source_to_unquoted_text():
+    first, after = claims_of('"Two Su-24 left Hmeimim," Maxar said. Three Ka-52 arrived at Hmeimim on Friday.')
+    assert first.attributions == ["Maxar"] and after.attributions == []

@@ -10,18 +10,22 @@ does not know are kept as unresolved mentions.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import dateparser
 import spacy
+from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.language import Language
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc, Span
 from spacy.util import filter_spans
 
+from sitewatch.assess._sources import QUOTE_MARKS as _QUOTE_TOKENS
+from sitewatch.assess._sources import RoleWords, Source, mentioned_sources, named_source, quote_flags
 from sitewatch.assess.vocabulary import _NOT_EQUIPMENT, DESIGNATION_RE, Vocabulary
 
 _NUMBER_WORDS = {
@@ -41,6 +45,10 @@ _NEGATIONS = {"not", "n't", "no", "never", "nothing", "none"}
 _CLAUSE_BREAKS = {",", ";", ":", "—", "–", "(", ")", '"', "“", "”", "'", "‘", "’", ".", "that", "and", "but"}
 _POSSIBLE_YEAR = re.compile(r"^(19|20)\d\d$")
 _ISO_DATE = re.compile(r"\b(20\d\d)-(\d\d)-(\d\d)\b")
+#: Text is tokenised in blocks of at most this many characters (cut at line ends, else after a
+#: sentence end, else at a space), so the work grows linearly with the text.
+BLOCK_CHARS = 20_000
+_SENTENCE_END = re.compile(r"[.!?][\"”’')\]]*\s+")
 
 
 @cache
@@ -86,6 +94,14 @@ class SentenceFacts:
     place_texts: list[str] = field(default_factory=list)
     dates: list[dict[str, Any]] = field(default_factory=list)
     attributions: list[str] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
+    mentioned: list[Source] = field(default_factory=list)
+    speaker: str | None = None
+    speaker_role: str | None = None
+    starts_in_quote: bool = False
+    opens_quote: bool = False
+    has_quote: bool = False
+    ends_in_quote: bool = False
 
 
 def _parse_number(text: str) -> int | None:
@@ -112,6 +128,27 @@ def _apply_qualifier(kind: str | None, n: int) -> tuple[int, int | None]:
     if kind == "fewer-than":
         return 0, max(n - 1, 0)
     return n, n
+
+
+def text_blocks(text: str, size: int = BLOCK_CHARS) -> list[str]:
+    """``text`` cut into consecutive pieces of at most ``size`` characters that join back to it.
+
+    Cuts fall at a line end where one is in the second half of the piece, else after a sentence
+    end, else at a space; a piece without any is cut at ``size``.
+    """
+    out, i, n = [], 0, len(text)
+    while n - i > size:
+        window = text[i : i + size]
+        cut = window.rfind("\n", size // 2) + 1
+        if cut <= 0:
+            ends = [m.end() for m in _SENTENCE_END.finditer(window, size // 2)]
+            cut = ends[-1] if ends else window.rfind(" ", size // 2) + 1
+        if cut <= 0:
+            cut = size
+        out.append(window[:cut])
+        i += cut
+    out.append(text[i:])
+    return out
 
 
 def _matches(matcher: Matcher | PhraseMatcher, doc: Doc, sent: Span) -> list[tuple[int, int, int]]:
@@ -144,6 +181,8 @@ class Extractor:
         self.cues = PhraseMatcher(self.nlp.vocab, attr="LOWER")
         self.cues.add("PREP", [make(p) for p in vocab.attribution["prepositions"]])
         self.cues.add("VERB", [make(p) for p in vocab.attribution["verbs"]])
+        self.cues.add("SAY", [make(p) for p in vocab.attribution.get("statement_verbs", [])])
+        self.roles = RoleWords(vocab.attribution)
 
     # ---- matchers -------------------------------------------------------------------------
     def _count_matcher(self) -> Matcher:
@@ -179,12 +218,39 @@ class Extractor:
         return m
 
     # ---- extraction -----------------------------------------------------------------------
-    def sentences(self, text: str) -> tuple[Doc, list[Span]]:
-        doc = self.nlp(text)
-        return doc, list(doc.sents)
+    def sentences(self, text: str) -> Iterator[Doc]:
+        """One small Doc per sentence, in order; the whole text is never one Doc.
 
-    def facts(self, doc: Doc, sent: Span, index: int, published: datetime | None) -> SentenceFacts:
+        The text is tokenised block by block (:func:`text_blocks`); a quotation mark that the
+        sentencizer leaves at the end of a sentence ('... said. "') opens the next one instead.
+        """
+        for block in self.nlp.pipe(text_blocks(text)):
+            bounds = [[s.start, s.end] for s in block.sents]
+            for a, b in zip(bounds, bounds[1:], strict=False):
+                last = block[a[1] - 1]
+                if a[1] - a[0] > 1 and last.text in _QUOTE_TOKENS and block[a[1] - 2].text in {".", "!", "?"}:
+                    quotes = sum(t.text in _QUOTE_TOKENS for t in block[a[0] : a[1]])
+                    if quotes % 2 == 1 or last.text in {"“", "„"}:
+                        a[1] -= 1
+                        b[0] -= 1
+            for start, end in bounds:
+                sentence = block[start:end].text
+                if sentence.strip():
+                    # a fresh Doc per sentence: Span.as_doc() would copy the whole block each time
+                    yield self.nlp.make_doc(sentence)
+
+    def facts(self, doc: Doc, index: int, published: datetime | None, inside_quote: bool = False) -> SentenceFacts:
+        """What one sentence (a Doc from :meth:`sentences`) says.
+
+        Args:
+            doc: the sentence.
+            index: its index in the document.
+            published: publication time, for relative dates.
+            inside_quote: whether the text before it ended inside a quotation.
+        """
+        sent = doc[:]
         f = SentenceFacts(text=sent.text.strip(), index=index)
+        f.starts_in_quote, f.opens_quote, f.has_quote, f.ends_in_quote = quote_flags(sent, inside_quote)
         f.mentions = self._mentions(doc, sent)
         self._attach_counts(doc, sent, f.mentions)
         f.states = self._states(doc, sent)
@@ -197,7 +263,9 @@ class Extractor:
                 f.places.append(site)
                 f.place_texts.append(span.text)
         f.dates = self._dates(doc, sent, published)
-        f.attributions = self._attributions(doc, sent, f.mentions)
+        f.sources = self._attributions(doc, sent, f.mentions)
+        f.attributions = [s.text for s in f.sources]
+        f.mentioned = mentioned_sources(sent, self.roles)
         return f
 
     def _mentions(self, doc: Doc, sent: Span) -> list[Mention]:
@@ -218,7 +286,8 @@ class Extractor:
             for mid, s, e in _matches(self.generic, doc, sent)
             if not any(i in taken for i in range(s, e))
         ]
-        generic = filter_spans(generic)
+        # "Transport Minister", "Tank commander": a word naming a person's office, not equipment.
+        generic = [sp for sp in filter_spans(generic) if not (sp.end < sent.end and self.roles.kind(doc[sp.end]) == "person")]
         out: list[Mention] = []
         for sp in sorted(specific, key=lambda s: s.start):
             if sp.label_ == "DES":
@@ -245,7 +314,7 @@ class Extractor:
     def _attach_counts(self, doc: Doc, sent: Span, mentions: list[Mention]) -> None:
         spans = filter_spans([Span(doc, s, e, label=mid) for mid, s, e in _matches(self.counts, doc, sent)])
         for sp in spans:
-            if self._is_date_number(doc, sp):
+            if self._is_date_number(doc, sp) or self._is_name_number(doc, sp):
                 continue
             target = next((m for m in mentions if 0 <= m.start - sp.end <= 3 and m.count is None), None)
             if target is None:
@@ -256,6 +325,15 @@ class Extractor:
             count = self._count_value(sp)
             if count is not None:
                 target.count = count
+
+    def _is_name_number(self, doc: Doc, sp: Span) -> bool:
+        """A bare number right after a capitalised word is part of a name ("Channel 4", "France 24")."""
+        if self.nlp.vocab.strings[sp.label] != "NUM" or sp.start == 0:
+            return False
+        prev = doc[sp.start - 1]
+        low = prev.lower_
+        return (prev.is_title or prev.is_upper) and prev.is_alpha and low not in STOP_WORDS and low not in _MONTH_TOKENS \
+            and low not in _WEEKDAYS  # fmt: skip
 
     def _is_date_number(self, doc: Doc, sp: Span) -> bool:
         first, last = doc[sp.start], doc[sp.end - 1]
@@ -305,12 +383,13 @@ class Extractor:
             out.append({"text": sp.text, "date": resolved.isoformat() if resolved else None, "qualifier": qualifier})
         return out
 
-    def _attributions(self, doc: Doc, sent: Span, mentions: list[Mention]) -> list[str]:
+    def _attributions(self, doc: Doc, sent: Span, mentions: list[Mention]) -> list[Source]:
         mention_tokens = {i for m in mentions for i in range(m.start, m.end)}
         imagery = set(self.vocab.attribution["imagery_nouns"])
-        out: list[str] = []
+        out: list[Source] = []
         for mid, start, end in sorted(_matches(self.cues, doc, sent), key=lambda x: x[1]):
             kind = self.nlp.vocab.strings[mid]
+            inverted = False
             if kind == "PREP":
                 nxt = doc[end] if end < sent.end else None
                 if doc[start].lower_ == "per" and (nxt is None or not (nxt.is_title or nxt.is_upper or nxt.lower_ in {"the", "a", "an"})):
@@ -325,12 +404,32 @@ class Extractor:
                 elif before is not None:
                     src = before
                 else:  # inverted: '"...," said a Russian officer.'
-                    src = self._run(doc, end, sent.end, +1)
-            if src is not None and len(src) <= 10 and not any(i in mention_tokens for i in range(src.start, src.end)):
-                text = src.text.strip(" ,")
-                if text and text not in out:
-                    out.append(text)
+                    src, inverted = self._run(doc, end, sent.end, +1), True
+            if src is None or len(src) > 10 or any(i in mention_tokens for i in range(src.start, src.end)):
+                continue
+            source = self._source(doc, src, sent, inverted)
+            # Verbs like "downplayed" or "denied" attribute only to a named source or a reference to one.
+            if kind == "SAY" and not (source.role or source.backref):
+                continue
+            if source.text and source.text not in {o.text for o in out}:
+                out.append(source)
         return out
+
+    def _source(self, doc: Doc, span: Span, sent: Span, inverted: bool) -> Source:
+        """The attribution in ``span``: a back-reference, a named source with its role, or the words as written."""
+        ref = self.roles.backref(span)
+        if ref is not None:
+            return ref
+        named = named_source(span, self.roles)
+        if named is not None:
+            return named
+        text = span.text.strip(" ,")
+        # '"...," said Anna Keller, an analyst at ...': the role follows the name after a comma.
+        if inverted and span.end + 1 < sent.end and doc[span.end].text == "," and all(t.is_title for t in span if t.is_alpha):
+            role = self._run(doc, span.end + 1, sent.end, +1)
+            if role is not None and role[0].lower_ in {"a", "an", "the"} and any(self.roles.kind(t) == "person" for t in role):
+                return Source(text, name=text, role=role.text.strip(" ,"), kind="person")
+        return Source(text)
 
     def _run(self, doc: Doc, i: int, stop: int, step: int) -> Span | None:
         """Tokens from ``i`` towards ``stop`` until a clause break; None when empty or too long."""
@@ -362,7 +461,13 @@ def resolve_date(text: str, published: datetime | None) -> date | None:
 
     Relative expressions ("last week", "Friday") need ``published``; without it only
     expressions naming a month are resolved. "early/mid/late December" map to the 5th/15th/25th.
+    Results are cached: reports repeat the same few expressions.
     """
+    return _resolve_date(text, published)
+
+
+@lru_cache(maxsize=4096)
+def _resolve_date(text: str, published: datetime | None) -> date | None:
     t = text.strip()
     low = t.lower()
     has_month = any(tok.strip(".,") in _MONTH_TOKENS for tok in low.split())

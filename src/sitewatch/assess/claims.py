@@ -13,12 +13,14 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from spacy.lang.en.stop_words import STOP_WORDS
 
 from sitewatch.assess import _comparison as cmp
 from sitewatch.assess._extract import Extractor, blank_pipeline
+from sitewatch.assess._sources import resolve_sources
 from sitewatch.assess.vocabulary import Vocabulary, build_vocabulary, package_vocabulary_data
 from sitewatch.errors import ClaimsError
 from sitewatch.types import CATEGORIES, Pass
@@ -33,6 +35,11 @@ IN_PROGRESS_STATES = {"departing", "dismantling", "loading"}
 MIN_STOPWORD_RATIO = 0.15
 #: A claimed number is matched by an observed one within this factor (detector recall, occlusion).
 COUNT_TOLERANCE = 0.5
+#: Longest report text extracted, characters (about 2 MB of English; extraction takes about a
+#: minute per million characters, see docs/assess.md).
+MAX_TEXT_CHARS = 2_000_000
+#: The language check reads at most this many characters from the start of a text.
+LANGUAGE_SAMPLE_CHARS = 20_000
 
 
 def reliability_weight(letter: str | None) -> float:
@@ -59,7 +66,10 @@ class Claim:
         places: watched-site names mentioned (or inherited from the document when the sentence names none).
         place_texts: the place words as written.
         dates: ``{"text", "date" (ISO or None), "qualifier" ("since", "on", ... or None)}``.
-        attributions: who says so ("a US official", "Maxar").
+        attributions: who says so ("a US official", "Maxar"); a named source by its name alone
+            ("Dmitry Peskov"), back-references ("He said") resolved to the name they refer to.
+        speaker: the named source of the claim when its role is written ("Dmitry Peskov"), or None.
+        speaker_role: that role ("Kremlin spokesman"), or None.
         unresolved: designations not in the reference library ("Su-99").
         sentence: index of the sentence in its document.
         document_id: store id of the document, or None.
@@ -84,6 +94,13 @@ class Claim:
     document_id: int | None = None
     url: str | None = None
     place_inherited: bool = False
+    speaker: str | None = None
+    speaker_role: str | None = None
+
+    @property
+    def observable(self) -> bool:
+        """True when the claim names equipment that imagery can count (a detector category)."""
+        return bool(self.categories)
 
     @property
     def site(self) -> str | None:
@@ -132,6 +149,8 @@ class Claim:
             "document_id": self.document_id,
             "url": self.url,
             "place_inherited": self.place_inherited,
+            "speaker": self.speaker,
+            "speaker_role": self.speaker_role,
             "site": self.site,
             "key": _claim_id(self.source, self.published, self.text),
         }
@@ -157,6 +176,8 @@ class Claim:
             document_id=d.get("document_id"),
             url=d.get("url"),
             place_inherited=bool(d.get("place_inherited", False)),
+            speaker=d.get("speaker"),
+            speaker_role=d.get("speaker_role"),
         )
 
 
@@ -184,24 +205,47 @@ class ClaimCheck:
 
 
 # ---- language -------------------------------------------------------------------------------
+#: Texts with at least this many words are refused below :data:`MIN_STOPWORD_RATIO` whatever else fits.
+LONG_TEXT_WORDS = 40
+
+
+@cache
+def _foreign_stopwords() -> list[frozenset[str]]:
+    """Common function words of other Latin-script languages (``data/vocabulary.yaml``), English ones removed."""
+    lists = package_vocabulary_data()["foreign_function_words"]
+    return [frozenset(w for w in words.split() if w not in STOP_WORDS) for words in lists.values()]
+
+
 def check_english(text: str, name: str = "text") -> None:
-    """Refuse empty or non-English text.
+    """Refuse empty, oversized or non-English text.
 
     English prose has roughly 40-55 % stopwords ("the", "of", "at"); a text whose words are
     mostly non-Latin, or whose stopword share is below :data:`MIN_STOPWORD_RATIO`, is refused.
+    Only the first :data:`LANGUAGE_SAMPLE_CHARS` characters are read for this.
 
     Raises:
-        ClaimsError: one line naming ``name`` and the problem.
+        ClaimsError: one line naming ``name`` and the problem (empty, longer than
+            :data:`MAX_TEXT_CHARS`, not English).
     """
     if not text or not text.strip():
         raise ClaimsError(f"{name}: text is empty")
+    if len(text) > MAX_TEXT_CHARS:
+        raise ClaimsError(
+            f"{name}: text is {len(text):,} characters, above the limit of {MAX_TEXT_CHARS:,}; split the report into parts"
+        )
+    text = text[:LANGUAGE_SAMPLE_CHARS]
     letters = [c for c in text if c.isalpha()]
     if not letters:
         raise ClaimsError(f"{name}: text has no words")
     latin = sum(c.isascii() for c in letters) / len(letters)
     words = [t.lower_ for t in blank_pipeline().make_doc(text) if t.is_alpha]
     ratio = sum(w in STOP_WORDS for w in words) / max(len(words), 1)
-    if latin < 0.7 or (len(words) >= 6 and ratio < MIN_STOPWORD_RATIO):
+    # A short English sentence may have few stopwords ("Turkish news agency Anadolu reported 3 Il-76
+    # flights leaving Hmeimim on Friday."): below the floor it is refused only when another
+    # language's stopwords fit it better, or when it is long enough for the floor to be telling.
+    foreign = max((sum(w in sw for w in words) / max(len(words), 1) for sw in _foreign_stopwords()), default=0.0)
+    refuse_low = ratio < MIN_STOPWORD_RATIO and (foreign > ratio or len(words) >= LONG_TEXT_WORDS)
+    if latin < 0.7 or (len(words) >= 6 and refuse_low):
         raise ClaimsError(
             f"{name}: text does not look like English (stopword share {ratio:.0%}, Latin letters {latin:.0%}); "
             "only English reports are supported"
@@ -245,8 +289,15 @@ def extract_claims(
 ) -> list[Claim]:
     """Extract claims from English report text.
 
-    A sentence becomes a claim when it names equipment, or an activity state at a watched site.
-    Sentences that name no site inherit the document's most-mentioned site (``place_inherited``).
+    A sentence becomes a claim when it names equipment, states an activity at a watched site, or
+    is a statement by a named source with a role ("Kremlin spokesman Dmitry Peskov downplayed the
+    reports"; "He confirmed ..."), which imagery cannot check (``observable`` False) unless it
+    names equipment. Back-references ("He", "the outlet") resolve to the last named source; the
+    sentences of a quoted passage share its attribution. Sentences that name no site inherit the
+    document's most-mentioned site (``place_inherited``).
+
+    The text is processed sentence by sentence (time linear in its length), up to
+    :data:`MAX_TEXT_CHARS` characters.
 
     Args:
         text: the report text (plain text).
@@ -259,15 +310,20 @@ def extract_claims(
         vocabulary: a prebuilt vocabulary (overrides ``library`` and ``sites``).
 
     Raises:
-        ClaimsError: empty or non-English text, or a reliability letter outside A-F.
+        ClaimsError: empty, too long or non-English text, or a reliability letter outside A-F.
     """
     check_english(text, source)
     if reliability is not None and reliability.upper() not in "ABCDEF":
         raise ClaimsError(f"{source}: reliability must be one letter A-F, got {reliability!r}")
     vocab = vocabulary or build_vocabulary(library, sites)
     ex = Extractor(vocab)
-    doc, sents = ex.sentences(text)
-    facts = [ex.facts(doc, s, i, published) for i, s in enumerate(sents)]
+    facts = []
+    inside_quote = False
+    for i, sent in enumerate(ex.sentences(text)):
+        f = ex.facts(sent, i, published, inside_quote)
+        inside_quote = f.ends_in_quote
+        facts.append(f)
+    resolve_sources(facts)
     mentioned: dict[str, int] = {}
     for f in facts:
         for p in f.places:
@@ -276,7 +332,7 @@ def extract_claims(
     claims = []
     for f in facts:
         signal = _signal(f.states, vocab)
-        if not f.mentions and not (signal and (f.places or doc_site)):
+        if not f.mentions and not (signal and (f.places or doc_site)) and not f.speaker:
             continue
         c = Claim(
             id=_claim_id(source, published, f.text),
@@ -294,11 +350,13 @@ def extract_claims(
             unresolved=[m.designation or m.text for m in f.mentions if not m.resolved and not m.generic],
             sentence=f.index,
             url=url,
+            speaker=f.speaker,
+            speaker_role=f.speaker_role,
         )
         if not c.places and doc_site:
             c.places, c.place_inherited = [doc_site], True
         claims.append(c)
-    log.info("%s: %d sentences, %d claims", source, len(sents), len(claims))
+    log.info("%s: %d sentences, %d claims", source, len(facts), len(claims))
     return claims
 
 
@@ -406,6 +464,9 @@ def check_claims(
 def _check_one(claim: Claim, passes: list[Pass], comparisons: list[Any], tol: int) -> ClaimCheck:
     mentions = _observable_mentions(claim)
     signal = claim.signal
+    if not mentions and claim.speaker:
+        role = f" ({claim.speaker_role})" if claim.speaker_role else ""
+        return ClaimCheck(claim.id, "not-observable", f"A statement by {claim.speaker}{role}: not observable in imagery.", [claim.ref])
     if not mentions or signal in (None, "exercise", "rotation", "mixed"):
         why = "names no equipment imagery can count" if not mentions else f"describes {signal or 'no activity'} that counts cannot show"
         return ClaimCheck(claim.id, "not-observable", f"The claim {why}.", [claim.ref])
