@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install install-dev demo test lint bench
+.PHONY: install install-dev demo test lint bench vendor-web
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -27,3 +27,11 @@ lint:
 
 bench: install-dev
 	$(BIN)/python bench/detect_speed.py
+
+# The dashboard's front-end library, from the npm registry (minified dist + licence only).
+LEAFLET ?= 1.9.4
+WEB_VENDOR = src/sitewatch/api/static/vendor/leaflet
+vendor-web:
+	tmp=$$(mktemp -d) && (cd $$tmp && npm pack -q leaflet@$(LEAFLET) >/dev/null && tar xzf leaflet-$(LEAFLET).tgz) && \
+	mkdir -p $(WEB_VENDOR)/images && cp $$tmp/package/dist/leaflet.js $$tmp/package/dist/leaflet.css $$tmp/package/LICENSE $(WEB_VENDOR)/ && \
+	cp $$tmp/package/dist/images/layers*.png $(WEB_VENDOR)/images/ && rm -rf $$tmp

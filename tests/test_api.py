@@ -235,3 +235,33 @@ def test_cors_is_off_unless_configured(filled, tmp_path: Path) -> None:
         assert "access-control-allow-origin" not in c.get("/api/sites", headers={"Origin": "https://example.org"}).headers
     with client_for(url, tmp_path, cors_origins=["https://example.org"]) as c:
         assert c.options("/api/sites", headers=pre).headers["access-control-allow-origin"] == "https://example.org"
+
+
+def test_pixel_space_pass_of_a_site_not_on_the_watchlist(store_url: str, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from api_support import detection, make_pass, write_scene
+
+    scene = write_scene(tmp_path / "shot.tif")
+    p = make_pass(scene, None, [detection(50, 50, "aircraft")])
+    p = replace(p, site="airfield-x", crs=None, transform=None, footprint_wkt=None, aoi_coverage=None,
+                detections=[replace(d, footprint=None) for d in p.detections], metadata={"scene_size_px": [200, 200]})  # fmt: skip
+    with open_store(store_url) as store:
+        pid = store.save_pass(p)
+    with client_for(store_url, tmp_path) as c:
+        site = c.get("/api/sites/airfield-x").json()
+        assert (site["on_watchlist"], site["passes"], site["center"]) == (False, 1, None)
+        assert site["pass_list"][0]["georeferenced"] is False and site["pass_list"][0]["scene_size_px"] == [200, 200]
+        f = c.get(f"/api/passes/{pid}/detections").json()["features"][0]
+        assert f["geometry"] is None
+        xs = [xy[0] for xy in f["properties"]["pixel_polygon"]]
+        assert min(xs) < 50 < max(xs)
+        r = c.get(f"/api/passes/{pid}/image.jpg", params={"max_px": 100})
+        assert r.status_code == 200 and r.content[:3] == b"\xff\xd8\xff"
+        import io
+
+        from PIL import Image
+
+        assert Image.open(io.BytesIO(r.content)).size == (100, 100)
+        t = c.get(f"/api/passes/{pid}/tiles/10/600/400.png")
+        assert t.status_code == 422 and "image.jpg" in t.json()["detail"]

@@ -78,6 +78,7 @@ class ServerContext:
         self._detector: Any = None
         self.comparisons = LruCache(32)
         self.reports = LruCache(4)
+        self.pages = LruCache(256)
         self.pixel_ranges: dict[int, Any] = {}
 
     @property

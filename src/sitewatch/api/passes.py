@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Annotated, Any
@@ -18,6 +19,7 @@ from sitewatch.types import CATEGORIES, Detection, Pass
 
 router = APIRouter(prefix="/api", tags=["passes"])
 
+GEOJSON = "application/geo+json"
 #: Default features per detections page.
 DEFAULT_PAGE = 500
 
@@ -67,7 +69,8 @@ def feature_page(
     nxt = None
     if f.offset + f.limit < len(items):
         nxt = str(request.url.include_query_params(offset=f.offset + f.limit, limit=f.limit))
-    return {"type": "FeatureCollection", "features": feats, "numberMatched": len(items), "numberReturned": len(feats), "next": nxt}
+        nxt = nxt[nxt.index(request.url.path) :]  # relative: right behind any proxy or host name
+    return {"type": "FeatureCollection", "numberMatched": len(items), "numberReturned": len(feats), "next": nxt, "features": feats}
 
 
 @router.get("/passes/{pass_id}", dependencies=[Depends(require_read)])
@@ -83,11 +86,25 @@ def delete_pass(request: Request, pass_id: int) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/passes/{pass_id}/detections", dependencies=[Depends(require_read)])
-def pass_detections(request: Request, pass_id: int, f: Annotated[DetectionFilter, Depends()]) -> dict[str, Any]:
-    """The detections of a pass as GeoJSON (WGS84 footprints; null geometry in pixel space), paged."""
-    p = ctx_of(request).store.get_pass(pass_id)
-    return feature_page(request, [(p, d) for d in p.detections if f.keep(d)], f)
+@router.get("/passes/{pass_id}/detections", dependencies=[Depends(require_read)], response_class=Response,
+            responses={200: {"content": {GEOJSON: {}}}})  # fmt: skip
+def pass_detections(request: Request, pass_id: int, f: Annotated[DetectionFilter, Depends()]) -> Response:
+    """The detections of a pass as GeoJSON (WGS84 footprints; null geometry in pixel space), paged.
+
+    Pages are cached per version of the pass (its id and storage time, checked on every request).
+    """
+    ctx = ctx_of(request)
+    key = (pass_id, ctx.store.pass_stamp(pass_id), tuple(sorted(request.query_params.multi_items())))
+
+    def make() -> bytes:
+        p = ctx.store.get_pass(pass_id)
+        return _encode(feature_page(request, [(p, d) for d in p.detections if f.keep(d)], f))
+
+    return Response(ctx.pages.get_or_make(key, make), media_type=GEOJSON)
+
+
+def _encode(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def _in_time(passes: Iterable[Pass], start: datetime | None, end: datetime | None) -> list[Pass]:

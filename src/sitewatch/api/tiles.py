@@ -3,7 +3,7 @@
 Tiles read the scene a pass was scanned from (its stored path, never a path from the request).
 A scene without its own georeference (a screenshot placed with ``--center``) is warped with the
 CRS and transform stored on the pass (a rasterio :class:`~rasterio.vrt.WarpedVRT`). Pixel-space
-passes have no ground position: the map shows them in image pixels from ``image.png``.
+passes have no ground position: the map shows them in image pixels from ``image.jpg``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import numpy as np
 import rasterio
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from rasterio.enums import Resampling
+from rio_tiler.errors import NoOverviewWarning, TileOutsideBounds
+from rio_tiler.io import Reader
 
 from sitewatch.api.context import ServerContext
 from sitewatch.api.errors import BadParameterError
@@ -54,14 +56,14 @@ def _dataset(p: Pass) -> Iterator[Any]:
 
     Raises:
         SceneError: the scene file cannot be opened.
-        BadParameterError: the pass is in pixel space (no tiles; use ``image.png``).
+        BadParameterError: the pass is in pixel space (no tiles; use ``image.jpg``).
     """
     from affine import Affine
     from rasterio.crs import CRS
     from rasterio.vrt import WarpedVRT
 
     if p.crs is None or p.transform is None:
-        raise BadParameterError("pass_id", f"pass {p.id} is in image pixels (no georeference): use /api/passes/{p.id}/image.png")
+        raise BadParameterError("pass_id", f"pass {p.id} is in image pixels (no georeference): use /api/passes/{p.id}/image.jpg")
     with ExitStack() as stack:
         try:
             src = stack.enter_context(rasterio.open(p.scene_path))
@@ -101,9 +103,6 @@ def tile(
     y: Annotated[int, Path(ge=0)],
 ) -> Response:
     """A 256 px web-mercator (XYZ) tile of the pass's scene, PNG with transparency outside it."""
-    from rio_tiler.errors import NoOverviewWarning, TileOutsideBounds
-    from rio_tiler.io import Reader
-
     if x >= 2**z or y >= 2**z:
         raise BadParameterError("x" if x >= 2**z else "y", f"tile index out of range at zoom {z}")
     ctx = ctx_of(request)
@@ -121,19 +120,28 @@ def tile(
     return Response(img.render(img_format="PNG"), media_type="image/png", headers=headers)
 
 
-@router.get("/passes/{pass_id}/image.png", dependencies=[Depends(require_read)], response_class=Response, responses=_PNG)
+@router.get("/passes/{pass_id}/image.jpg", dependencies=[Depends(require_read)], response_class=Response,
+            responses={200: {"content": {"image/jpeg": {}}}})  # fmt: skip
 def preview(request: Request, pass_id: int, max_px: Annotated[int, Query(ge=64, le=8192)] = 2048) -> Response:
-    """The whole scene of a pass as one PNG, its longer side at most ``max_px`` (for pixel-space passes)."""
+    """The whole scene of a pass as one JPEG, its longer side at most ``max_px`` (for pixel-space passes).
+
+    Nodata shows black. Cached per version of the pass and size.
+    """
+    ctx = ctx_of(request)
+    key = ("preview", pass_id, ctx.store.pass_stamp(pass_id), max_px)
+    body = ctx.pages.get_or_make(key, lambda: _preview_jpeg(ctx.store.get_pass(pass_id), max_px))
+    return Response(body, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+
+
+def _preview_jpeg(p: Pass, max_px: int) -> bytes:
     from PIL import Image
 
     from sitewatch.imagery import open_scene
 
-    p = ctx_of(request).store.get_pass(pass_id)
     with open_scene(p.scene_path, gsd_m=p.gsd_m) as scene:
         scale = max(1.0, max(scene.width, scene.height) / max_px)
         shape = (max(1, round(scene.height / scale)), max(1, round(scene.width / scale)))
-        rgb, valid = scene.read_rgb(None, out_shape=shape)
-    rgba = np.dstack([rgb, np.where(valid, 255, 0).astype(np.uint8)])
+        rgb, _valid = scene.read_rgb(None, out_shape=shape)
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgba), "RGBA").save(buf, format="PNG")
-    return Response(buf.getvalue(), media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+    Image.fromarray(np.ascontiguousarray(rgb), "RGB").save(buf, format="JPEG", quality=85)
+    return buf.getvalue()

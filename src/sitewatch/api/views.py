@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import shapely
+
 from sitewatch.api.context import StoredSite
 from sitewatch.store.features import detection_to_feature, pass_properties
 from sitewatch.types import Detection, Pass
@@ -37,6 +39,7 @@ def pass_summary(p: Pass) -> dict[str, Any]:
     return {
         **props,
         "georeferenced": p.crs is not None and p.transform is not None,
+        "bounds_wgs84": None if not p.footprint_wkt else [round(v, 7) for v in shapely.from_wkt(p.footprint_wkt).bounds],
         "scene_size_px": size,
         "detections": len(p.detections),
         "counts": {k: v for k, v in p.counts().items() if v},

@@ -24,6 +24,7 @@ def command(store_url: str | None, host: str, port: int, imagery_roots: tuple[st
     from pathlib import Path
 
     try:
+        import rio_tiler  # noqa: F401 - imagery tiles
         import uvicorn
     except ImportError:
         raise click.UsageError("sitewatch serve needs the 'serve' extra: pip install 'sitewatch[serve]'") from None
@@ -36,4 +37,4 @@ def command(store_url: str | None, host: str, port: int, imagery_roots: tuple[st
         err_console.print(f"[yellow]warning:[/] listening on {host} without SITEWATCH_API_TOKEN: anyone who can reach it can read the store")
     app = create_app(store_url, settings)
     err_console.print(f"sitewatch dashboard: http://{host}:{port}/sites  API: http://{host}:{port}/docs")
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_keep_alive=30)

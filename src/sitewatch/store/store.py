@@ -340,6 +340,22 @@ class Store:
             raise UnknownPassError(f"no pass with id {pass_id} in store {self.url}")
         return found[0]
 
+    def pass_stamp(self, pass_id: int) -> datetime | None:
+        """When pass ``pass_id`` was stored (UTC): a cheap check that it exists, for caches.
+
+        A rescan stores a new pass (new id), so ``(id, stamp)`` names one version of a pass.
+
+        Raises:
+            UnknownPassError: no such pass (a :class:`StoreError`).
+            StoreError: the store cannot be read.
+        """
+        t = self.schema.passes
+        with self._guard(f"read pass {pass_id}"), self.engine.connect() as conn:
+            row = conn.execute(select(t.c.created).where(t.c.id == int(pass_id))).first()
+        if row is None:
+            raise UnknownPassError(f"no pass with id {pass_id} in store {self.url}")
+        return _utc(row.created)
+
     def list_passes(self, site: str) -> list[Pass]:
         """All passes of ``site``, oldest → newest (by acquisition time, else storage time), with detections."""
         with self._guard(f"list passes of {site!r}"), self.engine.connect() as conn:

@@ -1,0 +1,128 @@
+"""Load on the web API: concurrent clients on loopback against the detections endpoint of one pass.
+
+Usage: python bench/serve_load.py [--store URL --pass ID] [--clients 100] [--requests 10] [--detections 500]
+
+Without ``--store`` a SQLite store is made in a temporary folder with one georeferenced pass of
+``--detections`` detections (identified, with footprints). ``sitewatch serve`` is started as a
+separate process (uvicorn, one worker) on a free loopback port; ``--clients`` asyncio clients (httpx)
+each send ``--requests`` requests one after another to ``/api/passes/ID/detections?limit=500``.
+Prints p50/p90/p99/max latency (ms), requests per second and the number of errors (non-200 or
+connection failures, or a page whose feature count is wrong).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_store(folder: Path, n: int) -> tuple[str, int]:
+    """A SQLite store with one pass of ``n`` detections; returns (url, pass id)."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from api_support import SU24, detection, make_pass, write_scene
+    from sitewatch.store import open_store
+
+    rng = np.random.default_rng(0)
+    dets = [detection(float(x), float(y), "aircraft", SU24) for x, y in rng.uniform(10, 190, (n, 2))]
+    url = f"sqlite:///{folder / 'bench.db'}"
+    with open_store(url) as store:
+        pass_id = store.save_pass(make_pass(write_scene(folder / "scene.tif"), datetime(2024, 3, 1, tzinfo=UTC), dets))
+    return url, pass_id
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def client(http: httpx.AsyncClient, url: str, n: int, expected: int | None, lat: list[float], errors: list[str]) -> None:
+    for _ in range(n):
+        t0 = time.perf_counter()
+        try:
+            r = await http.get(url)
+            # the counts come before the features: check them without parsing the whole page
+            ok = r.status_code == 200 and (expected is None or f'"numberReturned":{expected},'.encode() in r.content[:200])
+            if not ok:
+                errors.append(f"HTTP {r.status_code}")
+        except httpx.HTTPError as e:
+            errors.append(type(e).__name__)
+        lat.append(time.perf_counter() - t0)
+
+
+async def run_load(base: str, pass_id: int, clients: int, requests: int, expected: int | None) -> tuple[list[float], list[str], float]:
+    url = f"{base}/api/passes/{pass_id}/detections?limit=500"
+    lat: list[float] = []
+    errors: list[str] = []
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as http:
+        await http.get(url)  # warm-up (store opened, code imported)
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client(http, url, requests, expected, lat, errors) for _ in range(clients)))
+        wall = time.perf_counter() - t0
+    return lat, errors, wall
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--store", default=None, help="store URL (default: a temporary store with one pass)")
+    ap.add_argument("--pass", dest="pass_id", type=int, default=None, help="pass id (with --store)")
+    ap.add_argument("--clients", type=int, default=100)
+    ap.add_argument("--requests", type=int, default=10, help="requests per client")
+    ap.add_argument("--detections", type=int, default=500, help="detections of the generated pass")
+    args = ap.parse_args()
+    tmp = tempfile.TemporaryDirectory()
+    expected = None
+    if args.store is None:
+        url, pass_id = make_store(Path(tmp.name), args.detections)
+        expected = min(args.detections, 500)
+    else:
+        if args.pass_id is None:
+            ap.error("--store needs --pass")
+        url, pass_id = args.store, args.pass_id
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env.pop("SITEWATCH_API_TOKEN", None)
+    server = subprocess.Popen([sys.executable, "-m", "sitewatch.cli.main", "-q", "serve", "--store", url, "--port", str(port)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"server did not start: {server.stderr.read().decode() if server.stderr else ''}")
+            time.sleep(0.3)
+        lat, errors, wall = asyncio.run(run_load(base, pass_id, args.clients, args.requests, expected))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        tmp.cleanup()
+    ms = np.array(lat) * 1000
+    print(f"{args.clients} clients x {args.requests} requests on {base}/api/passes/{pass_id}/detections (store {url.split(':')[0]})")
+    print(f"latency ms: p50 {np.percentile(ms, 50):.1f}  p90 {np.percentile(ms, 90):.1f}  p99 {np.percentile(ms, 99):.1f}  "
+          f"max {ms.max():.1f}  mean {statistics.fmean(ms):.1f}")  # fmt: skip
+    print(f"throughput: {len(lat) / wall:.1f} requests/s over {wall:.1f} s; errors: {len(errors)}"
+          + (f" ({', '.join(sorted(set(errors)))})" if errors else ""))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
