@@ -101,7 +101,9 @@ def _seen(length_m: float, width_m: float, category: str = "aircraft") -> Detect
     return _det(round(length_m * (1 + b[0]) / 0.5, 2) * 0.5, round(width_m * (1 + b[1]) / 0.5, 2) * 0.5, category=category)
 
 
-def test_identify_detections_sets_measurement_and_candidates() -> None:
+def test_identify_detections_sets_measurement_and_candidates(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the size likelihood as modelled (temperature 1), whatever data/calibration.yaml holds
+    monkeypatch.setattr("sitewatch.identify.candidates.calibrated_temperature", lambda *a, **k: 1.0)
     dets = [_seen(68.96, 73.3), _seen(22.53, 17.64), _seen(9.53, 3.59, category="large-vehicle")]
     out = identify_detections(dets, gsd_m=0.5, k=3)
     assert [d.box for d in out] == [d.box for d in dets]

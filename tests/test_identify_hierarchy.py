@@ -120,3 +120,20 @@ def test_judgement_sentence_uses_the_hierarchy() -> None:
         "one heavy-lift helicopter; one aircraft not identified beyond its category."
     )
     assert identification_sentence(dets[-1:]) is None
+
+
+def test_calibrated_temperature_flattens_the_ranking(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sitewatch.identify.candidates import calibrated_temperature, rank_types
+
+    lib = load_library()
+    t = calibrated_temperature("aircraft")
+    assert t > 1.0 and calibrated_temperature("no-such-category") == 1.0
+    at_1 = rank_types(46.6, 50.5, 3.0, 3.0, "aircraft", lib, temperature=1.0)
+    cal = rank_types(46.6, 50.5, 3.0, 3.0, "aircraft", lib)
+    # same order without priors, a flatter top
+    assert [s.type.id for s in cal.types] == [s.type.id for s in at_1.types]
+    assert cal.types[0].probability < at_1.types[0].probability
+    # the tempered posterior is exactly the softmax of log-likelihood / T + log prior
+    t2 = rank_types(46.6, 50.5, 3.0, 3.0, "aircraft", lib, temperature=2.0)
+    r = at_1.types[0].probability / at_1.types[1].probability
+    assert t2.types[0].probability / t2.types[1].probability == pytest.approx(r**0.5)

@@ -15,6 +15,7 @@ from sitewatch.api.context import ServerContext
 from sitewatch.api.errors import BadParameterError, NotFoundError
 from sitewatch.api.security import require_read, require_write
 from sitewatch.api.views import detection_feature, pass_summary
+from sitewatch.identify.hierarchy import label_detection
 from sitewatch.types import CATEGORIES, Detection, Pass
 
 router = APIRouter(prefix="/api", tags=["passes"])
@@ -166,6 +167,6 @@ def detection_chip(request: Request, pass_id: int, detection_id: int, size: Anno
 
 
 def _label(d: Detection) -> str:
-    best = d.best_type
-    return best.name if best is not None and best.type_id != "unknown" else d.category
+    label = label_detection(d)
+    return label.text if label.identified else d.category
 

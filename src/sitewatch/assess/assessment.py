@@ -29,7 +29,7 @@ from sitewatch.assess.indicators import Indicator, IndicatorResult, evaluate, lo
 from sitewatch.assess.metrics import Context
 from sitewatch.detect import reliability as detector_reliability
 from sitewatch.identify import IdentifySettings
-from sitewatch.identify.hierarchy import identification_sentence
+from sitewatch.identify.hierarchy import identification_sentence, label_detection
 from sitewatch.types import Pass
 
 SCHEMA_VERSION = 1
@@ -106,7 +106,7 @@ def _evidence_index(site_passes: list[Pass], comparisons: list[Any], claims: lis
         idx[f"pass:{p.id}"] = f"pass {p.id} of {p.acquired.date() if p.acquired else 'unknown date'} ({p.scene_path})"
         for d in p.detections:
             if d.id is not None:
-                best = f" ({d.best_type.name})" if d.best_type else ""
+                best = f" ({label_detection(d).describe()})" if d.candidates else ""
                 idx[f"det:{d.id}"] = f"{d.category}{best} in pass {p.id}, score {d.score:.2f}"
     for c in comparisons:
         a, b = cmp.pass_ids(c)

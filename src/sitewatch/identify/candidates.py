@@ -168,7 +168,8 @@ def rank_types(
         priors: site priors (see :func:`prior_weights`), or None.
         temperature: the size likelihoods (types and outlier) are raised to ``1 / temperature``
             before the priors multiply: > 1 flattens an over-confident ranking. Default: the
-            category's calibrated temperature (``data/calibration.yaml``; 1.0 where none is fitted).
+            category's calibrated temperature for detector boxes (``data/calibration.yaml``; 1.0
+            where none is fitted).
     """
     params = library.matching["categories"][category]
     p_unknown = float(params["outlier"]["prior"])
@@ -202,6 +203,12 @@ def _calibration() -> dict[str, Any]:
         return yaml.safe_load(f) or {}
 
 
-def calibrated_temperature(category: str) -> float:
-    """The fitted temperature of a detection category's size likelihood (``data/calibration.yaml``), 1.0 if none."""
-    return float((_calibration().get("temperature") or {}).get(category, 1.0))
+def calibrated_temperature(category: str, boxes: str = "detector") -> float:
+    """The fitted temperature of a category's size likelihood (``data/calibration.yaml``), 1.0 if none.
+
+    Args:
+        category: detection category.
+        boxes: ``"detector"`` (what the pipeline measures) or ``"label"`` (hand-drawn label boxes,
+            for evaluation).
+    """
+    return float(((_calibration().get("temperature") or {}).get(boxes) or {}).get(category, 1.0))

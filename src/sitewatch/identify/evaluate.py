@@ -133,7 +133,8 @@ def evaluate_samples(samples: list[Sample], *, use_priors: bool = False, k: int 
         fit = LABEL_BOX_FIT if s.box_source == "label" else det_fit
         m = measure_box(s.box, "aircraft", gsd_m=s.gsd_m, gsd_rel_sigma=s.gsd_rel_sigma, fit=fit)
         ranking = rank_types(
-            m.length_m, m.width_m, m.length_sigma_m, m.width_sigma_m, "aircraft", lib, priors=s.priors if use_priors else None
+            m.length_m, m.width_m, m.length_sigma_m, m.width_sigma_m, "aircraft", lib, priors=s.priors if use_priors else None,
+            temperature=1.0,  # the model as it is; calibration is measured by sitewatch.identify.calibration
         )
         t = lib.get(s.type_id)
         ranked = [sc.type.id for sc in ranking.types]
