@@ -17,6 +17,35 @@ def _pct(v: float | None) -> str:
     return "-" if v is None else f"{100 * v:.1f}"
 
 
+def _mape(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def _short(group: str | None) -> str:
+    """A site group id (an image name, often a UUID) cut to its first 8 characters for the table."""
+    return "-" if group is None else group[:8]
+
+
+def _group_rows(table, result) -> None:  # noqa: ANN001 - rich Table, Evaluation
+    """Rows per site group of the datasets evaluated by group, then per category the mean over
+    groups and the worst group for AP50 and for count error (ids cut to 8 characters)."""
+    spread = result.group_spread()
+    for dataset, groups in result.by_group.items():
+        table.add_section()
+        table.add_row(f"{dataset} by site group", "", "", "", "", "", "", "", style="bold")
+        for group, cats in groups.items():
+            for c in cats.values():
+                if c.objects:
+                    table.add_row(f"group {_short(group)}", c.category, str(c.images), str(c.objects), _pct(c.ap50),
+                                  _pct(c.precision), _pct(c.recall), _mape(c.count_mape))
+        for cat, s in spread.get(dataset, {}).items():
+            if s["ap50_mean"] is None:
+                continue
+            table.add_row(f"mean of {s['groups']} groups", cat, "", "", _pct(s["ap50_mean"]), "", "", _mape(s["count_mape_mean"]), style="bold")
+            table.add_row(f"worst AP50: {_short(s['ap50_worst_group'])}", cat, "", "", _pct(s["ap50_worst"]), "", "", "", style="bold")
+            table.add_row(f"worst count: {_short(s['count_mape_worst_group'])}", cat, "", "", "", "", "", _mape(s["count_mape_worst"]), style="bold")
+
+
 @click.command("evaluate")
 @click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False))
 @json_option
@@ -25,7 +54,8 @@ def _pct(v: float | None) -> str:
 @click.option("--iou", type=click.FloatRange(0.05, 0.95), default=0.5, show_default=True, help="IoU for a match.")
 @click.option("--model", default=None, help="Model name or .onnx path (default: $SITEWATCH_MODEL or the bundled model).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate at most this many images.")
-@click.option("--by-dataset", is_flag=True, help="Also one row per dataset and category.")
+@click.option("--by-dataset", is_flag=True,
+              help="Also one row per dataset and category, and per site group of airbus-pleiades with the mean and worst group.")
 def command(
     dataset_dir: str, as_json: bool, split: str, score: float | None, iou: float, model: str | None, limit: int | None, by_dataset: bool
 ) -> None:
@@ -76,9 +106,10 @@ def command(
     table = Table(title=f"{result.model} on {dataset_dir} ({split}: {result.images} images, {at}, IoU {iou})")
     cols = ("category", "images", "objects", "AP50 %", "P %", "R %", "MAPE %")
     if by_dataset:
-        table.add_column("dataset", no_wrap=True)
+        table.add_column("dataset")
     for col in cols:
-        table.add_column(col, justify="left" if col == "category" else "right", no_wrap=col == "category")
+        # Figures keep their width (up to "100.0"); the dataset column wraps instead.
+        table.add_column(col, justify="left" if col == "category" else "right", no_wrap=True, min_width=None if col == "category" else 5)
     rows = [("all", {**result.categories, **result.pooled})] + (list(result.by_dataset.items()) if by_dataset else [])
     for name, cats in rows:
         for c in cats.values():
@@ -87,6 +118,8 @@ def command(
             table.add_row(*((name,) if by_dataset else ()), *cells)
         if name == "all":
             table.add_row(*(("",) if by_dataset else ()), "mean", "", "", _pct(result.map50), "", "", "", style="bold", end_section=True)
+    if by_dataset:
+        _group_rows(table, result)
     out_console.print(table)
     if result.skipped:
         err_console.print(f"warning: {len(result.skipped)} unreadable images skipped: {', '.join(result.skipped[:5])}")

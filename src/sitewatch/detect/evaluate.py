@@ -151,6 +151,9 @@ class Evaluation:
     by_dataset: dict[str, dict[str, CategoryResult]] = field(default_factory=dict)
     score_thresholds: dict[str, float] = field(default_factory=dict)
     pooled: dict[str, CategoryResult] = field(default_factory=dict)
+    #: ``dataset -> site group id -> category -> result`` for datasets split by site group
+    #: (:data:`GROUPED_DATASETS`); a group id is the smallest image name of the group.
+    by_group: dict[str, dict[str, dict[str, CategoryResult]]] = field(default_factory=dict)
 
     @property
     def map50(self) -> float | None:
@@ -172,7 +175,40 @@ class Evaluation:
             "categories": {k: asdict(v) for k, v in self.categories.items()},
             "pooled": {k: asdict(v) for k, v in self.pooled.items()},
             "by_dataset": {d: {k: asdict(v) for k, v in cats.items()} for d, cats in self.by_dataset.items()},
+            "by_group": {
+                d: {g: {k: asdict(v) for k, v in cats.items()} for g, cats in groups.items()} for d, groups in self.by_group.items()
+            },
+            "group_spread": self.group_spread(),
         }
+
+    def group_spread(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Per dataset evaluated by site group and per category: the mean over groups and the worst
+        group of AP50 and of count MAPE.
+
+        Returns:
+            ``dataset -> category -> {"groups", "ap50_mean", "ap50_worst", "ap50_worst_group",
+            "count_mape_mean", "count_mape_worst", "count_mape_worst_group"}``; AP50 is over the
+            groups with labelled objects of the category, count MAPE over all groups scoring it.
+        """
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for dataset, groups in self.by_group.items():
+            cats = sorted({c for results in groups.values() for c in results}, key=lambda c: (c not in CATEGORIES, c))
+            for cat in cats:
+                rows = {g: results[cat] for g, results in groups.items() if cat in results}
+                ap = {g: r.ap50 for g, r in rows.items() if r.ap50 is not None}
+                mape = {g: r.count_mape for g, r in rows.items() if r.count_mape is not None}
+                worst_ap = min(ap, key=lambda g: (ap[g], g)) if ap else None
+                worst_mape = max(mape, key=lambda g: (mape[g], g)) if mape else None
+                out.setdefault(dataset, {})[cat] = {
+                    "groups": len(rows),
+                    "ap50_mean": float(np.mean(list(ap.values()))) if ap else None,
+                    "ap50_worst": ap[worst_ap] if worst_ap else None,
+                    "ap50_worst_group": worst_ap,
+                    "count_mape_mean": float(np.mean(list(mape.values()))) if mape else None,
+                    "count_mape_worst": mape[worst_mape] if worst_mape else None,
+                    "count_mape_worst_group": worst_mape,
+                }
+        return out
 
 
 class Evaluator:
@@ -300,6 +336,33 @@ def iter_labelled(path: Path, split: str = "val") -> Iterator[tuple[LabelledImag
                 yield im, cats
 
 
+#: Datasets whose images come in site groups (the same footprint on several dates), evaluated per
+#: group too: the training split holds out whole groups, so the spread between groups shows how
+#: the model does on sites it has never seen.
+GROUPED_DATASETS = frozenset({"airbus-pleiades"})
+
+
+def site_group_lookup() -> Callable[[LabelledImage], str | None]:
+    """A function giving the site group of an image of :data:`GROUPED_DATASETS` (None for other
+    datasets, or when the training split definition is not installed); groups are read once per
+    dataset folder (:func:`sitewatch.detect.train.splits.site_groups`)."""
+    try:
+        from sitewatch.detect.train.splits import site_groups
+    except ImportError:
+        return lambda _im: None
+    cache: dict[Path, dict[str, str]] = {}
+
+    def group(image: LabelledImage) -> str | None:
+        if image.dataset not in GROUPED_DATASETS:
+            return None
+        root = Path(image.image_path).parent.parent
+        if root not in cache:
+            cache[root] = site_groups(root)
+        return cache[root].get(image.name, image.name)
+
+    return group
+
+
 def evaluate(
     detector: Detector,
     items: Iterable[tuple[LabelledImage, set[str]]],
@@ -319,6 +382,8 @@ def evaluate(
     """
     ev = Evaluator(score_threshold, iou_threshold, score_thresholds)
     per_dataset: dict[str, Evaluator] = {}
+    per_group: dict[str, dict[str, Evaluator]] = {}
+    group_of = site_group_lookup()
     skipped: list[str] = []
     for image, cats in items:
         try:
@@ -330,6 +395,9 @@ def evaluate(
             continue
         ev.add(image, dets, cats)
         per_dataset.setdefault(image.dataset, Evaluator(score_threshold, iou_threshold, score_thresholds)).add(image, dets, cats)
+        if (group := group_of(image)) is not None:
+            groups = per_group.setdefault(image.dataset, {})
+            groups.setdefault(group, Evaluator(score_threshold, iou_threshold, score_thresholds)).add(image, dets, cats)
         if progress is not None:
             progress(image)
     label = getattr(detector, "label", "")
@@ -337,4 +405,8 @@ def evaluate(
     for name, e in sorted(per_dataset.items()):
         r = e.result()
         by_dataset[name] = {**r.categories, **r.pooled}
-    return ev.result(model=label, datasets=sorted(per_dataset), skipped=skipped, by_dataset=by_dataset)
+    by_group = {
+        name: {g: {**(r := e.result()).categories, **r.pooled} for g, e in sorted(groups.items())}
+        for name, groups in sorted(per_group.items())
+    }
+    return ev.result(model=label, datasets=sorted(per_dataset), skipped=skipped, by_dataset=by_dataset, by_group=by_group)
