@@ -99,7 +99,8 @@ def empty_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url = request.getfixturevalue("pg_database")
     eng = make_engine(url)
     with eng.begin() as conn:
-        conn.execute(text("DROP TABLE IF EXISTS claims, documents, detections, passes, schema_version CASCADE"))
+        conn.execute(text("DROP TABLE IF EXISTS alert_deliveries, alerts, watch_items, watch_sources, claims, documents, detections, passes, "
+                          "schema_version CASCADE"))
     eng.dispose()
     return url
 

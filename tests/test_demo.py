@@ -132,3 +132,41 @@ def test_real_pair_demo_with_shipped_detector(tmp_path: Path, data_dir: Path) ->
     assert [t["true_aircraft"] for t in summary["truth"]] == [20, 5]
     assert (tmp_path / "out" / "report.html").is_file()
     _assert_no_type_below_threshold(tmp_path / "out", "airfield-p")
+
+
+@pytest.mark.slow
+def test_watch_demo_alerts_on_the_drop_and_the_return(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sitewatch.imagery import simulate
+
+    made: list = []
+    real = simulate.simulate_site
+
+    def spy(*a, **kw):
+        made.append(real(*a, **kw))
+        return made[-1]
+
+    class Truth(FakeDetector):
+        def detect(self, scene, **kw):  # the objects drawn in the pass acquired at the scene's time
+            arrived = [*made[0].passes, made[1].passes[1]]  # the second scenario's first pass never arrives
+            (p,) = [p for p in arrived if p.acquired == scene.acquired]
+            self.boxes = [(o.box.cx, o.box.cy, o.box.length, o.box.width, o.box.heading_deg, o.category) for o in p.objects]
+            return super().detect(scene, **kw)
+
+    monkeypatch.setattr(simulate, "simulate_site", spy)
+    monkeypatch.setattr(sitewatch.pipeline, "load_default_detector", lambda model=None: Truth([]))
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["demo", "--watch", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    n1 = SIM_SCENARIO["n_aircraft"]
+    counts = [n1, n1 - SIM_SCENARIO["departed"] + SIM_SCENARIO["arrived"], n1 - demo.WATCH_RETURN["departed"] + demo.WATCH_RETURN["arrived"]]
+    from sitewatch.store import open_store
+
+    with open_store(f"sqlite:///{out / 'watch-store.db'}") as store:
+        assert [p.counts()["aircraft"] for p in store.list_passes("hmeimim")] == counts == [15, 5, 21]
+        from sitewatch.store.watchstate import WatchLedger
+
+        alerts = {(a.item_id, a.kind, a.subject) for a in WatchLedger(store).alerts("hmeimim")}
+    assert ("hmeimim-20240304.tif", "indicator-fired", "aircraft-count-drop") in alerts
+    assert ("hmeimim-20240307.tif", "indicator-cleared", "aircraft-count-drop") in alerts
+    assert "ALERT hmeimim: Aircraft count dropped sharply" in " ".join(r.output.split())
+    assert (out / "alerts.atom").read_text().count("<entry>") == len(alerts)

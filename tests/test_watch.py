@@ -158,7 +158,7 @@ def test_bad_items_are_one_line_each_and_store_unchanged(tmp_path: Path, servers
         assert sorted(res.failed) == ["far", "missing-cog", "no-asset", "no-geometry"] and res.skipped == ["cloudy"]
         errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
         assert len(errors) == 4
-        for item, words in [("no-geometry", "malformed STAC item"), ("no-asset", "no image asset"), ("far", "covers 0.00% of the AOI"),
+        for item, words in [("no-geometry", "malformed STAC item"), ("no-asset", "no image asset"), ("far", "covers 0.00% of the AOI of site 'watchbase' (at least 1% needed)"),
                             ("missing-cog", "gone.tif")]:  # fmt: skip
             (line,) = [e for e in errors if f"item {item} failed" in e]
             assert words in line and "\n" not in line
@@ -298,3 +298,26 @@ def test_docs_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [s.type for s in cfg.sites[0].sources] == ["folder", "stac-api", "stac-catalog"]
     assert [c.name for c in cfg.channels] == ["log", "feed", "ops", "desk"]
     assert cfg.retry.delay_s(1) == 60 and cfg.retry.delay_s(4) == 480 and cfg.retry.delay_s(10) == 3600
+
+
+def test_alerts_served_as_json_and_atom(tmp_path: Path, store_url: str) -> None:
+    pytest.importorskip("uvicorn")
+    from fastapi.testclient import TestClient
+
+    from sitewatch.api import ApiSettings, create_app
+    from sitewatch.store.watchstate import DONE, ItemRecord, NewAlert
+
+    add_watch_site()
+    with open_store(store_url) as store:
+        ledger = WatchLedger(store)
+        for i, subject in enumerate(("aircraft-count-drop", "heavy-airlift-present")):
+            rec = ItemRecord("watchbase", "folder:/in", f"s{i}.tif", DONE, pass_id=None)
+            ledger.record_done(rec, [NewAlert("indicator-fired", subject, f"watchbase: {subject} fires", {"evidence": {"report": None}})], {})
+    with TestClient(create_app(store_url, ApiSettings(token=None))) as client:
+        got = client.get("/api/alerts", params={"site": "watchbase"}).json()
+        assert [a["subject"] for a in got] == ["heavy-airlift-present", "aircraft-count-drop"] and got[0]["item"] == "s1.tif"
+        r = client.get("/api/alerts.atom", params={"limit": 1})
+        assert r.status_code == 200 and r.headers["content-type"] == "application/atom+xml"
+        entries = ET.fromstring(r.content).findall("{http://www.w3.org/2005/Atom}entry")
+        assert [e.find("{http://www.w3.org/2005/Atom}title").text for e in entries] == ["watchbase: heavy-airlift-present fires"]
+        assert client.get("/api/alerts", params={"site": "atlantis"}).status_code == 404

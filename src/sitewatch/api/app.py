@@ -36,7 +36,7 @@ def create_app(
     Returns:
         The application (serve it with uvicorn, or test it with ``fastapi.testclient.TestClient``).
     """
-    from sitewatch.api import analysis, jobs, passes, sites, tiles, web
+    from sitewatch.api import alerts, analysis, jobs, passes, sites, tiles, web
 
     settings = settings or ApiSettings()
     ctx = ServerContext(store_url, settings, detector_factory)
@@ -71,7 +71,7 @@ def create_app(
         store = request.app.state.ctx.store
         return {"status": "ok", "version": __version__, "store": store.url, "dialect": store.dialect}
 
-    for module in (sites, passes, analysis, jobs, tiles, web):
+    for module in (sites, passes, analysis, alerts, jobs, tiles, web):
         app.include_router(module.router)
     web.mount_static(app)
     return app

@@ -384,17 +384,101 @@ def run_demo(out: Path, data: Path | None = None, steps: list[Callable[[DemoStat
     return st
 
 
+#: The SIMULATED watch demo: pass 2 as in :data:`SIM_SCENARIO` (11 of 15 aircraft leave, one Il-76 comes);
+#: pass 3 is drawn from the same first pass with 2 aircraft gone and 8 arrived.
+WATCH_RETURN = {"departed": 2, "arrived": 8}
+
+
+def run_watch_demo(out: Path, show: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Three SIMULATED passes of Hmeimim arrive one by one in a watched folder; the watcher alerts.
+
+    Each pass is copied into ``out/incoming`` and one watch cycle runs (scan, compare, assess,
+    alerts to the log, the Atom feed ``out/alerts.atom`` and a report per alerting pass under
+    ``out/reports``), on the store ``out/watch-store.db`` (replaced at each run).
+
+    Returns:
+        ``{"passes": [...], "alerts": [[alert titles] per arrival], "feed": path, "store": url}``.
+    """
+    import shutil
+
+    from rich.markup import escape
+
+    from sitewatch.cli.scan import describe
+    from sitewatch.imagery.simulate import simulate_site
+    from sitewatch.sites import get_site
+    from sitewatch.store import open_store
+    from sitewatch.store.watchstate import WatchLedger
+    from sitewatch.watch import WatchConfig, Watcher
+
+    show = show or (lambda text: out_console.print(text))
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("watch-store.db*"):
+        old.unlink()
+    incoming = out / "incoming"
+    shutil.rmtree(incoming, ignore_errors=True)
+    incoming.mkdir()
+    site = get_site("hmeimim")
+    bounds = simulation_bounds(site)
+    with progress() as bar:
+        bar.add_task("simulating three passes", total=None)
+        first = simulate_site(out / "imagery" / "a", site.aoi, site=site.name, zones=site.zones, bounds=bounds, **SIM_SCENARIO)
+        later = simulate_site(out / "imagery" / "b", site.aoi, site=site.name, zones=site.zones, bounds=bounds,
+                              start=first.passes[1].acquired, **{**SIM_SCENARIO, **WATCH_RETURN})  # fmt: skip
+    arrivals = [first.passes[0], first.passes[1], later.passes[1]]
+    config = WatchConfig.model_validate({
+        "sites": [{"site": site.name, "sources": [{"type": "folder", "path": str(incoming), "settle_s": 0}], "rules": {"hypotheses": True}}],
+        "channels": [{"type": "atom", "path": str(out / "alerts.atom")}],  # the demo shows the alerts itself
+        "reports": str(out / "reports"),
+    })  # fmt: skip
+    url = f"sqlite:///{out / 'watch-store.db'}"
+    summary: dict[str, Any] = {"passes": [], "alerts": [], "feed": str(out / "alerts.atom"), "store": url}
+    with open_store(url) as store:
+        watcher = Watcher(config, store)
+        for i, sim in enumerate(arrivals, 1):
+            name = f"{site.name}-{sim.acquired:%Y%m%d}.tif"
+            shutil.copyfile(sim.path, incoming / f".{name}.part")
+            (incoming / f".{name}.part").replace(incoming / name)  # arrives whole
+            err_console.rule(f"[bold]SIMULATED pass {i} arrives: {name} ({sim.counts().get('aircraft', 0)} aircraft drawn)")
+            with progress() as bar:
+                bar.add_task("watch cycle: scan, compare, assess", total=None)
+                res = watcher.run_once()
+            raised = [a for a in reversed(WatchLedger(store).alerts(site.name)) if a.id in res.alerts]
+            titles = [a.title for a in raised]
+            for p in res.passes:
+                show(describe(store.get_pass(p)))
+            for a in raised:
+                show(f"  [bold yellow]ALERT[/] {escape(a.title)}")
+            if raised and raised[0].payload["evidence"].get("report"):
+                show(f"  report: {raised[0].payload['evidence']['report']}")
+            if not raised:
+                show("  no alert: nothing the rules watch for changed")
+            summary["passes"] += res.passes
+            summary["alerts"].append(titles)
+    show(f"Atom feed: {out / 'alerts.atom'}; reports: {out / 'reports'}; store: {url}")
+    show(f"see the watch state with: sitewatch watch --status --store {url}")
+    return summary
+
+
 @click.command()
+@click.option("--watch", "watch_demo", is_flag=True, help="Instead: three SIMULATED passes arrive in a watched folder; show the alerts.")
 @click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None, help="Labelled imagery tree (e.g. ../shared/data) for a real pair.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("sitewatch-demo-out"), show_default=True, help="Output folder.")
-def command(data: Path | None, out: Path) -> None:
+def command(watch_demo: bool, data: Path | None, out: Path) -> None:
     """Run the pipeline on two passes of one site: scan, inventory, changes, claims, assessment, report.
 
     Offline. Without --data the imagery is SIMULATED (Hmeimim, on the watchlist's zones); with
     --data a real Airbus Pléiades pair is used (dates SYNTHETIC). The text report ingested is FICTIONAL.
 
+    With --watch, three SIMULATED passes of Hmeimim arrive one by one in a watched folder and
+    `sitewatch watch` raises its alerts (log, Atom feed, reports; see docs/watch.md).
+
     Example: sitewatch demo --data ../shared/data --out demo-out
     """
+    if watch_demo:
+        if data is not None:
+            raise click.UsageError("--watch plays SIMULATED passes; it takes no --data")
+        run_watch_demo(out)
+        return
     st = run_demo(out, data)
     if st.store is not None:
         st.store.close()

@@ -2,7 +2,8 @@
 
 An alert is raised when an indicator starts firing (at or above the rule's minimum strength), stops
 firing (``cleared``), or — with ``repeat`` — fires again on a new pass; and when a hypothesis'
-estimative term changes (e.g. "roughly even chance" → "likely"). Each alert carries the evidence:
+estimative term changes (e.g. "roughly even chance" → "likely") with its probability moving by at
+least the rule's ``min_probability_change`` (a hypothesis sitting on a term boundary does not flap). Each alert carries the evidence:
 the indicator's values and sentence, the counts of the new and previous pass, what arrived or
 departed between them, and the report written for the pass.
 """
@@ -65,7 +66,7 @@ def alerts_for(before: Assessment | None, after: Assessment, rules: Rules, ev: d
         terms = {h.name: h for h in (before.hypotheses if before else [])}
         for h in after.hypotheses:
             prev = terms.get(h.name)
-            if prev is None or prev.term == h.term:
+            if prev is None or prev.term == h.term or abs(h.probability - prev.probability) < rules.min_probability_change:
                 continue
             payload = {"site": site, "hypothesis": h.to_dict(), "previous": prev.to_dict(), "evidence": ev}
             out.append(NewAlert(TERM_CHANGED, h.name, f"{site}: '{h.statement}' is now {h.term} ({prev.probability:.0%} → {h.probability:.0%}; was {prev.term})", payload))

@@ -104,6 +104,20 @@ class AtomFeed(AlertChannel):
 
 def write_atom(path: Path, alerts: list[AlertRecord]) -> None:
     """Write an Atom feed of ``alerts`` (newest first) to ``path`` atomically."""
+    body = atom_document(alerts, f"urn:sitewatch:alerts:{path.name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(body)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atom_document(alerts: list[AlertRecord], feed_id: str, title: str = "sitewatch alerts") -> bytes:
+    """An Atom (RFC 4287) feed of ``alerts`` (newest first), UTF-8 XML; each entry's content is the alert JSON."""
     ns = "http://www.w3.org/2005/Atom"
     ET.register_namespace("", ns)
     feed = ET.Element(f"{{{ns}}}feed")
@@ -114,8 +128,8 @@ def write_atom(path: Path, alerts: list[AlertRecord]) -> None:
             el.text = text
         return el
 
-    sub(feed, "id", f"urn:sitewatch:alerts:{path.name}")
-    sub(feed, "title", "sitewatch alerts")
+    sub(feed, "id", feed_id)
+    sub(feed, "title", title)
     sub(feed, "updated", (alerts[0].created if alerts else _epoch()).isoformat())
     sub(feed, "generator", "sitewatch", version=__version__)
     for a in alerts:
@@ -130,15 +144,7 @@ def write_atom(path: Path, alerts: list[AlertRecord]) -> None:
         if report:
             sub(e, "link", href=Path(report).resolve().as_uri() if not str(report).startswith(("http:", "https:")) else report, rel="alternate")
         sub(e, "content", json.dumps(alert_json(a), indent=1, default=str), type="text")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            ET.ElementTree(feed).write(f, encoding="utf-8", xml_declaration=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return ET.tostring(feed, encoding="utf-8", xml_declaration=True)
 
 
 def _epoch():  # noqa: ANN202

@@ -120,6 +120,8 @@ class Rules(_Model):
     cleared: bool = Field(True, description="alert when an indicator stops firing")
     repeat: bool = Field(False, description="alert on every pass an indicator fires, not only when it starts")
     hypotheses: bool = Field(True, description="alert when a hypothesis' estimative term changes")
+    min_probability_change: float = Field(0.05, ge=0, le=1, description="a term change with a smaller move in probability "
+                                          "(a hypothesis sitting on a term boundary) raises no alert")  # fmt: skip
     channels: list[str] | None = Field(None, description="channel names (default: all)")
     quiet_hours: QuietHours | None = None
 
@@ -130,7 +132,7 @@ class SiteWatch(_Model):
     site: str
     sources: list[Source] = Field(min_length=1)
     rules: Rules = Rules()
-    min_coverage: float = Field(0.5, gt=0, le=1, description="smallest fraction of the AOI a scene must cover")
+    min_coverage: float = Field(0.01, gt=0, le=1, description="smallest fraction of the AOI a scene must cover (as `sitewatch scan`)")
 
 
 class LogChannel(_Model):

@@ -25,6 +25,7 @@ import logging
 import os
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -89,6 +90,7 @@ class Watcher:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.watched = [_Watched(get_site(sw.site), sw, [(make_source(s), s) for s in sw.sources]) for sw in config.sites]
         self.channels: dict[str, AlertChannel] = make_channels(list(config.channels), lambda n: self.ledger.alerts(limit=n))
+        self._comparisons: dict[str, _Comparisons] = {}
 
     @property
     def detector(self) -> Any:
@@ -176,7 +178,7 @@ class Watcher:
         passes = self.store.list_passes(w.site.name)
         before = [p for p in passes if p.id != new.id]
         after = passes
-        comparisons = _Comparisons(w.site, self.config.read_pixels)
+        comparisons = self._comparisons.setdefault(w.site.name, _Comparisons(w.site, self.config.read_pixels))
         claims = self.store.list_claims(w.site.name)
         a_before = assess_site(w.site, before, comparisons.chain(before), claims)
         a_after = assess_site(w.site, after, comparisons.chain(after), claims)
@@ -268,24 +270,37 @@ class Watcher:
 
 
 class _Comparisons:
-    """Comparisons of consecutive passes, each computed once."""
+    """Comparisons of consecutive passes of one site, each computed once while the watcher runs.
+
+    Pass ids are never reused (a rescanned scene gets a new id), so ``(a.id, b.id)`` names one
+    comparison for good. The change maps are dropped (the assessment does not read them) and at
+    most :attr:`KEEP` comparisons are kept, least recently used first out, so memory stays flat.
+    """
+
+    KEEP = 256
 
     def __init__(self, site: Any, read_pixels: bool) -> None:
         self.site = site
         self.read_pixels = read_pixels
-        self._done: dict[tuple[int | None, int | None], Any] = {}
+        self._done: OrderedDict[tuple[int | None, int | None], Any] = OrderedDict()
 
     def get(self, a: Pass, b: Pass) -> Any:
         from sitewatch.compare import compare_passes
 
         key = (a.id, b.id)
-        if key not in self._done:
-            try:
-                self._done[key] = compare_passes(a, b, self.site, read_pixels=self.read_pixels)
-            except SitewatchError as e:
-                log.warning("passes %s and %s not compared: %s", a.id, b.id, e)
-                self._done[key] = None
-        return self._done[key]
+        if key in self._done:
+            self._done.move_to_end(key)
+            return self._done[key]
+        try:
+            found = compare_passes(a, b, self.site, read_pixels=self.read_pixels)
+            found.change = None
+        except SitewatchError as e:
+            log.warning("passes %s and %s not compared: %s", a.id, b.id, e)
+            found = None
+        self._done[key] = found
+        if len(self._done) > self.KEEP:
+            self._done.popitem(last=False)
+        return found
 
     def chain(self, passes: list[Pass]) -> list[Any]:
         found = (self.get(a, b) for a, b in zip(passes, passes[1:], strict=False))
