@@ -50,6 +50,8 @@ def test_simulated_demo_on_hmeimim_zones_ends_with_report(tmp_path: Path, monkey
     assert "Key judgements" in r.output and "It is " in r.output and "Confidence:" in r.output
     tail = r.output[r.output.index(f"outputs in {out}/") :]
     assert all(name in tail for name in ("report.html", "report.pdf", "report.json", "summary.json"))
+    # ... and its last line is the command that serves the demo store
+    assert r.output.strip().splitlines()[-1] == f"sitewatch serve --store sqlite:///{(out / 'demo-store.db').resolve()}"
     summary = json.loads((out / "summary.json").read_text())
     # The bundled Hmeimim site, SIMULATED passes, objects drawn inside the watchlist's zones.
     site = get_site("hmeimim")

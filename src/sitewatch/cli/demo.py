@@ -357,6 +357,9 @@ def step_summary(st: DemoState) -> None:
     explore = "assess" if st.simulated else "compare"
     out_console.print(f"open {st.out / 'report.html'}; explore the demo store with e.g. "
                       f"sitewatch {explore} {st.site.name} --store sqlite:///{st.out / 'demo-store.db'}")  # fmt: skip
+    # last line: the command that serves the demo store as a web dashboard (one line, copyable)
+    out_console.print(f"see it on a map (then open http://127.0.0.1:8000/sites/{st.site.name}):", soft_wrap=True)
+    out_console.print(f"sitewatch serve --store sqlite:///{(st.out / 'demo-store.db').resolve()}", soft_wrap=True, highlight=False)
 
 
 #: The demo, in order. Each step reads and extends the :class:`DemoState`.
