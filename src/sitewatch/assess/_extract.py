@@ -48,6 +48,7 @@ _ISO_DATE = re.compile(r"\b(20\d\d)-(\d\d)-(\d\d)\b")
 #: Text is tokenised in blocks of at most this many characters (cut at line ends, else after a
 #: sentence end, else at a space), so the work grows linearly with the text.
 BLOCK_CHARS = 20_000
+_CONTROL_TO_SPACE = {c: " " for c in [*range(0x00, 0x20), *range(0x7F, 0xA0)] if chr(c) not in "\n\r\t"}
 _SENTENCE_END = re.compile(r"[.!?][\"”’')\]]*\s+")
 
 
@@ -224,6 +225,7 @@ class Extractor:
         The text is tokenised block by block (:func:`text_blocks`); a quotation mark that the
         sentencizer leaves at the end of a sentence ('... said. "') opens the next one instead.
         """
+        text = text.translate(_CONTROL_TO_SPACE)  # stray control characters would hide sentence ends
         for block in self.nlp.pipe(text_blocks(text)):
             bounds = [[s.start, s.end] for s in block.sents]
             for a, b in zip(bounds, bounds[1:], strict=False):

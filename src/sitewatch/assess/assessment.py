@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from sitewatch.assess import _comparison as cmp
-from sitewatch.assess.claims import Claim, ClaimCheck, check_claims, find_conflicts, reliability_weight
+from sitewatch.assess.claims import (
+    Claim,
+    ClaimCheck,
+    check_claims,
+    find_conflicts,
+    find_dependencies,
+    reliability_weight,
+)
 from sitewatch.assess.estimative import confidence_level
 from sitewatch.assess.hypotheses import (
     CLAIM_STRENGTH,
@@ -66,6 +73,7 @@ class Assessment:
     confidence: dict[str, Any]
     key_judgements: list[dict[str, Any]]
     not_assessable: list[str] = field(default_factory=list)
+    dependencies: list[dict[str, Any]] = field(default_factory=list)
     evidence: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -91,6 +99,7 @@ class Assessment:
             "claims": [c.to_dict() for c in self.claims],
             "claim_checks": [c.to_dict() for c in self.checks],
             "conflicts": [dict(c) for c in self.conflicts],
+            "dependencies": [dict(d) for d in self.dependencies],
             "not_assessable": list(self.not_assessable),
             "evidence": dict(self.evidence),
         }
@@ -119,8 +128,15 @@ def _evidence_index(site_passes: list[Pass], comparisons: list[Any], claims: lis
 
 
 def _evidence_items(indicators: list[IndicatorResult], claims: list[Claim], checks: dict[str, ClaimCheck],
-                    hypotheses: list[Hypothesis], weak_indicators: Iterable[str] = ()) -> list[EvidenceItem]:  # fmt: skip
+                    hypotheses: list[Hypothesis], weak_indicators: Iterable[str] = (),
+                    dependencies: list[dict[str, Any]] = ()) -> list[EvidenceItem]:  # fmt: skip
     items = []
+    # Possibly dependent reports (one story retold) share one report's weight: k of them weigh 1/k each.
+    with_signal = {c.id for c in claims if c.signal}
+    share = {}
+    for d in dependencies:
+        members = [i for i in d["claims"] if i in with_signal]
+        share.update({i: len(members) for i in members})
     weak = set(weak_indicators)
     for r in indicators:
         if r.state != "fired":
@@ -138,7 +154,10 @@ def _evidence_items(indicators: list[IndicatorResult], claims: list[Claim], chec
         scores = {h.name: h.claims.get(c.signal, "N") for h in hypotheses}
         refs = list(check.evidence) if check else [c.ref]
         title = f"{c.source}: {c.text}" + (f" [{verdict}]" if verdict else "")
-        items.append(EvidenceItem(c.ref, "claim", title, CLAIM_STRENGTH, rel, scores, refs))
+        k = share.get(c.id, 1)
+        if k > 1:
+            title += f" [possibly dependent: one of {k} similar reports]"
+        items.append(EvidenceItem(c.ref, "claim", title, CLAIM_STRENGTH / k, rel, scores, refs))
     return items
 
 
@@ -169,7 +188,8 @@ def _weak_evidence(weak_inds: dict[str, set[str]], weak: dict[str, str]) -> str 
 
 
 def _confidence(site_passes: list[Pass], comparisons: list[Any], fired: list[IndicatorResult],
-                checks: list[ClaimCheck], conflicts: list[dict[str, Any]], weak_evidence: str | None = None) -> dict[str, Any]:  # fmt: skip
+                checks: list[ClaimCheck], conflicts: list[dict[str, Any]], weak_evidence: str | None = None,
+                dependencies: list[dict[str, Any]] = ()) -> dict[str, Any]:  # fmt: skip
     points, reasons = 0, []
     n = len(site_passes)
     if n >= 3:
@@ -183,7 +203,9 @@ def _confidence(site_passes: list[Pass], comparisons: list[Any], fired: list[Ind
     if len(fired) >= 2:
         points += 1
         reasons.append(f"{len(fired)} independent indicators fired")
-    corroborated = sum(c.verdict == "corroborated" for c in checks)
+    # possibly dependent reports (one story retold) count once
+    group = {i: g for g, d in enumerate(dependencies) for i in d["claims"]}
+    corroborated = len({group.get(c.claim_id, c.claim_id) for c in checks if c.verdict == "corroborated"})
     if corroborated:
         points += 1
         reasons.append(f"{corroborated} text claim(s) corroborated by imagery")
@@ -199,7 +221,8 @@ def _confidence(site_passes: list[Pass], comparisons: list[Any], fired: list[Ind
     contradicted = sum(c.verdict == "contradicted" for c in checks)
     if contradicted or conflicts:
         points -= 1
-        reasons.append(f"{contradicted} claim(s) contradicted by imagery, {len(conflicts)} conflicting report pair(s)")
+        pairs = {frozenset(group.get(i, i) for i in cf["claims"]) for cf in conflicts}
+        reasons.append(f"{contradicted} claim(s) contradicted by imagery, {len(pairs)} conflicting report pair(s)")
     poor = [q for q in (cmp.registration_quality(c) for c in comparisons) if q is not None and q < 0.5]
     if poor:
         points -= 1
@@ -299,10 +322,11 @@ def assess_site(
     results = [evaluate(d, ctx) for d in defs]
     checks = check_claims(cls, site_passes, list(comparisons))
     conflicts = find_conflicts(cls)
+    dependencies = find_dependencies(cls)
     fired = [r for r in results if r.state == "fired"]
     weak = weak_categories if weak_categories is not None else detector_reliability.weak_categories(p.model for p in site_passes if p.model)
     weak_inds = _weak_indicators(fired, defs, weak)
-    items = _evidence_items(results, cls, {c.claim_id: c for c in checks}, hyps, weak_inds)
+    items = _evidence_items(results, cls, {c.claim_id: c for c in checks}, hyps, weak_inds, dependencies)
     weighed = weigh(hyps, items)
     not_assessable = [f"{r.name}: {r.reason}" for r in results if r.state == "not-assessable"]
     if len(site_passes) <= 1:
@@ -317,9 +341,10 @@ def assess_site(
         claims=cls,
         checks=checks,
         conflicts=conflicts,
+        dependencies=dependencies,
         hypotheses=weighed,
         ach_matrix={"hypotheses": [h.name for h in hyps], "rows": [e.to_dict() for e in items]},
-        confidence=_confidence(site_passes, list(comparisons), fired, checks, conflicts, _weak_evidence(weak_inds, weak)),
+        confidence=_confidence(site_passes, list(comparisons), fired, checks, conflicts, _weak_evidence(weak_inds, weak), dependencies),
         key_judgements=_judgements(name, weighed, items, fired, cls, checks, conflicts, site_passes),
         not_assessable=not_assessable,
         evidence=_evidence_index(site_passes, list(comparisons), cls, results),

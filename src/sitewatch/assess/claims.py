@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cache
@@ -358,6 +359,92 @@ def extract_claims(
         claims.append(c)
     log.info("%s: %d sentences, %d claims", source, len(facts), len(claims))
     return claims
+
+
+# ---- dependence -----------------------------------------------------------------------------
+#: Sentences sharing at least this share of their content words (Jaccard, stopwords left out) are
+#: taken as one story retold.
+SAME_STORY_JACCARD = 0.6
+_WORD = re.compile(r"[^\W_]+")
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(_WORD.findall(text.casefold()))
+
+
+def _origin(c: Claim) -> tuple[str, int | None]:
+    return (" ".join(c.source.split()).casefold(), c.document_id)
+
+
+#: Buckets (one site and signal) larger than this are compared by exact sentence and speaker only.
+MAX_PAIRWISE_CLAIMS = 1500
+
+
+def _norm(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+def find_dependencies(claims: list[Claim]) -> list[dict[str, Any]]:
+    """Groups of claims from different documents that may retell one story (possibly dependent).
+
+    Two claims are linked when their sentences have the same words, or (same site and signal)
+    they quote the same named speaker or share at least :data:`SAME_STORY_JACCARD` of their
+    content words (stopwords left out).
+    Groups are the connected sets of links; claims of one document are never linked to each other.
+    The ACH weighting lets a group weigh as much as one report (:mod:`sitewatch.assess.assessment`).
+
+    Returns:
+        ``[{"claims": [ids, in input order], "reason": str}]``, groups of two or more.
+    """
+    parent = list(range(len(claims)))
+    reasons: dict[int, list[str]] = {}
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def link(i: int, j: int, why: str) -> None:
+        if _origin(claims[i]) == _origin(claims[j]):
+            return
+        ri, rj = root(i), root(j)
+        if ri != rj:
+            parent[rj] = ri
+            reasons.setdefault(ri, []).extend(reasons.pop(rj, []))
+        reasons.setdefault(ri, []).append(f"{claims[i].source} and {claims[j].source}: {why}")
+
+    words = [_words(c.text) for c in claims]
+    content = [frozenset(w for w in ws if w not in STOP_WORDS) for ws in words]
+    same_words: dict[frozenset[str], list[int]] = {}
+    speakers: dict[tuple[Any, ...], list[int]] = {}
+    buckets: dict[tuple[Any, ...], list[int]] = {}
+    for i, c in enumerate(claims):
+        if words[i]:
+            same_words.setdefault(words[i], []).append(i)
+        if c.speaker:
+            speakers.setdefault((c.site, c.signal, _norm(c.speaker)), []).append(i)
+        buckets.setdefault((c.site, c.signal), []).append(i)
+    for idx in same_words.values():
+        for j in idx[1:]:
+            link(idx[0], j, "the same sentence")
+    for idx in speakers.values():
+        for j in idx[1:]:
+            link(idx[0], j, f"the same speaker ({claims[idx[0]].speaker})")
+    for key, idx in buckets.items():
+        if len(idx) > MAX_PAIRWISE_CLAIMS:
+            log.warning("%d claims about %s (%s): compared by exact sentence and speaker only", len(idx), key[0], key[1])
+            continue
+        for a, i in enumerate(idx):
+            for j in idx[a + 1 :]:
+                wi, wj = content[i], content[j]
+                if wi and wj and words[i] != words[j] and len(wi & wj) / len(wi | wj) >= SAME_STORY_JACCARD:
+                    link(i, j, f"{len(wi & wj) / len(wi | wj):.0%} of their content words shared")
+    groups: dict[int, list[int]] = {}
+    for i in range(len(claims)):
+        groups.setdefault(root(i), []).append(i)
+    return [{"claims": [claims[i].id for i in members], "reason": "; ".join(dict.fromkeys(reasons.get(r, [])))}
+            for r, members in groups.items() if len(members) > 1]  # fmt: skip
 
 
 # ---- conflicts ------------------------------------------------------------------------------

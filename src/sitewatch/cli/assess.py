@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from sitewatch.cli.console import out_console
+from sitewatch.cli.console import out_console, terminal_text
 from sitewatch.cli.options import json_option, store_option
 from sitewatch.errors import SitewatchError
 
@@ -35,7 +35,7 @@ def print_assessment(a) -> None:  # noqa: ANN001 - an Assessment
     out_console.print("[bold]Key judgements[/]")
     for k in a.key_judgements:
         refs = ", ".join(k["evidence"][:8]) + (f" +{len(k['evidence']) - 8}" if len(k["evidence"]) > 8 else "")
-        out_console.print(f"  • {k['text']}  [dim]\\[{refs}][/]")
+        out_console.print(f"  • {terminal_text(k['text'])}  [dim]\\[{refs}][/]")
     out_console.print(f"\n[bold]Confidence:[/] {a.confidence['sentence']}")
     if a.not_assessable:
         out_console.print("\n[bold]Not assessable[/]")
@@ -48,7 +48,7 @@ def print_assessment(a) -> None:  # noqa: ANN001 - an Assessment
     for h in hyps:
         matrix.add_column(h, justify="center")
     for row in a.ach_matrix["rows"]:
-        matrix.add_row(row["title"], f"{row['weight']:.2f}", *(row["scores"].get(h, "N") for h in hyps))
+        matrix.add_row(terminal_text(row["title"]), f"{row['weight']:.2f}", *(row["scores"].get(h, "N") for h in hyps))
     matrix.add_section()
     matrix.add_row("[bold]probability[/]", "", *(f"{h.probability:.0%}" for h in a.hypotheses))
     matrix.add_row("[bold]estimative term[/]", "", *(h.term for h in a.hypotheses))
@@ -70,10 +70,10 @@ def print_assessment(a) -> None:  # noqa: ANN001 - an Assessment
         for ch in a.checks:
             c = by_id[ch.claim_id]
             style = _VERDICT_STYLE[ch.verdict]
-            ct.add_row(c.text, f"{c.source} ({c.reliability or 'F'})", f"[{style}]{ch.verdict}[/]", ch.reason, ", ".join(ch.evidence[:5]))
+            ct.add_row(terminal_text(c.text), terminal_text(f"{c.source} ({c.reliability or 'F'})"), f"[{style}]{ch.verdict}[/]", terminal_text(ch.reason), ", ".join(ch.evidence[:5]))
         out_console.print(ct)
     for cf in a.conflicts:
-        out_console.print(f"[yellow]conflicting claims[/] {cf['claims'][0]} vs {cf['claims'][1]}: {cf['reason']}")
+        out_console.print(f"[yellow]conflicting claims[/] {cf['claims'][0]} vs {cf['claims'][1]}: {terminal_text(cf['reason'])}")
 
 
 @click.command()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import click
 from rich.table import Table
 
-from sitewatch.cli.console import out_console
+from sitewatch.cli.console import err_console, out_console, terminal_text
 from sitewatch.cli.options import json_option, store_option
 from sitewatch.errors import ClaimsError
 
@@ -38,16 +38,22 @@ def _table(title: str, claims: list[dict]) -> Table:
         table.add_column(col, overflow="fold")
     for c in claims:
         eq = [m for m in c["equipment"]]
-        table.add_row(
+        speaker = c.get("speaker")
+        who = "; ".join(c["attributions"])
+        if speaker and c.get("speaker_role"):
+            who += f" ({c['speaker_role']})"
+        row = (
             str(c["id"]),
             "\n".join((m.get("name") or m["text"]) + ("" if m.get("resolved") or m.get("generic") else " (unresolved)") for m in eq),
             "\n".join(_count(m) for m in eq),
             ", ".join(c["states"]) + (f" → {c['signal']}" if c.get("signal") else ""),
             ", ".join(c["places"]) + (" (inferred)" if c.get("place_inherited") else ""),
             ", ".join(f"{d.get('qualifier') or ''} {d['date'] or d['text']}".strip() for d in c["dates"]),
-            "; ".join(c["attributions"]),
+            who,
             c["text"],
         )
+        # report text is untrusted: no escape sequences or markup reach the terminal
+        table.add_row(*(terminal_text(cell) for cell in row))
     return table
 
 
@@ -56,12 +62,13 @@ def command() -> None:
     """Claims from English text reports (news, statements), checked later against imagery."""
 
 
-def _extract(location: str, source: str, published: str | None, reliability: str | None):  # noqa: ANN202
+def _extract(location: str, source: str, published: str | None, reliability: str | None, report=None):  # noqa: ANN001, ANN202
     from sitewatch.assess.claims import check_english, extract_claims
     from sitewatch.assess.documents import read_report
 
-    report = read_report(location)
-    check_english(report.text, location)  # name the file or URL, not the source, in the message
+    if report is None:
+        report = read_report(location)
+        check_english(report.text, location)  # name the file or URL, not the source, in the message
     pub = _published(published)
     claims = extract_claims(report.text, source=source, published=pub, reliability=reliability, url=report.url)
     return report, pub, claims
@@ -93,19 +100,30 @@ def add(location: str, source: str, published: str | None, reliability: str | No
 
     Example: sitewatch claims add report.txt --source Reuters --published 2024-12-18 --reliability B
     """
+    from sitewatch.assess.claims import check_english
+    from sitewatch.assess.documents import read_report
     from sitewatch.store import open_store
 
-    report, pub, claims = _extract(location, source, published, reliability)
+    report = read_report(location)
+    check_english(report.text, location)
     with open_store(store_url) as store:
-        doc_id = store.add_document(source, report.text, pub, report.url, title or report.title)
-        for c in claims:
-            c.document_id = doc_id
-        store.save_claims(doc_id, [c.to_dict() for c in claims])
+        known = store.find_document(source, report.text)
+        if known is not None:  # before extracting: re-ingesting is a no-op
+            err_console.print(f"{terminal_text(location)}: already stored as document {known} from {terminal_text(source)}; nothing added", soft_wrap=True)
+            if as_json:
+                click.echo(json.dumps({"document_id": known, "added": False, "claims": []}, indent=1))
+            return
+        _, pub, claims = _extract(location, source, published, reliability, report)
+        doc_id, added = store.add_document_once(source, report.text, pub, report.url, title or report.title,
+                                                [c.to_dict() for c in claims])  # fmt: skip
+        if not added:  # stored by a concurrent ingest in the meantime
+            err_console.print(f"{terminal_text(location)}: already stored as document {doc_id} from {terminal_text(source)}; nothing added", soft_wrap=True)
+            return
         stored = [c for c in store.list_claims() if c.get("document_id") == doc_id]
     if as_json:
-        click.echo(json.dumps({"document_id": doc_id, "claims": stored}, indent=1, default=str))
+        click.echo(json.dumps({"document_id": doc_id, "added": True, "claims": stored}, indent=1, default=str))
         return
-    out_console.print(_table(f"document {doc_id} ({source}): {len(stored)} claims", stored))
+    out_console.print(_table(f"document {doc_id} ({terminal_text(source)}): {len(stored)} claims", stored))
 
 
 @command.command("extract")
@@ -121,7 +139,7 @@ def extract(location: str, source: str, published: str | None, reliability: str 
     if as_json:
         click.echo(json.dumps(dicts, indent=1, default=str))
         return
-    out_console.print(_table(f"{source}: {len(dicts)} claims", dicts))
+    out_console.print(_table(f"{terminal_text(source)}: {len(dicts)} claims", dicts))
 
 
 @command.command("list")
@@ -140,4 +158,4 @@ def list_(site: str | None, as_json: bool, store_url: str | None) -> None:
     if as_json:
         click.echo(json.dumps(claims, indent=1, default=str))
         return
-    out_console.print(_table(f"claims{' about ' + site if site else ''}: {len(claims)}", claims))
+    out_console.print(_table(f"claims{' about ' + terminal_text(site) if site else ''}: {len(claims)}", claims))

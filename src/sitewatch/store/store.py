@@ -429,26 +429,51 @@ class Store:
             return int(conn.execute(t.insert().values(**values).returning(t.c.id)).scalar_one())
 
     def add_document_once(
-        self, source: str, text: str, published: datetime | None = None, url: str | None = None, title: str | None = None
+        self,
+        source: str,
+        text: str,
+        published: datetime | None = None,
+        url: str | None = None,
+        title: str | None = None,
+        claims: list[dict[str, Any]] | None = None,
     ) -> tuple[int, bool]:
-        """Store a document unless the same text (by content hash) is stored from the same source.
+        """Store a document and its claims unless the same text is stored from the same source.
 
-        Sources are compared case-insensitively with whitespace collapsed. The check and the insert
-        are one transaction.
+        Identity is the :func:`~sitewatch.store.schema.content_hash` of the text; sources compare
+        case-insensitively with whitespace collapsed. The check, the document and its claims are
+        one transaction, so an interrupted ingest leaves nothing behind.
 
         Returns:
-            ``(document id, True)`` for a new document, ``(id of the stored one, False)`` otherwise.
+            ``(document id, True)`` for a new document, ``(id of the stored one, False)`` otherwise
+            (nothing written).
+
+        Raises:
+            StoreError: the store cannot be written.
         """
-        t = self.schema.documents
+        t, ct = self.schema.documents, self.schema.claims
         digest = sc.content_hash(text)
         key = " ".join(source.split()).casefold()
+        now = datetime.now(UTC)
         values = {"source": source, "text": text, "content_hash": digest, "published": _utc(published), "url": url,
-                  "title": title, "created": datetime.now(UTC)}  # fmt: skip
+                  "title": title, "created": now}  # fmt: skip
         with self._guard(f"add document from {source!r}"), self.engine.begin() as conn:
             for doc_id, src in conn.execute(select(t.c.id, t.c.source).where(t.c.content_hash == digest).order_by(t.c.id)):
                 if " ".join(src.split()).casefold() == key:
                     return int(doc_id), False
-            return int(conn.execute(t.insert().values(**values).returning(t.c.id)).scalar_one()), True
+            doc_id = int(conn.execute(t.insert().values(**values).returning(t.c.id)).scalar_one())
+            rows = [{"document_id": doc_id, "site": c.get("site"), "payload": _json({**c, "document_id": doc_id}), "created": now}
+                    for c in claims or []]  # fmt: skip
+            if rows:
+                conn.execute(ct.insert(), rows)
+            return doc_id, True
+
+    def find_document(self, source: str, text: str) -> int | None:
+        """Id of the document with this text (by content hash) from this source, or None."""
+        t = self.schema.documents
+        key = " ".join(source.split()).casefold()
+        with self._guard("find document"), self.engine.connect() as conn:
+            rows = conn.execute(select(t.c.id, t.c.source).where(t.c.content_hash == sc.content_hash(text)).order_by(t.c.id)).all()
+        return next((int(i) for i, src in rows if " ".join(src.split()).casefold() == key), None)
 
     def list_documents(self) -> list[dict[str, Any]]:
         """All documents, oldest first, as dicts (id, source, title, url, published, text, created, content_hash)."""
