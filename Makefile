@@ -13,7 +13,7 @@ install: $(BIN)/python
 	$(BIN)/pip install -q -e .
 
 install-dev: $(BIN)/python
-	$(BIN)/pip install -q -e ".[dev,postgres,train,serve]"
+	$(BIN)/pip install -q -e ".[dev,postgres,train,scale,serve]"
 
 demo: install
 	$(BIN)/sitewatch demo

@@ -423,8 +423,15 @@ def _task_error(source: str, e: BaseException) -> SitewatchError:
 
 @contextmanager
 def _client(workers: int | None, scheduler_address: str | None, processes: bool) -> Iterator[Any]:
-    """A Dask client on a local cluster or a running scheduler, closed on exit."""
-    from distributed import Client, LocalCluster
+    """A Dask client on a local cluster or a running scheduler, closed on exit.
+
+    Raises:
+        ClusterError: Dask is not installed (the ``[scale]`` extra), or the scheduler is unreachable.
+    """
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as e:
+        raise ClusterError(f"scanning on a Dask cluster needs the [scale] extra: pip install 'sitewatch[scale]' ({e.name} is missing)") from None
 
     if scheduler_address is not None:
         try:

@@ -21,7 +21,9 @@ class Settings(BaseSettings):
         store_url: SQLAlchemy URL of the store; default ``sqlite:///<home>/sitewatch.db``.
             ``postgresql://...`` selects PostgreSQL/PostGIS.
         model: path of an ONNX detector; default the bundled model.
-        score_threshold: minimum detector score kept, or None for the model's own threshold.
+        score_threshold: minimum detector score kept in every category (``SITEWATCH_SCORE_THRESHOLD``;
+            read by :class:`~sitewatch.detect.onnx.OnnxDetector`, so by detect, scan and evaluate),
+            or None for the model's own per-category thresholds.
     """
 
     model_config = SettingsConfigDict(env_prefix="SITEWATCH_", extra="ignore")
@@ -29,7 +31,7 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=default_home)
     store_url: str | None = None
     model: Path | None = None
-    score_threshold: float | None = None
+    score_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
 
     def resolved_store_url(self) -> str:
         return self.store_url or f"sqlite:///{self.home / 'sitewatch.db'}"

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from sitewatch.cli.options import json_option, store_option
+from sitewatch.cli.options import json_option, output_option, overwrite_option, store_option
 from sitewatch.errors import CompareError, SiteError
 from sitewatch.types import Pass
 
@@ -74,16 +74,24 @@ def choose_pair(passes: list[Pass], site: str, ref_from: str | None, ref_to: str
 @click.argument("site")
 @click.option("--from", "ref_from", default=None, metavar="PASS|DATE", help="Earlier pass: id or date (default: the one before --to).")
 @click.option("--to", "ref_to", default=None, metavar="PASS|DATE", help="Later pass: id or date (default: the latest).")
-@click.option("--map", "map_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the change map (GeoTIFF).")
+@output_option("Write the change map to this GeoTIFF (1 changed, 0 unchanged, 255 not compared).", old=("--map",), type=click.Path(dir_okay=False, path_type=Path), default=None)
+@overwrite_option
 @click.option("--no-pixels", is_flag=True, help="Compare detections only (do not read the scenes).")
 @json_option
 @store_option
-def command(site: str, ref_from: str | None, ref_to: str | None, map_path: Path | None, no_pixels: bool, as_json: bool, store_url: str | None) -> None:
+def command(
+    site: str, ref_from: str | None, ref_to: str | None, output: Path | None, overwrite: bool, no_pixels: bool, as_json: bool, store_url: str | None
+) -> None:
     """What arrived, departed, remained or moved at SITE between two passes, and how much changed."""
     from sitewatch.cli.console import out_console
     from sitewatch.compare import compare_passes, write_change_map
     from sitewatch.store import open_store
 
+    map_path = output
+    if map_path is not None:
+        from sitewatch.output import check_output
+
+        check_output(map_path, overwrite=overwrite, what="change map")  # before any work
     site_obj = load_site(site)
     name = getattr(site_obj, "name", site)
     with open_store(store_url) as store:
@@ -91,7 +99,7 @@ def command(site: str, ref_from: str | None, ref_to: str | None, map_path: Path 
     a, b = choose_pair(passes, name, ref_from, ref_to)
     result = compare_passes(a, b, site_obj, read_pixels=not no_pixels)
     if map_path is not None:
-        write_change_map(result, map_path)
+        write_change_map(result, map_path, overwrite=overwrite)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return

@@ -33,6 +33,7 @@ from shapely.geometry import Polygon, box
 from shapely.ops import unary_union
 
 from sitewatch.cli.console import err_console, out_console, progress
+from sitewatch.cli.options import output_option
 from sitewatch.errors import SitewatchError
 
 log = logging.getLogger(__name__)
@@ -306,14 +307,17 @@ def step_assess(st: DemoState) -> None:
 
 
 def step_export(st: DemoState) -> None:
-    """GeoJSON, GeoParquet and KML of all detections (KML only for georeferenced passes)."""
+    """GeoJSON, GeoParquet, GeoPackage and KML of all detections (KML only for georeferenced passes).
+
+    The demo owns its output folder, so a rerun replaces its files.
+    """
     from sitewatch.report.exports import export_passes
 
     written = []
-    for fmt, suffix in (("geojson", "geojson"), ("geoparquet", "parquet"), ("kml", "kml")):
+    for fmt, suffix in (("geojson", "geojson"), ("geoparquet", "parquet"), ("gpkg", "gpkg"), ("kml", "kml")):
         if fmt == "kml" and not any(p.crs for p in st.passes):
             continue  # pixel-space passes have no ground position
-        written.append(str(export_passes(st.passes, st.site, fmt, st.out / f"{st.site.name}-detections.{suffix}")))
+        written.append(str(export_passes(st.passes, st.site, fmt, st.out / f"{st.site.name}-detections.{suffix}", overwrite=True)))
     st.summary["exports"] = written
 
 
@@ -324,9 +328,9 @@ def step_report(st: DemoState) -> None:
     with progress() as bar:
         bar.add_task("building the report", total=None)
         data = build_report_data(st.store, st.site)
-        written = [save_report(data, st.out / "report.html")]
+        written = [save_report(data, st.out / "report.html", overwrite=True)]
         try:
-            written.append(save_report(data, st.out / "report.pdf"))
+            written.append(save_report(data, st.out / "report.pdf", overwrite=True))
         except (SitewatchError, OSError, ImportError) as e:  # WeasyPrint needs system libraries
             err_console.print(f"[yellow]note:[/] no PDF ({e}); report.html and report.json are written")
     written.append(st.out / "report.json")
@@ -465,8 +469,8 @@ def run_watch_demo(out: Path, show: Callable[[str], None] | None = None) -> dict
 @click.command()
 @click.option("--watch", "watch_demo", is_flag=True, help="Instead: three SIMULATED passes arrive in a watched folder; show the alerts.")
 @click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None, help="Labelled imagery tree (e.g. ../shared/data) for a real pair.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("sitewatch-demo-out"), show_default=True, help="Output folder.")
-def command(watch_demo: bool, data: Path | None, out: Path) -> None:
+@output_option("Output folder (the demo replaces its own files there).", old=("--out",), type=click.Path(file_okay=False, path_type=Path), default=Path("sitewatch-demo-out"), show_default=True)
+def command(watch_demo: bool, data: Path | None, output: Path) -> None:
     """Run the pipeline on two passes of one site: scan, inventory, changes, claims, assessment, report.
 
     Offline. Without --data the imagery is SIMULATED (Hmeimim, on the watchlist's zones); with
@@ -475,13 +479,13 @@ def command(watch_demo: bool, data: Path | None, out: Path) -> None:
     With --watch, three SIMULATED passes of Hmeimim arrive one by one in a watched folder and
     `sitewatch watch` raises its alerts (log, Atom feed, reports; see docs/watch.md).
 
-    Example: sitewatch demo --data ../shared/data --out demo-out
+    Example: sitewatch demo --data ../shared/data -o demo-out
     """
     if watch_demo:
         if data is not None:
             raise click.UsageError("--watch plays SIMULATED passes; it takes no --data")
-        run_watch_demo(out)
+        run_watch_demo(output)
         return
-    st = run_demo(out, data)
+    st = run_demo(output, data)
     if st.store is not None:
         st.store.close()

@@ -11,9 +11,9 @@ from typing import Any
 
 import click
 
-from sitewatch.cli.options import gsd_option, json_option
+from sitewatch.cli.options import gsd_option, json_option, model_option, output_option, overwrite_option
 from sitewatch.detect.sliced import DEFAULT_OVERLAP_PX
-from sitewatch.errors import GeoreferenceError, ReportError, SceneError
+from sitewatch.errors import GeoreferenceError, SceneError
 from sitewatch.types import CATEGORIES, Detection
 
 #: Show a progress bar from this many tiles on.
@@ -82,14 +82,14 @@ def to_geojson(scene, detections: list[Detection], model: str) -> dict[str, Any]
     return {"type": "FeatureCollection", "properties": {"source": scene.path, "model": model}, "features": features}
 
 
-def _write(text: str, out: str | None) -> None:
+def _write(text: str, out: str | None, overwrite: bool = False) -> None:
     if out is None:
         click.echo(text)
         return
-    try:
-        Path(out).write_text(text + "\n")
-    except OSError as e:
-        raise ReportError(f"{out}: cannot write ({e.strerror or e})") from e
+    from sitewatch.output import atomic_output
+
+    with atomic_output(out, overwrite=overwrite, what="detections") as tmp:
+        tmp.write_text(text + "\n", encoding="utf-8")
 
 
 def _summary(scene, detections: list[Detection], detector, seconds: float, out: str | None) -> None:  # noqa: ANN001
@@ -118,12 +118,16 @@ def _summary(scene, detections: list[Detection], detector, seconds: float, out: 
 @gsd_option
 @json_option
 @click.option("--jsonl", "as_jsonl", is_flag=True, help="One JSON object per line instead of an array.")
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the JSON/GeoJSON to this file.")
+@output_option("Write the JSON/GeoJSON to this file.", old=("--out",), type=click.Path(dir_okay=False), default=None)
+@overwrite_option
 @click.option("--geojson", "as_geojson", is_flag=True, help="GeoJSON FeatureCollection of WGS84 polygons (georeferenced images).")
 @click.option("--tile", type=click.IntRange(min=32), default=None, help="Tile side, model pixels (multiple of 32; default: the model's).")
 @click.option("--overlap", type=click.IntRange(min=0), default=None, help=f"Least tile overlap, model pixels (default: {DEFAULT_OVERLAP_PX}, at most a quarter tile).")
-@click.option("--score", type=click.FloatRange(0.0, 1.0), default=None, help="Minimum score (default: the model's threshold).")
-@click.option("--model", default=None, help="Model name or .onnx path (default: $SITEWATCH_MODEL or the bundled model).")
+@click.option(
+    "--score", type=click.FloatRange(0.0, 1.0), default=None, envvar="SITEWATCH_SCORE_THRESHOLD", show_envvar=True,
+    help="Minimum score in every category (default: the model's per-category thresholds).",
+)  # fmt: skip
+@model_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Tiles per model call.")
 @click.option("--provider", "providers", multiple=True, help="ONNX Runtime execution provider (cpu, cuda, auto, or a full name).")
 @click.option("--multiscale", is_flag=True, help="Also run at half scale, for objects larger than the overlap.")
@@ -132,7 +136,8 @@ def command(
     gsd: float | None,
     as_json: bool,
     as_jsonl: bool,
-    out: str | None,
+    output: str | None,
+    overwrite: bool,
     as_geojson: bool,
     tile: int | None,
     overlap: int | None,
@@ -148,6 +153,11 @@ def command(
     """
     if tile is not None and tile % 32:
         raise click.BadParameter(f"{tile} is not a multiple of 32", param_hint="--tile")
+    out = output
+    if out is not None:
+        from sitewatch.output import check_output
+
+        check_output(out, overwrite=overwrite, what="detections")  # before any work
     t0 = time.perf_counter()
     with open_image(image, gsd) as scene:
         detector = build_detector(
@@ -158,11 +168,11 @@ def command(
         detections = with_footprints(scene, run_detection(detector, scene, gsd))
         seconds = time.perf_counter() - t0
         if as_geojson:
-            _write(json.dumps(to_geojson(scene, detections, detector.label)), out)
+            _write(json.dumps(to_geojson(scene, detections, detector.label)), out, overwrite)
         elif as_jsonl:
-            _write("\n".join(json.dumps(d.to_dict()) for d in detections), out)
+            _write("\n".join(json.dumps(d.to_dict()) for d in detections), out, overwrite)
         elif as_json or out:
-            _write(json.dumps([d.to_dict() for d in detections], indent=None if out else 1), out)
+            _write(json.dumps([d.to_dict() for d in detections], indent=None if out else 1), out, overwrite)
         if not (as_json or as_jsonl or (as_geojson and out is None)):
             _summary(scene, detections, detector, seconds, out)
     sys.stdout.flush()

@@ -7,7 +7,7 @@ import json
 import click
 
 from sitewatch.cli.detect import build_detector, open_image
-from sitewatch.cli.options import json_option
+from sitewatch.cli.options import json_option, model_option
 
 #: Score threshold the detector runs at during evaluation, so AP sees the whole ranking.
 _AP_FLOOR = 0.05
@@ -52,7 +52,7 @@ def _group_rows(table, result) -> None:  # noqa: ANN001 - rich Table, Evaluation
 @click.option("--split", type=click.Choice(["val", "all"]), default="val", show_default=True, help="Held-out images only, or all.")
 @click.option("--score", type=click.FloatRange(0.0, 1.0), default=None, help="Operating threshold for every category (default: the model's, per category).")
 @click.option("--iou", type=click.FloatRange(0.05, 0.95), default=0.5, show_default=True, help="IoU for a match.")
-@click.option("--model", default=None, help="Model name or .onnx path (default: $SITEWATCH_MODEL or the bundled model).")
+@model_option
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate at most this many images.")
 @click.option("--by-dataset", is_flag=True,
               help="Also one row per dataset and category, and per site group of airbus-pleiades with the mean and worst group.")

@@ -2,7 +2,9 @@
 
 Each module in this package that defines a module-level ``command`` (a ``click.Command``)
 becomes a sub-command. Logging is configured here only; library code just logs.
-User errors (:class:`~sitewatch.errors.SitewatchError`) become one line on stderr and exit 2.
+Exit status: 0 success; 2 a user error (:class:`~sitewatch.errors.SitewatchError`, a bad option
+or a bad ``SITEWATCH_*`` setting: one line on stderr); 1 an internal failure (one line naming the
+exception; the traceback with ``-vv``); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import pkgutil
 import sys
 
 import click
+import pydantic
 
 from sitewatch import __version__
 from sitewatch.errors import SitewatchError
@@ -88,6 +91,19 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
+    except pydantic.ValidationError as e:  # only the settings are validated from user input here
+        first = e.errors()[0] if e.errors() else {}
+        where = "SITEWATCH_" + "_".join(str(p) for p in first.get("loc", ())).upper()
+        click.echo(f"error: {where}: {first.get('msg', str(e).splitlines()[0])}", err=True)
+        sys.exit(2)
+    except Exception as e:  # noqa: BLE001 - the edge: an internal failure is one line and exit 1
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            import traceback
+
+            traceback.print_exc()
+        else:
+            click.echo(f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} (rerun with -vv for the traceback)", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -2,14 +2,44 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import click
+
+
+class AliasedOption(click.Option):
+    """An option whose old spellings (``hidden_names``) still work but are not shown in ``--help``."""
+
+    def __init__(self, *args: Any, hidden_names: tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hidden_names = set(hidden_names)
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        saved = self.opts
+        self.opts = [o for o in self.opts if o not in self.hidden_names]
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = saved
+
+
+def output_option(help: str, *, old: tuple[str, ...] = (), **kwargs: Any) -> Callable[[Any], Any]:
+    """``-o/--output`` (the one spelling for what a command writes); ``old`` spellings stay as hidden aliases."""
+    return click.option("-o", "--output", *old, "output", cls=AliasedOption, hidden_names=old, help=help, **kwargs)
+
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 store_option = click.option(
     "--store",
     "store_url",
     envvar="SITEWATCH_STORE_URL",
+    show_envvar=True,
     default=None,
     help="Store URL (default: embedded SQLite under $SITEWATCH_HOME or ~/.sitewatch; postgresql://... for PostGIS).",
 )
 gsd_option = click.option("--gsd", type=click.FloatRange(min=0.001, min_open=False), default=None, help="Ground sample distance, metres per pixel.")
+overwrite_option = click.option("--overwrite", is_flag=True, help="Replace an existing output file (refused otherwise).")
+model_option = click.option(
+    "--model", envvar="SITEWATCH_MODEL", show_envvar=True, default=None, help="Detector model name or .onnx path (default: the bundled model)."
+)

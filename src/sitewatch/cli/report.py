@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from sitewatch.cli.options import store_option
+from sitewatch.cli.options import overwrite_option, store_option
 
 
 @click.command("report")
@@ -27,8 +27,9 @@ from sitewatch.cli.options import store_option
     help="Report file: .html (self-contained), .pdf (A4) or .json. Default: <site>-report.html. "
     "A JSON twin is always written beside it.",
 )
+@overwrite_option
 @store_option
-def command(site: str, since: datetime | None, output: Path | None, store_url: str | None) -> None:
+def command(site: str, since: datetime | None, output: Path | None, overwrite: bool, store_url: str | None) -> None:
     """Write the analyst's report of SITE: key judgements with evidence, inventory, chips, map, ACH, claims."""
     from sitewatch.cli.console import err_console, out_console
     from sitewatch.report import write_report
@@ -36,8 +37,8 @@ def command(site: str, since: datetime | None, output: Path | None, store_url: s
     from sitewatch.store import open_store
 
     out = output or Path(f"{site}-report.html")
-    check_output_path(out)  # fail before opening the store or doing any work
+    check_output_path(out, overwrite=overwrite)  # fail before opening the store or doing any work
     with err_console.status(f"writing report of {site}"), open_store(store_url) as store:
-        path = write_report(store, site, out, since=since.replace(tzinfo=UTC) if since else None)
+        path = write_report(store, site, out, since=since.replace(tzinfo=UTC) if since else None, overwrite=overwrite)
     twin = path.with_suffix(".json")
     out_console.print(f"report: {path}" + (f"\njson:   {twin}" if twin != path else ""))

@@ -8,7 +8,7 @@ import warnings
 import click
 
 from sitewatch.cli.console import err_console, out_console, progress
-from sitewatch.cli.options import gsd_option, json_option, store_option
+from sitewatch.cli.options import gsd_option, json_option, model_option, store_option
 from sitewatch.errors import SitewatchWarning
 
 
@@ -55,7 +55,7 @@ def describe(p) -> str:  # noqa: ANN001 - a Pass
 @gsd_option
 @click.option("--center", default=None, help="LAT,LON of the image centre, to place a screenshot on the ground.")
 @click.option("--rotation", type=float, default=0.0, show_default=True, help="With --center: bearing of image-up, degrees clockwise from north.")
-@click.option("--model", default=None, help="Detector model name or .onnx path (default: the bundled model).")
+@model_option
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Scan on a local Dask cluster of N worker processes.")
 @click.option("--scheduler", default=None, help="Scan on a running Dask cluster (scheduler address, e.g. tcp://10.0.0.5:8786).")
 @json_option

@@ -355,7 +355,7 @@ def compare_passes(
     return result
 
 
-def write_change_map(comparison: Comparison, path: str | Path) -> Path:
+def write_change_map(comparison: Comparison, path: str | Path, *, overwrite: bool = False) -> Path:
     """Write the change map as a GeoTIFF: 1 changed, 0 unchanged, 255 not compared.
 
     In pass A's CRS when georeferenced, else in A's pixel frame (transform from working to scene
@@ -381,8 +381,10 @@ def write_change_map(comparison: Comparison, path: str | Path) -> Path:
     }
     if comparison.change_crs is not None:
         profile["crs"] = comparison.change_crs
+    from sitewatch.output import atomic_output
+
     try:
-        with rasterio.open(path, "w", **profile) as dst:
+        with atomic_output(path, overwrite=overwrite, what="change map") as tmp, rasterio.open(tmp, "w", **profile) as dst:
             dst.write(data, 1)
             dst.update_tags(description="sitewatch change map: 1 changed, 0 unchanged, 255 not compared")
     except (OSError, rasterio.errors.RasterioError) as e:

@@ -152,11 +152,14 @@ class OnnxDetector(SlicedDetector):
             or the bundled ``"sitewatch-det"``.
         providers: ONNX Runtime execution providers (default CPU; ``["auto"]`` = all present).
         threads: intra-op threads for the runtime.
-        settings: settings to read ``SITEWATCH_MODEL`` from (default: the environment).
+        settings: settings to read ``SITEWATCH_MODEL`` and ``SITEWATCH_SCORE_THRESHOLD`` from
+            (default: the environment).
         **options: tiling/merging options of :class:`SlicedDetector` (``tile_px``,
             ``overlap_px``, ``batch_size``, ``score_threshold``, ``extra_scales`` ...). Without
-            ``score_threshold`` each category uses the model's own threshold (``score_thresholds``
-            metadata, else ``score_threshold``); with it, that one threshold applies to all.
+            ``score_threshold`` (None or absent) the setting ``score_threshold``
+            (``SITEWATCH_SCORE_THRESHOLD``) applies; without either, each category uses the
+            model's own threshold (``score_thresholds`` metadata, else ``score_threshold``); with
+            one, that threshold applies to all categories.
 
     Raises:
         ModelError: the model is missing, corrupt or of another interface.
@@ -171,5 +174,8 @@ class OnnxDetector(SlicedDetector):
         settings: Settings | None = None,
         **options: object,
     ) -> None:
+        settings = settings or Settings()
         path = models.resolve(model, settings)
+        if options.get("score_threshold") is None and settings.score_threshold is not None:
+            options["score_threshold"] = settings.score_threshold
         super().__init__(OnnxBackend(path, providers=providers, threads=threads), **options)  # type: ignore[arg-type]

@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 
-def write_report(store: Any, site_name: str | Any, out_path: Path, *, since: datetime | None = None) -> Path:
+def write_report(store: Any, site_name: str | Any, out_path: Path, *, since: datetime | None = None, overwrite: bool = False) -> Path:
     """Write the report of a site to ``out_path`` (.html, .pdf or .json) and ``report.json`` beside it.
 
     Args:
@@ -35,6 +35,7 @@ def write_report(store: Any, site_name: str | Any, out_path: Path, *, since: dat
         out_path: target file; its extension picks the format. The JSON twin is
             ``out_path.with_suffix(".json")``.
         since: only passes acquired at or after this time (UTC).
+        overwrite: replace existing files (the report and its twin); refused otherwise.
 
     Returns:
         ``out_path``.
@@ -44,6 +45,6 @@ def write_report(store: Any, site_name: str | Any, out_path: Path, *, since: dat
         SiteError: unknown site.
     """
     out_path = Path(out_path)
-    check_output_path(out_path)
+    check_output_path(out_path, overwrite=overwrite)
     data = build_report_data(store, site_name, since)
-    return save_report(data, out_path)
+    return save_report(data, out_path, overwrite=overwrite)

@@ -1,7 +1,8 @@
 """Render :class:`~sitewatch.report.model.ReportData` as HTML, PDF (WeasyPrint, A4) or JSON.
 
 Renderers only read the report model. Output is written to a temporary file beside the target
-and moved into place, so a failed render never leaves a half-written report.
+and moved into place (:func:`sitewatch.output.atomic_output`), so a failed render never leaves a
+half-written report; an existing report is replaced only with ``overwrite``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -17,6 +17,7 @@ from pathlib import Path
 import jinja2
 
 from sitewatch.errors import ReportError
+from sitewatch.output import atomic_output, check_output
 from sitewatch.report.chips import STATUS_COLOURS, hex_colour
 from sitewatch.report.model import ReportData
 
@@ -58,35 +59,25 @@ def report_json(data: ReportData) -> str:
     return json.dumps(data.to_json_dict(), indent=2, ensure_ascii=False)
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        os.close(fd)
-    except OSError as e:
-        raise ReportError(f"{path}: cannot write report ({e.strerror or e})") from None
-    try:
-        write(Path(tmp))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is an ordinary file
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise ReportError(f"{path}: cannot write report ({e.strerror or e})") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _atomic_write(path: Path, write: Callable[[Path], None], *, overwrite: bool) -> None:
+    with atomic_output(path, overwrite=overwrite, what="report") as tmp:
+        write(tmp)
 
 
 #: Output formats by file extension.
 FORMATS: dict[str, str] = {".html": "html", ".htm": "html", ".pdf": "pdf", ".json": "json"}
 
 
-def check_output_path(out_path: Path) -> str:
-    """The format of ``out_path`` after checking it can be written.
+def check_output_path(out_path: Path, *, overwrite: bool = True) -> str:
+    """The format of ``out_path`` after checking it (and its JSON twin) can be written.
+
+    Args:
+        out_path: the report file.
+        overwrite: allow replacing existing files; when False an existing report or twin is refused.
 
     Raises:
-        ReportError: unsupported extension, missing or unwritable folder, or the path is a folder.
+        ReportError: unsupported extension, missing or unwritable folder, the path (or its twin)
+            exists and is not a regular file, or exists and ``overwrite`` is False.
     """
     fmt = FORMATS.get(out_path.suffix.lower())
     if fmt is None:
@@ -96,13 +87,18 @@ def check_output_path(out_path: Path) -> str:
         raise ReportError(f"{out_path}: folder {parent} does not exist")
     if out_path.is_dir():
         raise ReportError(f"{out_path}: is a folder, not a file")
-    if not os.access(parent, os.W_OK) or (out_path.exists() and not os.access(out_path, os.W_OK)):
+    if not os.access(parent, os.W_OK):
         raise ReportError(f"{out_path}: not writable")
+    for target in {out_path, out_path.with_suffix(".json")}:
+        check_output(target, overwrite=overwrite, what="report")
     return fmt
 
 
-def save_report(data: ReportData, out_path: Path) -> Path:
+def save_report(data: ReportData, out_path: Path, *, overwrite: bool = False) -> Path:
     """Write ``data`` to ``out_path`` (.html, .pdf or .json) and its JSON twin beside it.
+
+    Each file is written beside its target and renamed into place. Existing files are replaced
+    only with ``overwrite``.
 
     Returns:
         ``out_path``.
@@ -111,15 +107,15 @@ def save_report(data: ReportData, out_path: Path) -> Path:
         ReportError: the format is unsupported or the file cannot be written.
     """
     out_path = Path(out_path)
-    fmt = check_output_path(out_path)
+    fmt = check_output_path(out_path, overwrite=overwrite)
     twin = out_path.with_suffix(".json")
     if fmt == "html":
         html = render_html(data)
-        _atomic_write(out_path, lambda p: p.write_text(html, encoding="utf-8"))
+        _atomic_write(out_path, lambda p: p.write_text(html, encoding="utf-8"), overwrite=overwrite)
     elif fmt == "pdf":
         pdf = html_to_pdf(render_html(data))
-        _atomic_write(out_path, lambda p: p.write_bytes(pdf))
+        _atomic_write(out_path, lambda p: p.write_bytes(pdf), overwrite=overwrite)
     text = report_json(data)
-    _atomic_write(twin, lambda p: p.write_text(text, encoding="utf-8"))
+    _atomic_write(twin, lambda p: p.write_text(text, encoding="utf-8"), overwrite=overwrite)
     log.info("report written to %s (JSON twin %s)", out_path, twin)
     return out_path
