@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,11 +12,13 @@ import cv2
 import numpy as np
 import pytest
 import rasterio
+import shapely
 from affine import Affine
 from rasterio.warp import transform as warp_transform
 
 from detect_support import BLOCK_LENGTH, BLOCK_WIDTH, write_block_model
 from sitewatch.cli.main import main
+from sitewatch.types import OrientedBox
 
 BLOCKS = [(40, 24), (100, 80), (152, 148)]  # 4-aligned top-left corners of 4x4 red blocks
 
@@ -94,21 +97,90 @@ def test_score_threshold_option(tmp_path, model, capsys) -> None:
     assert len(json.loads(run(capsys, str(img), "--model", str(model), "--json", "--score", "0.999")[1])) == 2
 
 
+def test_score_threshold_from_environment(tmp_path, model, capsys, monkeypatch) -> None:
+    from sitewatch.detect.onnx import OnnxDetector
+
+    rgb = _rgb()
+    rgb[24:28, 40:44, 0] = 180  # dim block: score 0.9945
+    img = _png(tmp_path / "a.png", rgb)
+    monkeypatch.setenv("SITEWATCH_SCORE_THRESHOLD", "0.999")
+    assert len(json.loads(run(capsys, str(img), "--model", str(model), "--json")[1])) == 2
+    assert OnnxDetector(model).score_threshold == 0.999  # what scan and evaluate build
+    assert len(json.loads(run(capsys, str(img), "--model", str(model), "--json", "--score", "0.5")[1])) == 3  # the option wins
+    monkeypatch.setenv("SITEWATCH_SCORE_THRESHOLD", "2")
+    code, _, err = run(capsys, str(img), "--model", str(model), "--json")
+    assert code == 2 and "SITEWATCH_SCORE_THRESHOLD" in err and "Traceback" not in err
+
+
 def test_geojson_wgs84_polygons(tmp_path, model, capsys) -> None:
     t = Affine(0.5, 0, 500000.0, 0, -0.5, 4100000.0)
     img = _tif(tmp_path / "geo.tif", _rgb().transpose(2, 0, 1).copy(), crs="EPSG:32633", transform=t)
     code, out, err = run(capsys, str(img), "--model", str(model), "--geojson")
     assert code == 0, err
     fc = json.loads(out)
+    assert set(fc) == {"type", "features"}  # RFC 7946: no foreign top-level members
     assert fc["type"] == "FeatureCollection" and len(fc["features"]) == 3
     for f in fc["features"]:
         ring = f["geometry"]["coordinates"][0]
         assert ring[0] == ring[-1] and len(ring) == 5
-        px = np.array(f["properties"]["corners"])
-        xs, ys = t * (px[:, 0], px[:, 1])
+        assert shapely.LinearRing(ring).is_ccw  # RFC 7946 §3.1.6
+        assert all(len(repr(v).split(".")[-1]) <= 7 for pt in ring for v in pt)
+        p = f["properties"]
+        box = OrientedBox(p["cx_px"], p["cy_px"], p["length_px"], p["width_px"], p["heading_px_deg"])
+        xs, ys = t * (box.corners()[:, 0], box.corners()[:, 1])
         lon, lat = warp_transform("EPSG:32633", "EPSG:4326", list(xs), list(ys))
-        assert np.allclose(np.array(ring[:4]), np.stack([lon, lat], axis=1), atol=1e-7)
+        for ex in zip(lon, lat, strict=True):  # vertex by vertex, whatever the winding
+            assert min(max(abs(v[0] - ex[0]), abs(v[1] - ex[1])) for v in ring[:4]) <= 6e-8
         assert 14.9 < lon[0] < 15.1 and 37.0 < lat[0] < 37.1  # UTM 33N, 500 km E, 4100 km N
+        # the same meaning as in `sitewatch export`: heading_deg from true north, heading_px_deg in the image.
+        # The long axis is image-up (0 deg); UTM 33N at 15 E is its central meridian: grid north = true north.
+        assert p["heading_px_deg"] == 0.0 and min(p["heading_deg"], 180.0 - p["heading_deg"]) < 0.01
+        assert p["length_m"] == pytest.approx(BLOCK_LENGTH * 0.5, rel=0.1) and p["scene"] == str(img)
+
+
+def test_detect_measures_with_gsd_and_site_priors(tmp_path, model, capsys) -> None:
+    img = _png(tmp_path / "shot.png", _rgb())
+    code, out, err = run(capsys, str(img), "--model", str(model), "--json", "--gsd", "0.61")
+    assert code == 0, err
+    dets = json.loads(out)
+    for d in dets:
+        m = d["measurement"]
+        assert m["gsd_m"] == 0.61 and m["heading_deg"] is None  # not georeferenced: no true north
+        assert m["length_m"] == pytest.approx(BLOCK_LENGTH * 0.61, rel=0.1) and m["width_m"] == pytest.approx(BLOCK_WIDTH * 0.61, rel=0.15)
+        assert 0 < m["length_sigma_m"] < m["length_m"] and m["width_sigma_m"] > 0
+        assert d["candidates"] and 0.99 <= sum(c["probability"] for c in d["candidates"]) <= 1.0 + 1e-6
+        assert all(c["prior_weight"] == 1.0 for c in d["candidates"])
+    code, out, err = run(capsys, str(img), "--model", str(model), "--json", "--gsd", "0.61", "--site", "hmeimim")
+    assert code == 0, err
+    weights = {c["type_id"]: c["prior_weight"] for d in json.loads(out) for c in d["candidates"]}
+    assert any(w != 1.0 for w in weights.values()), weights  # the site's type priors applied
+    code, out, err = run(capsys, str(img), "--model", str(model), "--gsd", "0.61")
+    metres = re.search(r"(\d+\.\d) ± (\d+\.\d)", out)  # the summary states metres ± 1σ
+    assert code == 0 and metres and float(metres.group(1)) == pytest.approx(BLOCK_LENGTH * 0.61, rel=0.1), out
+    code, _, err = run(capsys, str(img), "--model", str(model), "--json", "--site", "atlantis-xyz")
+    assert code == 2 and "atlantis-xyz" in err and err.strip().count("\n") == 0
+
+
+def test_detect_json_validates_against_published_schema(tmp_path, model, capsys) -> None:
+    import jsonschema
+
+    from sitewatch.records import DETECTION_SCHEMA_PATH, detection_list_schema, detection_schema
+
+    root = Path(__file__).resolve().parents[1]
+    published = json.loads((root / DETECTION_SCHEMA_PATH).read_text())
+    assert published == detection_schema(), f"regenerate: python -m sitewatch.records > {DETECTION_SCHEMA_PATH}"
+    t = Affine(0.5, 0, 500000.0, 0, -0.5, 4100000.0)
+    geo = _tif(tmp_path / "geo.tif", _rgb().transpose(2, 0, 1).copy(), crs="EPSG:32633", transform=t)
+    for args in ([str(geo)], [str(_png(tmp_path / "a.png", _rgb())), "--gsd", "0.61"], [str(tmp_path / "a.png")]):
+        code, out, err = run(capsys, *args, "--model", str(model), "--json")
+        assert code == 0, err
+        records = json.loads(out)
+        jsonschema.Draft202012Validator(detection_list_schema()).validate(records)
+        for r in records:
+            jsonschema.Draft202012Validator(published).validate(r)
+    bad = records[0] | {"heading_deg": 200.0}  # the schema is not a rubber stamp
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(published).validate(bad)
 
 
 def test_geojson_refused_without_georeference(tmp_path, model, capsys) -> None:

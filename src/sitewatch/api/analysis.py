@@ -31,6 +31,7 @@ EXPORT_MEDIA = {
     "kml": "application/vnd.google-earth.kml+xml",
     "csv": "text/csv",
     "flatgeobuf": "application/octet-stream",
+    "gpkg": "application/geopackage+sqlite3",
 }
 
 
@@ -128,8 +129,9 @@ def export(request: Request, name: str, fmt: str, pass_id: Annotated[int | None,
     """The detections of a site (or of one pass) as a GIS file: geojson, geoparquet, kml, csv, flatgeobuf."""
     from sitewatch.report.exports import export_passes
 
-    if fmt not in FORMATS:
-        raise BadParameterError("fmt", f"{fmt!r}: expected one of {', '.join(sorted(FORMATS))}")
+    files = sorted(n for n, f in FORMATS.items() if not f.folder)  # a folder (STAC) is not one download
+    if fmt not in files:
+        raise BadParameterError("fmt", f"{fmt!r}: expected one of {', '.join(files)}")
     ctx = ctx_of(request)
     site = ctx.site(name)
     passes = [ctx.pass_of_site(site, pass_id)] if pass_id is not None else ctx.passes(site)

@@ -70,16 +70,59 @@ def with_footprints(scene, detections: list[Detection]) -> list[Detection]:  # n
     ]
 
 
+def identify(scene, detections: list[Detection], gsd_m: float | None, site_name: str | None) -> list[Detection]:  # noqa: ANN001
+    """Measurements (metres ± σ) and type candidates, when the GSD or a georeference is known.
+
+    Args:
+        scene: the scene detected on.
+        detections: its detections (scene pixels).
+        gsd_m: ``--gsd``, or None for the scene's own.
+        site_name: a watched site whose type priors apply, or None.
+    """
+    from sitewatch.identify import identify_detections
+
+    gsd = gsd_m or scene.gsd_m
+    if not detections or (gsd is None and not scene.georeferenced):
+        return detections
+    priors = None
+    if site_name is not None:
+        from sitewatch.sites import get_site
+
+        priors = get_site(site_name).priors or None
+    return identify_detections(
+        detections,
+        gsd_m=gsd,
+        crs=scene.crs if scene.georeferenced else None,
+        transform=scene.transform if scene.georeferenced else None,
+        off_nadir_deg=scene.metadata.get("off_nadir_deg"),
+        view_azimuth_deg=scene.metadata.get("view_azimuth_deg"),
+        priors=priors,
+    )
+
+
 def to_geojson(scene, detections: list[Detection], model: str) -> dict[str, Any]:  # noqa: ANN001
-    """A GeoJSON FeatureCollection of WGS84 polygons, one per detection."""
+    """An RFC 7946 FeatureCollection: one WGS84 polygon per detection, 7 decimals, rings counterclockwise.
+
+    Feature properties are those of ``sitewatch export`` (:func:`sitewatch.report.exports.detection_properties`)
+    plus ``scene`` and ``model``: ``heading_deg`` is from true north, ``heading_px_deg`` in the image.
+    """
+    import shapely
+    from shapely.geometry import mapping
+    from shapely.geometry.polygon import orient
+
+    from sitewatch.report.exports import COORDINATE_DECIMALS, detection_properties
+
     if not scene.georeferenced:
         raise GeoreferenceError(f"{scene.path}: not georeferenced; --geojson needs a CRS and transform (use --json)")
     features = []
     for d in detections:
-        ring = [list(p) for p in d.footprint or ()]
-        props = {k: v for k, v in d.to_dict().items() if k not in ("footprint",)}
-        features.append({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}, "properties": props})
-    return {"type": "FeatureCollection", "properties": {"source": scene.path, "model": model}, "features": features}
+        geom = None
+        if d.footprint:
+            poly = orient(shapely.Polygon(d.footprint), sign=1.0)  # RFC 7946 §3.1.6: exterior counterclockwise
+            geom = mapping(shapely.set_precision(poly, 10**-COORDINATE_DECIMALS, mode="pointwise"))
+        props = {"scene": str(scene.path), "model": model, **detection_properties(d)}
+        features.append({"type": "Feature", "geometry": geom, "properties": props})
+    return {"type": "FeatureCollection", "features": features}
 
 
 def _write(text: str, out: str | None, overwrite: bool = False) -> None:
@@ -93,21 +136,32 @@ def _write(text: str, out: str | None, overwrite: bool = False) -> None:
 
 
 def _summary(scene, detections: list[Detection], detector, seconds: float, out: str | None) -> None:  # noqa: ANN001
+    from collections import Counter
+
     from rich.table import Table
 
     from sitewatch.cli.console import out_console
 
-    gsd = f"{scene.gsd_m:.3g} m" if scene.gsd_m else "unknown GSD"
+    gsd_m = next((d.measurement.gsd_m for d in detections if d.measurement and d.measurement.gsd_m), None) or scene.gsd_m
+    gsd = f"{gsd_m:.3g} m" if gsd_m else "unknown GSD"
+    measured = any(d.measurement for d in detections)
     table = Table(title=Path(scene.path).name, caption=f"{scene.width}x{scene.height} px, {gsd}, {detector.label}, {seconds:.1f} s")
-    for col in ("category", "count", "mean score", "median length px"):
-        table.add_column(col, justify="left" if col == "category" else "right")
+    cols = ["category", "count", "mean score", "median length px"] + (["median length m (±1σ)", "most likely types"] if measured else [])
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("category", "most likely types") else "right")
     for cat in CATEGORIES:
         ds = [d for d in detections if d.category == cat]
         if ds:
             scores = sorted(d.score for d in ds)
             lengths = sorted(d.box.length for d in ds)
-            table.add_row(cat, str(len(ds)), f"{sum(scores) / len(ds):.2f}", f"{lengths[len(ds) // 2]:.0f}")
-    table.add_row("total", str(len(detections)), "", "", style="bold")
+            row = [cat, str(len(ds)), f"{sum(scores) / len(ds):.2f}", f"{lengths[len(ds) // 2]:.0f}"]
+            if measured:
+                ms = sorted((d.measurement for d in ds if d.measurement), key=lambda m: m.length_m)
+                mid = ms[len(ms) // 2] if ms else None
+                types = Counter(d.best_type.name for d in ds if d.best_type and d.best_type.type_id != "unknown")
+                row += [f"{mid.length_m:.1f} ± {mid.length_sigma_m:.1f}" if mid else "", ", ".join(f"{n} ×{k}" for n, k in types.most_common(3))]
+            table.add_row(*row)
+    table.add_row("total", str(len(detections)), *[""] * (len(cols) - 2), style="bold")
     out_console.print(table)
     if out:
         out_console.print(f"detections written to {out}")
@@ -131,6 +185,7 @@ def _summary(scene, detections: list[Detection], detector, seconds: float, out: 
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Tiles per model call.")
 @click.option("--provider", "providers", multiple=True, help="ONNX Runtime execution provider (cpu, cuda, auto, or a full name).")
 @click.option("--multiscale", is_flag=True, help="Also run at half scale, for objects larger than the overlap.")
+@click.option("--site", "site_name", default=None, help="Watched site whose type priors inform identification (see `sitewatch sites`).")
 def command(
     image: str,
     gsd: float | None,
@@ -146,10 +201,13 @@ def command(
     batch_size: int,
     providers: tuple[str, ...],
     multiscale: bool,
+    site_name: str | None,
 ) -> None:
     """Detect objects in IMAGE (GeoTIFF/COG, JPEG/PNG, STAC item; path or URL).
 
-    Prints a summary table, or with --json the detections (schema: docs/detect.md).
+    Prints a summary table, or with --json the detections (schema: docs/schemas/detection.schema.json).
+    With --gsd or a georeferenced image every detection is measured (metres ± 1σ) and its type
+    candidates ranked; --site adds that site's type priors.
     """
     if tile is not None and tile % 32:
         raise click.BadParameter(f"{tile} is not a multiple of 32", param_hint="--tile")
@@ -165,7 +223,11 @@ def command(
         )
         if as_geojson and not scene.georeferenced:
             raise GeoreferenceError(f"{scene.path}: not georeferenced; --geojson needs a CRS and transform (use --json)")
-        detections = with_footprints(scene, run_detection(detector, scene, gsd))
+        if site_name is not None:
+            from sitewatch.sites import get_site
+
+            get_site(site_name)  # an unknown site fails before any work
+        detections = identify(scene, with_footprints(scene, run_detection(detector, scene, gsd)), gsd, site_name)
         seconds = time.perf_counter() - t0
         if as_geojson:
             _write(json.dumps(to_geojson(scene, detections, detector.label)), out, overwrite)

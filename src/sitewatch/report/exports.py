@@ -32,7 +32,7 @@ import shapely
 from sitewatch.errors import CompareError, ReportError
 from sitewatch.identify.hierarchy import label_detection
 from sitewatch.output import atomic_output, neutralise_cell
-from sitewatch.types import Pass
+from sitewatch.types import Detection, Pass
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +160,40 @@ def change_status(passes: Sequence[Pass], site: Any = None) -> dict[tuple[int, i
     return out
 
 
+def detection_properties(d: Detection) -> dict[str, Any]:
+    """The attribute fields of one detection as exports write them (no pass fields, no ``change``).
+
+    ``heading_deg`` is degrees clockwise from true north (from the measurement; None when not
+    georeferenced); ``heading_px_deg`` the box's long axis in the image, clockwise from image-up.
+    ``candidates`` is the list of candidate dicts.
+    """
+    best, m = d.best_type, d.measurement
+    label = label_detection(d) if d.candidates else None
+    return {
+        "detection_id": d.id,
+        "category": d.category,
+        "score": round(float(d.score), 4),
+        "best_type": best.type_id if best else None,
+        "type_name": best.name if best else None,
+        "role": best.role if best else None,
+        "type_probability": round(best.probability, 4) if best else None,
+        "label": label.text if label else None,
+        "label_level": label.level if label else None,
+        "label_probability": round(label.probability, 4) if label else None,
+        "length_m": m.length_m if m else None,
+        "width_m": m.width_m if m else None,
+        "length_sigma_m": m.length_sigma_m if m else None,
+        "width_sigma_m": m.width_sigma_m if m else None,
+        "heading_deg": m.heading_deg if m else None,
+        "cx_px": d.box.cx,
+        "cy_px": d.box.cy,
+        "length_px": d.box.length,
+        "width_px": d.box.width,
+        "heading_px_deg": d.box.heading_deg,
+        "candidates": [c.to_dict() for c in d.candidates],
+    }
+
+
 def detections_frame(passes: Sequence[Pass], site: Any = None, *, with_change: bool = True) -> gpd.GeoDataFrame:
     """All detections of ``passes`` as a WGS84 GeoDataFrame, one row per detection.
 
@@ -171,8 +205,6 @@ def detections_frame(passes: Sequence[Pass], site: Any = None, *, with_change: b
     geoms = []
     for i, p in enumerate(passes):
         for d in p.detections:
-            best, m = d.best_type, d.measurement
-            label = label_detection(d) if d.candidates else None
             rows.append(
                 {
                     "site": p.site,
@@ -181,27 +213,8 @@ def detections_frame(passes: Sequence[Pass], site: Any = None, *, with_change: b
                     "scene": p.scene_path,
                     "simulated": bool(p.simulated),
                     "model": p.model,
-                    "detection_id": d.id,
-                    "category": d.category,
-                    "score": round(float(d.score), 4),
-                    "best_type": best.type_id if best else None,
-                    "type_name": best.name if best else None,
-                    "role": best.role if best else None,
-                    "type_probability": round(best.probability, 4) if best else None,
-                    "label": label.text if label else None,
-                    "label_level": label.level if label else None,
-                    "label_probability": round(label.probability, 4) if label else None,
-                    "length_m": m.length_m if m else None,
-                    "width_m": m.width_m if m else None,
-                    "length_sigma_m": m.length_sigma_m if m else None,
-                    "width_sigma_m": m.width_sigma_m if m else None,
-                    "heading_deg": m.heading_deg if m else None,
+                    **detection_properties(d),
                     "change": status.get((i, _key(d))),
-                    "cx_px": d.box.cx,
-                    "cy_px": d.box.cy,
-                    "length_px": d.box.length,
-                    "width_px": d.box.width,
-                    "heading_px_deg": d.box.heading_deg,
                     "candidates": json.dumps([c.to_dict() for c in d.candidates]),
                 }
             )
@@ -313,11 +326,14 @@ def kml_name(row: Any) -> str:
     """A readable placemark name: ``"Il-76MD 0.23 · aircraft"``.
 
     The label (the most specific level of type → family → role that may be said, see
-    docs/identify.md "Hierarchy") with its probability, then the category; the category and
-    detector score when the object is not identified.
+    docs/identify.md "Hierarchy") with its probability, then the category. When no level reaches
+    the label threshold, the best type with its (low) probability, so the name never claims more
+    than the number beside it; the category and detector score when there are no candidates.
     """
-    if isinstance(row["label"], str) and row["label"]:
+    if row["label_level"] not in (None, "category") and isinstance(row["label"], str):
         text = f"{row['label']} {row['label_probability']:.2f} · {row['category']}"
+    elif isinstance(row["type_name"], str) and row["type_name"]:
+        text = f"{row['type_name']} {row['type_probability']:.2f} · {row['category']}"
     else:
         text = f"{row['category']} {row['score']:.2f}"
     return neutralise_cell(text) or text

@@ -197,7 +197,7 @@ class Watcher:
         out = self.config.reports.expanduser() / w.site.name / f"{w.site.name}-pass{p.id}.html"
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
-            return str(write_report(self.store, w.site, out))
+            return str(write_report(self.store, w.site, out, overwrite=True))  # the watcher's own folder
         except (SitewatchError, OSError) as e:
             log.warning("site %s: no report for pass %s (%s)", w.site.name, p.id, e)
             return None

@@ -1,0 +1,103 @@
+"""The published shape of a detection record: what ``Detection.to_dict()`` writes.
+
+``sitewatch detect --json`` prints a list of these records, ``--jsonl`` one per line; the store's
+GeoJSON and the report's JSON twin carry the same fields. :data:`DETECTION_SCHEMA_PATH` in the docs
+is generated from :class:`DetectionRecord` (``python -m sitewatch.records``) and a test keeps the
+two equal; another test validates real ``detect --json`` output against it.
+
+Frames and units are those of :mod:`sitewatch.types`: pixels of the image detected on (x right,
+y down, origin at the top-left corner of the top-left pixel), WGS84 lon/lat in degrees, metres.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sitewatch.types import CATEGORIES, Detection
+
+#: Where the generated schema is published, relative to the repository root.
+DETECTION_SCHEMA_PATH = "docs/schemas/detection.schema.json"
+
+Category = Literal[CATEGORIES]  # type: ignore[valid-type]
+PixelPoint = Annotated[list[float], Field(min_length=2, max_length=2, description="[x, y], pixels")]
+LonLat = Annotated[list[float], Field(min_length=2, max_length=2, description="[longitude, latitude], degrees WGS84")]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class MeasurementRecord(BaseModel):
+    """Metric size of a detection with 1-sigma uncertainties."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    length_m: float = Field(ge=0, description="Length along the box's long axis, metres (aircraft: nose to tail).")
+    width_m: float = Field(ge=0, description="Extent across it, metres (aircraft: wingspan).")
+    length_sigma_m: float = Field(ge=0, description="1-sigma uncertainty of length_m, metres.")
+    width_sigma_m: float = Field(ge=0, description="1-sigma uncertainty of width_m, metres.")
+    heading_deg: float | None = Field(
+        None, ge=0, lt=360, description="Direction of the long axis, degrees clockwise from TRUE NORTH in [0, 180); null when not georeferenced."
+    )
+    heading_sigma_deg: float | None = Field(None, ge=0, description="1-sigma uncertainty of heading_deg, degrees.")
+    gsd_m: float | None = Field(None, gt=0, description="Ground sample distance used, metres per pixel.")
+
+
+class CandidateRecord(BaseModel):
+    """One ranked type hypothesis."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type_id: str = Field(description='Reference-library key (e.g. "il-76md"), or "unknown" for the other/unknown mass.')
+    name: str = Field(description='Display name, e.g. "Il-76MD".')
+    role: str = Field(description='Role group, e.g. "heavy transport".')
+    probability: Probability = Field(description="Normalised likelihood; the candidates of one detection sum to at most 1.")
+    prior_weight: float = Field(1.0, ge=0, description="Site-prior multiplier applied before normalising (1 = none).")
+
+
+class DetectionRecord(BaseModel):
+    """One detected object, as written by ``sitewatch detect --json``."""
+
+    model_config = ConfigDict(extra="forbid", title="sitewatch detection")
+
+    id: int | None = Field(description="Store identifier, or null when not stored.")
+    category: Category = Field(description="Object category.")  # type: ignore[valid-type]
+    score: Probability = Field(description="Detector confidence.")
+    corners: list[PixelPoint] = Field(min_length=4, max_length=4, description="The oriented box's four corners in order around it, pixels.")
+    center: PixelPoint = Field(description="Box centre [x, y], pixels.")
+    length_px: float = Field(ge=0, description="Box extent along its long axis, pixels.")
+    width_px: float = Field(ge=0, description="Box extent across it, pixels.")
+    heading_deg: float = Field(
+        ge=0, lt=180, description="Direction of the box's long axis IN THE IMAGE: degrees clockwise from image-up, in [0, 180)."
+    )
+    footprint: list[LonLat] | None = Field(
+        min_length=4, max_length=4, description="The box corners on the ground, WGS84; null when the image is not georeferenced."
+    )
+    measurement: MeasurementRecord | None = Field(description="Metric size; null when neither a GSD nor a georeference is known.")
+    candidates: list[CandidateRecord] = Field(description="Ranked type candidates, best first; empty when not identified.")
+
+    @classmethod
+    def of(cls, d: Detection) -> DetectionRecord:
+        """The record of a detection (validates :meth:`Detection.to_dict`)."""
+        return cls.model_validate(d.to_dict())
+
+
+def detection_schema() -> dict:
+    """The JSON Schema (draft 2020-12) of one detection record."""
+    schema = DetectionRecord.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+def detection_list_schema() -> dict:
+    """The JSON Schema of ``detect --json`` output: an array of detection records."""
+    one = detection_schema()
+    defs = one.pop("$defs", {})
+    one.pop("$schema")
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "array", "items": {"$ref": "#/$defs/DetectionRecord"},
+            "$defs": {**defs, "DetectionRecord": one}}  # fmt: skip
+
+
+if __name__ == "__main__":
+    json.dump(detection_schema(), sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
