@@ -9,7 +9,7 @@ import pytest
 from sitewatch.cli.main import cli, main
 
 #: Commands that write a file or folder named by the user.
-WRITERS = ("compare", "demo", "detect", "export", "report")
+WRITERS = ("compare", "demo", "detect", "export", "report", "train")
 
 
 def _command(name: str) -> click.Command:
@@ -20,8 +20,8 @@ def _command(name: str) -> click.Command:
 
 @pytest.mark.parametrize("name", WRITERS)
 def test_writers_take_o_output(name: str) -> None:
-    outputs = [p for p in _command(name).params if isinstance(p, click.Option) and p.name == "output"]
-    assert outputs and {"-o", "--output"} <= set(outputs[0].opts), f"{name}: no -o/--output"
+    outputs = [p for p in _command(name).params if isinstance(p, click.Option) and {"-o", "--output"} <= set(p.opts)]
+    assert outputs, f"{name}: no -o/--output"
     others = [o for p in _command(name).params if isinstance(p, click.Option) for o in p.opts if o in ("--out", "--map")]
     help_text = _command(name).get_help(click.Context(_command(name), info_name=name))
     for old in others:  # old spellings still work but are not advertised

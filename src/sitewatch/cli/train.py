@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from sitewatch.cli.options import AliasedOption
 from sitewatch.errors import SitewatchError
 
 log = logging.getLogger("sitewatch")
@@ -34,7 +35,8 @@ def _log_to(path: Path) -> None:
 
 @click.group(invoke_without_command=True)
 @click.option("--data", "data", type=click.Path(path_type=Path), default=None, help="Data tree (e.g. ../shared/data).")
-@click.option("--out", "out", type=click.Path(path_type=Path), default=Path("runs/det"), show_default=True, help="Run folder.")
+@click.option("-o", "--output", "--out", "out", cls=AliasedOption, hidden_names=("--out",), type=click.Path(path_type=Path),
+              default=Path("runs/det"), show_default=True, help="Run folder.")  # fmt: skip
 @click.option("--minutes", type=click.FloatRange(min=0.1), default=None, help="Time budget of the optimisation loop (default 60).")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Number of optimisation steps (instead of --minutes).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Steps = epochs x training images / batch.")
@@ -71,7 +73,7 @@ def command(
 ) -> None:
     """Train sitewatch's oriented-box detector on the labelled data tree.
 
-    Example: sitewatch train --data ../shared/data --out runs/det --minutes 60
+    Example: sitewatch train --data ../shared/data -o runs/det --minutes 60
     """
     if ctx.invoked_subcommand is not None:
         return
