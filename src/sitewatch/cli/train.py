@@ -148,6 +148,68 @@ def export_command(checkpoint: Path, output: Path, data: Path | None) -> None:
     click.echo(f"wrote {output}")
 
 
+@command.command("pack")
+@click.option("--data", type=click.Path(path_type=Path), required=True, help="Data tree (e.g. ../shared/data).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Pack folder to create (new or empty).")
+@click.option("--init", "init", type=click.Path(path_type=Path), default=None,
+              help="Start from the weights of an exported model (e.g. src/sitewatch/detect/models/sitewatch-det.onnx); default: ImageNet backbone.")
+@click.option("--datasets", default=None, metavar="NAME[,NAME...]", help="Only these datasets (default: all of DATASET_WEIGHTS).")
+@click.option("--limit-images", type=click.IntRange(min=1), default=None, help="At most this many images per dataset and split.")
+@click.option("--quality", type=click.IntRange(30, 100), default=55, show_default=True,
+              help="WebP quality tried first (lowered in steps of 5 until the images fit in --max-mib).")
+@click.option("--max-mib", type=click.FloatRange(min=0.0, min_open=True), default=60.0, show_default=True, help="Largest size of the images file, MiB.")
+@click.option("--weight", "weights", multiple=True, metavar="DATASET=SHARE", help="Sampling-share override the pack's trainer applies (repeatable).")
+@click.option("--lr", type=float, default=2e-3, show_default=True, help="Default learning rate of the pack's trainer.")
+@click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True, help="Default batch of the pack's trainer.")
+def pack_command(
+    data: Path, output: Path, init: Path | None, datasets: str | None, limit_images: int | None, quality: int, max_mib: float,
+    weights: tuple[str, ...], lr: float, batch: int,
+) -> None:
+    """Write the training set and a self-contained trainer into one folder, for a GPU machine.
+
+    The folder's train_pack.py needs only PyTorch, numpy and OpenCV; its checkpoint goes back
+    through `sitewatch train export`. See docs/detect.md (Training on a GPU).
+
+    Example: sitewatch train pack --data ../shared/data -o pack --init src/sitewatch/detect/models/sitewatch-det.onnx
+    """
+    if not (data / "classes.csv").is_file():
+        raise SitewatchError(f"{data}: not a sitewatch data tree (no classes.csv)")
+    if init is not None and not init.is_file():
+        raise SitewatchError(f"{init}: model file not found (--init)")
+    names = [d.strip() for d in datasets.split(",") if d.strip()] if datasets else None
+    for name in names or []:
+        if not (data / name).is_dir():
+            raise SitewatchError(f"{data / name}: no such dataset in the data tree (--datasets)")
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise SitewatchError(f"{output}: already exists and is not empty; give a new folder for the pack")
+    _need_torch()
+    from sitewatch.detect.train.pack import write_pack
+
+    summary = write_pack(
+        data, output, datasets=names, limit_images=limit_images, init=init, quality=quality, max_mib=max_mib,
+        dataset_weights=_shares(weights), trainer={"lr": lr, "batch": batch},
+        command=shlex.join(["sitewatch", *sys.argv[1:]]),
+    )
+    click.echo(
+        f"wrote {output}: {summary.images['train']} training, {summary.images['val']} validation, "
+        f"{summary.images['background']} background images, {summary.objects} objects; images "
+        f"{summary.data_bytes / 2**20:.1f} MiB (WebP quality {summary.quality}), pack {summary.total_bytes / 2**20:.1f} MiB; "
+        f"starts from {summary.init}"
+    )
+    click.echo(f"train: python {output / 'train_pack.py'} --minutes 10")
+
+
+def _shares(weights: tuple[str, ...]) -> dict[str, float]:
+    shares: dict[str, float] = {}
+    for item in weights:
+        name, _, value = item.partition("=")
+        try:
+            shares[name.strip()] = float(value)
+        except ValueError:
+            raise click.BadParameter(f"expected DATASET=SHARE, got {item!r}", param_hint="--weight") from None
+    return shares
+
+
 @command.command("attach-evaluation")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("report", type=click.Path(path_type=Path))
