@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Annotated
 
+from fastapi import Path
 from shapely.geometry import Polygon, box
 
 from sitewatch.api.errors import BadParameterError
+
+#: Largest row id the stores hold (a 32-bit signed integer column on PostgreSQL).
+MAX_ID = 2**31 - 1
+#: A pass or detection id in a path.
+PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def parse_bbox(text: str | None, field: str = "bbox") -> Polygon | None:

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
+from sitewatch.api._params import MAX_ID
 from sitewatch.api.context import ServerContext
 from sitewatch.api.errors import BadParameterError
 from sitewatch.api.security import require_read
@@ -67,8 +68,8 @@ def comparison(ctx: ServerContext, site: Any, a_id: int | None, b_id: int | None
 def compare(
     request: Request,
     name: str,
-    a: Annotated[int | None, Query(description="earlier pass id (default: the one before the latest)")] = None,
-    b: Annotated[int | None, Query(description="later pass id (default: the latest)")] = None,
+    a: Annotated[int | None, Query(ge=1, le=MAX_ID, description="earlier pass id (default: the one before the latest)")] = None,
+    b: Annotated[int | None, Query(ge=1, le=MAX_ID, description="later pass id (default: the latest)")] = None,
     pixels: Annotated[bool, Query(description="read the scenes: registration by image and pixel change (slower)")] = False,
 ) -> dict[str, Any]:
     """What arrived, departed, remained or moved between two passes of a site."""
@@ -125,7 +126,7 @@ def report(request: Request, name: str, fmt: str) -> Response:
 
 @router.get("/sites/{name}/export/{fmt}", dependencies=[Depends(require_read)], response_class=FileResponse,
             responses={200: {"content": {m: {} for m in EXPORT_MEDIA.values()}}})  # fmt: skip
-def export(request: Request, name: str, fmt: str, pass_id: Annotated[int | None, Query(alias="pass")] = None) -> FileResponse:
+def export(request: Request, name: str, fmt: str, pass_id: Annotated[int | None, Query(alias="pass", ge=1, le=MAX_ID)] = None) -> FileResponse:
     """The detections of a site (or of one pass) as a GIS file: geojson, geoparquet, kml, csv, flatgeobuf."""
     from sitewatch.report.exports import export_passes
 

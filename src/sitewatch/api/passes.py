@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from shapely.geometry import Polygon
 
-from sitewatch.api._params import parse_bbox, parse_time
+from sitewatch.api._params import PathId, parse_bbox, parse_time
 from sitewatch.api.context import ServerContext
 from sitewatch.api.errors import BadParameterError, NotFoundError
 from sitewatch.api.security import require_read, require_write
@@ -75,13 +75,13 @@ def feature_page(
 
 
 @router.get("/passes/{pass_id}", dependencies=[Depends(require_read)])
-def show_pass(request: Request, pass_id: int) -> dict[str, Any]:
+def show_pass(request: Request, pass_id: PathId) -> dict[str, Any]:
     """One pass (without its detections)."""
     return pass_summary(ctx_of(request).store.get_pass(pass_id))
 
 
 @router.delete("/passes/{pass_id}", status_code=204, dependencies=[Depends(require_write)])
-def delete_pass(request: Request, pass_id: int) -> Response:
+def delete_pass(request: Request, pass_id: PathId) -> Response:
     """Delete a pass and its detections."""
     ctx_of(request).store.delete_pass(pass_id)
     return Response(status_code=204)
@@ -89,7 +89,7 @@ def delete_pass(request: Request, pass_id: int) -> Response:
 
 @router.get("/passes/{pass_id}/detections", dependencies=[Depends(require_read)], response_class=Response,
             responses={200: {"content": {GEOJSON: {}}}})  # fmt: skip
-def pass_detections(request: Request, pass_id: int, f: Annotated[DetectionFilter, Depends()]) -> Response:
+def pass_detections(request: Request, pass_id: PathId, f: Annotated[DetectionFilter, Depends()]) -> Response:
     """The detections of a pass as GeoJSON (WGS84 footprints; null geometry in pixel space), paged.
 
     Pages are cached per version of the pass (its id and storage time, checked on every request).
@@ -152,7 +152,7 @@ def site_detections(
 
 @router.get("/passes/{pass_id}/detections/{detection_id}/chip.png", dependencies=[Depends(require_read)],
             response_class=Response, responses={200: {"content": {"image/png": {}}}})  # fmt: skip
-def detection_chip(request: Request, pass_id: int, detection_id: int, size: Annotated[int, Query(ge=64, le=1024)] = 256) -> Response:
+def detection_chip(request: Request, pass_id: PathId, detection_id: PathId, size: Annotated[int, Query(ge=64, le=1024)] = 256) -> Response:
     """An image chip of one detection (its box drawn, scale bar, north arrow), PNG."""
     from sitewatch.imagery import open_scene
     from sitewatch.report.chips import ChipBox, chip_window, render_chip

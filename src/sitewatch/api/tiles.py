@@ -21,6 +21,7 @@ from rasterio.enums import Resampling
 from rio_tiler.errors import NoOverviewWarning, TileOutsideBounds
 from rio_tiler.io import Reader
 
+from sitewatch.api._params import PathId
 from sitewatch.api.context import ServerContext
 from sitewatch.api.errors import BadParameterError
 from sitewatch.api.security import require_read
@@ -97,7 +98,7 @@ def _stretch(ctx: ServerContext, p: Pass, src: Any) -> tuple[float, float] | Non
 @router.get("/passes/{pass_id}/tiles/{z}/{x}/{y}.png", dependencies=[Depends(require_read)], response_class=Response, responses=_PNG)
 def tile(
     request: Request,
-    pass_id: int,
+    pass_id: PathId,
     z: Annotated[int, Path(ge=0, le=24)],
     x: Annotated[int, Path(ge=0)],
     y: Annotated[int, Path(ge=0)],
@@ -122,7 +123,7 @@ def tile(
 
 @router.get("/passes/{pass_id}/image.jpg", dependencies=[Depends(require_read)], response_class=Response,
             responses={200: {"content": {"image/jpeg": {}}}})  # fmt: skip
-def preview(request: Request, pass_id: int, max_px: Annotated[int, Query(ge=64, le=8192)] = 2048) -> Response:
+def preview(request: Request, pass_id: PathId, max_px: Annotated[int, Query(ge=64, le=8192)] = 2048) -> Response:
     """The whole scene of a pass as one JPEG, its longer side at most ``max_px`` (for pixel-space passes).
 
     Nodata shows black. Cached per version of the pass and size.
