@@ -9,6 +9,7 @@ sentences of one quoted passage (and a quote continuing it right after) the pass
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -25,6 +26,8 @@ _OPENING = {"“", "„"}
 #: Lower-case words that may sit inside a name ("Asaad al-Shaibani", "Ursula von der Leyen").
 _NAME_PARTICLES = {"al", "el", "bin", "ibn", "de", "da", "di", "van", "von", "der", "le", "la", "-", "'", "’"}
 _MAX_NAME_TOKENS = 6
+#: Named sources remembered as antecedents for back-references (the most recent ones).
+_HISTORY = 200
 
 
 @dataclass(slots=True)
@@ -161,7 +164,7 @@ def resolve_sources(facts: list[SentenceFacts]) -> None:
     Sentences joined by one open quotation share the attribution found in any of them; a quotation
     that opens right after an attributed one and names no source of its own continues it.
     """
-    last: list[Source] = []
+    last: deque[Source] = deque(maxlen=_HISTORY)  # bounded: a reference looks back a few paragraphs at most
     for f in facts:
         resolved = []
         for src in f.sources:
@@ -180,7 +183,7 @@ def resolve_sources(facts: list[SentenceFacts]) -> None:
             f.speaker, f.speaker_role = speaker.name, speaker.role
 
 
-def _antecedent(history: list[Source], ref: Source) -> Source | None:
+def _antecedent(history: Iterable[Source], ref: Source) -> Source | None:
     for src in reversed(history):
         if src.kind != ref.kind:
             continue

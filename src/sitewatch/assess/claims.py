@@ -152,6 +152,7 @@ class Claim:
             "place_inherited": self.place_inherited,
             "speaker": self.speaker,
             "speaker_role": self.speaker_role,
+            "observable": self.observable,
             "site": self.site,
             "key": _claim_id(self.source, self.published, self.text),
         }
