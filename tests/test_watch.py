@@ -257,12 +257,23 @@ def test_static_catalog_source(tmp_path: Path, detector) -> None:
     (cat / "items" / "broken.json").write_text("{not json")
     links.append({"rel": "item", "href": "./items/broken.json"})
     (cat / "catalog.json").write_text(json.dumps({"type": "Catalog", "stac_version": "1.0.0", "id": "c", "description": "d", "links": links}))
-    cfg = _config([{"type": "stac-catalog", "url": str(cat / "catalog.json")}], _channels(tmp_path))
-    with open_store(f"sqlite:///{tmp_path / 'w.db'}") as store:
-        res = Watcher(cfg, store, detector=detector).run_once()
-        assert [len(p.detections) for p in store.list_passes("watchbase")] == [20, 7]
-        assert res.failed == ["broken"]
-        assert ("s1", "indicator-fired", "aircraft-count-drop") in _kinds(store)
+    from watch_support import _Proc
+
+    http = _Proc("_http_stub.py", cat)  # the same catalog over HTTP: items and COG assets fetched from it
+    try:
+        for i, url in enumerate((str(cat / "catalog.json"), f"{http.url}/catalog.json")):
+            cfg = _config([{"type": "stac-catalog", "url": url}], _channels(tmp_path))
+            with open_store(f"sqlite:///{tmp_path / f'w{i}.db'}") as store:
+                res = Watcher(cfg, store, detector=detector).run_once()
+                passes = store.list_passes("watchbase")
+                assert [len(p.detections) for p in passes] == [20, 7]
+                assert passes[0].scene_path == (str(cat / "items" / "s0.tif") if i == 0 else f"{http.url}/items/s0.tif")
+                assert res.failed == ["broken"]
+                assert ("s1", "indicator-fired", "aircraft-count-drop") in _kinds(store)
+                assert Watcher(cfg, store, detector=detector).run_once().passes == []
+    finally:
+        http.close()
+    assert any(r.startswith("GET /items/s1.tif bytes=") for r in (cat / "requests.log").read_text().splitlines())
 
 
 def test_quiet_hours_end() -> None:
@@ -321,3 +332,29 @@ def test_alerts_served_as_json_and_atom(tmp_path: Path, store_url: str) -> None:
         entries = ET.fromstring(r.content).findall("{http://www.w3.org/2005/Atom}entry")
         assert [e.find("{http://www.w3.org/2005/Atom}title").text for e in entries] == ["watchbase: heavy-airlift-present fires"]
         assert client.get("/api/alerts", params={"site": "atlantis"}).status_code == 404
+
+
+def test_daemon_goes_on_after_a_failed_cycle(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from sitewatch.errors import StoreError
+    from sitewatch.watch import CycleResult
+
+    add_watch_site()
+    (tmp_path / "in").mkdir()
+    cfg = _config([{"type": "folder", "path": str(tmp_path / "in")}], [{"type": "log"}])
+    seen: list[CycleResult] = []
+    with open_store(f"sqlite:///{tmp_path / 'w.db'}") as store:
+        w = Watcher(cfg, store, detector=object())
+        calls = []
+        real = w.run_once
+
+        def once() -> CycleResult:
+            calls.append(1)
+            if len(calls) == 1:
+                raise StoreError("store sqlite:///x.db: cannot read watch items: disk I/O error")
+            w.stop.set()
+            return real()
+
+        w.run_once = once
+        w.run_forever(0.01, on_cycle=seen.append)
+    assert len(calls) == 2 and len(seen) == 1 and seen[0].stopped
+    assert any("watch cycle failed: store sqlite:///x.db" in r.getMessage() for r in caplog.records)

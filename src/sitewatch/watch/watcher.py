@@ -261,11 +261,18 @@ class Watcher:
         return res
 
     def run_forever(self, every_s: float, on_cycle: Callable[[CycleResult], None] | None = None) -> None:
-        """Run a cycle every ``every_s`` seconds until :attr:`stop` is set (returns after the current item)."""
+        """Run a cycle every ``every_s`` seconds until :attr:`stop` is set (returns after the current item).
+
+        A cycle that fails as a whole (the store unreachable) is logged in one line; the next runs on time.
+        """
         while not self.stop.is_set():
-            res = self.run_once()
-            if on_cycle is not None:
-                on_cycle(res)
+            try:
+                res = self.run_once()
+            except SitewatchError as e:
+                log.error("watch cycle failed: %s", e)
+            else:
+                if on_cycle is not None:
+                    on_cycle(res)
             self.stop.wait(every_s)
 
 
