@@ -162,3 +162,67 @@ def test_jobs_interrupted_by_a_restart_are_marked_failed(env: dict) -> None:
     assert jobs["c" * 32]["state"] == "done" and jobs["c" * 32]["error"] is None
     assert not upload.exists()
     assert n_passes(env) == 0
+
+
+@pytest.mark.slow
+def test_server_killed_during_a_scan(env: dict) -> None:
+    """A real server (the bundled detector) killed with SIGKILL while a scan runs: after the restart
+    the job is failed and the store holds no pass of it."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+    import numpy as np
+    import rasterio
+    from affine import Affine
+
+    big = env["root"] / "big.tif"
+    with rasterio.open(big, "w", driver="GTiff", width=3000, height=3000, count=3, dtype="uint8", crs="EPSG:4326",
+                       transform=Affine(1e-5, 0, 35.945, 0, -1e-5, 35.401)) as dst:  # fmt: skip
+        dst.write(np.random.default_rng(1).integers(60, 200, (3, 3000, 3000), dtype=np.uint8))
+    repo = Path(__file__).resolve().parents[1]
+    envvars = {**os.environ, "PYTHONPATH": str(repo / "src"), "SITEWATCH_HOME": str(env["tmp"] / "home"),
+               "SITEWATCH_API_TOKEN": TOKEN, "SITEWATCH_API_JOBS_DIR": str(env["jobs"])}  # fmt: skip
+
+    def start() -> tuple[subprocess.Popen, str]:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        proc = subprocess.Popen([sys.executable, "-m", "sitewatch.cli.main", "serve", "--store", env["url"], "--port", str(port),
+                                 "--imagery-root", str(env["root"])], env=envvars, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        end = time.monotonic() + 120
+        while time.monotonic() < end:
+            try:
+                if httpx.get(f"{base}/api/health", headers=AUTH, timeout=2).status_code == 200:
+                    return proc, base
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        proc.kill()
+        raise AssertionError("server did not start")
+
+    proc, base = start()
+    try:
+        site = {"name": "big-apron", "kind": "airbase", "bbox": [35.945, 35.371, 35.975, 35.401]}
+        assert httpx.post(f"{base}/api/sites", json=site, headers=AUTH).status_code == 201
+        job = httpx.post(f"{base}/api/sites/big-apron/scans", json={"scene": "big.tif"}, headers=AUTH, timeout=60).json()
+        end = time.monotonic() + 300
+        while httpx.get(f"{base}/api/jobs/{job['id']}", headers=AUTH).json()["tiles_done"] < 1:
+            assert time.monotonic() < end, "the scan never started"
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert json.loads((env["jobs"] / f"{job['id']}.json").read_text())["state"] == "running"
+    proc, base = start()
+    try:
+        after = httpx.get(f"{base}/api/jobs/{job['id']}", headers=AUTH).json()
+        assert after["state"] == "failed" and "restart" in after["error"] and after["pass_id"] is None
+        assert httpx.get(f"{base}/api/sites/big-apron/passes", headers=AUTH).json() == []
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert n_passes(env) == 0
