@@ -145,9 +145,11 @@ def test_text_above_the_limit_is_one_line(tmp_path):
 @pytest.mark.slow
 def test_a_million_characters_are_extracted():
     text = "Over 10 jets left Hmeimim since Dec. 10, a US official said. Kremlin spokesman Dmitry Peskov denied it.\n"
-    text = text * (1_050_000 // len(text))
+    repeats = 1_050_000 // len(text)
+    text = text * repeats
     claims = extract_claims(text, source="t", published=NOW, sites=SITES)
-    assert len(text) > 1_000_000 and len(claims) == 2 * (1_050_000 // 104)
+    assert len(text) > 1_000_000 and len(claims) == 2 * repeats
+    assert {c.speaker for c in claims} == {None, "Dmitry Peskov"}
 
 
 def test_terminal_text_removes_escapes_controls_and_markup():
@@ -173,3 +175,15 @@ def test_claims_list_strips_escape_sequences_and_markup(tmp_path, monkeypatch):
     assert "claims: 3" in out and "│ Cleared screen  " in out  # the title sequence removed whole
     assert "Two Su-24 bombers left Hmeimim" in out and "[bold]Maxar[/bold] said." in out  # markup shown as written
     assert "Three Ka-52 arrived at Hmeimim on Dec. 18." in out
+
+
+@pytest.mark.parametrize("value", ["2999-01-01", "1959-12-31", "0001-01-01"])
+def test_absurd_publication_dates_are_refused(tmp_path, value):
+    f = tmp_path / "wire.txt"
+    f.write_text(REPORT, encoding="utf-8")
+    res = CliRunner().invoke(cli, ["claims", "add", str(f), "--source", "Wire", "--published", value])
+    assert isinstance(res.exception, ClaimsError)
+    msg = str(res.exception)
+    assert msg.startswith("--published: ") and "outside 1960-01-01 .. " in msg and "\n" not in msg
+    with open_store() as store:
+        assert store.list_documents() == []

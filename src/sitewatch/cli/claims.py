@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import click
 from rich.table import Table
@@ -12,8 +12,16 @@ from sitewatch.cli.console import err_console, out_console, terminal_text
 from sitewatch.cli.options import json_option, store_option
 from sitewatch.errors import ClaimsError
 
+#: Earliest publication date accepted (reports before the satellite era are not this tool's evidence).
+EARLIEST_PUBLISHED = datetime(1960, 1, 1, tzinfo=UTC)
+
 
 def _published(value: str | None) -> datetime | None:
+    """The ``--published`` value as UTC, between :data:`EARLIEST_PUBLISHED` and tomorrow.
+
+    Raises:
+        ClaimsError: unreadable or out of range (one line).
+    """
     if value is None:
         return None
     import dateparser
@@ -21,7 +29,13 @@ def _published(value: str | None) -> datetime | None:
     dt = dateparser.parse(value, languages=["en"], settings={"RETURN_AS_TIMEZONE_AWARE": True, "TIMEZONE": "UTC"})
     if dt is None:
         raise ClaimsError(f"--published: cannot read {value!r} as a date (try 2024-12-18)")
-    return dt.astimezone(UTC)
+    dt = dt.astimezone(UTC)
+    latest = datetime.now(UTC) + timedelta(days=1)
+    if not EARLIEST_PUBLISHED <= dt <= latest:
+        raise ClaimsError(
+            f"--published: {dt.date()} is outside {EARLIEST_PUBLISHED.date()} .. {latest.date()} (tomorrow); give the report's publication date"
+        )
+    return dt
 
 
 def _count(m: dict) -> str:
