@@ -42,7 +42,7 @@ def _write(path: Path, rgb: np.ndarray) -> Path:
 def block_scene(path: Path, seed: int, n: int = 60) -> Path:
     """Bright 4x4 blocks at random 4-aligned places: the block model finds each exactly."""
     rng = np.random.default_rng(seed)
-    rgb = np.zeros((600, 800, 3), np.uint8)
+    rgb = np.full((600, 800, 3), 3, np.uint8)  # dark, not blank: blank blocks are not observed
     for x, y in zip(rng.integers(0, 196, n) * 4, rng.integers(0, 146, n) * 4, strict=True):
         rgb[y : y + 4, x : x + 4, 0] = 255
     return _write(path, rgb)
@@ -51,7 +51,7 @@ def block_scene(path: Path, seed: int, n: int = 60) -> Path:
 def shape_scene(path: Path, seed: int, n: int = 25) -> Path:
     """Red oriented boxes anywhere, many cut by tile seams."""
     rng = np.random.default_rng(seed)
-    rgb = np.zeros((600, 800, 3), np.uint8)
+    rgb = np.full((600, 800, 3), 3, np.uint8)  # dark, not blank: blank blocks are not observed
     placed: list[OrientedBox] = []
     while len(placed) < n:
         b = OrientedBox.make(rng.uniform(70, 740), rng.uniform(60, 540), rng.uniform(14, 40), rng.uniform(6, 14), rng.uniform(0, 180))
@@ -162,6 +162,8 @@ def test_bad_scenes_fail_alone_and_rerun_works(tmp_path: Path, block_model: Path
     assert only.scene_path == str(good) and [p.id for p in e.value.passes] == [only.id]
     # fixed input, same batch again: everything stored, the good scene's pass replaced
     corrupt.write_bytes(good.read_bytes())
+    with rasterio.open(corrupt, "r+") as ds:  # other bytes (the same bytes would be the same scene), same pixels
+        ds.update_tags(NOTE="a second scene")
     passes = scan_many([corrupt, good], SITE, store_url=url, workers=1, processes=False, model=block_model, detector_options=BLOCK_OPTS)
     with open_store(url) as store:
         assert sorted(p.scene_path for p in store.list_passes("testbase")) == sorted([str(corrupt), str(good)])
@@ -183,7 +185,7 @@ def dying_detector(tile: int) -> SlicedDetector:
 
 def test_worker_processes_lost_worker_fails_only_its_scene(tmp_path: Path) -> None:
     ok = shape_scene(tmp_path / "ok.tif", seed=5)
-    rgb = np.zeros((600, 800, 3), np.uint8)
+    rgb = np.full((600, 800, 3), 3, np.uint8)  # dark, not blank: blank blocks are not observed
     rgb[300, 400, 1] = 200
     poison = _write(tmp_path / "poison.tif", rgb)
     url = f"sqlite:///{tmp_path / 's.db'}"

@@ -130,7 +130,7 @@ def test_partial_and_missing_coverage(utm_scene: Path) -> None:
 
 
 def test_pixel_space_screenshot_is_measured_with_gsd(tmp_path: Path) -> None:
-    scene = ArrayScene(np.zeros((300, 400, 3), np.uint8), path="shot.png")
+    scene = ArrayScene(np.random.default_rng(1).integers(0, 255, (300, 400, 3), dtype=np.uint8), path="shot.png")
     site = FakeSite("anywhere", box(0, 0, 1, 1))
     det = FakeDetector([(50.0, 60.0, 40, 30, 10, "aircraft")])
     with open_store() as store:

@@ -43,7 +43,7 @@ SCRIPT = textwrap.dedent(
         @event.listens_for(store.engine, "commit")
         def _hang(conn):
             print("IN_TRANSACTION", flush=True); time.sleep(60)
-    scan(ArrayScene(np.zeros((64, 64, 3), np.uint8), path="shot.png"), Site(), Slow(), store, gsd_m=0.5)
+    scan(ArrayScene(np.full((64, 64, 3), 90, np.uint8), path="shot.png"), Site(), Slow(), store, gsd_m=0.5)
     print("DONE", flush=True)
     """
 )

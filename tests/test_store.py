@@ -217,7 +217,7 @@ def test_upgrade_from_v1_keeps_data(store_url: str) -> None:
     engine = make_engine(store_url)
     assert migrations.upgrade(engine, target=1) == 1
     md = MetaData()
-    passes = sc.passes_table(md, engine.dialect.name)
+    passes = sc.passes_table(md, engine.dialect.name, version=1)
     dets = Table("detections", md, *sc.detection_columns(engine.dialect.name, version=1))
     wkt = "POLYGON ((35.9 35.4, 35.91 35.4, 35.91 35.41, 35.9 35.4))"
     geom = wkt
@@ -251,6 +251,41 @@ def test_upgrade_from_v1_keeps_data(store_url: str) -> None:
         store.add_document("x", "y")  # v2 tables exist
     with open_store(store_url) as store:  # idempotent re-open
         assert len(store.list_passes("hmeimim")) == 1
+
+
+def test_observed_area_and_scene_hash_round_trip_and_identify_rescans(store_url: str) -> None:
+    p = _pass("/data/a.tif")
+    p.observed_wkt = box(35.9, 35.38, 35.95, 35.43).wkt
+    p.observed_coverage, p.zone_coverage, p.scene_hash = 0.5, {"apron-west": 0.25}, "sha256:" + "ab" * 32
+    with open_store(store_url) as store:
+        got = store.get_pass(store.save_pass(p))
+        assert got.observed_coverage == 0.5 and got.zone_coverage == {"apron-west": 0.25} and got.scene_hash == p.scene_hash
+        assert shapely.from_wkt(got.observed_wkt).equals(box(35.9, 35.38, 35.95, 35.43))
+        assert got.seen_coverage == 0.5 and got.aoi_coverage == 0.75
+        # the same bytes under another name: a rescan, replacing the pass
+        copy = _pass("/data/copy-of-a.tif", n=1)
+        copy.scene_hash = p.scene_hash
+        store.save_pass(copy)
+        (only,) = store.list_passes("hmeimim")
+        assert only.scene_path == "/data/copy-of-a.tif" and len(only.detections) == 1
+        other = _pass("/data/b.tif")
+        other.scene_hash = "sha256:" + "cd" * 32
+        store.save_pass(other)
+        assert len(store.list_passes("hmeimim")) == 2
+
+
+def test_upgrade_from_v5_leaves_observed_unknown(store_url: str) -> None:
+    engine = make_engine(store_url)
+    assert migrations.upgrade(engine, target=5) == 5
+    passes = sc.passes_table(MetaData(), engine.dialect.name, version=5)
+    with engine.begin() as conn:
+        conn.execute(passes.insert().values(site="hmeimim", scene_path="old.tif", model="m 0", simulated=False,
+                                            aoi_coverage=0.8, created=datetime.now(UTC)))  # fmt: skip
+    engine.dispose()
+    with open_store(store_url) as store:
+        (p,) = store.list_passes("hmeimim")
+        assert p.observed_coverage is None and p.observed_wkt is None and p.scene_hash is None and p.zone_coverage == {}
+        assert p.seen_coverage == 0.8  # the outline coverage, as before
 
 
 def test_newer_schema_is_refused(tmp_path) -> None:

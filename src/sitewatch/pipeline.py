@@ -11,8 +11,10 @@ footprints are WGS84 lon/lat polygons; the pass's ``transform``/``crs`` map pixe
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import warnings
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -20,11 +22,12 @@ import shapely
 from shapely.geometry import Polygon
 
 from sitewatch.detect.base import Detector, ProgressCallback
-from sitewatch.errors import CoverageError, GeoreferenceError, LowCoverageWarning
+from sitewatch.errors import CoverageError, GeoreferenceError, LowCoverageWarning, SceneError
 from sitewatch.identify import LEVELS, IdentifySettings, identify_detections, label_detection
 from sitewatch.imagery import georef
 from sitewatch.imagery.base import Scene
 from sitewatch.imagery.simulate import is_simulated
+from sitewatch.imagery.validity import Observed, observe
 from sitewatch.store import Store
 from sitewatch.types import Detection, Pass
 
@@ -62,6 +65,11 @@ def scan(
     centre falls outside the AOI are dropped and the rest get WGS84 footprints. A pixel-space
     scene (a screenshot without anchor) is scanned whole, measured with ``gsd_m``, and stored with
     ``crs``/``aoi_coverage``/``footprint`` None. Rescanning the same scene replaces its pass.
+
+    The pass records what the scene *observed*: the share of the AOI (and of each zone) seen by valid
+    pixels (not nodata, masked, alpha-transparent, or in an all-black / all-saturated block) and that
+    area as a polygon (:mod:`sitewatch.imagery.validity`). A scene that observed none of the AOI is
+    stored without running the detector, as *not observed* (never as an empty site).
 
     Args:
         scene: the image (see :func:`sitewatch.imagery.open_scene`).
@@ -103,8 +111,13 @@ def scan(
             f"{scene.path}: no CRS and no GSD: pass --gsd METRES_PER_PIXEL (e.g. --gsd 0.5), "
             "or --center LAT,LON with --gsd to place it on the ground"
         )
-    log.info("scanning %s for site %s (window %s, GSD %s m)", scene.path, site.name, window, gsd)
-    detections = detector.detect(scene, window=window, gsd_m=gsd, progress=progress)
+    seen = _observed(scene, site, window, cover)
+    log.info("scanning %s for site %s (window %s, GSD %s m, %.1f %% observed)", scene.path, site.name, window, gsd, 100 * seen.coverage)
+    if seen.coverage <= 0.0:
+        # Blank, nodata or fully masked: nothing can be seen, so nothing is detected (not "nothing is there").
+        detections = []
+    else:
+        detections = detector.detect(scene, window=window, gsd_m=gsd, progress=progress)
     n_found = len(detections)
     if scene.georeferenced:
         detections = _inside_aoi(scene, detections, site.aoi)
@@ -117,9 +130,10 @@ def scan(
         "window_px": None if window is None else [int(window.col_off), int(window.row_off), int(window.width), int(window.height)],
         "detections_outside_aoi": n_found - len(detections),
     }
+    scene_path, scene_hash = scene_identity(scene.path)
     p = Pass(
         site=site.name,
-        scene_path=str(scene.path),
+        scene_path=scene_path,
         acquired=scene.acquired,
         footprint_wkt=footprint,
         aoi_coverage=cover,  # type: ignore[arg-type]  # None: unknown (pixel space)
@@ -130,10 +144,56 @@ def scan(
         simulated=is_simulated(scene),
         metadata=meta,
         detections=detections,
+        observed_wkt=seen.area_wkt,
+        observed_coverage=seen.coverage,
+        zone_coverage=dict(seen.zones),
+        scene_hash=scene_hash,
     )
     if store is None:
         return p
     return store.get_pass(store.save_pass(p))
+
+
+def scene_identity(path: str) -> tuple[str, str | None]:
+    """The identity of a scene: its resolved real path and the SHA-256 of its bytes.
+
+    Local files are named by their absolute real path (symlinks, ``..`` and doubled slashes resolved),
+    so a pass can be read back from any folder and one file has one name; the content hash lets a copy
+    of the same bytes under another name replace, not add, a pass. URLs are kept as given, unhashed.
+
+    Raises:
+        SceneError: the file cannot be read.
+    """
+    from sitewatch.imagery import stac
+
+    if stac.is_url(path) or not Path(path).is_file():
+        return path, None
+    real = Path(path).resolve()
+    try:
+        with real.open("rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError as e:
+        raise SceneError(f"{path}: cannot read the file to identify it ({e.strerror or e})") from e
+    return str(real), f"sha256:{digest}"
+
+
+def _observed(scene: Scene, site: SiteLike, window: Any, outline: float | None) -> Observed:
+    """What the scene observed of the site, with a warning when invalid pixels hide part of what its outline covers."""
+    if scene.georeferenced:
+        seen = observe(scene, site.aoi, getattr(site, "zones", None) or {}, window=window)
+        what = f"of the AOI of site '{site.name}'"
+    else:
+        seen = observe(scene)
+        what = "of the image"
+    if seen.coverage < FULL_COVERAGE and seen.coverage < (1.0 if outline is None else outline) - 0.01:
+        warnings.warn(
+            LowCoverageWarning(
+                f"{scene.path}: valid pixels observe {100 * seen.coverage:.1f}% {what} (nodata, masked or blank "
+                "elsewhere); the rest is recorded as not observed"
+            ),
+            stacklevel=3,
+        )
+    return seen
 
 
 def _inside_aoi(scene: Scene, detections: list[Detection], aoi: Polygon) -> list[Detection]:

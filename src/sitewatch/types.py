@@ -231,8 +231,9 @@ class Pass:
         site: site name (key into the watchlist).
         scene_path: path or URL of the source scene.
         acquired: acquisition time (timezone-aware UTC), or None when unknown.
-        footprint_wkt: WGS84 footprint of the scanned area as WKT, or None when not georeferenced.
-        aoi_coverage: fraction of the site's AOI covered by the scene, 0..1.
+        footprint_wkt: WGS84 footprint of the scanned area (image outline within the AOI) as WKT, or
+            None when not georeferenced.
+        aoi_coverage: fraction of the site's AOI inside the image outline, 0..1.
         gsd_m: ground sample distance, metres per pixel, or None.
         model: detector name and version, e.g. ``"sitewatch-det 1.0.0"``.
         crs: CRS of the scene (WKT or EPSG string), or None for pixel-space screenshots.
@@ -243,6 +244,13 @@ class Pass:
         detections: the detections of this pass.
         id: identifier assigned by the store.
         created: when the pass was stored (UTC).
+        observed_wkt: the part of the AOI seen by *valid* pixels (no nodata, mask, alpha, blank
+            block), WGS84 WKT; None when unknown (pixel space, or stored before it was measured).
+        observed_coverage: fraction 0..1 of the AOI seen by valid pixels (pixel space: of the
+            image); None when not measured.
+        zone_coverage: zone name → fraction 0..1 of that zone seen by valid pixels.
+        scene_hash: ``"sha256:<hex>"`` of the scene file's bytes (its identity beside its resolved
+            path), or None for remote scenes.
     """
 
     site: str
@@ -259,6 +267,15 @@ class Pass:
     detections: list[Detection] = field(default_factory=list)
     id: int | None = None
     created: datetime | None = None
+    observed_wkt: str | None = None
+    observed_coverage: float | None = None
+    zone_coverage: dict[str, float] = field(default_factory=dict)
+    scene_hash: str | None = None
+
+    @property
+    def seen_coverage(self) -> float | None:
+        """Fraction 0..1 of the AOI observed: by valid pixels when measured, else the outline coverage."""
+        return self.observed_coverage if self.observed_coverage is not None else self.aoi_coverage
 
     def counts(self) -> dict[str, int]:
         """Number of detections per category (all categories present, zeros included)."""

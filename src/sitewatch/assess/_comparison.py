@@ -85,6 +85,12 @@ def zone(obj: Any) -> str | None:
     return _get(obj, "zone")
 
 
+def not_observed(comp: Any) -> str | None:
+    """Why a comparison's passes share no observed ground, or None when they do."""
+    nc = _get(comp, "not_compared", default={}) or {}
+    return nc.get("not observed") if isinstance(nc, dict) else None
+
+
 def registration_quality(comp: Any) -> float | None:
     reg = _get(comp, "registration")
     q = _get(reg, "quality") if reg is not None else None

@@ -209,7 +209,7 @@ def _confidence(site_passes: list[Pass], comparisons: list[Any], fired: list[Ind
     if corroborated:
         points += 1
         reasons.append(f"{corroborated} text claim(s) corroborated by imagery")
-    cov = [p.aoi_coverage for p in site_passes if p.aoi_coverage is not None]
+    cov = [p.seen_coverage for p in site_passes if p.seen_coverage is not None]
     if cov and min(cov) >= 0.9 and not any(p.simulated for p in site_passes):
         points += 1
         reasons.append("full coverage of the site in every pass")
@@ -251,7 +251,7 @@ def _judgements(site: str, hyps: list[HypothesisResult], items: list[EvidenceIte
                 claims: list[Claim], checks: list[ClaimCheck], conflicts: list[dict[str, Any]],
                 site_passes: list[Pass]) -> list[dict[str, Any]]:  # fmt: skip
     out = []
-    if hyps and (items or site_passes):
+    if hyps and items:  # no evidence: no judgement (the odds stay equal; said under 'not assessable')
         top = hyps[0]
         out.append({"text": f"It is {top.term} ({top.probability:.0%}) that {top.statement} at {site}.",
                     "evidence": _support(top, items, site_passes), "hypothesis": top.name})  # fmt: skip

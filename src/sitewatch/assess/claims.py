@@ -22,6 +22,7 @@ from spacy.lang.en.stop_words import STOP_WORDS
 from sitewatch.assess import _comparison as cmp
 from sitewatch.assess._extract import Extractor, blank_pipeline
 from sitewatch.assess._sources import resolve_sources
+from sitewatch.assess.metrics import joint_observed, on_area, unobserved
 from sitewatch.assess.vocabulary import Vocabulary, build_vocabulary, package_vocabulary_data
 from sitewatch.errors import ClaimsError
 from sitewatch.types import CATEGORIES, Pass
@@ -574,6 +575,9 @@ def _check_presence(claim: Claim, passes: list[Pass], mention: dict, what: str, 
     if not near:
         return ClaimCheck(claim.id, "no-imagery", f"No pass within {tol} days of {when}.", [claim.ref])
     p = min(near, key=lambda p: abs((_acq(p) - when).days)) if when else near[0]
+    blind = unobserved([p], {})
+    if blind:
+        return ClaimCheck(claim.id, "not-observable", f"{blind[0].upper()}{blind[1:]}.", [claim.ref, f"pass:{p.id}"])
     dets = _matching(p, mention)
     n = len(dets)
     count = mention.get("count")
@@ -605,7 +609,12 @@ def _check_change(claim: Claim, passes: list[Pass], comparisons: list[Any], ment
     if before is None or after is None:
         side = "before" if before is None else "after"
         return ClaimCheck(claim.id, "no-imagery", f"No pass {side} {when or 'the claim'} to compare.", [claim.ref])
-    a, b = _matching(before, mention), _matching(after, mention)
+    joint, why = joint_observed(None, before, after, {})
+    blind = unobserved([before, after], {}) or why
+    if blind:
+        return ClaimCheck(claim.id, "not-observable", f"{blind[0].upper()}{blind[1:]}.", [claim.ref, f"pass:{before.id}", f"pass:{after.id}"])
+    # counted only on ground both passes observed
+    a, b = on_area(joint, _matching(before, mention)), on_area(joint, _matching(after, mention))
     delta = len(b) - len(a)
     refs = [claim.ref, f"pass:{before.id}", f"pass:{after.id}"]
     comp = _comparison_between(comparisons, before, after)

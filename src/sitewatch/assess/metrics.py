@@ -150,6 +150,54 @@ def select_weighted(ctx: Context, p: Pass, f: dict[str, Any]) -> list[tuple[Dete
     return out
 
 
+#: A pass (or a pair of passes) that observed at most this fraction of the site (or of the zone a
+#: condition names) with valid pixels is "not observed": metrics on it are not assessable.
+MIN_OBSERVED = 0.01
+
+
+def _seen(p: Pass, f: dict[str, Any]) -> float | None:
+    """Fraction 0..1 of the site (or of the filter's zone) a pass observed with valid pixels; None: unknown."""
+    zone = f.get("zone")
+    if zone and p.zone_coverage and str(zone) in p.zone_coverage:
+        return float(p.zone_coverage[str(zone)])
+    return p.seen_coverage
+
+
+def unobserved(passes: list[Pass], f: dict[str, Any]) -> str | None:
+    """Why the passes cannot be assessed for lack of observed ground, or None when they can."""
+    where = f"zone '{f['zone']}'" if f.get("zone") else "the site"
+    for p in passes:
+        seen = _seen(p, f)
+        if seen is not None and seen <= MIN_OBSERVED:
+            return f"not observed: pass {p.id} observed {100 * seen:.0f} % of {where} (nodata, masked or blank pixels)"
+    return None
+
+
+def joint_observed(site: Any, first: Pass, last: Pass, f: dict[str, Any]) -> tuple[Any, str | None]:
+    """The ground both passes observed (WGS84, within the filter's zone), or None when unknown; and why not assessable."""
+    from sitewatch.imagery.validity import joint_area
+
+    joint = joint_area(first.observed_wkt, last.observed_wkt)
+    if joint is None:
+        return None, None
+    zones = getattr(site, "zones", None) or {}
+    whole = zones.get(str(f["zone"])) if f.get("zone") else getattr(site, "aoi", None)
+    if whole is not None and not whole.is_empty and whole.area > 0:
+        joint = joint.intersection(whole)
+        frac = joint.area / whole.area
+        if frac <= MIN_OBSERVED:
+            where = f"zone '{f['zone']}'" if f.get("zone") else "the site"
+            return joint, f"not observed: passes {first.id} and {last.id} observed {100 * frac:.1f} % of {where} in common"
+    return joint, None
+
+
+def on_area(area: Any, dets: list[Detection]) -> list[Detection]:
+    """The detections whose footprint centre lies on ``area`` (all of them when ``area`` is None)."""
+    if area is None:
+        return dets
+    return [d for d in dets if d.footprint is not None and area.covers(Polygon(d.footprint).centroid)]
+
+
 def select(ctx: Context, p: Pass, f: dict[str, Any]) -> list[Detection] | None:
     """Detections of a pass passing the filters; None when a zone filter cannot be applied.
 
@@ -164,11 +212,17 @@ def select(ctx: Context, p: Pass, f: dict[str, Any]) -> list[Detection] | None:
 MIN_CITED_WEIGHT = 0.1
 
 
-def _weighted_count(ctx: Context, p: Pass, f: dict[str, Any]) -> tuple[float, list[Detection]] | None:
-    """Expected number of detections of the filtered roles/types (sum of weights) and those worth citing."""
+def _weighted_count(ctx: Context, p: Pass, f: dict[str, Any], area: Any = None) -> tuple[float, list[Detection]] | None:
+    """Expected number of detections of the filtered roles/types (sum of weights) and those worth citing.
+
+    ``area``: count only detections whose footprint centre lies on it (WGS84; None: everywhere).
+    """
     weighted = select_weighted(ctx, p, f)
     if weighted is None:
         return None
+    if area is not None:
+        kept = {id(d) for d in on_area(area, [d for d, _ in weighted])}
+        weighted = [(d, w) for d, w in weighted if id(d) in kept]
     cited = [d for d, w in sorted(weighted, key=lambda dw: -dw[1]) if w >= MIN_CITED_WEIGHT]
     return sum(w for _, w in weighted), cited
 
@@ -190,6 +244,9 @@ def count(ctx: Context, f: dict[str, Any]) -> MetricValue:
     if not ctx.passes:
         return MetricValue(None, reason="no passes")
     p = ctx.passes[0] if f.get("scope") == "first" else ctx.passes[-1]
+    blind = unobserved([p], f)
+    if blind:
+        return MetricValue(None, reason=blind)
     wc = _weighted_count(ctx, p, f)
     if wc is None:
         return MetricValue(None, reason=_zone_problem(ctx, f))
@@ -201,7 +258,12 @@ def _change(ctx: Context, f: dict[str, Any]) -> tuple[MetricValue, float, float]
     if len(ctx.passes) < 2:
         return MetricValue(None, reason="needs at least two passes"), 0, 0
     first, last = ctx.passes[0], ctx.passes[-1]
-    wa, wb = _weighted_count(ctx, first, f), _weighted_count(ctx, last, f)
+    blind = unobserved([first, last], f)
+    joint, why = joint_observed(ctx.site, first, last, f)
+    if blind or why:
+        return MetricValue(None, reason=blind or why or ""), 0, 0
+    # Counts only on ground both passes observed: what one pass could not see is not a change.
+    wa, wb = _weighted_count(ctx, first, f, joint), _weighted_count(ctx, last, f, joint)
     if wa is None or wb is None:
         return MetricValue(None, reason=_zone_problem(ctx, f)), 0, 0
     (na, a), (nb, b) = wa, wb
@@ -241,7 +303,10 @@ def _status_total(ctx: Context, f: dict[str, Any], statuses: set[str]) -> Metric
         return MetricValue(None, reason=why)
     cats, zone = _values(f, "category"), f.get("zone")
     n, refs = 0, []
-    for c in ctx.comparisons:
+    observed = [c for c in ctx.comparisons if not cmp.not_observed(c)]
+    if not observed:
+        return MetricValue(None, reason=f"not observed: {cmp.not_observed(ctx.comparisons[-1])}")
+    for c in observed:
         refs.append(cmp.ref(c))
         for o in cmp.objects(c):
             if cmp.status(o) not in statuses or (cats and cmp.category(o) not in cats):
@@ -273,6 +338,9 @@ def changed_objects(ctx: Context, f: dict[str, Any]) -> MetricValue:
     if len(ctx.passes) >= 2 and not any(p.detections for p in ctx.passes[-2:]):
         # Nothing seen in either pass is not evidence that nothing changed.
         return MetricValue(None, reason="no objects detected in either of the latest passes")
+    blind = unobserved(ctx.passes[-2:], f)
+    if blind:
+        return MetricValue(None, reason=blind)
     sub = Context(ctx.site, ctx.passes, ctx.comparisons[-1:], ctx.claims)
     return _status_total(sub, f, {"arrived", "departed", "moved"})
 
@@ -283,6 +351,8 @@ def pixel_change_pct(ctx: Context, f: dict[str, Any]) -> MetricValue:
     if not ctx.comparisons:
         return _status_total(ctx, f, set())
     c = ctx.comparisons[-1]
+    if cmp.not_observed(c):
+        return MetricValue(None, reason=f"not observed: {cmp.not_observed(c)}")
     v = cmp.pixel_change_pct(c, f.get("zone"))
     if v is None:
         return MetricValue(None, reason="the comparison has no pixel-change measurement")
@@ -304,6 +374,9 @@ def convoy_length(ctx: Context, f: dict[str, Any]) -> MetricValue:
     if not ctx.passes:
         return MetricValue(None, reason="no passes")
     p = ctx.passes[-1]
+    blind = unobserved([p], f)
+    if blind:
+        return MetricValue(None, reason=blind)
     dets = select(ctx, p, f)
     if dets is None:
         return MetricValue(None, reason=_zone_problem(ctx, f))
@@ -321,6 +394,9 @@ def cluster_size(ctx: Context, f: dict[str, Any]) -> MetricValue:
     if not ctx.passes:
         return MetricValue(None, reason="no passes")
     p = ctx.passes[-1]
+    blind = unobserved([p], f)
+    if blind:
+        return MetricValue(None, reason=blind)
     dets = select(ctx, p, f)
     if dets is None:
         return MetricValue(None, reason=_zone_problem(ctx, f))
@@ -336,8 +412,8 @@ def cluster_size(ctx: Context, f: dict[str, Any]) -> MetricValue:
 
 
 def quality(passes: list[Pass]) -> float:
-    """Data-quality factor of the passes a value depends on: their worst AOI coverage, in [0.3, 1]."""
-    cov = [p.aoi_coverage for p in passes if p.aoi_coverage is not None]
+    """Data-quality factor of the passes a value depends on: their worst observed AOI coverage, in [0.3, 1]."""
+    cov = [p.seen_coverage for p in passes if p.seen_coverage is not None]
     return float(min(1.0, max(0.3, min(cov)))) if cov else 1.0
 
 

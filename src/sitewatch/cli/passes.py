@@ -21,7 +21,7 @@ def command(site: str | None, as_json: bool, store_url: str | None) -> None:
     Example: sitewatch passes hmeimim
     """
     from sitewatch.cli.inventory import load_passes
-    from sitewatch.cli.scan import summary
+    from sitewatch.cli.scan import coverage_text, summary
     from sitewatch.store import open_store
 
     with open_store(store_url) as store:
@@ -50,7 +50,7 @@ def command(site: str | None, as_json: bool, store_url: str | None) -> None:
             f"{p.id} [bold red]SIMULATED" if p.simulated else str(p.id),
             p.acquired.strftime("%Y-%m-%d %H:%M") if p.acquired else "unknown",
             p.scene_path,
-            "pixel space" if p.aoi_coverage is None else f"{100 * p.aoi_coverage:.0f}%",
+            coverage_text(p).replace(" of AOI", ""),
             f"{p.gsd_m:.2f}" if p.gsd_m else "?",
             p.model,
             str(len(p.detections)),

@@ -30,6 +30,8 @@ def summary(p) -> dict:  # noqa: ANN001 - a Pass
         "scene": p.scene_path,
         "acquired": p.acquired.isoformat() if p.acquired else None,
         "aoi_coverage": p.aoi_coverage,
+        "observed_coverage": p.observed_coverage,
+        "zone_coverage": p.zone_coverage,
         "gsd_m": p.gsd_m,
         "crs": p.crs,
         "model": p.model,
@@ -39,9 +41,18 @@ def summary(p) -> dict:  # noqa: ANN001 - a Pass
     }
 
 
+def coverage_text(p) -> str:  # noqa: ANN001 - a Pass
+    """The AOI share inside the image and, when less, the share valid pixels observed."""
+    cov = "pixel space" if p.aoi_coverage is None else f"{100 * p.aoi_coverage:.0f}% of AOI"
+    seen = p.observed_coverage
+    if seen is not None and (p.aoi_coverage is None or seen < p.aoi_coverage - 0.005):
+        cov += f", {100 * seen:.0f}% observed" if seen > 0 else ", NOT OBSERVED (no valid pixels)"
+    return cov
+
+
 def describe(p) -> str:  # noqa: ANN001 - a Pass
     """One line about a pass for people."""
-    cov = "pixel space" if p.aoi_coverage is None else f"{100 * p.aoi_coverage:.0f}% of AOI"
+    cov = coverage_text(p)
     when = p.acquired.strftime("%Y-%m-%d %H:%M") if p.acquired else "date unknown"
     counts = ", ".join(f"{n} {c}" for c, n in p.counts().items() if n) or "nothing detected"
     sim = "[bold red]SIMULATED[/] " if p.simulated else ""

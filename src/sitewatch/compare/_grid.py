@@ -48,6 +48,44 @@ def check_compatible(a: Pass, b: Pass, s: CompareSettings) -> None:
             raise CompareError(f"passes do not overlap: footprints of {_name(a)} and {_name(b)} share {pct:.0f} % (minimum {100 * s.min_overlap:.0f} %)")
 
 
+def observed_ground(a: Pass, b: Pass, site: Any):  # noqa: ANN201
+    """What each pass observed, from the stored valid-pixel coverage and observed areas.
+
+    Returns:
+        ``(observed, ground_a, ground_b)``: ``{"a", "b", "both"}`` fractions 0..1 of the site (None
+        where unknown; "both" needs both observed areas and a site AOI), and lookups telling
+        whether points in A's scene pixels lie on ground A / B observed (None without observed
+        areas or georeference).
+    """
+    import shapely
+
+    from sitewatch.imagery.georef import pixel_to_lonlat
+    from sitewatch.imagery.validity import joint_area
+
+    observed: dict[str, float | None] = {"a": a.observed_coverage, "b": b.observed_coverage, "both": None}
+    aoi = getattr(site, "aoi", None)
+    joint = joint_area(a.observed_wkt, b.observed_wkt)
+    if joint is not None and aoi is not None and aoi.area > 0:
+        observed["both"] = round(float(min(joint.area / aoi.area, 1.0)), 4)
+    ta, ca = _affine(a.transform), _crs(a.crs)
+    if ta is None or ca is None:
+        return observed, None, None
+
+    def lookup(wkt: str | None):  # noqa: ANN202
+        if wkt is None:
+            return None
+        area = shapely.make_valid(shapely_wkt.loads(wkt))
+        shapely.prepare(area)
+
+        def seen(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+            lons, lats = pixel_to_lonlat(ta, xs, ys, crs=ca)
+            return shapely.contains_xy(area, lons, lats)
+
+        return seen
+
+    return observed, lookup(a.observed_wkt), lookup(b.observed_wkt)
+
+
 def _affine(t: tuple[float, ...] | None) -> Affine | None:
     return Affine(*t[:6]) if t else None
 
@@ -87,9 +125,12 @@ def _open(p: Pass) -> Any:
 
 
 def _read(scene: Any, scale: float) -> tuple[np.ndarray, np.ndarray, float]:
+    from sitewatch.imagery.validity import observed_mask
+
     h, w = max(int(round(scene.height * scale)), 1), max(int(round(scene.width * scale)), 1)
     rgb, valid = scene.read_rgb(None, out_shape=(h, w))
-    return rgb, valid, w / scene.width
+    # blank (all-black / saturated) blocks observe nothing, like nodata
+    return rgb, observed_mask(rgb, valid), w / scene.width
 
 
 def load_pair(a: Pass, b: Pass, site: Any, s: CompareSettings):  # noqa: ANN201

@@ -25,13 +25,16 @@ from affine import Affine
 from sitewatch.compare import _grid
 from sitewatch.compare._sentence import summary_sentence
 from sitewatch.compare.change import ChangeMap, change_map, cloud_mask, summarise
-from sitewatch.compare.matching import STATUSES, ObjectChange, match_detections
+from sitewatch.compare.matching import STATUSES, ObjectChange, Visibility, match_detections
 from sitewatch.compare.registration import Registration, register, to_grey, warp_to_a
 from sitewatch.compare.settings import CompareSettings
 from sitewatch.errors import CompareError, SitewatchError
 from sitewatch.types import CATEGORIES, Detection, Pass
 
 log = logging.getLogger(__name__)
+
+#: Key of :attr:`Comparison.not_compared` when the passes share no observed ground.
+NOT_OBSERVED = "not observed"
 
 
 @dataclass(slots=True)
@@ -71,6 +74,8 @@ class Comparison:
         sentence: one plain-English summary.
         warnings: what limits the comparison, one line each.
         not_compared: what could not be compared and why, e.g. ``{"pixel change": "..."}``.
+        observed: fractions 0..1 of the site seen by valid pixels: ``{"a", "b", "both"}`` (None
+            where unknown); counts and changes are stated only for ground both passes observed.
         change: the change map on the working grid, or None (not serialised).
     """
 
@@ -86,6 +91,7 @@ class Comparison:
     sentence: str = ""
     warnings: list[str] = field(default_factory=list)
     not_compared: dict[str, str] = field(default_factory=dict)
+    observed: dict[str, float | None] = field(default_factory=dict)
     change: ChangeMap | None = None
     change_crs: Any = None
     change_transform: Affine | None = None
@@ -105,7 +111,13 @@ class Comparison:
             "sentence": self.sentence,
             "warnings": list(self.warnings),
             "not_compared": dict(self.not_compared),
+            "observed": dict(self.observed),
         }
+
+    @property
+    def not_observed(self) -> bool:
+        """True when the passes share no observed ground: nothing about change can be stated."""
+        return NOT_OBSERVED in self.not_compared
 
 
 def _describe(p: Pass | None, label: str) -> dict[str, Any]:
@@ -130,8 +142,10 @@ def _tally(changes: Sequence[ObjectChange], key: str) -> dict[str, dict[str, int
     return {k: dict(v) for k, v in sorted(out.items())}
 
 
-def _counts(changes: Sequence[ObjectChange], dets_a: Sequence[Detection], dets_b: Sequence[Detection]) -> dict[str, dict[str, int]]:
-    na, nb = Counter(d.category for d in dets_a), Counter(d.category for d in dets_b)
+def _counts(changes: Sequence[ObjectChange]) -> dict[str, dict[str, int]]:
+    """Per category: each status, and "a"/"b" = objects of each pass on ground both passes observed."""
+    na = Counter(c.category for c in changes if c.det_a is not None)
+    nb = Counter(c.category for c in changes if c.det_b is not None)
     out = {c: {**dict.fromkeys(STATUSES, 0), "a": na[c], "b": nb[c]} for c in CATEGORIES}
     for ch in changes:
         out[ch.category][ch.status] += 1
@@ -152,6 +166,9 @@ def compare_images(
     pass_b: Pass | None = None,
     since: str | None = None,
     b_to_scene: np.ndarray | None = None,
+    ground_a: Visibility | None = None,
+    ground_b: Visibility | None = None,
+    observed: dict[str, float | None] | None = None,
 ) -> Comparison:
     """Compare two passes given as working-grid images and scene-pixel detections.
 
@@ -167,6 +184,10 @@ def compare_images(
         since: how to name A's date in the sentence (default from ``pass_a.acquired``).
         b_to_scene: 3x3 affine from B's working-grid pixels (``b``) to B's scene pixels; default
             ``1 / a.scale`` (B resampled like A).
+        ground_a, ground_b: whether a point (scene pixels of A) lies on ground pass A / B observed
+            (from their stored observed areas); None: as far as the pixels tell.
+        observed: the passes' observed fractions of the site (``{"a", "b", "both"}``); a "both" at
+            or below ``settings.min_observed_fraction`` makes the comparison "not observed".
 
     Raises:
         CompareError: the images do not overlap or cannot be registered.
@@ -174,6 +195,10 @@ def compare_images(
     s = settings or CompareSettings()
     warnings: list[str] = []
     not_compared: dict[str, str] = {}
+    observed = dict(observed or {})
+    blind = _blind(a, b, observed, s)
+    if blind:
+        return _not_observed(blind, dets_a, dets_b, observed, pass_a, pass_b)
     have_pixels = a is not None and b is not None
     if have_pixels and a.rgb.shape[:2] != b.rgb.shape[:2]:
         raise ValueError("compare_images needs B on A's working grid (same shape)")
@@ -214,6 +239,8 @@ def compare_images(
             cm = change_map(a.rgb, b_rgb, compared, gsd_m=a.gsd_m, settings=s)
         visible_a = _mask_lookup(seen_a, scale)
         visible_b = _mask_lookup(b_seen, scale)
+        if a.crs is None:  # pixel space: the share of A's image both passes observed
+            observed.setdefault("both", round(float(compared.mean()), 4))
     else:
         missing = " and ".join(n for n, img in (("A", a), ("B", b)) if img is None)
         not_compared["pixel change"] = f"no pixels for pass {missing} (only its stored detections are available)"
@@ -233,7 +260,8 @@ def compare_images(
             if not dets:
                 warnings.append(f"pass {name} has no detections: its changes may be detector misses, not real")
         changes = match_detections(
-            dets_a, dets_b, registration, gsd_m=gsd_m, settings=s, visible_a=visible_a, visible_b=visible_b, zone_of=zone_of
+            dets_a, dets_b, registration, gsd_m=gsd_m, settings=s, visible_a=_both(visible_a, ground_a),
+            visible_b=_both(visible_b, ground_b), zone_of=zone_of,
         )
     objects = [c for c in changes if c.status != "unobserved"]
     unobserved = [c for c in changes if c.status == "unobserved"]
@@ -249,7 +277,7 @@ def compare_images(
         registration=registration,
         objects=objects,
         unobserved=unobserved,
-        counts=_counts(objects, dets_a, dets_b),
+        counts=_counts(objects),
         by_group=_tally(objects, "group"),
         by_zone=_tally(objects, "zone") if zones else {},
         pixel_change=pixel,
@@ -258,11 +286,68 @@ def compare_images(
         change=cm,
         change_crs=a.crs if a is not None else None,
         change_transform=a.transform if a is not None else Affine.scale(1.0 / scale),
+        observed=observed,
     )
+    both = observed.get("both")
+    if both is not None and both < 1.0 - s.min_observed_fraction:
+        warnings.append(
+            f"only {100 * both:.0f} % of the site was observed by valid pixels in both passes: counts and changes are for that "
+            "part; the rest is not observed"
+        )
     if since is None and pass_a is not None and pass_a.acquired is not None:
         since = pass_a.acquired.date().isoformat()
     comparison.sentence = summary_sentence(comparison, s, since=since)
     return comparison
+
+
+def _both(pixels: Visibility | None, ground: Visibility | None) -> Visibility | None:
+    """A point is visible when both the pixels and the stored observed area say so."""
+    if pixels is None or ground is None:
+        return pixels or ground
+
+    def lookup(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        return np.asarray(pixels(xs, ys), bool) & np.asarray(ground(xs, ys), bool)
+
+    return lookup
+
+
+def _blind(a: PassImage | None, b: PassImage | None, observed: dict[str, float | None], s: CompareSettings) -> str | None:
+    """Why the passes share no observed ground, or None when they do."""
+    for name, img in (("A", a), ("B", b)):
+        frac = observed.get(name.lower())
+        if frac is None and img is not None:
+            frac = float(img.valid.mean()) if img.valid.size else 0.0
+            if frac > s.min_observed_fraction:  # the file's own masks: blank blocks are checked below
+                from sitewatch.imagery.validity import observed_mask
+
+                frac = float(observed_mask(img.rgb, img.valid).mean())
+        if frac is not None and frac <= s.min_observed_fraction:
+            return f"pass {name} observed {100 * frac:.0f} % of the site (nodata, masked or blank pixels)"
+    both = observed.get("both")
+    if both is not None and both <= s.min_observed_fraction:
+        return f"the passes observed only {100 * both:.1f} % of the site in common"
+    return None
+
+
+def _not_observed(why: str, dets_a: Sequence[Detection], dets_b: Sequence[Detection], observed: dict[str, float | None],
+                  pass_a: Pass | None, pass_b: Pass | None) -> Comparison:  # fmt: skip
+    """A comparison of passes with no ground in common: every object unobserved, no counts, no change."""
+    from sitewatch.compare.matching import group_of
+
+    unobserved = [ObjectChange("unobserved", d.category, group_of(d), None, d, None) for d in dets_a]
+    unobserved += [ObjectChange("unobserved", d.category, group_of(d), None, None, d) for d in dets_b]
+    text = f"not observed: {why}; no count or change can be stated"
+    return Comparison(
+        pass_a=_describe(pass_a, "A"),
+        pass_b=_describe(pass_b, "B"),
+        registration=None,
+        unobserved=unobserved,
+        counts=_counts([]),
+        sentence=f"Not observed: {why}; no count or change can be stated.",
+        warnings=[f"{len(unobserved)} object(s) not compared: the other pass did not observe their spot"] if unobserved else [],
+        not_compared={NOT_OBSERVED: why, "objects": text, "pixel change": text},
+        observed=observed,
+    )
 
 
 def _mask_lookup(mask: np.ndarray, scale: float):  # noqa: ANN202
@@ -330,12 +415,13 @@ def compare_passes(
     """
     s = settings or CompareSettings()
     _grid.check_compatible(a, b, s)
+    observed, ground_a, ground_b = _grid.observed_ground(a, b, site)
     a_img = b_img = None
     warnings: list[str] = []
     registration = None
     zones = None
     b_to_scene = None
-    if read_pixels:
+    if read_pixels and _blind(None, None, observed, s) is None:
         try:
             a_img, b_img, zones, b_to_scene = _grid.load_pair(a, b, site, s)
         except CompareError:
@@ -343,13 +429,13 @@ def compare_passes(
         except SitewatchError as e:
             warnings.append(f"pixels not compared: {e}")
             a_img = b_img = None
-    if a_img is None:
+    if a_img is None and _blind(None, None, observed, s) is None:
         registration = _grid.georef_registration(a, b)
         if registration is not None:
             warnings.append("registration from the georeference only (pixels not read)")
     result = compare_images(
         a_img, b_img, a.detections, b.detections, gsd_m=a.gsd_m, zones=zones, registration=registration,
-        settings=s, pass_a=a, pass_b=b, b_to_scene=b_to_scene,
+        settings=s, pass_a=a, pass_b=b, b_to_scene=b_to_scene, ground_a=ground_a, ground_b=ground_b, observed=observed,
     )
     result.warnings[:0] = warnings
     return result

@@ -143,6 +143,8 @@ def match_detections(
     err3 = 3.0 * registration.error_px
     min_px = s.remain_tolerance_min_m / gsd_m if gsd_m else 0.0
     n, m = len(dets_a), len(dets_b)
+    seen_b_for_a = _visible(visible_b, boxes_a)
+    seen_a_for_b = _visible(visible_a, boxes_b)
     cost = np.full((n, m), np.inf)
     info: dict[tuple[int, int], tuple[float, float, bool]] = {}
     for i, (da, ba) in enumerate(zip(dets_a, boxes_a, strict=True)):
@@ -161,6 +163,8 @@ def match_detections(
             ga, gb = group_of(da), group_of(db)
             if not remained and ga != gb and da.category not in (ga, gb):
                 continue  # a move keeps the type group when both are identified
+            if not remained and not (seen_b_for_a[i] and seen_a_for_b[j]):
+                continue  # a move needs the old spot seen empty and the new spot seen empty before
             cost[i, j] = dist / radius + (1.0 - iou)
             info[(i, j)] = (dist, iou, remained)
     pairs: dict[int, int] = {}
@@ -168,8 +172,6 @@ def match_detections(
         finite = np.where(np.isfinite(cost), cost, 1e6)
         rows, cols = linear_sum_assignment(finite)
         pairs = {int(r): int(c) for r, c in zip(rows, cols, strict=True) if (int(r), int(c)) in info}
-    seen_b_for_a = _visible(visible_b, boxes_a)
-    seen_a_for_b = _visible(visible_a, boxes_b)
     out: list[ObjectChange] = []
     for i, da in enumerate(dets_a):
         zone = zone_of(boxes_a[i].cx, boxes_a[i].cy) if zone_of else None

@@ -55,6 +55,9 @@ class CompareSettings(BaseSettings):
         unchanged_max_object_changes: "largely unchanged" allows at most this many arrivals +
             departures + moves ...
         unchanged_max_pct_changed: ... and at most this percentage of the overlap changed.
+        min_observed_fraction: passes that observed at most this fraction of the site in common
+            (valid pixels, see :mod:`sitewatch.imagery.validity`) are "not observed": no count or
+            change is stated.
     """
 
     model_config = SettingsConfigDict(env_prefix="SITEWATCH_COMPARE_", extra="ignore")
@@ -86,3 +89,4 @@ class CompareSettings(BaseSettings):
     max_cloud_fraction: float = Field(default=0.5, ge=0, le=1)
     unchanged_max_object_changes: int = Field(default=0, ge=0)
     unchanged_max_pct_changed: float = Field(default=1.0, ge=0)
+    min_observed_fraction: float = Field(default=0.01, ge=0, lt=1)

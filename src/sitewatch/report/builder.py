@@ -88,7 +88,7 @@ def pass_summary(p: Pass, label: str) -> PassSummary:
         crs=p.crs,
         georeferenced=p.crs is not None and p.transform is not None,
         simulated=p.simulated,
-        aoi_coverage=p.aoi_coverage,
+        aoi_coverage=p.seen_coverage if p.aoi_coverage is not None else None,
         platform=p.metadata.get("platform"),
         counts=p.counts(),
         detection_ids=[d.id for d in p.detections if d.id is not None],
@@ -308,7 +308,8 @@ def _limitations(passes: Sequence[PassSummary], comparisons: Sequence[Comparison
         if p.gsd_m is None:
             out.append(f"Pass {p.label} has no known ground sample distance: objects were not measured or identified.")
         if p.aoi_coverage is not None and p.aoi_coverage < LOW_COVERAGE:
-            out.append(f"Pass {p.label} covers {p.aoi_coverage:.0%} of the site AOI: objects outside it are not counted.")
+            out.append(f"Pass {p.label} observed {p.aoi_coverage:.0%} of the site AOI with valid pixels: objects elsewhere are "
+                       "not observed and not counted.")
     for c in comparisons:
         out.extend(f"Comparison {c.label}: {w}" for w in c.warnings)
     out.extend(extra)

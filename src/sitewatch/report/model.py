@@ -44,7 +44,8 @@ class PassSummary(BaseModel):
     Attributes:
         label: short label used in tables and footnotes (``"P1"`` oldest).
         gsd_m: metres per pixel, or None.
-        aoi_coverage: fraction of the site's AOI the scene covers, 0..1; None when unknown (pixel-space pass).
+        aoi_coverage: fraction of the site's AOI the scene observed with valid pixels (the image outline's share for
+            passes stored before that was measured), 0..1; None when unknown (pixel-space pass).
         detection_ids: store ids of its detections (what footnotes may cite).
     """
 

@@ -46,7 +46,7 @@ def _v1_passes_detections(conn: Connection) -> None:
                     "run 'CREATE EXTENSION postgis' as a superuser"
                 ) from e
     md = MetaData()
-    passes = sc.passes_table(md, dialect)
+    passes = sc.passes_table(md, dialect, version=1)
     detections = Table("detections", md, *sc.detection_columns(dialect, version=1), sqlite_autoincrement=True)
     passes.create(conn)
     detections.create(conn)
@@ -88,6 +88,18 @@ def _v5_watch(conn: Connection) -> None:
         table.create(conn)
 
 
+def _v6_observed_scene_hash(conn: Connection) -> None:
+    """v6: ``passes.observed``/``observed_coverage``/``zone_coverage`` (valid-pixel coverage) and ``scene_hash``.
+
+    Passes stored before v6 keep these NULL: their coverage is the image outline's (unknown validity).
+    """
+    for col in sc.pass_columns_v6(conn.dialect.name):
+        kind = col.type.compile(dialect=conn.dialect)
+        conn.execute(text(f"ALTER TABLE passes ADD COLUMN {col.name} {kind}"))
+    passes = sc.passes_table(MetaData(), conn.dialect.name, version=6)
+    Index("ix_passes_site_scene_hash", passes.c.site, passes.c.scene_hash).create(conn)
+
+
 #: Ordered migrations: ``MIGRATIONS[i]`` upgrades version ``i`` to ``i + 1``.
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _v1_passes_detections,
@@ -95,6 +107,7 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _v3_best_type_role,
     _v4_document_hash,
     _v5_watch,
+    _v6_observed_scene_hash,
 )
 assert len(MIGRATIONS) == sc.SCHEMA_VERSION
 

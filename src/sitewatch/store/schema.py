@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeEngine
 
 #: Current schema version; :mod:`sitewatch.store.migrations` brings any older store up to it.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 WGS84_SRID = 4326
 
@@ -51,8 +51,8 @@ def geometry_type(dialect_name: str, kind: str = "GEOMETRY") -> TypeEngine:
     return Text()
 
 
-def passes_table(metadata: MetaData, dialect_name: str) -> Table:
-    """One image of one site at one time (unchanged since schema v1)."""
+def passes_table(metadata: MetaData, dialect_name: str, version: int = SCHEMA_VERSION) -> Table:
+    """One image of one site at one time, as at schema ``version`` (1 or later)."""
     return Table(
         "passes",
         metadata,
@@ -69,9 +69,22 @@ def passes_table(metadata: MetaData, dialect_name: str) -> Table:
         Column("simulated", Boolean, nullable=False, default=False),
         Column("metadata", JSON),
         Column("created", DateTime(timezone=True), nullable=False),
+        *(pass_columns_v6(dialect_name) if version >= 6 else []),
         UniqueConstraint("site", "scene_path", name="uq_passes_site_scene"),
         sqlite_autoincrement=True,  # never reuse the id of a deleted or replaced pass
     )
+
+
+def pass_columns_v6(dialect_name: str) -> list[Column]:
+    """Columns added to ``passes`` in v6: what valid pixels observed, and the scene's content hash."""
+    return [
+        # the part of the AOI seen by valid pixels (WGS84), its share of the AOI and of each zone (0..1)
+        Column("observed", geometry_type(dialect_name)),
+        Column("observed_coverage", Float),
+        Column("zone_coverage", JSON),
+        # SHA-256 of the scene file's bytes ("sha256:<hex>"), or None for remote scenes
+        Column("scene_hash", String(80)),  # indexed with the site (migration v6)
+    ]
 
 
 def detection_columns(dialect_name: str, version: int = SCHEMA_VERSION) -> list[Column]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import shapely
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import Connection, Engine, create_engine, delete, event, func, select
+from sqlalchemy import Connection, Engine, create_engine, delete, event, func, or_, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
@@ -217,7 +217,8 @@ class Store:
     def save_pass(self, p: Pass) -> int:
         """Store a pass and its detections in ONE transaction; return its id (also set on ``p.id``).
 
-        An existing pass of the same ``(site, scene_path)`` is replaced (rescan). If anything fails,
+        An existing pass of the same site and the same scene — same ``scene_path`` or same
+        ``scene_hash`` (the same bytes under another name) — is replaced (rescan). If anything fails,
         nothing changes.
 
         Raises:
@@ -238,9 +239,16 @@ class Store:
             "simulated": bool(p.simulated),
             "metadata": _json(p.metadata or {}),
             "created": created,
+            "observed": self._geom_in(p.observed_wkt),
+            "observed_coverage": None if p.observed_coverage is None else float(p.observed_coverage),
+            "zone_coverage": _json(p.zone_coverage or {}),
+            "scene_hash": p.scene_hash,
         }
         with self._guard(f"save pass of {p.scene_path}"), self.engine.begin() as conn:
-            old = conn.execute(select(t.c.id).where(t.c.site == p.site, t.c.scene_path == p.scene_path)).scalars().all()
+            same = t.c.scene_path == p.scene_path
+            if p.scene_hash is not None:
+                same = or_(same, t.c.scene_hash == p.scene_hash)
+            old = conn.execute(select(t.c.id).where(t.c.site == p.site, same)).scalars().all()
             if old:
                 conn.execute(delete(self.schema.detections).where(self.schema.detections.c.pass_id.in_(old)))
                 conn.execute(delete(t).where(t.c.id.in_(old)))
@@ -299,6 +307,7 @@ class Store:
 
     def _pass(self, r: Any, detections: list[Detection]) -> Pass:
         fp = self._geom_out(r.footprint)
+        obs = self._geom_out(r.observed)
         return Pass(
             site=r.site,
             scene_path=r.scene_path,
@@ -314,6 +323,10 @@ class Store:
             detections=detections,
             id=r.id,
             created=_utc(r.created),
+            observed_wkt=None if obs is None else obs.wkt,
+            observed_coverage=r.observed_coverage,
+            zone_coverage=dict(r.zone_coverage or {}),
+            scene_hash=r.scene_hash,
         )
 
     def _load(self, conn: Connection, where: Any) -> list[Pass]:
