@@ -144,11 +144,16 @@ def pack_arrays(groups: dict[str, list[CachedImage]], quality: int) -> tuple[dic
 
 def unpack_arrays(arrays: dict[str, np.ndarray], names: list[str], datasets: list[str]) -> dict[str, list[CachedImage]]:
     """Cached images by split from the arrays of :func:`pack_arrays` (images decoded)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     heli = CATEGORIES.index("helicopter")
     out: dict[str, list[CachedImage]] = {s: [] for s in SPLITS}
     io, oo = arrays["image_offsets"], arrays["object_offsets"]
+    # OpenCV decodes without holding the GIL: one thread per core.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        decoded = list(pool.map(lambda i: decode_image(arrays["image_bytes"][io[i] : io[i + 1]]), range(len(names))))
     for i, name in enumerate(names):
-        rgb = decode_image(arrays["image_bytes"][io[i] : io[i + 1]])
+        rgb = decoded[i]
         if tuple(rgb.shape[:2]) != tuple(int(v) for v in arrays["shape"][i]):
             raise ModelError(f"pack image {name}: decoded as {rgb.shape[:2]}, stored as {tuple(arrays['shape'][i])}")
         cats, difficult = arrays["cats"][oo[i] : oo[i + 1]], arrays["difficult"][oo[i] : oo[i + 1]]
