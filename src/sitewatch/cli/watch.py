@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -42,21 +43,28 @@ def _line(res) -> str:  # noqa: ANN001 - a CycleResult
     return "watch cycle: " + ", ".join(parts) + (" (stopped)" if res.stopped else "")
 
 
+def _when(iso: str | None) -> str:
+    """An ISO time as ``YYYY-MM-DD HH:MM:SS`` (UTC), or ``-``."""
+    if not iso:
+        return "-"
+    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def _print_status(st: dict) -> None:
     t = Table(title="Watched sources")
-    for col in ("site", "source", "last poll", "last ok", "items", "error"):
+    for col in ("site", "source", "last poll (UTC)", "last ok (UTC)", "items", "error"):
         t.add_column(col, overflow="fold")
     for s in st["sources"]:
         items = ", ".join(f"{n} {k}" for k, n in sorted(s["items"].items())) or "-"
         err = f"[red]{escape(s['error'])}[/] ({s['failures']}x)" if s["error"] else ""
-        t.add_row(s["site"], escape(s["source"]), s["last_poll"] or "-", s["last_ok"] or "-", items, err)
+        t.add_row(s["site"], escape(s["source"]), _when(s["last_poll"]), _when(s["last_ok"]), items, err)
     out_console.print(t)
     if st["failures"]:
         f = Table(title="Failed items")
         for col in ("site", "item", "status", "attempts", "next attempt", "error"):
             f.add_column(col, overflow="fold")
         for r in st["failures"]:
-            f.add_row(r["site"], escape(r["item"]), r["status"], str(r["attempts"]), r["next_attempt"] or "-", escape(r["error"] or ""))
+            f.add_row(r["site"], escape(r["item"]), r["status"], str(r["attempts"]), _when(r["next_attempt"]), escape(r["error"] or ""))
         out_console.print(f)
     d = st["deliveries"]
     out_console.print(f"alerts: {st['alerts']}; deliveries: {d['sent']} sent, {d['pending']} pending, {d['failed']} failed")
