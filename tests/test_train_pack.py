@@ -69,7 +69,7 @@ def test_pack_trains_without_sitewatch_and_exports(data_dir: Path, tmp_path: Pat
         assert (pack / rel).is_file(), rel
 
     done = _run_trainer(
-        pack, "--device", "cpu", "--steps", "3", "--batch", "2", "--size", "64", "--workers", "0", "--threads", "1",
+        pack, "--device", "cpu", "--steps", "3", "--batch", "2", "--size", "64", "--workers", "1", "--threads", "1",
         "--val-crops", "4", "--log-every", "1",
     )
     assert done.returncode == 0, done.stderr + done.stdout
@@ -89,7 +89,7 @@ def test_pack_trains_without_sitewatch_and_exports(data_dir: Path, tmp_path: Pat
     assert meta["steps_seen"] == "3" and meta["crops_seen"] == "6"
     history = json.loads(meta["train_history"])
     # The pack's command (here pytest's own command line) and the trainer's, as one history entry.
-    assert history[0].endswith(" && python train_pack.py --device cpu --steps 3 --batch 2 --size 64 --workers 0 --threads 1 --val-crops 4 --log-every 1")
+    assert history[0].endswith(" && python train_pack.py --device cpu --steps 3 --batch 2 --size 64 --workers 1 --threads 1 --val-crops 4 --log-every 1")
     capsys.readouterr()
     image = next((data_dir / "vedai" / "images").iterdir())
     main(["detect", str(image), "--model", str(model), "--gsd", "0.125", "--score", "0.01", "--json"])
