@@ -140,3 +140,14 @@ def test_pack_bad_input_gives_one_line_and_writes_nothing(data_dir: Path, tmp_pa
     else:
         assert not out.exists()
     assert not list(tmp_path.glob(".pack.partial"))
+
+
+def test_a_trainer_module_importing_an_unpacked_module_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sitewatch.detect.train import pack
+    from sitewatch.errors import ModelError
+
+    # data.py pastes chips with paste.py: a pack without paste.py would fail on the GPU machine.
+    monkeypatch.setattr(pack, "TRAINER_MODULES", tuple(m for m in pack.TRAINER_MODULES if not m.endswith("/paste.py")))
+    with pytest.raises(ModelError, match=r"sitewatch/detect/train/data.py imports sitewatch.detect.train.paste, which the training pack does not carry"):
+        pack.copy_sources(tmp_path / "lib")
+    assert not (tmp_path / "lib").exists()

@@ -54,8 +54,8 @@ MIN_QUALITY = 30
 #: Image groups of a pack and their codes in ``data.npz["split"]``.
 SPLITS = ("train", "val", "background")
 
-#: The modules the trainer runs, relative to ``src/``; their sitewatch imports at module level
-#: must be among them (checked when packing).
+#: The modules the trainer runs, relative to ``src/``; every sitewatch module they import must be
+#: among them or in :data:`NOT_PACKED` (checked when packing).
 TRAINER_MODULES = (
     "sitewatch/errors.py",
     "sitewatch/types.py",
@@ -190,11 +190,10 @@ def read_pack(pack_dir: Path) -> tuple[dict[str, Any], dict[str, list[CachedImag
 # --------------------------------------------------------------------------- sources and weights
 
 
-def _sitewatch_imports(path: Path, module_level_only: bool) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    nodes = tree.body if module_level_only else list(ast.walk(tree))
+def _sitewatch_imports(path: Path) -> set[str]:
+    """The sitewatch modules a source file imports, at module level or inside functions."""
     names: set[str] = set()
-    for node in nodes:
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
         elif isinstance(node, ast.Import):
@@ -213,7 +212,7 @@ def copy_sources(lib: Path) -> list[str]:
 
     packed = {m.removesuffix(".py").replace("/", ".") for m in TRAINER_MODULES}
     for rel in TRAINER_MODULES:
-        for name in _sitewatch_imports(_SRC / rel, module_level_only=False) - packed - NOT_PACKED:
+        for name in _sitewatch_imports(_SRC / rel) - packed - NOT_PACKED:
             raise ModelError(f"{rel} imports {name}, which the training pack does not carry (add it to TRAINER_MODULES)")
     written: list[str] = []
     for rel in TRAINER_MODULES:
