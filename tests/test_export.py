@@ -61,7 +61,8 @@ def _passes() -> list[Pass]:
               detections=[_det(400, 300, "aircraft", cands=(IL76,), m=m, id=1), _det(900, 700, "small-vehicle", id=2)], id=1, simulated=True)  # fmt: skip
     p2 = Pass("base", "=HYPERLINK(\"http://x\")", datetime(2024, 2, 3, 9, 0, tzinfo=UTC), **common,
               detections=[_det(400, 300, "aircraft", cands=(IL76,), m=m, id=3), _det(1500, 300, "helicopter", cands=(SU24,), id=4)], id=2)  # fmt: skip
-    pix = Pass("base", "shot.png", None, None, 0.0, 0.5, "m 1", detections=[Detection(OrientedBox(3, 4, 20, 10, 0), "ship", 0.5, id=5)], id=3)
+    # pixel space: no coverage, no georeference
+    pix = Pass("base", "shot.png", None, None, None, 0.5, "m 1", detections=[Detection(OrientedBox(3, 4, 20, 10, 0), "ship", 0.5, id=5)], id=3)
     return [p1, p2, pix]
 
 

@@ -297,7 +297,7 @@ def _write_gpkg(job: ExportJob, path: Path) -> None:
                 "simulated": [bool(p.simulated) for p in passes],
                 "model": [p.model for p in passes],
                 "gsd_m": pd.array([p.gsd_m for p in passes], dtype="Float64"),
-                "aoi_coverage": [float(p.aoi_coverage) for p in passes],
+                "aoi_coverage": pd.array([p.aoi_coverage for p in passes], dtype="Float64"),  # None in pixel space
                 "detections": [len(p.detections) for p in passes],
             },
             geometry=gpd.GeoSeries([shapely.from_wkt(p.footprint_wkt) if p.footprint_wkt else None for p in passes], crs=WGS84),

@@ -68,7 +68,8 @@ def pass_item(p: Pass, detections: gpd.GeoDataFrame) -> pystac.Item:
         datetime=p.acquired.astimezone(UTC),
         properties={
             "title": f"{p.site} pass {p.id}" + (" (SIMULATED imagery)" if p.simulated else ""),
-            "description": f"{len(p.detections)} detections by {p.model}; {p.aoi_coverage:.0%} of the site's AOI covered",
+            "description": f"{len(p.detections)} detections by {p.model}"
+            + (f"; {p.aoi_coverage:.0%} of the site's AOI covered" if p.aoi_coverage is not None else ""),
         },
     )
     if p.gsd_m:
