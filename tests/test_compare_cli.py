@@ -61,3 +61,16 @@ def test_timeline_cli(store_with_pair: str) -> None:
     assert [e["counts"] for e in entries] == [{"aircraft": 2}, {"aircraft": 2}]
     assert entries[0]["changes"] is None
     assert entries[1]["changes"]["aircraft"] == {"arrived": 1, "departed": 1, "moved": 0, "remained": 1}
+
+
+def test_compare_change_map_not_replaced_without_overwrite(store_with_pair: str, tmp_path: Path) -> None:
+    out = tmp_path / "change.tif"
+    out.write_text("mine")
+    r = run("compare", "test", "--store", store_with_pair, "-o", str(out))
+    assert r.returncode == 2 and r.stderr.strip() == f"error: {out}: exists; use --overwrite to replace it"
+    assert out.read_text() == "mine"
+    r = run("compare", "test", "--store", store_with_pair, "-o", str(out), "--overwrite")
+    assert r.returncode == 0, r.stderr
+    with rasterio.open(out) as ds:
+        assert ds.count == 1 and ds.nodata == 255
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary files left

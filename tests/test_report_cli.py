@@ -27,6 +27,21 @@ def test_missing_folder_is_one_line(tmp_path, capsys) -> None:
     assert err.count("\n") == 1 and "does not exist" in err and "Traceback" not in err
 
 
+def test_existing_outputs_are_not_replaced_without_overwrite(tmp_path, capsys) -> None:
+    import os
+
+    (tmp_path / "r.html").write_text("mine")
+    code, _, err = _run(["report", "hmeimim", "-o", str(tmp_path / "r.html")], capsys)
+    assert code == 2 and err.strip() == f"error: {tmp_path / 'r.html'}: exists; use --overwrite to replace it"
+    (tmp_path / "t2.json").write_text("twin")  # the JSON twin is protected too
+    code, _, err = _run(["report", "hmeimim", "-o", str(tmp_path / "t2.pdf")], capsys)
+    assert code == 2 and err.strip() == f"error: {tmp_path / 't2.json'}: exists; use --overwrite to replace it"
+    os.mkfifo(tmp_path / "p.html")
+    code, _, err = _run(["report", "hmeimim", "-o", str(tmp_path / "p.html"), "--overwrite"], capsys)
+    assert code == 2 and err.strip() == f"error: {tmp_path / 'p.html'}: exists and is a named pipe; report not written"
+    assert (tmp_path / "r.html").read_text() == "mine" and (tmp_path / "t2.json").read_text() == "twin"
+
+
 def test_report_end_to_end_from_store(tmp_path, capsys) -> None:
     """SIMULATED passes scanned into a store → compare → assess → report, with every footnote resolving."""
     import json
