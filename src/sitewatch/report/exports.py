@@ -285,7 +285,8 @@ def _write_csv(job: ExportJob, path: Path) -> None:
 
 def _write_gpkg(job: ExportJob, path: Path) -> None:
     """GeoPackage: ``detections`` (with pass columns), ``passes`` (scanned footprints), ``aoi`` and ``zones``."""
-    pyogrio.write_dataframe(job.frame, path, driver="GPKG", layer="detections", geometry_type="Polygon")
+    # GeoPackage 1.2: what GDAL < 3.8 (e.g. Debian 12's 3.6) reads without a version warning
+    pyogrio.write_dataframe(job.frame, path, driver="GPKG", layer="detections", geometry_type="Polygon", dataset_options={"VERSION": "1.2"})
     passes = [p for p in job.passes]
     if passes:
         pframe = gpd.GeoDataFrame(
