@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
+import numpy as np
 import pytest
 
 from detect_support import write_block_model
@@ -116,6 +117,12 @@ def test_stac_api_cycle_alerts_on_every_channel(tmp_path: Path, servers: Servers
         assert ev["pass"]["counts"]["aircraft"] == 8 and ev["previous_pass"]["counts"]["aircraft"] == 20
         assert drop.payload["indicator"]["values"]["count_change"] == -12
         assert Path(ev["report"]).is_file() and ev["report"].endswith(f"watchbase-pass{passes[1].id}.html")
+        # chips of the departed aircraft, cut from the previous pass (6 of the 12), with the red box drawn
+        assert [(c["status"], c["pass_id"]) for c in ev["chips"]] == [("departed", passes[0].id)] * 6
+        from PIL import Image
+
+        chip = np.asarray(Image.open(ev["chips"][0]["path"]).convert("RGB"))
+        assert chip.shape == (256, 256, 3) and ((chip == (255, 30, 30)).all(axis=2)).sum() > 50
         n = len(kinds)
         # every alert went out once on each channel
         assert res.delivered == 4 * n

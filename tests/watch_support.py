@@ -1,7 +1,7 @@
 """Loopback servers and synthetic passes for the watch tests.
 
-* :func:`block_pass`: an 800 x 600 px UTM GeoTIFF (tiled, a COG layout) near Hmeimim at 0.5 m with
-  ``n`` bright 4x4 blocks on a grid: the block model of :mod:`detect_support` finds exactly ``n`` aircraft.
+* :func:`block_pass`: an 800 x 600 px UTM GeoTIFF (tiled, a COG layout) near Hmeimim at 0.5 m, dark
+  grey ground with ``n`` pure red 4x4 blocks on a grid: the block model of :mod:`detect_support` finds exactly ``n`` aircraft.
 * :class:`Servers`: a STAC API (``_stac_api.py``, uvicorn, own process) and a static HTTP server with
   Range support (``_http_stub.py``, own process: GDAL ``/vsicurl/`` reads the COGs from it).
 * :class:`WebhookReceiver`: a local HTTP receiver that checks the HMAC-SHA256 signature of each POST.
@@ -50,9 +50,9 @@ def add_watch_site(name: str = "watchbase") -> Site:
 
 def block_pass(path: Path, n: int, acquired: datetime, *, transform: Affine = UTM_T) -> Path:
     """Write a pass with ``n`` blocks (see module docstring) and return its path."""
-    rgb = np.zeros((600, 800, 3), np.uint8)
+    rgb = np.full((600, 800, 3), 30, np.uint8)  # dark grey ground: observed (not zero fill), no aircraft score
     for x, y in GRID[:n]:
-        rgb[y : y + 4, x : x + 4, 0] = 255
+        rgb[y : y + 4, x : x + 4] = (255, 0, 0)
     profile = dict(driver="GTiff", width=800, height=600, count=3, dtype="uint8", crs=UTM, transform=transform,
                    tiled=True, blockxsize=256, blockysize=256, compress="deflate")  # fmt: skip
     with rasterio.open(path, "w", **profile) as dst:

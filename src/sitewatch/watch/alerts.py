@@ -29,6 +29,7 @@ def evidence(new: Pass, previous: Pass | None, comparison: Any, report: str | No
         "previous_pass": None,
         "changes": None,
         "report": report,
+        "chips": [],
     }
     if previous is not None:
         ev["previous_pass"] = {"id": previous.id, "scene": previous.scene_path,

@@ -201,6 +201,7 @@ class WatchConfig(_Model):
     retry: Retry = Retry()
     model: str | None = Field(None, description="detector model name or .onnx path (default: the bundled model)")
     reports: Path | None = Field(None, description="folder for the HTML report written with each alerting pass")
+    chips: int = Field(6, ge=0, le=50, description="with reports: image chips of at most this many arrived and departed objects")
     read_pixels: bool = Field(True, description="compare passes on their pixels too (registration, pixel change)")
 
     @model_validator(mode="after")

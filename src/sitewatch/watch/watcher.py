@@ -35,6 +35,7 @@ from sitewatch.errors import CoverageError, GeoreferenceError, SceneError, Sitew
 from sitewatch.store import Store
 from sitewatch.store.watchstate import DONE, FAILED, RETRY, SKIPPED, ItemRecord, WatchLedger
 from sitewatch.types import Pass
+from sitewatch.watch._chips import change_chips
 from sitewatch.watch.alerts import alerts_for, evidence
 from sitewatch.watch.channels import AlertChannel, DeliveryError, make_channels
 from sitewatch.watch.config import SiteWatch, WatchConfig
@@ -189,6 +190,9 @@ class Watcher:
         found = alerts_for(a_before, a_after, w.cfg.rules, ev)
         if found and self.config.reports is not None:
             ev["report"] = self._report(w, new)
+            if comparison is not None and previous is not None and self.config.chips:
+                folder = self.config.reports.expanduser() / w.site.name / "chips"
+                ev["chips"] = change_chips(comparison, previous, new, folder, self.config.chips)
         return found
 
     def _report(self, w: _Watched, p: Pass) -> str | None:
