@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from shapely.geometry import Polygon
+from starlette.concurrency import run_in_threadpool
 
 from sitewatch.api._params import PathId, parse_bbox, parse_time
 from sitewatch.api.context import ServerContext
@@ -30,16 +31,16 @@ def ctx_of(request: Request) -> ServerContext:
 
 
 class DetectionFilter:
-    """The query filters shared by the detections endpoints."""
+    """The query filters shared by the detections endpoints (built by :func:`detection_filter`)."""
 
     def __init__(
         self,
-        bbox: Annotated[str | None, Query(description="W,S,E,N in WGS84 degrees: footprints intersecting it")] = None,
-        category: Annotated[str | None, Query(description=f"one of {', '.join(CATEGORIES)}")] = None,
-        type: Annotated[str | None, Query(description="best type id, e.g. su-24")] = None,  # noqa: A002 - API field name
-        min_score: Annotated[float, Query(ge=0.0, le=1.0, description="lowest detector score")] = 0.0,
-        limit: Annotated[int, Query(ge=1, le=10_000, description="features per page")] = DEFAULT_PAGE,
-        offset: Annotated[int, Query(ge=0, description="features skipped")] = 0,
+        bbox: str | None,
+        category: str | None,
+        type: str | None,  # noqa: A002 - API field name
+        min_score: float,
+        limit: int,
+        offset: int,
     ) -> None:
         if category is not None and category not in CATEGORIES:
             raise BadParameterError("category", f"{category!r}: expected one of {', '.join(CATEGORIES)}")
@@ -55,6 +56,18 @@ class DetectionFilter:
         if d.score < self.min_score:
             return False
         return self.area is None or (d.footprint is not None and self.area.intersects(Polygon(d.footprint)))
+
+
+async def detection_filter(
+    bbox: Annotated[str | None, Query(description="W,S,E,N in WGS84 degrees: footprints intersecting it")] = None,
+    category: Annotated[str | None, Query(description=f"one of {', '.join(CATEGORIES)}")] = None,
+    type: Annotated[str | None, Query(description="best type id, e.g. su-24")] = None,  # noqa: A002 - API field name
+    min_score: Annotated[float, Query(ge=0.0, le=1.0, description="lowest detector score")] = 0.0,
+    limit: Annotated[int, Query(ge=1, le=10_000, description="features per page")] = DEFAULT_PAGE,
+    offset: Annotated[int, Query(ge=0, description="features skipped")] = 0,
+) -> DetectionFilter:
+    """FastAPI dependency: the detections filters of a request (async: no thread for a cheap parse)."""
+    return DetectionFilter(bbox, category, type, min_score, limit, offset)
 
 
 def feature_page(
@@ -89,19 +102,23 @@ def delete_pass(request: Request, pass_id: PathId) -> Response:
 
 @router.get("/passes/{pass_id}/detections", dependencies=[Depends(require_read)], response_class=Response,
             responses={200: {"content": {GEOJSON: {}}}})  # fmt: skip
-def pass_detections(request: Request, pass_id: PathId, f: Annotated[DetectionFilter, Depends()]) -> Response:
+async def pass_detections(request: Request, pass_id: PathId, f: Annotated[DetectionFilter, Depends(detection_filter)]) -> Response:
     """The detections of a pass as GeoJSON (WGS84 footprints; null geometry in pixel space), paged.
 
     Pages are cached per version of the pass (its id and storage time, checked on every request).
     """
     ctx = ctx_of(request)
-    key = (pass_id, ctx.store.pass_stamp(pass_id), tuple(sorted(request.query_params.multi_items())))
+    stamp = await run_in_threadpool(ctx.store.pass_stamp, pass_id)
+    key = (pass_id, stamp, tuple(sorted(request.query_params.multi_items())))
+    body = ctx.pages.peek(key)
+    if body is None:
 
-    def make() -> bytes:
-        p = ctx.store.get_pass(pass_id)
-        return _encode(feature_page(request, [(p, d) for d in p.detections if f.keep(d)], f))
+        def make() -> bytes:
+            p = ctx.store.get_pass(pass_id)
+            return _encode(feature_page(request, [(p, d) for d in p.detections if f.keep(d)], f))
 
-    return Response(ctx.pages.get_or_make(key, make), media_type=GEOJSON)
+        body = await run_in_threadpool(ctx.pages.get_or_make, key, make)
+    return Response(body, media_type=GEOJSON)
 
 
 def _encode(obj: Any) -> bytes:
@@ -125,7 +142,7 @@ def _in_time(passes: Iterable[Pass], start: datetime | None, end: datetime | Non
 def site_detections(
     request: Request,
     name: str,
-    f: Annotated[DetectionFilter, Depends()],
+    f: Annotated[DetectionFilter, Depends(detection_filter)],
     start: Annotated[str | None, Query(description="passes acquired at or after (ISO 8601, UTC)")] = None,
     end: Annotated[str | None, Query(description="passes acquired at or before (ISO 8601, UTC)")] = None,
 ) -> dict[str, Any]:

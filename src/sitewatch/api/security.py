@@ -31,14 +31,14 @@ def _check(request: Request, token: str) -> None:
         raise AuthenticationError("wrong token")
 
 
-def require_read(request: Request) -> None:
+async def require_read(request: Request) -> None:
     """FastAPI dependency of every read: the token when one is configured."""
     ctx: ServerContext = request.app.state.ctx
     if ctx.settings.token:
         _check(request, ctx.settings.token)
 
 
-def require_write(request: Request) -> None:
+async def require_write(request: Request) -> None:
     """FastAPI dependency of every write: always the token.
 
     Raises:
