@@ -265,3 +265,35 @@ def test_pixel_space_pass_of_a_site_not_on_the_watchlist(store_url: str, tmp_pat
         assert Image.open(io.BytesIO(r.content)).size == (100, 100)
         t = c.get(f"/api/passes/{pid}/tiles/10/600/400.png")
         assert t.status_code == 422 and "image.jpg" in t.json()["detail"]
+
+
+def test_tiles_of_a_screenshot_placed_with_its_stored_transform(tmp_path: Path) -> None:
+    """A scene file without georeference (a screenshot placed with --center) is tiled with the CRS
+    and transform stored on its pass: the same pixels land where the georeferenced copy puts them."""
+    import io
+    import math
+    from dataclasses import replace
+
+    import numpy as np
+    import rasterio
+    from PIL import Image
+
+    from api_support import TRANSFORM, make_pass, write_scene
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    geo = write_scene(tmp_path / "geo.tif")
+    with rasterio.open(geo) as src:
+        rgb = src.read()
+    shot = tmp_path / "shot.png"
+    with rasterio.open(shot, "w", driver="PNG", width=200, height=200, count=3, dtype="uint8") as dst:
+        dst.write(rgb)
+    with open_store(url) as store:
+        a = store.save_pass(make_pass(geo, None, []))
+        b = store.save_pass(replace(make_pass(shot, None, []), scene_path=str(shot), transform=tuple(TRANSFORM)[:6]))
+    z = 17
+    lon, lat = TRANSFORM * (50, 50)
+    x = int((lon + 180) / 360 * 2**z)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * 2**z)
+    with client_for(url, tmp_path) as c:
+        tiles = [np.asarray(Image.open(io.BytesIO(c.get(f"/api/passes/{p}/tiles/{z}/{x}/{y}.png").content)).convert("RGBA")) for p in (a, b)]
+    assert tiles[0][..., 3].any() and (tiles[0] == tiles[1]).all()

@@ -1,8 +1,8 @@
 """Pixels of each pass's scene for the map: web-mercator XYZ tiles (rio-tiler) and a whole-image preview.
 
 Tiles read the scene a pass was scanned from (its stored path, never a path from the request).
-A scene without its own georeference (a screenshot placed with ``--center``) is warped with the
-CRS and transform stored on the pass (a rasterio :class:`~rasterio.vrt.WarpedVRT`). Pixel-space
+A scene without its own georeference (a screenshot placed with ``--center``) gets the CRS and
+transform stored on the pass, attached in a GDAL VRT around the file, before it is warped. Pixel-space
 passes have no ground position: the map shows them in image pixels from ``image.jpg``.
 """
 
@@ -61,7 +61,6 @@ def _dataset(p: Pass) -> Iterator[Any]:
     """
     from affine import Affine
     from rasterio.crs import CRS
-    from rasterio.vrt import WarpedVRT
 
     if p.crs is None or p.transform is None:
         raise BadParameterError("pass_id", f"pass {p.id} is in image pixels (no georeference): use /api/passes/{p.id}/image.jpg")
@@ -71,9 +70,29 @@ def _dataset(p: Pass) -> Iterator[Any]:
         except rasterio.errors.RasterioIOError as e:
             raise SceneError(f"scene of pass {p.id} cannot be read: {p.scene_path} ({str(e).splitlines()[0]})") from e
         if src.crs is None:
-            crs = CRS.from_user_input(p.crs)
-            src = stack.enter_context(WarpedVRT(src, src_crs=crs, src_transform=Affine(*p.transform[:6]), crs=crs))
+            vrt = _georeferenced_vrt(src, CRS.from_user_input(p.crs), Affine(*p.transform[:6]))
+            src.close()
+            src = stack.enter_context(rasterio.open(vrt))
         yield src
+
+
+def _georeferenced_vrt(src: Any, crs: Any, transform: Any) -> str:
+    """A GDAL VRT (XML text) of ``src`` with the given CRS and pixel → CRS transform.
+
+    GDAL cannot warp a file that has no geotransform even when one is supplied, so the stored
+    georeference of the pass is attached in a VRT wrapped around the file (nothing is copied).
+    """
+    from xml.sax.saxutils import escape
+
+    gt = ", ".join(repr(float(v)) for v in transform.to_gdal())
+    dtype = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "float32": "Float32"}.get(src.dtypes[0], "Byte")
+    bands = "".join(
+        f'<VRTRasterBand dataType="{dtype}" band="{i}"><SimpleSource><SourceFilename relativeToVRT="0">'
+        f"{escape(str(src.name))}</SourceFilename><SourceBand>{i}</SourceBand></SimpleSource></VRTRasterBand>"
+        for i in range(1, src.count + 1)
+    )
+    return (f'<VRTDataset rasterXSize="{src.width}" rasterYSize="{src.height}"><SRS>{escape(crs.to_wkt())}</SRS>'
+            f"<GeoTransform>{gt}</GeoTransform>{bands}</VRTDataset>")  # fmt: skip
 
 
 def _bands(src: Any) -> list[int]:
