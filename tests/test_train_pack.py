@@ -81,15 +81,24 @@ def test_pack_trains_without_sitewatch_and_exports(data_dir: Path, tmp_path: Pat
     val = json.loads((pack / "run" / "val_loss.json").read_text())
     assert val["step"] == 3 and val["val_loss_before"] > 0 and val["val_loss_after"] > 0
 
+    # Continued to 5 steps: the run's own crop size and batch, the loss of the same checkpoint again.
+    done = _run_trainer(pack, "--device", "cpu", "--steps", "5", "--workers", "0", "--threads", "1", "--val-crops", "4", "--resume")
+    assert done.returncode == 0, done.stderr + done.stdout
+    again = json.loads((pack / "run" / "val_loss.json").read_text())
+    assert again["step"] == 5 and again["size"] == 64 and again["crops_seen"] == "10"
+    assert again["val_loss_before"] == val["val_loss_after"]
+
     model = tmp_path / "model.onnx"
     main(["train", "export", str(ckpt), "-o", str(model)])
     from sitewatch.detect.train.export import read_metadata
 
     meta = read_metadata(model)
-    assert meta["steps_seen"] == "3" and meta["crops_seen"] == "6"
+    assert meta["steps_seen"] == "5" and meta["crops_seen"] == "10"
     history = json.loads(meta["train_history"])
-    # The pack's command (here pytest's own command line) and the trainer's, as one history entry.
+    # The pack's command (here pytest's own command line) with the first run, then the resumed run.
+    assert len(history) == 2
     assert history[0].endswith(" && python train_pack.py --device cpu --steps 3 --batch 2 --size 64 --workers 1 --threads 1 --val-crops 4 --log-every 1")
+    assert history[1] == "python train_pack.py --device cpu --steps 5 --workers 0 --threads 1 --val-crops 4 --resume"
     capsys.readouterr()
     image = next((data_dir / "vedai" / "images").iterdir())
     main(["detect", str(image), "--model", str(model), "--gsd", "0.125", "--score", "0.01", "--json"])

@@ -90,9 +90,12 @@ def validation_loss(model, images: list, size: int, crops: int, device: str, pre
 def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(HERE / "lib"))
     meta = json.loads((HERE / "pack.json").read_text(encoding="utf-8"))
-    args = _parser(meta.get("trainer", {})).parse_args(argv)
+    parser = _parser(meta.get("trainer", {}))
+    args = parser.parse_args(argv)
     if args.size % 32:
-        raise SystemExit(f"--size {args.size}: must be a multiple of 32")
+        parser.error(f"--size {args.size}: must be a multiple of 32")
+    if args.resume and not (args.out / "last.ckpt").is_file():
+        parser.error(f"{args.out / 'last.ckpt'}: nothing to resume from")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import efficientnet_lite_pytorch
     import torch
@@ -128,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     tmodel.SitewatchNet = PackedNet
 
     command = shlex.join(["python", "train_pack.py", *(sys.argv[1:] if argv is None else argv)])
-    invocation = f"{meta['command']} && {command}" if meta.get("command") else command
+    # The first run's entry in the training history names the pack it ran from.
+    invocation = f"{meta['command']} && {command}" if meta.get("command") and not args.resume else command
     extra = {
         "dataset_weights": meta.get("dataset_weights") or {},
         "invocation": invocation,
@@ -147,16 +151,22 @@ def main(argv: list[str] | None = None) -> int:
         log_every=args.log_every, pretrained=False, precision=args.precision, command=invocation, extra=extra,
     )
     precision = tloop._precision(args.precision, device)
-    before = None
-    if not args.resume:
-        before = validation_loss(PackedNet(width=cfg.width).to(device), images["val"], args.size, args.val_crops, device, precision)
-    ckpt_path = tloop.train(cfg, resume=args.resume)
+    ckpt_path = args.out / "last.ckpt"
+
+    def loss_of(state: dict | None) -> tuple[float | None, int]:
+        """Validation loss of a checkpoint (None: the initial weights) at its run's crop size."""
+        net, size = PackedNet(width=cfg.width), args.size
+        if state is not None:
+            net.load_state_dict(state["model"])
+            size = state["config"].get("size", size)
+        return validation_loss(net.to(device), images["val"], size, args.val_crops, device, precision), size
+
+    before, _ = loss_of(torch.load(ckpt_path, map_location="cpu", weights_only=False) if args.resume else None)
+    tloop.train(cfg, resume=args.resume)
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    net = tmodel.SitewatchNet(width=ckpt["config"].get("width", 64))
-    net.load_state_dict(ckpt["model"])
-    after = validation_loss(net.to(device), images["val"], args.size, args.val_crops, device, precision)
+    after, size = loss_of(ckpt)
     result = {"step": ckpt["step"], "crops_seen": ckpt["metadata"].get("crops_seen"), "val_loss_before": before, "val_loss_after": after,
-              "val_crops": args.val_crops, "size": args.size}
+              "val_crops": args.val_crops, "size": size}
     (args.out / "val_loss.json").write_text(json.dumps(result, indent=1))
     log.info("checkpoint %s: step %d, validation loss %s -> %s", ckpt_path, ckpt["step"], before, after)
     return 0
