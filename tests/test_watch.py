@@ -365,3 +365,28 @@ def test_daemon_goes_on_after_a_failed_cycle(tmp_path: Path, caplog: pytest.LogC
         w.run_forever(0.01, on_cycle=seen.append)
     assert len(calls) == 2 and len(seen) == 1 and seen[0].stopped
     assert any("watch cycle failed: store sqlite:///x.db" in r.getMessage() for r in caplog.records)
+
+
+def test_an_unexpected_error_fails_one_item_only(tmp_path: Path, detector, caplog: pytest.LogCaptureFixture) -> None:
+    add_watch_site()
+    scenes = tmp_path / "in"
+    scenes.mkdir()
+    for i, (name, n) in enumerate((("a.tif", 20), ("b.tif", 9), ("c.tif", 20))):
+        block_pass(scenes / name, n, T0 + timedelta(days=i))
+
+    class Flaky:
+        label = detector.label
+
+        def detect(self, scene, **kw):  # noqa: ANN001, ANN003
+            if scene.path.endswith("b.tif"):
+                raise RuntimeError("tile 3 exploded")
+            return detector.detect(scene, **kw)
+
+    cfg = _config([{"type": "folder", "path": str(scenes), "settle_s": 0}], [{"type": "log"}])
+    with open_store(f"sqlite:///{tmp_path / 'w.db'}") as store:
+        res = Watcher(cfg, store, detector=Flaky()).run_once()
+        assert res.failed == ["b.tif"] and len(res.passes) == 2
+        (fail,) = status(store)["failures"]
+        assert fail["status"] == "retry" and fail["error"] == "internal error (RuntimeError: tile 3 exploded)"
+        later = Watcher(cfg, store, detector=detector, clock=lambda: datetime.now(UTC) + timedelta(minutes=2)).run_once()
+        assert later.failed == [] and len(later.passes) == 1 and len(store.list_passes("watchbase")) == 3

@@ -153,7 +153,10 @@ class Watcher:
             new_alerts = self._alerts(w, p)
             ids = self.ledger.record_done(dataclasses.replace(rec, status=DONE, acquired=p.acquired or offer.acquired, pass_id=p.id,
                                                               error=None, next_attempt=None), new_alerts, self._channels_for(w))  # fmt: skip
-        except (SitewatchError, OSError) as e:
+        except Exception as e:  # noqa: BLE001 - one item never stops the watcher; non-sitewatch errors keep their traceback in the debug log
+            if not isinstance(e, SitewatchError | OSError):
+                log.debug("item %s: unexpected error", offer.item_id, exc_info=True)
+                e = SitewatchError(f"internal error ({type(e).__name__}: {e})")
             if p is not None and p.id is not None:
                 self._drop_pass(p)
             self._failed(rec, e, res)
