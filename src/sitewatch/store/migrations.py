@@ -27,6 +27,7 @@ from sqlalchemy import (
 
 from sitewatch.errors import StoreError
 from sitewatch.store import schema as sc
+from sitewatch.store._tx import writing
 
 log = logging.getLogger(__name__)
 
@@ -131,17 +132,24 @@ def upgrade(engine: Engine, target: int | None = None) -> int:
         StoreError: the store's schema is newer than this sitewatch knows.
     """
     target = sc.SCHEMA_VERSION if target is None else target
-    with engine.begin() as conn:
-        version_table = sc.schema_version_table(MetaData())
-        version_table.create(conn, checkfirst=True)
+    version_table = sc.schema_version_table(MetaData())
+    with engine.connect() as conn:  # a read first: an up-to-date (or read-only) store is never written
         version = current_version(conn)
+    if version < target and version <= sc.SCHEMA_VERSION:
+        with writing(engine) as conn:
+            version_table.create(conn, checkfirst=True)
     if version > sc.SCHEMA_VERSION:
         raise StoreError(
             f"store {engine.url.render_as_string(hide_password=True)} has schema v{version}, newer than this "
             f"sitewatch (v{sc.SCHEMA_VERSION}); upgrade sitewatch"
         )
     while version < target:
-        with engine.begin() as conn:
+        # One write transaction per migration; the version is read again inside it, so concurrent
+        # first opens of a store apply each migration once.
+        with writing(engine) as conn:
+            version = current_version(conn)
+            if version >= target:
+                break
             MIGRATIONS[version](conn)
             version += 1
             conn.execute(version_table.insert().values(version=version, applied=datetime.now(UTC)))

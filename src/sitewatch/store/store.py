@@ -27,6 +27,7 @@ from sitewatch.errors import StoreError, UnknownPassError
 from sitewatch.settings import Settings
 from sitewatch.store import migrations
 from sitewatch.store import schema as sc
+from sitewatch.store._tx import begin_sqlite, writing
 from sitewatch.types import Candidate, Detection, Measurement, OrientedBox, Pass
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,8 @@ def _pg_driver() -> str:
 
 
 def _configure_sqlite(engine: Engine) -> None:
-    """WAL journal, foreign keys, busy timeout, and real BEGIN/COMMIT around every transaction."""
+    """WAL journal, foreign keys, busy timeout, real BEGIN/COMMIT around every transaction, and
+    ``BEGIN IMMEDIATE`` for write transactions (see :mod:`sitewatch.store._tx`)."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -119,9 +121,7 @@ def _configure_sqlite(engine: Engine) -> None:
             log.debug("could not switch %s to WAL", engine.url)
         cur.close()
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN")
+    event.listen(engine, "begin", begin_sqlite)
 
 
 def _utc(dt: datetime | None) -> datetime | None:
@@ -178,6 +178,10 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _write(self):  # noqa: ANN202 - a context manager of a Connection
+        """A write transaction that waits for other writers (``BEGIN IMMEDIATE`` / advisory lock)."""
+        return writing(self.engine)
 
     @contextmanager
     def _guard(self, action: str) -> Iterator[None]:
@@ -244,7 +248,7 @@ class Store:
             "zone_coverage": _json(p.zone_coverage or {}),
             "scene_hash": p.scene_hash,
         }
-        with self._guard(f"save pass of {p.scene_path}"), self.engine.begin() as conn:
+        with self._guard(f"save pass of {p.scene_path}"), self._write() as conn:
             same = t.c.scene_path == p.scene_path
             if p.scene_hash is not None:
                 same = or_(same, t.c.scene_hash == p.scene_hash)
@@ -388,7 +392,7 @@ class Store:
             StoreError: the store cannot be written.
         """
         t = self.schema.passes
-        with self._guard(f"delete pass {pass_id}"), self.engine.begin() as conn:
+        with self._guard(f"delete pass {pass_id}"), self._write() as conn:
             conn.execute(delete(self.schema.detections).where(self.schema.detections.c.pass_id == int(pass_id)))
             n = conn.execute(delete(t).where(t.c.id == int(pass_id))).rowcount
         if not n:
@@ -438,7 +442,7 @@ class Store:
             "title": title,
             "created": datetime.now(UTC),
         }
-        with self._guard(f"add document from {source!r}"), self.engine.begin() as conn:
+        with self._guard(f"add document from {source!r}"), self._write() as conn:
             return int(conn.execute(t.insert().values(**values).returning(t.c.id)).scalar_one())
 
     def add_document_once(
@@ -469,7 +473,7 @@ class Store:
         now = datetime.now(UTC)
         values = {"source": source, "text": text, "content_hash": digest, "published": _utc(published), "url": url,
                   "title": title, "created": now}  # fmt: skip
-        with self._guard(f"add document from {source!r}"), self.engine.begin() as conn:
+        with self._guard(f"add document from {source!r}"), self._write() as conn:
             for doc_id, src in conn.execute(select(t.c.id, t.c.source).where(t.c.content_hash == digest).order_by(t.c.id)):
                 if " ".join(src.split()).casefold() == key:
                     return int(doc_id), False
@@ -507,7 +511,7 @@ class Store:
         t, docs = self.schema.claims, self.schema.documents
         now = datetime.now(UTC)
         rows = [{"document_id": int(document_id), "site": c.get("site"), "payload": _json(c), "created": now} for c in claims]
-        with self._guard(f"save claims of document {document_id}"), self.engine.begin() as conn:
+        with self._guard(f"save claims of document {document_id}"), self._write() as conn:
             if conn.execute(select(docs.c.id).where(docs.c.id == int(document_id))).first() is None:
                 raise StoreError(f"no document with id {document_id} in store {self.url}")
             conn.execute(delete(t).where(t.c.document_id == int(document_id)))

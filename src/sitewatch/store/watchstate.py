@@ -134,7 +134,7 @@ class WatchLedger:
 
     def record(self, rec: ItemRecord) -> None:
         """Insert or update the record of one item (a skip or a failure); ``done`` goes through :meth:`record_done`."""
-        with self.store._guard(f"record watch item {rec.item_id}"), self.store.engine.begin() as conn:
+        with self.store._guard(f"record watch item {rec.item_id}"), self.store._write() as conn:
             self._upsert_item(conn, rec)
 
     def record_done(self, rec: ItemRecord, alerts: list[NewAlert], channels: dict[str, datetime]) -> list[int]:
@@ -151,7 +151,7 @@ class WatchLedger:
         a = self.s.alerts
         now = datetime.now(UTC)
         ids: list[int] = []
-        with self.store._guard(f"record watch item {rec.item_id}"), self.store.engine.begin() as conn:
+        with self.store._guard(f"record watch item {rec.item_id}"), self.store._write() as conn:
             self._upsert_item(conn, rec)
             for al in alerts:
                 exists = conn.execute(
@@ -196,7 +196,7 @@ class WatchLedger:
         t = self.s.watch_sources
         now = datetime.now(UTC)
         key = and_(t.c.site == site, t.c.source == source)
-        with self.store._guard(f"record poll of {source}"), self.store.engine.begin() as conn:
+        with self.store._guard(f"record poll of {source}"), self.store._write() as conn:
             row = conn.execute(select(t.c.failures).where(key)).first()
             failures = 0 if error is None else (row.failures if row else 0) + 1
             values: dict[str, Any] = {"last_poll": now, "error": error, "failures": failures}
@@ -261,7 +261,7 @@ class WatchLedger:
             values: dict[str, Any] = {"status": SENT, "sent": now, "error": None, "next_attempt": None}
         else:
             values = {"status": FAILED if give_up else PENDING, "error": error, "next_attempt": _utc(next_attempt)}
-        with self.store._guard(f"record delivery {delivery_id}"), self.store.engine.begin() as conn:
+        with self.store._guard(f"record delivery {delivery_id}"), self.store._write() as conn:
             conn.execute(update(d).where(d.c.id == delivery_id).values(attempts=d.c.attempts + 1, **values))
 
     def _alert(self, r: Any, alert_id: int | None = None) -> AlertRecord:
