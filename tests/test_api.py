@@ -297,3 +297,19 @@ def test_tiles_of_a_screenshot_placed_with_its_stored_transform(tmp_path: Path) 
     with client_for(url, tmp_path) as c:
         tiles = [np.asarray(Image.open(io.BytesIO(c.get(f"/api/passes/{p}/tiles/{z}/{x}/{y}.png").content)).convert("RGBA")) for p in (a, b)]
     assert tiles[0][..., 3].any() and (tiles[0] == tiles[1]).all()
+
+
+def test_reports_warmed_at_start(filled, tmp_path: Path) -> None:
+    import time
+
+    url, a, b = filled
+    with client_for(url, tmp_path, warm_reports=True) as c:
+        ctx = c.app.state.ctx
+        end = time.monotonic() + 120
+        while not ctx.reports._items and time.monotonic() < end:
+            time.sleep(0.2)
+        assert len(ctx.reports._items) == 1  # the one site with passes
+        t0 = time.monotonic()
+        r = c.get("/api/sites/hmeimim/assessment")
+        assert r.status_code == 200 and time.monotonic() - t0 < 5  # from the cache
+        assert [p["id"] for p in r.json()["passes"]] == [a, b]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,6 +15,7 @@ from sitewatch.api.context import ServerContext
 from sitewatch.api.errors import install_error_handlers
 from sitewatch.api.security import require_read
 from sitewatch.api.settings import ApiSettings
+from sitewatch.errors import SitewatchError
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.jobs.start()
+        if settings.warm_reports:
+            threading.Thread(target=_warm_reports, args=(ctx,), name="sitewatch-warm", daemon=True).start()
         try:
             yield
         finally:
@@ -75,3 +79,20 @@ def create_app(
         app.include_router(module.router)
     web.mount_static(app)
     return app
+
+
+def _warm_reports(ctx: ServerContext) -> None:
+    """Build and cache the report data of every site with passes (errors are logged, not raised)."""
+    from sitewatch.api.analysis import report_data
+
+    try:
+        names = ctx.store.sites()
+    except SitewatchError as e:
+        log.warning("no report warm-up: %s", e)
+        return
+    for name in names:
+        try:
+            report_data(ctx, name)
+            log.info("report data of %s ready", name)
+        except Exception as e:  # noqa: BLE001 - a warm-up failure only means a slower first request
+            log.warning("report data of %s not prepared: %s", name, " ".join(str(e).split()))

@@ -25,6 +25,8 @@ class ApiSettings(BaseSettings):
         jobs_dir: where scan jobs and uploads are kept; default ``<home>/jobs``.
         model: detector model name or .onnx path for scan jobs (default: the bundled model).
         max_page: most features one detections page may hold.
+        warm_reports: build the report data (assessment, comparisons) of every site with passes in the
+            background when the server starts, so the first dashboard visit does not wait for it.
     """
 
     model_config = SettingsConfigDict(env_prefix="SITEWATCH_API_", extra="ignore")
@@ -37,6 +39,7 @@ class ApiSettings(BaseSettings):
     jobs_dir: Path | None = None
     model: str | None = None
     max_page: int = Field(default=1000, ge=1)
+    warm_reports: bool = False
 
     def resolved_jobs_dir(self) -> Path:
         return self.jobs_dir or (self.home / "jobs")

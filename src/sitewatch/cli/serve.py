@@ -13,7 +13,9 @@ from sitewatch.cli.options import store_option
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--imagery-root", "imagery_roots", multiple=True, type=click.Path(file_okay=False, exists=True),
               help="Folder whose scenes scan jobs may read by path (repeatable; adds to SITEWATCH_API_IMAGERY_ROOTS).")  # fmt: skip
-def command(store_url: str | None, host: str, port: int, imagery_roots: tuple[str, ...]) -> None:
+@click.option("--warm/--no-warm", default=True, show_default=True,
+              help="Build each site's assessment in the background at start, so the dashboard shows it sooner.")
+def command(store_url: str | None, host: str, port: int, imagery_roots: tuple[str, ...], warm: bool) -> None:
     """Serve the REST API (/docs, /openapi.json) and the web dashboard (/sites) of a store.
 
     Writes (adding sites, claims, scans; deleting passes) need SITEWATCH_API_TOKEN set on the
@@ -32,6 +34,7 @@ def command(store_url: str | None, host: str, port: int, imagery_roots: tuple[st
     from sitewatch.cli.console import err_console
 
     settings = ApiSettings()
+    settings.warm_reports = warm
     settings.imagery_roots = [*settings.imagery_roots, *(Path(r) for r in imagery_roots)]
     if host not in ("127.0.0.1", "localhost", "::1") and not settings.token:
         err_console.print(f"[yellow]warning:[/] listening on {host} without SITEWATCH_API_TOKEN: anyone who can reach it can read the store")
