@@ -150,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         threads=args.threads or (4 if device == "cuda" else 2), checkpoint_every_s=args.checkpoint_every * 60.0,
         log_every=args.log_every, pretrained=False, precision=args.precision, command=invocation, extra=extra,
     )
+    if cfg.workers:
+        import cv2
+
+        # Each loader process makes its crops on one core (forked processes inherit this).
+        cv2.setNumThreads(1)
     precision = tloop._precision(args.precision, device)
     ckpt_path = args.out / "last.ckpt"
 
