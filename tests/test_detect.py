@@ -450,3 +450,45 @@ def test_shipped_model_small_tiles_agree_with_one_large_tile(data_dir) -> None:
     # detection, and on average above SEAM_MEAN_IOU.
     best = iou.max(axis=1)
     assert (best > SEAM_LEAST_IOU).all() and best.mean() > SEAM_MEAN_IOU, best.round(3).tolist()
+
+
+def test_automatic_extra_scale_only_for_small_regions_of_unknown_or_coarse_gsd(tmp_path) -> None:
+    from sitewatch.detect.sliced import AUTO_MAX_PIXELS, AUTO_SCALE
+
+    det = OnnxDetector(write_block_model(tmp_path / "m.onnx", working_gsd_m="0.3"))
+    small, large = 2000 * 1500, AUTO_MAX_PIXELS + 1
+    assert det.scales_for(small, None) == (1.0, AUTO_SCALE)  # a screenshot of unknown GSD
+    assert det.scales_for(small, 0.6) == (1.0, AUTO_SCALE)  # --gsd twice the working GSD
+    assert det.scales_for(small, 0.3) == (1.0,)  # at the working GSD: nothing to gain
+    assert det.scales_for(large, None) == (1.0,)  # large scenes keep the default cost
+    det.auto_scale = False
+    assert det.scales_for(small, None) == (1.0,)
+    # Models that declare no working GSD get no automatic pass.
+    assert OnnxDetector(write_block_model(tmp_path / "n.onnx")).scales_for(small, None) == (1.0,)
+    # The plan holds the extra pass's tiles: a 256 px scene at 64 px tiles, then at 2x.
+    scene = ArrayScene(np.zeros((256, 256, 3), np.uint8))
+    det.auto_scale = True
+    scales = sorted({round(t.scale, 3) for t in det.plan(scene)})
+    assert scales == [1.0, 2.0]
+
+
+def test_merge_ranks_categories_by_score_against_their_thresholds() -> None:
+    """A ship at 0.40 (threshold 0.35) outranks an aircraft at 0.45 (threshold 0.475) at one centre."""
+    b = _boxes([(0, 0.45, 200.0, 200.0, 100.0, 95.0, 10.0), (2, 0.40, 203.0, 198.0, 104.0, 40.0, 80.0)])
+    thresholds = np.array([0.475, 0.45, 0.35, 0.45, 0.45])
+    assert merge(b).tolist() == [0]
+    assert merge(b, category_thresholds=thresholds).tolist() == [1]
+    # Within one category the order is the score's.
+    same = _boxes([(2, 0.5, 50, 50, 40, 20, 0), (2, 0.9, 52, 50, 40, 20, 0)])
+    assert merge(same, category_thresholds=thresholds).tolist() == [1]
+
+
+def test_merge_one_object_one_category_for_thin_boxes_at_one_place() -> None:
+    """A boat called a car too: the boxes do not hold each other's centres, but the centres are
+    closer than half the shorter box's length; one survives. Parked cars 3 m apart stay."""
+    boat = (2, 0.6, 100.0, 100.0, 30.0, 8.0, 0.0)
+    car = (4, 0.5, 100.0, 106.0, 18.0, 6.0, 90.0)
+    b = _boxes([boat, car])
+    assert merge(b).tolist() == [0]
+    cars = _boxes([(4, 0.6, 100.0, 100.0, 9.0, 4.0, 0.0), (4, 0.5, 106.0, 100.0, 9.0, 4.0, 0.0), (3, 0.5, 112.0, 100.0, 12.0, 5.0, 0.0)])
+    assert sorted(merge(cars).tolist()) == [0, 1, 2]

@@ -44,6 +44,13 @@ _EDGE_MARGIN_PX = 3.0
 #: GSDs within this factor of the working GSD are run at native scale (no resampling).
 _GSD_TOLERANCE = 1.1
 
+#: Automatic extra pass: small regions (screenshots, chips: at most this many pixels) whose GSD is
+#: unknown or at least :data:`AUTO_COARSE_FACTOR` times the working GSD also run at
+#: :data:`AUTO_SCALE`, so objects of 12–30 px are seen at the size the model knows best.
+AUTO_SCALE = 2.0
+AUTO_MAX_PIXELS = 6_000_000
+AUTO_COARSE_FACTOR = 1.5
+
 
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
@@ -118,6 +125,8 @@ class SlicedDetector(Detector):
         top_k: most boxes decoded per tile.
         extra_scales: additional passes at these factors of the base scale (e.g. ``(0.5,)`` to
             also see objects larger than a tile's overlap), merged with the base pass.
+        auto_scale: add the :data:`AUTO_SCALE` pass by itself where it pays (small regions of
+            unknown or coarse GSD; see :meth:`scales_for`).
         iou_threshold, cross_iou_threshold, shared_centre_area_ratio: NMS rules (see
             :func:`~sitewatch.detect.merge.merge`).
         prefetch: read the next batch in a thread while the model runs.
@@ -136,6 +145,7 @@ class SlicedDetector(Detector):
         score_threshold: float | None = None,
         top_k: int = 300,
         extra_scales: tuple[float, ...] = (),
+        auto_scale: bool = True,
         iou_threshold: float = 0.5,
         cross_iou_threshold: float = 0.7,
         shared_centre_area_ratio: float = 3.0,
@@ -153,6 +163,7 @@ class SlicedDetector(Detector):
         self._score_override = None if score_threshold is None else float(score_threshold)
         self.top_k = int(top_k)
         self.extra_scales = tuple(float(s) for s in extra_scales)
+        self.auto_scale = auto_scale
         self.iou_threshold = iou_threshold
         self.cross_iou_threshold = cross_iou_threshold
         self.shared_centre_area_ratio = shared_centre_area_ratio
@@ -191,12 +202,26 @@ class SlicedDetector(Detector):
             return gsd_m / work
         return 1.0
 
+    def scales_for(self, region_pixels: int, gsd_m: float | None) -> tuple[float, ...]:
+        """Factors of the base scale run on a region: 1, the explicit extra scales, and
+        :data:`AUTO_SCALE` when ``auto_scale`` is on, the region has at most
+        :data:`AUTO_MAX_PIXELS` pixels and its GSD is unknown or at least
+        :data:`AUTO_COARSE_FACTOR` times the working GSD (models that declare no working GSD get
+        no automatic pass)."""
+        scales = [1.0, *self.extra_scales]
+        work = self.info.working_gsd_m
+        coarse = work is not None and (gsd_m is None or gsd_m >= AUTO_COARSE_FACTOR * work)
+        if self.auto_scale and coarse and region_pixels <= AUTO_MAX_PIXELS and AUTO_SCALE not in scales:
+            scales.append(AUTO_SCALE)
+        return tuple(scales)
+
     def plan(self, scene: Scene, *, window: Window | None = None, gsd_m: float | None = None) -> list[Tile]:
         """The tiles :meth:`detect` would run, all scales together."""
         region = _clip(window, scene)
-        base = self.base_scale(gsd_m if gsd_m is not None else scene.gsd_m)
+        gsd = gsd_m if gsd_m is not None else scene.gsd_m
+        base = self.base_scale(gsd)
         tiles: list[Tile] = []
-        for s in (1.0, *self.extra_scales):
+        for s in self.scales_for(int(region.width * region.height), gsd):
             tiles += plan_tiles(
                 region, scale=base * s, tile_px=self.tile_px, overlap_px=self.overlap_px, fixed_shape=self.info.fixed_shape
             )
@@ -302,6 +327,7 @@ class SlicedDetector(Detector):
         keep = merge(
             boxes, truncated=truncated, iou_threshold=self.iou_threshold, cross_iou_threshold=self.cross_iou_threshold,
             shared_centre_area_ratio=self.shared_centre_area_ratio,
+            category_thresholds=np.array([self.info.threshold_for(c) for c in self.info.categories]),
         )
         return boxes.take(keep)
 
