@@ -1,6 +1,6 @@
 """Held-out detector figures the evaluation table does not show: duplicates, false helicopters, spread.
 
-    python bench/detect_validation.py ../shared/data [--model PATH] [--no-shared-centre] [--no-auto-scale]
+    python bench/detect_validation.py ../shared/data [--model PATH] [--no-shared-centre] [--auto-scale]
         [--datasets NAME ...] [--json OUT]
 
 Runs the detector (at the AP floor, like ``sitewatch evaluate``) over the validation split of every
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=None, help="ONNX model (default: the shipped one)")
     ap.add_argument("--no-shared-centre", action="store_true", help="merge without the shared-centre rule")
     ap.add_argument("--extra-scale", type=float, action="append", default=[], help="extra inference scale (repeatable)")
-    ap.add_argument("--no-auto-scale", action="store_true", help="no automatic extra scale on small coarse/unknown-GSD images")
+    ap.add_argument("--auto-scale", action="store_true", help="automatic 2x pass on small images of unknown/coarse GSD")
     ap.add_argument("--datasets", nargs="+", default=None, help="only these datasets")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
     ap.add_argument("--evaluation-json", type=Path, default=None,
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                          "(what `sitewatch train attach-evaluation` stores in the model)")
     args = ap.parse_args(argv)
 
-    options: dict = {"extra_scales": tuple(args.extra_scale), "auto_scale": not args.no_auto_scale}
+    options: dict = {"extra_scales": tuple(args.extra_scale), "auto_scale": args.auto_scale}
     if args.no_shared_centre:
         options["shared_centre_area_ratio"] = 0.0
     det = OnnxDetector(args.model, **options)
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - t0
 
     out: dict = {"model": det.label, "shared_centre_rule": not args.no_shared_centre, "extra_scales": list(args.extra_scale),
-                 "auto_scale": not args.no_auto_scale,
+                 "auto_scale": args.auto_scale,
                  "images": len(items), "seconds": round(wall, 1), "datasets": {}, "airbus_groups": {}}
     for ds, ev in sorted(by_ds.items()):
         r = ev.result()

@@ -455,7 +455,7 @@ def test_shipped_model_small_tiles_agree_with_one_large_tile(data_dir) -> None:
 def test_automatic_extra_scale_only_for_small_regions_of_unknown_or_coarse_gsd(tmp_path) -> None:
     from sitewatch.detect.sliced import AUTO_MAX_PIXELS, AUTO_SCALE
 
-    det = OnnxDetector(write_block_model(tmp_path / "m.onnx", working_gsd_m="0.3"))
+    det = OnnxDetector(write_block_model(tmp_path / "m.onnx", working_gsd_m="0.3"), auto_scale=True)
     small, large = 2000 * 1500, AUTO_MAX_PIXELS + 1
     assert det.scales_for(small, None) == (1.0, AUTO_SCALE)  # a screenshot of unknown GSD
     assert det.scales_for(small, 0.6) == (1.0, AUTO_SCALE)  # --gsd twice the working GSD
@@ -464,7 +464,8 @@ def test_automatic_extra_scale_only_for_small_regions_of_unknown_or_coarse_gsd(t
     det.auto_scale = False
     assert det.scales_for(small, None) == (1.0,)
     # Models that declare no working GSD get no automatic pass.
-    assert OnnxDetector(write_block_model(tmp_path / "n.onnx")).scales_for(small, None) == (1.0,)
+    assert OnnxDetector(write_block_model(tmp_path / "n.onnx"), auto_scale=True).scales_for(small, None) == (1.0,)
+    assert OnnxDetector(write_block_model(tmp_path / "o.onnx", working_gsd_m="0.3")).scales_for(small, None) == (1.0,)  # off by default
     # The plan holds the extra pass's tiles: a 256 px scene at 64 px tiles, then at 2x.
     scene = ArrayScene(np.zeros((256, 256, 3), np.uint8))
     det.auto_scale = True

@@ -125,8 +125,10 @@ class SlicedDetector(Detector):
         top_k: most boxes decoded per tile.
         extra_scales: additional passes at these factors of the base scale (e.g. ``(0.5,)`` to
             also see objects larger than a tile's overlap), merged with the base pass.
-        auto_scale: add the :data:`AUTO_SCALE` pass by itself where it pays (small regions of
-            unknown or coarse GSD; see :meth:`scales_for`).
+        auto_scale: add the :data:`AUTO_SCALE` pass by itself on small regions of unknown or
+            coarse GSD (see :meth:`scales_for`). Off by default: with sitewatch-det 1.2.0 it
+            lowered precision and count accuracy on hrplanes, gdit-airport, FAIR1M and
+            ships-google-earth (docs/detect.md).
         iou_threshold, cross_iou_threshold, shared_centre_area_ratio: NMS rules (see
             :func:`~sitewatch.detect.merge.merge`).
         prefetch: read the next batch in a thread while the model runs.
@@ -145,7 +147,7 @@ class SlicedDetector(Detector):
         score_threshold: float | None = None,
         top_k: int = 300,
         extra_scales: tuple[float, ...] = (),
-        auto_scale: bool = True,
+        auto_scale: bool = False,
         iou_threshold: float = 0.5,
         cross_iou_threshold: float = 0.7,
         shared_centre_area_ratio: float = 3.0,
