@@ -7,7 +7,7 @@ Without ``--store`` a SQLite store is made in a temporary folder with one georef
 separate process (uvicorn, one worker) on a free loopback port; ``--clients`` asyncio clients (httpx)
 each send ``--requests`` requests one after another to ``/api/passes/ID/detections?limit=500``.
 Prints p50/p90/p99/max latency (ms), requests per second and the number of errors (non-200 or
-connection failures, or a page whose feature count is wrong).
+connection failures, or a page whose feature count is wrong), and the server's CPU time per request.
 """
 
 from __future__ import annotations
@@ -44,6 +44,12 @@ def make_store(folder: Path, n: int) -> tuple[str, int]:
     return url, pass_id
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, seconds (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -70,7 +76,6 @@ async def run_load(base: str, pass_id: int, clients: int, requests: int, expecte
     errors: list[str] = []
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(limits=limits, timeout=60) as http:
-        await http.get(url)  # warm-up (store opened, code imported)
         t0 = time.perf_counter()
         await asyncio.gather(*(client(http, url, requests, expected, lat, errors) for _ in range(clients)))
         wall = time.perf_counter() - t0
@@ -111,7 +116,10 @@ def main() -> None:
             if server.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"server did not start: {server.stderr.read().decode() if server.stderr else ''}")
             time.sleep(0.3)
+        httpx.get(f"{base}/api/passes/{pass_id}/detections?limit=500", timeout=120)  # warm-up: page built and cached
+        cpu0 = cpu_seconds(server.pid)
         lat, errors, wall = asyncio.run(run_load(base, pass_id, args.clients, args.requests, expected))
+        server_cpu = cpu_seconds(server.pid) - cpu0
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -122,6 +130,7 @@ def main() -> None:
           f"max {ms.max():.1f}  mean {statistics.fmean(ms):.1f}")  # fmt: skip
     print(f"throughput: {len(lat) / wall:.1f} requests/s over {wall:.1f} s; errors: {len(errors)}"
           + (f" ({', '.join(sorted(set(errors)))})" if errors else ""))  # fmt: skip
+    print(f"server CPU: {1000 * server_cpu / max(1, len(lat)):.1f} ms per request (the clients run in this process, on the same machine)")
 
 
 if __name__ == "__main__":
