@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from pairs_support import pair_rows, read_grey, seeded_subset, sift_shift
 from sitewatch.compare import CompareSettings, Registration, match_detections, register
 from sitewatch.compare.evaluation import agreement, point_match, reference_changes, statuses
 from sitewatch.dota import parse_label_file
@@ -79,8 +79,7 @@ def test_tolerance_grows_with_registration_error() -> None:
 
 
 def _pairs(data_dir: Path) -> list[dict[str, str]]:
-    with (data_dir / "airbus-pleiades" / "pairs.csv").open(newline="") as f:
-        return list(csv.DictReader(f))
+    return pair_rows(data_dir)
 
 
 def _labelled_pairs(data_dir: Path) -> list[dict[str, str]]:
@@ -100,19 +99,25 @@ def _pair_agreement(data_dir: Path, r: dict[str, str]) -> tuple[int, int]:
     work = register(a, b, settings=CompareSettings(registration="phase"))
     reg = Registration.translation(4 * work.shift_x_px, 4 * work.shift_y_px, quality=work.quality, method=work.method, error_px=4 * work.error_px)
     da, db = _labels(data_dir, r["image_a"]), _labels(data_dir, r["image_b"])
-    ref = reference_changes([d.box for d in da], [d.box for d in db], float(r["shift_x_px_fullres"]), float(r["shift_y_px_fullres"]))
+    # The reference moves B's labels by an independent SIFT shift, not by pairs.csv (quantised, often off).
+    shift, _ = sift_shift(read_grey(data_dir, "images", r["image_a"], 2), read_grey(data_dir, "images", r["image_b"], 2))
+    ref = reference_changes([d.box for d in da], [d.box for d in db], 2 * float(shift[0]), 2 * float(shift[1]))
     changes = match_detections(da, db, reg, gsd_m=0.5)
     return agreement(statuses(changes, len(da), len(db), da, db), ref)
 
 
 def test_label_reference_is_reproduced_on_real_pairs(data_dir: Path) -> None:
-    rows = _pairs(data_dir)
+    """A seeded subset of the labelled pairs (pairs_support), not rows picked for agreeing.
+
+    Measured: 235 of 259 statuses (0.907); the floor is the lower end of its 99 % Wilson interval.
+    """
     same = total = 0
-    for i in (35, 39, 74):  # pairs.csv rows whose listed shift is accurate (see test_registration)
-        s, t = _pair_agreement(data_dir, rows[i])
+    for r in seeded_subset(_labelled_pairs(data_dir), 3):
+        s, t = _pair_agreement(data_dir, r)
         same, total = same + s, total + t
-    assert total > 100
-    assert same / total >= 0.9
+    print(f"label reference reproduced: {same}/{total}")  # shown with -s
+    assert total > 200
+    assert same / total >= 0.86
 
 
 @pytest.mark.slow

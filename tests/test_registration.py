@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import cv2
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from pairs_support import pair_rows, read_grey, seeded_subset, sift_shift
 from sitewatch.compare import CompareSettings, Registration, phase_correlate, register
 from sitewatch.compare.registration import gradient_image, local_spread
 from sitewatch.errors import CompareError
@@ -118,20 +118,19 @@ def test_shear_is_measured_as_local_misregistration() -> None:
 
 # --- real pairs -------------------------------------------------------------------------------
 
-PAIRS = "airbus-pleiades/pairs.csv"
-# pairs.csv shifts were measured on 1024 px copies (2.5 px steps at full resolution) and are off by
-# more than 2 px on many pairs (docs/compare.md); these are pairs whose listed shift is the best one.
-FAST_PAIRS = (4, 35, 39, 74)
+# Real pairs come as a fixed seeded subset of pairs.csv rows (pairs_support); the reference shift is
+# an independent SIFT estimate, since the listed shifts are quantised to 2.5 px and often off.
+
+#: Pairs in the default run, and least SIFT matches for the reference to count.
+REAL_PAIRS, MIN_SIFT_MATCHES = 4, 30
 
 
 def _pairs(data_dir: Path) -> list[dict[str, str]]:
-    with (data_dir / PAIRS).open(newline="") as f:
-        return list(csv.DictReader(f))
+    return pair_rows(data_dir)
 
 
 def _read(data_dir: Path, sub: str, name: str, reduce: int) -> np.ndarray:
-    flag = {2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4}[reduce]
-    return cv2.imread(str(data_dir / "airbus-pleiades" / sub / name), flag).astype(np.float32)
+    return read_grey(data_dir, sub, name, reduce).astype(np.float32)
 
 
 def _ncc(ga: np.ndarray, gb: np.ndarray, dx: float, dy: float) -> float:
@@ -143,16 +142,24 @@ def _ncc(ga: np.ndarray, gb: np.ndarray, dx: float, dy: float) -> float:
     return float((x * y).sum() / np.sqrt((x * x).sum() * (y * y).sum()))
 
 
-def test_real_pairs_shift_agrees_with_pairs_csv_within_2_px(data_dir: Path) -> None:
-    rows = _pairs(data_dir)
-    for i in FAST_PAIRS:
-        r = rows[i]
+def test_real_pairs_shift_agrees_with_an_independent_sift_estimate(data_dir: Path) -> None:
+    """Seeded pairs: phase correlation at 1/4 resolution vs SIFT at 1/2, full-resolution pixels.
+
+    Measured on seed 19 (docs/testing.md): most pairs agree within 1 px; a pair with local
+    distortion can disagree by several pixels, so the test asserts the median and a majority.
+    """
+    errors = []
+    for r in seeded_subset(_pairs(data_dir), REAL_PAIRS):
+        ref, n = sift_shift(read_grey(data_dir, r["subdir_a"], r["image_a"], 2), read_grey(data_dir, r["subdir_b"], r["image_b"], 2))
+        assert n >= MIN_SIFT_MATCHES, (r["image_a"], r["image_b"], n)
         a = _read(data_dir, r["subdir_a"], r["image_a"], 4)
         b = _read(data_dir, r["subdir_b"], r["image_b"], 4)
         reg = register(a, b, settings=CompareSettings(registration="phase"))
-        err = np.hypot(4 * reg.shift_x_px - float(r["shift_x_px_fullres"]), 4 * reg.shift_y_px - float(r["shift_y_px_fullres"]))
-        assert err <= 2.0, (i, reg.to_dict(), r["shift_x_px_fullres"], r["shift_y_px_fullres"])
         assert reg.quality > 0.5
+        errors.append(float(np.hypot(4 * reg.shift_x_px - 2 * ref[0], 4 * reg.shift_y_px - 2 * ref[1])))
+    print("phase vs SIFT, full-resolution px:", np.round(errors, 2).tolist())  # shown with -s
+    assert np.median(errors) <= 1.0, errors
+    assert np.mean(np.array(errors) <= 2.0) > 0.5, errors
 
 
 @pytest.mark.slow
