@@ -287,7 +287,7 @@ def _write_gpkg(job: ExportJob, path: Path) -> None:
     """GeoPackage: ``detections`` (with pass columns), ``passes`` (scanned footprints), ``aoi`` and ``zones``."""
     # GeoPackage 1.2: what GDAL < 3.8 (e.g. Debian 12's 3.6) reads without a version warning
     pyogrio.write_dataframe(job.frame, path, driver="GPKG", layer="detections", geometry_type="Polygon", dataset_options={"VERSION": "1.2"})
-    passes = [p for p in job.passes]
+    passes = list(job.passes)
     if passes:
         pframe = gpd.GeoDataFrame(
             {

@@ -174,7 +174,8 @@ def write_stac(passes: Sequence[Pass], site: Any, folder: str | Path, *, frame: 
                 pystac.Asset(href="./detections.geojson", title="detections (RFC 7946 GeoJSON)", media_type=pystac.MediaType.GEOJSON, roles=["labels", "labels-vector"]),
             )
         collection.update_extent_from_items()
-        collection.extent.spatial = pystac.SpatialExtent([list(site.aoi.bounds)]) if getattr(site, "aoi", None) is not None else collection.extent.spatial
+        if getattr(site, "aoi", None) is not None:  # the site's extent is its AOI, not just what was scanned
+            collection.extent.spatial = pystac.SpatialExtent([list(site.aoi.bounds)])
         collection.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
         if folder.exists():
             old = folder.with_name(f".sitewatch-stac-old-{datetime.now(UTC):%Y%m%d%H%M%S%f}")
