@@ -93,3 +93,10 @@ def test_site_page_in_a_browser(live_server, tmp_path: Path) -> None:
         page.screenshot(path=os.environ.get("SITEWATCH_TEST_SCREENSHOT", str(tmp_path / "site.png")))
         assert not errors, errors
         browser.close()
+
+
+def test_no_cdn_pages(tmp_path: Path) -> None:
+    """FastAPI's own /docs and /redoc fetch scripts from a CDN: they are off; the OpenAPI JSON stays."""
+    with TestClient(create_app(f"sqlite:///{tmp_path / 'store.db'}", ApiSettings(home=tmp_path))) as c:
+        assert c.get("/docs").status_code == 404 and c.get("/redoc").status_code == 404
+        assert c.get("/openapi.json").json()["info"]["title"] == "sitewatch"

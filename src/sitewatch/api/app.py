@@ -59,6 +59,8 @@ def create_app(
         version=__version__,
         summary="Imagery intelligence on watched sites: passes, detections, changes, assessments, reports.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's Swagger UI and ReDoc load their scripts from a CDN: only the OpenAPI JSON is served
+        redoc_url=None,
     )
     app.state.ctx = ctx
     app.state.jobs = jobs.JobManager(ctx)

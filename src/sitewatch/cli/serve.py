@@ -16,7 +16,7 @@ from sitewatch.cli.options import store_option
 @click.option("--warm/--no-warm", default=True, show_default=True,
               help="Build each site's assessment in the background at start, so the dashboard shows it sooner.")
 def command(store_url: str | None, host: str, port: int, imagery_roots: tuple[str, ...], warm: bool) -> None:
-    """Serve the REST API (/docs, /openapi.json) and the web dashboard (/sites) of a store.
+    """Serve the REST API (/api, described by /openapi.json) and the web dashboard (/sites) of a store.
 
     Writes (adding sites, claims, scans; deleting passes) need SITEWATCH_API_TOKEN set on the
     server and sent by clients as 'Authorization: Bearer TOKEN'; when it is set, reads need it too.
@@ -39,5 +39,5 @@ def command(store_url: str | None, host: str, port: int, imagery_roots: tuple[st
     if host not in ("127.0.0.1", "localhost", "::1") and not settings.token:
         err_console.print(f"[yellow]warning:[/] listening on {host} without SITEWATCH_API_TOKEN: anyone who can reach it can read the store")
     app = create_app(store_url, settings)
-    err_console.print(f"sitewatch dashboard: http://{host}:{port}/sites  API: http://{host}:{port}/docs")
+    err_console.print(f"sitewatch dashboard: http://{host}:{port}/sites  OpenAPI: http://{host}:{port}/openapi.json")
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_keep_alive=30)
