@@ -19,6 +19,7 @@ import pytest
 import rasterio
 from affine import Affine
 
+from ci_support import missing
 from sitewatch.store import open_store
 from sitewatch.types import Candidate, Detection, Measurement, OrientedBox, Pass
 
@@ -72,7 +73,7 @@ def pg_database() -> Iterator[str]:
     from sitewatch.store.store import make_engine
 
     if not PG_URL:
-        pytest.skip("SITEWATCH_TEST_PG_URL not set")
+        missing("SITEWATCH_TEST_PG_URL not set: no PostgreSQL/PostGIS server to test against")
     name = f"sw_api_{uuid.uuid4().hex[:8]}"
     admin = make_engine(PG_URL).execution_options(isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

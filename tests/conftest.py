@@ -7,15 +7,17 @@ from pathlib import Path
 
 import pytest
 
+from ci_support import missing
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("SITEWATCH_TEST_DATA", REPO.parent / "shared" / "data"))
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """The real labelled imagery tree; tests that need it are skipped where it is absent."""
+    """The real labelled imagery tree; tests that need it skip where it is absent (fail in CI)."""
     if not DATA.is_dir():
-        pytest.skip(f"real data tree not found at {DATA}")
+        missing(f"real data tree not found at {DATA}")
     return DATA
 
 

@@ -23,6 +23,7 @@ from rasterio.crs import CRS
 from rasterio.windows import Window
 from shapely.geometry import box as shp_box
 
+from ci_support import require_tool
 from sitewatch.errors import ReportError
 from sitewatch.imagery.base import ArrayScene
 from sitewatch.report import assemble_report_data, render_html, report_json, save_report
@@ -324,7 +325,7 @@ def test_bad_output_paths(report_data: ReportData, tmp_path: Path) -> None:
     ro.chmod(0o500)
     try:
         if os.access(ro, os.W_OK):
-            return  # running as root: permissions are not enforced
+            pytest.skip("running as root: directory permissions are not enforced, the unwritable-folder case cannot arise")
         with pytest.raises(ReportError, match="not writable"):
             save_report(report_data, ro / "r.html")
     finally:
@@ -338,6 +339,30 @@ def test_bad_output_paths(report_data: ReportData, tmp_path: Path) -> None:
 def _pdf_pages(pdf: Path, out: Path) -> list[np.ndarray]:
     subprocess.run(["pdftoppm", "-png", "-r", "50", str(pdf), str(out / "page")], check=True)
     return [np.asarray(Image.open(p).convert("RGB")) for p in sorted(out.glob("page-*.png"))]
+
+
+def test_pdf_text_has_banner_judgements_and_footnotes(report_data: ReportData, tmp_path: Path) -> None:
+    """The PDF's own text (pdftotext), not only its header: banner on every page, judgements with footnotes, evidence."""
+    pdftotext = require_tool("pdftotext", "poppler-utils")
+    pdf = save_report(report_data, tmp_path / "report.pdf")
+    text = subprocess.run([pdftotext, str(pdf), "-"], check=True, capture_output=True, text=True).stdout
+    pages = [p for p in text.split("\f") if p.strip()]
+    assert len(pages) >= 4
+    assert all("SIMULATED IMAGERY" in p for p in pages)
+    assert "They are not observations of the real site." in " ".join(pages[0].split())
+    fn = report_data.evidence_index()
+    flat = " ".join(text.split())
+    key = flat.index("Key judgements")
+    assert key < flat.index("Passes") < flat.index("Evidence 1. ")
+    for i, j in enumerate(report_data.assessment.judgements, 1):
+        marks = "".join(f"[{fn[e]}]" for e in j.evidence)
+        assert f"{i}. {j.text}{marks}" in flat[key:], (j.text, marks)
+    # Every footnote number has its evidence entry, in order.
+    entries = flat[flat.rindex("Evidence 1. ") :]
+    positions = [entries.index(f"{n}. ") for n in sorted(fn.values())]
+    assert positions == sorted(positions)
+    assert "Comparison C1: pass id 10 (2024-05-01) → pass id 11 (2024-05-08)." in entries
+    assert f"Page {len(pages)} of {len(pages)}" in flat
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ from shapely.geometry import box
 from sqlalchemy import MetaData, Table, create_engine, text
 from sqlalchemy.engine import make_url
 
+from ci_support import missing
 from sitewatch.errors import StoreError
 from sitewatch.store import (
     SCHEMA_VERSION,
@@ -33,7 +34,7 @@ PG_URL = os.environ.get("SITEWATCH_TEST_PG_URL")
 def pg_database() -> str:
     """A private PostGIS database on the test server (dropped afterwards), so no other tests interfere."""
     if not PG_URL:
-        pytest.skip("SITEWATCH_TEST_PG_URL not set")
+        missing("SITEWATCH_TEST_PG_URL not set: no PostgreSQL/PostGIS server to test against")
     name = f"sw_store_{uuid.uuid4().hex[:8]}"
     admin = make_engine(PG_URL).execution_options(isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
