@@ -24,6 +24,8 @@ class Settings(BaseSettings):
         score_threshold: minimum detector score kept in every category (``SITEWATCH_SCORE_THRESHOLD``;
             read by :class:`~sitewatch.detect.onnx.OnnxDetector`, so by detect, scan and evaluate),
             or None for the model's own per-category thresholds.
+        detect_max_pixels: largest image, pixels, that ``sitewatch detect`` runs on whole
+            (``SITEWATCH_DETECT_MAX_PIXELS``; default 40 000 x 40 000); larger images are scanned by AOI.
     """
 
     model_config = SettingsConfigDict(env_prefix="SITEWATCH_", extra="ignore")
@@ -32,6 +34,7 @@ class Settings(BaseSettings):
     store_url: str | None = None
     model: Path | None = None
     score_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    detect_max_pixels: int = Field(default=40_000 * 40_000, gt=0)
 
     def resolved_store_url(self) -> str:
         return self.store_url or f"sqlite:///{self.home / 'sitewatch.db'}"

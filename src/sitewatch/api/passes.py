@@ -178,7 +178,7 @@ def detection_chip(request: Request, pass_id: PathId, detection_id: PathId, size
     d = next((d for d in p.detections if d.id == detection_id), None)
     if d is None:
         raise NotFoundError(f"pass {pass_id} has no detection {detection_id}")
-    with open_scene(p.scene_path, gsd_m=p.gsd_m) as scene:
+    with open_scene(p.scene_path, gsd_m=p.gsd_m, force=True) as scene:  # as stored
         png = render_chip(scene, chip_window([d.box]), [ChipBox(d.box, "observed", _label(d))], size_px=size)
     return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 

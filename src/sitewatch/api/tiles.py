@@ -158,7 +158,7 @@ def _preview_jpeg(p: Pass, max_px: int) -> bytes:
 
     from sitewatch.imagery import open_scene
 
-    with open_scene(p.scene_path, gsd_m=p.gsd_m) as scene:
+    with open_scene(p.scene_path, gsd_m=p.gsd_m, force=True) as scene:  # as stored
         scale = max(1.0, max(scene.width, scene.height) / max_px)
         shape = (max(1, round(scene.height / scale)), max(1, round(scene.width / scale)))
         rgb, _valid = scene.read_rgb(None, out_shape=shape)

@@ -117,6 +117,11 @@ class Indicator:
         strength = float(d.get("strength", 0.5))
         if not 0.0 <= strength <= 1.0:
             raise IndicatorError(f"{where}: strength must be in 0..1, got {strength}")
+        says = str(d.get("says", ""))
+        try:  # a bad format spec fails here, naming the file, not when the indicator fires
+            _fill(says, {m.group("name"): 1.0 for m in _FIELD_RE.finditer(says)})
+        except (ValueError, TypeError) as e:
+            raise IndicatorError(f"{where}: bad format in 'says' {says!r} ({e})") from e
         return cls(name, str(d.get("title", name)), " ".join(str(d.get("description", "")).split()), conds, mode,
                    strength, str(d.get("says", "")), origin)  # fmt: skip
 

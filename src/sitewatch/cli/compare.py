@@ -67,6 +67,12 @@ def choose_pair(passes: list[Pass], site: str, ref_from: str | None, ref_to: str
         a = earlier[-1]
     if a.id == b.id:
         raise CompareError(f"--from and --to name the same pass ({a.id})")
+    if passes.index(a) > passes.index(b):
+        def when(p: Pass) -> str:
+            return p.acquired.date().isoformat() if p.acquired else "date unknown"
+
+        raise CompareError(f"--from pass {a.id} ({when(a)}) is later than --to pass {b.id} ({when(b)}): "
+                           "compare runs forwards in time; swap them")  # fmt: skip
     return a, b
 
 

@@ -11,7 +11,14 @@ from typing import Any
 
 import click
 
-from sitewatch.cli.options import gsd_option, json_option, model_option, output_option, overwrite_option
+from sitewatch.cli.options import (
+    force_option,
+    gsd_option,
+    json_option,
+    model_option,
+    output_option,
+    overwrite_option,
+)
 from sitewatch.detect.sliced import DEFAULT_OVERLAP_PX
 from sitewatch.errors import GeoreferenceError, SceneError
 from sitewatch.types import CATEGORIES, Detection
@@ -20,11 +27,26 @@ from sitewatch.types import CATEGORIES, Detection
 _PROGRESS_MIN_TILES = 8
 
 
-def open_image(source: str, gsd_m: float | None):  # noqa: ANN201 - Scene, imported lazily
+def open_image(source: str, gsd_m: float | None, force: bool = False):  # noqa: ANN201 - Scene, imported lazily
     """Open an image through the imagery layer (imported lazily: it pulls GDAL)."""
     from sitewatch.imagery import open_scene
 
-    return open_scene(source, gsd_m=gsd_m)
+    return open_scene(source, gsd_m=gsd_m, force=force)
+
+
+def check_pixel_budget(scene) -> None:  # noqa: ANN001 - a Scene
+    """Refuse whole-image detection on an image above ``Settings().detect_max_pixels``.
+
+    Raises:
+        SceneError: naming the image, its size and the budget.
+    """
+    from sitewatch.settings import Settings
+
+    budget = Settings().detect_max_pixels
+    if scene.width * scene.height > budget:
+        side = int(budget**0.5)
+        raise SceneError(f"{scene.path}: {scene.width}x{scene.height} px is over the whole-image detection budget "
+                         f"({side}x{side} px): scan a site's AOI instead (sitewatch scan --site) or raise SITEWATCH_DETECT_MAX_PIXELS")  # fmt: skip
 
 
 def build_detector(model: str | None, providers: tuple[str, ...], **options: Any):  # noqa: ANN201
@@ -170,6 +192,7 @@ def _summary(scene, detections: list[Detection], detector, seconds: float, out: 
 @click.command("detect")
 @click.argument("image")
 @gsd_option
+@force_option
 @json_option
 @click.option("--jsonl", "as_jsonl", is_flag=True, help="One JSON object per line instead of an array.")
 @output_option("Write the JSON/GeoJSON to this file.", old=("--out",), type=click.Path(dir_okay=False), default=None)
@@ -189,6 +212,7 @@ def _summary(scene, detections: list[Detection], detector, seconds: float, out: 
 def command(
     image: str,
     gsd: float | None,
+    force: bool,
     as_json: bool,
     as_jsonl: bool,
     output: str | None,
@@ -217,7 +241,8 @@ def command(
 
         check_output(out, overwrite=overwrite, what="detections")  # before any work
     t0 = time.perf_counter()
-    with open_image(image, gsd) as scene:
+    with open_image(image, gsd, force) as scene:
+        check_pixel_budget(scene)
         detector = build_detector(
             model, providers, tile_px=tile, overlap_px=overlap, score_threshold=score, batch_size=batch_size, extra_scales=(0.5,) if multiscale else ()
         )

@@ -87,7 +87,7 @@ def command(
         result = evaluate(
             detector,
             items,
-            open_scene=lambda im: open_image(str(im.image_path), im.gsd_m),
+            open_scene=lambda im: open_image(str(im.image_path), im.gsd_m, force=True),  # label GSDs, not typed ones
             score_threshold=threshold,
             score_thresholds=thresholds,
             iou_threshold=iou,

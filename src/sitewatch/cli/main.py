@@ -80,30 +80,54 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
+    except click.UsageError as e:  # one line, like every other user error
+        hint = f" (see: {e.ctx.command_path} --help)" if e.ctx is not None else ""
+        click.echo(f"error: {' '.join(e.format_message().split())}{hint}", err=True)
+        sys.exit(e.exit_code)
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
     except SitewatchError as e:
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"error: {one_line(str(e))}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
+    except RecursionError:
+        click.echo("error: the input is nested too deeply to read", err=True)
+        sys.exit(2)
+    except OSError as e:
+        if not e.filename:
+            raise_internal(e)
+        from sitewatch.imagery.reader import short_path
+
+        click.echo(f"error: {one_line(short_path(str(e.filename)))}: {e.strerror or e}", err=True)
+        sys.exit(2)
     except pydantic.ValidationError as e:  # only the settings are validated from user input here
         first = e.errors()[0] if e.errors() else {}
         where = "SITEWATCH_" + "_".join(str(p) for p in first.get("loc", ())).upper()
         click.echo(f"error: {where}: {first.get('msg', str(e).splitlines()[0])}", err=True)
         sys.exit(2)
     except Exception as e:  # noqa: BLE001 - the edge: an internal failure is one line and exit 1
-        if logging.getLogger().isEnabledFor(logging.DEBUG):
-            import traceback
+        raise_internal(e)
 
-            traceback.print_exc()
-        else:
-            click.echo(f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} (rerun with -vv for the traceback)", err=True)
-        sys.exit(1)
+
+def one_line(text: str) -> str:
+    """``text`` with control characters (newlines, tabs, escape sequences from file names) shown escaped."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
+def raise_internal(e: BaseException) -> None:
+    """An internal failure: one line and exit 1 (the traceback with -vv)."""
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        import traceback
+
+        traceback.print_exception(e)
+    else:
+        click.echo(f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} (rerun with -vv for the traceback)", err=True)
+    sys.exit(1)
 
 
 if __name__ == "__main__":

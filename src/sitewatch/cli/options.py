@@ -29,6 +29,22 @@ def output_option(help: str, *, old: tuple[str, ...] = (), **kwargs: Any) -> Cal
     return click.option("-o", "--output", *old, "output", cls=AliasedOption, hidden_names=old, help=help, **kwargs)
 
 
+def _store_url(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """Refuse an in-memory SQLite store: what a command stores there is gone when it ends."""
+    if value is None:
+        return None
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(value)
+    except (ArgumentError, ValueError):
+        return value  # the store reports a malformed URL itself
+    if url.get_backend_name() == "sqlite" and (not url.database or url.database == ":memory:" or "mode=memory" in str(url)):
+        raise click.BadParameter(f"{value!r} is an in-memory store: nothing would be kept after this command; use sqlite:///PATH")
+    return value
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 store_option = click.option(
     "--store",
@@ -36,9 +52,11 @@ store_option = click.option(
     envvar="SITEWATCH_STORE_URL",
     show_envvar=True,
     default=None,
+    callback=_store_url,
     help="Store URL (default: embedded SQLite under $SITEWATCH_HOME or ~/.sitewatch; postgresql://... for PostGIS).",
 )
 gsd_option = click.option("--gsd", type=click.FloatRange(min=0.001, min_open=False), default=None, help="Ground sample distance, metres per pixel.")
+force_option = click.option("--force", is_flag=True, help="Accept a --gsd outside 0.05-30 m per pixel.")
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace an existing output file (refused otherwise).")
 model_option = click.option(
     "--model", envvar="SITEWATCH_MODEL", show_envvar=True, default=None, help="Detector model name or .onnx path (default: the bundled model)."

@@ -8,7 +8,7 @@ import warnings
 import click
 
 from sitewatch.cli.console import err_console, out_console, progress
-from sitewatch.cli.options import gsd_option, json_option, model_option, store_option
+from sitewatch.cli.options import force_option, gsd_option, json_option, model_option, store_option
 from sitewatch.errors import SitewatchWarning
 
 
@@ -18,7 +18,7 @@ def _center(value: str | None) -> tuple[float, float] | None:
     try:
         lat, lon = (float(v) for v in value.split(","))
     except ValueError:
-        raise click.BadParameter(f"{value!r}: expected LAT,LON in degrees, e.g. 35.40,35.95") from None
+        raise click.BadParameter(f"{value!r}: expected LAT,LON in degrees, e.g. 35.40,35.95", param_hint="--center") from None
     return lat, lon
 
 
@@ -64,6 +64,7 @@ def describe(p) -> str:  # noqa: ANN001 - a Pass
 @click.option("--site", "site_name", required=True, help="Watched site name or alias (see `sitewatch sites`).")
 @click.option("--acquired", default=None, help="Acquisition time (ISO 8601), overriding the file's.")
 @gsd_option
+@force_option
 @click.option("--center", default=None, help="LAT,LON of the image centre, to place a screenshot on the ground.")
 @click.option("--rotation", type=float, default=0.0, show_default=True, help="With --center: bearing of image-up, degrees clockwise from north.")
 @model_option
@@ -71,7 +72,7 @@ def describe(p) -> str:  # noqa: ANN001 - a Pass
 @click.option("--scheduler", default=None, help="Scan on a running Dask cluster (scheduler address, e.g. tcp://10.0.0.5:8786).")
 @json_option
 @store_option
-def command(scenes, site_name, acquired, gsd, center, rotation, model, workers, scheduler, as_json, store_url) -> None:  # noqa: ANN001
+def command(scenes, site_name, acquired, gsd, force, center, rotation, model, workers, scheduler, as_json, store_url) -> None:  # noqa: ANN001
     """Scan SCENE files (GeoTIFF/COG, JPEG/PNG, STAC item) of a site and store one pass per scene.
 
     Only the part of each scene that holds the site's AOI is read. Rescanning a scene replaces its pass.
@@ -80,6 +81,9 @@ def command(scenes, site_name, acquired, gsd, center, rotation, model, workers, 
 
     Example: sitewatch scan pleiades_2024-03-01.tif --site hmeimim
     """
+    from sitewatch.imagery.reader import check_gsd
+
+    check_gsd(gsd, "--gsd", force=force)  # before any work
     if workers is not None or scheduler is not None:
         _scan_on_cluster(scenes, site_name, acquired, gsd, _center(center), rotation, model, workers, scheduler, as_json, store_url)
         return
@@ -93,7 +97,7 @@ def command(scenes, site_name, acquired, gsd, center, rotation, model, workers, 
     opened = []
     try:
         for path in scenes:  # open all first: a bad file fails before any work is done
-            opened.append(open_scene(path, gsd_m=gsd, acquired=acquired, center=anchor, rotation_deg=rotation))
+            opened.append(open_scene(path, gsd_m=gsd, acquired=acquired, center=anchor, rotation_deg=rotation, force=force))
         with open_store(store_url) as store:
             detector = load_default_detector(model)
             results = []

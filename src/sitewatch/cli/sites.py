@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import click
@@ -96,6 +97,10 @@ def _read_polygon(path: Path, what: str):  # noqa: ANN202 - shapely geometry
         raise SiteError(f"{path}: file not found") from e
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise SiteError(f"{path}: not readable GeoJSON ({e})") from e
+    except RecursionError as e:
+        raise SiteError(f"{path}: not readable GeoJSON (nested too deeply)") from e
+    if not isinstance(obj, dict):
+        raise SiteError(f"{path}: not a GeoJSON object")
     if obj.get("type") == "FeatureCollection":
         feats = obj.get("features") or []
         if len(feats) != 1:
@@ -113,6 +118,10 @@ def _parse_bbox(text: str):  # noqa: ANN202
         w, s, e, n = (float(v) for v in text.split(","))
     except ValueError as err:
         raise SiteError(f"--bbox {text!r}: expected W,S,E,N in degrees") from err
+    if not all(math.isfinite(v) for v in (w, s, e, n)):
+        raise SiteError(f"--bbox {text!r}: expected finite numbers of degrees")
+    if w > e and e >= -180 and w <= 180:
+        raise SiteError(f"--bbox {text!r}: W > E crosses the 180° meridian, which is not supported (add the parts east and west of it as two sites)")
     if not (w < e and s < n):
         raise SiteError(f"--bbox {text!r}: expected W < E and S < N")
     return box(w, s, e, n)

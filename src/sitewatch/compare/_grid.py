@@ -121,7 +121,7 @@ def _fit_pixel_affine(ta: Affine, ca: CRS, tb: Affine, cb: CRS, shape: tuple[int
 def _open(p: Pass) -> Any:
     from sitewatch.imagery import open_scene
 
-    return open_scene(p.scene_path, gsd_m=p.gsd_m)
+    return open_scene(p.scene_path, gsd_m=p.gsd_m, force=True)  # the GSD the pass was stored with
 
 
 def _read(scene: Any, scale: float) -> tuple[np.ndarray, np.ndarray, float]:

@@ -298,7 +298,7 @@ def detect_cached(detector: Any, image_path: Path, gsd_m: float | None, cache_di
         cache = Path(cache_dir) / f"{tag}_{image_path.parent.parent.name}_{image_path.stem}.json"
         if cache.exists():
             return [Detection.from_dict(d) for d in json.loads(cache.read_text())]
-    with open_scene(image_path, gsd_m=gsd_m) as scene:
+    with open_scene(image_path, gsd_m=gsd_m, force=True) as scene:  # label GSDs
         dets = detector.detect(scene, gsd_m=gsd_m)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)

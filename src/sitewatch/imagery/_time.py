@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from sitewatch.errors import SceneError
 
@@ -21,7 +21,7 @@ def parse_acquired(value: datetime | date | str | None, *, source: str) -> datet
         A timezone-aware UTC datetime, or None when ``value`` is None or empty.
 
     Raises:
-        SceneError: ``value`` is not a recognisable date/time.
+        SceneError: ``value`` is not a recognisable date/time, or lies before 1960 or more than a day ahead.
     """
     if value is None:
         return None
@@ -36,7 +36,24 @@ def parse_acquired(value: datetime | date | str | None, *, source: str) -> datet
         dt = _parse_text(text, source)
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
+    dt = dt.astimezone(UTC)
+    check_date_range(dt, f"{source}: acquisition time")
+    return dt
+
+
+#: Earliest accepted acquisition or publication date (the first reconnaissance satellites flew in 1960).
+EARLIEST = datetime(1960, 1, 1, tzinfo=UTC)
+
+
+def check_date_range(dt: datetime, what: str) -> None:
+    """Refuse a time before 1960 or more than one day in the future.
+
+    Raises:
+        SceneError: naming ``what`` and the accepted range.
+    """
+    latest = datetime.now(UTC) + timedelta(days=1)
+    if not EARLIEST <= dt <= latest:
+        raise SceneError(f"{what} {dt.date().isoformat()} is out of range: expected 1960-01-01 to {latest.date().isoformat()}")
 
 
 def _parse_text(text: str, source: str) -> datetime:

@@ -244,9 +244,11 @@ def transform_from_anchor(
         GeoreferenceError: bad latitude/longitude or GSD.
     """
     lat, lon = center
+    if not math.isfinite(rotation_deg):
+        raise GeoreferenceError(f"rotation {rotation_deg} is not a number of degrees")
     if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
         raise GeoreferenceError(f"anchor centre ({lat}, {lon}) is not a valid latitude, longitude")
-    if not gsd_m or gsd_m <= 0:
+    if not gsd_m or not math.isfinite(gsd_m) or gsd_m <= 0:
         raise GeoreferenceError("an anchor needs a positive GSD (metres per pixel)")
     t = math.radians(rotation_deg)
     a, b = gsd_m * math.cos(t), -gsd_m * math.sin(t)

@@ -34,6 +34,18 @@ log = logging.getLogger(__name__)
 #: Smallest accepted image side, pixels (anything smaller holds no recognisable object).
 MIN_SIDE_PX = 16
 
+#: Accepted ground sample distances, metres per pixel (outside: refused unless forced).
+GSD_RANGE_M = (0.05, 30.0)
+
+#: Decoded bytes per file byte above which an image decoded whole is refused as a decompression
+#: bomb (deflate cannot compress better than about 1032:1; real imagery stays far below).
+MAX_DECODE_RATIO = 1100.0
+
+#: Largest image, pixels, of formats that are decoded whole (PNG, JPEG, GIF, BMP, WebP): Pillow's limit.
+MAX_WHOLE_DECODE_PX = 178_956_970
+
+_WHOLE_DECODE_DRIVERS = {"PNG", "JPEG", "GIF", "BMP", "WEBP"}
+
 #: A given GSD that differs from the georeference's by more than this fraction is logged.
 _GSD_MISMATCH = 0.10
 
@@ -64,6 +76,7 @@ def open_scene(
     rotation_deg: float = 0.0,
     asset: str | None = None,
     crs: CRS | str | None = None,
+    force: bool = False,
 ) -> Scene:
     """Open an image or a STAC Item as a scene.
 
@@ -77,25 +90,54 @@ def open_scene(
         asset: STAC asset key to open (default: the visual asset, see :func:`stac.choose_asset`).
         crs: CRS of a world-file transform that comes without one (default: EPSG:4326 when the
             transform is plainly in degrees).
+        force: accept a given GSD outside :data:`GSD_RANGE_M`.
 
     Returns:
         A :class:`RasterScene`. Pixel-space scenes have ``crs``/``transform`` None; ``gsd_m`` is None
         when neither given nor derivable (the caller decides whether that is an error).
 
     Raises:
-        SceneError: missing, empty, corrupt, not an image, too small, unsupported bands/type, bad time.
-        GeoreferenceError: an anchor without GSD, or an unusable georeference.
+        SceneError: missing, empty, corrupt, not an image, too small, unsupported bands/type, bad time
+            (or outside 1960 .. tomorrow), a decompression bomb.
+        GeoreferenceError: an anchor without GSD, a GSD outside :data:`GSD_RANGE_M` (unless ``force``),
+            or an unusable georeference (degenerate, or a CRS not relatable to WGS84).
     """
     src = str(source)
     if rotation_deg and center is None:
         log.info("%s: rotation_deg is ignored without a centre anchor", src)
     if _is_stac(src):
-        return _open_stac(src, gsd_m=gsd_m, acquired=acquired, center=center, rotation_deg=rotation_deg, asset=asset, crs=crs)
-    return _open_raster(src, gsd_m=gsd_m, acquired=acquired, center=center, rotation_deg=rotation_deg, crs=crs)
+        return _open_stac(src, gsd_m=gsd_m, acquired=acquired, center=center, rotation_deg=rotation_deg, asset=asset, crs=crs, force=force)
+    return _open_raster(src, gsd_m=gsd_m, acquired=acquired, center=center, rotation_deg=rotation_deg, crs=crs, force=force)
+
+
+def short_path(path: str, keep: int = 100) -> str:
+    """A path for a one-line message: its start and end around an ellipsis when longer than ``keep``."""
+    return path if len(path) <= keep else f"{path[: keep // 2]}…{path[-(keep // 2 - 1):]}"
+
+
+def check_gsd(gsd_m: float | None, what: str, *, force: bool = False) -> None:
+    """Refuse a GSD that is not a positive number, or outside :data:`GSD_RANGE_M` unless ``force``.
+
+    Raises:
+        GeoreferenceError: naming ``what`` and the accepted range.
+    """
+    if gsd_m is None:
+        return
+    if not (math.isfinite(gsd_m) and gsd_m > 0):
+        raise GeoreferenceError(f"{what}: GSD must be a positive number of metres per pixel, got {gsd_m}")
+    lo, hi = GSD_RANGE_M
+    if not force and not lo <= gsd_m <= hi:
+        raise GeoreferenceError(f"{what}: GSD {gsd_m:g} m per pixel is outside {lo:g}-{hi:g} m (pass --force if it is right)")
 
 
 def _check_local(src: str) -> None:
     p = Path(src)
+    try:
+        p.stat()
+    except FileNotFoundError:
+        pass
+    except OSError as e:  # e.g. a name longer than the file system allows (Errno 36)
+        raise SceneError(f"{short_path(src)}: cannot open ({e.strerror or e})") from e
     if not p.exists():
         raise SceneError(f"{src}: file not found")
     if p.is_dir():
@@ -126,12 +168,65 @@ def _open_dataset(src: str) -> rasterio.io.DatasetReader:
         ds.close()
         raise SceneError(f"{src}: image too small ({ds.width}x{ds.height} px); minimum is {MIN_SIDE_PX}x{MIN_SIDE_PX}")
     try:
+        _check_bomb(ds, src, remote)
+    except SceneError:
+        ds.close()
+        raise
+    try:
         # A tiny decimated read decodes the data (from overviews where they exist): catches corrupt files early.
         ds.read(1, out_shape=(min(8, ds.height), min(8, ds.width)), resampling=Resampling.nearest)
     except rasterio.errors.RasterioError as e:
         ds.close()
         raise SceneError(f"{src}: corrupt image data ({str(e).splitlines()[0] if str(e) else 'read failed'})") from e
     return ds
+
+
+def _check_bomb(ds: rasterio.io.DatasetReader, src: str, remote: bool) -> None:
+    """Refuse, before decoding, an image whose declared size its file cannot plausibly hold.
+
+    Raises:
+        SceneError: an image decoded whole (PNG, JPEG, GIF, BMP, WebP) that is too large, or that declares
+            more pixels than its file can hold (a decompression bomb, or a truncated file).
+    """
+    import numpy as np
+
+    px = ds.width * ds.height
+    if ds.driver in _WHOLE_DECODE_DRIVERS and px > MAX_WHOLE_DECODE_PX:
+        raise SceneError(f"{src}: {ds.width}x{ds.height} px is too large for a {ds.driver} image, which is decoded whole "
+                         f"(limit {MAX_WHOLE_DECODE_PX:,} px); convert it to a tiled GeoTIFF")  # fmt: skip
+    if remote or ds.driver not in _WHOLE_DECODE_DRIVERS:
+        return  # tiled rasters are read by windows: a sparse one costs only the windows read
+    decoded = px * ds.count * np.dtype(ds.dtypes[0]).itemsize
+    try:
+        size = max(Path(src).stat().st_size, 1)
+    except OSError:  # not a plain file (a GDAL virtual path): nothing to compare against
+        return
+    if decoded / size > MAX_DECODE_RATIO:
+        raise SceneError(f"{src}: declares {ds.width}x{ds.height} px ({decoded / 1e9:.1f} GB decoded) in a {size / 1e3:.0f} kB file: "
+                         "corrupt, truncated or a decompression bomb; refused")  # fmt: skip
+
+
+def _check_transform(transform: Affine | None, crs: CRS | None, src: str) -> None:
+    """Refuse a georeference that cannot be inverted or related to WGS84.
+
+    Raises:
+        GeoreferenceError: zero pixel size, collinear control points, or a local/engineering CRS.
+    """
+    if transform is None or crs is None:
+        return
+    det = transform.a * transform.e - transform.b * transform.d
+    if not all(math.isfinite(v) for v in transform[:6]) or abs(det) < 1e-30:
+        raise GeoreferenceError(f"{src}: the georeference is degenerate (zero pixel size or collinear control points)")
+    from pyproj import Transformer
+    from pyproj.exceptions import CRSError, ProjError
+
+    try:
+        t = Transformer.from_crs(crs.to_wkt(), "EPSG:4326", always_xy=True)
+        lon, lat = t.transform(*(transform * (0.5, 0.5)), errcheck=True)
+    except (CRSError, ProjError) as e:
+        raise GeoreferenceError(f"{src}: its CRS cannot be related to WGS84 longitude/latitude (a local or engineering CRS?)") from e
+    if not (math.isfinite(lon) and math.isfinite(lat)):
+        raise GeoreferenceError(f"{src}: its CRS cannot be related to WGS84 longitude/latitude (a local or engineering CRS?)")
 
 
 def _file_georef(ds: rasterio.io.DatasetReader, src: str, crs: CRS | str | None) -> tuple[CRS | None, Affine | None, str | None]:
@@ -179,12 +274,12 @@ def _open_raster(
     stac_acquired: datetime | None = None,
     stac_georef: tuple[CRS, Affine] | None = None,
     fallback_gsd_m: float | None = None,
+    force: bool = False,
 ) -> RasterScene:
     when = parse_acquired(acquired, source=src)  # validate user input before touching the file
     ds = _open_dataset(src)
     try:
-        if gsd_m is not None and not (math.isfinite(gsd_m) and gsd_m > 0):
-            raise GeoreferenceError(f"{src}: GSD must be a positive number of metres per pixel, got {gsd_m}")
+        check_gsd(gsd_m, src, force=force)
         scene_crs, transform, how = _file_georef(ds, src, crs)
         if scene_crs is None and stac_georef is not None:
             scene_crs, transform = stac_georef
@@ -196,6 +291,7 @@ def _open_raster(
                 log.info("%s: the centre anchor replaces the file's own georeference", src)
             scene_crs, transform = transform_from_anchor(ds.width, ds.height, center=center, gsd_m=gsd_m, rotation_deg=rotation_deg)
             how = "anchor"
+        _check_transform(transform, scene_crs, src)
         derived = gsd_from_transform(scene_crs, transform, ds.width, ds.height)
         gsd = gsd_m if gsd_m is not None else derived
         if gsd is None:
@@ -234,6 +330,7 @@ def _open_stac(
     rotation_deg: float,
     asset: str | None,
     crs: CRS | str | None,
+    force: bool = False,
 ) -> RasterScene:
     if not stac.is_url(src):
         _check_local(src)
@@ -275,6 +372,7 @@ def _open_item(
     rotation_deg: float,
     asset: str | None,
     crs: CRS | str | None,
+    force: bool = False,
 ) -> RasterScene:
     key, chosen = stac.choose_asset(item, asset)
     href = stac.asset_href(item, chosen)
@@ -290,7 +388,7 @@ def _open_item(
     try:
         return _open_raster(
             href, gsd_m=gsd_m, acquired=acquired, center=center, rotation_deg=rotation_deg, crs=crs,
-            extra=meta, stac_acquired=stac.item_datetime(item), stac_georef=georef, fallback_gsd_m=nominal,
+            extra=meta, stac_acquired=stac.item_datetime(item), stac_georef=georef, fallback_gsd_m=nominal, force=force,
         )
     except SceneError as e:
         raise SceneError(f"{src}: asset {key!r}: {e}") from e

@@ -28,6 +28,13 @@ ZONE_OUTSIDE_TOLERANCE = 0.10
 #: Largest accepted AOI, km² (larger areas are regions, not sites).
 MAX_AOI_KM2 = 2500.0
 
+#: Longest site name, characters (names become file names of reports).
+MAX_NAME_LEN = 64
+
+#: Widest accepted AOI extent in longitude or latitude, degrees (2500 km² is well under 1° a side
+#: except near the poles; the check stops whole-world boxes whose geodesic area degenerates).
+MAX_SPAN_DEG = 10.0
+
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _GEOD = Geod(ellps="WGS84")
 
@@ -47,8 +54,10 @@ def slugify(text: str) -> str:
 
 
 def area_km2(geom: BaseGeometry) -> float:
-    """Geodesic area of a lon/lat geometry on the WGS84 ellipsoid, km²."""
-    return abs(_GEOD.geometry_area_perimeter(geom)[0]) / 1e6
+    """Geodesic area of a lon/lat geometry on the WGS84 ellipsoid, km² (edges densified to 0.1°)."""
+    import shapely
+
+    return abs(_GEOD.geometry_area_perimeter(shapely.segmentize(geom, 0.1))[0]) / 1e6
 
 
 def _as_polygon(geom: Any, what: str) -> Polygon:
@@ -62,6 +71,11 @@ def _as_polygon(geom: Any, what: str) -> Polygon:
     x0, y0, x1, y1 = geom.bounds
     if not (-180 <= x0 <= x1 <= 180 and -90 <= y0 <= y1 <= 90):
         raise SiteError(f"{what}: coordinates are not WGS84 longitude/latitude degrees")
+    if x1 - x0 > 180:
+        raise SiteError(f"{what}: spans {x1 - x0:.0f}° of longitude: an area across the 180° meridian is not supported "
+                        "(split it into parts east and west of 180°)")  # fmt: skip
+    if x1 - x0 > MAX_SPAN_DEG or y1 - y0 > MAX_SPAN_DEG:
+        raise SiteError(f"{what}: spans {x1 - x0:.1f}° x {y1 - y0:.1f}°: too large for a site (max {MAX_AOI_KM2:.0f} km²)")
     return geom
 
 
@@ -100,6 +114,8 @@ class Site:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _SLUG.match(self.name):
             raise SiteError(f"site name {self.name!r}: use lower-case letters, digits and hyphens (e.g. 'al-udeid')")
+        if len(self.name) > MAX_NAME_LEN:
+            raise SiteError(f"site name {self.name[:24]}…: {len(self.name)} characters; at most {MAX_NAME_LEN}")
         if self.kind not in KINDS:
             raise SiteError(f"site {self.name!r}: unknown kind {self.kind!r}; expected one of {', '.join(KINDS)}")
         self.aoi = _as_polygon(self.aoi, f"site {self.name!r} AOI")

@@ -54,6 +54,8 @@ def _read_file(path: Path) -> dict[str, Any]:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise SiteError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from e
+    except RecursionError as e:
+        raise SiteError(f"{path}: not valid JSON (nested too deeply)") from e
 
 
 def user_sites(home: Path | None = None) -> list[Site]:

@@ -63,7 +63,11 @@ def open_store(url: str | None = None) -> Store:
 def _make_parent(url: str) -> None:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(parsed.database).expanduser().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # e.g. SITEWATCH_HOME names a file
+            raise StoreError(f"store folder {folder}: cannot be created ({e.strerror or e}); is SITEWATCH_HOME a folder?") from e
 
 
 def make_engine(url_text: str) -> Engine:
@@ -74,7 +78,8 @@ def make_engine(url_text: str) -> Engine:
     """
     try:
         url = make_url(url_text)
-    except ArgumentError as e:
+        url.port  # noqa: B018 - a non-numeric port fails here, not at connect time
+    except (ArgumentError, ValueError) as e:
         raise StoreError(f"bad store URL {url_text!r}: expected sqlite:///PATH or postgresql://USER@HOST:PORT/DB") from e
     try:
         return _engine(url)
