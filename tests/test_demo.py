@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import geopandas as gpd
@@ -11,6 +12,7 @@ import shapely
 from click.testing import CliRunner
 
 import sitewatch.pipeline
+from quality_support import card_row, shipped_evaluation, wilson_interval
 from sitewatch.cli import demo
 from sitewatch.cli.demo import SIM_SCENARIO, run_demo
 from sitewatch.cli.main import cli
@@ -128,10 +130,27 @@ def _assert_no_type_below_threshold(out: Path, site: str) -> None:
 
 @pytest.mark.slow
 def test_real_pair_demo_with_shipped_detector(tmp_path: Path, data_dir: Path) -> None:
+    """The shipped detector's aircraft counts on the real pair lie within what its card allows, and the verdict holds.
+
+    Allowed range for ``n`` labelled aircraft: found ``n * R`` at least, with ``R`` the lower end of
+    the 99 % Wilson interval of the card's airbus-pleiades recall over ``n``; at most the upper end
+    over the lower end of the precision interval (detections include false alarms). For 20 and 5
+    aircraft that is 13-31 and 1-14 with the 1.2.0 card.
+    """
+    _, ev = shipped_evaluation()
+    card = card_row(ev, "airbus-pleiades", "aircraft")
     st = run_demo(tmp_path / "out", data_dir)
     st.store.close()
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert [t["true_aircraft"] for t in summary["truth"]] == [20, 5]
+    found = [t["detected_aircraft"] for t in summary["truth"]]
+    for n, got in zip((20, 5), found, strict=True):
+        lo = math.floor(n * wilson_interval(card["recall"], n)[0])
+        hi = math.ceil(n * wilson_interval(card["recall"], n)[1] / wilson_interval(card["precision"], n)[0])
+        assert lo <= got <= hi, (n, got, lo, hi, card)
+    print("shipped detector on the demo pair:", found)  # shown with -s
+    assert summary["assessment"]["most_likely"] == "withdrawal"
+    assert "aircraft-count-drop" in summary["assessment"]["fired"]
     assert (tmp_path / "out" / "report.html").is_file()
     _assert_no_type_below_threshold(tmp_path / "out", "airfield-p")
 

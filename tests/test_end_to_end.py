@@ -3,8 +3,9 @@
 ``sitewatch evaluate`` measures the shipped detector's aircraft count error on the held-out
 airbus-pleiades images; ``sitewatch sites add`` / ``scan`` / ``inventory`` then store two passes of
 one airport (03f84930 → 791377f0, 20 → 5 labelled aircraft) and the inventory's aircraft counts must
-lie within that measured error of the labels. Skipped while the shipped model is the untrained
-placeholder (its version ends with "untrained").
+lie within a fixed requirement of the labels (REQUIRED_COUNT_ERROR), set independently of any model,
+so a worse model does not earn a wider tolerance; the measured error must meet it too. Skipped while
+the shipped model is the untrained placeholder (its version ends with "untrained").
 """
 
 from __future__ import annotations
@@ -26,10 +27,15 @@ def _run(*args: str) -> str:
     return r.stdout
 
 
-def count_tolerance(n_labels: int, mape_pct: float) -> int:
-    """Allowed |detected - labelled| for one image: the measured mean absolute percentage count
-    error applied to its label count, and never below 2 objects (small counts)."""
-    return max(2, math.ceil(mape_pct / 100 * n_labels))
+#: Required aircraft count error per image, as a share of the labelled count (the 1.2.0 model
+#: measures 4.8 % mean absolute error on held-out airbus-pleiades images).
+REQUIRED_COUNT_ERROR = 0.25
+
+
+def count_tolerance(n_labels: int) -> int:
+    """Allowed |detected - labelled| for one image: REQUIRED_COUNT_ERROR of its label count, and
+    never below 2 objects (small counts)."""
+    return max(2, math.ceil(REQUIRED_COUNT_ERROR * n_labels))
 
 
 @pytest.mark.slow
@@ -43,6 +49,7 @@ def test_cli_inventory_counts_within_measured_error(data_dir: Path, tmp_path: Pa
     ev = json.loads(_run("evaluate", str(root), "--split", "val", "--json"))
     mape = ev["categories"]["aircraft"]["count_mape"]
     assert mape is not None and ev["images"] >= 10
+    assert mape <= 100 * REQUIRED_COUNT_ERROR, mape
     store = f"sqlite:///{tmp_path / 'e2e.db'}"
     _run("sites", "add", "airfield-p", "--kind", "airbase", "--bbox", "0,0,0.01,0.01", "--title", "Airfield P",
          "--note", "NOMINAL AOI: the Airbus Pleiades sample gives no location; passes are pixel space")  # fmt: skip
@@ -55,5 +62,5 @@ def test_cli_inventory_counts_within_measured_error(data_dir: Path, tmp_path: Pa
     assert labelled == [20, 5]
     print(f"aircraft detected {detected} vs labelled {labelled}; val count MAPE {mape:.1f} % on {ev['images']} images")
     for d, n in zip(detected, labelled, strict=True):
-        assert abs(d - n) <= count_tolerance(n, mape), (detected, labelled, mape)
+        assert abs(d - n) <= count_tolerance(n), (detected, labelled, mape)
     assert detected[0] - detected[1] >= 8  # the drop is seen

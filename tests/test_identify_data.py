@@ -38,16 +38,42 @@ def test_samples_and_gsd_derivation(samples) -> None:
     assert 0.4 < b1.gsd_m < 0.6 and 0.4 < c130.gsd_m < 0.6 and b1.gsd_m != c130.gsd_m
 
 
+#: Measured on the 28 samples (25 allplanes) by ``evaluate_samples``: objects with the length within
+#: 10 % and with the true type in the top 3:
+#: without priors 28 and 24 (allplanes 25, 24), with priors 28 and 26 (allplanes 25, 25).
+#: Each floor is the measured count less MARGIN_OBJECTS, so losing two objects fails.
+MEASURED = {False: {"length": 28, "top3": 24, "ap_top3": 24}, True: {"length": 28, "top3": 26, "ap_top3": 25}}
+MARGIN_OBJECTS = 1
+
+
+@pytest.fixture(scope="module")
+def ranked(samples) -> dict[bool, list[dict]]:
+    return {p: evaluate_samples(samples, use_priors=p) for p in (False, True)}
+
+
 @pytest.mark.parametrize("use_priors", [False, True])
-def test_length_type_and_calibration_targets(samples, use_priors: bool) -> None:
-    rows = evaluate_samples(samples, use_priors=use_priors)
+def test_length_type_and_calibration_targets(ranked, use_priors: bool) -> None:
+    from sitewatch.identify.library import load_library
+
+    rows = ranked[use_priors]
+    n, ap = len(rows), [r for r in rows if r["dataset"] == "allplanes"]
     s = summarise(rows)
-    assert s["length_within_10pct"] >= 0.8
-    assert s["true_type_in_top3"] >= 0.8
+    want = MEASURED[use_priors]
+    assert round(s["length_within_10pct"] * n) >= want["length"] - MARGIN_OBJECTS
+    assert round(s["true_type_in_top3"] * n) >= want["top3"] - MARGIN_OBJECTS
+    assert round(summarise(ap)["true_type_in_top3"] * len(ap)) >= want["ap_top3"] - MARGIN_OBJECTS
+    # Baseline: three aircraft types named at random hold the true one with chance 3 / K.
+    k = len(load_library().select(category="aircraft"))
+    assert s["true_type_in_top3"] >= 3 / k + 0.5, (s, k)
+    # Calibration target: a measured side lies within 2 sigma of the reference about 95 % of the time.
     assert s["dims_within_2sigma"] >= 0.9
-    ap = summarise([r for r in rows if r["dataset"] == "allplanes"])
-    assert ap["true_type_in_top3"] >= 0.9 and ap["length_within_10pct"] == 1.0
     assert all(r["prior_applied"] is use_priors for r in rows)
+
+
+def test_priors_help_type_ranking(ranked) -> None:
+    """Site priors put the true type in the top 3 for more objects than the measurement alone (26 vs 24 measured)."""
+    top3 = {p: sum(r["rank"] <= 3 for r in rows) for p, rows in ranked.items()}
+    assert top3[True] >= top3[False] + 1, top3
 
 
 def test_label_edge_noise_supports_the_box_fit_sigma(data_dir) -> None:
