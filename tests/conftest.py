@@ -27,3 +27,39 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     home = tmp_path_factory.mktemp("swhome")
     monkeypatch.setenv("SITEWATCH_HOME", str(home))
     monkeypatch.delenv("SITEWATCH_STORE_URL", raising=False)
+
+
+PG_URL = os.environ.get("SITEWATCH_TEST_PG_URL")
+
+
+@pytest.fixture
+def private_pg_url() -> str:
+    """URL of a private, empty database on the PostGIS test server, dropped afterwards.
+
+    Skips without ``SITEWATCH_TEST_PG_URL`` (fails in CI, which always starts one).
+    """
+    import uuid
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from sitewatch.store.store import make_engine
+
+    if not PG_URL:
+        missing("SITEWATCH_TEST_PG_URL not set: no PostgreSQL/PostGIS server to test against")
+    name = f"sw_t_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(PG_URL).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh store URL of each backend: a SQLite file, then a private PostGIS database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("private_pg_url")

@@ -1,4 +1,4 @@
-"""A scan killed with SIGKILL leaves no partial pass; the store opens and a rerun succeeds."""
+"""A scan killed with SIGKILL leaves no partial pass; the store opens and a rerun succeeds (SQLite and PostGIS)."""
 
 from __future__ import annotations
 
@@ -75,8 +75,8 @@ def _state(url: str) -> list[tuple[str, int]]:
         return [(p.model, len(p.detections)) for p in store.list_passes("crashbase")]
 
 
-def test_sigkill_mid_scan_leaves_no_partial_pass(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'crash.db'}"
+def test_sigkill_mid_scan_leaves_no_partial_pass(any_store_url: str, tmp_path: Path) -> None:
+    url = any_store_url
     _run(url, 500, "detect", tmp_path)  # killed while detecting: nothing stored
     assert _state(url) == []
     _run(url, 7, "none", tmp_path)  # clean rerun
