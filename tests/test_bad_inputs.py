@@ -276,7 +276,7 @@ def test_bad_input_is_one_line_exit_2_store_unchanged(name: str, argv: Callable[
     import re
 
     monkeypatch.setenv("SITEWATCH_HOME", str(env.tmp / "home"))
-    monkeypatch.delenv("SITEWATCH_DETECT_MAX_PIXELS", raising=False)
+    monkeypatch.setenv("SITEWATCH_DETECT_MAX_PIXELS", str(40_000 * 40_000))  # the default; restored (unset) afterwards
     from sitewatch.sites.watchlist import user_watchlist_path
 
     home_sites = user_watchlist_path(env.tmp / "home")
