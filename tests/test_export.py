@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import sqlite3
 import subprocess
 import xml.etree.ElementTree as ET
@@ -24,6 +23,7 @@ from affine import Affine
 from pyproj import Transformer
 from shapely.geometry import box
 
+from ci_support import require_tool
 from sitewatch.errors import ReportError
 from sitewatch.imagery import pixel_to_lonlat
 from sitewatch.output import check_output, neutralise_cell
@@ -206,9 +206,9 @@ def test_csv_cells_are_spreadsheet_safe(tmp_path: Path, passes: list[Pass]) -> N
     ]  # fmt: skip
 
 
-@pytest.mark.skipif(shutil.which("ogrinfo") is None, reason="ogrinfo (Debian gdal-bin) not installed")
 @pytest.mark.parametrize("fmt", ["geojson", "flatgeobuf", "gpkg", "kml", "geoparquet"])
 def test_ogrinfo_opens_exports(tmp_path: Path, passes: list[Pass], fmt: str) -> None:
+    require_tool("ogrinfo", "gdal-bin")  # .ci/run installs it: missing in CI fails
     formats = subprocess.run(["ogrinfo", "--formats"], capture_output=True, text=True, check=True).stdout
     if fmt == "geoparquet" and "Parquet" not in formats:
         pytest.skip("this ogrinfo has no Parquet driver (Debian 12's GDAL 3.6 is built without Arrow)")
