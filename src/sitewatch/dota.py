@@ -96,9 +96,11 @@ def parse_label_file(
     """
     class_map = class_map or {}
     try:
-        lines = label_path.read_text().splitlines()
+        lines = label_path.read_text(encoding="utf-8").splitlines()
     except OSError as e:
         raise SceneError(f"{label_path}: cannot read label file ({e.strerror or e})") from e
+    except UnicodeDecodeError as e:
+        raise SceneError(f"{label_path}: not a text label file (byte {e.start} is not UTF-8)") from None
     gsd: float | None = None
     source = ""
     objects: list[LabelledObject] = []

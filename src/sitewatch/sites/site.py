@@ -208,7 +208,7 @@ def sites_from_geojson(obj: dict[str, Any], *, source: str = "GeoJSON") -> list[
     Raises:
         SiteError: malformed GeoJSON, a zone of an unknown site, duplicate sites, or an invalid site.
     """
-    if not isinstance(obj, dict) or obj.get("type") not in {"FeatureCollection", "Feature"}:
+    if not isinstance(obj, dict) or not isinstance(obj.get("type"), str) or obj["type"] not in {"FeatureCollection", "Feature"}:
         raise SiteError(f"{source}: not a GeoJSON Feature or FeatureCollection")
     features = obj.get("features") if obj["type"] == "FeatureCollection" else [obj]
     if not isinstance(features, list):
@@ -216,7 +216,11 @@ def sites_from_geojson(obj: dict[str, Any], *, source: str = "GeoJSON") -> list[
     aois: dict[str, dict[str, Any]] = {}
     zones: dict[str, dict[str, Polygon]] = {}
     for i, feat in enumerate(features):
-        props = (feat or {}).get("properties") or {}
+        if not isinstance(feat, dict):
+            raise SiteError(f"{source}: feature {i} is not a GeoJSON object")
+        props = feat.get("properties") or {}
+        if not isinstance(props, dict):
+            raise SiteError(f"{source}: feature {i} has 'properties' that are not an object")
         raw = props.get("site") or props.get("name")
         if not raw:
             raise SiteError(f"{source}: feature {i} has no 'site' (or 'name') property")
@@ -226,6 +230,8 @@ def sites_from_geojson(obj: dict[str, Any], *, source: str = "GeoJSON") -> list[
         except Exception as e:  # noqa: BLE001 - shapely raises several kinds on bad GeoJSON geometry
             raise SiteError(f"{source}: feature {i} ({name}) has no valid geometry ({e})") from e
         role = props.get("role", "aoi")
+        if not isinstance(role, str):
+            raise SiteError(f"{source}: feature {i} has a role that is not text ({role!r})")
         if role == "zone":
             zname = props.get("zone")
             if not zname:
@@ -262,6 +268,8 @@ def sites_from_geojson(obj: dict[str, Any], *, source: str = "GeoJSON") -> list[
             )
         except SiteError as e:
             raise SiteError(f"{source}: {e}") from e
+        except (TypeError, ValueError) as e:
+            raise SiteError(f"{source}: site {name!r} has malformed properties ({e})") from None
     return sites
 
 
