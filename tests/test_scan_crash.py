@@ -10,6 +10,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from sitewatch.store import open_store
 
 # Scans a pixel-space scene with a detector that yields 500 boxes, then pauses INSIDE the store
@@ -84,3 +86,40 @@ def test_sigkill_mid_scan_leaves_no_partial_pass(any_store_url: str, tmp_path: P
     # killed at COMMIT of a rescan (old pass deleted, 500 new rows inserted): the old pass survives
     _run(url, 500, "commit", tmp_path)
     assert _state(url) == [("slow 1", 7)]
+
+
+#: Random kill points of the slow test, and the seed that draws them.
+KILL_TRIALS, KILL_SEED = 20, 7
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_points_never_leaves_a_partial_pass(any_store_url: str, tmp_path: Path) -> None:
+    """Rescans of one scene killed at random moments (start-up, detection, insert, commit, after):
+    each time the store holds exactly one whole pass — the previous one or the new one."""
+    import random
+
+    url = any_store_url
+    _run(url, 7, "none", tmp_path)
+    current = 7
+    script = tmp_path / "scan_job.py"
+    # Time of a whole rescan (process start included), to spread the kill points over it.
+    t0 = time.monotonic()
+    _run(url, 8, "none", tmp_path)
+    full = time.monotonic() - t0
+    current = 8
+    rng = random.Random(KILL_SEED)
+    outcomes = {"old": 0, "new": 0}
+    for trial in range(KILL_TRIALS):
+        n = 300 + trial
+        proc = subprocess.Popen([sys.executable, str(script), url, str(n), "none"], stdout=subprocess.DEVNULL, env=os.environ.copy())
+        time.sleep(rng.uniform(0.2, 1.1) * full)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        state = _state(url)
+        assert len(state) == 1, f"trial {trial}: {state}"
+        model, count = state[0]
+        assert model == "slow 1" and count in (current, n), f"trial {trial}: {count} detections, expected {current} or {n}"
+        outcomes["new" if count == n else "old"] += 1
+        current = count
+    # The kill points fell both before and after commits (else the test would not test much).
+    assert outcomes["old"] and outcomes["new"], outcomes
