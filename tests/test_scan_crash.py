@@ -104,15 +104,15 @@ def test_sigkill_at_random_points_never_leaves_a_partial_pass(any_store_url: str
     script = tmp_path / "scan_job.py"
     # Time of a whole rescan (process start included), to spread the kill points over it.
     t0 = time.monotonic()
-    _run(url, 8, "none", tmp_path)
+    _run(url, 299, "none", tmp_path)
     full = time.monotonic() - t0
-    current = 8
+    current = 299
     rng = random.Random(KILL_SEED)
     outcomes = {"old": 0, "new": 0}
     for trial in range(KILL_TRIALS):
         n = 300 + trial
         proc = subprocess.Popen([sys.executable, str(script), url, str(n), "none"], stdout=subprocess.DEVNULL, env=os.environ.copy())
-        time.sleep(rng.uniform(0.2, 1.1) * full)
+        time.sleep(rng.uniform(0.2, 1.3) * full)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         state = _state(url)
