@@ -102,13 +102,7 @@ def command(
         raise SitewatchError(f"{init}: model file not found (--init)")
     if steps is None and minutes is None and not resume:
         minutes = 60.0
-    shares: dict[str, float] = {}
-    for item in weights:
-        name, _, value = item.partition("=")
-        try:
-            shares[name.strip()] = float(value)
-        except ValueError:
-            raise click.BadParameter(f"expected DATASET=SHARE, got {item!r}", param_hint="--weight") from None
+    shares = _shares(weights)
     _log_to(out / "train.log")
     invocation = shlex.join(["sitewatch", *sys.argv[1:]])
     cfg = TrainConfig(
