@@ -171,3 +171,17 @@ def test_item_georeference_for_plain_asset(tmp_path: Path) -> None:
     (tmp_path / "item2.json").write_text(json.dumps(item))
     with open_scene(tmp_path / "item2.json") as scene:  # pixel space: the item's nominal GSD
         assert not scene.georeferenced and scene.gsd_m == 0.31
+
+
+def test_force_reaches_a_stac_items_asset(tmp_path: Path) -> None:
+    """A GSD outside the accepted range given with a STAC item: refused, or taken with force."""
+    from sitewatch.errors import GeoreferenceError
+
+    write_raster(tmp_path / "img.png", np.zeros((3, 64, 64), np.uint8), driver="PNG")
+    item = _item("img.png")
+    item["assets"]["visual"]["type"] = "image/png"
+    (tmp_path / "item.json").write_text(json.dumps(item))
+    with pytest.raises(GeoreferenceError, match="outside"):
+        open_scene(tmp_path / "item.json", gsd_m=50.0)
+    with open_scene(tmp_path / "item.json", gsd_m=50.0, force=True) as scene:
+        assert scene.gsd_m == 50.0

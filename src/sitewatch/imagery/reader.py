@@ -335,7 +335,9 @@ def _open_stac(
     if not stac.is_url(src):
         _check_local(src)
     item = stac.read_item(src)
-    return _open_item(item, src, gsd_m=gsd_m, acquired=acquired, center=center, rotation_deg=rotation_deg, asset=asset, crs=crs)
+    return _open_item(
+        item, src, gsd_m=gsd_m, acquired=acquired, center=center, rotation_deg=rotation_deg, asset=asset, crs=crs, force=force
+    )
 
 
 def open_item(item: pystac.Item | dict[str, Any], *, asset: str | None = None, gsd_m: float | None = None) -> RasterScene:
