@@ -329,7 +329,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         if step == (state["step"] if state else 0) + 3:
             timing_from = (step, time.time())
         if step % cfg.log_every == 0:
-            per = (time.time() - timing_from[1]) / max(1, step - timing_from[0]) if timing_from else float("nan")
+            per = (time.time() - timing_from[1]) / (step - timing_from[0]) if timing_from and step > timing_from[0] else float("nan")
             if budget_s:
                 eta = (budget_s - elapsed) / 60
                 total = step + int((budget_s - elapsed) / per) if per == per else None  # estimate, for the log
