@@ -13,15 +13,12 @@ from affine import Affine
 from pyproj import Transformer
 from shapely.geometry import box
 
-import sitewatch.pipeline
-import sitewatch.sites
 from _rasters import write_raster
-from sitewatch.errors import SiteError
 from sitewatch.imagery import open_scene
 from sitewatch.imagery.simulate import simulate_site
 from sitewatch.imagery.validity import observe, observed_mask
-from test_scan import FakeDetector, FakeSite
-from test_scan_cli import run
+from test_scan import FakeSite
+from test_scan_cli import run, use_simulation_truth
 
 AOI = box(35.9425, 35.4012, 35.9455, 35.4035)
 
@@ -48,22 +45,7 @@ def sim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Two SIMULATED passes of a small site, a detector that returns each file's truth, the site patched in."""
     sc = simulate_site(tmp_path / "img", AOI, site="simbase", extent_m=400, n_aircraft=6, n_helicopters=0, n_vehicles=0,
                        departed=3, arrived=2)  # fmt: skip
-    truth = {str(p.path): [(o.box.cx, o.box.cy, o.box.length, o.box.width, o.box.heading_deg, o.category) for o in p.objects]
-             for p in sc.passes}  # fmt: skip
-
-    class TruthDetector(FakeDetector):
-        def detect(self, scene, **kw):
-            self.boxes = truth[str(scene.path)]
-            return super().detect(scene, **kw)
-
-    def get_site(name: str) -> FakeSite:
-        if name != "simbase":
-            raise SiteError(f"unknown site '{name}'; known: simbase")
-        return FakeSite("simbase", AOI)
-
-    monkeypatch.setattr(sitewatch.sites, "get_site", get_site, raising=False)
-    monkeypatch.setattr(sitewatch.pipeline, "load_default_detector", lambda model=None: TruthDetector([]))
-    return sc, truth
+    return sc, use_simulation_truth(sc, monkeypatch)
 
 
 def _masked_copy(src: Path, dst: Path, blank_cols: slice) -> Path:

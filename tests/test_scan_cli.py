@@ -33,9 +33,9 @@ def run(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
     return code, out, err
 
 
-@pytest.fixture
-def scenario(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    sc = simulate_site(tmp_path / "img", AOI, site="simbase", extent_m=400, n_aircraft=5, n_helicopters=1, n_vehicles=2, departed=3, arrived=1)
+def use_simulation_truth(sc, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[tuple]]:  # noqa: ANN001 - a SimulatedSite
+    """Make the CLI see site 'simbase' (the AOI) and detect exactly the simulated objects of ``sc``;
+    returns the truth per scene path."""
     truth = {str(p.path): [(o.box.cx, o.box.cy, o.box.length, o.box.width, o.box.heading_deg, o.category) for o in p.objects] for p in sc.passes}
 
     class TruthDetector(FakeDetector):
@@ -50,6 +50,13 @@ def scenario(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
     monkeypatch.setattr(sitewatch.sites, "get_site", get_site, raising=False)
     monkeypatch.setattr(sitewatch.pipeline, "load_default_detector", lambda model=None: TruthDetector([]))
+    return truth
+
+
+@pytest.fixture
+def scenario(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    sc = simulate_site(tmp_path / "img", AOI, site="simbase", extent_m=400, n_aircraft=5, n_helicopters=1, n_vehicles=2, departed=3, arrived=1)
+    use_simulation_truth(sc, monkeypatch)
     return sc
 
 
