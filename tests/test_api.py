@@ -313,3 +313,18 @@ def test_reports_warmed_at_start(filled, tmp_path: Path) -> None:
         r = c.get("/api/sites/hmeimim/assessment")
         assert r.status_code == 200 and time.monotonic() - t0 < 5  # from the cache
         assert [p["id"] for p in r.json()["passes"]] == [a, b]
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [("bogus://x", "unsupported store URL 'bogus://x'"), ("postgresql://u:pw@127.0.0.1:1/db", "cannot open"),
+     ("sqlite:////nonexistent-dir/x.db", "/nonexistent-dir does not exist")],
+)  # fmt: skip
+def test_serve_refuses_a_store_it_cannot_open(url: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """One line and exit 2 before any server starts (not a server answering 503 to every request)."""
+    from sitewatch.cli.main import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["serve", "--store", url, "--port", "18997"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and message in err[0], err

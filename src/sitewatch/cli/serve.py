@@ -38,6 +38,11 @@ def command(store_url: str | None, host: str, port: int, imagery_roots: tuple[st
     settings.imagery_roots = [*settings.imagery_roots, *(Path(r) for r in imagery_roots)]
     if host not in ("127.0.0.1", "localhost", "::1") and not settings.token:
         err_console.print(f"[yellow]warning:[/] listening on {host} without SITEWATCH_API_TOKEN: anyone who can reach it can read the store")
+    from sitewatch.store import open_store
+
+    # A store URL that cannot work is refused now (one line, exit 2), not on the first request.
+    with open_store(store_url):
+        pass
     app = create_app(store_url, settings)
     err_console.print(f"sitewatch dashboard: http://{host}:{port}/sites  OpenAPI: http://{host}:{port}/openapi.json")
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_keep_alive=30)
