@@ -45,13 +45,16 @@ def test_compare_cli_json_and_change_map(store_with_pair: str, tmp_path: Path) -
 
 
 def test_compare_cli_picks_passes_by_date_and_refuses_clearly(store_with_pair: str) -> None:
-    r = run("compare", "test", "--store", store_with_pair, "--from", "2024-12-31", "--to", "2025-01-05")
+    r = run("compare", "test", "--store", store_with_pair, "--from", "2024-12-10", "--to", "2025-01-05")
     assert r.returncode == 0, r.stderr
-    assert "aircraft: 2 → 2" in r.stdout
-    r = run("compare", "test", "--store", store_with_pair, "--from", "2024-01-01")
-    assert r.returncode == 2 and r.stderr.strip() == "error: no pass of site 'test' acquired on or before 2024-01-01"
+    assert "aircraft: 2 → 2" in r.stdout and "(2024-12-10) → pass" in r.stdout
+    r = run("compare", "test", "--store", store_with_pair, "--from", "2024-12-11", "--to", "2025-01-05")
+    assert r.returncode == 2 and r.stderr.strip() == (
+        "error: only pass 2 (2025-01-05) of site 'test' lies from 2024-12-11 to 2025-01-05; comparing needs two: widen the span")
+    r = run("compare", "test", "--store", store_with_pair, "--to", "2024-01-01")
+    assert r.returncode == 2 and r.stderr.strip() == "error: no pass of site 'test' to 2024-01-01 (its passes run from 2024-12-10 to 2025-01-05)"
     r = run("compare", "test", "--store", store_with_pair, "--from", "1", "--to", "1")
-    assert r.returncode == 2 and "same pass" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "only pass 1 (2024-12-10)" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_timeline_cli(store_with_pair: str) -> None:

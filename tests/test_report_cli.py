@@ -54,6 +54,7 @@ def test_report_end_to_end_from_store(tmp_path, capsys) -> None:
     from sitewatch.pipeline import scan
     from sitewatch.report import write_report
     from sitewatch.store import open_store
+    from sitewatch.store.span import PassSpan
     from test_scan import FakeDetector, FakeSite
 
     aoi = box(35.9425, 35.4012, 35.9455, 35.4035)
@@ -69,7 +70,7 @@ def test_report_end_to_end_from_store(tmp_path, capsys) -> None:
         stored = store.list_passes("simbase")
         out = write_report(store, site, tmp_path / "simbase.html")
         # --from after the first pass leaves one pass: no comparison, says what cannot be assessed, still renders.
-        one = write_report(store, site, tmp_path / "one.html", since=stored[1].acquired)
+        one = write_report(store, site, tmp_path / "one.html", span=PassSpan.parse(str(stored[1].id), None))
         assert [p.id for p in store.list_passes("simbase")] == [p.id for p in stored]  # the report only reads
     html = out.read_text()
     twin = json.loads((tmp_path / "simbase.json").read_text())

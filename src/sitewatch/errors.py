@@ -52,6 +52,10 @@ class ClaimsError(SitewatchError, ValueError):
     """A text report cannot be ingested (empty, not English, unreadable)."""
 
 
+class SpanError(SitewatchError, ValueError):
+    """A ``--from`` / ``--to`` bound that is malformed, names no stored pass, or selects no pass."""
+
+
 class LibraryError(SitewatchError, ValueError):
     """The reference library (equipment dimensions) is invalid or a type is unknown."""
 

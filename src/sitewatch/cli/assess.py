@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
 
 from sitewatch.cli.console import out_console, terminal_text
-from sitewatch.cli.options import json_option, store_option
+from sitewatch.cli.options import json_option, span_options, store_option
+
+if TYPE_CHECKING:
+    from sitewatch.store.span import PassSpan
 from sitewatch.errors import SitewatchError
 
 log = logging.getLogger(__name__)
@@ -81,9 +85,10 @@ def print_assessment(a) -> None:  # noqa: ANN001 - an Assessment
 @click.option("--indicators", "indicator_dirs", multiple=True, type=click.Path(path_type=Path),
               help="Extra indicator YAML file or directory (repeatable); $SITEWATCH_HOME/indicators is always read.")  # fmt: skip
 @click.option("--list-metrics", is_flag=True, help="List the metrics indicator conditions can use, and exit.")
+@span_options("to assess (default: all)")
 @json_option
 @store_option
-def command(site: str, indicator_dirs: tuple[Path, ...], list_metrics: bool, as_json: bool, store_url: str | None) -> None:
+def command(site: str, span: PassSpan, indicator_dirs: tuple[Path, ...], list_metrics: bool, as_json: bool, store_url: str | None) -> None:
     """Assess SITE: indicators, competing hypotheses (ACH), claims checked against imagery.
 
     Example: sitewatch assess hmeimim --json
@@ -100,6 +105,8 @@ def command(site: str, indicator_dirs: tuple[Path, ...], list_metrics: bool, as_
     s = get_site(site)
     with open_store(store_url) as store:
         passes = store.list_passes(s.name)
+    if passes:
+        passes = span.select(passes, s.name)
         claims = store.list_claims(s.name)
     if not passes and not claims:
         raise SitewatchError(f"nothing to assess for site '{s.name}': no passes and no claims in the store; run: sitewatch scan SCENE --site {s.name}")

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from sitewatch.cli.options import json_option, output_option, overwrite_option, store_option
+from sitewatch.cli.options import json_option, output_option, overwrite_option, span_options, store_option
 from sitewatch.errors import CompareError, SiteError
 from sitewatch.types import Pass
+
+if TYPE_CHECKING:
+    from sitewatch.store.span import PassSpan
 
 
 def load_site(name: str) -> Any:
@@ -26,67 +28,35 @@ def load_site(name: str) -> Any:
         return None
 
 
-def _as_date(text: str) -> date | None:
-    try:
-        return datetime.fromisoformat(text).date()
-    except ValueError:
-        return None
+def choose_pair(passes: list[Pass], site: str, span: PassSpan) -> tuple[Pass, Pass]:
+    """The passes to compare: the first and the last of the span (by default the latest two passes).
 
-
-def pick_pass(passes: list[Pass], ref: str, site: str, which: str) -> Pass:
-    """A pass by id, or the last pass acquired on or before a date (YYYY-MM-DD).
+    With only ``--to`` the later pass is the last of the span and the earlier the pass before it.
 
     Raises:
-        CompareError: no pass matches, naming what was asked and what exists.
+        CompareError: fewer than two passes to compare.
     """
-    if ref.isdigit():
-        for p in passes:
-            if p.id == int(ref):
-                return p
-        raise CompareError(f"no pass {ref} of site {site!r}; its passes: {', '.join(str(p.id) for p in passes)}")
-    day = _as_date(ref)
-    if day is None:
-        raise CompareError(f"--{which} {ref!r}: expected a pass id or a date YYYY-MM-DD")
-    dated = [p for p in passes if p.acquired is not None and p.acquired.astimezone(UTC).date() <= day]
-    if not dated:
-        raise CompareError(f"no pass of site {site!r} acquired on or before {day}")
-    return dated[-1]
-
-
-def choose_pair(passes: list[Pass], site: str, ref_from: str | None, ref_to: str | None) -> tuple[Pass, Pass]:
-    """The passes to compare: defaults are the last two."""
     if len(passes) < 2:
         raise CompareError(f"site {site!r} has {len(passes)} stored pass(es); comparing needs two (scan another image)")
-    b = pick_pass(passes, ref_to, site, "to") if ref_to else passes[-1]
-    if ref_from:
-        a = pick_pass(passes, ref_from, site, "from")
-    else:
-        earlier = [p for p in passes if p is not b and passes.index(p) < passes.index(b)]
-        if not earlier:
-            raise CompareError(f"no pass of site {site!r} before pass {b.id}")
-        a = earlier[-1]
-    if a.id == b.id:
-        raise CompareError(f"--from and --to name the same pass ({a.id})")
-    if passes.index(a) > passes.index(b):
-        def when(p: Pass) -> str:
-            return p.acquired.date().isoformat() if p.acquired else "date unknown"
-
-        raise CompareError(f"--from pass {a.id} ({when(a)}) is later than --to pass {b.id} ({when(b)}): "
-                           "compare runs forwards in time; swap them")  # fmt: skip
-    return a, b
+    chosen = span.select(passes, site)
+    if span.start is None:
+        chosen = chosen[-2:]
+    if len(chosen) < 2:
+        p = chosen[0]
+        raise CompareError(f"only pass {p.id} ({_when(p)}) of site {site!r} lies {span.describe()}; comparing needs two: widen the span")
+    return chosen[0], chosen[-1]
 
 
 @click.command("compare")
 @click.argument("site")
-@click.option("--from", "ref_from", default=None, metavar="PASS|DATE", help="Earlier pass: id or date (default: the one before --to).")
-@click.option("--to", "ref_to", default=None, metavar="PASS|DATE", help="Later pass: id or date (default: the latest).")
+@span_options("to compare (its first and last; default: the latest two)")
 @output_option("Write the change map to this GeoTIFF (1 changed, 0 unchanged, 255 not compared).", old=("--map",), type=click.Path(dir_okay=False, path_type=Path), default=None)
 @overwrite_option
 @click.option("--no-pixels", is_flag=True, help="Compare detections only (do not read the scenes).")
 @json_option
 @store_option
 def command(
-    site: str, ref_from: str | None, ref_to: str | None, output: Path | None, overwrite: bool, no_pixels: bool, as_json: bool, store_url: str | None
+    site: str, span: PassSpan, output: Path | None, overwrite: bool, no_pixels: bool, as_json: bool, store_url: str | None
 ) -> None:
     """What arrived, departed, remained or moved at SITE between two passes, and how much changed."""
     from sitewatch.cli.console import out_console
@@ -102,7 +72,7 @@ def command(
     name = getattr(site_obj, "name", site)
     with open_store(store_url) as store:
         passes = store.list_passes(name)
-    a, b = choose_pair(passes, name, ref_from, ref_to)
+    a, b = choose_pair(passes, name, span)
     result = compare_passes(a, b, site_obj, read_pixels=not no_pixels)
     if map_path is not None:
         write_change_map(result, map_path, overwrite=overwrite)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
 
 from sitewatch.cli.console import out_console
-from sitewatch.cli.options import json_option, store_option
+from sitewatch.cli.options import json_option, span_options, store_option
+
+if TYPE_CHECKING:
+    from sitewatch.store.span import PassSpan
 from sitewatch.errors import SiteError
 
 
@@ -46,9 +50,10 @@ def load_passes(store, site: str) -> list:  # noqa: ANN001 - a Store
 @click.command()
 @click.argument("site")
 @click.option("--by", type=click.Choice(["category", "type", "role"]), default="category", show_default=True)
+@span_options("to count (default: all)")
 @json_option
 @store_option
-def command(site: str, by: str, as_json: bool, store_url: str | None) -> None:
+def command(site: str, span: PassSpan, by: str, as_json: bool, store_url: str | None) -> None:
     """Counts per category (or identified type, or role) in each pass of SITE, oldest first, with changes.
 
     Example: sitewatch inventory hmeimim --by type
@@ -57,7 +62,7 @@ def command(site: str, by: str, as_json: bool, store_url: str | None) -> None:
     from sitewatch.store import open_store
 
     with open_store(store_url) as store:
-        inv = inventory(load_passes(store, site), by)
+        inv = inventory(span.select(load_passes(store, site), site), by)
     if as_json:
         click.echo(json.dumps({"site": site, **inv}, indent=1))
     else:

@@ -61,3 +61,40 @@ overwrite_option = click.option("--overwrite", is_flag=True, help="Replace an ex
 model_option = click.option(
     "--model", envvar="SITEWATCH_MODEL", show_envvar=True, default=None, help="Detector model name or .onnx path (default: the bundled model)."
 )
+
+
+def _bound(which: str) -> Callable[[click.Context, click.Parameter, str | None], Any]:
+    def parse(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+        from sitewatch.store.span import Bound
+
+        if value is None:
+            return None
+        try:
+            return Bound.parse(value, which)
+        except ValueError as e:
+            raise click.BadParameter(str(e).split(": ", 1)[-1]) from None
+
+    return parse
+
+
+def span_options(what: str = "to use (default: all)") -> Callable[[Any], Any]:
+    """``--from`` / ``--to``: the inclusive span of passes a command works on (:mod:`sitewatch.store.span`).
+
+    The command receives one ``span`` argument, a :class:`sitewatch.store.span.PassSpan`, instead of the two options.
+    """
+
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        import functools
+
+        @functools.wraps(f)
+        def wrapper(*args: Any, span_from: Any = None, span_to: Any = None, **kwargs: Any) -> Any:
+            from sitewatch.store.span import PassSpan
+
+            return f(*args, span=PassSpan(span_from, span_to), **kwargs)
+
+        wrapper = click.option("--to", "span_to", metavar="PASS|DATE", default=None, callback=_bound("to"),
+                               help="End of the span: a pass id or UTC date, inclusive (a date covers its whole day).")(wrapper)  # fmt: skip
+        return click.option("--from", "span_from", metavar="PASS|DATE", default=None, callback=_bound("from"),
+                            help=f"Start of the span of passes {what}: a pass id or UTC date, inclusive (e.g. 2024-12-10).")(wrapper)  # fmt: skip
+
+    return decorate

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 from rich.table import Table
 
 from sitewatch.cli.console import out_console
-from sitewatch.cli.options import json_option, store_option
+from sitewatch.cli.options import json_option, span_options, store_option
+
+if TYPE_CHECKING:
+    from sitewatch.store.span import PassSpan
 
 
 @click.command()
 @click.argument("site", required=False)
+@span_options("to list (default: all)")
 @json_option
 @store_option
-def command(site: str | None, as_json: bool, store_url: str | None) -> None:
+def command(site: str | None, span: PassSpan, as_json: bool, store_url: str | None) -> None:
     """List the passes of SITE oldest first (without SITE: the sites that have passes).
 
     Example: sitewatch passes hmeimim
@@ -24,12 +29,14 @@ def command(site: str | None, as_json: bool, store_url: str | None) -> None:
     from sitewatch.cli.scan import coverage_text, summary
     from sitewatch.store import open_store
 
+    if site is None and not span.is_open:
+        raise click.UsageError("--from/--to select passes of one site: give SITE")
     with open_store(store_url) as store:
         if site is None:
             names = store.sites()
             counts = {n: len(store.list_passes(n)) for n in names}
         else:
-            passes = load_passes(store, site)
+            passes = span.select(load_passes(store, site), site)
     if site is None:
         if as_json:
             click.echo(json.dumps(counts, indent=1))

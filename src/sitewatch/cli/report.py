@@ -1,24 +1,21 @@
-"""``sitewatch report SITE [--from DATE] -o report.html|report.pdf|report.json``."""
+"""``sitewatch report SITE [--from PASS|DATE] [--to PASS|DATE] -o report.html|report.pdf|report.json``."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from sitewatch.cli.options import overwrite_option, store_option
+from sitewatch.cli.options import overwrite_option, span_options, store_option
+
+if TYPE_CHECKING:
+    from sitewatch.store.span import PassSpan
 
 
 @click.command("report")
 @click.argument("site")
-@click.option(
-    "--from",
-    "since",
-    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]),
-    default=None,
-    help="Only passes acquired on or after this date (UTC), e.g. 2024-05-01.",
-)
+@span_options("to report on (default: all)")
 @click.option(
     "-o",
     "--output",
@@ -29,7 +26,7 @@ from sitewatch.cli.options import overwrite_option, store_option
 )
 @overwrite_option
 @store_option
-def command(site: str, since: datetime | None, output: Path | None, overwrite: bool, store_url: str | None) -> None:
+def command(site: str, span: PassSpan, output: Path | None, overwrite: bool, store_url: str | None) -> None:
     """Write the analyst's report of SITE: key judgements with evidence, inventory, chips, map, ACH, claims."""
     from sitewatch.cli.console import err_console, out_console
     from sitewatch.report import write_report
@@ -39,6 +36,6 @@ def command(site: str, since: datetime | None, output: Path | None, overwrite: b
     out = output or Path(f"{site}-report.html")
     check_output_path(out, overwrite=overwrite)  # fail before opening the store or doing any work
     with err_console.status(f"writing report of {site}"), open_store(store_url) as store:
-        path = write_report(store, site, out, since=since.replace(tzinfo=UTC) if since else None, overwrite=overwrite)
+        path = write_report(store, site, out, span=span, overwrite=overwrite)
     twin = path.with_suffix(".json")
     out_console.print(f"report: {path}" + (f"\njson:   {twin}" if twin != path else ""))

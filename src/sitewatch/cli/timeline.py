@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from sitewatch.cli.compare import load_site
-from sitewatch.cli.options import json_option, store_option
+from sitewatch.cli.options import json_option, span_options, store_option
+
+if TYPE_CHECKING:
+    from sitewatch.store.span import PassSpan
 from sitewatch.errors import CompareError
 
 
 @click.command("timeline")
 @click.argument("site")
 @click.option("--pixels", is_flag=True, help="Also read the scenes (registration by image; slower).")
+@span_options("to show (default: all)")
 @json_option
 @store_option
-def command(site: str, pixels: bool, as_json: bool, store_url: str | None) -> None:
+def command(site: str, span: PassSpan, pixels: bool, as_json: bool, store_url: str | None) -> None:
     """The history of SITE pass by pass: counts and what changed since the previous pass."""
     from rich.table import Table
 
@@ -30,6 +35,7 @@ def command(site: str, pixels: bool, as_json: bool, store_url: str | None) -> No
         passes = store.list_passes(name)
     if not passes:
         raise CompareError(f"no stored passes of site {name!r} (scan an image first)")
+    passes = span.select(passes, name)
     entries = timeline(passes, site_obj, read_pixels=pixels)
     if as_json:
         click.echo(json.dumps(entries, indent=2))

@@ -6,13 +6,15 @@ a :class:`ReportData` and renders it; renderers only read that model.
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sitewatch.report.builder import assemble_report_data, build_report_data
 from sitewatch.report.model import ReportData
 from sitewatch.report.render import check_output_path, html_to_pdf, render_html, report_json, save_report
+
+if TYPE_CHECKING:
+    from sitewatch.store.span import PassSpan
 
 __all__ = [
     "ReportData",
@@ -26,7 +28,7 @@ __all__ = [
 ]
 
 
-def write_report(store: Any, site_name: str | Any, out_path: Path, *, since: datetime | None = None, overwrite: bool = False) -> Path:
+def write_report(store: Any, site_name: str | Any, out_path: Path, *, span: PassSpan | None = None, overwrite: bool = False) -> Path:
     """Write the report of a site to ``out_path`` (.html, .pdf or .json) and ``report.json`` beside it.
 
     Args:
@@ -34,7 +36,7 @@ def write_report(store: Any, site_name: str | Any, out_path: Path, *, since: dat
         site_name: site name or alias, or a Site object (e.g. one the watchlist does not hold).
         out_path: target file; its extension picks the format. The JSON twin is
             ``out_path.with_suffix(".json")``.
-        since: only passes acquired at or after this time (UTC).
+        span: only the passes of this span (``--from`` / ``--to``; default all).
         overwrite: replace existing files (the report and its twin); refused otherwise.
 
     Returns:
@@ -46,5 +48,5 @@ def write_report(store: Any, site_name: str | Any, out_path: Path, *, since: dat
     """
     out_path = Path(out_path)
     check_output_path(out_path, overwrite=overwrite)
-    data = build_report_data(store, site_name, since)
+    data = build_report_data(store, site_name, span)
     return save_report(data, out_path, overwrite=overwrite)

@@ -13,7 +13,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shapely import wkt as shapely_wkt
 
@@ -48,6 +48,9 @@ from sitewatch.report.model import (
     SiteInfo,
 )
 from sitewatch.types import Detection, Pass
+
+if TYPE_CHECKING:
+    from sitewatch.store.span import PassSpan
 
 log = logging.getLogger(__name__)
 
@@ -336,7 +339,7 @@ def assemble_report_data(
     claims: Sequence[Any] = (),
     claim_checks: Sequence[Any] = (),
     open_scene: SceneOpener | None = None,
-    since: datetime | None = None,
+    period: str | None = None,
     notes: Iterable[str] = (),
     max_chips: int = MAX_CHIPS,
 ) -> ReportData:
@@ -351,7 +354,7 @@ def assemble_report_data(
         claims: claims about the site (``Claim`` objects or their dicts, with ``id``).
         claim_checks: claim verdicts (``claim_id``, ``verdict``, ``reason``, ``evidence``).
         open_scene: re-opens a pass scene from its ``scene_path`` for chips; None skips chips.
-        since: the earliest date asked for (reported only).
+        period: the span of passes asked for, e.g. ``"from 2024-12-10"`` (reported only).
         notes: extra limitations to report (e.g. why a stage could not run).
         max_chips: most chip pairs to draw.
     """
@@ -427,7 +430,7 @@ def assemble_report_data(
         generated=datetime.now(UTC),
         sitewatch_version=__version__,
         site=info,
-        since=since,
+        period=period or None,
         passes=summaries,
         inventory=inventory(passes),
         comparisons=comp_summaries,
@@ -442,7 +445,7 @@ def assemble_report_data(
     )
 
 
-def build_report_data(store: Any, site_name: str | Any, since: datetime | None = None, *, max_chips: int = MAX_CHIPS) -> ReportData:
+def build_report_data(store: Any, site_name: str | Any, span: PassSpan | None = None, *, max_chips: int = MAX_CHIPS) -> ReportData:
     """Gather everything a report of ``site_name`` shows.
 
     Consecutive passes are compared (a pair that cannot be compared is reported, not fatal), the
@@ -452,7 +455,7 @@ def build_report_data(store: Any, site_name: str | Any, since: datetime | None =
         store: an open :class:`sitewatch.store.Store`.
         site_name: site name or alias (looked up in the watchlist), or a Site object (a site the
             watchlist does not hold, e.g. the demo's).
-        since: only passes acquired at or after this time (UTC; naive is taken as UTC).
+        span: only the passes of this span (``--from`` / ``--to``; default all).
         max_chips: most before/after chip pairs.
 
     Raises:
@@ -469,9 +472,8 @@ def build_report_data(store: Any, site_name: str | Any, since: datetime | None =
     else:
         site = site_name
     passes = list(store.list_passes(site.name))
-    if since is not None:
-        since = since if since.tzinfo else since.replace(tzinfo=UTC)
-        passes = [p for p in passes if p.acquired is None or p.acquired >= since]
+    if span is not None and not span.is_open:
+        passes = span.select(passes, site.name)
     notes: list[str] = []
     comparisons: list[Any] = []
     for a, b in zip(passes, passes[1:], strict=False):
@@ -489,5 +491,5 @@ def build_report_data(store: Any, site_name: str | Any, since: datetime | None =
     return assemble_report_data(
         site, passes, comparisons=comparisons, assessment=assessment,
         claims=field(assessment, "claims") or claims, claim_checks=field(assessment, "checks") or [],
-        open_scene=open_scene, since=since, notes=notes, max_chips=max_chips,
+        open_scene=open_scene, period=span.describe() if span else None, notes=notes, max_chips=max_chips,
     )

@@ -248,7 +248,7 @@ class ReportData(BaseModel):
     generated: datetime
     sitewatch_version: str
     site: SiteInfo
-    since: datetime | None = None
+    period: str | None = None
     passes: list[PassSummary] = Field(default_factory=list)
     inventory: list[InventoryRow] = Field(default_factory=list)
     comparisons: list[ComparisonSummary] = Field(default_factory=list)
