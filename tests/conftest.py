@@ -23,10 +23,12 @@ def data_dir() -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test gets its own SITEWATCH_HOME so no test touches a user's store."""
+    """Every test gets its own SITEWATCH_HOME and config folder so no test reads a user's store or config."""
     home = tmp_path_factory.mktemp("swhome")
     monkeypatch.setenv("SITEWATCH_HOME", str(home))
-    monkeypatch.delenv("SITEWATCH_STORE_URL", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    for var in ("SITEWATCH_STORE_URL", "SITEWATCH_CONFIG", "SITEWATCH_MODEL", "SITEWATCH_SCORE_THRESHOLD"):
+        monkeypatch.delenv(var, raising=False)
 
 
 PG_URL = os.environ.get("SITEWATCH_TEST_PG_URL")

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from sitewatch.settings import Settings
+from sitewatch.settings import FileSettings, Settings
 
 
-class ApiSettings(BaseSettings):
+class ApiSettings(FileSettings):
     """Settings of ``sitewatch serve``.
 
     Attributes:
@@ -29,6 +30,7 @@ class ApiSettings(BaseSettings):
             background when the server starts, so the first dashboard visit does not wait for it.
     """
 
+    config_table: ClassVar[str | None] = "api"
     model_config = SettingsConfigDict(env_prefix="SITEWATCH_API_", extra="ignore")
 
     home: Path = Field(default_factory=lambda: Settings().home)

@@ -106,8 +106,10 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"error: {one_line(short_path(str(e.filename)))}: {e.strerror or e}", err=True)
         sys.exit(2)
     except pydantic.ValidationError as e:  # only the settings are validated from user input here
+        from sitewatch.settings import setting_origin
+
         first = e.errors()[0] if e.errors() else {}
-        where = "SITEWATCH_" + "_".join(str(p) for p in first.get("loc", ())).upper()
+        where = setting_origin(e.title, "_".join(str(p) for p in first.get("loc", ())))
         click.echo(f"error: {where}: {first.get('msg', str(e).splitlines()[0])}", err=True)
         sys.exit(2)
     except Exception as e:  # noqa: BLE001 - the edge: an internal failure is one line and exit 1

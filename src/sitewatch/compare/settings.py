@@ -7,13 +7,15 @@ named field here, so a report can quote it and a user can override it
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from sitewatch.settings import FileSettings
 
 
-class CompareSettings(BaseSettings):
+class CompareSettings(FileSettings):
     """Settings for :func:`sitewatch.compare.compare_passes`.
 
     Attributes:
@@ -60,6 +62,7 @@ class CompareSettings(BaseSettings):
             change is stated.
     """
 
+    config_table: ClassVar[str | None] = "compare"
     model_config = SettingsConfigDict(env_prefix="SITEWATCH_COMPARE_", extra="ignore")
 
     working_gsd_m: float | None = Field(default=1.0, gt=0)

@@ -5,11 +5,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from sitewatch.settings import FileSettings
 
 
-class IdentifySettings(BaseSettings):
+class IdentifySettings(FileSettings):
     """Settings for labelling identified detections (:mod:`sitewatch.identify.hierarchy`).
 
     Attributes:
@@ -22,6 +26,7 @@ class IdentifySettings(BaseSettings):
             size-class sums computed later from stored candidates lose at most this much per type.
     """
 
+    config_table: ClassVar[str | None] = "identify"
     model_config = SettingsConfigDict(env_prefix="SITEWATCH_IDENTIFY_", extra="ignore")
 
     label_threshold: float = Field(0.7, gt=0.5, le=1.0)
