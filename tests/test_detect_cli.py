@@ -73,8 +73,8 @@ def test_json_output_schema_and_exact_boxes(tmp_path, model, capsys) -> None:
     items = json.loads(out)
     assert _centres(out) == _expected()
     d = items[0]
-    assert set(d) >= {"category", "score", "corners", "center", "length_px", "width_px", "heading_deg", "footprint"}
-    assert (d["category"], d["length_px"], d["width_px"], d["heading_deg"]) == ("aircraft", BLOCK_LENGTH, BLOCK_WIDTH, 0.0)
+    assert set(d) >= {"category", "score", "corners", "center", "length_px", "width_px", "heading_px_deg", "heading_deg", "footprint"}
+    assert (d["category"], d["length_px"], d["width_px"], d["heading_px_deg"]) == ("aircraft", BLOCK_LENGTH, BLOCK_WIDTH, 0.0)
     assert d["footprint"] is None and len(d["corners"]) == 4
 
 
@@ -178,7 +178,7 @@ def test_detect_json_validates_against_published_schema(tmp_path, model, capsys)
         jsonschema.Draft202012Validator(detection_list_schema()).validate(records)
         for r in records:
             jsonschema.Draft202012Validator(published).validate(r)
-    bad = records[0] | {"heading_deg": 200.0}  # the schema is not a rubber stamp
+    bad = records[0] | {"heading_px_deg": 200.0}  # the schema is not a rubber stamp
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft202012Validator(published).validate(bad)
 

@@ -68,8 +68,12 @@ class DetectionRecord(BaseModel):
     center: PixelPoint = Field(description="Box centre [x, y], pixels.")
     length_px: float = Field(ge=0, description="Box extent along its long axis, pixels.")
     width_px: float = Field(ge=0, description="Box extent across it, pixels.")
-    heading_deg: float = Field(
+    heading_px_deg: float = Field(
         ge=0, lt=180, description="Direction of the box's long axis IN THE IMAGE: degrees clockwise from image-up, in [0, 180)."
+    )
+    heading_deg: float | None = Field(
+        ge=0, lt=360, description="Direction of the long axis on the ground, degrees clockwise from TRUE NORTH (measurement.heading_deg); "
+        "null when not georeferenced. The same field as in `sitewatch export`.",
     )
     footprint: list[LonLat] | None = Field(
         min_length=4, max_length=4, description="The box corners on the ground, WGS84; null when the image is not georeferenced."

@@ -201,7 +201,8 @@ class Detection:
             "center": [round(self.box.cx, 2), round(self.box.cy, 2)],
             "length_px": round(self.box.length, 2),
             "width_px": round(self.box.width, 2),
-            "heading_deg": round(self.box.heading_deg, 2),
+            "heading_px_deg": round(self.box.heading_deg, 2),
+            "heading_deg": None if self.measurement is None or self.measurement.heading_deg is None else round(self.measurement.heading_deg, 2),
             "footprint": [list(p) for p in self.footprint] if self.footprint else None,
             "measurement": self.measurement.to_dict() if self.measurement else None,
             "candidates": [c.to_dict() for c in self.candidates],
@@ -210,7 +211,7 @@ class Detection:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Detection:
         box = OrientedBox(
-            float(d["center"][0]), float(d["center"][1]), float(d["length_px"]), float(d["width_px"]), float(d["heading_deg"])
+            float(d["center"][0]), float(d["center"][1]), float(d["length_px"]), float(d["width_px"]), float(d["heading_px_deg"] if "heading_px_deg" in d else d["heading_deg"])
         )
         return cls(
             box=box,
