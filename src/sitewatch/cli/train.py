@@ -229,3 +229,28 @@ def attach_evaluation_command(model: Path, report: Path) -> None:
         raise SitewatchError(f"{report}: not a `sitewatch evaluate --json` report")
     summary = attach_evaluation(model, data)
     click.echo(f"stored the {summary['split']} evaluation of {summary['model']} ({summary['images']} images) in {model}")
+
+
+@command.command("quantize")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="int8 ONNX file to write.")
+@click.option("--data", type=click.Path(path_type=Path), required=True, help="Data tree whose training images calibrate it.")
+@click.option("--tiles", "count", type=click.IntRange(min=8), default=64, show_default=True, help="Calibration tiles.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file (refused otherwise).")
+def quantize_command(model: Path, output: Path, data: Path, count: int, seed: int, overwrite: bool) -> None:
+    """Write the static int8 twin of MODEL, calibrated on its own input tiles of training images.
+
+    Measure it before use: python bench/detect_validation.py ../shared/data --model OUTPUT.
+
+    Example: sitewatch train quantize src/sitewatch/detect/models/sitewatch-det.onnx --data ../shared/data -o det-int8.onnx
+    """
+    if importlib.util.find_spec("onnx") is None:
+        raise SitewatchError("quantising a model needs the [train] extra (onnx): pip install sitewatch[train]")
+    from sitewatch.detect.quantize import calibration_tiles, quantize_model
+    from sitewatch.output import check_output
+
+    check_output(output, overwrite=overwrite, what="model")
+    tiles = calibration_tiles(model, data, seed=seed)
+    quantize_model(model, output, tiles, count=count, seed=seed)
+    click.echo(f"wrote {output} (int8, {min(count, len(tiles))} calibration tiles)")
