@@ -82,7 +82,13 @@ def _category(dataset: str, fine: str, class_map: dict[tuple[str, str], str]) ->
         return class_map[(dataset, fine)]
     if fine in CATEGORIES:
         return fine
-    aliases = {"plane": "aircraft", "airplane": "aircraft", "ship": "ship", "boat": "ship", "car": "small-vehicle"}
+    aliases = {
+        "plane": "aircraft",
+        "airplane": "aircraft",
+        "ship": "ship",
+        "boat": "ship",
+        "car": "small-vehicle",
+    }
     return aliases.get(fine, "ignore")
 
 

@@ -90,7 +90,9 @@ def atomic_output(path: str | Path, *, overwrite: bool = False, what: str = "fil
     """
     target = check_output(path, overwrite=overwrite, what=what)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{target.suffix}", dir=target.parent)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=f".tmp{target.suffix}", dir=target.parent
+        )
         os.close(fd)
         os.unlink(tmp_name)
     except OSError as e:

@@ -101,7 +101,9 @@ def scan(
             )
         if cover < FULL_COVERAGE:
             warnings.warn(
-                LowCoverageWarning(f"{scene.path} covers only {100 * cover:.1f}% of the AOI of site '{site.name}'"),
+                LowCoverageWarning(
+                    f"{scene.path} covers only {100 * cover:.1f}% of the AOI of site '{site.name}'"
+                ),
                 stacklevel=2,
             )
         window = georef.window_for_polygon(scene, site.aoi)
@@ -112,7 +114,14 @@ def scan(
             "or --center LAT,LON with --gsd to place it on the ground"
         )
     seen = _observed(scene, site, window, cover)
-    log.info("scanning %s for site %s (window %s, GSD %s m, %.1f %% observed)", scene.path, site.name, window, gsd, 100 * seen.coverage)
+    log.info(
+        "scanning %s for site %s (window %s, GSD %s m, %.1f %% observed)",
+        scene.path,
+        site.name,
+        window,
+        gsd,
+        100 * seen.coverage,
+    )
     if seen.coverage <= 0.0:
         # Blank, nodata or fully masked: nothing can be seen, so nothing is detected (not "nothing is there").
         detections = []
@@ -127,7 +136,9 @@ def scan(
     meta = {
         **scene.metadata,
         "scene_size_px": [scene.width, scene.height],
-        "window_px": None if window is None else [int(window.col_off), int(window.row_off), int(window.width), int(window.height)],
+        "window_px": None
+        if window is None
+        else [int(window.col_off), int(window.row_off), int(window.width), int(window.height)],
         "detections_outside_aoi": n_found - len(detections),
     }
     scene_path, scene_hash = scene_identity(scene.path)
@@ -218,7 +229,9 @@ def _with_footprints(scene: Scene, detections: list[Detection]) -> list[Detectio
     ]
 
 
-def _identify(scene: Scene, detections: list[Detection], gsd: float | None, site: SiteLike) -> list[Detection]:
+def _identify(
+    scene: Scene, detections: list[Detection], gsd: float | None, site: SiteLike
+) -> list[Detection]:
     """Measurements and type candidates (with the site's type priors)."""
     return identify_detections(
         detections,

@@ -24,7 +24,9 @@ DETECTION_SCHEMA_PATH = "docs/schemas/detection.schema.json"
 
 Category = Literal[CATEGORIES]  # type: ignore[valid-type]
 PixelPoint = Annotated[list[float], Field(min_length=2, max_length=2, description="[x, y], pixels")]
-LonLat = Annotated[list[float], Field(min_length=2, max_length=2, description="[longitude, latitude], degrees WGS84")]
+LonLat = Annotated[
+    list[float], Field(min_length=2, max_length=2, description="[longitude, latitude], degrees WGS84")
+]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -33,14 +35,21 @@ class MeasurementRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    length_m: float = Field(ge=0, description="Length along the box's long axis, metres (aircraft: nose to tail).")
+    length_m: float = Field(
+        ge=0, description="Length along the box's long axis, metres (aircraft: nose to tail)."
+    )
     width_m: float = Field(ge=0, description="Extent across it, metres (aircraft: wingspan).")
     length_sigma_m: float = Field(ge=0, description="1-sigma uncertainty of length_m, metres.")
     width_sigma_m: float = Field(ge=0, description="1-sigma uncertainty of width_m, metres.")
     heading_deg: float | None = Field(
-        None, ge=0, lt=360, description="Direction of the long axis, degrees clockwise from TRUE NORTH in [0, 180); null when not georeferenced."
+        None,
+        ge=0,
+        lt=360,
+        description="Direction of the long axis, degrees clockwise from TRUE NORTH in [0, 180); null when not georeferenced.",
     )
-    heading_sigma_deg: float | None = Field(None, ge=0, description="1-sigma uncertainty of heading_deg, degrees.")
+    heading_sigma_deg: float | None = Field(
+        None, ge=0, description="1-sigma uncertainty of heading_deg, degrees."
+    )
     gsd_m: float | None = Field(None, gt=0, description="Ground sample distance used, metres per pixel.")
 
 
@@ -49,11 +58,17 @@ class CandidateRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type_id: str = Field(description='Reference-library key (e.g. "il-76md"), or "unknown" for the other/unknown mass.')
+    type_id: str = Field(
+        description='Reference-library key (e.g. "il-76md"), or "unknown" for the other/unknown mass.'
+    )
     name: str = Field(description='Display name, e.g. "Il-76MD".')
     role: str = Field(description='Role group, e.g. "heavy transport".')
-    probability: Probability = Field(description="Normalised likelihood; the candidates of one detection sum to at most 1.")
-    prior_weight: float = Field(1.0, ge=0, description="Site-prior multiplier applied before normalising (1 = none).")
+    probability: Probability = Field(
+        description="Normalised likelihood; the candidates of one detection sum to at most 1."
+    )
+    prior_weight: float = Field(
+        1.0, ge=0, description="Site-prior multiplier applied before normalising (1 = none)."
+    )
 
 
 class DetectionRecord(BaseModel):
@@ -64,22 +79,34 @@ class DetectionRecord(BaseModel):
     id: int | None = Field(description="Store identifier, or null when not stored.")
     category: Category = Field(description="Object category.")  # type: ignore[valid-type]
     score: Probability = Field(description="Detector confidence.")
-    corners: list[PixelPoint] = Field(min_length=4, max_length=4, description="The oriented box's four corners in order around it, pixels.")
+    corners: list[PixelPoint] = Field(
+        min_length=4, max_length=4, description="The oriented box's four corners in order around it, pixels."
+    )
     center: PixelPoint = Field(description="Box centre [x, y], pixels.")
     length_px: float = Field(ge=0, description="Box extent along its long axis, pixels.")
     width_px: float = Field(ge=0, description="Box extent across it, pixels.")
     heading_px_deg: float = Field(
-        ge=0, lt=180, description="Direction of the box's long axis IN THE IMAGE: degrees clockwise from image-up, in [0, 180)."
+        ge=0,
+        lt=180,
+        description="Direction of the box's long axis IN THE IMAGE: degrees clockwise from image-up, in [0, 180).",
     )
     heading_deg: float | None = Field(
-        ge=0, lt=360, description="Direction of the long axis on the ground, degrees clockwise from TRUE NORTH (measurement.heading_deg); "
+        ge=0,
+        lt=360,
+        description="Direction of the long axis on the ground, degrees clockwise from TRUE NORTH (measurement.heading_deg); "
         "null when not georeferenced. The same field as in `sitewatch export`.",
     )
     footprint: list[LonLat] | None = Field(
-        min_length=4, max_length=4, description="The box corners on the ground, WGS84; null when the image is not georeferenced."
+        min_length=4,
+        max_length=4,
+        description="The box corners on the ground, WGS84; null when the image is not georeferenced.",
     )
-    measurement: MeasurementRecord | None = Field(description="Metric size; null when neither a GSD nor a georeference is known.")
-    candidates: list[CandidateRecord] = Field(description="Ranked type candidates, best first; empty when not identified.")
+    measurement: MeasurementRecord | None = Field(
+        description="Metric size; null when neither a GSD nor a georeference is known."
+    )
+    candidates: list[CandidateRecord] = Field(
+        description="Ranked type candidates, best first; empty when not identified."
+    )
 
     @classmethod
     def of(cls, d: Detection) -> DetectionRecord:

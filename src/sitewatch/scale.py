@@ -162,7 +162,9 @@ class SceneSource:
         )
 
 
-def run_block(scene: SceneSource, spec: DetectorSpec, key: str, tiles: list, window: Window | None) -> dict[str, np.ndarray]:
+def run_block(
+    scene: SceneSource, spec: DetectorSpec, key: str, tiles: list, window: Window | None
+) -> dict[str, np.ndarray]:
     """Worker task: unmerged candidates of some tiles of a scene, as plain arrays.
 
     Returns:
@@ -189,7 +191,14 @@ class _WindowProbe(Detector):
         self.window: Window | None = None
         self.gsd_m: float | None = None
 
-    def detect(self, scene: Scene, *, window: Window | None = None, gsd_m: float | None = None, progress: ProgressCallback | None = None) -> list[Detection]:
+    def detect(
+        self,
+        scene: Scene,
+        *,
+        window: Window | None = None,
+        gsd_m: float | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> list[Detection]:
         self.window, self.gsd_m = window, gsd_m
         return []
 
@@ -202,9 +211,18 @@ class _Detected(Detector):
         self.detections = detections
         self.window = window
 
-    def detect(self, scene: Scene, *, window: Window | None = None, gsd_m: float | None = None, progress: ProgressCallback | None = None) -> list[Detection]:
+    def detect(
+        self,
+        scene: Scene,
+        *,
+        window: Window | None = None,
+        gsd_m: float | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> list[Detection]:
         if window != self.window:
-            raise RuntimeError(f"{scene.path}: scan asked for window {window}, detections are for {self.window}")
+            raise RuntimeError(
+                f"{scene.path}: scan asked for window {window}, detections are for {self.window}"
+            )
         return self.detections
 
 
@@ -398,11 +416,15 @@ def _plan_order(tiles: list) -> list:
     return sorted(tiles, key=lambda t: shapes[t.out_shape])
 
 
-def _store(store: Store, job: _Job, planner: SlicedDetector, site: SiteLike, gsd_m: float | None) -> tuple[Pass | None, SitewatchError | None]:
+def _store(
+    store: Store, job: _Job, planner: SlicedDetector, site: SiteLike, gsd_m: float | None
+) -> tuple[Pass | None, SitewatchError | None]:
     """Merge a scene's blocks, finish the pass as :func:`scan` does, save it in one transaction."""
     try:
         parts = [p for p in job.parts if p is not None]
-        boxes = BoxArray.concat([BoxArray(**{f.name: p[f.name] for f in dataclasses.fields(BoxArray)}) for p in parts])
+        boxes = BoxArray.concat(
+            [BoxArray(**{f.name: p[f.name] for f in dataclasses.fields(BoxArray)}) for p in parts]
+        )
         truncated = np.concatenate([p["truncated"] for p in parts]) if parts else np.zeros(0, dtype=bool)
         detections = planner.to_detections(planner.merge_candidates(boxes, truncated))
         with warnings.catch_warnings():
@@ -418,7 +440,9 @@ def _task_error(source: str, e: BaseException) -> SitewatchError:
         return e
     log.debug("%s: task failed", source, exc_info=e)
     reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-    return SitewatchError(f"{source}: scan failed on a worker ({type(e).__name__}{': ' + reason if reason else ''}); not stored")
+    return SitewatchError(
+        f"{source}: scan failed on a worker ({type(e).__name__}{': ' + reason if reason else ''}); not stored"
+    )
 
 
 @contextmanager
@@ -431,13 +455,17 @@ def _client(workers: int | None, scheduler_address: str | None, processes: bool)
     try:
         from distributed import Client, LocalCluster
     except ImportError as e:
-        raise ClusterError(f"scanning on a Dask cluster needs the [scale] extra: pip install 'sitewatch[scale]' ({e.name} is missing)") from None
+        raise ClusterError(
+            f"scanning on a Dask cluster needs the [scale] extra: pip install 'sitewatch[scale]' ({e.name} is missing)"
+        ) from None
 
     if scheduler_address is not None:
         try:
             client = Client(scheduler_address, timeout=CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError) as e:
-            raise ClusterError(f"cannot reach the Dask scheduler at {scheduler_address} ({type(e).__name__})") from e
+            raise ClusterError(
+                f"cannot reach the Dask scheduler at {scheduler_address} ({type(e).__name__})"
+            ) from e
         with client:
             yield client
         return
@@ -445,7 +473,13 @@ def _client(workers: int | None, scheduler_address: str | None, processes: bool)
     with _quiet_dask():
         try:
             # ":0": the scheduler's HTTP endpoint on a free port, so concurrent scans never clash
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes, dashboard_address=":0", silence_logs=logging.ERROR)
+            cluster = LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=processes,
+                dashboard_address=":0",
+                silence_logs=logging.ERROR,
+            )
         except (OSError, TimeoutError, RuntimeError) as e:
             raise ClusterError(f"cannot start a local Dask cluster of {n} workers ({e})") from e
         with cluster, Client(cluster) as client:

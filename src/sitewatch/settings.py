@@ -37,7 +37,12 @@ from sitewatch.errors import SitewatchError
 log = logging.getLogger(__name__)
 
 #: Tables of the config file and the environment prefix of the settings each holds (None: top level).
-CONFIG_TABLES: dict[str | None, str] = {None: "SITEWATCH_", "api": "SITEWATCH_API_", "identify": "SITEWATCH_IDENTIFY_", "compare": "SITEWATCH_COMPARE_"}
+CONFIG_TABLES: dict[str | None, str] = {
+    None: "SITEWATCH_",
+    "api": "SITEWATCH_API_",
+    "identify": "SITEWATCH_IDENTIFY_",
+    "compare": "SITEWATCH_COMPARE_",
+}
 
 
 class ConfigError(SitewatchError, ValueError):
@@ -79,7 +84,9 @@ def _parse(path: str, _mtime_ns: int, _size: int) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read the config file: {getattr(e, 'strerror', None) or e}") from None
+        raise ConfigError(
+            f"{path}: cannot read the config file: {getattr(e, 'strerror', None) or e}"
+        ) from None
     _warn_unknown(path, data)
     return data
 
@@ -106,7 +113,12 @@ def _warn_unknown(path: str, data: dict[str, Any]) -> None:
 
 def setting_origin(settings_title: str, name: str) -> str:
     """Where a setting's bad value came from, for an error line: its variable, or file and key."""
-    table = {"Settings": None, "ApiSettings": "api", "IdentifySettings": "identify", "CompareSettings": "compare"}.get(settings_title)
+    table = {
+        "Settings": None,
+        "ApiSettings": "api",
+        "IdentifySettings": "identify",
+        "CompareSettings": "compare",
+    }.get(settings_title)
     var = CONFIG_TABLES.get(table, "SITEWATCH_") + name.upper()
     if var in os.environ:
         return var

@@ -23,8 +23,11 @@ import numpy as np
 CATEGORIES: tuple[str, ...] = ("aircraft", "helicopter", "ship", "large-vehicle", "small-vehicle")
 #: The categories in running text, plural.
 CATEGORY_PLURAL: dict[str, str] = {
-    "aircraft": "aircraft", "helicopter": "helicopters", "ship": "ships",
-    "large-vehicle": "large vehicles", "small-vehicle": "small vehicles",
+    "aircraft": "aircraft",
+    "helicopter": "helicopters",
+    "ship": "ships",
+    "large-vehicle": "large vehicles",
+    "small-vehicle": "small vehicles",
 }
 
 
@@ -87,7 +90,12 @@ class OrientedBox:
     def envelope(self) -> tuple[float, float, float, float]:
         """Axis-aligned bounds ``(xmin, ymin, xmax, ymax)`` of the box, pixels."""
         pts = self.corners()
-        return (float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max()))
+        return (
+            float(pts[:, 0].min()),
+            float(pts[:, 1].min()),
+            float(pts[:, 0].max()),
+            float(pts[:, 1].max()),
+        )
 
     def translated(self, dx: float, dy: float) -> OrientedBox:
         """The same box moved by ``(dx, dy)`` pixels."""
@@ -95,14 +103,22 @@ class OrientedBox:
 
     def scaled(self, factor: float) -> OrientedBox:
         """The box in an image resampled by ``factor`` (new pixels per old pixel)."""
-        return replace(self, cx=self.cx * factor, cy=self.cy * factor, length=self.length * factor, width=self.width * factor)
+        return replace(
+            self,
+            cx=self.cx * factor,
+            cy=self.cy * factor,
+            length=self.length * factor,
+            width=self.width * factor,
+        )
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> OrientedBox:
-        return cls(float(d["cx"]), float(d["cy"]), float(d["length"]), float(d["width"]), float(d["heading_deg"]))
+        return cls(
+            float(d["cx"]), float(d["cy"]), float(d["length"]), float(d["width"]), float(d["heading_deg"])
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +218,9 @@ class Detection:
             "length_px": round(self.box.length, 2),
             "width_px": round(self.box.width, 2),
             "heading_px_deg": round(self.box.heading_deg, 2),
-            "heading_deg": None if self.measurement is None or self.measurement.heading_deg is None else round(self.measurement.heading_deg, 2),
+            "heading_deg": None
+            if self.measurement is None or self.measurement.heading_deg is None
+            else round(self.measurement.heading_deg, 2),
             "footprint": [list(p) for p in self.footprint] if self.footprint else None,
             "measurement": self.measurement.to_dict() if self.measurement else None,
             "candidates": [c.to_dict() for c in self.candidates],
@@ -211,7 +229,11 @@ class Detection:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Detection:
         box = OrientedBox(
-            float(d["center"][0]), float(d["center"][1]), float(d["length_px"]), float(d["width_px"]), float(d["heading_px_deg"] if "heading_px_deg" in d else d["heading_deg"])
+            float(d["center"][0]),
+            float(d["center"][1]),
+            float(d["length_px"]),
+            float(d["width_px"]),
+            float(d["heading_px_deg"] if "heading_px_deg" in d else d["heading_deg"]),
         )
         return cls(
             box=box,

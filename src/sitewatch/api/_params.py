@@ -27,7 +27,9 @@ def parse_bbox(text: str | None, field: str = "bbox") -> Polygon | None:
     try:
         w, s, e, n = (float(v) for v in text.split(","))
     except ValueError:
-        raise BadParameterError(field, f"{text!r}: expected W,S,E,N in degrees, e.g. 35.94,35.39,35.96,35.42") from None
+        raise BadParameterError(
+            field, f"{text!r}: expected W,S,E,N in degrees, e.g. 35.94,35.39,35.96,35.42"
+        ) from None
     if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
         raise BadParameterError(field, f"{text!r}: expected -180 ≤ W < E ≤ 180 and -90 ≤ S < N ≤ 90")
     return box(w, s, e, n)
@@ -44,5 +46,7 @@ def parse_time(text: str | None, field: str) -> datetime | None:
     try:
         dt = datetime.fromisoformat(text)
     except ValueError:
-        raise BadParameterError(field, f"{text!r}: expected an ISO 8601 date or time, e.g. 2024-03-01 or 2024-03-01T10:00Z") from None
+        raise BadParameterError(
+            field, f"{text!r}: expected an ISO 8601 date or time, e.g. 2024-03-01 or 2024-03-01T10:00Z"
+        ) from None
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)

@@ -22,7 +22,9 @@ def _alerts(request: Request, site: str | None, limit: int) -> list[Any]:
 
 
 @router.get("/alerts", dependencies=[Depends(require_read)])
-def alerts(request: Request, site: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+def alerts(
+    request: Request, site: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[dict[str, Any]]:
     """The newest alerts raised by ``sitewatch watch`` (of one site with ``site``), newest first."""
     from sitewatch.watch.channels import alert_json
 
@@ -30,10 +32,14 @@ def alerts(request: Request, site: str | None = None, limit: Annotated[int, Quer
 
 
 @router.get("/alerts.atom", dependencies=[Depends(require_read)], response_class=Response, responses=_ATOM)
-def alerts_atom(request: Request, site: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response:
+def alerts_atom(
+    request: Request, site: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> Response:
     """The same alerts as an Atom feed (subscribe to it in a feed reader)."""
     from sitewatch.watch.channels import atom_document
 
     feed_id = f"urn:sitewatch:alerts:{site or 'all'}"
-    body = atom_document(_alerts(request, site, limit), feed_id, f"sitewatch alerts{': ' + site if site else ''}")
+    body = atom_document(
+        _alerts(request, site, limit), feed_id, f"sitewatch alerts{': ' + site if site else ''}"
+    )
     return Response(body, media_type="application/atom+xml")

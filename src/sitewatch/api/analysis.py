@@ -68,9 +68,15 @@ def comparison(ctx: ServerContext, site: Any, a_id: int | None, b_id: int | None
 def compare(
     request: Request,
     name: str,
-    a: Annotated[int | None, Query(ge=1, le=MAX_ID, description="earlier pass id (default: the one before the latest)")] = None,
-    b: Annotated[int | None, Query(ge=1, le=MAX_ID, description="later pass id (default: the latest)")] = None,
-    pixels: Annotated[bool, Query(description="read the scenes: registration by image and pixel change (slower)")] = False,
+    a: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="earlier pass id (default: the one before the latest)")
+    ] = None,
+    b: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="later pass id (default: the latest)")
+    ] = None,
+    pixels: Annotated[
+        bool, Query(description="read the scenes: registration by image and pixel change (slower)")
+    ] = False,
 ) -> dict[str, Any]:
     """What arrived, departed, remained or moved between two passes of a site."""
     ctx = ctx_of(request)
@@ -121,12 +127,19 @@ def report(request: Request, name: str, fmt: str) -> Response:
     if fmt == "html":
         return Response(html, media_type="text/html; charset=utf-8")
     disposition = f'attachment; filename="{name}-report.pdf"'
-    return Response(html_to_pdf(html), media_type="application/pdf", headers={"Content-Disposition": disposition})
+    return Response(
+        html_to_pdf(html), media_type="application/pdf", headers={"Content-Disposition": disposition}
+    )
 
 
 @router.get("/sites/{name}/export/{fmt}", dependencies=[Depends(require_read)], response_class=FileResponse,
             responses={200: {"content": {m: {} for m in EXPORT_MEDIA.values()}}})  # fmt: skip
-def export(request: Request, name: str, fmt: str, pass_id: Annotated[int | None, Query(alias="pass", ge=1, le=MAX_ID)] = None) -> FileResponse:
+def export(
+    request: Request,
+    name: str,
+    fmt: str,
+    pass_id: Annotated[int | None, Query(alias="pass", ge=1, le=MAX_ID)] = None,
+) -> FileResponse:
     """The detections of a site (or of one pass) as a GIS file: geojson, geoparquet, kml, csv, flatgeobuf."""
     from sitewatch.report.exports import export_passes
 

@@ -77,7 +77,9 @@ class ServerContext:
         detector_factory: makes the detector scan jobs use (default: the configured ONNX model).
     """
 
-    def __init__(self, store_url: str | None, settings: ApiSettings, detector_factory: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self, store_url: str | None, settings: ApiSettings, detector_factory: Callable[[], Any] | None = None
+    ) -> None:
         self.store_url = store_url
         self.settings = settings
         self._store: Store | None = None
@@ -160,4 +162,3 @@ class ServerContext:
         passes = self.passes(site)
         claims = self.store.list_claims(site.name)
         return (site.name, tuple((p.id, p.created) for p in passes), tuple(c["id"] for c in claims))
-

@@ -111,7 +111,9 @@ async def _sitewatch_error(request: Request, exc: Exception) -> JSONResponse:
     else:
         log.info("%s %s → %d: %s", request.method, request.url.path, status, detail)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(error_body(type(exc).__name__, detail, getattr(exc, "field", None)), status, headers=headers)
+    return JSONResponse(
+        error_body(type(exc).__name__, detail, getattr(exc, "field", None)), status, headers=headers
+    )
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -125,7 +127,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return JSONResponse(error_body("HTTPError", _one_line(str(exc.detail))), exc.status_code, headers=exc.headers)
+    return JSONResponse(
+        error_body("HTTPError", _one_line(str(exc.detail))), exc.status_code, headers=exc.headers
+    )
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -67,9 +67,16 @@ class Job(BaseModel):
 class ScanRequest(BaseModel):
     """Scan a scene file that lies under one of the server's imagery roots."""
 
-    scene: str = Field(description="path of the scene: absolute, or relative to an imagery root", examples=["pleiades/2024-03-01.tif"])
-    acquired: str | None = Field(default=None, description="acquisition time (ISO 8601), overriding the file's")
-    gsd_m: float | None = Field(default=None, gt=0, description="metres per pixel, for scenes without a georeference")
+    scene: str = Field(
+        description="path of the scene: absolute, or relative to an imagery root",
+        examples=["pleiades/2024-03-01.tif"],
+    )
+    acquired: str | None = Field(
+        default=None, description="acquisition time (ISO 8601), overriding the file's"
+    )
+    gsd_m: float | None = Field(
+        default=None, gt=0, description="metres per pixel, for scenes without a georeference"
+    )
 
 
 def resolve_under_roots(text: str, roots: list[Path]) -> Path:
@@ -80,7 +87,9 @@ def resolve_under_roots(text: str, roots: list[Path]) -> Path:
         NotFoundError: the path is under a root but no file is there.
     """
     if not roots:
-        raise ForbiddenPathError("scanning by path is disabled: no imagery roots configured (SITEWATCH_API_IMAGERY_ROOTS)")
+        raise ForbiddenPathError(
+            "scanning by path is disabled: no imagery roots configured (SITEWATCH_API_IMAGERY_ROOTS)"
+        )
     if "\x00" in text:
         raise BadParameterError("scene", "path holds a NUL character")
     real_roots = [r.expanduser().resolve() for r in roots]
@@ -147,7 +156,9 @@ class JobManager:
                 if job.source == "upload":
                     shutil.rmtree(self.upload_dir(job.id), ignore_errors=True)
                 self._write(job)
-                log.warning("scan job %s of %s was interrupted by a restart: marked failed", job.id, job.scene)
+                log.warning(
+                    "scan job %s of %s was interrupted by a restart: marked failed", job.id, job.scene
+                )
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sitewatch-scan")
 
     def shutdown(self) -> None:
@@ -231,7 +242,9 @@ _IMAGE_TYPES = ("image/", "application/octet-stream")
 async def scan_upload(
     request: Request,
     name: str,
-    filename: Annotated[str, Query(max_length=200, description="name of the uploaded file, e.g. scene.tif")] = "upload.tif",
+    filename: Annotated[
+        str, Query(max_length=200, description="name of the uploaded file, e.g. scene.tif")
+    ] = "upload.tif",
     acquired: Annotated[str | None, Query(description="acquisition time (ISO 8601)")] = None,
     gsd_m: Annotated[float | None, Query(gt=0, description="metres per pixel")] = None,
 ) -> Job:
@@ -247,7 +260,9 @@ async def scan_upload(
     site = await run_in_threadpool(jobs.ctx.site, name)
     ctype = request.headers.get("content-type", "application/octet-stream").split(";")[0].strip().lower()
     if not ctype.startswith(_IMAGE_TYPES):
-        raise UnsupportedMediaError(f"upload of type {ctype!r}: expected an image (image/tiff, image/jpeg, image/png)")
+        raise UnsupportedMediaError(
+            f"upload of type {ctype!r}: expected an image (image/tiff, image/jpeg, image/png)"
+        )
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise UploadTooLargeError(f"upload of {int(declared)} bytes exceeds the limit of {limit} bytes")
@@ -284,5 +299,3 @@ def list_jobs(request: Request) -> list[Job]:
 def show_job(request: Request, job_id: str) -> Job:
     """One scan job: state, progress, the stored pass id or the error."""
     return jobs_of(request).get(job_id)
-
-

@@ -59,7 +59,9 @@ class DetectionFilter:
 
 
 async def detection_filter(
-    bbox: Annotated[str | None, Query(description="W,S,E,N in WGS84 degrees: footprints intersecting it")] = None,
+    bbox: Annotated[
+        str | None, Query(description="W,S,E,N in WGS84 degrees: footprints intersecting it")
+    ] = None,
     category: Annotated[str | None, Query(description=f"one of {', '.join(CATEGORIES)}")] = None,
     type: Annotated[str | None, Query(description="best type id, e.g. su-24")] = None,  # noqa: A002 - API field name
     min_score: Annotated[float, Query(ge=0.0, le=1.0, description="lowest detector score")] = 0.0,
@@ -71,7 +73,10 @@ async def detection_filter(
 
 
 def feature_page(
-    request: Request, items: Sequence[tuple[Pass, Detection]], f: DetectionFilter, statuses: dict[int, str] | None = None
+    request: Request,
+    items: Sequence[tuple[Pass, Detection]],
+    f: DetectionFilter,
+    statuses: dict[int, str] | None = None,
 ) -> dict[str, Any]:
     """One page of ``items`` as a FeatureCollection with ``numberMatched``/``numberReturned`` and a ``next`` link."""
     ctx = ctx_of(request)
@@ -84,7 +89,13 @@ def feature_page(
     if f.offset + f.limit < len(items):
         nxt = str(request.url.include_query_params(offset=f.offset + f.limit, limit=f.limit))
         nxt = nxt[nxt.index(request.url.path) :]  # relative: right behind any proxy or host name
-    return {"type": "FeatureCollection", "numberMatched": len(items), "numberReturned": len(feats), "next": nxt, "features": feats}
+    return {
+        "type": "FeatureCollection",
+        "numberMatched": len(items),
+        "numberReturned": len(feats),
+        "next": nxt,
+        "features": feats,
+    }
 
 
 @router.get("/passes/{pass_id}", dependencies=[Depends(require_read)])
@@ -102,7 +113,9 @@ def delete_pass(request: Request, pass_id: PathId) -> Response:
 
 @router.get("/passes/{pass_id}/detections", dependencies=[Depends(require_read)], response_class=Response,
             responses={200: {"content": {GEOJSON: {}}}})  # fmt: skip
-async def pass_detections(request: Request, pass_id: PathId, f: Annotated[DetectionFilter, Depends(detection_filter)]) -> Response:
+async def pass_detections(
+    request: Request, pass_id: PathId, f: Annotated[DetectionFilter, Depends(detection_filter)]
+) -> Response:
     """The detections of a pass as GeoJSON (WGS84 footprints; null geometry in pixel space), paged.
 
     Pages are cached per version of the pass (its id and storage time, checked on every request).
@@ -169,7 +182,9 @@ def site_detections(
 
 @router.get("/passes/{pass_id}/detections/{detection_id}/chip.png", dependencies=[Depends(require_read)],
             response_class=Response, responses={200: {"content": {"image/png": {}}}})  # fmt: skip
-def detection_chip(request: Request, pass_id: PathId, detection_id: PathId, size: Annotated[int, Query(ge=64, le=1024)] = 256) -> Response:
+def detection_chip(
+    request: Request, pass_id: PathId, detection_id: PathId, size: Annotated[int, Query(ge=64, le=1024)] = 256
+) -> Response:
     """An image chip of one detection (its box drawn, scale bar, north arrow), PNG."""
     from sitewatch.imagery import open_scene
     from sitewatch.report.chips import ChipBox, chip_window, render_chip
@@ -186,4 +201,3 @@ def detection_chip(request: Request, pass_id: PathId, detection_id: PathId, size
 def _label(d: Detection) -> str:
     label = label_detection(d)
     return label.text if label.identified else d.category
-

@@ -63,12 +63,16 @@ def _dataset(p: Pass) -> Iterator[Any]:
     from rasterio.crs import CRS
 
     if p.crs is None or p.transform is None:
-        raise BadParameterError("pass_id", f"pass {p.id} is in image pixels (no georeference): use /api/passes/{p.id}/image.jpg")
+        raise BadParameterError(
+            "pass_id", f"pass {p.id} is in image pixels (no georeference): use /api/passes/{p.id}/image.jpg"
+        )
     with ExitStack() as stack:
         try:
             src = stack.enter_context(rasterio.open(p.scene_path))
         except rasterio.errors.RasterioIOError as e:
-            raise SceneError(f"scene of pass {p.id} cannot be read: {p.scene_path} ({str(e).splitlines()[0]})") from e
+            raise SceneError(
+                f"scene of pass {p.id} cannot be read: {p.scene_path} ({str(e).splitlines()[0]})"
+            ) from e
         if src.crs is None:
             vrt = _georeferenced_vrt(src, CRS.from_user_input(p.crs), Affine(*p.transform[:6]))
             src.close()
@@ -85,7 +89,9 @@ def _georeferenced_vrt(src: Any, crs: Any, transform: Any) -> str:
     from xml.sax.saxutils import escape
 
     gt = ", ".join(repr(float(v)) for v in transform.to_gdal())
-    dtype = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "float32": "Float32"}.get(src.dtypes[0], "Byte")
+    dtype = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "float32": "Float32"}.get(
+        src.dtypes[0], "Byte"
+    )
     bands = "".join(
         f'<VRTRasterBand dataType="{dtype}" band="{i}"><SimpleSource><SourceFilename relativeToVRT="0">'
         f"{escape(str(src.name))}</SourceFilename><SourceBand>{i}</SourceBand></SimpleSource></VRTRasterBand>"
@@ -109,12 +115,17 @@ def _stretch(ctx: ServerContext, p: Pass, src: Any) -> tuple[float, float] | Non
         data = src.read(_bands(src), out_shape=(len(_bands(src)), src.height // scale, src.width // scale),
                         resampling=Resampling.nearest, masked=True)  # fmt: skip
         values = data.compressed()
-        lo, hi = (np.percentile(values, STRETCH_PERCENTILES) if values.size else (0.0, 1.0))
+        lo, hi = np.percentile(values, STRETCH_PERCENTILES) if values.size else (0.0, 1.0)
         ctx.pixel_ranges[key] = (float(lo), float(max(hi, lo + 1e-6)))
     return ctx.pixel_ranges[key]
 
 
-@router.get("/passes/{pass_id}/tiles/{z}/{x}/{y}.png", dependencies=[Depends(require_read)], response_class=Response, responses=_PNG)
+@router.get(
+    "/passes/{pass_id}/tiles/{z}/{x}/{y}.png",
+    dependencies=[Depends(require_read)],
+    response_class=Response,
+    responses=_PNG,
+)
 def tile(
     request: Request,
     pass_id: PathId,
@@ -142,7 +153,9 @@ def tile(
 
 @router.get("/passes/{pass_id}/image.jpg", dependencies=[Depends(require_read)], response_class=Response,
             responses={200: {"content": {"image/jpeg": {}}}})  # fmt: skip
-def preview(request: Request, pass_id: PathId, max_px: Annotated[int, Query(ge=64, le=8192)] = 2048) -> Response:
+def preview(
+    request: Request, pass_id: PathId, max_px: Annotated[int, Query(ge=64, le=8192)] = 2048
+) -> Response:
     """The whole scene of a pass as one JPEG, its longer side at most ``max_px`` (for pixel-space passes).
 
     Nodata shows black. Cached per version of the pass and size.

@@ -39,7 +39,9 @@ def pass_summary(p: Pass) -> dict[str, Any]:
     return {
         **props,
         "georeferenced": p.crs is not None and p.transform is not None,
-        "bounds_wgs84": None if not p.footprint_wkt else [round(v, 7) for v in shapely.from_wkt(p.footprint_wkt).bounds],
+        "bounds_wgs84": None
+        if not p.footprint_wkt
+        else [round(v, 7) for v in shapely.from_wkt(p.footprint_wkt).bounds],
         "scene_size_px": size,
         "detections": len(p.detections),
         "counts": {k: v for k, v in p.counts().items() if v},
@@ -49,7 +51,9 @@ def pass_summary(p: Pass) -> dict[str, Any]:
 def detection_feature(p: Pass, d: Detection, status: str | None = None) -> dict[str, Any]:
     """A detection as a GeoJSON feature (WGS84 footprint, or null in pixel space) with its box
     corners in scene pixels (``pixel_polygon``, x right, y down) and its change status if known."""
-    feature = detection_to_feature(d, pass_id=p.id, site=p.site, acquired=p.acquired.isoformat() if p.acquired else None)
+    feature = detection_to_feature(
+        d, pass_id=p.id, site=p.site, acquired=p.acquired.isoformat() if p.acquired else None
+    )
     props = feature["properties"]
     props["pixel_polygon"] = [[round(float(x), 2), round(float(y), 2)] for x, y in d.box.corners()]
     if status is not None:

@@ -27,6 +27,7 @@ def pass_ids(comp: Any) -> tuple[int | None, int | None]:
     """Store ids of the earlier and later pass of a comparison (None when unknown)."""
     a = _get(comp, "a", "pass_a")
     b = _get(comp, "b", "pass_b")
+
     def pid(p: Any, *names: str) -> int | None:
         if isinstance(p, Pass):
             return p.id
@@ -112,7 +113,9 @@ def pixel_change_pct(comp: Any, zone_name: str | None = None) -> float | None:
         unexplained = _get(z, "pct_unexplained")
         if unexplained is None and _get(z, "pct_changed") is not None:
             # pct_explained_by_objects is the share (percent) of the changed pixels inside object boxes.
-            unexplained = float(_get(z, "pct_changed")) * (1.0 - float(_get(z, "pct_explained_by_objects", default=0.0)) / 100.0)
+            unexplained = float(_get(z, "pct_changed")) * (
+                1.0 - float(_get(z, "pct_explained_by_objects", default=0.0)) / 100.0
+            )
         if unexplained is not None:
             vals.append(float(unexplained))
     return sum(vals) / len(vals) if vals else None

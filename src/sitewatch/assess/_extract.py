@@ -192,7 +192,13 @@ class Extractor:
         for q in self.vocab.qualifiers:
             m.add(f"Q:{q}", [[*({"LOWER": w} for w in q.split()), num]])
         m.add("NUM", [[num], [{"LOWER": "a"}, {"LOWER": "hundred"}]])
-        m.add("RANGE", [[{"LOWER": "between"}, num, {"LOWER": "and"}, num], [num, {"LOWER": {"IN": ["to", "-", "or"]}}, num]])
+        m.add(
+            "RANGE",
+            [
+                [{"LOWER": "between"}, num, {"LOWER": "and"}, num],
+                [num, {"LOWER": {"IN": ["to", "-", "or"]}}, num],
+            ],
+        )
         for w in self.vocab.count_words:
             m.add(f"W:{w}", [[{"LOWER": t} for t in w.split()]])
         return m
@@ -241,7 +247,9 @@ class Extractor:
                     # a fresh Doc per sentence: Span.as_doc() would copy the whole block each time
                     yield self.nlp.make_doc(sentence)
 
-    def facts(self, doc: Doc, index: int, published: datetime | None, inside_quote: bool = False) -> SentenceFacts:
+    def facts(
+        self, doc: Doc, index: int, published: datetime | None, inside_quote: bool = False
+    ) -> SentenceFacts:
         """What one sentence (a Doc from :meth:`sentences`) says.
 
         Args:
@@ -276,7 +284,9 @@ class Extractor:
             prefix = m.group(0).split("-")[0].lower()
             if prefix in _NOT_EQUIPMENT:
                 continue
-            sp = doc.char_span(sent.start_char + m.start(), sent.start_char + m.end(), label="DES", alignment_mode="expand")
+            sp = doc.char_span(
+                sent.start_char + m.start(), sent.start_char + m.end(), label="DES", alignment_mode="expand"
+            )
             if sp is not None:
                 spans.append(sp)
         for mid, s, e in _matches(self.names, doc, sent):
@@ -289,7 +299,11 @@ class Extractor:
             if not any(i in taken for i in range(s, e))
         ]
         # "Transport Minister", "Tank commander": a word naming a person's office, not equipment.
-        generic = [sp for sp in filter_spans(generic) if not (sp.end < sent.end and self.roles.kind(doc[sp.end]) == "person")]
+        generic = [
+            sp
+            for sp in filter_spans(generic)
+            if not (sp.end < sent.end and self.roles.kind(doc[sp.end]) == "person")
+        ]
         out: list[Mention] = []
         for sp in sorted(specific, key=lambda s: s.start):
             if sp.label_ == "DES":
@@ -298,7 +312,12 @@ class Extractor:
                 entry = self.vocab.type_names[self._name_of[sp.label_]]
             mention = Mention(sp.text, sp.start, sp.end, resolved=entry is not None, designation=sp.text)
             if entry is not None:
-                mention.type_id, mention.name, mention.category, mention.role = entry.type_id, entry.name, entry.category, entry.role
+                mention.type_id, mention.name, mention.category, mention.role = (
+                    entry.type_id,
+                    entry.name,
+                    entry.category,
+                    entry.role,
+                )
             out.append(mention)
         for sp in sorted(generic, key=lambda s: s.start):
             info = self.vocab.generic[sp.label_]
@@ -310,7 +329,11 @@ class Extractor:
                 prev.category = prev.category or info["category"]
                 prev.role = prev.role or info.get("role")
                 continue
-            out.append(Mention(sp.text, sp.start, sp.end, category=info["category"], role=info.get("role"), generic=True))
+            out.append(
+                Mention(
+                    sp.text, sp.start, sp.end, category=info["category"], role=info.get("role"), generic=True
+                )
+            )
         return sorted(out, key=lambda m: m.start)
 
     def _attach_counts(self, doc: Doc, sent: Span, mentions: list[Mention]) -> None:
@@ -322,7 +345,9 @@ class Extractor:
             if target is None:
                 continue
             between = doc[sp.end : target.start]
-            if any((t.is_punct and t.text != "-") or t.like_num or t.lower_ in {"and", "or"} for t in between):
+            if any(
+                (t.is_punct and t.text != "-") or t.like_num or t.lower_ in {"and", "or"} for t in between
+            ):
                 continue
             count = self._count_value(sp)
             if count is not None:
@@ -382,7 +407,9 @@ class Extractor:
             prev = doc[sp.start - 1].lower_ if sp.start > sent.start else None
             qualifier = prev if prev in _DATE_PREPOSITIONS else None
             resolved = resolve_date(sp.text, published)
-            out.append({"text": sp.text, "date": resolved.isoformat() if resolved else None, "qualifier": qualifier})
+            out.append(
+                {"text": sp.text, "date": resolved.isoformat() if resolved else None, "qualifier": qualifier}
+            )
         return out
 
     def _attributions(self, doc: Doc, sent: Span, mentions: list[Mention]) -> list[Source]:
@@ -394,7 +421,9 @@ class Extractor:
             inverted = False
             if kind == "PREP":
                 nxt = doc[end] if end < sent.end else None
-                if doc[start].lower_ == "per" and (nxt is None or not (nxt.is_title or nxt.is_upper or nxt.lower_ in {"the", "a", "an"})):
+                if doc[start].lower_ == "per" and (
+                    nxt is None or not (nxt.is_title or nxt.is_upper or nxt.lower_ in {"the", "a", "an"})
+                ):
                     continue
                 src = self._run(doc, end, sent.end, +1)
             else:
@@ -427,16 +456,30 @@ class Extractor:
             return named
         text = span.text.strip(" ,")
         # '"...," said Anna Keller, an analyst at ...': the role follows the name after a comma.
-        if inverted and span.end + 1 < sent.end and doc[span.end].text == "," and all(t.is_title for t in span if t.is_alpha):
+        if (
+            inverted
+            and span.end + 1 < sent.end
+            and doc[span.end].text == ","
+            and all(t.is_title for t in span if t.is_alpha)
+        ):
             role = self._run(doc, span.end + 1, sent.end, +1)
-            if role is not None and role[0].lower_ in {"a", "an", "the"} and any(self.roles.kind(t) == "person" for t in role):
+            if (
+                role is not None
+                and role[0].lower_ in {"a", "an", "the"}
+                and any(self.roles.kind(t) == "person" for t in role)
+            ):
                 return Source(text, name=text, role=role.text.strip(" ,"), kind="person")
         return Source(text)
 
     def _run(self, doc: Doc, i: int, stop: int, step: int) -> Span | None:
         """Tokens from ``i`` towards ``stop`` until a clause break; None when empty or too long."""
         idx = []
-        while i != stop and not doc[i].is_space and doc[i].text not in _CLAUSE_BREAKS and doc[i].lower_ not in _CLAUSE_BREAKS:
+        while (
+            i != stop
+            and not doc[i].is_space
+            and doc[i].text not in _CLAUSE_BREAKS
+            and doc[i].lower_ not in _CLAUSE_BREAKS
+        ):
             idx.append(i)
             i += step
             if len(idx) > 10:
@@ -482,7 +525,7 @@ def _resolve_date(text: str, published: datetime | None) -> date | None:
     for word, day in (("early", "5"), ("mid-", "15"), ("mid", "15"), ("late", "25")):
         if low.startswith(word + " ") or (word.endswith("-") and low.startswith(word)):
             if has_month:
-                t = f"{t[len(word):].strip()} {day}"
+                t = f"{t[len(word) :].strip()} {day}"
             break
     if published is not None and re.fullmatch(r"(earlier |early |late )?this week", low):
         base = settings["RELATIVE_BASE"]

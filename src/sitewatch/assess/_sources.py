@@ -60,7 +60,7 @@ class RoleWords:
         self.pronouns = set(attribution.get("pronouns", []))
 
     def kind(self, t: Token) -> str | None:
-        """"person"/"outlet" when ``t`` is a role noun; outlet nouns only in lower case or sentence-initial."""
+        """ "person"/"outlet" when ``t`` is a role noun; outlet nouns only in lower case or sentence-initial."""
         if t.lower_ in self.person:
             return "person"
         if t.lower_ in self.outlet and (t.is_lower or t.is_sent_start):
@@ -79,7 +79,7 @@ class RoleWords:
 
 
 def _acronym(t: Token) -> bool:
-    """"US", "UN": capitals that are not the stopword they spell."""
+    """ "US", "UN": capitals that are not the stopword they spell."""
     return len(t.text) > 1 and t.is_upper
 
 

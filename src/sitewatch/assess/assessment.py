@@ -109,10 +109,14 @@ def _site_name(site: Any) -> str:
     return site if isinstance(site, str) else site.name
 
 
-def _evidence_index(site_passes: list[Pass], comparisons: list[Any], claims: list[Claim], indicators: list[IndicatorResult]) -> dict[str, str]:
+def _evidence_index(
+    site_passes: list[Pass], comparisons: list[Any], claims: list[Claim], indicators: list[IndicatorResult]
+) -> dict[str, str]:
     idx: dict[str, str] = {}
     for p in site_passes:
-        idx[f"pass:{p.id}"] = f"pass {p.id} of {p.acquired.date() if p.acquired else 'unknown date'} ({p.scene_path})"
+        idx[f"pass:{p.id}"] = (
+            f"pass {p.id} of {p.acquired.date() if p.acquired else 'unknown date'} ({p.scene_path})"
+        )
         for d in p.detections:
             if d.id is not None:
                 best = f" ({label_detection(d).describe()})" if d.candidates else ""
@@ -121,7 +125,7 @@ def _evidence_index(site_passes: list[Pass], comparisons: list[Any], claims: lis
         a, b = cmp.pass_ids(c)
         idx[cmp.ref(c)] = f"comparison of pass {a} with pass {b}"
     for c in claims:
-        idx[c.ref] = f"{c.source}{' (' + c.reliability + ')' if c.reliability else ''}: \"{c.text}\""
+        idx[c.ref] = f'{c.source}{" (" + c.reliability + ")" if c.reliability else ""}: "{c.text}"'
     for i in indicators:
         idx[i.ref] = f"indicator {i.name}: {i.sentence or i.reason}"
     return idx
@@ -144,7 +148,9 @@ def _evidence_items(indicators: list[IndicatorResult], claims: list[Claim], chec
         scores = {h.name: h.indicators.get(r.name, "N") for h in hypotheses}
         # An indicator resting on weak detections counts as a source whose reliability cannot be judged (F).
         rel = reliability_weight("F") if r.name in weak else 1.0
-        items.append(EvidenceItem(r.ref, "indicator", r.sentence or r.title, r.strength, rel, scores, list(r.evidence)))
+        items.append(
+            EvidenceItem(r.ref, "indicator", r.sentence or r.title, r.strength, rel, scores, list(r.evidence))
+        )
     for c in claims:
         if not c.signal:
             continue
@@ -166,7 +172,9 @@ def _indicator_categories(ind: Indicator) -> set[str]:
     return {c for cond in ind.conditions for k, v in cond.filters if k == "category" for c in v.split("|")}
 
 
-def _weak_indicators(fired: list[IndicatorResult], defs: list[Indicator], weak: dict[str, str]) -> dict[str, set[str]]:
+def _weak_indicators(
+    fired: list[IndicatorResult], defs: list[Indicator], weak: dict[str, str]
+) -> dict[str, set[str]]:
     """Fired indicators that rest only on categories the detector is weak on → those categories."""
     by_name = {d.name: d for d in defs}
     out = {}
@@ -222,7 +230,9 @@ def _confidence(site_passes: list[Pass], comparisons: list[Any], fired: list[Ind
     if contradicted or conflicts:
         points -= 1
         pairs = {frozenset(group.get(i, i) for i in cf["claims"]) for cf in conflicts}
-        reasons.append(f"{contradicted} claim(s) contradicted by imagery, {len(pairs)} conflicting report pair(s)")
+        reasons.append(
+            f"{contradicted} claim(s) contradicted by imagery, {len(pairs)} conflicting report pair(s)"
+        )
     poor = [q for q in (cmp.registration_quality(c) for c in comparisons) if q is not None and q < 0.5]
     if poor:
         points -= 1
@@ -276,7 +286,9 @@ def _judgements(site: str, hyps: list[HypothesisResult], items: list[EvidenceIte
             out.append({"text": f"Imagery {_VERB[ch.verdict]} the report by {c.source} (\"{c.text}\"): {ch.reason}",
                         "evidence": list(ch.evidence), "claim": c.id})  # fmt: skip
     for cf in conflicts:
-        out.append({"text": f"Reports conflict: {cf['reason']}.", "evidence": [f"claim:{i}" for i in cf["claims"]]})
+        out.append(
+            {"text": f"Reports conflict: {cf['reason']}.", "evidence": [f"claim:{i}" for i in cf["claims"]]}
+        )
     return out
 
 
@@ -313,7 +325,9 @@ def assess_site(
         IndicatorError: invalid or duplicate indicator definitions.
     """
     name = _site_name(site)
-    site_passes = sorted((p for p in passes if p.site == name), key=lambda p: (p.acquired is None, p.acquired or datetime.min))
+    site_passes = sorted(
+        (p for p in passes if p.site == name), key=lambda p: (p.acquired is None, p.acquired or datetime.min)
+    )
     cls = [c if isinstance(c, Claim) else Claim.from_dict(c) for c in claims]
     cls = [c for c in cls if c.site in (None, name)]
     defs = indicators if indicators is not None else load_indicators(indicator_dirs)
@@ -324,19 +338,31 @@ def assess_site(
     conflicts = find_conflicts(cls)
     dependencies = find_dependencies(cls)
     fired = [r for r in results if r.state == "fired"]
-    weak = weak_categories if weak_categories is not None else detector_reliability.weak_categories(p.model for p in site_passes if p.model)
+    weak = (
+        weak_categories
+        if weak_categories is not None
+        else detector_reliability.weak_categories(p.model for p in site_passes if p.model)
+    )
     weak_inds = _weak_indicators(fired, defs, weak)
     items = _evidence_items(results, cls, {c.claim_id: c for c in checks}, hyps, weak_inds, dependencies)
     weighed = weigh(hyps, items)
     not_assessable = [f"{r.name}: {r.reason}" for r in results if r.state == "not-assessable"]
     if len(site_passes) <= 1:
-        not_assessable.insert(0, f"{name}: {len(site_passes)} pass(es); changes over time (comparison-based indicators) cannot be assessed")
+        not_assessable.insert(
+            0,
+            f"{name}: {len(site_passes)} pass(es); changes over time (comparison-based indicators) cannot be assessed",
+        )
     if not items:
-        not_assessable.insert(0, f"{name}: no indicator fired and no claim carries a signal; the hypotheses stay at equal odds")
+        not_assessable.insert(
+            0, f"{name}: no indicator fired and no claim carries a signal; the hypotheses stay at equal odds"
+        )
     return Assessment(
         site=name,
         generated=now or datetime.now(UTC),
-        passes=[{"id": p.id, "acquired": p.acquired.isoformat() if p.acquired else None, "scene": p.scene_path} for p in site_passes],
+        passes=[
+            {"id": p.id, "acquired": p.acquired.isoformat() if p.acquired else None, "scene": p.scene_path}
+            for p in site_passes
+        ],
         indicators=results,
         claims=cls,
         checks=checks,
@@ -344,7 +370,15 @@ def assess_site(
         dependencies=dependencies,
         hypotheses=weighed,
         ach_matrix={"hypotheses": [h.name for h in hyps], "rows": [e.to_dict() for e in items]},
-        confidence=_confidence(site_passes, list(comparisons), fired, checks, conflicts, _weak_evidence(weak_inds, weak), dependencies),
+        confidence=_confidence(
+            site_passes,
+            list(comparisons),
+            fired,
+            checks,
+            conflicts,
+            _weak_evidence(weak_inds, weak),
+            dependencies,
+        ),
         key_judgements=_judgements(name, weighed, items, fired, cls, checks, conflicts, site_passes),
         not_assessable=not_assessable,
         evidence=_evidence_index(site_passes, list(comparisons), cls, results),

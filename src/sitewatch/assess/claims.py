@@ -246,7 +246,9 @@ def check_english(text: str, name: str = "text") -> None:
     # A short English sentence may have few stopwords ("Turkish news agency Anadolu reported 3 Il-76
     # flights leaving Hmeimim on Friday."): below the floor it is refused only when another
     # language's stopwords fit it better, or when it is long enough for the floor to be telling.
-    foreign = max((sum(w in sw for w in words) / max(len(words), 1) for sw in _foreign_stopwords()), default=0.0)
+    foreign = max(
+        (sum(w in sw for w in words) / max(len(words), 1) for sw in _foreign_stopwords()), default=0.0
+    )
     refuse_low = ratio < MIN_STOPWORD_RATIO and (foreign > ratio or len(words) >= LONG_TEXT_WORDS)
     if latin < 0.7 or (len(words) >= 6 and refuse_low):
         raise ClaimsError(
@@ -435,7 +437,12 @@ def find_dependencies(claims: list[Claim]) -> list[dict[str, Any]]:
             link(idx[0], j, f"the same speaker ({claims[idx[0]].speaker})")
     for key, idx in buckets.items():
         if len(idx) > MAX_PAIRWISE_CLAIMS:
-            log.warning("%d claims about %s (%s): compared by exact sentence and speaker only", len(idx), key[0], key[1])
+            log.warning(
+                "%d claims about %s (%s): compared by exact sentence and speaker only",
+                len(idx),
+                key[0],
+                key[1],
+            )
             continue
         for a, i in enumerate(idx):
             for j in idx[a + 1 :]:
@@ -474,7 +481,12 @@ def find_conflicts(claims: list[Claim], *, window_days: int = 7) -> list[dict[st
     out = []
     for i, a in enumerate(claims):
         for b in claims[i + 1 :]:
-            if a.site != b.site or a.source == b.source and a.document_id == b.document_id and a.sentence == b.sentence:
+            if (
+                a.site != b.site
+                or a.source == b.source
+                and a.document_id == b.document_id
+                and a.sentence == b.sentence
+            ):
                 continue
             da, db = a.reference_date, b.reference_date
             if da and db and abs((da - db).days) > window_days:
@@ -489,7 +501,12 @@ def find_conflicts(claims: list[Claim], *, window_days: int = 7) -> list[dict[st
             for ma in a.equipment:
                 for mb in b.equipment:
                     same = ma.get("type_id") and ma.get("type_id") == mb.get("type_id")
-                    if same and ma.get("count") and mb.get("count") and _ranges_disjoint(ma["count"], mb["count"]):
+                    if (
+                        same
+                        and ma.get("count")
+                        and mb.get("count")
+                        and _ranges_disjoint(ma["count"], mb["count"])
+                    ):
                         out.append({"claims": [a.id, b.id],
                                     "reason": f"{a.source} counts '{ma['count']['text']}' {ma['type_id']}, "
                                               f"{b.source} counts '{mb['count']['text']}'"})  # fmt: skip
@@ -555,9 +572,18 @@ def _check_one(claim: Claim, passes: list[Pass], comparisons: list[Any], tol: in
     signal = claim.signal
     if not mentions and claim.speaker:
         role = f" ({claim.speaker_role})" if claim.speaker_role else ""
-        return ClaimCheck(claim.id, "not-observable", f"A statement by {claim.speaker}{role}: not observable in imagery.", [claim.ref])
+        return ClaimCheck(
+            claim.id,
+            "not-observable",
+            f"A statement by {claim.speaker}{role}: not observable in imagery.",
+            [claim.ref],
+        )
     if not mentions or signal in (None, "exercise", "rotation", "mixed"):
-        why = "names no equipment imagery can count" if not mentions else f"describes {signal or 'no activity'} that counts cannot show"
+        why = (
+            "names no equipment imagery can count"
+            if not mentions
+            else f"describes {signal or 'no activity'} that counts cannot show"
+        )
         return ClaimCheck(claim.id, "not-observable", f"The claim {why}.", [claim.ref])
     site_passes = [p for p in passes if claim.site is None or p.site == claim.site]
     if not site_passes:
@@ -570,14 +596,18 @@ def _check_one(claim: Claim, passes: list[Pass], comparisons: list[Any], tol: in
     return _check_change(claim, site_passes, comparisons, mention, what, when)
 
 
-def _check_presence(claim: Claim, passes: list[Pass], mention: dict, what: str, when: date | None, tol: int) -> ClaimCheck:
+def _check_presence(
+    claim: Claim, passes: list[Pass], mention: dict, what: str, when: date | None, tol: int
+) -> ClaimCheck:
     near = passes[-1:] if when is None else [p for p in passes if abs((_acq(p) - when).days) <= tol]
     if not near:
         return ClaimCheck(claim.id, "no-imagery", f"No pass within {tol} days of {when}.", [claim.ref])
     p = min(near, key=lambda p: abs((_acq(p) - when).days)) if when else near[0]
     blind = unobserved([p], {})
     if blind:
-        return ClaimCheck(claim.id, "not-observable", f"{blind[0].upper()}{blind[1:]}.", [claim.ref, f"pass:{p.id}"])
+        return ClaimCheck(
+            claim.id, "not-observable", f"{blind[0].upper()}{blind[1:]}.", [claim.ref, f"pass:{p.id}"]
+        )
     dets = _matching(p, mention)
     n = len(dets)
     count = mention.get("count")
@@ -595,7 +625,9 @@ def _check_presence(claim: Claim, passes: list[Pass], mention: dict, what: str, 
                       {"what": what, "pass": p.id, "count": n, "date": str(_acq(p))})  # fmt: skip
 
 
-def _check_change(claim: Claim, passes: list[Pass], comparisons: list[Any], mention: dict, what: str, when: date | None) -> ClaimCheck:
+def _check_change(
+    claim: Claim, passes: list[Pass], comparisons: list[Any], mention: dict, what: str, when: date | None
+) -> ClaimCheck:
     if when is None:
         before, after = (passes[0], passes[-1]) if len(passes) > 1 else (None, None)
     else:
@@ -608,11 +640,18 @@ def _check_change(claim: Claim, passes: list[Pass], comparisons: list[Any], ment
             after = None
     if before is None or after is None:
         side = "before" if before is None else "after"
-        return ClaimCheck(claim.id, "no-imagery", f"No pass {side} {when or 'the claim'} to compare.", [claim.ref])
+        return ClaimCheck(
+            claim.id, "no-imagery", f"No pass {side} {when or 'the claim'} to compare.", [claim.ref]
+        )
     joint, why = joint_observed(None, before, after, {})
     blind = unobserved([before, after], {}) or why
     if blind:
-        return ClaimCheck(claim.id, "not-observable", f"{blind[0].upper()}{blind[1:]}.", [claim.ref, f"pass:{before.id}", f"pass:{after.id}"])
+        return ClaimCheck(
+            claim.id,
+            "not-observable",
+            f"{blind[0].upper()}{blind[1:]}.",
+            [claim.ref, f"pass:{before.id}", f"pass:{after.id}"],
+        )
     # counted only on ground both passes observed
     a, b = on_area(joint, _matching(before, mention)), on_area(joint, _matching(after, mention))
     delta = len(b) - len(a)
@@ -635,7 +674,17 @@ def _check_change(claim: Claim, passes: list[Pass], comparisons: list[Any], ment
     if change >= max(needed, 1):
         return ClaimCheck(claim.id, "corroborated", f"{text}, as claimed.", refs, observed)
     if change > 0:
-        return ClaimCheck(claim.id, "contradicted", f"{text}: smaller than the claimed {count['text']}.", refs, observed)
+        return ClaimCheck(
+            claim.id, "contradicted", f"{text}: smaller than the claimed {count['text']}.", refs, observed
+        )
     if any(s in IN_PROGRESS_STATES for s in claim.states) and change == 0:
-        return ClaimCheck(claim.id, "not-observable", f"{text}: no change yet; the claimed activity is in progress.", refs, observed)
-    return ClaimCheck(claim.id, "contradicted", f"{text}: the opposite of or no {claim.signal}.", refs, observed)
+        return ClaimCheck(
+            claim.id,
+            "not-observable",
+            f"{text}: no change yet; the claimed activity is in progress.",
+            refs,
+            observed,
+        )
+    return ClaimCheck(
+        claim.id, "contradicted", f"{text}: the opposite of or no {claim.signal}.", refs, observed
+    )

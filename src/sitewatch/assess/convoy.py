@@ -22,7 +22,12 @@ def _axis_angle(a_deg: np.ndarray | float, b_deg: np.ndarray | float) -> np.ndar
 
 
 def find_convoys(
-    xy_m: np.ndarray, heading_deg: np.ndarray, *, gap_m: float = 30.0, angle_deg: float = 20.0, min_length: int = 5
+    xy_m: np.ndarray,
+    heading_deg: np.ndarray,
+    *,
+    gap_m: float = 30.0,
+    angle_deg: float = 20.0,
+    min_length: int = 5,
 ) -> list[list[int]]:
     """Chains of vehicles aligned nose to tail.
 

@@ -13,7 +13,22 @@ from sitewatch.errors import ClaimsError
 
 log = logging.getLogger(__name__)
 _SKIP_TAGS = {"script", "style", "noscript", "nav", "footer", "header", "aside", "svg", "form"}
-_BLOCK_TAGS = {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "article", "section", "tr", "blockquote"}
+_BLOCK_TAGS = {
+    "p",
+    "div",
+    "br",
+    "li",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "article",
+    "section",
+    "tr",
+    "blockquote",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +85,9 @@ def _decode(data: bytes, charset: str | None, where: str) -> str:
     try:
         return data.decode(charset or "utf-8")
     except (UnicodeDecodeError, LookupError) as e:
-        raise ClaimsError(f"{where}: cannot decode text as {charset or 'UTF-8'} ({e.reason if hasattr(e, 'reason') else e})") from e
+        raise ClaimsError(
+            f"{where}: cannot decode text as {charset or 'UTF-8'} ({e.reason if hasattr(e, 'reason') else e})"
+        ) from e
 
 
 def fetch_url(url: str, *, timeout_s: float = 20.0) -> Report:
@@ -92,7 +109,9 @@ def fetch_url(url: str, *, timeout_s: float = 20.0) -> Report:
         raise ClaimsError(f"{url}: cannot fetch ({reason})") from e
     text = _decode(data, charset, url)
     title = None
-    if ctype in ("text/html", "application/xhtml+xml") or text.lstrip()[:15].lower().startswith(("<!doctype html", "<html")):
+    if ctype in ("text/html", "application/xhtml+xml") or text.lstrip()[:15].lower().startswith(
+        ("<!doctype html", "<html")
+    ):
         text, title = html_to_text(text)
     log.info("fetched %s: %d characters", url, len(text))
     return Report(text, url, url, title)

@@ -27,7 +27,13 @@ from sitewatch.assess.estimative import estimative_term
 from sitewatch.assess.metrics import IndicatorError
 
 #: Log-likelihood ratio of each ACH score.
-SCORE_LLR: dict[str, float] = {"CC": 2 * math.log(2), "C": math.log(2), "N": 0.0, "I": -math.log(2), "II": -2 * math.log(2)}
+SCORE_LLR: dict[str, float] = {
+    "CC": 2 * math.log(2),
+    "C": math.log(2),
+    "N": 0.0,
+    "I": -math.log(2),
+    "II": -2 * math.log(2),
+}
 #: Inconsistency points of each score (Heuer).
 SCORE_INCONSISTENCY: dict[str, int] = {"CC": 0, "C": 0, "N": 0, "I": 1, "II": 2}
 #: How much a claim counts, by what the imagery said about it (checked claims count fully).
@@ -61,7 +67,9 @@ class Hypothesis:
         cl = {str(k): str(v) for k, v in (d.get("claims") or {}).items()}
         for k, v in [*ind.items(), *cl.items()]:
             if v not in SCORE_LLR:
-                raise IndicatorError(f"{origin}: hypothesis '{name}' scores '{k}' as {v!r}; use one of CC, C, N, I, II")
+                raise IndicatorError(
+                    f"{origin}: hypothesis '{name}' scores '{k}' as {v!r}; use one of CC, C, N, I, II"
+                )
         return cls(str(name), str(d.get("statement", name)), ind, cl)
 
 
@@ -72,7 +80,10 @@ def load_hypotheses(path: Path | None = None) -> list[Hypothesis]:
         IndicatorError: invalid file or duplicate hypothesis name.
     """
     if path is None:
-        text, origin = resources.files("sitewatch.assess").joinpath("data/hypotheses.yaml").read_text("utf-8"), "hypotheses.yaml"
+        text, origin = (
+            resources.files("sitewatch.assess").joinpath("data/hypotheses.yaml").read_text("utf-8"),
+            "hypotheses.yaml",
+        )
     else:
         text, origin = Path(path).read_text(encoding="utf-8"), str(path)
     data = yaml.safe_load(text)
@@ -146,7 +157,14 @@ def weigh(hypotheses: list[Hypothesis], evidence: list[EvidenceItem]) -> list[Hy
     exp = {k: math.exp(v - top) for k, v in scores.items()}
     total = sum(exp.values())
     out = [
-        HypothesisResult(h.name, h.statement, scores[h.name], exp[h.name] / total, estimative_term(exp[h.name] / total), incons[h.name])
+        HypothesisResult(
+            h.name,
+            h.statement,
+            scores[h.name],
+            exp[h.name] / total,
+            estimative_term(exp[h.name] / total),
+            incons[h.name],
+        )
         for h in hypotheses
     ]
     return sorted(out, key=lambda r: (-r.probability, r.inconsistency))

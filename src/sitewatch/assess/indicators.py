@@ -29,7 +29,14 @@ from sitewatch.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_OPS = {"<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne, "<": operator.lt, ">": operator.gt}
+_OPS = {
+    "<=": operator.le,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    ">": operator.gt,
+}
 _CONDITION_RE = re.compile(
     r"^\s*(?P<metric>[a-z_][a-z0-9_]*)\s*(?:\[(?P<filters>[^\]]*)\])?\s*(?P<op><=|>=|==|!=|<|>)\s*(?P<value>[-+]?\d+(?:\.\d+)?)\s*$"
 )
@@ -56,7 +63,9 @@ class Condition:
         """
         m = _CONDITION_RE.match(str(text))
         if not m:
-            raise IndicatorError(f"{where}: cannot parse condition {text!r}; expected 'metric[key=value, ...] OP number'")
+            raise IndicatorError(
+                f"{where}: cannot parse condition {text!r}; expected 'metric[key=value, ...] OP number'"
+            )
         filters = []
         for part in filter(None, (p.strip() for p in (m.group("filters") or "").split(","))):
             fm = _FILTER_RE.match(part)
@@ -194,8 +203,16 @@ def evaluate(ind: Indicator, ctx: Context) -> IndicatorResult:
     if not decided:
         return IndicatorResult(ind.name, ind.title, "not-assessable", 0.0, values, [], "; ".join(missing))
     if not fired:
-        failed = [str(c) for c, ok in zip([c for c in ind.conditions if values.get(c.metric) is not None], outcomes, strict=False) if not ok]
-        return IndicatorResult(ind.name, ind.title, "not-fired", 0.0, values, [], "not met: " + "; ".join(failed))
+        failed = [
+            str(c)
+            for c, ok in zip(
+                [c for c in ind.conditions if values.get(c.metric) is not None], outcomes, strict=False
+            )
+            if not ok
+        ]
+        return IndicatorResult(
+            ind.name, ind.title, "not-fired", 0.0, values, [], "not met: " + "; ".join(failed)
+        )
     strength = ind.strength * quality(used)
     return IndicatorResult(ind.name, ind.title, "fired", strength, values, evidence, "met: " + "; ".join(map(str, ind.conditions)),
                            _fill(ind.says, values) if ind.says else ind.title)  # fmt: skip
@@ -218,7 +235,9 @@ def user_indicator_dir(settings: Settings | None = None) -> Path:
     return (settings or Settings()).home / "indicators"
 
 
-def load_indicators(directories: list[Path] | None = None, *, settings: Settings | None = None) -> list[Indicator]:
+def load_indicators(
+    directories: list[Path] | None = None, *, settings: Settings | None = None
+) -> list[Indicator]:
     """The bundled indicators, then user files (``$SITEWATCH_HOME/indicators/*.yaml``), then ``directories``.
 
     Raises:
@@ -241,6 +260,8 @@ def load_indicators(directories: list[Path] | None = None, *, settings: Settings
     seen: dict[str, Indicator] = {}
     for ind in found:
         if ind.name in seen:
-            raise IndicatorError(f"indicator '{ind.name}' is defined twice: in {seen[ind.name].origin} and in {ind.origin}")
+            raise IndicatorError(
+                f"indicator '{ind.name}' is defined twice: in {seen[ind.name].origin} and in {ind.origin}"
+            )
         seen[ind.name] = ind
     return list(seen.values())

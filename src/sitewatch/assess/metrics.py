@@ -124,7 +124,9 @@ def type_weight(d: Detection, f: dict[str, Any]) -> float:
     return sum(
         c.probability
         for c in d.candidates
-        if c.type_id != "unknown" and (not roles or c.role.lower() in roles) and (not types or c.type_id.lower() in types)
+        if c.type_id != "unknown"
+        and (not roles or c.role.lower() in roles)
+        and (not types or c.type_id.lower() in types)
     )
 
 
@@ -187,7 +189,10 @@ def joint_observed(site: Any, first: Pass, last: Pass, f: dict[str, Any]) -> tup
         frac = joint.area / whole.area
         if frac <= MIN_OBSERVED:
             where = f"zone '{f['zone']}'" if f.get("zone") else "the site"
-            return joint, f"not observed: passes {first.id} and {last.id} observed {100 * frac:.1f} % of {where} in common"
+            return (
+                joint,
+                f"not observed: passes {first.id} and {last.id} observed {100 * frac:.1f} % of {where} in common",
+            )
     return joint, None
 
 
@@ -212,7 +217,9 @@ def select(ctx: Context, p: Pass, f: dict[str, Any]) -> list[Detection] | None:
 MIN_CITED_WEIGHT = 0.1
 
 
-def _weighted_count(ctx: Context, p: Pass, f: dict[str, Any], area: Any = None) -> tuple[float, list[Detection]] | None:
+def _weighted_count(
+    ctx: Context, p: Pass, f: dict[str, Any], area: Any = None
+) -> tuple[float, list[Detection]] | None:
     """Expected number of detections of the filtered roles/types (sum of weights) and those worth citing.
 
     ``area``: count only detections whose footprint centre lies on it (WGS84; None: everywhere).
@@ -383,7 +390,9 @@ def convoy_length(ctx: Context, f: dict[str, Any]) -> MetricValue:
     pos = _positions_m(p, dets)
     if pos is None:
         return MetricValue(None, reason="the latest pass has no ground sample distance")
-    chains = find_convoys(pos[0], pos[1], gap_m=float(f.get("gap_m", 30)), angle_deg=float(f.get("angle_deg", 20)), min_length=1)
+    chains = find_convoys(
+        pos[0], pos[1], gap_m=float(f.get("gap_m", 30)), angle_deg=float(f.get("angle_deg", 20)), min_length=1
+    )
     best = max(chains, key=len) if chains else []
     return MetricValue(float(len(best)), _refs(p, [dets[i] for i in best]), passes=[p])
 
@@ -417,4 +426,13 @@ def quality(passes: list[Pass]) -> float:
     return float(min(1.0, max(0.3, min(cov)))) if cov else 1.0
 
 
-__all__ = ["Context", "MetricValue", "IndicatorError", "register_metric", "get_metric", "list_metrics", "select", "quality"]
+__all__ = [
+    "Context",
+    "MetricValue",
+    "IndicatorError",
+    "register_metric",
+    "get_metric",
+    "list_metrics",
+    "select",
+    "quality",
+]

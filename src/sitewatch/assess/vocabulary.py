@@ -27,9 +27,38 @@ log = logging.getLogger(__name__)
 #: ("Su-24M2", "S-400", "An-124s", "Orion-X", "MiG-31K").
 DESIGNATION_RE = re.compile(r"\b[A-Z][A-Za-z]{0,6}-(?:\d[A-Za-z0-9]*|[A-Z]{1,3}\d*[a-z]?)\b")
 
-_COMMON_WORDS = {"classic", "spirit", "eagle", "atlas", "bone", "jumbo", "hip", "curl", "cub", "halo", "viper",
-                 "galaxy", "sentry", "extender", "pegasus", "lancer", "orion", "grizzly", "mustang", "tor",
-                 "may", "bear", "cock", "coot", "clank", "crusty", "careless", "mitten", "buff", "ural"}
+_COMMON_WORDS = {
+    "classic",
+    "spirit",
+    "eagle",
+    "atlas",
+    "bone",
+    "jumbo",
+    "hip",
+    "curl",
+    "cub",
+    "halo",
+    "viper",
+    "galaxy",
+    "sentry",
+    "extender",
+    "pegasus",
+    "lancer",
+    "orion",
+    "grizzly",
+    "mustang",
+    "tor",
+    "may",
+    "bear",
+    "cock",
+    "coot",
+    "clank",
+    "crusty",
+    "careless",
+    "mitten",
+    "buff",
+    "ural",
+}
 _NOT_EQUIPMENT = {"covid", "al", "us", "uk", "eu", "nato", "un"}
 
 
@@ -132,7 +161,9 @@ def _type_names(t: Any) -> list[str]:
 
 def _add_library(vocab: Vocabulary, library: Any) -> None:
     for t in getattr(library, "types", library):
-        entry = TypeEntry(str(t.id), str(getattr(t, "name", t.id)), str(t.category), str(getattr(t, "role", "") or ""))
+        entry = TypeEntry(
+            str(t.id), str(getattr(t, "name", t.id)), str(t.category), str(getattr(t, "role", "") or "")
+        )
         names = _type_names(t)
         for text in [str(t.id), *names]:
             for m in DESIGNATION_RE.finditer(text):
@@ -199,9 +230,16 @@ def build_vocabulary(library: Any | None = None, sites: Any | None = None) -> Vo
         vocab.generic[word] = info
         vocab.generic[spec.get("plural") or _plural(word)] = info
     vocab.states = data["states"]
-    vocab.count_words = {k: (int(v[0]), None if v[1] is None else int(v[1])) for k, v in data["count_words"].items()}
+    vocab.count_words = {
+        k: (int(v[0]), None if v[1] is None else int(v[1])) for k, v in data["count_words"].items()
+    }
     vocab.qualifiers = dict(data["count_qualifiers"])
     vocab.attribution = data["attribution"]
     vocab.reliability = data["reliability"]
-    log.debug("vocabulary: %d designations, %d names, %d places", len(vocab.designations), len(vocab.type_names), len(vocab.places))
+    log.debug(
+        "vocabulary: %d designations, %d names, %d places",
+        len(vocab.designations),
+        len(vocab.type_names),
+        len(vocab.places),
+    )
     return vocab

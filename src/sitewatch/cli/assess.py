@@ -18,7 +18,12 @@ if TYPE_CHECKING:
 from sitewatch.errors import SitewatchError
 
 log = logging.getLogger(__name__)
-_VERDICT_STYLE = {"corroborated": "green", "contradicted": "red", "not-observable": "yellow", "no-imagery": "dim"}
+_VERDICT_STYLE = {
+    "corroborated": "green",
+    "contradicted": "red",
+    "not-observable": "yellow",
+    "no-imagery": "dim",
+}
 
 
 def _comparisons(passes: list, site) -> list:  # noqa: ANN001
@@ -38,7 +43,9 @@ def print_assessment(a) -> None:  # noqa: ANN001 - an Assessment
     out_console.rule(f"[bold]Assessment of {a.site}[/] ({len(a.passes)} passes, {len(a.claims)} claims)")
     out_console.print("[bold]Key judgements[/]")
     for k in a.key_judgements:
-        refs = ", ".join(k["evidence"][:8]) + (f" +{len(k['evidence']) - 8}" if len(k["evidence"]) > 8 else "")
+        refs = ", ".join(k["evidence"][:8]) + (
+            f" +{len(k['evidence']) - 8}" if len(k["evidence"]) > 8 else ""
+        )
         out_console.print(f"  • {terminal_text(k['text'])}  [dim]\\[{refs}][/]")
     out_console.print(f"\n[bold]Confidence:[/] {a.confidence['sentence']}")
     if a.not_assessable:
@@ -52,7 +59,9 @@ def print_assessment(a) -> None:  # noqa: ANN001 - an Assessment
     for h in hyps:
         matrix.add_column(h, justify="center")
     for row in a.ach_matrix["rows"]:
-        matrix.add_row(terminal_text(row["title"]), f"{row['weight']:.2f}", *(row["scores"].get(h, "N") for h in hyps))
+        matrix.add_row(
+            terminal_text(row["title"]), f"{row['weight']:.2f}", *(row["scores"].get(h, "N") for h in hyps)
+        )
     matrix.add_section()
     matrix.add_row("[bold]probability[/]", "", *(f"{h.probability:.0%}" for h in a.hypotheses))
     matrix.add_row("[bold]estimative term[/]", "", *(h.term for h in a.hypotheses))
@@ -74,10 +83,18 @@ def print_assessment(a) -> None:  # noqa: ANN001 - an Assessment
         for ch in a.checks:
             c = by_id[ch.claim_id]
             style = _VERDICT_STYLE[ch.verdict]
-            ct.add_row(terminal_text(c.text), terminal_text(f"{c.source} ({c.reliability or 'F'})"), f"[{style}]{ch.verdict}[/]", terminal_text(ch.reason), ", ".join(ch.evidence[:5]))
+            ct.add_row(
+                terminal_text(c.text),
+                terminal_text(f"{c.source} ({c.reliability or 'F'})"),
+                f"[{style}]{ch.verdict}[/]",
+                terminal_text(ch.reason),
+                ", ".join(ch.evidence[:5]),
+            )
         out_console.print(ct)
     for cf in a.conflicts:
-        out_console.print(f"[yellow]conflicting claims[/] {cf['claims'][0]} vs {cf['claims'][1]}: {terminal_text(cf['reason'])}")
+        out_console.print(
+            f"[yellow]conflicting claims[/] {cf['claims'][0]} vs {cf['claims'][1]}: {terminal_text(cf['reason'])}"
+        )
 
 
 @click.command()
@@ -88,7 +105,14 @@ def print_assessment(a) -> None:  # noqa: ANN001 - an Assessment
 @span_options("to assess (default: all)")
 @json_option
 @store_option
-def command(site: str, span: PassSpan, indicator_dirs: tuple[Path, ...], list_metrics: bool, as_json: bool, store_url: str | None) -> None:
+def command(
+    site: str,
+    span: PassSpan,
+    indicator_dirs: tuple[Path, ...],
+    list_metrics: bool,
+    as_json: bool,
+    store_url: str | None,
+) -> None:
     """Assess SITE: indicators, competing hypotheses (ACH), claims checked against imagery.
 
     Example: sitewatch assess hmeimim --json
@@ -109,7 +133,9 @@ def command(site: str, span: PassSpan, indicator_dirs: tuple[Path, ...], list_me
         passes = span.select(passes, s.name)
         claims = store.list_claims(s.name)
     if not passes and not claims:
-        raise SitewatchError(f"nothing to assess for site '{s.name}': no passes and no claims in the store; run: sitewatch scan SCENE --site {s.name}")
+        raise SitewatchError(
+            f"nothing to assess for site '{s.name}': no passes and no claims in the store; run: sitewatch scan SCENE --site {s.name}"
+        )
     comparisons = _comparisons(passes, s)
     a = assess_site(s, passes, comparisons, claims, indicator_dirs=list(indicator_dirs))
     if as_json:

@@ -26,7 +26,9 @@ def _published(value: str | None) -> datetime | None:
         return None
     import dateparser
 
-    dt = dateparser.parse(value, languages=["en"], settings={"RETURN_AS_TIMEZONE_AWARE": True, "TIMEZONE": "UTC"})
+    dt = dateparser.parse(
+        value, languages=["en"], settings={"RETURN_AS_TIMEZONE_AWARE": True, "TIMEZONE": "UTC"}
+    )
     if dt is None:
         raise ClaimsError(f"--published: cannot read {value!r} as a date (try 2024-12-18)")
     dt = dt.astimezone(UTC)
@@ -58,7 +60,11 @@ def _table(title: str, claims: list[dict]) -> Table:
             who += f" ({c['speaker_role']})"
         row = (
             str(c["id"]),
-            "\n".join((m.get("name") or m["text"]) + ("" if m.get("resolved") or m.get("generic") else " (unresolved)") for m in eq),
+            "\n".join(
+                (m.get("name") or m["text"])
+                + ("" if m.get("resolved") or m.get("generic") else " (unresolved)")
+                for m in eq
+            ),
             "\n".join(_count(m) for m in eq),
             ", ".join(c["states"]) + (f" → {c['signal']}" if c.get("signal") else ""),
             ", ".join(c["places"]) + (" (inferred)" if c.get("place_inherited") else ""),
@@ -84,7 +90,9 @@ def _extract(location: str, source: str, published: str | None, reliability: str
         report = read_report(location)
         check_english(report.text, location)  # name the file or URL, not the source, in the message
     pub = _published(published)
-    claims = extract_claims(report.text, source=source, published=pub, reliability=reliability, url=report.url)
+    claims = extract_claims(
+        report.text, source=source, published=pub, reliability=reliability, url=report.url
+    )
     return report, pub, claims
 
 
@@ -123,7 +131,10 @@ def add(location: str, source: str, published: str | None, reliability: str | No
     with open_store(store_url) as store:
         known = store.find_document(source, report.text)
         if known is not None:  # before extracting: re-ingesting is a no-op
-            err_console.print(f"{terminal_text(location)}: already stored as document {known} from {terminal_text(source)}; nothing added", soft_wrap=True)
+            err_console.print(
+                f"{terminal_text(location)}: already stored as document {known} from {terminal_text(source)}; nothing added",
+                soft_wrap=True,
+            )
             if as_json:
                 click.echo(json.dumps({"document_id": known, "added": False, "claims": []}, indent=1))
             return
@@ -131,11 +142,16 @@ def add(location: str, source: str, published: str | None, reliability: str | No
         doc_id, added = store.add_document_once(source, report.text, pub, report.url, title or report.title,
                                                 [c.to_dict() for c in claims])  # fmt: skip
         if not added:  # stored by a concurrent ingest in the meantime
-            err_console.print(f"{terminal_text(location)}: already stored as document {doc_id} from {terminal_text(source)}; nothing added", soft_wrap=True)
+            err_console.print(
+                f"{terminal_text(location)}: already stored as document {doc_id} from {terminal_text(source)}; nothing added",
+                soft_wrap=True,
+            )
             return
         stored = [c for c in store.list_claims() if c.get("document_id") == doc_id]
     if as_json:
-        click.echo(json.dumps({"document_id": doc_id, "added": True, "claims": stored}, indent=1, default=str))
+        click.echo(
+            json.dumps({"document_id": doc_id, "added": True, "claims": stored}, indent=1, default=str)
+        )
         return
     out_console.print(_table(f"document {doc_id} ({terminal_text(source)}): {len(stored)} claims", stored))
 
@@ -143,7 +159,9 @@ def add(location: str, source: str, published: str | None, reliability: str | No
 @command.command("extract")
 @_with_source_opts
 @json_option
-def extract(location: str, source: str, published: str | None, reliability: str | None, as_json: bool) -> None:
+def extract(
+    location: str, source: str, published: str | None, reliability: str | None, as_json: bool
+) -> None:
     """Show the claims in FILE or URL without storing them.
 
     Example: sitewatch claims extract report.txt --source Reuters --published 2024-12-18
@@ -172,4 +190,6 @@ def list_(site: str | None, as_json: bool, store_url: str | None) -> None:
     if as_json:
         click.echo(json.dumps(claims, indent=1, default=str))
         return
-    out_console.print(_table(f"claims{' about ' + terminal_text(site) if site else ''}: {len(claims)}", claims))
+    out_console.print(
+        _table(f"claims{' about ' + terminal_text(site) if site else ''}: {len(claims)}", claims)
+    )

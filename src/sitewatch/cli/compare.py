@@ -37,26 +37,41 @@ def choose_pair(passes: list[Pass], site: str, span: PassSpan) -> tuple[Pass, Pa
         CompareError: fewer than two passes to compare.
     """
     if len(passes) < 2:
-        raise CompareError(f"site {site!r} has {len(passes)} stored pass(es); comparing needs two (scan another image)")
+        raise CompareError(
+            f"site {site!r} has {len(passes)} stored pass(es); comparing needs two (scan another image)"
+        )
     chosen = span.select(passes, site)
     if span.start is None:
         chosen = chosen[-2:]
     if len(chosen) < 2:
         p = chosen[0]
-        raise CompareError(f"only pass {p.id} ({_when(p)}) of site {site!r} lies {span.describe()}; comparing needs two: widen the span")
+        raise CompareError(
+            f"only pass {p.id} ({_when(p)}) of site {site!r} lies {span.describe()}; comparing needs two: widen the span"
+        )
     return chosen[0], chosen[-1]
 
 
 @click.command("compare")
 @click.argument("site")
 @span_options("to compare (its first and last; default: the latest two)")
-@output_option("Write the change map to this GeoTIFF (1 changed, 0 unchanged, 255 not compared).", old=("--map",), type=click.Path(dir_okay=False, path_type=Path), default=None)
+@output_option(
+    "Write the change map to this GeoTIFF (1 changed, 0 unchanged, 255 not compared).",
+    old=("--map",),
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+)
 @overwrite_option
 @click.option("--no-pixels", is_flag=True, help="Compare detections only (do not read the scenes).")
 @json_option
 @store_option
 def command(
-    site: str, span: PassSpan, output: Path | None, overwrite: bool, no_pixels: bool, as_json: bool, store_url: str | None
+    site: str,
+    span: PassSpan,
+    output: Path | None,
+    overwrite: bool,
+    no_pixels: bool,
+    as_json: bool,
+    store_url: str | None,
 ) -> None:
     """What arrived, departed, remained or moved at SITE between two passes, and how much changed."""
     from sitewatch.cli.console import out_console
@@ -86,16 +101,24 @@ def command(
         out_console.print(
             f"registration: {reg.method}, shift ({reg.shift_x_px:+.1f}, {reg.shift_y_px:+.1f}) px, "
             f"rotation {reg.rotation_deg:+.2f}°, quality {reg.quality:.2f}"
-            + ("" if reg.local_spread_px is None else f", local misregistration ±{reg.local_spread_px:.1f} px (1σ, {reg.local_blocks} blocks)")
+            + (
+                ""
+                if reg.local_spread_px is None
+                else f", local misregistration ±{reg.local_spread_px:.1f} px (1σ, {reg.local_blocks} blocks)"
+            )
         )
     for cat, v in result.counts.items():
         if v["a"] or v["b"]:
-            out_console.print(f"  {cat}: {v['a']} → {v['b']}  arrived {v['arrived']}, departed {v['departed']}, remained {v['remained']}, moved {v['moved']}")
+            out_console.print(
+                f"  {cat}: {v['a']} → {v['b']}  arrived {v['arrived']}, departed {v['departed']}, remained {v['remained']}, moved {v['moved']}"
+            )
     for zone, z in result.pixel_change.items():
         if z["pct_changed"] is None:
             out_console.print(f"  {zone}: not seen in both passes")
             continue
-        out_console.print(f"  {zone}: {z['pct_changed']} % changed, {z['pct_explained_by_objects']} % of it inside object boxes")
+        out_console.print(
+            f"  {zone}: {z['pct_changed']} % changed, {z['pct_explained_by_objects']} % of it inside object boxes"
+        )
     for w in result.warnings:
         out_console.print(f"[yellow]warning:[/] {w}")
     if map_path is not None:

@@ -20,7 +20,9 @@ out_console = Console()
 err_console = Console(stderr=True)
 
 #: ANSI/VT escape sequences: CSI (colours, cursor, clear screen), OSC (titles, hyperlinks), 2-byte ESC codes.
-_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x9b[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]?")
+_ESCAPES = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x9b[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]?"
+)
 #: Unicode bidirectional overrides and isolates, which can reorder what a terminal shows.
 _BIDI = {"\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"}
 

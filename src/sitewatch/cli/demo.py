@@ -120,7 +120,9 @@ def simulation_bounds(site: Any, margin_m: float = _SIM_MARGIN_M) -> tuple[float
     """
     aprons = sorted((z for n, z in site.zones.items() if "apron" in n.lower()), key=lambda z: -z.area)
     if not aprons:
-        raise SitewatchError(f"site '{site.name}' has no apron zone in the watchlist: the simulated demo needs one")
+        raise SitewatchError(
+            f"site '{site.name}' has no apron zone in the watchlist: the simulated demo needs one"
+        )
     helis = [z for n, z in site.zones.items() if "helicopter" in n.lower()]
     west, south, east, north = unary_union([aprons[0], *helis]).bounds
     d_lat = margin_m / 111_320.0
@@ -134,7 +136,9 @@ def step_imagery(st: DemoState) -> None:
         st.scenes, st.site = _real_pair(st.data)
         st.report_text = REPORTS["real"]
         names = " → ".join(Path(sc["path"]).name for sc in st.scenes)
-        err_console.print(f"real Airbus Pléiades pair {names}: pixel space at 0.5 m GSD, place name invented, dates SYNTHETIC")
+        err_console.print(
+            f"real Airbus Pléiades pair {names}: pixel space at 0.5 m GSD, place name invented, dates SYNTHETIC"
+        )
         return
     from sitewatch.imagery.simulate import simulate_site
     from sitewatch.sites import get_site
@@ -142,13 +146,16 @@ def step_imagery(st: DemoState) -> None:
     st.simulated = True
     st.site = get_site("hmeimim")
     st.report_text = REPORTS["simulated"]
-    err_console.print(f"[bold red]SIMULATED[/] imagery: two passes of {st.site.title} drawn on the watchlist's zones (no real data given)")
+    err_console.print(
+        f"[bold red]SIMULATED[/] imagery: two passes of {st.site.title} drawn on the watchlist's zones (no real data given)"
+    )
     with progress() as bar:
         bar.add_task("simulating two passes", total=None)
         sc = simulate_site(st.out / "imagery", st.site.aoi, site=st.site.name, zones=st.site.zones, bounds=simulation_bounds(st.site),
                            **SIM_SCENARIO)  # fmt: skip
     st.scenes = [
-        {"path": p.path, "gsd_m": None, "acquired": None, "truth": p.counts(), "truth_source": "simulation"} for p in sc.passes
+        {"path": p.path, "gsd_m": None, "acquired": None, "truth": p.counts(), "truth_source": "simulation"}
+        for p in sc.passes
     ]
 
 
@@ -156,7 +163,9 @@ def _real_pair(data: Path) -> tuple[list[dict[str, Any]], DemoSite]:
     root = data / "airbus-pleiades"
     pairs_csv = root / "pairs.csv"
     if not pairs_csv.is_file():
-        raise SitewatchError(f"{pairs_csv} not found: --data must be the labelled imagery tree (with airbus-pleiades/)")
+        raise SitewatchError(
+            f"{pairs_csv} not found: --data must be the labelled imagery tree (with airbus-pleiades/)"
+        )
     with pairs_csv.open() as f:
         row = next((r for r in csv.DictReader(f) if (r["image_a"], r["image_b"]) == REAL_PAIR), None)
     if row is None:
@@ -172,7 +181,10 @@ def _real_pair(data: Path) -> tuple[list[dict[str, Any]], DemoSite]:
                 "acquired_note": "SYNTHETIC date (the source gives none); order a then b",
                 "truth": label_counts(root / "labels" / (img.stem + ".txt")),
                 "truth_source": "airbus-pleiades labels",
-                "pairs_csv": {k: row[k] for k in ("n_aircraft_a", "n_aircraft_b", "shift_x_px_fullres", "shift_y_px_fullres")},
+                "pairs_csv": {
+                    k: row[k]
+                    for k in ("n_aircraft_a", "n_aircraft_b", "shift_x_px_fullres", "shift_y_px_fullres")
+                },
             }
         )
     site = DemoSite(
@@ -191,7 +203,9 @@ def label_counts(label: Path, image: Path | None = None) -> dict[str, int]:
     from sitewatch.dota import load_class_map, parse_label_file
 
     root = label.parent.parent
-    objs = parse_label_file(label, image or label, root.name, load_class_map(root.parent / "classes.csv")).objects
+    objs = parse_label_file(
+        label, image or label, root.name, load_class_map(root.parent / "classes.csv")
+    ).objects
     out: dict[str, int] = {}
     for o in objs:
         out[o.category] = out.get(o.category, 0) + 1
@@ -214,7 +228,13 @@ def step_scan(st: DemoState) -> None:
             task = bar.add_task(f"scanning {Path(sc['path']).name}", total=None)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                p = scan(scene, st.site, st.detector, st.store, progress=lambda d, t, k=task: bar.update(k, completed=d, total=t))
+                p = scan(
+                    scene,
+                    st.site,
+                    st.detector,
+                    st.store,
+                    progress=lambda d, t, k=task: bar.update(k, completed=d, total=t),
+                )
         for w in caught:
             if "cover" in str(w.message):
                 err_console.print(f"[yellow]note:[/] {w.message}")
@@ -234,10 +254,20 @@ def step_inventory(st: DemoState) -> None:
     for sc, p in zip(st.scenes, st.passes, strict=True):
         found = p.counts()["aircraft"]
         expected = sc["truth"]["aircraft"]
-        truth.append({"pass_id": p.id, "detected_aircraft": found, "true_aircraft": expected, "truth": sc["truth"], "source": sc["truth_source"]})
+        truth.append(
+            {
+                "pass_id": p.id,
+                "detected_aircraft": found,
+                "true_aircraft": expected,
+                "truth": sc["truth"],
+                "source": sc["truth_source"],
+            }
+        )
         out_console.print(f"pass {p.id}: detector {found} aircraft, {sc['truth_source']} {expected}")
     if not getattr(getattr(st.detector, "info", None), "trained", True):
-        err_console.print("[yellow]note:[/] the bundled detector model is an untrained placeholder: detections are not meaningful yet")
+        err_console.print(
+            "[yellow]note:[/] the bundled detector model is an untrained placeholder: detections are not meaningful yet"
+        )
     st.summary["truth"] = truth
 
 
@@ -252,10 +282,21 @@ def step_compare(st: DemoState) -> None:
     c = st.comparison
     if c.registration is not None:
         r = c.registration
-        out_console.print(f"co-registration: shift {r.shift_x_px:+.1f}, {r.shift_y_px:+.1f} px ({r.method}, quality {r.quality:.2f})")
-    moves = {cat: {s: n for s, n in v.items() if n} for cat, v in c.counts.items() if cat in ("aircraft", "helicopter") and any(v.values())}
+        out_console.print(
+            f"co-registration: shift {r.shift_x_px:+.1f}, {r.shift_y_px:+.1f} px ({r.method}, quality {r.quality:.2f})"
+        )
+    moves = {
+        cat: {s: n for s, n in v.items() if n}
+        for cat, v in c.counts.items()
+        if cat in ("aircraft", "helicopter") and any(v.values())
+    }
     for cat, by_status in moves.items():
-        out_console.print(f"  {cat}: " + ", ".join(f"{n} {s}" for s, n in by_status.items() if s in ("arrived", "departed", "remained", "moved")))
+        out_console.print(
+            f"  {cat}: "
+            + ", ".join(
+                f"{n} {s}" for s, n in by_status.items() if s in ("arrived", "departed", "remained", "moved")
+            )
+        )
     out_console.print(f"changes: {c.sentence}")
     for w in c.warnings:
         err_console.print(f"[yellow]note:[/] {w}")
@@ -270,13 +311,17 @@ def step_claims(st: DemoState) -> None:
     text = rep.text()
     path = st.out / rep.resource
     path.write_text(text, encoding="utf-8")
-    st.claims = extract_claims(text, source=rep.source, published=rep.published, reliability=rep.reliability, sites=[st.site])
+    st.claims = extract_claims(
+        text, source=rep.source, published=rep.published, reliability=rep.reliability, sites=[st.site]
+    )
     doc_id = st.store.add_document(rep.source, text, rep.published, None, rep.title)
     for c in st.claims:
         c.document_id = doc_id
     st.store.save_claims(doc_id, [c.to_dict() for c in st.claims])
     stored = [c for c in st.store.list_claims(st.site.name) if c.get("document_id") == doc_id]
-    out_console.print(f"text report {path.name} (FICTIONAL, written for the demo) → document {doc_id}, {len(stored)} claims:")
+    out_console.print(
+        f"text report {path.name} (FICTIONAL, written for the demo) → document {doc_id}, {len(stored)} claims:"
+    )
     for c in stored:
         what = ", ".join(m.get("name") or m["text"] for m in c["equipment"]) or "-"
         when = ", ".join(f"{d.get('qualifier') or ''} {d['date'] or d['text']}".strip() for d in c["dates"])
@@ -293,10 +338,14 @@ def step_assess(st: DemoState) -> None:
     st.assessment = a
     out_console.print("[bold]Key judgements[/]")
     for k in a.key_judgements:
-        refs = ", ".join(k["evidence"][:4]) + (f" +{len(k['evidence']) - 4} more" if len(k["evidence"]) > 4 else "")
+        refs = ", ".join(k["evidence"][:4]) + (
+            f" +{len(k['evidence']) - 4} more" if len(k["evidence"]) > 4 else ""
+        )
         out_console.print(f"  • {k['text']}  [dim]\\[{refs}][/]")
     out_console.print(f"[bold]Confidence:[/] {a.confidence['sentence']}")
-    out_console.print("Hypotheses: " + "; ".join(f"{h.name} {h.probability:.0%} ({h.term})" for h in a.hypotheses))
+    out_console.print(
+        "Hypotheses: " + "; ".join(f"{h.name} {h.probability:.0%} ({h.term})" for h in a.hypotheses)
+    )
     st.summary["assessment"] = {
         "most_likely": a.most_likely.name if a.most_likely else None,
         "hypotheses": [{"name": h.name, "probability": h.probability, "term": h.term} for h in a.hypotheses],
@@ -317,7 +366,13 @@ def step_export(st: DemoState) -> None:
     for fmt, suffix in (("geojson", "geojson"), ("geoparquet", "parquet"), ("gpkg", "gpkg"), ("kml", "kml")):
         if fmt == "kml" and not any(p.crs for p in st.passes):
             continue  # pixel-space passes have no ground position
-        written.append(str(export_passes(st.passes, st.site, fmt, st.out / f"{st.site.name}-detections.{suffix}", overwrite=True)))
+        written.append(
+            str(
+                export_passes(
+                    st.passes, st.site, fmt, st.out / f"{st.site.name}-detections.{suffix}", overwrite=True
+                )
+            )
+        )
     st.summary["exports"] = written
 
 
@@ -362,8 +417,14 @@ def step_summary(st: DemoState) -> None:
     out_console.print(f"open {st.out / 'report.html'}; explore the demo store with e.g. "
                       f"sitewatch {explore} {st.site.name} --store sqlite:///{st.out / 'demo-store.db'}")  # fmt: skip
     # last line: the command that serves the demo store as a web dashboard (one line, copyable)
-    out_console.print(f"see it on a map (then open http://127.0.0.1:8000/sites/{st.site.name}):", soft_wrap=True)
-    out_console.print(f"sitewatch serve --store sqlite:///{(st.out / 'demo-store.db').resolve()}", soft_wrap=True, highlight=False)
+    out_console.print(
+        f"see it on a map (then open http://127.0.0.1:8000/sites/{st.site.name}):", soft_wrap=True
+    )
+    out_console.print(
+        f"sitewatch serve --store sqlite:///{(st.out / 'demo-store.db').resolve()}",
+        soft_wrap=True,
+        highlight=False,
+    )
 
 
 #: The demo, in order. Each step reads and extends the :class:`DemoState`.
@@ -372,7 +433,9 @@ STEPS: list[Callable[[DemoState], None]] = [
 ]  # fmt: skip
 
 
-def run_demo(out: Path, data: Path | None = None, steps: list[Callable[[DemoState], None]] | None = None) -> DemoState:
+def run_demo(
+    out: Path, data: Path | None = None, steps: list[Callable[[DemoState], None]] | None = None
+) -> DemoState:
     """Run the demo steps into ``out``; return the final state (store left open for callers).
 
     A previous demo store in ``out`` is replaced, so the demo always shows exactly two passes.
@@ -428,7 +491,9 @@ def run_watch_demo(out: Path, show: Callable[[str], None] | None = None) -> dict
     bounds = simulation_bounds(site)
     with progress() as bar:
         bar.add_task("simulating three passes", total=None)
-        first = simulate_site(out / "imagery" / "a", site.aoi, site=site.name, zones=site.zones, bounds=bounds, **SIM_SCENARIO)
+        first = simulate_site(
+            out / "imagery" / "a", site.aoi, site=site.name, zones=site.zones, bounds=bounds, **SIM_SCENARIO
+        )
         later = simulate_site(out / "imagery" / "b", site.aoi, site=site.name, zones=site.zones, bounds=bounds,
                               start=first.passes[1].acquired, **{**SIM_SCENARIO, **WATCH_RETURN})  # fmt: skip
     arrivals = [first.passes[0], first.passes[1], later.passes[1]]
@@ -445,7 +510,9 @@ def run_watch_demo(out: Path, show: Callable[[str], None] | None = None) -> dict
             name = f"{site.name}-{sim.acquired:%Y%m%d}.tif"
             shutil.copyfile(sim.path, incoming / f".{name}.part")
             (incoming / f".{name}.part").replace(incoming / name)  # arrives whole
-            err_console.rule(f"[bold]SIMULATED pass {i} arrives: {name} ({sim.counts().get('aircraft', 0)} aircraft drawn)")
+            err_console.rule(
+                f"[bold]SIMULATED pass {i} arrives: {name} ({sim.counts().get('aircraft', 0)} aircraft drawn)"
+            )
             with progress() as bar:
                 bar.add_task("watch cycle: scan, compare, assess", total=None)
                 res = watcher.run_once()
@@ -467,9 +534,25 @@ def run_watch_demo(out: Path, show: Callable[[str], None] | None = None) -> dict
 
 
 @click.command()
-@click.option("--watch", "watch_demo", is_flag=True, help="Instead: three SIMULATED passes arrive in a watched folder; show the alerts.")
-@click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path), default=None, help="Labelled imagery tree (e.g. ../shared/data) for a real pair.")
-@output_option("Output folder (the demo replaces its own files there).", old=("--out",), type=click.Path(file_okay=False, path_type=Path), default=Path("sitewatch-demo-out"), show_default=True)
+@click.option(
+    "--watch",
+    "watch_demo",
+    is_flag=True,
+    help="Instead: three SIMULATED passes arrive in a watched folder; show the alerts.",
+)
+@click.option(
+    "--data",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Labelled imagery tree (e.g. ../shared/data) for a real pair.",
+)
+@output_option(
+    "Output folder (the demo replaces its own files there).",
+    old=("--out",),
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("sitewatch-demo-out"),
+    show_default=True,
+)
 def command(watch_demo: bool, data: Path | None, output: Path) -> None:
     """Run the pipeline on two passes of one site: scan, inventory, changes, claims, assessment, report.
 

@@ -70,9 +70,13 @@ def run_detection(detector, scene, gsd_m: float | None) -> list[Detection]:  # n
     try:
         with progress(disable=not show) as bar:
             task = bar.add_task(Path(scene.path).name, total=total)
-            return detector.detect(scene, gsd_m=gsd_m, progress=lambda done, _t: bar.update(task, completed=done))
+            return detector.detect(
+                scene, gsd_m=gsd_m, progress=lambda done, _t: bar.update(task, completed=done)
+            )
     except (rasterio.errors.RasterioError, MemoryError) as e:
-        raise SceneError(f"{scene.path}: cannot read pixels ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from e
+        raise SceneError(
+            f"{scene.path}: cannot read pixels ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+        ) from e
 
 
 def with_footprints(scene, detections: list[Detection]) -> list[Detection]:  # noqa: ANN001
@@ -87,12 +91,16 @@ def with_footprints(scene, detections: list[Detection]) -> list[Detection]:  # n
     lons, lats = pixel_to_lonlat(scene, corners[:, :, 0].ravel(), corners[:, :, 1].ravel())
     lons, lats = lons.reshape(-1, 4), lats.reshape(-1, 4)
     return [
-        replace(d, footprint=tuple((round(float(x), 8), round(float(y), 8)) for x, y in zip(lo, la, strict=True)))
+        replace(
+            d, footprint=tuple((round(float(x), 8), round(float(y), 8)) for x, y in zip(lo, la, strict=True))
+        )
         for d, lo, la in zip(detections, lons, lats, strict=True)
     ]
 
 
-def identify(scene, detections: list[Detection], gsd_m: float | None, site_name: str | None) -> list[Detection]:  # noqa: ANN001
+def identify(
+    scene, detections: list[Detection], gsd_m: float | None, site_name: str | None
+) -> list[Detection]:  # noqa: ANN001
     """Measurements (metres ± σ) and type candidates, when the GSD or a georeference is known.
 
     Args:
@@ -135,12 +143,16 @@ def to_geojson(scene, detections: list[Detection], model: str) -> dict[str, Any]
     from sitewatch.report.exports import COORDINATE_DECIMALS, detection_properties
 
     if not scene.georeferenced:
-        raise GeoreferenceError(f"{scene.path}: not georeferenced; --geojson needs a CRS and transform (use --json)")
+        raise GeoreferenceError(
+            f"{scene.path}: not georeferenced; --geojson needs a CRS and transform (use --json)"
+        )
     features = []
     for d in detections:
         geom = None
         if d.footprint:
-            poly = orient(shapely.Polygon(d.footprint), sign=1.0)  # RFC 7946 §3.1.6: exterior counterclockwise
+            poly = orient(
+                shapely.Polygon(d.footprint), sign=1.0
+            )  # RFC 7946 §3.1.6: exterior counterclockwise
             geom = mapping(shapely.set_precision(poly, 10**-COORDINATE_DECIMALS, mode="pointwise"))
         props = {"scene": str(scene.path), "model": model, **detection_properties(d)}
         features.append({"type": "Feature", "geometry": geom, "properties": props})
@@ -164,11 +176,19 @@ def _summary(scene, detections: list[Detection], detector, seconds: float, out: 
 
     from sitewatch.cli.console import out_console
 
-    gsd_m = next((d.measurement.gsd_m for d in detections if d.measurement and d.measurement.gsd_m), None) or scene.gsd_m
+    gsd_m = (
+        next((d.measurement.gsd_m for d in detections if d.measurement and d.measurement.gsd_m), None)
+        or scene.gsd_m
+    )
     gsd = f"{gsd_m:.3g} m" if gsd_m else "unknown GSD"
     measured = any(d.measurement for d in detections)
-    table = Table(title=Path(scene.path).name, caption=f"{scene.width}x{scene.height} px, {gsd}, {detector.label}, {seconds:.1f} s")
-    cols = ["category", "count", "mean score", "median length px"] + (["median length m (±1σ)", "most likely types"] if measured else [])
+    table = Table(
+        title=Path(scene.path).name,
+        caption=f"{scene.width}x{scene.height} px, {gsd}, {detector.label}, {seconds:.1f} s",
+    )
+    cols = ["category", "count", "mean score", "median length px"] + (
+        ["median length m (±1σ)", "most likely types"] if measured else []
+    )
     for col in cols:
         table.add_column(col, justify="left" if col in ("category", "most likely types") else "right")
     for cat in CATEGORIES:
@@ -180,8 +200,13 @@ def _summary(scene, detections: list[Detection], detector, seconds: float, out: 
             if measured:
                 ms = sorted((d.measurement for d in ds if d.measurement), key=lambda m: m.length_m)
                 mid = ms[len(ms) // 2] if ms else None
-                types = Counter(d.best_type.name for d in ds if d.best_type and d.best_type.type_id != "unknown")
-                row += [f"{mid.length_m:.1f} ± {mid.length_sigma_m:.1f}" if mid else "", ", ".join(f"{n} ×{k}" for n, k in types.most_common(3))]
+                types = Counter(
+                    d.best_type.name for d in ds if d.best_type and d.best_type.type_id != "unknown"
+                )
+                row += [
+                    f"{mid.length_m:.1f} ± {mid.length_sigma_m:.1f}" if mid else "",
+                    ", ".join(f"{n} ×{k}" for n, k in types.most_common(3)),
+                ]
             table.add_row(*row)
     table.add_row("total", str(len(detections)), *[""] * (len(cols) - 2), style="bold")
     out_console.print(table)
@@ -195,20 +220,51 @@ def _summary(scene, detections: list[Detection], detector, seconds: float, out: 
 @force_option
 @json_option
 @click.option("--jsonl", "as_jsonl", is_flag=True, help="One JSON object per line instead of an array.")
-@output_option("Write the JSON/GeoJSON to this file.", old=("--out",), type=click.Path(dir_okay=False), default=None)
+@output_option(
+    "Write the JSON/GeoJSON to this file.", old=("--out",), type=click.Path(dir_okay=False), default=None
+)
 @overwrite_option
-@click.option("--geojson", "as_geojson", is_flag=True, help="GeoJSON FeatureCollection of WGS84 polygons (georeferenced images).")
-@click.option("--tile", type=click.IntRange(min=32), default=None, help="Tile side, model pixels (multiple of 32; default: the model's).")
-@click.option("--overlap", type=click.IntRange(min=0), default=None, help=f"Least tile overlap, model pixels (default: {DEFAULT_OVERLAP_PX}, at most a quarter tile).")
+@click.option(
+    "--geojson",
+    "as_geojson",
+    is_flag=True,
+    help="GeoJSON FeatureCollection of WGS84 polygons (georeferenced images).",
+)
+@click.option(
+    "--tile",
+    type=click.IntRange(min=32),
+    default=None,
+    help="Tile side, model pixels (multiple of 32; default: the model's).",
+)
+@click.option(
+    "--overlap",
+    type=click.IntRange(min=0),
+    default=None,
+    help=f"Least tile overlap, model pixels (default: {DEFAULT_OVERLAP_PX}, at most a quarter tile).",
+)
 @click.option(
     "--score", type=click.FloatRange(0.0, 1.0), default=None, envvar="SITEWATCH_SCORE_THRESHOLD", show_envvar=True,
     help="Minimum score in every category (default: the model's per-category thresholds).",
 )  # fmt: skip
 @model_option
-@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Tiles per model call.")
-@click.option("--provider", "providers", multiple=True, help="ONNX Runtime execution provider (cpu, cuda, auto, or a full name).")
-@click.option("--multiscale", is_flag=True, help="Also run at half scale, for objects larger than the overlap.")
-@click.option("--site", "site_name", default=None, help="Watched site whose type priors inform identification (see `sitewatch sites`).")
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Tiles per model call."
+)
+@click.option(
+    "--provider",
+    "providers",
+    multiple=True,
+    help="ONNX Runtime execution provider (cpu, cuda, auto, or a full name).",
+)
+@click.option(
+    "--multiscale", is_flag=True, help="Also run at half scale, for objects larger than the overlap."
+)
+@click.option(
+    "--site",
+    "site_name",
+    default=None,
+    help="Watched site whose type priors inform identification (see `sitewatch sites`).",
+)
 def command(
     image: str,
     gsd: float | None,
@@ -244,15 +300,25 @@ def command(
     with open_image(image, gsd, force) as scene:
         check_pixel_budget(scene)
         detector = build_detector(
-            model, providers, tile_px=tile, overlap_px=overlap, score_threshold=score, batch_size=batch_size, extra_scales=(0.5,) if multiscale else ()
+            model,
+            providers,
+            tile_px=tile,
+            overlap_px=overlap,
+            score_threshold=score,
+            batch_size=batch_size,
+            extra_scales=(0.5,) if multiscale else (),
         )
         if as_geojson and not scene.georeferenced:
-            raise GeoreferenceError(f"{scene.path}: not georeferenced; --geojson needs a CRS and transform (use --json)")
+            raise GeoreferenceError(
+                f"{scene.path}: not georeferenced; --geojson needs a CRS and transform (use --json)"
+            )
         if site_name is not None:
             from sitewatch.sites import get_site
 
             get_site(site_name)  # an unknown site fails before any work
-        detections = identify(scene, with_footprints(scene, run_detection(detector, scene, gsd)), gsd, site_name)
+        detections = identify(
+            scene, with_footprints(scene, run_detection(detector, scene, gsd)), gsd, site_name
+        )
         seconds = time.perf_counter() - t0
         if as_geojson:
             _write(json.dumps(to_geojson(scene, detections, detector.label)), out, overwrite)

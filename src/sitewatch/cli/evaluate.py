@@ -36,28 +36,89 @@ def _group_rows(table, result) -> None:  # noqa: ANN001 - rich Table, Evaluation
         for group, cats in groups.items():
             for c in cats.values():
                 if c.objects:
-                    table.add_row(f"group {_short(group)}", c.category, str(c.images), str(c.objects), _pct(c.ap50),
-                                  _pct(c.precision), _pct(c.recall), _mape(c.count_mape))
+                    table.add_row(
+                        f"group {_short(group)}",
+                        c.category,
+                        str(c.images),
+                        str(c.objects),
+                        _pct(c.ap50),
+                        _pct(c.precision),
+                        _pct(c.recall),
+                        _mape(c.count_mape),
+                    )
         for cat, s in spread.get(dataset, {}).items():
             if s["ap50_mean"] is None:
                 continue
-            table.add_row(f"mean of {s['groups']} groups", cat, "", "", _pct(s["ap50_mean"]), "", "", _mape(s["count_mape_mean"]), style="bold")
-            table.add_row(f"worst AP50: {_short(s['ap50_worst_group'])}", cat, "", "", _pct(s["ap50_worst"]), "", "", "", style="bold")
-            table.add_row(f"worst count: {_short(s['count_mape_worst_group'])}", cat, "", "", "", "", "", _mape(s["count_mape_worst"]), style="bold")
+            table.add_row(
+                f"mean of {s['groups']} groups",
+                cat,
+                "",
+                "",
+                _pct(s["ap50_mean"]),
+                "",
+                "",
+                _mape(s["count_mape_mean"]),
+                style="bold",
+            )
+            table.add_row(
+                f"worst AP50: {_short(s['ap50_worst_group'])}",
+                cat,
+                "",
+                "",
+                _pct(s["ap50_worst"]),
+                "",
+                "",
+                "",
+                style="bold",
+            )
+            table.add_row(
+                f"worst count: {_short(s['count_mape_worst_group'])}",
+                cat,
+                "",
+                "",
+                "",
+                "",
+                "",
+                _mape(s["count_mape_worst"]),
+                style="bold",
+            )
 
 
 @click.command("evaluate")
 @click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False))
 @json_option
-@click.option("--split", type=click.Choice(["val", "all"]), default="val", show_default=True, help="Held-out images only, or all.")
-@click.option("--score", type=click.FloatRange(0.0, 1.0), default=None, help="Operating threshold for every category (default: the model's, per category).")
-@click.option("--iou", type=click.FloatRange(0.05, 0.95), default=0.5, show_default=True, help="IoU for a match.")
+@click.option(
+    "--split",
+    type=click.Choice(["val", "all"]),
+    default="val",
+    show_default=True,
+    help="Held-out images only, or all.",
+)
+@click.option(
+    "--score",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="Operating threshold for every category (default: the model's, per category).",
+)
+@click.option(
+    "--iou", type=click.FloatRange(0.05, 0.95), default=0.5, show_default=True, help="IoU for a match."
+)
 @model_option
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate at most this many images.")
-@click.option("--by-dataset", is_flag=True,
-              help="Also one row per dataset and category, and per site group of airbus-pleiades with the mean and worst group.")
+@click.option(
+    "--by-dataset",
+    is_flag=True,
+    help="Also one row per dataset and category, and per site group of airbus-pleiades with the mean and worst group.",
+)
 def command(
-    dataset_dir: str, as_json: bool, split: str, score: float | None, iou: float, model: str | None, limit: int | None, by_dataset: bool
+    dataset_dir: str,
+    as_json: bool,
+    split: str,
+    score: float | None,
+    iou: float,
+    model: str | None,
+    limit: int | None,
+    by_dataset: bool,
 ) -> None:
     """Evaluate the detector on DATASET_DIR (a DOTA labelTxt folder, or a folder of them).
 
@@ -87,7 +148,9 @@ def command(
         result = evaluate(
             detector,
             items,
-            open_scene=lambda im: open_image(str(im.image_path), im.gsd_m, force=True),  # label GSDs, not typed ones
+            open_scene=lambda im: open_image(
+                str(im.image_path), im.gsd_m, force=True
+            ),  # label GSDs, not typed ones
             score_threshold=threshold,
             score_thresholds=thresholds,
             iou_threshold=iou,
@@ -109,17 +172,45 @@ def command(
         table.add_column("dataset")
     for col in cols:
         # Figures keep their width (up to "100.0"); the dataset column wraps instead.
-        table.add_column(col, justify="left" if col == "category" else "right", no_wrap=True, min_width=None if col == "category" else 5)
-    rows = [("all", {**result.categories, **result.pooled})] + (list(result.by_dataset.items()) if by_dataset else [])
+        table.add_column(
+            col,
+            justify="left" if col == "category" else "right",
+            no_wrap=True,
+            min_width=None if col == "category" else 5,
+        )
+    rows = [("all", {**result.categories, **result.pooled})] + (
+        list(result.by_dataset.items()) if by_dataset else []
+    )
     for name, cats in rows:
         for c in cats.values():
             mape = "-" if c.count_mape is None else f"{c.count_mape:.1f}"
-            cells = (c.category, str(c.images), str(c.objects), _pct(c.ap50), _pct(c.precision), _pct(c.recall), mape)
+            cells = (
+                c.category,
+                str(c.images),
+                str(c.objects),
+                _pct(c.ap50),
+                _pct(c.precision),
+                _pct(c.recall),
+                mape,
+            )
             table.add_row(*((name,) if by_dataset else ()), *cells)
         if name == "all":
-            table.add_row(*(("",) if by_dataset else ()), "mean", "", "", _pct(result.map50), "", "", "", style="bold", end_section=True)
+            table.add_row(
+                *(("",) if by_dataset else ()),
+                "mean",
+                "",
+                "",
+                _pct(result.map50),
+                "",
+                "",
+                "",
+                style="bold",
+                end_section=True,
+            )
     if by_dataset:
         _group_rows(table, result)
     out_console.print(table)
     if result.skipped:
-        err_console.print(f"warning: {len(result.skipped)} unreadable images skipped: {', '.join(result.skipped[:5])}")
+        err_console.print(
+            f"warning: {len(result.skipped)} unreadable images skipped: {', '.join(result.skipped[:5])}"
+        )

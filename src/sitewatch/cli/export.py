@@ -18,16 +18,32 @@ if TYPE_CHECKING:
 
 @click.command()
 @click.argument("site")
-@click.option("--pass", "pass_id", type=int, default=None, help="Only this pass (the same as --from ID --to ID).")
+@click.option(
+    "--pass", "pass_id", type=int, default=None, help="Only this pass (the same as --from ID --to ID)."
+)
 @span_options("to export (default: all)")
 @click.option(
     "--format", "fmt", type=click.Choice(sorted(FORMATS)), default=None,
     help="Export format (default: from the suffix of --output: .geojson .parquet .kml .csv .fgb .gpkg; stac writes a folder).",
 )  # fmt: skip
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="File to write (a folder for --format stac).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="File to write (a folder for --format stac).",
+)
 @overwrite_option
 @store_option
-def command(site: str, pass_id: int | None, span: PassSpan, fmt: str | None, output: Path, overwrite: bool, store_url: str | None) -> None:
+def command(
+    site: str,
+    pass_id: int | None,
+    span: PassSpan,
+    fmt: str | None,
+    output: Path,
+    overwrite: bool,
+    store_url: str | None,
+) -> None:
     """Export the detections of SITE (footprints in WGS84) to a GIS file.
 
     Examples: sitewatch export hmeimim -o hmeimim.gpkg (opens in QGIS: detections, passes, AOI, zones);
@@ -57,4 +73,9 @@ def command(site: str, pass_id: int | None, span: PassSpan, fmt: str | None, out
     left = sum(len(p.detections) for p in passes) - n
     sim = " (SIMULATED imagery)" if any(p.simulated for p in passes) else ""
     note = f"; {left} pixel-space detection(s) left out (no ground position)" if left else ""
-    err_console.print(f"wrote {n} detections of {len(passes)} pass(es) to {path}{sim}{note}", soft_wrap=True, highlight=False, markup=False)
+    err_console.print(
+        f"wrote {n} detections of {len(passes)} pass(es) to {path}{sim}{note}",
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+    )

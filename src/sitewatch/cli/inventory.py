@@ -31,7 +31,9 @@ def inventory_table(site: str, inv: dict) -> Table:
     table.add_column(inv["by"])
     for p in inv["passes"]:
         when = (p["acquired"] or "date unknown")[:16].replace("T", " ")
-        table.add_column(f"pass {p['id']}\n{when}" + ("\nSIMULATED" if p["simulated"] else ""), justify="right")
+        table.add_column(
+            f"pass {p['id']}\n{when}" + ("\nSIMULATED" if p["simulated"] else ""), justify="right"
+        )
     for g in inv["groups"]:
         table.add_row(g, *[_cell(p["counts"][g], p["deltas"][g]) for p in inv["passes"]])
     table.add_row("[bold]total", *[f"[bold]{sum(p['counts'].values())}" for p in inv["passes"]])
@@ -43,7 +45,9 @@ def load_passes(store, site: str) -> list:  # noqa: ANN001 - a Store
     passes = store.list_passes(site)
     if not passes:
         known = ", ".join(store.sites()) or "none"
-        raise SiteError(f"no passes of site '{site}' in store {store.url} (sites with passes: {known}); run: sitewatch scan SCENE --site {site}")
+        raise SiteError(
+            f"no passes of site '{site}' in store {store.url} (sites with passes: {known}); run: sitewatch scan SCENE --site {site}"
+        )
     return passes
 
 

@@ -29,7 +29,11 @@ class _Group(click.Group):
     def _modules(self) -> list[str]:
         import sitewatch.cli as pkg
 
-        return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name not in _SKIP and not m.name.startswith("_"))
+        return sorted(
+            m.name
+            for m in pkgutil.iter_modules(pkg.__path__)
+            if m.name not in _SKIP and not m.name.startswith("_")
+        )
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         names = set(super().list_commands(ctx))
@@ -128,7 +132,10 @@ def raise_internal(e: BaseException) -> None:
 
         traceback.print_exception(e)
     else:
-        click.echo(f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} (rerun with -vv for the traceback)", err=True)
+        click.echo(
+            f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} (rerun with -vv for the traceback)",
+            err=True,
+        )
     sys.exit(1)
 
 

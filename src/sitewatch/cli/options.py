@@ -26,7 +26,9 @@ class AliasedOption(click.Option):
 
 def output_option(help: str, *, old: tuple[str, ...] = (), **kwargs: Any) -> Callable[[Any], Any]:
     """``-o/--output`` (the one spelling for what a command writes); ``old`` spellings stay as hidden aliases."""
-    return click.option("-o", "--output", *old, "output", cls=AliasedOption, hidden_names=old, help=help, **kwargs)
+    return click.option(
+        "-o", "--output", *old, "output", cls=AliasedOption, hidden_names=old, help=help, **kwargs
+    )
 
 
 def _store_url(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -40,8 +42,12 @@ def _store_url(_ctx: click.Context, _param: click.Parameter, value: str | None) 
         url = make_url(value)
     except (ArgumentError, ValueError):
         return value  # the store reports a malformed URL itself
-    if url.get_backend_name() == "sqlite" and (not url.database or url.database == ":memory:" or "mode=memory" in str(url)):
-        raise click.BadParameter(f"{value!r} is an in-memory store: nothing would be kept after this command; use sqlite:///PATH")
+    if url.get_backend_name() == "sqlite" and (
+        not url.database or url.database == ":memory:" or "mode=memory" in str(url)
+    ):
+        raise click.BadParameter(
+            f"{value!r} is an in-memory store: nothing would be kept after this command; use sqlite:///PATH"
+        )
     return value
 
 
@@ -55,11 +61,22 @@ store_option = click.option(
     callback=_store_url,
     help="Store URL (default: embedded SQLite under $SITEWATCH_HOME or ~/.sitewatch; postgresql://... for PostGIS).",
 )
-gsd_option = click.option("--gsd", type=click.FloatRange(min=0.001, min_open=False), default=None, help="Ground sample distance, metres per pixel.")
+gsd_option = click.option(
+    "--gsd",
+    type=click.FloatRange(min=0.001, min_open=False),
+    default=None,
+    help="Ground sample distance, metres per pixel.",
+)
 force_option = click.option("--force", is_flag=True, help="Accept a --gsd outside 0.05-30 m per pixel.")
-overwrite_option = click.option("--overwrite", is_flag=True, help="Replace an existing output file (refused otherwise).")
+overwrite_option = click.option(
+    "--overwrite", is_flag=True, help="Replace an existing output file (refused otherwise)."
+)
 model_option = click.option(
-    "--model", envvar="SITEWATCH_MODEL", show_envvar=True, default=None, help="Detector model name or .onnx path (default: the bundled model)."
+    "--model",
+    envvar="SITEWATCH_MODEL",
+    show_envvar=True,
+    default=None,
+    help="Detector model name or .onnx path (default: the bundled model).",
 )
 
 

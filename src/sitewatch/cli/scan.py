@@ -18,7 +18,9 @@ def _center(value: str | None) -> tuple[float, float] | None:
     try:
         lat, lon = (float(v) for v in value.split(","))
     except ValueError:
-        raise click.BadParameter(f"{value!r}: expected LAT,LON in degrees, e.g. 35.40,35.95", param_hint="--center") from None
+        raise click.BadParameter(
+            f"{value!r}: expected LAT,LON in degrees, e.g. 35.40,35.95", param_hint="--center"
+        ) from None
     return lat, lon
 
 
@@ -61,18 +63,39 @@ def describe(p) -> str:  # noqa: ANN001 - a Pass
 
 @click.command()
 @click.argument("scenes", nargs=-1, required=True)
-@click.option("--site", "site_name", required=True, help="Watched site name or alias (see `sitewatch sites`).")
+@click.option(
+    "--site", "site_name", required=True, help="Watched site name or alias (see `sitewatch sites`)."
+)
 @click.option("--acquired", default=None, help="Acquisition time (ISO 8601), overriding the file's.")
 @gsd_option
 @force_option
-@click.option("--center", default=None, help="LAT,LON of the image centre, to place a screenshot on the ground.")
-@click.option("--rotation", type=float, default=0.0, show_default=True, help="With --center: bearing of image-up, degrees clockwise from north.")
+@click.option(
+    "--center", default=None, help="LAT,LON of the image centre, to place a screenshot on the ground."
+)
+@click.option(
+    "--rotation",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="With --center: bearing of image-up, degrees clockwise from north.",
+)
 @model_option
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="Scan on a local Dask cluster of N worker processes.")
-@click.option("--scheduler", default=None, help="Scan on a running Dask cluster (scheduler address, e.g. tcp://10.0.0.5:8786).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Scan on a local Dask cluster of N worker processes.",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    help="Scan on a running Dask cluster (scheduler address, e.g. tcp://10.0.0.5:8786).",
+)
 @json_option
 @store_option
-def command(scenes, site_name, acquired, gsd, force, center, rotation, model, workers, scheduler, as_json, store_url) -> None:  # noqa: ANN001
+def command(
+    scenes, site_name, acquired, gsd, force, center, rotation, model, workers, scheduler, as_json, store_url
+) -> None:  # noqa: ANN001
     """Scan SCENE files (GeoTIFF/COG, JPEG/PNG, STAC item) of a site and store one pass per scene.
 
     Only the part of each scene that holds the site's AOI is read. Rescanning a scene replaces its pass.
@@ -85,7 +108,19 @@ def command(scenes, site_name, acquired, gsd, force, center, rotation, model, wo
 
     check_gsd(gsd, "--gsd", force=force)  # before any work
     if workers is not None or scheduler is not None:
-        _scan_on_cluster(scenes, site_name, acquired, gsd, _center(center), rotation, model, workers, scheduler, as_json, store_url)
+        _scan_on_cluster(
+            scenes,
+            site_name,
+            acquired,
+            gsd,
+            _center(center),
+            rotation,
+            model,
+            workers,
+            scheduler,
+            as_json,
+            store_url,
+        )
         return
     from sitewatch.imagery import open_scene
     from sitewatch.pipeline import load_default_detector, scan
@@ -97,15 +132,28 @@ def command(scenes, site_name, acquired, gsd, force, center, rotation, model, wo
     opened = []
     try:
         for path in scenes:  # open all first: a bad file fails before any work is done
-            opened.append(open_scene(path, gsd_m=gsd, acquired=acquired, center=anchor, rotation_deg=rotation, force=force))
+            opened.append(
+                open_scene(
+                    path, gsd_m=gsd, acquired=acquired, center=anchor, rotation_deg=rotation, force=force
+                )
+            )
         with open_store(store_url) as store:
             detector = load_default_detector(model)
             results = []
             for scene in opened:
                 with progress(disable=as_json) as bar, warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
-                    task = bar.add_task(f"scanning {click.format_filename(scene.path, shorten=True)}", total=None)
-                    p = scan(scene, site, detector, store, gsd_m=gsd, progress=lambda done, total, t=task: bar.update(t, completed=done, total=total))
+                    task = bar.add_task(
+                        f"scanning {click.format_filename(scene.path, shorten=True)}", total=None
+                    )
+                    p = scan(
+                        scene,
+                        site,
+                        detector,
+                        store,
+                        gsd_m=gsd,
+                        progress=lambda done, total, t=task: bar.update(t, completed=done, total=total),
+                    )
                 for w in caught:
                     if issubclass(w.category, SitewatchWarning):
                         err_console.print(f"[yellow]warning:[/] {w.message}")
@@ -119,7 +167,9 @@ def command(scenes, site_name, acquired, gsd, force, center, rotation, model, wo
         click.echo(json.dumps([summary(p) for p in results], indent=1))
 
 
-def _scan_on_cluster(scenes, site_name, acquired, gsd, anchor, rotation, model, workers, scheduler, as_json, store_url) -> None:  # noqa: ANN001
+def _scan_on_cluster(
+    scenes, site_name, acquired, gsd, anchor, rotation, model, workers, scheduler, as_json, store_url
+) -> None:  # noqa: ANN001
     """``--workers``/``--scheduler``: scan on Dask (:func:`sitewatch.scale.scan_many`), one line per scene."""
     from rich.markup import escape
 
@@ -140,9 +190,18 @@ def _scan_on_cluster(scenes, site_name, acquired, gsd, anchor, rotation, model, 
 
         try:
             results = scan_many(
-                scenes, site_name, store_url=store_url, workers=workers, scheduler_address=scheduler, model=model,
-                gsd_m=gsd, acquired=acquired, center=anchor, rotation_deg=rotation,
-                progress=lambda done, total: bar.update(task, completed=done, total=total), on_scene=scene_done,
+                scenes,
+                site_name,
+                store_url=store_url,
+                workers=workers,
+                scheduler_address=scheduler,
+                model=model,
+                gsd_m=gsd,
+                acquired=acquired,
+                center=anchor,
+                rotation_deg=rotation,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                on_scene=scene_done,
             )
         except BatchScanError as e:
             results = e.passes

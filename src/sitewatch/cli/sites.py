@@ -49,8 +49,15 @@ def list_cmd(as_json: bool) -> None:
         table.add_column(col)
     for s in sites:
         d = _summary(s)
-        table.add_row(d["name"], d["title"], d["kind"], d["country"], f"{d['center'][0]:.4f}, {d['center'][1]:.4f}",
-                      f"{d['aoi_km2']:.1f}", ", ".join(d["zones"]) or "-")
+        table.add_row(
+            d["name"],
+            d["title"],
+            d["kind"],
+            d["country"],
+            f"{d['center'][0]:.4f}, {d['center'][1]:.4f}",
+            f"{d['aoi_km2']:.1f}",
+            ", ".join(d["zones"]) or "-",
+        )
     out_console.print(table)
 
 
@@ -65,8 +72,12 @@ def show_cmd(name: str, as_json: bool, as_geojson: bool) -> None:
         click.echo(json.dumps(site.to_geojson(), ensure_ascii=False, indent=1))
         return
     if as_json:
-        d = _summary(site) | {"priors": site.priors, "notes": site.notes, "sources": site.sources,
-                              "zones": {z: round(area_km2(p), 4) for z, p in site.zones.items()}}
+        d = _summary(site) | {
+            "priors": site.priors,
+            "notes": site.notes,
+            "sources": site.sources,
+            "zones": {z: round(area_km2(p), 4) for z, p in site.zones.items()},
+        }
         click.echo(json.dumps(d, ensure_ascii=False, indent=1))
         return
     d = _summary(site)
@@ -121,7 +132,9 @@ def _parse_bbox(text: str):  # noqa: ANN202
     if not all(math.isfinite(v) for v in (w, s, e, n)):
         raise SiteError(f"--bbox {text!r}: expected finite numbers of degrees")
     if w > e and e >= -180 and w <= 180:
-        raise SiteError(f"--bbox {text!r}: W > E crosses the 180° meridian, which is not supported (add the parts east and west of it as two sites)")
+        raise SiteError(
+            f"--bbox {text!r}: W > E crosses the 180° meridian, which is not supported (add the parts east and west of it as two sites)"
+        )
     if not (w < e and s < n):
         raise SiteError(f"--bbox {text!r}: expected W < E and S < N")
     return box(w, s, e, n)
@@ -132,7 +145,9 @@ def _parse_bbox(text: str):  # noqa: ANN202
 @click.option("--kind", type=click.Choice(KINDS), required=True, help="Kind of site.")
 @click.option("--aoi", "aoi_file", type=click.Path(path_type=Path), help="AOI polygon, GeoJSON file (WGS84).")
 @click.option("--bbox", "bbox_text", help="AOI as W,S,E,N in degrees (instead of --aoi).")
-@click.option("--zone", "zones", multiple=True, metavar="NAME=FILE", help="A named zone polygon (GeoJSON); repeatable.")
+@click.option(
+    "--zone", "zones", multiple=True, metavar="NAME=FILE", help="A named zone polygon (GeoJSON); repeatable."
+)
 @click.option("--title", help="Display name (default: NAME).")
 @click.option("--country", default="", help="ISO 3166-1 alpha-2 country code.")
 @click.option("--alias", "aliases", multiple=True, help="Alternative name; repeatable.")
@@ -141,9 +156,21 @@ def _parse_bbox(text: str):  # noqa: ANN202
 @click.option("--source", "sources", multiple=True, help="Public reference; repeatable.")
 @click.option("--replace", is_flag=True, help="Overwrite a site of the same name.")
 @json_option
-def add_cmd(name: str, kind: str, aoi_file: Path | None, bbox_text: str | None, zones: tuple[str, ...], title: str | None,
-            country: str, aliases: tuple[str, ...], operators: tuple[str, ...], note: str, sources: tuple[str, ...],
-            replace: bool, as_json: bool) -> None:
+def add_cmd(
+    name: str,
+    kind: str,
+    aoi_file: Path | None,
+    bbox_text: str | None,
+    zones: tuple[str, ...],
+    title: str | None,
+    country: str,
+    aliases: tuple[str, ...],
+    operators: tuple[str, ...],
+    note: str,
+    sources: tuple[str, ...],
+    replace: bool,
+    as_json: bool,
+) -> None:
     """Add a site to your watchlist ($SITEWATCH_HOME/sites.geojson)."""
     if (aoi_file is None) == (bbox_text is None):
         raise click.UsageError("give exactly one of --aoi FILE or --bbox W,S,E,N")
@@ -154,14 +181,25 @@ def add_cmd(name: str, kind: str, aoi_file: Path | None, bbox_text: str | None, 
         if not sep or not zname or not zfile:
             raise click.UsageError(f"--zone {spec!r}: expected NAME=FILE")
         zone_polys[zname] = _read_polygon(Path(zfile), f"zone {zname!r}")
-    site = Site(name=name, title=title or name, kind=kind, country=country.upper(), aoi=aoi, aliases=list(aliases),
-                zones=zone_polys, priors={"operators": list(operators)} if operators else {}, notes=note,
-                sources=list(sources))
+    site = Site(
+        name=name,
+        title=title or name,
+        kind=kind,
+        country=country.upper(),
+        aoi=aoi,
+        aliases=list(aliases),
+        zones=zone_polys,
+        priors={"operators": list(operators)} if operators else {},
+        notes=note,
+        sources=list(sources),
+    )
     add_site(site, replace=replace)
     if as_json:
         click.echo(json.dumps(_summary(site), ensure_ascii=False))
     else:
-        out_console.print(f"added site [bold]{site.name}[/bold] ({area_km2(site.aoi):.2f} km², {len(site.zones)} zones)")
+        out_console.print(
+            f"added site [bold]{site.name}[/bold] ({area_km2(site.aoi):.2f} km², {len(site.zones)} zones)"
+        )
 
 
 @command.command(name="import")

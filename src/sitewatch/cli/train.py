@@ -21,7 +21,10 @@ def _need_torch() -> None:
     # Idle OpenMP threads must sleep, not spin: on a shared 2-core machine spinning makes a
     # training step several times slower.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("efficientnet_lite_pytorch") is None:
+    if (
+        importlib.util.find_spec("torch") is None
+        or importlib.util.find_spec("efficientnet_lite_pytorch") is None
+    ):
         raise SitewatchError("training needs the [train] extra: pip install sitewatch[train]")
 
 
@@ -34,42 +37,123 @@ def _log_to(path: Path) -> None:
 
 
 @click.group(invoke_without_command=True)
-@click.option("--data", "data", type=click.Path(path_type=Path), default=None, help="Data tree (e.g. ../shared/data).")
+@click.option(
+    "--data", "data", type=click.Path(path_type=Path), default=None, help="Data tree (e.g. ../shared/data)."
+)
 @click.option("-o", "--output", "--out", "out", cls=AliasedOption, hidden_names=("--out",), type=click.Path(path_type=Path),
               default=Path("runs/det"), show_default=True, help="Run folder.")  # fmt: skip
-@click.option("--minutes", type=click.FloatRange(min=0.1), default=None, help="Time budget of the optimisation loop (default 60).")
-@click.option("--steps", type=click.IntRange(min=1), default=None, help="Number of optimisation steps (instead of --minutes).")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Steps = epochs x training images / batch.")
+@click.option(
+    "--minutes",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    help="Time budget of the optimisation loop (default 60).",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Number of optimisation steps (instead of --minutes).",
+)
+@click.option(
+    "--epochs", type=click.IntRange(min=1), default=None, help="Steps = epochs x training images / batch."
+)
 @click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--size", type=click.IntRange(min=64), default=384, show_default=True, help="Crop side, pixels (multiple of 32).")
+@click.option(
+    "--size",
+    type=click.IntRange(min=64),
+    default=384,
+    show_default=True,
+    help="Crop side, pixels (multiple of 32).",
+)
 @click.option("--lr", type=float, default=2e-3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from <out>/last.ckpt.")
-@click.option("--init", "init", type=click.Path(path_type=Path), default=None,
-              help="Start from the weights of an exported model (e.g. the shipped src/sitewatch/detect/models/sitewatch-det.onnx).")
-@click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True,
-              help="bf16 autocast with fp32 master weights where the CPU/GPU supports it natively (auto), or plain fp32.")
+@click.option(
+    "--init",
+    "init",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Start from the weights of an exported model (e.g. the shipped src/sitewatch/detect/models/sitewatch-det.onnx).",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "bf16", "fp32"]),
+    default="auto",
+    show_default=True,
+    help="bf16 autocast with fp32 master weights where the CPU/GPU supports it natively (auto), or plain fp32.",
+)
 @click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True, help="Compute threads.")
-@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Data-loading worker processes (crops and augmentation beside the model's threads).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Data-loading worker processes (crops and augmentation beside the model's threads).",
+)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--export", "export_to", type=click.Path(path_type=Path), default=None,
-              help="ONNX file written at the end (default <out>/sitewatch-det.onnx).")
+@click.option(
+    "--export",
+    "export_to",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="ONNX file written at the end (default <out>/sitewatch-det.onnx).",
+)
 @click.option("--no-export", is_flag=True, help="Stop after training (no validation, no ONNX).")
-@click.option("--weight", "weights", multiple=True, metavar="DATASET=SHARE",
-              help="Override a dataset's sampling share (repeatable), e.g. --weight ships-google-earth=0.22.")
-@click.option("--datasets", default=None, metavar="NAME[,NAME...]",
-              help="Train on these datasets of the data tree only (default: all of DATASET_WEIGHTS).")
-@click.option("--limit-images", type=click.IntRange(min=1), default=None, help="At most this many training images per dataset.")
-@click.option("--checkpoint-every", "checkpoint_every", type=click.FloatRange(0.0, 10.0), default=4.0, show_default=True,
-              help="Minutes between checkpoints (<out>/last.ckpt, written atomically; 0: after every step).")
-@click.option("--log-every", type=click.IntRange(min=1), default=10, show_default=True, help="Steps between log lines.")
+@click.option(
+    "--weight",
+    "weights",
+    multiple=True,
+    metavar="DATASET=SHARE",
+    help="Override a dataset's sampling share (repeatable), e.g. --weight ships-google-earth=0.22.",
+)
+@click.option(
+    "--datasets",
+    default=None,
+    metavar="NAME[,NAME...]",
+    help="Train on these datasets of the data tree only (default: all of DATASET_WEIGHTS).",
+)
+@click.option(
+    "--limit-images",
+    type=click.IntRange(min=1),
+    default=None,
+    help="At most this many training images per dataset.",
+)
+@click.option(
+    "--checkpoint-every",
+    "checkpoint_every",
+    type=click.FloatRange(0.0, 10.0),
+    default=4.0,
+    show_default=True,
+    help="Minutes between checkpoints (<out>/last.ckpt, written atomically; 0: after every step).",
+)
+@click.option(
+    "--log-every", type=click.IntRange(min=1), default=10, show_default=True, help="Steps between log lines."
+)
 @click.pass_context
 def command(
-    ctx: click.Context, data: Path | None, out: Path, minutes: float | None, steps: int | None, epochs: int | None,
-    batch: int, size: int, lr: float, seed: int, resume: bool, init: Path | None, precision: str, threads: int,
-    workers: int, device: str, export_to: Path | None, no_export: bool,
-    weights: tuple[str, ...], datasets: str | None, limit_images: int | None, checkpoint_every: float, log_every: int,
+    ctx: click.Context,
+    data: Path | None,
+    out: Path,
+    minutes: float | None,
+    steps: int | None,
+    epochs: int | None,
+    batch: int,
+    size: int,
+    lr: float,
+    seed: int,
+    resume: bool,
+    init: Path | None,
+    precision: str,
+    threads: int,
+    workers: int,
+    device: str,
+    export_to: Path | None,
+    no_export: bool,
+    weights: tuple[str, ...],
+    datasets: str | None,
+    limit_images: int | None,
+    checkpoint_every: float,
+    log_every: int,
 ) -> None:
     """Train sitewatch's oriented-box detector on the labelled data tree.
 
@@ -97,7 +181,9 @@ def command(
         n = len(load_split(data, "train", names, limit_images))
         steps = max(1, epochs * n // batch)
     if init is not None and resume:
-        raise click.UsageError("--init starts a new run from a model; --resume continues a run: give one of them")
+        raise click.UsageError(
+            "--init starts a new run from a model; --resume continues a run: give one of them"
+        )
     if init is not None and not init.is_file():
         raise SitewatchError(f"{init}: model file not found (--init)")
     if steps is None and minutes is None and not resume:
@@ -106,12 +192,26 @@ def command(
     _log_to(out / "train.log")
     invocation = shlex.join(["sitewatch", *sys.argv[1:]])
     cfg = TrainConfig(
-        data=str(data), out=str(out), minutes=minutes, steps=steps, batch=batch, size=size, lr=lr, seed=seed,
-        device=device, init=str(init) if init else None, precision=precision, threads=threads, workers=workers,
+        data=str(data),
+        out=str(out),
+        minutes=minutes,
+        steps=steps,
+        batch=batch,
+        size=size,
+        lr=lr,
+        seed=seed,
+        device=device,
+        init=str(init) if init else None,
+        precision=precision,
+        threads=threads,
+        workers=workers,
         command=invocation,
         # A resumed run keeps its shares unless new ones are given.
         extra={**({"dataset_weights": shares} if shares or not resume else {}), "invocation": invocation},
-        datasets=names, limit_images=limit_images, checkpoint_every_s=checkpoint_every * 60.0, log_every=log_every,
+        datasets=names,
+        limit_images=limit_images,
+        checkpoint_every_s=checkpoint_every * 60.0,
+        log_every=log_every,
     )
     ckpt = train(cfg, resume=resume)
     click.echo(f"checkpoint: {ckpt}")
@@ -119,14 +219,20 @@ def command(
         return
     onnx_out = export_to or out / "sitewatch-det.onnx"
     metrics = finish(ckpt, data, onnx_out, names)
-    click.echo(f"validation F1 {metrics['f1']:.3f} at score {metrics['score_threshold']:.3f}; model: {onnx_out}")
+    click.echo(
+        f"validation F1 {metrics['f1']:.3f} at score {metrics['score_threshold']:.3f}; model: {onnx_out}"
+    )
 
 
 @command.command("export")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="ONNX file to write.")
-@click.option("--data", type=click.Path(path_type=Path), default=None,
-              help="Data tree: validate first and set score_threshold from the best validation F1.")
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Data tree: validate first and set score_threshold from the best validation F1.",
+)
 def export_command(checkpoint: Path, output: Path, data: Path | None) -> None:
     """Export a training checkpoint to ONNX (the model contract of sitewatch.detect.train.export)."""
     _need_torch()
@@ -143,21 +249,77 @@ def export_command(checkpoint: Path, output: Path, data: Path | None) -> None:
 
 
 @command.command("pack")
-@click.option("--data", type=click.Path(path_type=Path), required=True, help="Data tree (e.g. ../shared/data).")
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Pack folder to create (new or empty).")
-@click.option("--init", "init", type=click.Path(path_type=Path), default=None,
-              help="Start from the weights of an exported model (e.g. src/sitewatch/detect/models/sitewatch-det.onnx); default: ImageNet backbone.")
-@click.option("--datasets", default=None, metavar="NAME[,NAME...]", help="Only these datasets (default: all of DATASET_WEIGHTS).")
-@click.option("--limit-images", type=click.IntRange(min=1), default=None, help="At most this many images per dataset and split.")
-@click.option("--quality", type=click.IntRange(30, 100), default=55, show_default=True,
-              help="WebP quality tried first (lowered in steps of 5 until the images fit in --max-mib).")
-@click.option("--max-mib", type=click.FloatRange(min=0.0, min_open=True), default=60.0, show_default=True, help="Largest size of the images file, MiB.")
-@click.option("--weight", "weights", multiple=True, metavar="DATASET=SHARE", help="Sampling-share override the pack's trainer applies (repeatable).")
-@click.option("--lr", type=float, default=2e-3, show_default=True, help="Default learning rate of the pack's trainer.")
-@click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True, help="Default batch of the pack's trainer.")
+@click.option(
+    "--data", type=click.Path(path_type=Path), required=True, help="Data tree (e.g. ../shared/data)."
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Pack folder to create (new or empty).",
+)
+@click.option(
+    "--init",
+    "init",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Start from the weights of an exported model (e.g. src/sitewatch/detect/models/sitewatch-det.onnx); default: ImageNet backbone.",
+)
+@click.option(
+    "--datasets",
+    default=None,
+    metavar="NAME[,NAME...]",
+    help="Only these datasets (default: all of DATASET_WEIGHTS).",
+)
+@click.option(
+    "--limit-images",
+    type=click.IntRange(min=1),
+    default=None,
+    help="At most this many images per dataset and split.",
+)
+@click.option(
+    "--quality",
+    type=click.IntRange(30, 100),
+    default=55,
+    show_default=True,
+    help="WebP quality tried first (lowered in steps of 5 until the images fit in --max-mib).",
+)
+@click.option(
+    "--max-mib",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Largest size of the images file, MiB.",
+)
+@click.option(
+    "--weight",
+    "weights",
+    multiple=True,
+    metavar="DATASET=SHARE",
+    help="Sampling-share override the pack's trainer applies (repeatable).",
+)
+@click.option(
+    "--lr", type=float, default=2e-3, show_default=True, help="Default learning rate of the pack's trainer."
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Default batch of the pack's trainer.",
+)
 def pack_command(
-    data: Path, output: Path, init: Path | None, datasets: str | None, limit_images: int | None, quality: int, max_mib: float,
-    weights: tuple[str, ...], lr: float, batch: int,
+    data: Path,
+    output: Path,
+    init: Path | None,
+    datasets: str | None,
+    limit_images: int | None,
+    quality: int,
+    max_mib: float,
+    weights: tuple[str, ...],
+    lr: float,
+    batch: int,
 ) -> None:
     """Write the training set and a self-contained trainer into one folder, for a GPU machine.
 
@@ -180,8 +342,15 @@ def pack_command(
     from sitewatch.detect.train.pack import write_pack
 
     summary = write_pack(
-        data, output, datasets=names, limit_images=limit_images, init=init, quality=quality, max_mib=max_mib,
-        dataset_weights=_shares(weights), trainer={"lr": lr, "batch": batch},
+        data,
+        output,
+        datasets=names,
+        limit_images=limit_images,
+        init=init,
+        quality=quality,
+        max_mib=max_mib,
+        dataset_weights=_shares(weights),
+        trainer={"lr": lr, "batch": batch},
         command=shlex.join(["sitewatch", *sys.argv[1:]]),
     )
     click.echo(
@@ -228,14 +397,29 @@ def attach_evaluation_command(model: Path, report: Path) -> None:
     if not isinstance(data, dict):
         raise SitewatchError(f"{report}: not a `sitewatch evaluate --json` report")
     summary = attach_evaluation(model, data)
-    click.echo(f"stored the {summary['split']} evaluation of {summary['model']} ({summary['images']} images) in {model}")
+    click.echo(
+        f"stored the {summary['split']} evaluation of {summary['model']} ({summary['images']} images) in {model}"
+    )
 
 
 @command.command("quantize")
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="int8 ONNX file to write.")
-@click.option("--data", type=click.Path(path_type=Path), required=True, help="Data tree whose training images calibrate it.")
-@click.option("--tiles", "count", type=click.IntRange(min=8), default=64, show_default=True, help="Calibration tiles.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="int8 ONNX file to write.",
+)
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Data tree whose training images calibrate it.",
+)
+@click.option(
+    "--tiles", "count", type=click.IntRange(min=8), default=64, show_default=True, help="Calibration tiles."
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file (refused otherwise).")
 def quantize_command(model: Path, output: Path, data: Path, count: int, seed: int, overwrite: bool) -> None:
@@ -246,7 +430,9 @@ def quantize_command(model: Path, output: Path, data: Path, count: int, seed: in
     Example: sitewatch train quantize src/sitewatch/detect/models/sitewatch-det.onnx --data ../shared/data -o det-int8.onnx
     """
     if importlib.util.find_spec("onnx") is None:
-        raise SitewatchError("quantising a model needs the [train] extra (onnx): pip install sitewatch[train]")
+        raise SitewatchError(
+            "quantising a model needs the [train] extra (onnx): pip install sitewatch[train]"
+        )
     from sitewatch.detect.quantize import calibration_tiles, quantize_model
     from sitewatch.output import check_output
 

@@ -64,23 +64,50 @@ def _print_status(st: dict) -> None:
         for col in ("site", "item", "status", "attempts", "next attempt", "error"):
             f.add_column(col, overflow="fold")
         for r in st["failures"]:
-            f.add_row(r["site"], escape(r["item"]), r["status"], str(r["attempts"]), _when(r["next_attempt"]), escape(r["error"] or ""))
+            f.add_row(
+                r["site"],
+                escape(r["item"]),
+                r["status"],
+                str(r["attempts"]),
+                _when(r["next_attempt"]),
+                escape(r["error"] or ""),
+            )
         out_console.print(f)
     d = st["deliveries"]
-    out_console.print(f"alerts: {st['alerts']}; deliveries: {d['sent']} sent, {d['pending']} pending, {d['failed']} failed")
+    out_console.print(
+        f"alerts: {st['alerts']}; deliveries: {d['sent']} sent, {d['pending']} pending, {d['failed']} failed"
+    )
     for r in st["delivery_failures"]:
-        out_console.print(f"  [red]alert {r['alert']} on {escape(r['channel'])}[/] ({r['status']}, {r['attempts']} attempt(s)): {escape(r['error'])}")
+        out_console.print(
+            f"  [red]alert {r['alert']} on {escape(r['channel'])}[/] ({r['status']}, {r['attempts']} attempt(s)): {escape(r['error'])}"
+        )
 
 
 @click.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), envvar="SITEWATCH_WATCH_CONFIG", default=None,
               help="Watch configuration YAML (default: $SITEWATCH_HOME/watch.yaml). See docs/watch.md.")  # fmt: skip
-@click.option("--once", is_flag=True, help="Run one cycle and exit (for cron); exit status 1 when something failed.")
-@click.option("--every", default=None, metavar="DURATION", help="Run a cycle every DURATION (e.g. 15m) until SIGTERM/SIGINT.")
-@click.option("--status", "show_status", is_flag=True, help="Show sources, failed items and alert deliveries, and exit.")
+@click.option(
+    "--once", is_flag=True, help="Run one cycle and exit (for cron); exit status 1 when something failed."
+)
+@click.option(
+    "--every",
+    default=None,
+    metavar="DURATION",
+    help="Run a cycle every DURATION (e.g. 15m) until SIGTERM/SIGINT.",
+)
+@click.option(
+    "--status", "show_status", is_flag=True, help="Show sources, failed items and alert deliveries, and exit."
+)
 @json_option
 @store_option
-def command(config_path: Path | None, once: bool, every: str | None, show_status: bool, as_json: bool, store_url: str | None) -> None:
+def command(
+    config_path: Path | None,
+    once: bool,
+    every: str | None,
+    show_status: bool,
+    as_json: bool,
+    store_url: str | None,
+) -> None:
     """Watch the configured sites for new imagery; scan, compare, assess and alert on what changes.
 
     Examples: sitewatch watch --once;  sitewatch watch --every 15m;  sitewatch watch --status
@@ -118,6 +145,13 @@ def command(config_path: Path | None, once: bool, every: str | None, show_status
 
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
-        out_console.print(f"watching {len(config.sites)} site(s) every {every}; SIGTERM or Ctrl-C stops after the current item")
-        watcher.run_forever(period, on_cycle=lambda r: out_console.print(json.dumps(r.__dict__, default=str) if as_json else _line(r)))
+        out_console.print(
+            f"watching {len(config.sites)} site(s) every {every}; SIGTERM or Ctrl-C stops after the current item"
+        )
+        watcher.run_forever(
+            period,
+            on_cycle=lambda r: out_console.print(
+                json.dumps(r.__dict__, default=str) if as_json else _line(r)
+            ),
+        )
         out_console.print("watch stopped")

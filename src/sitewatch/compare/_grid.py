@@ -45,7 +45,9 @@ def check_compatible(a: Pass, b: Pass, s: CompareSettings) -> None:
         inter = fa.intersection(fb).area
         if inter <= 0 or inter < s.min_overlap * min(fa.area, fb.area):
             pct = 100.0 * inter / min(fa.area, fb.area) if min(fa.area, fb.area) > 0 else 0.0
-            raise CompareError(f"passes do not overlap: footprints of {_name(a)} and {_name(b)} share {pct:.0f} % (minimum {100 * s.min_overlap:.0f} %)")
+            raise CompareError(
+                f"passes do not overlap: footprints of {_name(a)} and {_name(b)} share {pct:.0f} % (minimum {100 * s.min_overlap:.0f} %)"
+            )
 
 
 def observed_ground(a: Pass, b: Pass, site: Any):  # noqa: ANN201
@@ -100,7 +102,12 @@ def georef_registration(a: Pass, b: Pass, shape: tuple[int, int] | None = None) 
     if ta is None or tb is None or ca is None or cb is None:
         return None
     m = _fit_pixel_affine(ta, ca, tb, cb, shape or (1000, 1000))
-    return Registration((m[0, 0], m[0, 1], m[0, 2], m[1, 0], m[1, 1], m[1, 2]), quality=0.5, method="georeference", error_px=2.0)
+    return Registration(
+        (m[0, 0], m[0, 1], m[0, 2], m[1, 0], m[1, 1], m[1, 2]),
+        quality=0.5,
+        method="georeference",
+        error_px=2.0,
+    )
 
 
 def _fit_pixel_affine(ta: Affine, ca: CRS, tb: Affine, cb: CRS, shape: tuple[int, int]) -> np.ndarray:
@@ -159,9 +166,26 @@ def load_pair(a: Pass, b: Pass, site: Any, s: CompareSettings):  # noqa: ANN201
         wa = ta * Affine.scale(1.0 / scale_a)
         wb = tb * Affine.scale(1.0 / scale_b)
         on_a = np.zeros((3, *shape), np.uint8)
-        reproject(np.moveaxis(rgb_b, 2, 0), on_a, src_transform=wb, src_crs=cb, dst_transform=wa, dst_crs=ca, resampling=Resampling.bilinear)
+        reproject(
+            np.moveaxis(rgb_b, 2, 0),
+            on_a,
+            src_transform=wb,
+            src_crs=cb,
+            dst_transform=wa,
+            dst_crs=ca,
+            resampling=Resampling.bilinear,
+        )
         valid_on_a = np.zeros(shape, np.uint8)
-        reproject(valid_b.astype(np.uint8), valid_on_a, src_transform=wb, src_crs=cb, dst_transform=wa, dst_crs=ca, resampling=Resampling.nearest, dst_nodata=0)
+        reproject(
+            valid_b.astype(np.uint8),
+            valid_on_a,
+            src_transform=wb,
+            src_crs=cb,
+            dst_transform=wa,
+            dst_crs=ca,
+            resampling=Resampling.nearest,
+            dst_nodata=0,
+        )
         # B-on-A grid pixels → B scene pixels (the grid is A's working grid).
         b_to_scene = _fit_pixel_affine(wa, ca, tb, cb, shape)
         b_img = PassImage(np.moveaxis(on_a, 0, 2).copy(), valid_on_a.astype(bool), scale_a, ga, ca, wa)
@@ -179,7 +203,9 @@ def load_pair(a: Pass, b: Pass, site: Any, s: CompareSettings):  # noqa: ANN201
     return a_img, b_img, zones, b_to_scene
 
 
-def site_zones(site: Any, crs: CRS, transform: Affine, shape: tuple[int, int]) -> dict[str, np.ndarray] | None:
+def site_zones(
+    site: Any, crs: CRS, transform: Affine, shape: tuple[int, int]
+) -> dict[str, np.ndarray] | None:
     """Rasterise the site's AOI ("site") and zones (WGS84) onto a georeferenced grid, or None."""
     if site is None:
         return None
@@ -192,5 +218,7 @@ def site_zones(site: Any, crs: CRS, transform: Affine, shape: tuple[int, int]) -
         if poly is None or poly.is_empty:
             continue
         geom = shapely_transform(to_crs, poly)
-        out[name] = rasterize([(geom, 1)], out_shape=shape, transform=transform, fill=0, dtype="uint8").astype(bool)
+        out[name] = rasterize(
+            [(geom, 1)], out_shape=shape, transform=transform, fill=0, dtype="uint8"
+        ).astype(bool)
     return out or None

@@ -10,6 +10,7 @@ from sitewatch.types import CATEGORY_PLURAL
 if TYPE_CHECKING:
     from sitewatch.compare.comparison import Comparison
 
+
 def plural(word: str, n: int) -> str:
     """``word`` for a count ``n`` (categories and role groups)."""
     if n == 1:
@@ -46,13 +47,21 @@ def summary_sentence(c: Comparison, s: CompareSettings, *, since: str | None = N
     if not objects_ok:
         caveats.append(f"objects not compared ({c.not_compared['objects']})")
     if not pixels_ok:
-        caveats.append(f"pixel change not assessed ({c.not_compared.get('pixel change', 'no compared area')})")
+        caveats.append(
+            f"pixel change not assessed ({c.not_compared.get('pixel change', 'no compared area')})"
+        )
     if c.unobserved:
         caveats.append(f"{len(c.unobserved)} object(s) hidden in one pass")
-    unchanged = objects_ok and n_changes <= s.unchanged_max_object_changes and (pct is None or pct <= s.unchanged_max_pct_changed)
+    unchanged = (
+        objects_ok
+        and n_changes <= s.unchanged_max_object_changes
+        and (pct is None or pct <= s.unchanged_max_pct_changed)
+    )
     if unchanged and pixels_ok:
         kept = [
-            f"{v['remained']} of {v['a']} {plural(cat, v['a'])} remained" for cat, v in c.counts.items() if v["a"] or v["b"]
+            f"{v['remained']} of {v['a']} {plural(cat, v['a'])} remained"
+            for cat, v in c.counts.items()
+            if v["a"] or v["b"]
         ] or ["no objects in either pass"]
         text = f"largely unchanged {when}: " + ", ".join(kept) + f", {pct:.1f} % of {_zone_word(c)} changed"
     else:
@@ -65,7 +74,9 @@ def summary_sentence(c: Comparison, s: CompareSettings, *, since: str | None = N
                 if v["a"] != v["b"]:
                     parts.append(f"{name} {'rose' if v['b'] > v['a'] else 'fell'} from {v['a']} to {v['b']}")
                 elif v["arrived"] or v["departed"] or v["moved"]:
-                    parts.append(f"{name} steady at {v['b']} ({v['arrived']} arrived, {v['departed']} left, {v['moved']} moved)")
+                    parts.append(
+                        f"{name} steady at {v['b']} ({v['arrived']} arrived, {v['departed']} left, {v['moved']} moved)"
+                    )
                 else:
                     parts.append(f"all {v['a']} {name} remained")
             for group, v in c.by_group.items():
@@ -76,7 +87,9 @@ def summary_sentence(c: Comparison, s: CompareSettings, *, since: str | None = N
                         parts.append(f"{v[status]} {plural(group, v[status])} {status}")
         if pct is not None:
             unexplained = c.pixel_change[zone]["pct_unexplained"]
-            parts.append(f"{pct:.1f} % of {_zone_word(c)} changed ({unexplained:.1f} % not explained by objects)")
+            parts.append(
+                f"{pct:.1f} % of {_zone_word(c)} changed ({unexplained:.1f} % not explained by objects)"
+            )
         text = f"{when[0].upper()}{when[1:]}: " + ("; ".join(parts) if parts else "nothing could be compared")
     if caveats:
         text += " — " + "; ".join(caveats)

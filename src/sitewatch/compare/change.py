@@ -55,7 +55,13 @@ def _area_px(area_m2: float, gsd_m: float | None, default_px: float) -> int:
     return int(round(area_m2 / (gsd_m * gsd_m))) if gsd_m else int(default_px)
 
 
-def cloud_mask(rgb: np.ndarray, valid: np.ndarray | None = None, *, gsd_m: float | None = None, settings: CompareSettings | None = None) -> np.ndarray:
+def cloud_mask(
+    rgb: np.ndarray,
+    valid: np.ndarray | None = None,
+    *,
+    gsd_m: float | None = None,
+    settings: CompareSettings | None = None,
+) -> np.ndarray:
     """Bright, unsaturated, flat blobs (see module docstring) as a bool (rows, cols) mask."""
     s = settings or CompareSettings()
     rgb = rgb.astype(np.uint8)
@@ -108,7 +114,9 @@ def change_map(
     return ChangeMap(changed, compared, diff, threshold, gsd_m)
 
 
-def summarise(cm: ChangeMap, zones: dict[str, np.ndarray], objects: np.ndarray | None = None) -> dict[str, dict[str, Any]]:
+def summarise(
+    cm: ChangeMap, zones: dict[str, np.ndarray], objects: np.ndarray | None = None
+) -> dict[str, dict[str, Any]]:
     """Per-zone change: % of the compared area changed, and how much objects explain.
 
     Args:

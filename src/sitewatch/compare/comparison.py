@@ -209,12 +209,16 @@ def compare_images(
         cloud_a = cloud_mask(a.rgb, a.valid, gsd_m=a.gsd_m, settings=s)
         cloud_b = cloud_mask(b.rgb, b.valid, gsd_m=a.gsd_m, settings=s)
         seen_a, seen_b = a.valid & ~cloud_a, b.valid & ~cloud_b
-        to_scene = np.diag([1.0 / scale, 1.0 / scale, 1.0]) if b_to_scene is None else np.asarray(b_to_scene, float)
+        to_scene = (
+            np.diag([1.0 / scale, 1.0 / scale, 1.0]) if b_to_scene is None else np.asarray(b_to_scene, float)
+        )
         a_scale = np.diag([scale, scale, 1.0])
         if registration is None:
             work = register(to_grey(a.rgb), to_grey(b.rgb), seen_a, seen_b, s)
             spread = None if work.local_spread_px is None else work.local_spread_px / scale
-            registration = work.with_matrix(to_scene @ work.as_array() @ a_scale, error_px=work.error_px / scale, local_spread_px=spread)
+            registration = work.with_matrix(
+                to_scene @ work.as_array() @ a_scale, error_px=work.error_px / scale, local_spread_px=spread
+            )
             if spread is not None and gsd_m and 3 * spread * gsd_m > s.remain_tolerance_min_m:
                 warnings.append(
                     f"the passes are locally misregistered by about {spread * gsd_m:.1f} m (1 sigma: different parts of the "
@@ -230,7 +234,9 @@ def compare_images(
         for name, cl, v in (("A", cloud_a, a.valid), ("B", cloud_b, b.valid)):
             frac = cl.sum() / max(v.sum(), 1)
             if frac > 0.01:
-                warnings.append(f"pass {name} is {100 * frac:.0f} % cloud-covered (bright flat areas); objects there are unobserved")
+                warnings.append(
+                    f"pass {name} is {100 * frac:.0f} % cloud-covered (bright flat areas); objects there are unobserved"
+                )
         if hidden > s.max_cloud_fraction:
             not_compared["pixel change"] = (
                 f"{100 * hidden:.0f} % of the overlap is hidden by cloud or nodata (limit {100 * s.max_cloud_fraction:.0f} %)"
@@ -243,11 +249,15 @@ def compare_images(
             observed.setdefault("both", round(float(compared.mean()), 4))
     else:
         missing = " and ".join(n for n, img in (("A", a), ("B", b)) if img is None)
-        not_compared["pixel change"] = f"no pixels for pass {missing} (only its stored detections are available)"
+        not_compared["pixel change"] = (
+            f"no pixels for pass {missing} (only its stored detections are available)"
+        )
         if registration is None:
             registration = Registration.translation(0.0, 0.0, quality=0.0, method="identity", error_px=5.0)
             warnings.append("passes not co-registered: pixel frames assumed aligned")
-    zone_masks = zones if zones is not None else ({"image": np.ones(a.valid.shape, bool)} if a is not None else {})
+    zone_masks = (
+        zones if zones is not None else ({"image": np.ones(a.valid.shape, bool)} if a is not None else {})
+    )
     if zones is None:
         warnings.append("zones unknown: pass not georeferenced or no site given")
     zone_of = _zone_lookup(zone_masks, scale) if zones else None
@@ -258,10 +268,18 @@ def compare_images(
     else:
         for name, dets in (("A", dets_a), ("B", dets_b)):
             if not dets:
-                warnings.append(f"pass {name} has no detections: its changes may be detector misses, not real")
+                warnings.append(
+                    f"pass {name} has no detections: its changes may be detector misses, not real"
+                )
         changes = match_detections(
-            dets_a, dets_b, registration, gsd_m=gsd_m, settings=s, visible_a=_both(visible_a, ground_a),
-            visible_b=_both(visible_b, ground_b), zone_of=zone_of,
+            dets_a,
+            dets_b,
+            registration,
+            gsd_m=gsd_m,
+            settings=s,
+            visible_a=_both(visible_a, ground_a),
+            visible_b=_both(visible_b, ground_b),
+            zone_of=zone_of,
         )
     objects = [c for c in changes if c.status != "unobserved"]
     unobserved = [c for c in changes if c.status == "unobserved"]
@@ -311,7 +329,9 @@ def _both(pixels: Visibility | None, ground: Visibility | None) -> Visibility | 
     return lookup
 
 
-def _blind(a: PassImage | None, b: PassImage | None, observed: dict[str, float | None], s: CompareSettings) -> str | None:
+def _blind(
+    a: PassImage | None, b: PassImage | None, observed: dict[str, float | None], s: CompareSettings
+) -> str | None:
     """Why the passes share no observed ground, or None when they do."""
     for name, img in (("A", a), ("B", b)):
         frac = observed.get(name.lower())
@@ -344,7 +364,9 @@ def _not_observed(why: str, dets_a: Sequence[Detection], dets_b: Sequence[Detect
         unobserved=unobserved,
         counts=_counts([]),
         sentence=f"Not observed: {why}; no count or change can be stated.",
-        warnings=[f"{len(unobserved)} object(s) not compared: the other pass did not observe their spot"] if unobserved else [],
+        warnings=[f"{len(unobserved)} object(s) not compared: the other pass did not observe their spot"]
+        if unobserved
+        else [],
         not_compared={NOT_OBSERVED: why, "objects": text, "pixel change": text},
         observed=observed,
     )
@@ -376,7 +398,9 @@ def _zone_lookup(zones: dict[str, np.ndarray], scale: float):  # noqa: ANN202
     return zone_of
 
 
-def _object_mask(changes: Sequence[ObjectChange], reg: Registration, scale: float, shape: tuple[int, int]) -> np.ndarray:
+def _object_mask(
+    changes: Sequence[ObjectChange], reg: Registration, scale: float, shape: tuple[int, int]
+) -> np.ndarray:
     import cv2
 
     mask = np.zeros(shape, np.uint8)
@@ -434,8 +458,20 @@ def compare_passes(
         if registration is not None:
             warnings.append("registration from the georeference only (pixels not read)")
     result = compare_images(
-        a_img, b_img, a.detections, b.detections, gsd_m=a.gsd_m, zones=zones, registration=registration,
-        settings=s, pass_a=a, pass_b=b, b_to_scene=b_to_scene, ground_a=ground_a, ground_b=ground_b, observed=observed,
+        a_img,
+        b_img,
+        a.detections,
+        b.detections,
+        gsd_m=a.gsd_m,
+        zones=zones,
+        registration=registration,
+        settings=s,
+        pass_a=a,
+        pass_b=b,
+        b_to_scene=b_to_scene,
+        ground_a=ground_a,
+        ground_b=ground_b,
+        observed=observed,
     )
     result.warnings[:0] = warnings
     return result
@@ -462,15 +498,24 @@ def write_change_map(comparison: Comparison, path: str | Path, *, overwrite: boo
     data = np.where(cm.compared, cm.changed.astype(np.uint8), 255).astype(np.uint8)
     path = Path(path)
     profile = {
-        "driver": "GTiff", "height": data.shape[0], "width": data.shape[1], "count": 1, "dtype": "uint8",
-        "nodata": 255, "compress": "deflate", "transform": comparison.change_transform or Affine.identity(),
+        "driver": "GTiff",
+        "height": data.shape[0],
+        "width": data.shape[1],
+        "count": 1,
+        "dtype": "uint8",
+        "nodata": 255,
+        "compress": "deflate",
+        "transform": comparison.change_transform or Affine.identity(),
     }
     if comparison.change_crs is not None:
         profile["crs"] = comparison.change_crs
     from sitewatch.output import atomic_output
 
     try:
-        with atomic_output(path, overwrite=overwrite, what="change map") as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        with (
+            atomic_output(path, overwrite=overwrite, what="change map") as tmp,
+            rasterio.open(tmp, "w", **profile) as dst,
+        ):
             dst.write(data, 1)
             dst.update_tags(description="sitewatch change map: 1 changed, 0 unchanged, 255 not compared")
     except (OSError, rasterio.errors.RasterioError) as e:

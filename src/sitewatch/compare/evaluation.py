@@ -33,7 +33,14 @@ class Reference:
         }
 
 
-def reference_changes(boxes_a: Sequence[OrientedBox], boxes_b: Sequence[OrientedBox], shift_x: float, shift_y: float, *, iou_min: float = 0.5) -> Reference:
+def reference_changes(
+    boxes_a: Sequence[OrientedBox],
+    boxes_b: Sequence[OrientedBox],
+    shift_x: float,
+    shift_y: float,
+    *,
+    iou_min: float = 0.5,
+) -> Reference:
     """Reference statuses from two label sets and the known A→B shift (pixels)."""
     back = [b.translated(-shift_x, -shift_y) for b in boxes_b]
     scored = []
@@ -51,7 +58,9 @@ def reference_changes(boxes_a: Sequence[OrientedBox], boxes_b: Sequence[Oriented
     return Reference(tuple(status_a), tuple(status_b))
 
 
-def statuses(changes: Sequence[ObjectChange], n_a: int, n_b: int, dets_a: Sequence, dets_b: Sequence) -> Reference:
+def statuses(
+    changes: Sequence[ObjectChange], n_a: int, n_b: int, dets_a: Sequence, dets_b: Sequence
+) -> Reference:
     """Per-object statuses of a comparison in the reference's terms ("moved" = departed + arrived)."""
     ia = {id(d): k for k, d in enumerate(dets_a)}
     ib = {id(d): k for k, d in enumerate(dets_b)}
@@ -70,7 +79,9 @@ def statuses(changes: Sequence[ObjectChange], n_a: int, n_b: int, dets_a: Sequen
 
 def agreement(found: Reference, ref: Reference) -> tuple[int, int]:
     """``(objects with the same status, objects)`` over both passes."""
-    same = sum(x == y for x, y in zip(found.a, ref.a, strict=True)) + sum(x == y for x, y in zip(found.b, ref.b, strict=True))
+    same = sum(x == y for x, y in zip(found.a, ref.a, strict=True)) + sum(
+        x == y for x, y in zip(found.b, ref.b, strict=True)
+    )
     return same, len(ref.a) + len(ref.b)
 
 
@@ -84,7 +95,12 @@ class PointMatch:
     ref: int
 
     def __add__(self, other: PointMatch) -> PointMatch:
-        return PointMatch(self.found_hit + other.found_hit, self.found + other.found, self.ref_hit + other.ref_hit, self.ref + other.ref)
+        return PointMatch(
+            self.found_hit + other.found_hit,
+            self.found + other.found,
+            self.ref_hit + other.ref_hit,
+            self.ref + other.ref,
+        )
 
     @property
     def precision(self) -> float:

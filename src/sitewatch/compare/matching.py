@@ -84,7 +84,11 @@ class ObjectChange:
 def _ref(d: Detection | None) -> dict[str, Any] | None:
     if d is None:
         return None
-    return {"id": d.id, "center": [round(d.box.cx, 1), round(d.box.cy, 1)], "type": d.best_type.type_id if d.best_type else None}
+    return {
+        "id": d.id,
+        "center": [round(d.box.cx, 1), round(d.box.cy, 1)],
+        "type": d.best_type.type_id if d.best_type else None,
+    }
 
 
 def group_of(d: Detection) -> str:
@@ -180,8 +184,15 @@ def match_detections(
             dist, iou, remained = info[(i, j)]
             out.append(
                 ObjectChange(
-                    "remained" if remained else "moved", da.category, group_of(da), zone, da, dets_b[j],
-                    dist, dist * gsd_m if gsd_m else None, iou,
+                    "remained" if remained else "moved",
+                    da.category,
+                    group_of(da),
+                    zone,
+                    da,
+                    dets_b[j],
+                    dist,
+                    dist * gsd_m if gsd_m else None,
+                    iou,
                 )
             )
         else:

@@ -124,8 +124,13 @@ class Registration:
     def with_matrix(self, m: np.ndarray, **kw: object) -> Registration:
         """A copy with a new 3x3 (or 2x3) matrix and optionally other fields replaced."""
         fields = {
-            "quality": self.quality, "method": self.method, "overlap": self.overlap, "inliers": self.inliers,
-            "error_px": self.error_px, "local_spread_px": self.local_spread_px, "local_blocks": self.local_blocks,
+            "quality": self.quality,
+            "method": self.method,
+            "overlap": self.overlap,
+            "inliers": self.inliers,
+            "error_px": self.error_px,
+            "local_spread_px": self.local_spread_px,
+            "local_blocks": self.local_blocks,
         }
         fields.update(kw)
         return Registration(_to_tuple(m), **fields)  # type: ignore[arg-type]
@@ -156,7 +161,9 @@ def to_grey(rgb: np.ndarray) -> np.ndarray:
     """Grey level 0-255 (float32) of an RGB (rows, cols, 3) or grey (rows, cols) image."""
     if rgb.ndim == 2:
         return rgb.astype(np.float32)
-    return cv2.cvtColor(np.ascontiguousarray(rgb[..., :3]).astype(np.uint8), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return cv2.cvtColor(np.ascontiguousarray(rgb[..., :3]).astype(np.uint8), cv2.COLOR_RGB2GRAY).astype(
+        np.float32
+    )
 
 
 def gradient_image(grey: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
@@ -180,7 +187,9 @@ def _peak_quality(a: np.ndarray, b: np.ndarray, exclude_px: int = 4) -> tuple[fl
     iy, ix = np.unravel_index(int(np.argmax(surface)), surface.shape)
     first = float(surface[iy, ix])
     masked = surface.copy()
-    masked[max(iy - exclude_px, 0) : iy + exclude_px + 1, max(ix - exclude_px, 0) : ix + exclude_px + 1] = -np.inf
+    masked[
+        max(iy - exclude_px, 0) : iy + exclude_px + 1, max(ix - exclude_px, 0) : ix + exclude_px + 1
+    ] = -np.inf
     second = float(masked.max())
     if first <= 0:
         return 0.0, (0, 0)
@@ -221,7 +230,11 @@ def phase_correlate(
 def _features(grey: np.ndarray, valid: np.ndarray | None, n: int) -> tuple[list, np.ndarray | None, int]:
     img = np.clip(grey, 0, 255).astype(np.uint8)
     img = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(img)
-    mask = None if valid is None else ndimage.binary_erosion(valid, iterations=8, border_value=1).astype(np.uint8) * 255
+    mask = (
+        None
+        if valid is None
+        else ndimage.binary_erosion(valid, iterations=8, border_value=1).astype(np.uint8) * 255
+    )
     if hasattr(cv2, "SIFT_create"):
         det = cv2.SIFT_create(nfeatures=n)
         norm = cv2.NORM_L2
@@ -256,18 +269,35 @@ def match_features(
         return None, 0, len(good)
     src = np.float32([kpa[m.queryIdx].pt for m in good])
     dst = np.float32([kpb[m.trainIdx].pt for m in good])
-    m, inl = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=ransac_px, maxIters=5000, confidence=0.999, refineIters=20)
+    m, inl = cv2.estimateAffinePartial2D(
+        src,
+        dst,
+        method=cv2.RANSAC,
+        ransacReprojThreshold=ransac_px,
+        maxIters=5000,
+        confidence=0.999,
+        refineIters=20,
+    )
     if m is None or inl is None:
         return None, 0, len(good)
     return m, int(inl.sum()), len(good)
 
 
-def warp_to_a(image_b: np.ndarray, reg: Registration | np.ndarray, shape_a: tuple[int, int], *, nearest: bool = False) -> np.ndarray:
+def warp_to_a(
+    image_b: np.ndarray, reg: Registration | np.ndarray, shape_a: tuple[int, int], *, nearest: bool = False
+) -> np.ndarray:
     """Resample image B onto A's pixel grid (rows, cols) = ``shape_a``; outside B reads 0."""
     m = reg.as_array() if isinstance(reg, Registration) else np.asarray(reg, dtype=float)
     flags = (cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR) | cv2.WARP_INVERSE_MAP
     src = image_b.astype(np.uint8) if image_b.dtype == bool else image_b
-    out = cv2.warpAffine(src, m[:2].astype(np.float64), (shape_a[1], shape_a[0]), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    out = cv2.warpAffine(
+        src,
+        m[:2].astype(np.float64),
+        (shape_a[1], shape_a[0]),
+        flags=flags,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
     return out.astype(bool) if image_b.dtype == bool else out
 
 
@@ -319,7 +349,9 @@ def register(
     candidates: list[Registration] = []
     if s.registration in ("auto", "phase"):
         dx, dy, q = phase_correlate(grey_a, grey_b, va, vb, upsample_factor=s.upsample_factor)
-        reg = Registration.translation(dx, dy, quality=q, method="phase-correlation", error_px=_error_from_quality(q))
+        reg = Registration.translation(
+            dx, dy, quality=q, method="phase-correlation", error_px=_error_from_quality(q)
+        )
         candidates.append(reg)
         log.debug("phase correlation: dx=%.2f dy=%.2f quality=%.3f", dx, dy, q)
     # Features are cheap next to reading imagery, and reveal rotation/scale that phase correlation ignores.
@@ -343,9 +375,13 @@ def register(
         )
     ov = _overlap(va, vb, best.as_array())
     if ov < s.min_overlap:
-        raise CompareError(f"passes do not overlap: only {100 * ov:.0f} % of pass A is covered by pass B after registration")
+        raise CompareError(
+            f"passes do not overlap: only {100 * ov:.0f} % of pass A is covered by pass B after registration"
+        )
     m = best.as_array()
-    res = local_residuals(grey_a, warp_to_a(grey_b, m, grey_a.shape), va, warp_to_a(vb, m, grey_a.shape, nearest=True), s)
+    res = local_residuals(
+        grey_a, warp_to_a(grey_b, m, grey_a.shape), va, warp_to_a(vb, m, grey_a.shape, nearest=True), s
+    )
     spread = local_spread(res)
     error = best.error_px if spread is None else max(best.error_px, spread)
     log.debug("local misregistration: %s px over %d blocks", spread, len(res))
@@ -381,7 +417,11 @@ def local_residuals(
         for x in range(0, w - size + 1, size // 2):
             if ok[y : y + size, x : x + size].mean() < 0.9:
                 continue
-            dx, dy, q = phase_correlate(grey_a[y : y + size, x : x + size], grey_b_on_a[y : y + size, x : x + size], upsample_factor=10)
+            dx, dy, q = phase_correlate(
+                grey_a[y : y + size, x : x + size],
+                grey_b_on_a[y : y + size, x : x + size],
+                upsample_factor=10,
+            )
             if q >= s.min_phase_quality and math.hypot(dx, dy) <= s.local_max_residual_px:
                 out.append((x + size / 2, y + size / 2, dx, dy))
     return np.array(out, dtype=float).reshape(-1, 4)
@@ -401,7 +441,9 @@ def _error_from_quality(q: float) -> float:
     return float(np.clip(0.25 / max(q, 0.05), 0.25, 5.0))
 
 
-def _feature_registration(ga: np.ndarray, gb: np.ndarray, va: np.ndarray, vb: np.ndarray, s: CompareSettings) -> Registration | None:
+def _feature_registration(
+    ga: np.ndarray, gb: np.ndarray, va: np.ndarray, vb: np.ndarray, s: CompareSettings
+) -> Registration | None:
     m, inliers, tentative = match_features(ga, gb, va, vb)
     if m is None or inliers < s.min_inliers:
         log.debug("feature matching: %d inliers of %d matches, not used", inliers, tentative)
@@ -417,4 +459,6 @@ def _feature_registration(ga: np.ndarray, gb: np.ndarray, va: np.ndarray, vb: np
         method = "features+phase-correlation"
     ratio = inliers / max(tentative, 1)
     quality = float(np.clip(max(ratio, q if method != "features" else 0.0), 0.0, 1.0))
-    return Registration(_to_tuple(m3), quality=quality, method=method, inliers=inliers, error_px=_error_from_quality(quality))
+    return Registration(
+        _to_tuple(m3), quality=quality, method=method, inliers=inliers, error_px=_error_from_quality(quality)
+    )

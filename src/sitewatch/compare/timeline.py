@@ -15,7 +15,11 @@ log = logging.getLogger(__name__)
 
 
 def timeline(
-    passes: Sequence[Pass], site: Any = None, *, settings: CompareSettings | None = None, read_pixels: bool = False
+    passes: Sequence[Pass],
+    site: Any = None,
+    *,
+    settings: CompareSettings | None = None,
+    read_pixels: bool = False,
 ) -> list[dict[str, Any]]:
     """One entry per pass (oldest first): counts, and changes since the previous pass.
 
@@ -46,7 +50,9 @@ def timeline(
                 entry["not_compared"] = str(e)
             else:
                 entry["changes"] = {
-                    cat: {k: v[k] for k in ("arrived", "departed", "moved", "remained")} for cat, v in c.counts.items() if v["a"] or v["b"]
+                    cat: {k: v[k] for k in ("arrived", "departed", "moved", "remained")}
+                    for cat, v in c.counts.items()
+                    if v["a"] or v["b"]
                 }
                 entry["sentence"] = c.sentence
         out.append(entry)

@@ -96,7 +96,13 @@ def decode(
     """
     hm = np.asarray(heatmap, dtype=np.float32)
     geo = np.asarray(geometry, dtype=np.float32)
-    if hm.ndim != 4 or geo.ndim != 4 or geo.shape[1] != 6 or hm.shape[2:] != geo.shape[2:] or hm.shape[0] != geo.shape[0]:
+    if (
+        hm.ndim != 4
+        or geo.ndim != 4
+        or geo.shape[1] != 6
+        or hm.shape[2:] != geo.shape[2:]
+        or hm.shape[0] != geo.shape[0]
+    ):
         raise ValueError(f"unexpected output shapes heatmap {hm.shape}, geometry {geo.shape}")
     thr = np.asarray(score_threshold, dtype=np.float32)
     if thr.ndim == 1:

@@ -97,7 +97,9 @@ def match(
     covered = np.zeros(n)
     if ignore_polys is not None and len(ignore_polys):
         region = shapely.union_all(ignore_polys)
-        covered = shapely.area(shapely.intersection(pred_polys, region)) / np.maximum(shapely.area(pred_polys), 1e-12)
+        covered = shapely.area(shapely.intersection(pred_polys, region)) / np.maximum(
+            shapely.area(pred_polys), 1e-12
+        )
     taken = np.zeros(len(gt_polys), dtype=bool)
     for k in np.argsort(-np.asarray(scores), kind="stable"):
         j = int(np.argmax(iou[k])) if len(gt_polys) else -1
@@ -176,7 +178,8 @@ class Evaluation:
             "pooled": {k: asdict(v) for k, v in self.pooled.items()},
             "by_dataset": {d: {k: asdict(v) for k, v in cats.items()} for d, cats in self.by_dataset.items()},
             "by_group": {
-                d: {g: {k: asdict(v) for k, v in cats.items()} for g, cats in groups.items()} for d, groups in self.by_group.items()
+                d: {g: {k: asdict(v) for k, v in cats.items()} for g, cats in groups.items()}
+                for d, groups in self.by_group.items()
             },
             "group_spread": self.group_spread(),
         }
@@ -192,7 +195,9 @@ class Evaluation:
         """
         out: dict[str, dict[str, dict[str, Any]]] = {}
         for dataset, groups in self.by_group.items():
-            cats = sorted({c for results in groups.values() for c in results}, key=lambda c: (c not in CATEGORIES, c))
+            cats = sorted(
+                {c for results in groups.values() for c in results}, key=lambda c: (c not in CATEGORIES, c)
+            )
             for cat in cats:
                 rows = {g: results[cat] for g, results in groups.items() if cat in results}
                 ap = {g: r.ap50 for g, r in rows.items() if r.ap50 is not None}
@@ -221,10 +226,17 @@ class Evaluator:
             ``score_threshold``.
     """
 
-    def __init__(self, score_threshold: float, iou_threshold: float = 0.5, score_thresholds: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        score_threshold: float,
+        iou_threshold: float = 0.5,
+        score_thresholds: Mapping[str, float] | None = None,
+    ) -> None:
         self.score_threshold = score_threshold
         self.iou_threshold = iou_threshold
-        self.score_thresholds = {c: float((score_thresholds or {}).get(c, score_threshold)) for c in CATEGORIES}
+        self.score_thresholds = {
+            c: float((score_thresholds or {}).get(c, score_threshold)) for c in CATEGORIES
+        }
         self._scores: dict[str, list[np.ndarray]] = {c: [] for c in CATEGORIES}
         self._tp: dict[str, list[np.ndarray]] = {c: [] for c in CATEGORIES}
         self._objects = dict.fromkeys(CATEGORIES, 0)
@@ -260,7 +272,9 @@ class Evaluator:
     def _score(self, name: str, cats: tuple[str, ...]) -> CategoryResult:
         scores = np.concatenate([s for c in cats for s in self._scores[c]])
         tp = np.concatenate([t for c in cats for t in self._tp[c]]).astype(bool)
-        thr = np.concatenate([np.full(len(s), self.score_thresholds[c]) for c in cats for s in self._scores[c]])
+        thr = np.concatenate(
+            [np.full(len(s), self.score_thresholds[c]) for c in cats for s in self._scores[c]]
+        )
         n = sum(self._objects[c] for c in cats)
         at = scores >= thr
         ntp, nfp = int((tp & at).sum()), int((~tp & at).sum())
@@ -280,9 +294,19 @@ class Evaluator:
 
     def result(self, **info: Any) -> Evaluation:
         out = {cat: self._score(cat, (cat,)) for cat in CATEGORIES if self._images[cat]}
-        pooled = {name: self._score(name, cats) for name, cats in POOLED.items() if all(self._images[c] for c in cats)}
+        pooled = {
+            name: self._score(name, cats)
+            for name, cats in POOLED.items()
+            if all(self._images[c] for c in cats)
+        }
         return Evaluation(
-            out, self.images, self.score_threshold, self.iou_threshold, score_thresholds=dict(self.score_thresholds), pooled=pooled, **info
+            out,
+            self.images,
+            self.score_threshold,
+            self.iou_threshold,
+            score_thresholds=dict(self.score_thresholds),
+            pooled=pooled,
+            **info,
         )
 
 
@@ -394,10 +418,14 @@ def evaluate(
             skipped.append(str(image.image_path))
             continue
         ev.add(image, dets, cats)
-        per_dataset.setdefault(image.dataset, Evaluator(score_threshold, iou_threshold, score_thresholds)).add(image, dets, cats)
+        per_dataset.setdefault(
+            image.dataset, Evaluator(score_threshold, iou_threshold, score_thresholds)
+        ).add(image, dets, cats)
         if (group := group_of(image)) is not None:
             groups = per_group.setdefault(image.dataset, {})
-            groups.setdefault(group, Evaluator(score_threshold, iou_threshold, score_thresholds)).add(image, dets, cats)
+            groups.setdefault(group, Evaluator(score_threshold, iou_threshold, score_thresholds)).add(
+                image, dets, cats
+            )
         if progress is not None:
             progress(image)
     label = getattr(detector, "label", "")
@@ -409,4 +437,6 @@ def evaluate(
         name: {g: {**(r := e.result()).categories, **r.pooled} for g, e in sorted(groups.items())}
         for name, groups in sorted(per_group.items())
     }
-    return ev.result(model=label, datasets=sorted(per_dataset), skipped=skipped, by_dataset=by_dataset, by_group=by_group)
+    return ev.result(
+        model=label, datasets=sorted(per_dataset), skipped=skipped, by_dataset=by_dataset, by_group=by_group
+    )

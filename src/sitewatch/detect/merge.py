@@ -102,16 +102,28 @@ def merge(
     if truncated is not None and truncated.any():
         # Rule 1, both directions of each pair.
         for a, b in ((i, j), (j, i)):
-            hit = same & truncated[a] & ~truncated[b] & (inter >= contain_threshold * np.maximum(area[a], 1e-12))
+            hit = (
+                same
+                & truncated[a]
+                & ~truncated[b]
+                & (inter >= contain_threshold * np.maximum(area[a], 1e-12))
+            )
             alive[a[hit]] = False
     iou = inter / np.maximum(area[i] + area[j] - inter, 1e-12)
     shared = np.zeros(len(i), dtype=bool)
     if shared_centre_area_ratio > 0 and len(i):
-        cand = ~same & (np.maximum(area[i], area[j]) <= shared_centre_area_ratio * np.maximum(np.minimum(area[i], area[j]), 1e-12))
+        cand = ~same & (
+            np.maximum(area[i], area[j])
+            <= shared_centre_area_ratio * np.maximum(np.minimum(area[i], area[j]), 1e-12)
+        )
         ci, cj = i[cand], j[cand]
         centres = shapely.points(np.column_stack([boxes.cx, boxes.cy]))
-        mutual = shapely.contains_properly(polys[ci], centres[cj]) & shapely.contains_properly(polys[cj], centres[ci])
-        near = np.hypot(boxes.cx[ci] - boxes.cx[cj], boxes.cy[ci] - boxes.cy[cj]) <= 0.5 * np.minimum(boxes.length[ci], boxes.length[cj])
+        mutual = shapely.contains_properly(polys[ci], centres[cj]) & shapely.contains_properly(
+            polys[cj], centres[ci]
+        )
+        near = np.hypot(boxes.cx[ci] - boxes.cx[cj], boxes.cy[ci] - boxes.cy[cj]) <= 0.5 * np.minimum(
+            boxes.length[ci], boxes.length[cj]
+        )
         shared[cand] = mutual | near
     suppress = (same & (iou >= iou_threshold)) | (~same & ((iou >= cross_iou_threshold) | shared))
     si, sj = i[suppress], j[suppress]

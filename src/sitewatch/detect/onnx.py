@@ -36,10 +36,17 @@ def _providers(requested: list[str] | None) -> list[str]:
     available = available_providers()
     if requested == ["auto"]:
         return available
-    names = [p if p.endswith("ExecutionProvider") else f"{p.upper() if p.lower() in ('cpu', 'cuda') else p}ExecutionProvider" for p in requested]
+    names = [
+        p
+        if p.endswith("ExecutionProvider")
+        else f"{p.upper() if p.lower() in ('cpu', 'cuda') else p}ExecutionProvider"
+        for p in requested
+    ]
     missing = [p for p in names if p not in available]
     if missing:
-        raise ModelError(f"execution provider {', '.join(missing)} not available; available: {', '.join(available)}")
+        raise ModelError(
+            f"execution provider {', '.join(missing)} not available; available: {', '.join(available)}"
+        )
     return names + (["CPUExecutionProvider"] if "CPUExecutionProvider" not in names else [])
 
 
@@ -100,7 +107,9 @@ class OnnxBackend:
         ModelError: the file is missing, not an ONNX model, or does not follow the contract.
     """
 
-    def __init__(self, path: str | Path, *, providers: list[str] | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self, path: str | Path, *, providers: list[str] | None = None, threads: int | None = None
+    ) -> None:
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"{path}: model file not found")
@@ -136,11 +145,15 @@ class OnnxBackend:
         try:
             heatmap, geometry = self.session.run(["heatmap", "geometry"], {"image": images})
         except Exception as e:
-            raise ModelError(f"{self.info.path}: inference failed ({str(e).strip().splitlines()[0][:200]})") from e
+            raise ModelError(
+                f"{self.info.path}: inference failed ({str(e).strip().splitlines()[0][:200]})"
+            ) from e
         n, _, h, w = images.shape
         expect = (n, len(self.info.categories), h // self.info.stride, w // self.info.stride)
         if heatmap.shape != expect or geometry.shape != (n, 6, *expect[2:]):
-            raise ModelError(f"{self.info.path}: outputs {heatmap.shape}/{geometry.shape}, expected {expect} and 6 geometry channels")
+            raise ModelError(
+                f"{self.info.path}: outputs {heatmap.shape}/{geometry.shape}, expected {expect} and 6 geometry channels"
+            )
         return heatmap, geometry
 
 

@@ -36,7 +36,9 @@ CALIBRATION_STRIDE = 8
 IMAGES_PER_DATASET = 3
 
 
-def calibration_tiles(model: str | Path, data: Path, *, seed: int = 0, images_per_dataset: int = IMAGES_PER_DATASET) -> list[np.ndarray]:
+def calibration_tiles(
+    model: str | Path, data: Path, *, seed: int = 0, images_per_dataset: int = IMAGES_PER_DATASET
+) -> list[np.ndarray]:
     """Model input tiles ``float32 [3, H, W]`` from training images of every labelled dataset under ``data``.
 
     Raises:
@@ -87,7 +89,12 @@ def float_tail(graph: Any) -> list[str]:
 
 
 def quantize_model(
-    model: str | Path, out: str | Path, tiles: Sequence[np.ndarray], *, count: int = CALIBRATION_TILES, seed: int = 0
+    model: str | Path,
+    out: str | Path,
+    tiles: Sequence[np.ndarray],
+    *,
+    count: int = CALIBRATION_TILES,
+    seed: int = 0,
 ) -> Path:
     """Write the int8 (QDQ) twin of ``model`` to ``out``, calibrated on ``count`` of ``tiles``.
 

@@ -51,7 +51,9 @@ class ModelRegistry:
             ModelError: unknown name.
         """
         if name not in self._models:
-            raise ModelError(f"unknown model {name!r}; known models: {', '.join(self.names())} (or give a path to an .onnx file)")
+            raise ModelError(
+                f"unknown model {name!r}; known models: {', '.join(self.names())} (or give a path to an .onnx file)"
+            )
         return self._models[name]()
 
     def resolve(self, model: str | Path | None = None, settings: Settings | None = None) -> Path:

@@ -158,9 +158,13 @@ class SlicedDetector(Detector):
         info = backend.info
         self.name, self.version = info.name, info.version
         self.tile_px = int(tile_px or info.input_tile)
-        self.overlap_px = int(min(DEFAULT_OVERLAP_PX, self.tile_px // 4) if overlap_px is None else overlap_px)
+        self.overlap_px = int(
+            min(DEFAULT_OVERLAP_PX, self.tile_px // 4) if overlap_px is None else overlap_px
+        )
         if self.overlap_px >= self.tile_px:
-            raise ValueError(f"overlap ({self.overlap_px} px) must be smaller than the tile ({self.tile_px} px)")
+            raise ValueError(
+                f"overlap ({self.overlap_px} px) must be smaller than the tile ({self.tile_px} px)"
+            )
         self.batch_size = max(1, int(batch_size))
         self._score_override = None if score_threshold is None else float(score_threshold)
         self.top_k = int(top_k)
@@ -225,7 +229,11 @@ class SlicedDetector(Detector):
         tiles: list[Tile] = []
         for s in self.scales_for(int(region.width * region.height), gsd):
             tiles += plan_tiles(
-                region, scale=base * s, tile_px=self.tile_px, overlap_px=self.overlap_px, fixed_shape=self.info.fixed_shape
+                region,
+                scale=base * s,
+                tile_px=self.tile_px,
+                overlap_px=self.overlap_px,
+                fixed_shape=self.info.fixed_shape,
             )
         return tiles
 
@@ -250,7 +258,9 @@ class SlicedDetector(Detector):
         cats = self.info.categories
         return [
             Detection(
-                box=OrientedBox.make(boxes.cx[k], boxes.cy[k], boxes.length[k], boxes.width[k], boxes.heading_deg[k]),
+                box=OrientedBox.make(
+                    boxes.cx[k], boxes.cy[k], boxes.length[k], boxes.width[k], boxes.heading_deg[k]
+                ),
                 category=cats[boxes.category[k]],
                 score=float(boxes.score[k]),
             )
@@ -275,7 +285,14 @@ class SlicedDetector(Detector):
         stats.kept = len(out)
         stats.total_s = time.perf_counter() - t0
         self.last_stats = stats
-        log.debug("%s: %d tiles (%d empty), %d candidates, %d kept", scene.path, len(tiles), stats.tiles_skipped, stats.candidates, stats.kept)
+        log.debug(
+            "%s: %d tiles (%d empty), %d candidates, %d kept",
+            scene.path,
+            len(tiles),
+            stats.tiles_skipped,
+            stats.candidates,
+            stats.kept,
+        )
         return out
 
     def run_tiles(
@@ -309,13 +326,19 @@ class SlicedDetector(Detector):
         truncs: list[np.ndarray] = []
         done = 0
         thresholds = np.array(list(self.score_thresholds.values()), dtype=np.float32)
-        env = rasterio.Env(GDAL_CACHEMAX=self.read_cache_mb * 2**20) if self.read_cache_mb else contextlib.nullcontext()
+        env = (
+            rasterio.Env(GDAL_CACHEMAX=self.read_cache_mb * 2**20)
+            if self.read_cache_mb
+            else contextlib.nullcontext()
+        )
         with env:
             for batch_tiles, images in self._batches(scene, tiles, stats):
                 t1 = time.perf_counter()
                 heatmap, geometry = self.backend.run(images)
                 stats.run_s += time.perf_counter() - t1
-                boxes = decode(heatmap, geometry, score_threshold=thresholds, stride=self.info.stride, top_k=self.top_k)
+                boxes = decode(
+                    heatmap, geometry, score_threshold=thresholds, stride=self.info.stride, top_k=self.top_k
+                )
                 b, tr = _to_scene(boxes, batch_tiles, region)
                 parts.append(b)
                 truncs.append(tr)
@@ -327,7 +350,10 @@ class SlicedDetector(Detector):
     def merge_candidates(self, boxes: BoxArray, truncated: np.ndarray | None = None) -> BoxArray:
         """One box per object from the candidates of :meth:`run_tiles` (see :func:`~sitewatch.detect.merge.merge`)."""
         keep = merge(
-            boxes, truncated=truncated, iou_threshold=self.iou_threshold, cross_iou_threshold=self.cross_iou_threshold,
+            boxes,
+            truncated=truncated,
+            iou_threshold=self.iou_threshold,
+            cross_iou_threshold=self.cross_iou_threshold,
             shared_centre_area_ratio=self.shared_centre_area_ratio,
             category_thresholds=np.array([self.info.threshold_for(c) for c in self.info.categories]),
         )
@@ -336,7 +362,9 @@ class SlicedDetector(Detector):
     def _read(self, scene: Scene, tile: Tile) -> np.ndarray | None:
         rgb, valid = scene.read_rgb(tile.window, tile.out_shape)
         if rgb.shape[:2] != tile.out_shape:
-            raise SceneError(f"{scene.path}: reader returned {rgb.shape[:2]} pixels for a {tile.out_shape} read")
+            raise SceneError(
+                f"{scene.path}: reader returned {rgb.shape[:2]} pixels for a {tile.out_shape} read"
+            )
         if not valid.any():
             return None
         return rgb
@@ -353,12 +381,16 @@ class SlicedDetector(Detector):
         images = np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2), dtype=np.float32)
         return kept, images, len(tiles) - len(kept)
 
-    def _batches(self, scene: Scene, tiles: list[Tile], stats: RunStats) -> Iterator[tuple[list[Tile], np.ndarray]]:
+    def _batches(
+        self, scene: Scene, tiles: list[Tile], stats: RunStats
+    ) -> Iterator[tuple[list[Tile], np.ndarray]]:
         """Batches of same-shape tiles with their pixels; the next batch is read while one runs."""
         groups: dict[tuple[int, int], list[Tile]] = {}
         for t in tiles:
             groups.setdefault(t.out_shape, []).append(t)
-        chunks = [g[i : i + self.batch_size] for g in groups.values() for i in range(0, len(g), self.batch_size)]
+        chunks = [
+            g[i : i + self.batch_size] for g in groups.values() for i in range(0, len(g), self.batch_size)
+        ]
         if not chunks:
             return
         if not self.prefetch or len(chunks) == 1:
@@ -418,8 +450,14 @@ def _to_scene(boxes: BoxArray, tiles: list[Tile], region: Window) -> tuple[BoxAr
     mean_scale = scl.mean(axis=1)
     c0, r0 = region.col_off, region.row_off
     inside = (
-        (cx >= core[:, 0]) & (cx < core[:, 2]) & (cy >= core[:, 1]) & (cy < core[:, 3])
-        & (cx >= c0) & (cx < c0 + region.width) & (cy >= r0) & (cy < r0 + region.height)
+        (cx >= core[:, 0])
+        & (cx < core[:, 2])
+        & (cy >= core[:, 1])
+        & (cy < core[:, 3])
+        & (cx >= c0)
+        & (cx < c0 + region.width)
+        & (cy >= r0)
+        & (cy < r0 + region.height)
     )
     out = BoxArray(
         tile=np.full(len(boxes), -1, dtype=np.int64),

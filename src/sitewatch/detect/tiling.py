@@ -55,7 +55,9 @@ def _ceil_to(n: float, multiple: int) -> int:
     return max(multiple, int(math.ceil(n / multiple)) * multiple)
 
 
-def _axis(start: int, length: int, tile_px: int, overlap_px: int, scale: float, fixed: bool) -> list[tuple[int, int, int, float, float]]:
+def _axis(
+    start: int, length: int, tile_px: int, overlap_px: int, scale: float, fixed: bool
+) -> list[tuple[int, int, int, float, float]]:
     """Tiles along one axis: ``(window start, window length, model length, core lo, core hi)``, scene px."""
     win = int(round(tile_px / scale))
     if length <= win:

@@ -60,7 +60,13 @@ from sitewatch.types import Candidate, OrientedBox
 #: Categories with library types and a box-fit model, calibrated separately.
 CALIBRATED = ("aircraft", "helicopter", "ship", "large-vehicle", "small-vehicle")
 #: Synthetic draws: GSDs (metres per pixel) and their relative 1-sigma (georeferenced product).
-SYNTHETIC_GSD_M = {"aircraft": (0.3, 0.5), "helicopter": (0.3, 0.5), "ship": (0.5, 1.0), "large-vehicle": (0.3, 0.5), "small-vehicle": (0.3, 0.5)}
+SYNTHETIC_GSD_M = {
+    "aircraft": (0.3, 0.5),
+    "helicopter": (0.3, 0.5),
+    "ship": (0.5, 1.0),
+    "large-vehicle": (0.3, 0.5),
+    "small-vehicle": (0.3, 0.5),
+}
 SYNTHETIC_GSD_REL_SIGMA = 0.02
 N_BINS = 10
 
@@ -93,7 +99,9 @@ class Scored:
 
     def probabilities(self, temperature: float) -> tuple[np.ndarray, float]:
         """Posterior per type and of unknown/other at ``temperature`` (the rank_types model)."""
-        logits = np.append(self.ll / temperature + self.log_prior, self.log_outlier / temperature + self.log_prior_unknown)
+        logits = np.append(
+            self.ll / temperature + self.log_prior, self.log_outlier / temperature + self.log_prior_unknown
+        )
         logits -= logits.max()
         p = np.exp(logits)
         p /= p.sum()
@@ -111,7 +119,9 @@ def score(
     library: Library, *, source: str, origin: str,
 ) -> Scored:  # fmt: skip
     """A :class:`Scored` sample from a measurement (metres, 1-sigma metres) of a known type."""
-    lls, log_outlier = type_log_likelihoods(length_m, width_m, length_sigma_m, width_sigma_m, category, library)
+    lls, log_outlier = type_log_likelihoods(
+        length_m, width_m, length_sigma_m, width_sigma_m, category, library
+    )
     p_unknown = float(library.matching["categories"][category]["outlier"]["prior"])
     n = len(lls)
     return Scored(
@@ -120,7 +130,9 @@ def score(
     )  # fmt: skip
 
 
-def synthetic(category: str, fit: BoxFit, *, source: str, library: Library, rng: np.random.Generator, per_type: int) -> list[Scored]:
+def synthetic(
+    category: str, fit: BoxFit, *, source: str, library: Library, rng: np.random.Generator, per_type: int
+) -> list[Scored]:
     """Boxes of every library type of ``category`` drawn with the box-fit noise of ``fit`` (see module doc).
 
     The drawn box takes the type's published dimensions (a swing-wing type at a span uniform between
@@ -130,19 +142,37 @@ def synthetic(category: str, fit: BoxFit, *, source: str, library: Library, rng:
     """
     out = []
     for t in (t for t in library.types if t.category == category):
-        tau = t.tolerance_rel if t.tolerance_rel is not None else float(library.matching["categories"][category]["tolerance_rel"])
+        tau = (
+            t.tolerance_rel
+            if t.tolerance_rel is not None
+            else float(library.matching["categories"][category]["tolerance_rel"])
+        )
         for i in range(per_type):
             gsd = SYNTHETIC_GSD_M[category][i % len(SYNTHETIC_GSD_M[category])]
             span = rng.uniform(t.span_swept_m, t.span_spread_m or t.width_m) if t.swing_wing else t.width_m
             long_m, short_m = max(t.length_m, span), min(t.length_m, span)
             dims = np.array([long_m, short_m]) * (1.0 + tau * rng.standard_normal(2))
             px = dims / gsd
-            px = px * (1.0 + np.array(fit.bias_rel)) * (1.0 + np.array(fit.sigma_rel) * rng.standard_normal(2))
+            px = (
+                px * (1.0 + np.array(fit.bias_rel)) * (1.0 + np.array(fit.sigma_rel) * rng.standard_normal(2))
+            )
             px = np.maximum(px + np.array(fit.sigma_px) * rng.standard_normal(2), 1.0)
             gsd_assumed = gsd * (1.0 + SYNTHETIC_GSD_REL_SIGMA * rng.standard_normal())
             box = OrientedBox(0.0, 0.0, float(px.max()), float(px.min()), 0.0)
             m = measure_box(box, category, gsd_m=gsd_assumed, gsd_rel_sigma=SYNTHETIC_GSD_REL_SIGMA, fit=fit)
-            out.append(score(m.length_m, m.width_m, m.length_sigma_m, m.width_sigma_m, category, t.id, library, source=source, origin="synthetic"))
+            out.append(
+                score(
+                    m.length_m,
+                    m.width_m,
+                    m.length_sigma_m,
+                    m.width_sigma_m,
+                    category,
+                    t.id,
+                    library,
+                    source=source,
+                    origin="synthetic",
+                )
+            )
     return out
 
 
@@ -154,7 +184,19 @@ def real(samples: Sequence[Any], library: Library) -> list[Scored]:
     for s in samples:
         fit = LABEL_BOX_FIT if s.box_source == "label" else box_fit("aircraft")
         m = measure_box(s.box, "aircraft", gsd_m=s.gsd_m, gsd_rel_sigma=s.gsd_rel_sigma, fit=fit)
-        out.append(score(m.length_m, m.width_m, m.length_sigma_m, m.width_sigma_m, "aircraft", s.type_id, library, source=s.box_source, origin="real"))
+        out.append(
+            score(
+                m.length_m,
+                m.width_m,
+                m.length_sigma_m,
+                m.width_sigma_m,
+                "aircraft",
+                s.type_id,
+                library,
+                source=s.box_source,
+                origin="real",
+            )
+        )
     return out
 
 
@@ -171,7 +213,12 @@ def _in_group(label: Label, truth: EquipmentType) -> bool:
     return False
 
 
-def statements(samples: Sequence[Scored], temperature: float | dict[str, float], library: Library, threshold: float | None = None) -> dict[str, Any]:
+def statements(
+    samples: Sequence[Scored],
+    temperature: float | dict[str, float],
+    library: Library,
+    threshold: float | None = None,
+) -> dict[str, Any]:
     """Stated probabilities and outcomes of the top type and of the hierarchy label, per sample.
 
     Returns:
@@ -212,7 +259,13 @@ def reliability(p: np.ndarray, right: np.ndarray, bins: int = N_BINS) -> dict[st
         conf, acc = float(p[sel].mean()), float(right[sel].mean())
         ece += sel.sum() / p.size * abs(acc - conf)
         rows.append((float(edges[b]), float(edges[b + 1]), int(sel.sum()), conf, acc))
-    return {"n": int(p.size), "ece": float(ece), "accuracy": float(right.mean()), "mean_p": float(p.mean()), "bins": rows}
+    return {
+        "n": int(p.size),
+        "ece": float(ece),
+        "accuracy": float(right.mean()),
+        "mean_p": float(p.mean()),
+        "bins": rows,
+    }
 
 
 def nll(samples: Sequence[Scored], temperature: float) -> float:
@@ -244,7 +297,13 @@ def fit_temperature(groups: Sequence[Sequence[Scored]], bounds: tuple[float, flo
 
 
 # ---- report ------------------------------------------------------------------------------------
-def reliability_figure(panels: dict[str, dict[str, tuple[dict[str, Any], dict[str, Any]]]], path: Path, title: str, *, min_bin: int = 3) -> None:
+def reliability_figure(
+    panels: dict[str, dict[str, tuple[dict[str, Any], dict[str, Any]]]],
+    path: Path,
+    title: str,
+    *,
+    min_bin: int = 3,
+) -> None:
     """Reliability diagram PNG: one panel per entry, before (dashed) and after (solid) calibration per series.
 
     Args:
@@ -283,7 +342,7 @@ def reliability_figure(panels: dict[str, dict[str, tuple[dict[str, Any], dict[st
         ax.set_title(panel, fontsize=10)
         ax.legend(fontsize=7, loc="upper left")
         ax.grid(alpha=0.3)
-    for ax in axes.ravel()[len(panels):]:
+    for ax in axes.ravel()[len(panels) :]:
         ax.set_visible(False)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -300,12 +359,22 @@ def _fmt(x: float | None) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data_dir", type=Path)
-    ap.add_argument("--detector", metavar="MODEL", help="also the real aircraft from this detector's boxes (.onnx path or name)")
-    ap.add_argument("--cache", type=Path, help="folder to cache detections in (keyed by the model's content id)")
-    ap.add_argument("--per-type", type=int, default=30, help="synthetic boxes per library type and box source")
+    ap.add_argument(
+        "--detector",
+        metavar="MODEL",
+        help="also the real aircraft from this detector's boxes (.onnx path or name)",
+    )
+    ap.add_argument(
+        "--cache", type=Path, help="folder to cache detections in (keyed by the model's content id)"
+    )
+    ap.add_argument(
+        "--per-type", type=int, default=30, help="synthetic boxes per library type and box source"
+    )
     ap.add_argument("--seed", type=int, default=20261202)
     ap.add_argument("--figure", type=Path, help="write the reliability diagram PNG here")
-    ap.add_argument("--write", action="store_true", help="store the fitted temperatures in data/calibration.yaml")
+    ap.add_argument(
+        "--write", action="store_true", help="store the fitted temperatures in data/calibration.yaml"
+    )
     args = ap.parse_args(argv)
 
     from sitewatch.identify import evaluate as ev
@@ -324,14 +393,23 @@ def main(argv: list[str] | None = None) -> None:
         model = f"{detector.name} {detector.version} (sha256 {tag})"
         found, missed = ev.detector_samples(samples, args.data_dir, detector, cache_dir=args.cache, tag=tag)
         groups[("aircraft", "detector", "real")] = real(found, lib)
-        print(f"Real detector boxes: {model}, {len(found)} of {len(samples)} aircraft matched, {missed} missed.\n")
+        print(
+            f"Real detector boxes: {model}, {len(found)} of {len(samples)} aircraft matched, {missed} missed.\n"
+        )
     for cat in CALIBRATED:
         label_fit = dataclasses.replace(LABEL_BOX_FIT, elevation_frac=box_fit(cat).elevation_frac)
-        groups[(cat, "label", "synthetic")] = synthetic(cat, label_fit, source="label", library=lib, rng=rng, per_type=args.per_type)
-        groups[(cat, "detector", "synthetic")] = synthetic(cat, box_fit(cat), source="detector", library=lib, rng=rng, per_type=args.per_type)
+        groups[(cat, "label", "synthetic")] = synthetic(
+            cat, label_fit, source="label", library=lib, rng=rng, per_type=args.per_type
+        )
+        groups[(cat, "detector", "synthetic")] = synthetic(
+            cat, box_fit(cat), source="detector", library=lib, rng=rng, per_type=args.per_type
+        )
 
     temps = {
-        src: {cat: fit_temperature([g for (c, s, _), g in groups.items() if c == cat and s == src]) for cat in CALIBRATED}
+        src: {
+            cat: fit_temperature([g for (c, s, _), g in groups.items() if c == cat and s == src])
+            for cat in CALIBRATED
+        }
         for src in ("detector", "label")
     }
     print(f"Fitted temperatures ({args.per_type} synthetic boxes per type and box source, seed {args.seed}):")
@@ -340,7 +418,9 @@ def main(argv: list[str] | None = None) -> None:
     for src in ("detector", "label"):
         if ("aircraft", src, "real") in groups:
             alone = {o: fit_temperature([groups[("aircraft", src, o)]]) for o in ("real", "synthetic")}
-            print(f"- aircraft {src} boxes fitted on one origin alone: real {alone['real']:g}, synthetic {alone['synthetic']:g}")
+            print(
+                f"- aircraft {src} boxes fitted on one origin alone: real {alone['real']:g}, synthetic {alone['synthetic']:g}"
+            )
     print()
     print("| category | boxes | samples | n | T | type ECE before | type ECE after | mean p / right after | label ECE before | "
           "label ECE after | labelled (n) after | mean p / right after | levels after |")  # fmt: skip
@@ -365,7 +445,11 @@ def main(argv: list[str] | None = None) -> None:
             panels[keys[0]][who] = (tb, ta)
             panels[keys[1]][who] = (lb, la)
     if args.figure:
-        reliability_figure(panels, args.figure, f"Identification from detector boxes ({model}): before (T = 1, dashed) and after calibration (solid)")
+        reliability_figure(
+            panels,
+            args.figure,
+            f"Identification from detector boxes ({model}): before (T = 1, dashed) and after calibration (solid)",
+        )
         print(f"\nreliability diagram: {args.figure}")
     if args.write:
         path = Path(__file__).parent / "data" / "calibration.yaml"

@@ -72,7 +72,9 @@ def _log_normal(x: float, mu: float, sigma: float) -> float:
     return -0.5 * ((x - mu) / sigma) ** 2 - math.log(sigma * math.sqrt(2.0 * math.pi))
 
 
-def _log_intermediate_sweep(t: EquipmentType, length_m: float, width_m: float, sl: float, sw: float, tau: float) -> float:
+def _log_intermediate_sweep(
+    t: EquipmentType, length_m: float, width_m: float, sl: float, sw: float, tau: float
+) -> float:
     """Log-likelihood of a swing-wing type with its wings at an unknown intermediate sweep.
 
     The span is taken as uniform between the swept and spread spans (capped at the length, so the
@@ -82,12 +84,17 @@ def _log_intermediate_sweep(t: EquipmentType, length_m: float, width_m: float, s
     lo = float(t.span_swept_m or t.width_m)
     hi = min(float(t.span_spread_m or t.width_m), t.length_m)
     sigma_w = math.hypot(sw, tau * (lo + hi) / 2.0)
-    mass = 0.5 * (math.erf((hi - width_m) / (sigma_w * math.sqrt(2))) - math.erf((lo - width_m) / (sigma_w * math.sqrt(2))))
+    mass = 0.5 * (
+        math.erf((hi - width_m) / (sigma_w * math.sqrt(2)))
+        - math.erf((lo - width_m) / (sigma_w * math.sqrt(2)))
+    )
     log_w = math.log(max(mass, 1e-300) / (hi - lo))
     return _log_normal(length_m, t.length_m, math.hypot(sl, tau * t.length_m)) + log_w
 
 
-def prior_weights(types: list[EquipmentType], priors: Mapping[str, Any] | None, operator_weight: float) -> dict[str, float]:
+def prior_weights(
+    types: list[EquipmentType], priors: Mapping[str, Any] | None, operator_weight: float
+) -> dict[str, float]:
     """Site prior multipliers per type id (1.0 = no prior).
 
     ``priors`` follows the watchlist: ``{"operators": ["RU", "SY"], "types": {"su-24": 2.0}}``;
@@ -134,7 +141,11 @@ def type_log_likelihoods(
     (l0, l1), (w0, w1) = params["outlier"]["length_m"], params["outlier"]["width_m"]
     out: list[tuple[float, EquipmentType, str]] = []
     for t in (t for t in library.types if t.category in compatible):
-        tau = t.tolerance_rel if t.tolerance_rel is not None else float(library.matching["categories"][t.category]["tolerance_rel"])
+        tau = (
+            t.tolerance_rel
+            if t.tolerance_rel is not None
+            else float(library.matching["categories"][t.category]["tolerance_rel"])
+        )
         best = (-math.inf, "")
         for state, tl, tw in t.box_states():
             sl = math.hypot(length_sigma_m, tau * tl)
@@ -142,7 +153,13 @@ def type_log_likelihoods(
             ll = _log_normal(length_m, tl, sl) + _log_normal(width_m, tw, sw)
             best = max(best, (ll, state))
         if t.swing_wing:
-            best = max(best, (_log_intermediate_sweep(t, length_m, width_m, length_sigma_m, width_sigma_m, tau), "intermediate"))
+            best = max(
+                best,
+                (
+                    _log_intermediate_sweep(t, length_m, width_m, length_sigma_m, width_sigma_m, tau),
+                    "intermediate",
+                ),
+            )
         out.append((best[0], t, best[1]))
     return out, -math.log((l1 - l0) * (w1 - w0))
 
@@ -173,19 +190,22 @@ def rank_types(
     """
     params = library.matching["categories"][category]
     p_unknown = float(params["outlier"]["prior"])
-    lls, log_outlier = type_log_likelihoods(length_m, width_m, length_sigma_m, width_sigma_m, category, library)
+    lls, log_outlier = type_log_likelihoods(
+        length_m, width_m, length_sigma_m, width_sigma_m, category, library
+    )
     types = [t for _, t, _ in lls]
     if temperature is None:
         temperature = calibrated_temperature(category)
     weights = prior_weights(types, priors, float(library.matching.get("operator_prior_weight", 1.0)))
     total_w = sum(weights.values()) or 1.0
-    logs = [(ll / temperature + math.log((1.0 - p_unknown) * weights[t.id] / total_w), t, state) for ll, t, state in lls]
+    logs = [
+        (ll / temperature + math.log((1.0 - p_unknown) * weights[t.id] / total_w), t, state)
+        for ll, t, state in lls
+    ]
     log_unknown = log_outlier / temperature + math.log(p_unknown)
     m = max([log_unknown, *(lp for lp, _, _ in logs)])
     z = math.exp(log_unknown - m) + sum(math.exp(lp - m) for lp, _, _ in logs)
-    scores = [
-        TypeScore(t, math.exp(lp - m) / z, state, weights[t.id]) for lp, t, state in logs
-    ]
+    scores = [TypeScore(t, math.exp(lp - m) / z, state, weights[t.id]) for lp, t, state in logs]
     scores.sort(key=lambda s: -s.probability)
     roles: dict[str, float] = {}
     for s in scores:
@@ -199,7 +219,11 @@ def rank_types(
 
 @functools.lru_cache(maxsize=1)
 def _calibration() -> dict[str, Any]:
-    with resources.files("sitewatch.identify.data").joinpath("calibration.yaml").open("r", encoding="utf-8") as f:
+    with (
+        resources.files("sitewatch.identify.data")
+        .joinpath("calibration.yaml")
+        .open("r", encoding="utf-8") as f
+    ):
         return yaml.safe_load(f) or {}
 
 

@@ -44,12 +44,23 @@ from sitewatch.identify.measurement import BoxFit, box_fit, measure_box
 from sitewatch.types import CATEGORIES, Detection, OrientedBox
 
 #: Dataset class -> library id.
-TRUTH = {"k35r": "kc-135r", "a20n": "a320neo", "a21n": "a321neo", "b738w": "b737-800", "a2": "c-130h", "a10": "b-1b"}
+TRUTH = {
+    "k35r": "kc-135r",
+    "a20n": "a320neo",
+    "a21n": "a321neo",
+    "b738w": "b737-800",
+    "a2": "c-130h",
+    "a10": "b-1b",
+}
 ALLPLANES_GSD_REL_SIGMA = 0.03
 MAR20_GSD_REL_SIGMA = 0.06
 #: Site priors used in the "with site prior" columns: operator of the airfield (128th ARW is a US
 #: Air National Guard wing; MAR20 shows a USAF base; Airbus Hamburg-Finkenwerder is a civil plant).
-SITE_PRIORS = {"128th": {"operators": ["US"]}, "Airbus": {"operators": ["civil"]}, "mar20": {"operators": ["US"]}}
+SITE_PRIORS = {
+    "128th": {"operators": ["US"]},
+    "Airbus": {"operators": ["civil"]},
+    "mar20": {"operators": ["US"]},
+}
 #: Box-fit model of a hand-drawn label box or keypoint pair (no detector bias): 2 px per dimension
 #: from the allplanes label edge noise (:func:`label_edge_noise`), 3 % for where extremities
 #: (tail point, boom) are put (:func:`keypoint_bias`). Detector boxes use ``data/boxfit.yaml``.
@@ -114,11 +125,17 @@ def mar20_samples(data_dir: Path) -> list[Sample]:
         gsds = [max(lib.get(t).box_states()[0][1:]) / b.length for t, b in others]
         gsd = float(np.mean(gsds))
         src = f"cross-calibrated on {', '.join(sorted({t for t, _ in others}))} (leave-type-out)"
-        out.append(Sample("mar20-sample", img.name, type_id, box, gsd, MAR20_GSD_REL_SIGMA, src, SITE_PRIORS["mar20"]))
+        out.append(
+            Sample(
+                "mar20-sample", img.name, type_id, box, gsd, MAR20_GSD_REL_SIGMA, src, SITE_PRIORS["mar20"]
+            )
+        )
     return out
 
 
-def evaluate_samples(samples: list[Sample], *, use_priors: bool = False, k: int = 3, correct_bias: bool = True) -> list[dict[str, Any]]:
+def evaluate_samples(
+    samples: list[Sample], *, use_priors: bool = False, k: int = 3, correct_bias: bool = True
+) -> list[dict[str, Any]]:
     """Measure and rank each sample; one result row per object.
 
     Label boxes are measured with :data:`LABEL_BOX_FIT`, detector boxes with the detector's
@@ -133,7 +150,13 @@ def evaluate_samples(samples: list[Sample], *, use_priors: bool = False, k: int 
         fit = LABEL_BOX_FIT if s.box_source == "label" else det_fit
         m = measure_box(s.box, "aircraft", gsd_m=s.gsd_m, gsd_rel_sigma=s.gsd_rel_sigma, fit=fit)
         ranking = rank_types(
-            m.length_m, m.width_m, m.length_sigma_m, m.width_sigma_m, "aircraft", lib, priors=s.priors if use_priors else None,
+            m.length_m,
+            m.width_m,
+            m.length_sigma_m,
+            m.width_sigma_m,
+            "aircraft",
+            lib,
+            priors=s.priors if use_priors else None,
             temperature=1.0,  # the model as it is; calibration is measured by sitewatch.identify.calibration
         )
         t = lib.get(s.type_id)
@@ -196,7 +219,11 @@ def label_edge_noise(data_dir: Path) -> dict[str, float]:
             k = np.asarray(kp, dtype=float)[:, :2]
             d.append([b[0] - k[:, 0].min(), b[1] - k[:, 1].min()])
     a = np.asarray(d)
-    return {"left_sigma_px": float(a[:, 0].std(ddof=1)), "top_sigma_px": float(a[:, 1].std(ddof=1)), "n": len(a)}
+    return {
+        "left_sigma_px": float(a[:, 0].std(ddof=1)),
+        "top_sigma_px": float(a[:, 1].std(ddof=1)),
+        "n": len(a),
+    }
 
 
 def keypoint_bias(samples: list[Sample]) -> dict[str, tuple[float, float]]:
@@ -205,7 +232,9 @@ def keypoint_bias(samples: list[Sample]) -> dict[str, tuple[float, float]]:
     per: dict[str, list[tuple[float, float]]] = {}
     for s in samples:
         t = lib.get(s.type_id)
-        per.setdefault(s.type_id, []).append((s.box.length * s.gsd_m / t.length_m - 1, s.box.width * s.gsd_m / t.width_m - 1))
+        per.setdefault(s.type_id, []).append(
+            (s.box.length * s.gsd_m / t.length_m - 1, s.box.width * s.gsd_m / t.width_m - 1)
+        )
     return {k: tuple(float(x) for x in np.mean(v, axis=0)) for k, v in per.items()}  # type: ignore[misc]
 
 
@@ -261,7 +290,9 @@ def _polys(boxes: list[OrientedBox], envelope: bool) -> np.ndarray:
     return np.array([shapely.Polygon(b.corners()) for b in boxes], dtype=object)
 
 
-def match_boxes(dets: list[OrientedBox], labels: list[OrientedBox], *, axis_aligned: bool, iou_min: float = 0.5) -> list[tuple[int, int, float]]:
+def match_boxes(
+    dets: list[OrientedBox], labels: list[OrientedBox], *, axis_aligned: bool, iou_min: float = 0.5
+) -> list[tuple[int, int, float]]:
     """One-to-one pairs ``(det index, label index, IoU)``, greedy by IoU, IoU >= ``iou_min``.
 
     Oriented labels: rotated IoU; axis-aligned labels: IoU of the detection's envelope with the label box.
@@ -286,7 +317,9 @@ def model_id(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
 
 
-def detect_cached(detector: Any, image_path: Path, gsd_m: float | None, cache_dir: Path | None, tag: str) -> list[Detection]:
+def detect_cached(
+    detector: Any, image_path: Path, gsd_m: float | None, cache_dir: Path | None, tag: str
+) -> list[Detection]:
     """Run ``detector`` on an image (``gsd_m`` as the scene GSD), caching the detections as JSON.
 
     ``tag`` (e.g. the model id) keys the cache so a new model never reuses old detections.
@@ -306,14 +339,18 @@ def detect_cached(detector: Any, image_path: Path, gsd_m: float | None, cache_di
     return dets
 
 
-def _images_with_gsd(data_dir: Path, datasets: Mapping[str, float | None], limit: int | None) -> list[tuple[LabelledImage, float]]:
+def _images_with_gsd(
+    data_dir: Path, datasets: Mapping[str, float | None], limit: int | None
+) -> list[tuple[LabelledImage, float]]:
     out = []
     for ds, default in datasets.items():
         root = Path(data_dir) / ds
         if not root.is_dir():
             continue
         imgs = [(img, img.gsd_m or default) for img in iter_dataset(root)]
-        out += [(img, g) for img, g in imgs if g is not None and any(not o.difficult for o in img.objects)][:limit]
+        out += [(img, g) for img, g in imgs if g is not None and any(not o.difficult for o in img.objects)][
+            :limit
+        ]
     return out
 
 
@@ -344,7 +381,10 @@ def detector_box_pairs(
             labs = [o.box for o in img.objects if o.category == cat and not o.difficult]
             dbox = [d.box for d in dets if d.category == cat]
             m = match_boxes(dbox, labs, axis_aligned=img.axis_aligned, iou_min=iou_min)
-            pairs += [BoxPair(img.dataset, img.name, split, cat, img.axis_aligned, labs[j], dbox[i], iou) for i, j, iou in m]
+            pairs += [
+                BoxPair(img.dataset, img.name, split, cat, img.axis_aligned, labs[j], dbox[i], iou)
+                for i, j, iou in m
+            ]
             k, n = counts.get((img.dataset, cat), (0, 0))
             counts[(img.dataset, cat)] = (k + len(m), n + len(labs))
     return pairs, counts
@@ -361,13 +401,22 @@ def box_fit_stats(pairs: list[BoxPair]) -> dict[str, float]:
     for k, name in ((0, "length"), (1, "width")):
         est, ref = d[:, k], d[:, k + 2]
         err, rel = est - ref, est / ref - 1.0
-        out[f"{name}_bias_px"], out[f"{name}_sigma_px"] = float(err.mean()), float(err.std(ddof=1)) if len(d) > 1 else math.nan
-        out[f"{name}_bias_rel"], out[f"{name}_sigma_rel"] = float(rel.mean()), float(rel.std(ddof=1)) if len(d) > 1 else math.nan
+        out[f"{name}_bias_px"], out[f"{name}_sigma_px"] = (
+            float(err.mean()),
+            float(err.std(ddof=1)) if len(d) > 1 else math.nan,
+        )
+        out[f"{name}_bias_rel"], out[f"{name}_sigma_rel"] = (
+            float(rel.mean()),
+            float(rel.std(ddof=1)) if len(d) > 1 else math.nan,
+        )
         out[f"{name}_bias_rel_se"] = out[f"{name}_sigma_rel"] / math.sqrt(len(d)) if len(d) > 1 else math.nan
         resid2 = (est - ref * (1.0 + rel.mean())) ** 2
         a = np.column_stack([np.ones_like(ref), ref**2])
         coef, _ = nnls(a, resid2)
-        out[f"{name}_fit_sigma_px"], out[f"{name}_fit_sigma_rel"] = float(math.sqrt(coef[0])), float(math.sqrt(coef[1]))
+        out[f"{name}_fit_sigma_px"], out[f"{name}_fit_sigma_rel"] = (
+            float(math.sqrt(coef[0])),
+            float(math.sqrt(coef[1])),
+        )
     h = np.array([e for p in pairs if (e := p.heading_error()) is not None])
     out["heading_n"] = float(len(h))
     if len(h):
@@ -377,7 +426,9 @@ def box_fit_stats(pairs: list[BoxPair]) -> dict[str, float]:
     return out
 
 
-def detector_samples(samples: list[Sample], data_dir: Path, detector: Any, *, cache_dir: Path | None = None, tag: str = "model") -> tuple[list[Sample], int]:
+def detector_samples(
+    samples: list[Sample], data_dir: Path, detector: Any, *, cache_dir: Path | None = None, tag: str = "model"
+) -> tuple[list[Sample], int]:
     """The samples with their label box replaced by the matched detector box (rotated IoU >= 0.5).
 
     Returns:
@@ -389,7 +440,11 @@ def detector_samples(samples: list[Sample], data_dir: Path, detector: Any, *, ca
         by_image.setdefault((s.dataset, s.image), []).append(s)
     for (ds, name), group in by_image.items():
         [img] = [i for i in iter_dataset(Path(data_dir) / ds) if i.name == name]
-        dets = [d.box for d in detect_cached(detector, img.image_path, group[0].gsd_m, cache_dir, tag) if d.category == "aircraft"]
+        dets = [
+            d.box
+            for d in detect_cached(detector, img.image_path, group[0].gsd_m, cache_dir, tag)
+            if d.category == "aircraft"
+        ]
         m = {j: i for i, j, _ in match_boxes(dets, [s.box for s in group], axis_aligned=False)}
         for j, s in enumerate(group):
             if j in m:
@@ -432,16 +487,30 @@ def _fmt_boxfit(pairs: list[BoxPair], counts: Mapping[tuple[str, str], tuple[int
     for cat in CATEGORIES:
         for aa in (False, True):
             for split in ("val", "train", "all", "not id targets"):
-                ps = [p for p in pairs if p.category == cat and p.axis_aligned == aa and split in ("all", p.split)]
+                ps = [
+                    p
+                    for p in pairs
+                    if p.category == cat and p.axis_aligned == aa and split in ("all", p.split)
+                ]
                 if split == "not id targets":  # independent of the identification samples
-                    ps = [p for p in pairs if p.category == cat and p.axis_aligned == aa and p.dataset not in ("allplanes", "mar20-sample")]
+                    ps = [
+                        p
+                        for p in pairs
+                        if p.category == cat
+                        and p.axis_aligned == aa
+                        and p.dataset not in ("allplanes", "mar20-sample")
+                    ]
                     if len(ps) == len([p for p in pairs if p.category == cat and p.axis_aligned == aa]):
                         continue
                 if len(ps) < 2:
                     continue
                 st = box_fit_stats(ps)
-                head = "–" if not st["heading_n"] else (
-                    f"{st['heading_n']:.0f}, {st['heading_bias_deg']:+.1f}°, {st['heading_sigma_deg']:.1f}°, {st['heading_median_abs_deg']:.1f}°"
+                head = (
+                    "–"
+                    if not st["heading_n"]
+                    else (
+                        f"{st['heading_n']:.0f}, {st['heading_bias_deg']:+.1f}°, {st['heading_sigma_deg']:.1f}°, {st['heading_median_abs_deg']:.1f}°"
+                    )
                 )
                 lines.append(
                     f"| {cat} | {'envelope' if aa else 'oriented'} | {split} | {st['n']:.0f} | "
@@ -472,14 +541,20 @@ def _print_identification(samples: list[Sample], label: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data_dir", type=Path)
-    ap.add_argument("--detector", metavar="MODEL", help="also measure with this detector (.onnx path or registered name)")
-    ap.add_argument("--cache", type=Path, help="folder to cache detections in (keyed by the model's content id)")
+    ap.add_argument(
+        "--detector", metavar="MODEL", help="also measure with this detector (.onnx path or registered name)"
+    )
+    ap.add_argument(
+        "--cache", type=Path, help="folder to cache detections in (keyed by the model's content id)"
+    )
     ap.add_argument("--limit", type=int, help="box fit: at most this many images per dataset")
     args = ap.parse_args(argv)
     samples = allplanes_samples(args.data_dir) + mar20_samples(args.data_dir)
     noise = label_edge_noise(args.data_dir)
-    print(f"Label edge noise (allplanes drawn box vs keypoint envelope): left {noise['left_sigma_px']:.2f} px, "
-          f"top {noise['top_sigma_px']:.2f} px (n={noise['n']})\n")
+    print(
+        f"Label edge noise (allplanes drawn box vs keypoint envelope): left {noise['left_sigma_px']:.2f} px, "
+        f"top {noise['top_sigma_px']:.2f} px (n={noise['n']})\n"
+    )
     print("Raw keypoint bias per type (measured/published - 1; length, span):")
     for t, (bl, bw) in keypoint_bias([s for s in samples if s.dataset == "allplanes"]).items():
         print(f"- {t}: {bl:+.1%}, {bw:+.1%}")
@@ -490,12 +565,18 @@ def main(argv: list[str] | None = None) -> None:
 
         detector = OnnxDetector(args.detector)
         tag = model_id(detector.backend.info.path)
-        print(f"## Detector {detector.name} {detector.version} (sha256 {tag}), score threshold {detector.score_threshold}\n")
-        pairs, counts = detector_box_pairs(args.data_dir, detector, cache_dir=args.cache, tag=tag, limit=args.limit)
+        print(
+            f"## Detector {detector.name} {detector.version} (sha256 {tag}), score threshold {detector.score_threshold}\n"
+        )
+        pairs, counts = detector_box_pairs(
+            args.data_dir, detector, cache_dir=args.cache, tag=tag, limit=args.limit
+        )
         print(_fmt_boxfit(pairs, counts))
         print()
         found, missed = detector_samples(samples, args.data_dir, detector, cache_dir=args.cache, tag=tag)
-        print(f"Identification targets: {len(found)} of {len(samples)} aircraft detected and matched (rotated IoU >= 0.5), {missed} missed.\n")
+        print(
+            f"Identification targets: {len(found)} of {len(samples)} aircraft detected and matched (rotated IoU >= 0.5), {missed} missed.\n"
+        )
         _print_identification(found, "Detector boxes (bias-corrected)")
         raw = summarise(evaluate_samples(found, correct_bias=False))
         print(_fmt_summary("detector boxes without the bias correction, no priors, all", raw))

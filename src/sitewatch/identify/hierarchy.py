@@ -85,7 +85,9 @@ def _row(library: Library, type_id: str) -> EquipmentType | None:
         return None
 
 
-def _group_keys(library: Library) -> dict[Level, Callable[[Candidate, EquipmentType | None], tuple[str, str] | None]]:
+def _group_keys(
+    library: Library,
+) -> dict[Level, Callable[[Candidate, EquipmentType | None], tuple[str, str] | None]]:
     """Per level: candidate -> (group key, group text), or None when the level does not apply."""
 
     def type_key(c: Candidate, t: EquipmentType | None) -> tuple[str, str]:
@@ -157,7 +159,14 @@ def label_candidates(
         if p >= threshold - 1e-9:
             plain = key.split(":", 1)[1] if level != "type" and ":" in key else key
             return Label(level, plain, text, min(p, 1.0), tuple(members), threshold)
-    return Label("category", category, f"unidentified {category}", sum(c.probability for c in typed), tuple(typed), threshold)
+    return Label(
+        "category",
+        category,
+        f"unidentified {category}",
+        sum(c.probability for c in typed),
+        tuple(typed),
+        threshold,
+    )
 
 
 def label_detection(
@@ -169,11 +178,19 @@ def label_detection(
     levels: Sequence[Level] = LEVELS,
 ) -> Label:
     """:func:`label_candidates` of a detection's stored candidates."""
-    return label_candidates(det.candidates, det.category, library=library, threshold=threshold, settings=settings, levels=levels)
+    return label_candidates(
+        det.candidates, det.category, library=library, threshold=threshold, settings=settings, levels=levels
+    )
 
 
 _NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
-_CATEGORY_NOUN = {"aircraft": "aircraft", "helicopter": "helicopter", "ship": "ship", "large-vehicle": "large vehicle", "small-vehicle": "small vehicle"}
+_CATEGORY_NOUN = {
+    "aircraft": "aircraft",
+    "helicopter": "helicopter",
+    "ship": "ship",
+    "large-vehicle": "large vehicle",
+    "small-vehicle": "small vehicle",
+}
 
 
 def _number(n: int) -> str:
@@ -212,7 +229,9 @@ def label_phrase(label: Label, n: int, *, library: Library | None = None) -> str
     return f"{_number(n)} {_plural(_CATEGORY_NOUN.get(label.key, label.key), n)} not identified beyond {'its' if n == 1 else 'their'} category"
 
 
-def identification_sentence(detections: Sequence[Detection], *, library: Library | None = None, threshold: float | None = None) -> str | None:
+def identification_sentence(
+    detections: Sequence[Detection], *, library: Library | None = None, threshold: float | None = None
+) -> str | None:
     """One sentence saying what the identified detections are, at the level each is known.
 
     ``"Two large aircraft consistent with the Il-76 family, one aircraft identified as B747-400;
@@ -229,7 +248,9 @@ def identification_sentence(detections: Sequence[Detection], *, library: Library
         groups[key] = (groups[key][0] if key in groups else lab, (groups[key][1] if key in groups else 0) + 1)
     if not groups:
         return None
-    known = sorted((v for v in groups.values() if v[0].identified), key=lambda v: (LEVELS.index(v[0].level), -v[1]))
+    known = sorted(
+        (v for v in groups.values() if v[0].identified), key=lambda v: (LEVELS.index(v[0].level), -v[1])
+    )
     unknown = [v for v in groups.values() if not v[0].identified]
     parts = [label_phrase(lab, n, library=library) for lab, n in known]
     tail = [label_phrase(lab, n, library=library) for lab, n in unknown]

@@ -53,11 +53,18 @@ class Identification:
         if self.ranking is None:
             return ()
         kept = [
-            s for n, s in enumerate(self.ranking.types)
+            s
+            for n, s in enumerate(self.ranking.types)
             if n < k or (min_probability is not None and s.probability >= min_probability)
         ]
         out = [
-            Candidate(s.type.id, s.type.name + (f" ({s.state})" if s.state else ""), s.type.role, round(s.probability, 4), s.prior_weight)
+            Candidate(
+                s.type.id,
+                s.type.name + (f" ({s.state})" if s.state else ""),
+                s.type.role,
+                round(s.probability, 4),
+                s.prior_weight,
+            )
             for s in kept
         ]
         out.append(Candidate(UNKNOWN_ID, "unknown/other", UNKNOWN_ROLE, round(self.ranking.unknown, 4)))
@@ -82,7 +89,9 @@ def identify_detection(
         ident.reason = "GSD unknown: size given in pixels only and types not ranked (pass --gsd or a georeferenced scene)"
         return ident
     if gsd_rel_sigma is None:
-        gsd_rel_sigma = DEFAULT_GSD_REL_SIGMA_GEOREF if georef is not None else DEFAULT_GSD_REL_SIGMA_SCREENSHOT
+        gsd_rel_sigma = (
+            DEFAULT_GSD_REL_SIGMA_GEOREF if georef is not None else DEFAULT_GSD_REL_SIGMA_SCREENSHOT
+        )
     ident.measurement = measure_box(
         det.box,
         det.category,
@@ -94,7 +103,13 @@ def identify_detection(
     )
     m = ident.measurement
     ident.ranking = rank_types(
-        m.length_m, m.width_m, m.length_sigma_m, m.width_sigma_m, det.category, library or load_library(), priors=priors
+        m.length_m,
+        m.width_m,
+        m.length_sigma_m,
+        m.width_sigma_m,
+        det.category,
+        library or load_library(),
+        priors=priors,
     )
     return ident
 
@@ -196,5 +211,7 @@ def inventory_by(
     if by not in ("type", "role"):
         raise ValueError(f"inventory_by: by must be 'type' or 'role', got {by!r}")
     levels = LEVELS if by == "type" else ("role", "size", "category")
-    counts: Counter[str] = Counter(label_detection(d, library=library, threshold=threshold, levels=levels).text for d in detections)
+    counts: Counter[str] = Counter(
+        label_detection(d, library=library, threshold=threshold, levels=levels).text for d in detections
+    )
     return dict(counts.most_common())

@@ -211,9 +211,11 @@ class Library:
         r = self.roles.get(role)
         if r is None:
             raise LibraryError(f"unknown role group {role!r}; known: {', '.join(sorted(self.roles))}")
-        names = [short_name(self.get(e)) for e in examples] if examples else [
-            short_name(t) for t in self.select(role=role)[:2]
-        ]
+        names = (
+            [short_name(self.get(e)) for e in examples]
+            if examples
+            else [short_name(t) for t in self.select(role=role)[:2]]
+        )
         names = list(dict.fromkeys(names))
         if not names:
             return r.phrase()
@@ -242,7 +244,8 @@ def load_roles() -> dict[str, Role]:
     """Role groups from ``roles.yaml``."""
     rows = _read_yaml("roles.yaml")["roles"]
     return {
-        r["role"]: Role(r["role"], r["article"], tuple(r["categories"]), r.get("noun", r["role"])) for r in rows
+        r["role"]: Role(r["role"], r["article"], tuple(r["categories"]), r.get("noun", r["role"]))
+        for r in rows
     }
 
 
@@ -387,7 +390,12 @@ def library_from_rows(rows: list[dict[str, Any]], *, path: str = "<rows>") -> Li
     Raises:
         LibraryError: one line naming the file and the first defects.
     """
-    roles, matching, families, size_classes = load_roles(), load_matching(), load_families(), load_size_classes()
+    roles, matching, families, size_classes = (
+        load_roles(),
+        load_matching(),
+        load_families(),
+        load_size_classes(),
+    )
     problems = validate_rows(rows, roles, matching, families, size_classes)
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
@@ -408,7 +416,9 @@ def library_from_rows(rows: list[dict[str, Any]], *, path: str = "<rows>") -> Li
             tolerance_rel=float(r["tolerance_rel"]) if r.get("tolerance_rel") is not None else None,
             note=str(r.get("note") or ""),
             family=str(r["family"]) if r.get("family") else None,
-            size_class=str(r.get("size_class") or size_class_of(r["category"], _row_long_side(r), size_classes) or ""),
+            size_class=str(
+                r.get("size_class") or size_class_of(r["category"], _row_long_side(r), size_classes) or ""
+            ),
         )
         for r in rows
     ]

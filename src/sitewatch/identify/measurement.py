@@ -56,7 +56,9 @@ def _boxfit_doc() -> dict[str, Any]:
 def box_fit(category: str) -> BoxFit:
     """The box-fit error model of a category."""
     c = _boxfit_doc()["categories"][category]
-    return BoxFit(*(tuple(float(v) for v in c[k]) for k in ("sigma_px", "sigma_rel", "bias_rel", "elevation_frac")))
+    return BoxFit(
+        *(tuple(float(v) for v in c[k]) for k in ("sigma_px", "sigma_rel", "bias_rel", "elevation_frac"))
+    )
 
 
 def box_fit_status() -> str:
@@ -190,7 +192,9 @@ def measure_box(
     if heading is not None:
         sig_px = math.hypot(fit.sigma_px[1], fit.sigma_rel[1] * box.width)
         ambiguous = box.length - box.width < 2.0 * sig_px
-        heading_sigma = 90.0 if ambiguous else min(90.0, math.degrees(math.atan2(math.sqrt(2.0) * sig_px, box.length)))
+        heading_sigma = (
+            90.0 if ambiguous else min(90.0, math.degrees(math.atan2(math.sqrt(2.0) * sig_px, box.length)))
+        )
     gsd_out = math.sqrt(gsd_l * gsd_w) if georef is not None else float(gsd_m)  # type: ignore[arg-type]
     return Measurement(
         length_m=round(length_m, 3),

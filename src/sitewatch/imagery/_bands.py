@@ -45,7 +45,9 @@ def plan_bands(count: int, colorinterp: tuple[ColorInterp, ...], dtype: str, sou
         SceneError: unsupported band count or data type.
     """
     if dtype not in SUPPORTED_DTYPES:
-        raise SceneError(f"{source}: unsupported pixel type {dtype}; expected one of {', '.join(sorted(SUPPORTED_DTYPES))}")
+        raise SceneError(
+            f"{source}: unsupported pixel type {dtype}; expected one of {', '.join(sorted(SUPPORTED_DTYPES))}"
+        )
     if count < 1:
         raise SceneError(f"{source}: image has no bands")
     ci = list(colorinterp)
@@ -54,7 +56,9 @@ def plan_bands(count: int, colorinterp: tuple[ColorInterp, ...], dtype: str, sou
     if count == 2:
         if ci[1] == ColorInterp.alpha:
             return BandPlan((1, 1, 1))
-        raise SceneError(f"{source}: unsupported band count 2 (not grey + alpha); expected 1, 3, 4 or more bands")
+        raise SceneError(
+            f"{source}: unsupported band count 2 (not grey + alpha); expected 1, 3, 4 or more bands"
+        )
     by_interp = {c: i + 1 for i, c in reversed(list(enumerate(ci)))}
     rgb = [by_interp.get(c) for c in (ColorInterp.red, ColorInterp.green, ColorInterp.blue)]
     if all(rgb):

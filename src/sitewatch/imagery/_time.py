@@ -53,7 +53,9 @@ def check_date_range(dt: datetime, what: str) -> None:
     """
     latest = datetime.now(UTC) + timedelta(days=1)
     if not EARLIEST <= dt <= latest:
-        raise SceneError(f"{what} {dt.date().isoformat()} is out of range: expected 1960-01-01 to {latest.date().isoformat()}")
+        raise SceneError(
+            f"{what} {dt.date().isoformat()} is out of range: expected 1960-01-01 to {latest.date().isoformat()}"
+        )
 
 
 def _parse_text(text: str, source: str) -> datetime:

@@ -40,7 +40,9 @@ class Scene(ABC):
     metadata: dict[str, Any]
 
     @abstractmethod
-    def read_rgb(self, window: Window | None = None, out_shape: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def read_rgb(
+        self, window: Window | None = None, out_shape: tuple[int, int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Read a window as 8-bit RGB.
 
         Args:
@@ -101,7 +103,9 @@ class ArrayScene(Scene):
         self.gsd_m, self.crs, self.transform, self.acquired = gsd_m, crs, transform, acquired
         self.metadata = dict(metadata or {})
 
-    def read_rgb(self, window: Window | None = None, out_shape: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def read_rgb(
+        self, window: Window | None = None, out_shape: tuple[int, int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         if window is None:
             window = Window(0, 0, self.width, self.height)
         c0, r0 = int(round(window.col_off)), int(round(window.row_off))
@@ -117,5 +121,7 @@ class ArrayScene(Scene):
             import cv2
 
             rgb = cv2.resize(rgb, (out_shape[1], out_shape[0]), interpolation=cv2.INTER_AREA)
-            valid = cv2.resize(valid.astype(np.uint8), (out_shape[1], out_shape[0]), interpolation=cv2.INTER_NEAREST).astype(bool)
+            valid = cv2.resize(
+                valid.astype(np.uint8), (out_shape[1], out_shape[0]), interpolation=cv2.INTER_NEAREST
+            ).astype(bool)
         return rgb, valid

@@ -55,7 +55,9 @@ def _georef(scene_or_transform: Scene | Affine, crs: CRS | str | None) -> tuple[
 
 
 def pixel_to_lonlat(
-    scene_or_transform: Scene | Affine, xs: np.ndarray | list[float] | float, ys: np.ndarray | list[float] | float,
+    scene_or_transform: Scene | Affine,
+    xs: np.ndarray | list[float] | float,
+    ys: np.ndarray | list[float] | float,
     crs: CRS | str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Map pixel coordinates to WGS84 longitude/latitude.
@@ -79,7 +81,9 @@ def pixel_to_lonlat(
 
 
 def lonlat_to_pixel(
-    scene_or_transform: Scene | Affine, lons: np.ndarray | list[float] | float, lats: np.ndarray | list[float] | float,
+    scene_or_transform: Scene | Affine,
+    lons: np.ndarray | list[float] | float,
+    lats: np.ndarray | list[float] | float,
     crs: CRS | str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Map WGS84 longitude/latitude (degrees) to pixel ``(xs, ys)``; the inverse of :func:`pixel_to_lonlat`."""

@@ -92,8 +92,15 @@ class RasterScene(Scene):
             resampling = Resampling.nearest if self._plan.palette else Resampling.bilinear
         try:
             with self._lock:
-                data = self._ds.read(self._bands, window=window, out_shape=(len(self._bands), *out_shape), resampling=resampling)
-                mask = self._ds.dataset_mask(window=window, out_shape=out_shape, resampling=Resampling.nearest)
+                data = self._ds.read(
+                    self._bands,
+                    window=window,
+                    out_shape=(len(self._bands), *out_shape),
+                    resampling=resampling,
+                )
+                mask = self._ds.dataset_mask(
+                    window=window, out_shape=out_shape, resampling=Resampling.nearest
+                )
         except rasterio.errors.RasterioError as e:
             raise SceneError(f"{self.path}: cannot read pixels ({e})") from e
         return data, mask > 0
@@ -115,10 +122,14 @@ class RasterScene(Scene):
         if nodata is not None and not math.isnan(nodata):
             valid &= ~np.any(data == nodata, axis=0)
         limits = stretch_limits(data, valid)
-        self.metadata["stretch"] = {int(b): [float(x) for x in lim] for b, lim in zip(self._bands, limits, strict=True)}
+        self.metadata["stretch"] = {
+            int(b): [float(x) for x in lim] for b, lim in zip(self._bands, limits, strict=True)
+        }
         return limits
 
-    def read_rgb(self, window: Window | None = None, out_shape: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def read_rgb(
+        self, window: Window | None = None, out_shape: tuple[int, int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         if window is None:
             window = Window(0, 0, self.width, self.height)
         c0, r0 = int(round(window.col_off)), int(round(window.row_off))

@@ -50,7 +50,20 @@ _WHOLE_DECODE_DRIVERS = {"PNG", "JPEG", "GIF", "BMP", "WEBP"}
 _GSD_MISMATCH = 0.10
 
 _STAC_SUFFIXES = (".json", ".geojson")
-_IMAGE_SUFFIXES = (".tif", ".tiff", ".jpg", ".jpeg", ".png", ".jp2", ".vrt", ".img", ".ntf", ".webp", ".gif", ".bmp")
+_IMAGE_SUFFIXES = (
+    ".tif",
+    ".tiff",
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".jp2",
+    ".vrt",
+    ".img",
+    ".ntf",
+    ".webp",
+    ".gif",
+    ".bmp",
+)
 
 
 def _is_stac(src: str) -> bool:
@@ -106,13 +119,24 @@ def open_scene(
     if rotation_deg and center is None:
         log.info("%s: rotation_deg is ignored without a centre anchor", src)
     if _is_stac(src):
-        return _open_stac(src, gsd_m=gsd_m, acquired=acquired, center=center, rotation_deg=rotation_deg, asset=asset, crs=crs, force=force)
-    return _open_raster(src, gsd_m=gsd_m, acquired=acquired, center=center, rotation_deg=rotation_deg, crs=crs, force=force)
+        return _open_stac(
+            src,
+            gsd_m=gsd_m,
+            acquired=acquired,
+            center=center,
+            rotation_deg=rotation_deg,
+            asset=asset,
+            crs=crs,
+            force=force,
+        )
+    return _open_raster(
+        src, gsd_m=gsd_m, acquired=acquired, center=center, rotation_deg=rotation_deg, crs=crs, force=force
+    )
 
 
 def short_path(path: str, keep: int = 100) -> str:
     """A path for a one-line message: its start and end around an ellipsis when longer than ``keep``."""
-    return path if len(path) <= keep else f"{path[: keep // 2]}…{path[-(keep // 2 - 1):]}"
+    return path if len(path) <= keep else f"{path[: keep // 2]}…{path[-(keep // 2 - 1) :]}"
 
 
 def check_gsd(gsd_m: float | None, what: str, *, force: bool = False) -> None:
@@ -127,7 +151,9 @@ def check_gsd(gsd_m: float | None, what: str, *, force: bool = False) -> None:
         raise GeoreferenceError(f"{what}: GSD must be a positive number of metres per pixel, got {gsd_m}")
     lo, hi = GSD_RANGE_M
     if not force and not lo <= gsd_m <= hi:
-        raise GeoreferenceError(f"{what}: GSD {gsd_m:g} m per pixel is outside {lo:g}-{hi:g} m (pass --force if it is right)")
+        raise GeoreferenceError(
+            f"{what}: GSD {gsd_m:g} m per pixel is outside {lo:g}-{hi:g} m (pass --force if it is right)"
+        )
 
 
 def _check_local(src: str) -> None:
@@ -156,7 +182,9 @@ def _open_dataset(src: str) -> rasterio.io.DatasetReader:
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
             ds = rasterio.open(src)
     except rasterio.errors.RasterioIOError as e:
-        if remote:  # GDAL would remember the failure for the life of the process; a later try must fetch afresh
+        if (
+            remote
+        ):  # GDAL would remember the failure for the life of the process; a later try must fetch afresh
             forget_remote(src)
         msg = str(e).splitlines()[0] if str(e) else "unreadable"
         if "not recognized as" in msg or "not a supported" in msg:
@@ -166,7 +194,9 @@ def _open_dataset(src: str) -> rasterio.io.DatasetReader:
         raise SceneError(f"{src}: cannot open image ({e})") from e
     if ds.width < MIN_SIDE_PX or ds.height < MIN_SIDE_PX:
         ds.close()
-        raise SceneError(f"{src}: image too small ({ds.width}x{ds.height} px); minimum is {MIN_SIDE_PX}x{MIN_SIDE_PX}")
+        raise SceneError(
+            f"{src}: image too small ({ds.width}x{ds.height} px); minimum is {MIN_SIDE_PX}x{MIN_SIDE_PX}"
+        )
     try:
         _check_bomb(ds, src, remote)
     except SceneError:
@@ -177,7 +207,9 @@ def _open_dataset(src: str) -> rasterio.io.DatasetReader:
         ds.read(1, out_shape=(min(8, ds.height), min(8, ds.width)), resampling=Resampling.nearest)
     except rasterio.errors.RasterioError as e:
         ds.close()
-        raise SceneError(f"{src}: corrupt image data ({str(e).splitlines()[0] if str(e) else 'read failed'})") from e
+        raise SceneError(
+            f"{src}: corrupt image data ({str(e).splitlines()[0] if str(e) else 'read failed'})"
+        ) from e
     return ds
 
 
@@ -216,7 +248,9 @@ def _check_transform(transform: Affine | None, crs: CRS | None, src: str) -> Non
         return
     det = transform.a * transform.e - transform.b * transform.d
     if not all(math.isfinite(v) for v in transform[:6]) or abs(det) < 1e-30:
-        raise GeoreferenceError(f"{src}: the georeference is degenerate (zero pixel size or collinear control points)")
+        raise GeoreferenceError(
+            f"{src}: the georeference is degenerate (zero pixel size or collinear control points)"
+        )
     from pyproj import Transformer
     from pyproj.exceptions import CRSError, ProjError
 
@@ -224,12 +258,18 @@ def _check_transform(transform: Affine | None, crs: CRS | None, src: str) -> Non
         t = Transformer.from_crs(crs.to_wkt(), "EPSG:4326", always_xy=True)
         lon, lat = t.transform(*(transform * (0.5, 0.5)), errcheck=True)
     except (CRSError, ProjError) as e:
-        raise GeoreferenceError(f"{src}: its CRS cannot be related to WGS84 longitude/latitude (a local or engineering CRS?)") from e
+        raise GeoreferenceError(
+            f"{src}: its CRS cannot be related to WGS84 longitude/latitude (a local or engineering CRS?)"
+        ) from e
     if not (math.isfinite(lon) and math.isfinite(lat)):
-        raise GeoreferenceError(f"{src}: its CRS cannot be related to WGS84 longitude/latitude (a local or engineering CRS?)")
+        raise GeoreferenceError(
+            f"{src}: its CRS cannot be related to WGS84 longitude/latitude (a local or engineering CRS?)"
+        )
 
 
-def _file_georef(ds: rasterio.io.DatasetReader, src: str, crs: CRS | str | None) -> tuple[CRS | None, Affine | None, str | None]:
+def _file_georef(
+    ds: rasterio.io.DatasetReader, src: str, crs: CRS | str | None
+) -> tuple[CRS | None, Affine | None, str | None]:
     """(crs, transform, how) from the file itself: embedded georeference, GCPs, or a world file."""
     if ds.crs is not None and not ds.transform.is_identity:
         return ds.crs, ds.transform, "file"
@@ -289,7 +329,9 @@ def _open_raster(
                 raise GeoreferenceError(f"{src}: a centre anchor needs a GSD (metres per pixel)")
             if how is not None:
                 log.info("%s: the centre anchor replaces the file's own georeference", src)
-            scene_crs, transform = transform_from_anchor(ds.width, ds.height, center=center, gsd_m=gsd_m, rotation_deg=rotation_deg)
+            scene_crs, transform = transform_from_anchor(
+                ds.width, ds.height, center=center, gsd_m=gsd_m, rotation_deg=rotation_deg
+            )
             how = "anchor"
         _check_transform(transform, scene_crs, src)
         derived = gsd_from_transform(scene_crs, transform, ds.width, ds.height)
@@ -297,7 +339,12 @@ def _open_raster(
         if gsd is None:
             gsd = fallback_gsd_m
         if gsd_m is not None and derived is not None and abs(gsd_m - derived) > _GSD_MISMATCH * derived:
-            log.warning("%s: given GSD %.3f m differs from the georeference's %.3f m; using the given one", src, gsd_m, derived)
+            log.warning(
+                "%s: given GSD %.3f m differs from the georeference's %.3f m; using the given one",
+                src,
+                gsd_m,
+                derived,
+            )
         if when is None:
             when = stac_acquired
         if when is None:
@@ -315,7 +362,9 @@ def _open_raster(
             "georeference": how,
         }
         metadata.update(extra or {})
-        return RasterScene(ds, src, crs=scene_crs, transform=transform, gsd_m=gsd, acquired=when, metadata=metadata)
+        return RasterScene(
+            ds, src, crs=scene_crs, transform=transform, gsd_m=gsd, acquired=when, metadata=metadata
+        )
     except BaseException:
         ds.close()
         raise
@@ -336,11 +385,21 @@ def _open_stac(
         _check_local(src)
     item = stac.read_item(src)
     return _open_item(
-        item, src, gsd_m=gsd_m, acquired=acquired, center=center, rotation_deg=rotation_deg, asset=asset, crs=crs, force=force
+        item,
+        src,
+        gsd_m=gsd_m,
+        acquired=acquired,
+        center=center,
+        rotation_deg=rotation_deg,
+        asset=asset,
+        crs=crs,
+        force=force,
     )
 
 
-def open_item(item: pystac.Item | dict[str, Any], *, asset: str | None = None, gsd_m: float | None = None) -> RasterScene:
+def open_item(
+    item: pystac.Item | dict[str, Any], *, asset: str | None = None, gsd_m: float | None = None
+) -> RasterScene:
     """Open a STAC Item held in memory (e.g. one returned by an API search) as a scene.
 
     Relative asset hrefs resolve against the item's ``self`` link. Remote assets are read through
@@ -359,9 +418,13 @@ def open_item(item: pystac.Item | dict[str, Any], *, asset: str | None = None, g
         try:
             item = pystac.Item.from_dict(item)
         except Exception as e:  # noqa: BLE001 - pystac raises many kinds (KeyError, ValueError, STACTypeError)
-            raise SceneError(f"{where}: malformed STAC item ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from e
+            raise SceneError(
+                f"{where}: malformed STAC item ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+            ) from e
     src = item.get_self_href() or item.id
-    return _open_item(item, src, gsd_m=gsd_m, acquired=None, center=None, rotation_deg=0.0, asset=asset, crs=None)
+    return _open_item(
+        item, src, gsd_m=gsd_m, acquired=None, center=None, rotation_deg=0.0, asset=asset, crs=None
+    )
 
 
 def _open_item(
@@ -389,8 +452,17 @@ def _open_item(
     nominal = float(meta["gsd_m"]) if meta.get("gsd_m") is not None else None
     try:
         return _open_raster(
-            href, gsd_m=gsd_m, acquired=acquired, center=center, rotation_deg=rotation_deg, crs=crs,
-            extra=meta, stac_acquired=stac.item_datetime(item), stac_georef=georef, fallback_gsd_m=nominal, force=force,
+            href,
+            gsd_m=gsd_m,
+            acquired=acquired,
+            center=center,
+            rotation_deg=rotation_deg,
+            crs=crs,
+            extra=meta,
+            stac_acquired=stac.item_datetime(item),
+            stac_georef=georef,
+            fallback_gsd_m=nominal,
+            force=force,
         )
     except SceneError as e:
         raise SceneError(f"{src}: asset {key!r}: {e}") from e

@@ -287,10 +287,14 @@ class _ZoneLayout:
         x0, y0, x1, _ = a.bounds
         return a.intersection(box(x0, y0, x1, y0 + 30.0))
 
-    def spots(self, cell: float) -> tuple[list[tuple[float, float]], list[tuple[float, float]], list[tuple[float, float]]]:
+    def spots(
+        self, cell: float
+    ) -> tuple[list[tuple[float, float]], list[tuple[float, float]], list[tuple[float, float]]]:
         """(aircraft stands, helicopter spots, vehicle spots): (easting, northing) in the zones."""
 
-        def grid(polys: list[Polygon], step: float, exclude: Polygon | None = None) -> list[tuple[float, float]]:
+        def grid(
+            polys: list[Polygon], step: float, exclude: Polygon | None = None
+        ) -> list[tuple[float, float]]:
             out = []
             for poly in polys:
                 inner = poly.buffer(-step / 2)
@@ -306,13 +310,21 @@ class _ZoneLayout:
         stands = grid(self.aprons, cell, exclude=strip)
         helis = grid(self.helipads, 40.0) or grid(self.aprons, 40.0, exclude=strip)[-6:]
         line = LineString([(strip.bounds[0], strip.centroid.y), (strip.bounds[2], strip.centroid.y)])
-        vehicles = [(line.interpolate(d).x, line.interpolate(d).y) for d in np.arange(20.0, line.length - 10.0, 23.0)]
+        vehicles = [
+            (line.interpolate(d).x, line.interpolate(d).y) for d in np.arange(20.0, line.length - 10.0, 23.0)
+        ]
         vehicles = [v for v in vehicles if strip.buffer(-1.0).contains(shapely.Point(v))]
         return stands, helis, vehicles
 
 
 def _place_objects(
-    layout: _Layout | _ZoneLayout, rng: np.random.Generator, n_ac: int, n_heli: int, n_veh: int, departed: int, arrived: int
+    layout: _Layout | _ZoneLayout,
+    rng: np.random.Generator,
+    n_ac: int,
+    n_heli: int,
+    n_veh: int,
+    departed: int,
+    arrived: int,
 ) -> tuple[list[dict], list[dict]]:
     """Ground positions of the objects of pass 1 and pass 2."""
     cell = 60.0
@@ -335,7 +347,9 @@ def _place_objects(
     rng.shuffle(stands)
     need = n_ac + arrived
     if need > len(stands):
-        raise ValueError(f"the apron holds {len(stands)} aircraft stands; {need} asked (larger extent_m or fewer aircraft)")
+        raise ValueError(
+            f"the apron holds {len(stands)} aircraft stands; {need} asked (larger extent_m or fewer aircraft)"
+        )
     ac_types = ["su-24", "su-24", "su-34", "an-26", "il-76"]
     objs: list[dict] = []
     oid = 0
@@ -343,18 +357,34 @@ def _place_objects(
         e, n = stands[k]
         oid += 1
         t = ac_types[int(rng.integers(len(ac_types)))] if k < n_ac else "il-76" if k % 2 else "an-26"
-        objs.append({"id": oid, "type": t, "e": e, "n": n, "heading": float(rng.choice([0.0, 90.0, 135.0, 45.0]))})
+        objs.append(
+            {"id": oid, "type": t, "e": e, "n": n, "heading": float(rng.choice([0.0, 90.0, 135.0, 45.0]))}
+        )
     # helicopters on the eastern quarter of the apron (or their zone), vehicles along its southern edge
-    helis = [{"id": oid + 1 + k, "type": "mi-8", "e": heli_spots[k][0], "n": heli_spots[k][1], "heading": 30.0} for k in range(n_heli)]
+    helis = [
+        {"id": oid + 1 + k, "type": "mi-8", "e": heli_spots[k][0], "n": heli_spots[k][1], "heading": 30.0}
+        for k in range(n_heli)
+    ]
     oid += n_heli
     vehicles = [
-        {"id": oid + 1 + k, "type": "truck" if k % 3 == 0 else "car", "e": vehicle_spots[k][0], "n": vehicle_spots[k][1], "heading": 90.0}
+        {
+            "id": oid + 1 + k,
+            "type": "truck" if k % 3 == 0 else "car",
+            "e": vehicle_spots[k][0],
+            "n": vehicle_spots[k][1],
+            "heading": 90.0,
+        }
         for k in range(n_veh)
     ]
     aircraft_1, aircraft_new = objs[:n_ac], objs[n_ac:]
     gone = {o["id"] for o in aircraft_1[:departed]}
     pass1 = aircraft_1 + helis + vehicles
-    pass2 = [o for o in aircraft_1 if o["id"] not in gone] + aircraft_new + helis[1:] + vehicles[: max(n_veh - 2, 0)]
+    pass2 = (
+        [o for o in aircraft_1 if o["id"] not in gone]
+        + aircraft_new
+        + helis[1:]
+        + vehicles[: max(n_veh - 2, 0)]
+    )
     return pass1, pass2
 
 
@@ -365,7 +395,17 @@ def _sim_object(o: dict, t: Affine, to_geo: Transformer) -> SimObject:
     gsd = t.a
     box = OrientedBox.make(x, y, st.length_m / gsd, st.width_m / gsd, o["heading"])
     return SimObject(
-        o["id"], st.type_id, st.category, st.length_m, st.width_m, o["e"], o["n"], float(lon), float(lat), box.heading_deg, box
+        o["id"],
+        st.type_id,
+        st.category,
+        st.length_m,
+        st.width_m,
+        o["e"],
+        o["n"],
+        float(lon),
+        float(lat),
+        box.heading_deg,
+        box,
     )
 
 
@@ -374,7 +414,9 @@ def _noise(shape: tuple[int, int], rng: np.random.Generator, sigma_px: float) ->
     return cv2.GaussianBlur(n, (0, 0), sigma_px) * sigma_px
 
 
-def _fill_ground_rect(rgb: np.ndarray, t: Affine, rect: tuple[float, float, float, float], color: tuple[int, int, int]) -> None:
+def _fill_ground_rect(
+    rgb: np.ndarray, t: Affine, rect: tuple[float, float, float, float], color: tuple[int, int, int]
+) -> None:
     e0, n0, e1, n1 = rect
     (c0, r0), (c1, r1) = ~t * (e0, n1), ~t * (e1, n0)
     rgb[max(int(r0), 0) : max(int(r1), 0), max(int(c0), 0) : max(int(c1), 0)] = color
@@ -388,7 +430,14 @@ def _fill_ground_polygon(rgb: np.ndarray, t: Affine, poly: Polygon, color: tuple
 
 
 def _background(
-    w: int, h: int, t: Affine, layout: _Layout | _ZoneLayout, gsd: float, seed: int, brightness: float, shift: tuple[int, int]
+    w: int,
+    h: int,
+    t: Affine,
+    layout: _Layout | _ZoneLayout,
+    gsd: float,
+    seed: int,
+    brightness: float,
+    shift: tuple[int, int],
 ) -> np.ndarray:
     """Grass, runway with centre-line dashes and a slabbed concrete apron, with texture."""
     rng = np.random.default_rng(seed)
@@ -404,7 +453,10 @@ def _background(
         _fill_ground_rect(rgb, t, layout.runway(), (88, 88, 90))
         _fill_ground_rect(rgb, t, layout.apron(), (168, 165, 158))
     # the texture belongs to the ground: drawn in pass 1's frame (padded), cropped at the shift
-    tex = _noise((h + 2 * m, w + 2 * m), rng, 1.5 / gsd) * 6 + rng.standard_normal((h + 2 * m, w + 2 * m)).astype(np.float32) * 4
+    tex = (
+        _noise((h + 2 * m, w + 2 * m), rng, 1.5 / gsd) * 6
+        + rng.standard_normal((h + 2 * m, w + 2 * m)).astype(np.float32) * 4
+    )
     rgb += tex[m - shift[1] : m - shift[1] + h, m - shift[0] : m - shift[0] + w, None]
     if isinstance(layout, _ZoneLayout):
         for poly in layout.runways:  # centre-line dashes along the runway's long axis
@@ -414,7 +466,12 @@ def _background(
             axis = LineString([(p0 + q1) / 2, (p1 + q0) / 2])
             for d in np.arange(10.0, axis.length - 30.0, 60.0):
                 a, b = axis.interpolate(d), axis.interpolate(d + 30.0)
-                _fill_ground_polygon(rgb, t, LineString([(a.x, a.y), (b.x, b.y)]).buffer(0.5, cap_style="flat"), (235, 235, 235))
+                _fill_ground_polygon(
+                    rgb,
+                    t,
+                    LineString([(a.x, a.y), (b.x, b.y)]).buffer(0.5, cap_style="flat"),
+                    (235, 235, 235),
+                )
         return np.clip(rgb * brightness, 0, 255).astype(np.uint8)
     e0, n0, e1, n1 = layout.runway()
     nm = (n0 + n1) / 2
@@ -426,13 +483,16 @@ def _background(
     return np.clip(rgb * brightness, 0, 255).astype(np.uint8)
 
 
-def _ring(points: list[tuple[float, float]], o: SimObject, gsd: float, dx_m: float = 0.0, dy_m: float = 0.0) -> np.ndarray:
+def _ring(
+    points: list[tuple[float, float]], o: SimObject, gsd: float, dx_m: float = 0.0, dy_m: float = 0.0
+) -> np.ndarray:
     """Object-frame points (metres forward, metres right) to pixel coordinates (cv2 fixed point)."""
     th = math.radians(o.heading_deg)
     fx, fy = math.sin(th), -math.cos(th)  # forward unit vector in pixels
     rx, ry = -fy, fx  # right
     pts = [
-        (o.box.cx + (f * fx + r * rx + dx_m) / gsd, o.box.cy + (f * fy + r * ry - dy_m) / gsd) for f, r in points
+        (o.box.cx + (f * fx + r * rx + dx_m) / gsd, o.box.cy + (f * fy + r * ry - dy_m) / gsd)
+        for f, r in points
     ]
     return (np.asarray(pts) * 16).round().astype(np.int32)
 
@@ -445,14 +505,40 @@ def _shapes(st: SimType) -> list[list[tuple[float, float]]]:
         sw = st.sweep * L
         root_le, root_c, tip_c = 0.12 * L, 0.26 * L, 0.07 * L
         tail_x, tail_s = -0.36 * L, 0.36 * S
-        fus = [(0.5 * L, 0), (0.38 * L, wf / 2), (-0.42 * L, wf / 3), (-0.5 * L, 0), (-0.42 * L, -wf / 3), (0.38 * L, -wf / 2)]
+        fus = [
+            (0.5 * L, 0),
+            (0.38 * L, wf / 2),
+            (-0.42 * L, wf / 3),
+            (-0.5 * L, 0),
+            (-0.42 * L, -wf / 3),
+            (0.38 * L, -wf / 2),
+        ]
         shapes = [fus]
         for s in (1, -1):
-            shapes.append([(root_le, s * wf / 2), (root_le - sw, s * S / 2), (root_le - sw - tip_c, s * S / 2), (root_le - root_c, s * wf / 2)])
-            shapes.append([(tail_x, s * wf / 3), (tail_x - 0.08 * L, s * tail_s / 2), (tail_x - 0.13 * L, s * tail_s / 2), (tail_x - 0.12 * L, 0)])
+            shapes.append(
+                [
+                    (root_le, s * wf / 2),
+                    (root_le - sw, s * S / 2),
+                    (root_le - sw - tip_c, s * S / 2),
+                    (root_le - root_c, s * wf / 2),
+                ]
+            )
+            shapes.append(
+                [
+                    (tail_x, s * wf / 3),
+                    (tail_x - 0.08 * L, s * tail_s / 2),
+                    (tail_x - 0.13 * L, s * tail_s / 2),
+                    (tail_x - 0.12 * L, 0),
+                ]
+            )
         return shapes
     if st.category == "helicopter":
-        return [[(0.5 * L * math.cos(a), 0.5 * S * math.sin(a)) for a in np.linspace(0, 2 * math.pi, 24, endpoint=False)]]
+        return [
+            [
+                (0.5 * L * math.cos(a), 0.5 * S * math.sin(a))
+                for a in np.linspace(0, 2 * math.pi, 24, endpoint=False)
+            ]
+        ]
     return [[(L / 2, S / 2), (L / 2, -S / 2), (-L / 2, -S / 2), (-L / 2, S / 2)]]
 
 
@@ -462,10 +548,15 @@ def _draw(rgb: np.ndarray, o: SimObject, gsd: float, rng: np.random.Generator) -
     shadow = (1.6, 1.6) if st.category != "aircraft" else (2.5, 2.5)
     if st.category == "helicopter":
         L, W = st.length_m, st.width_m
-        body = [(0.28 * L * math.cos(a) + 0.1 * L, 0.09 * L * math.sin(a)) for a in np.linspace(0, 2 * math.pi, 20, endpoint=False)]
+        body = [
+            (0.28 * L * math.cos(a) + 0.1 * L, 0.09 * L * math.sin(a))
+            for a in np.linspace(0, 2 * math.pi, 20, endpoint=False)
+        ]
         boom = [(-0.05 * L, 0.02 * L), (-0.5 * L, 0.015 * L), (-0.5 * L, -0.015 * L), (-0.05 * L, -0.02 * L)]
         disc = _shapes(st)[0]
-        cv2.fillPoly(rgb, [_ring(p, o, gsd, *shadow) for p in (body, boom)], (60, 60, 58), cv2.LINE_AA, shift=4)
+        cv2.fillPoly(
+            rgb, [_ring(p, o, gsd, *shadow) for p in (body, boom)], (60, 60, 58), cv2.LINE_AA, shift=4
+        )
         overlay = rgb.copy()
         cv2.fillPoly(overlay, [_ring(disc, o, gsd)], (100, 104, 96), cv2.LINE_AA, shift=4)
         cv2.addWeighted(overlay, 0.45, rgb, 0.55, 0, dst=rgb)
@@ -473,12 +564,18 @@ def _draw(rgb: np.ndarray, o: SimObject, gsd: float, rng: np.random.Generator) -
         for k in range(5):  # rotor blades
             a = math.radians(72 * k + 10)
             blade = [(0.1 * L, 0), (0.1 * L + 0.5 * W * math.cos(a), 0.5 * W * math.sin(a))]
-            cv2.polylines(rgb, [_ring(blade, o, gsd)], False, (50, 52, 50), max(1, int(0.4 / gsd)), cv2.LINE_AA, shift=4)
+            cv2.polylines(
+                rgb, [_ring(blade, o, gsd)], False, (50, 52, 50), max(1, int(0.4 / gsd)), cv2.LINE_AA, shift=4
+            )
         return
     shapes = _shapes(st)
     cv2.fillPoly(rgb, [_ring(p, o, gsd, *shadow) for p in shapes], (62, 62, 60), cv2.LINE_AA, shift=4)
     tone = int(rng.integers(175, 225)) if st.category == "aircraft" else int(rng.integers(40, 220))
-    color = (tone, tone, min(tone + 6, 255)) if st.category == "aircraft" else (tone, int(tone * 0.8), int(tone * 0.6))
+    color = (
+        (tone, tone, min(tone + 6, 255))
+        if st.category == "aircraft"
+        else (tone, int(tone * 0.8), int(tone * 0.6))
+    )
     cv2.fillPoly(rgb, [_ring(p, o, gsd) for p in shapes], color, cv2.LINE_AA, shift=4)
 
 

@@ -18,7 +18,12 @@ from sitewatch.errors import SceneError
 log = logging.getLogger(__name__)
 
 _COG = "image/tiff; application=geotiff; profile=cloud-optimized"
-_TIFF_TYPES = {_COG, "image/tiff; application=geotiff", "image/tiff", "image/vnd.stac.geotiff; cloud-optimized=true"}
+_TIFF_TYPES = {
+    _COG,
+    "image/tiff; application=geotiff",
+    "image/tiff",
+    "image/vnd.stac.geotiff; cloud-optimized=true",
+}
 _IMAGE_TYPES = _TIFF_TYPES | {"image/jpeg", "image/png", "image/jp2"}
 
 #: Asset keys tried in order when no asset is named (after the ``visual`` role).
@@ -60,7 +65,9 @@ def read_item(source: str | Path) -> pystac.Item:
     except FileNotFoundError as e:
         raise SceneError(f"{src}: file not found") from e
     except Exception as e:  # noqa: BLE001 - pystac raises many kinds (JSON, HTTP, schema)
-        raise SceneError(f"{src}: not a readable STAC Item ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from e
+        raise SceneError(
+            f"{src}: not a readable STAC Item ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+        ) from e
     if not isinstance(obj, pystac.Item):
         raise SceneError(f"{src}: is a STAC {type(obj).__name__}, not an Item; open one of its items")
     return obj
@@ -88,7 +95,9 @@ def choose_asset(item: pystac.Item, key: str | None = None) -> tuple[str, pystac
 
     def is_image(a: pystac.Asset) -> bool:
         mt = (a.media_type or "").lower()
-        return mt in _IMAGE_TYPES or (not mt and a.href.lower().endswith((".tif", ".tiff", ".jpg", ".jpeg", ".png", ".jp2")))
+        return mt in _IMAGE_TYPES or (
+            not mt and a.href.lower().endswith((".tif", ".tiff", ".jpg", ".jpeg", ".png", ".jp2"))
+        )
 
     ranked: list[tuple[int, str]] = []
     for k, a in assets.items():
@@ -180,7 +189,11 @@ def search_stac(
     try:
         client = Client.open(api_url, stac_io=stac_io)
         search = client.search(
-            bbox=list(bbox), datetime=datetime, collections=collections, max_items=limit, limit=min(limit, 100)
+            bbox=list(bbox),
+            datetime=datetime,
+            collections=collections,
+            max_items=limit,
+            limit=min(limit, 100),
         )
         return list(search.items())
     except (APIError, OSError, NotImplementedError) as e:

@@ -91,7 +91,9 @@ def _grid(window: Window, max_side: int) -> tuple[tuple[int, int], Affine]:
     return (rows, cols), to_scene
 
 
-def read_observed(scene: Scene, window: Window | None = None, max_side: int = VALIDITY_MAX_SIDE) -> tuple[np.ndarray, Affine]:
+def read_observed(
+    scene: Scene, window: Window | None = None, max_side: int = VALIDITY_MAX_SIDE
+) -> tuple[np.ndarray, Affine]:
     """The observed-pixel mask of a window, read decimated (overviews are used where they exist).
 
     Returns:
@@ -111,7 +113,9 @@ def _fraction(mask: np.ndarray, poly_grid: BaseGeometry) -> float:
     """Share of a polygon (grid pixels) covered by True pixels of ``mask``."""
     if poly_grid.is_empty or poly_grid.area <= 0:
         return 0.0
-    inside = rasterize([(poly_grid, 1)], out_shape=mask.shape, fill=0, dtype="uint8", all_touched=False).astype(bool)
+    inside = rasterize(
+        [(poly_grid, 1)], out_shape=mask.shape, fill=0, dtype="uint8", all_touched=False
+    ).astype(bool)
     # Denominator: the polygon's whole area (parts outside the image count as not observed).
     return float(min(max((mask & inside).sum() / poly_grid.area, 0.0), 1.0))
 
@@ -146,7 +150,9 @@ def observe(scene: Scene, aoi: Polygon | None = None, zones: dict[str, Polygon] 
     zone_cover = {name: round(_fraction(mask, _to_grid(georef.polygon_to_pixels(scene, z), to_scene)), 4)
                   for name, z in (zones or {}).items() if z is not None and not z.is_empty}  # fmt: skip
     area = observed_polygon(scene, mask, to_scene).intersection(aoi)
-    return Observed(coverage=round(cover, 4), area_wkt=shapely.set_precision(area, 1e-7).wkt, zones=zone_cover)
+    return Observed(
+        coverage=round(cover, 4), area_wkt=shapely.set_precision(area, 1e-7).wkt, zones=zone_cover
+    )
 
 
 def observed_polygon(scene: Scene, mask: np.ndarray, to_scene: Affine) -> BaseGeometry:
@@ -155,7 +161,12 @@ def observed_polygon(scene: Scene, mask: np.ndarray, to_scene: Affine) -> BaseGe
         return Polygon()
     if mask.all():
         rows, cols = mask.shape
-        return georef.pixels_to_polygon(scene, shapely.transform(box(0, 0, cols, rows), lambda c: np.column_stack(to_scene * (c[:, 0], c[:, 1]))))
+        return georef.pixels_to_polygon(
+            scene,
+            shapely.transform(
+                box(0, 0, cols, rows), lambda c: np.column_stack(to_scene * (c[:, 0], c[:, 1]))
+            ),
+        )
     polys = [shape(g) for g, v in shapes(mask.astype(np.uint8), mask=mask, transform=to_scene) if v == 1]
     merged = shapely.union_all(polys)
     # Simplify by half a grid pixel (scene pixels): blocky outlines lose nothing the mask knows.

@@ -28,7 +28,9 @@ __all__ = [
 ]
 
 
-def write_report(store: Any, site_name: str | Any, out_path: Path, *, span: PassSpan | None = None, overwrite: bool = False) -> Path:
+def write_report(
+    store: Any, site_name: str | Any, out_path: Path, *, span: PassSpan | None = None, overwrite: bool = False
+) -> Path:
     """Write the report of a site to ``out_path`` (.html, .pdf or .json) and ``report.json`` beside it.
 
     Args:

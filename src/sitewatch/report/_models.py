@@ -44,11 +44,15 @@ def model_notes(model_strings: Iterable[str]) -> tuple[list[str], list[str]]:
         descriptions.append("; ".join(parts))
         untrained = "untrained" in version or (same and "untrained" in meta.get("train_command", ""))
         if untrained:
-            limitations.append(f"Detector model {text} is UNTRAINED: its detections (and everything built on them) carry no meaning.")
+            limitations.append(
+                f"Detector model {text} is UNTRAINED: its detections (and everything built on them) carry no meaning."
+            )
         elif evaluation:
             limitations += _weak_categories(evaluation, text)
         elif not metrics:
-            limitations.append(f"Detector model {text}: no evaluation metrics are recorded with the model; see `sitewatch evaluate`.")
+            limitations.append(
+                f"Detector model {text}: no evaluation metrics are recorded with the model; see `sitewatch evaluate`."
+            )
     return descriptions, limitations
 
 
@@ -70,10 +74,14 @@ def _weak_categories(ev: dict[str, Any], text: str) -> list[str]:
     for cat, why in weak_in(ev).items():
         many = CATEGORY_PLURAL.get(cat, cat)
         if why == "no held-out labels":
-            out.append(f"Detector model {text} was not evaluated on {many} (no held-out labels): its {many} are unverified.")
+            out.append(
+                f"Detector model {text} was not evaluated on {many} (no held-out labels): its {many} are unverified."
+            )
         else:
             r = ev["categories"][cat]
             recall = f", recall {r['recall']:.2f} at its threshold" if r.get("recall") is not None else ""
-            out.append(f"Detector model {text} is weak on {many} ({why}{recall}): counts of {many} "
-                       f"are uncertain and an absence of {many} is not evidence.")
+            out.append(
+                f"Detector model {text} is weak on {many} ({why}{recall}): counts of {many} "
+                f"are uncertain and an absence of {many} is not evidence."
+            )
     return out

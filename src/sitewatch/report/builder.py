@@ -132,13 +132,28 @@ def _det_id(d: Any) -> int | None:
 def comparison_summary(comp: Any, label: str, a: PassSummary, b: PassSummary) -> ComparisonSummary:
     """The report's view of a :class:`sitewatch.compare.Comparison` (or its ``to_dict()``)."""
     reg = field(comp, "registration")
-    reg_d = reg.to_dict() if hasattr(reg, "to_dict") else (dict(reg) if isinstance(reg, Mapping) else dict(vars(reg)) if reg is not None and hasattr(reg, "__dict__") else {})
+    reg_d = (
+        reg.to_dict()
+        if hasattr(reg, "to_dict")
+        else (
+            dict(reg)
+            if isinstance(reg, Mapping)
+            else dict(vars(reg))
+            if reg is not None and hasattr(reg, "__dict__")
+            else {}
+        )
+    )
     if reg is not None and not reg_d:
-        reg_d = {k: field(reg, k) for k in ("shift_x_px", "shift_y_px", "rotation_deg", "scale", "quality", "method")}
+        reg_d = {
+            k: field(reg, k)
+            for k in ("shift_x_px", "shift_y_px", "rotation_deg", "scale", "quality", "method")
+        }
     objects = [
         ObjectChangeRow(
             status=str(field(o, "status")),
-            category=str(field(o, "category") or field(field(o, "det_b") or field(o, "det_a"), "category") or ""),
+            category=str(
+                field(o, "category") or field(field(o, "det_b") or field(o, "det_a"), "category") or ""
+            ),
             group=field(o, "group") or field(o, "role") or field(o, "type_group"),
             zone=field(o, "zone"),
             det_a=_det_id(field(o, "det_a")),
@@ -178,7 +193,9 @@ def _indicator_rows(indicators: Sequence[Any], book: EvidenceBook) -> list[Indic
                 name=str(field(ind, "title") or name),
                 fired=state == "fired" if state is not None else bool(field(ind, "fired", True)),
                 state=str(state or ("fired" if field(ind, "fired", True) else "not-fired")),
-                description=str(field(ind, "sentence") or field(ind, "reason") or field(ind, "description") or ""),
+                description=str(
+                    field(ind, "sentence") or field(ind, "reason") or field(ind, "description") or ""
+                ),
                 evidence=book.cite_all(field(ind, "evidence") or []),
             )
         )
@@ -189,7 +206,10 @@ def _ach(assessment: Any, hyps: list[HypothesisRow], book: EvidenceBook) -> tupl
     """ACH hypotheses and rows, from ``{"hypotheses": [...], "rows": [...]}`` or a list of evidence items."""
     ach = field(assessment, "ach_matrix")
     items = ach if isinstance(ach, list | tuple) else field(ach, "rows") or field(ach, "evidence") or []
-    names = [str(field(h, "name", h)) for h in (field(ach, "hypotheses") if not isinstance(ach, list | tuple) else None) or []]
+    names = [
+        str(field(h, "name", h))
+        for h in (field(ach, "hypotheses") if not isinstance(ach, list | tuple) else None) or []
+    ]
     names = names or [h.name for h in hyps]
     rows = []
     for r in items:
@@ -230,7 +250,11 @@ def assessment_section(assessment: Any, book: EvidenceBook) -> AssessmentSection
     judgements = []
     for j in field(assessment, "key_judgements") or []:
         text = j if isinstance(j, str) else str(field(j, "text", ""))
-        judgements.append(Judgement(text=text, evidence=book.cite_all([] if isinstance(j, str) else field(j, "evidence") or [])))
+        judgements.append(
+            Judgement(
+                text=text, evidence=book.cite_all([] if isinstance(j, str) else field(j, "evidence") or [])
+            )
+        )
     conf = field(assessment, "confidence")
     level = conf if isinstance(conf, str) else field(conf, "level")
     reasons = [] if isinstance(conf, str) else [str(r) for r in field(conf, "reasons") or []]
@@ -296,23 +320,33 @@ METHOD = [
 ]
 
 
-def _limitations(passes: Sequence[PassSummary], comparisons: Sequence[ComparisonSummary], extra: Iterable[str]) -> list[str]:
+def _limitations(
+    passes: Sequence[PassSummary], comparisons: Sequence[ComparisonSummary], extra: Iterable[str]
+) -> list[str]:
     out: list[str] = []
     sims = [p.label for p in passes if p.simulated]
     if sims:
-        out.append(f"SIMULATED IMAGERY: passes {', '.join(sims)} are generated scenes, not observations of the real site.")
+        out.append(
+            f"SIMULATED IMAGERY: passes {', '.join(sims)} are generated scenes, not observations of the real site."
+        )
     if not passes:
         out.append("No passes of this site are stored: nothing was observed.")
     elif len(passes) == 1:
         out.append("Only one pass is stored: changes over time cannot be assessed.")
     for p in passes:
         if not p.georeferenced:
-            out.append(f"Pass {p.label} is not georeferenced: positions are in image pixels and north is unknown.")
+            out.append(
+                f"Pass {p.label} is not georeferenced: positions are in image pixels and north is unknown."
+            )
         if p.gsd_m is None:
-            out.append(f"Pass {p.label} has no known ground sample distance: objects were not measured or identified.")
+            out.append(
+                f"Pass {p.label} has no known ground sample distance: objects were not measured or identified."
+            )
         if p.aoi_coverage is not None and p.aoi_coverage < LOW_COVERAGE:
-            out.append(f"Pass {p.label} observed {p.aoi_coverage:.0%} of the site AOI with valid pixels: objects elsewhere are "
-                       "not observed and not counted.")
+            out.append(
+                f"Pass {p.label} observed {p.aoi_coverage:.0%} of the site AOI with valid pixels: objects elsewhere are "
+                "not observed and not counted."
+            )
     for c in comparisons:
         out.extend(f"Comparison {c.label}: {w}" for w in c.warnings)
     out.extend(extra)
@@ -360,7 +394,9 @@ def assemble_report_data(
     """
     info = site_info(site)
     summaries = [pass_summary(p, f"P{i + 1}") for i, p in enumerate(passes)]
-    det_index = {d.id: (d, s) for p, s in zip(passes, summaries, strict=True) for d in p.detections if d.id is not None}
+    det_index = {
+        d.id: (d, s) for p, s in zip(passes, summaries, strict=True) for d in p.detections if d.id is not None
+    }
     book = EvidenceBook(summaries, det_index)
     for s in summaries:
         if s.id is not None:
@@ -397,7 +433,9 @@ def assemble_report_data(
         for comp, cs, i, k in reversed(comp_pairs):  # newest changes first
             if len(chip_pairs) >= max_chips:
                 break
-            chip_pairs += comparison_chips(comp, cs, summaries[i], summaries[k], scenes, max_chips - len(chip_pairs))
+            chip_pairs += comparison_chips(
+                comp, cs, summaries[i], summaries[k], scenes, max_chips - len(chip_pairs)
+            )
         if not comp_pairs and passes:
             chip_pairs = single_pass_chips(passes[-1], summaries[-1], scenes, min(max_chips, 4))
         if passes and not any(p.detections for p in passes):
@@ -407,24 +445,39 @@ def assemble_report_data(
 
     figures = []
     if summaries:
-        figures.append(Figure(key="timeline", title="Detections per category per pass",
-                              caption="Counts of detected objects in each stored pass (SIM = simulated imagery).",
-                              png_b64=b64(charts.timeline_png(summaries))))
+        figures.append(
+            Figure(
+                key="timeline",
+                title="Detections per category per pass",
+                caption="Counts of detected objects in each stored pass (SIM = simulated imagery).",
+                png_b64=b64(charts.timeline_png(summaries)),
+            )
+        )
     if info.aoi_wkt and shapely_wkt.loads(info.aoi_wkt).area > 0:
         latest = passes[-1] if passes else None
-        figures.append(Figure(
-            key="site-map",
-            title=f"{info.title}: site map" + (f" with detections of {summaries[-1].label} {summaries[-1].date}" if latest else ""),
-            caption="AOI (solid), zones (dotted), scanned area (dashed) and detection footprints by category; WGS84.",
-            png_b64=b64(maps.site_map_png(info, latest.detections if latest else [],
-                                           scene_footprint_wkt=latest.footprint_wkt if latest else None)),
-        ))
+        figures.append(
+            Figure(
+                key="site-map",
+                title=f"{info.title}: site map"
+                + (f" with detections of {summaries[-1].label} {summaries[-1].date}" if latest else ""),
+                caption="AOI (solid), zones (dotted), scanned area (dashed) and detection footprints by category; WGS84.",
+                png_b64=b64(
+                    maps.site_map_png(
+                        info,
+                        latest.detections if latest else [],
+                        scene_footprint_wkt=latest.footprint_wkt if latest else None,
+                    )
+                ),
+            )
+        )
     model_text, model_limits = model_notes(p.model for p in passes)
     extra = list(notes) + scenes.problems
     if book.unresolved:
         missing = sorted(set(book.unresolved))
-        extra.append(f"{len(missing)} evidence reference(s) from the assessment could not be found in the store "
-                     f"and are not cited: {', '.join(missing[:5])}")
+        extra.append(
+            f"{len(missing)} evidence reference(s) from the assessment could not be found in the store "
+            f"and are not cited: {', '.join(missing[:5])}"
+        )
     return ReportData(
         title=f"{info.title}: imagery assessment",
         generated=datetime.now(UTC),
@@ -445,7 +498,9 @@ def assemble_report_data(
     )
 
 
-def build_report_data(store: Any, site_name: str | Any, span: PassSpan | None = None, *, max_chips: int = MAX_CHIPS) -> ReportData:
+def build_report_data(
+    store: Any, site_name: str | Any, span: PassSpan | None = None, *, max_chips: int = MAX_CHIPS
+) -> ReportData:
     """Gather everything a report of ``site_name`` shows.
 
     Consecutive passes are compared (a pair that cannot be compared is reported, not fatal), the
@@ -465,6 +520,7 @@ def build_report_data(store: Any, site_name: str | Any, span: PassSpan | None = 
     from sitewatch.assess import assess_site
     from sitewatch.compare import compare_passes
     from sitewatch.imagery import open_scene
+
     if isinstance(site_name, str):
         from sitewatch.sites import get_site
 
@@ -489,7 +545,14 @@ def build_report_data(store: Any, site_name: str | Any, span: PassSpan | None = 
     except SitewatchError as e:
         notes.append(f"The assessment could not be made: {e}")
     return assemble_report_data(
-        site, passes, comparisons=comparisons, assessment=assessment,
-        claims=field(assessment, "claims") or claims, claim_checks=field(assessment, "checks") or [],
-        open_scene=open_scene, period=span.describe() if span else None, notes=notes, max_chips=max_chips,
+        site,
+        passes,
+        comparisons=comparisons,
+        assessment=assessment,
+        claims=field(assessment, "claims") or claims,
+        claim_checks=field(assessment, "checks") or [],
+        open_scene=open_scene,
+        period=span.describe() if span else None,
+        notes=notes,
+        max_chips=max_chips,
     )

@@ -10,7 +10,9 @@ from sitewatch.report.model import PassSummary
 from sitewatch.types import CATEGORIES
 
 #: One colour per category (matplotlib tab10), fixed so every report reads the same.
-CATEGORY_COLOURS: dict[str, str] = dict(zip(CATEGORIES, ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"), strict=True))
+CATEGORY_COLOURS: dict[str, str] = dict(
+    zip(CATEGORIES, ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"), strict=True)
+)
 
 
 def timeline_png(passes: Sequence[PassSummary]) -> bytes:
@@ -24,11 +26,20 @@ def timeline_png(passes: Sequence[PassSummary]) -> bytes:
     xs = [p.acquired for p in passes] if dated else list(range(len(passes)))
     shown = [c for c in CATEGORIES if any(p.counts.get(c, 0) for p in passes)] or list(CATEGORIES[:1])
     for cat in shown:
-        ax.plot(xs, [p.counts.get(cat, 0) for p in passes], marker="o", label=cat, color=CATEGORY_COLOURS[cat])
+        ax.plot(
+            xs, [p.counts.get(cat, 0) for p in passes], marker="o", label=cat, color=CATEGORY_COLOURS[cat]
+        )
     top = max([p.counts.get(c, 0) for p in passes for c in shown] + [1])
     for x, p in zip(xs, passes, strict=True):
-        ax.annotate(p.label + (" SIM" if p.simulated else ""), (x, top), textcoords="offset points", xytext=(0, 6),
-                    ha="center", fontsize=7, color="#b00" if p.simulated else "#333")
+        ax.annotate(
+            p.label + (" SIM" if p.simulated else ""),
+            (x, top),
+            textcoords="offset points",
+            xytext=(0, 6),
+            ha="center",
+            fontsize=7,
+            color="#b00" if p.simulated else "#333",
+        )
     ax.set_ylim(0, top * 1.25 + 0.5)
     ax.set_ylabel("detections")
     if dated:

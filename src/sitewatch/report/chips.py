@@ -52,7 +52,12 @@ def chip_window(boxes: Sequence[OrientedBox], *, pad_px: float = 40.0, min_size_
     x1, y1 = env[:, 2].max() + pad_px, env[:, 3].max() + pad_px
     side = max(x1 - x0, y1 - y0, min_size_px)
     cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
-    return Window(int(math.floor(cx - side / 2)), int(math.floor(cy - side / 2)), int(math.ceil(side)), int(math.ceil(side)))
+    return Window(
+        int(math.floor(cx - side / 2)),
+        int(math.floor(cy - side / 2)),
+        int(math.ceil(side)),
+        int(math.ceil(side)),
+    )
 
 
 def north_angle_deg(transform: Affine | None, crs: object | None, col: float, row: float) -> float | None:
@@ -96,7 +101,9 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default(size=size)
 
 
-def _label(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, colour: tuple[int, int, int], font) -> None:
+def _label(
+    draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, colour: tuple[int, int, int], font
+) -> None:
     x, y = xy
     left, top, right, bottom = draw.textbbox((x, y), text, font=font)
     draw.rectangle((left - 2, top - 1, right + 2, bottom + 1), fill=(0, 0, 0))

@@ -30,7 +30,11 @@ def _shift_ab(comp_summary: ComparisonSummary, objects: Sequence[Any]) -> tuple[
     import numpy as np
 
     pairs = [(field(o, "det_a"), field(o, "det_b")) for o in objects]
-    offs = [(b.box.cx - a.box.cx, b.box.cy - a.box.cy) for a, b in pairs if isinstance(a, Detection) and isinstance(b, Detection)]
+    offs = [
+        (b.box.cx - a.box.cx, b.box.cy - a.box.cy)
+        for a, b in pairs
+        if isinstance(a, Detection) and isinstance(b, Detection)
+    ]
     if offs:
         arr = np.array(offs)
         return float(np.median(arr[:, 0])), float(np.median(arr[:, 1]))
@@ -83,16 +87,25 @@ class SceneCache:
                 s.close()
 
 
-def _chip_image(scene: Scene, window, boxes: list[chips.ChipBox], p: PassSummary, ids: list[int]) -> ChipImage:  # noqa: ANN001
+def _chip_image(
+    scene: Scene, window, boxes: list[chips.ChipBox], p: PassSummary, ids: list[int]
+) -> ChipImage:  # noqa: ANN001
     png = chips.render_chip(scene, window, boxes)
     return ChipImage(
-        pass_id=p.id, pass_label=p.label, date=p.date, png_b64=b64(png), detection_ids=ids,
+        pass_id=p.id,
+        pass_label=p.label,
+        date=p.date,
+        png_b64=b64(png),
+        detection_ids=ids,
         colours={s: chips.hex_colour(s) for s in sorted({b.status for b in boxes})},
     )
 
 
 def _in_window(box, window) -> bool:  # noqa: ANN001
-    return window.col_off <= box.cx <= window.col_off + window.width and window.row_off <= box.cy <= window.row_off + window.height
+    return (
+        window.col_off <= box.cx <= window.col_off + window.width
+        and window.row_off <= box.cy <= window.row_off + window.height
+    )
 
 
 def comparison_chips(
@@ -120,7 +133,10 @@ def comparison_chips(
     for group in _clusters(placed, radius_px=150.0)[:limit]:
         win_a = chips.chip_window([d.box for d, _ in group])
         win_b = Window(
-            int(win_a.col_off + dx), int(win_a.row_off + dy), max(1, int(win_a.width * scale)), max(1, int(win_a.height * scale))
+            int(win_a.col_off + dx),
+            int(win_a.row_off + dy),
+            max(1, int(win_a.width * scale)),
+            max(1, int(win_a.height * scale)),
         )
         boxes_a, boxes_b, ids_a, ids_b = [], [], [], []
         statuses: Counter[str] = Counter()
@@ -153,7 +169,9 @@ def single_pass_chips(p: Pass, summary: PassSummary, scenes: SceneCache, limit: 
     scene = scenes.get(p.scene_path)
     if scene is None or not p.detections:
         return []
-    groups = sorted(_clusters([(d, None) for d in p.detections], radius_px=150.0), key=len, reverse=True)[:limit]
+    groups = sorted(_clusters([(d, None) for d in p.detections], radius_px=150.0), key=len, reverse=True)[
+        :limit
+    ]
     out = []
     for g in groups:
         win = chips.chip_window([d.box for d, _ in g])
@@ -172,11 +190,15 @@ def single_pass_chips(p: Pass, summary: PassSummary, scenes: SceneCache, limit: 
     return out
 
 
-def overview_chips(passes: Sequence[Pass], summaries: Sequence[PassSummary], scenes: SceneCache) -> list[ChipPair]:
+def overview_chips(
+    passes: Sequence[Pass], summaries: Sequence[PassSummary], scenes: SceneCache
+) -> list[ChipPair]:
     """Whole-scene views of the last two passes (or the only one), for reports with nothing to box."""
     shown = [(p, s, scenes.get(p.scene_path)) for p, s in zip(passes[-2:], summaries[-2:], strict=True)]
     images = [
-        _chip_image(scene, Window(0, 0, max(scene.width, scene.height), max(scene.width, scene.height)), [], s, [])
+        _chip_image(
+            scene, Window(0, 0, max(scene.width, scene.height), max(scene.width, scene.height)), [], s, []
+        )
         for _, s, scene in shown
         if scene is not None
     ]

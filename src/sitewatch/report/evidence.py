@@ -26,7 +26,9 @@ class EvidenceBook:
     can be cited.
     """
 
-    def __init__(self, passes: Sequence[PassSummary], detections: Mapping[int, tuple[Detection, PassSummary]]) -> None:
+    def __init__(
+        self, passes: Sequence[PassSummary], detections: Mapping[int, tuple[Detection, PassSummary]]
+    ) -> None:
         self.passes = {p.id: p for p in passes if p.id is not None}
         self.detections = detections
         self.comparisons: dict[tuple[int, int], ComparisonSummary] = {}
@@ -57,14 +59,24 @@ class EvidenceBook:
         ident = f", {label.describe()}" if d.candidates else ""
         size = f", {d.measurement.length_m:.1f} x {d.measurement.width_m:.1f} m" if d.measurement else ""
         text = f"Detection {det_id}: {d.category}{ident}{size}, score {d.score:.2f}, in pass {p.label} (id {p.id}, {p.date})"
-        return self._add(EvidenceEntry(key=f"det-{det_id}", kind="detection", text=text, pass_ids=[p.id], detection_ids=[det_id]))
+        return self._add(
+            EvidenceEntry(
+                key=f"det-{det_id}", kind="detection", text=text, pass_ids=[p.id], detection_ids=[det_id]
+            )
+        )
 
     def cite_comparison(self, a: int, b: int) -> str | None:
         c = self.comparisons.get((a, b))
         if c is None:
             return None
-        text = f"Comparison {c.label}: pass id {a} ({c.date_a}) → pass id {b} ({c.date_b}). {c.sentence}".strip()
-        return self._add(EvidenceEntry(key=f"cmp-{a}-{b}", kind="comparison", text=text, pass_ids=[a, b], comparison=c.label))
+        text = (
+            f"Comparison {c.label}: pass id {a} ({c.date_a}) → pass id {b} ({c.date_b}). {c.sentence}".strip()
+        )
+        return self._add(
+            EvidenceEntry(
+                key=f"cmp-{a}-{b}", kind="comparison", text=text, pass_ids=[a, b], comparison=c.label
+            )
+        )
 
     def cite_claim(self, claim_id: str | int) -> str | None:
         claim_id = str(claim_id)
@@ -75,7 +87,9 @@ class EvidenceBook:
         published = field(c, "published")
         when = f", published {str(published)[:10]}" if published else ""
         text = f"Claim {claim_id} ({source}{when}): \u201c{field(c, 'text', '')}\u201d"
-        return self._add(EvidenceEntry(key=f"claim-{claim_id}", kind="claim", text=text, claim_id=claim_id, source=source))
+        return self._add(
+            EvidenceEntry(key=f"claim-{claim_id}", kind="claim", text=text, claim_id=claim_id, source=source)
+        )
 
     def cite_indicator(self, name: str) -> str | None:
         """An indicator outcome; the entry carries the passes and detections its own evidence names."""
@@ -91,11 +105,15 @@ class EvidenceBook:
         state = str(field(ind, "state") or ("fired" if field(ind, "fired") else "not-fired"))
         detail = field(ind, "sentence") or field(ind, "reason") or field(ind, "description") or ""
         text = f"Indicator {field(ind, 'title') or name}: {state}. {detail}".strip()
-        return self._add(EvidenceEntry(
-            key=key, kind="indicator", text=text,
-            pass_ids=sorted({i for e in subs for i in e.pass_ids}),
-            detection_ids=sorted({i for e in subs for i in e.detection_ids}),
-        ))
+        return self._add(
+            EvidenceEntry(
+                key=key,
+                kind="indicator",
+                text=text,
+                pass_ids=sorted({i for e in subs for i in e.pass_ids}),
+                detection_ids=sorted({i for e in subs for i in e.detection_ids}),
+            )
+        )
 
     _REF = re.compile(r"^\s*([a-z]+)\s*[:#\s_-]?\s*(\S.*?)\s*$", re.I)
     _PAIR = re.compile(r"^(\d+)\s*(?:->|→|-|_|,|\.\.)\s*(\d+)$")
@@ -145,7 +163,9 @@ class EvidenceBook:
             return [self._cite_text(kind, str(rid))]
         if field(ref, "pass_a") is not None and field(ref, "pass_b") is not None:
             out.append(self.cite_comparison(int(field(ref, "pass_a")), int(field(ref, "pass_b"))))
-        for d in field(ref, "detection_ids") or ([field(ref, "detection_id")] if field(ref, "detection_id") is not None else []):
+        for d in field(ref, "detection_ids") or (
+            [field(ref, "detection_id")] if field(ref, "detection_id") is not None else []
+        ):
             out.append(self.cite_detection(int(d)))
         pid = field(ref, "pass_id")
         if pid is not None and not out:

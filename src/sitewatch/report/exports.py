@@ -106,16 +106,22 @@ def format_for(path: str | Path, fmt: str | None = None) -> ExportFormat:
         if not suffix and folders:
             raise ReportError(f"{path}: no suffix; give --format ({', '.join(folders)} write a folder)")
         known = ", ".join(s for f in FORMATS.values() for s in f.all_suffixes)
-        raise ReportError(f"{path}: cannot tell the export format from suffix {suffix or '(none)'!r}; use one of {known} or --format")
+        raise ReportError(
+            f"{path}: cannot tell the export format from suffix {suffix or '(none)'!r}; use one of {known} or --format"
+        )
     if fmt not in FORMATS:
         raise ReportError(f"unknown export format {fmt!r}; known: {', '.join(sorted(FORMATS))}")
     chosen = FORMATS[fmt]
     if chosen.folder:
         if by_suffix is not None:
-            raise ReportError(f"{path}: --format {fmt} writes a folder, but the suffix {suffix!r} is that of {by_suffix.name}")
+            raise ReportError(
+                f"{path}: --format {fmt} writes a folder, but the suffix {suffix!r} is that of {by_suffix.name}"
+            )
         return chosen
     if suffix not in chosen.all_suffixes:
-        raise ReportError(f"{path}: suffix {suffix or '(none)'!r} does not match --format {fmt}; use {' or '.join(chosen.all_suffixes)}")
+        raise ReportError(
+            f"{path}: suffix {suffix or '(none)'!r} does not match --format {fmt}; use {' or '.join(chosen.all_suffixes)}"
+        )
     return chosen
 
 
@@ -194,7 +200,9 @@ def detection_properties(d: Detection) -> dict[str, Any]:
     }
 
 
-def detections_frame(passes: Sequence[Pass], site: Any = None, *, with_change: bool = True) -> gpd.GeoDataFrame:
+def detections_frame(
+    passes: Sequence[Pass], site: Any = None, *, with_change: bool = True
+) -> gpd.GeoDataFrame:
     """All detections of ``passes`` as a WGS84 GeoDataFrame, one row per detection.
 
     ``acquired`` is a UTC timestamp column (NaT when unknown); ``change`` the status against the
@@ -223,7 +231,15 @@ def detections_frame(passes: Sequence[Pass], site: Any = None, *, with_change: b
     df["acquired"] = pd.to_datetime(df["acquired"], utc=True).astype("datetime64[ms, UTC]")
     for col in ("pass_id", "detection_id"):
         df[col] = df[col].astype("Int64")
-    for col in ("length_m", "width_m", "length_sigma_m", "width_sigma_m", "heading_deg", "type_probability", "label_probability"):
+    for col in (
+        "length_m",
+        "width_m",
+        "length_sigma_m",
+        "width_sigma_m",
+        "heading_deg",
+        "type_probability",
+        "label_probability",
+    ):
         df[col] = df[col].astype("float64")
     df["simulated"] = df["simulated"].astype(bool)
     frame = gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geoms, crs=WGS84), crs=WGS84)
@@ -237,12 +253,18 @@ def detections_frame(passes: Sequence[Pass], site: Any = None, *, with_change: b
 def _located(frame: gpd.GeoDataFrame, fmt: str) -> gpd.GeoDataFrame:
     located = frame[frame.geometry.notna()]
     if len(located) < len(frame):
-        log.info("%d pixel-space detections left out of %s (no ground position)", len(frame) - len(located), fmt)
+        log.info(
+            "%d pixel-space detections left out of %s (no ground position)", len(frame) - len(located), fmt
+        )
     return located
 
 
 def _text_columns(frame: pd.DataFrame) -> list[str]:
-    return [c for c in frame.columns if c != "geometry" and (frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c]))]
+    return [
+        c
+        for c in frame.columns
+        if c != "geometry" and (frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c]))
+    ]
 
 
 def _neutralised(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -266,7 +288,9 @@ def _write_geojson(job: ExportJob, path: Path) -> None:
 def _write_flatgeobuf(job: ExportJob, path: Path) -> None:
     """FlatGeobuf with its packed Hilbert R-tree (which cannot hold null geometries)."""
     frame = _located(job.frame, "FlatGeobuf")
-    pyogrio.write_dataframe(frame, path, driver="FlatGeobuf", layer="detections", layer_options={"SPATIAL_INDEX": "YES"})
+    pyogrio.write_dataframe(
+        frame, path, driver="FlatGeobuf", layer="detections", layer_options={"SPATIAL_INDEX": "YES"}
+    )
 
 
 def _write_parquet(job: ExportJob, path: Path) -> None:
@@ -279,48 +303,77 @@ def _write_csv(job: ExportJob, path: Path) -> None:
     frame = _neutralised(job.frame)
     df = pd.DataFrame(frame.drop(columns="geometry"))
     df["acquired"] = [t.isoformat().replace("+00:00", "Z") if pd.notna(t) else "" for t in df["acquired"]]
-    df["wkt"] = [shapely.to_wkt(g, rounding_precision=COORDINATE_DECIMALS) if g is not None else "" for g in frame.geometry]
+    df["wkt"] = [
+        shapely.to_wkt(g, rounding_precision=COORDINATE_DECIMALS) if g is not None else ""
+        for g in frame.geometry
+    ]
     df.to_csv(path, index=False)
 
 
 def _write_gpkg(job: ExportJob, path: Path) -> None:
     """GeoPackage: ``detections`` (with pass columns), ``passes`` (scanned footprints), ``aoi`` and ``zones``."""
     # GeoPackage 1.2: what GDAL < 3.8 (e.g. Debian 12's 3.6) reads without a version warning
-    pyogrio.write_dataframe(job.frame, path, driver="GPKG", layer="detections", geometry_type="Polygon", dataset_options={"VERSION": "1.2"})
+    pyogrio.write_dataframe(
+        job.frame,
+        path,
+        driver="GPKG",
+        layer="detections",
+        geometry_type="Polygon",
+        dataset_options={"VERSION": "1.2"},
+    )
     passes = list(job.passes)
     if passes:
         pframe = gpd.GeoDataFrame(
             {
                 "pass_id": pd.array([p.id for p in passes], dtype="Int64"),
                 "site": [p.site for p in passes],
-                "acquired": pd.to_datetime([p.acquired for p in passes], utc=True).astype("datetime64[ms, UTC]"),
+                "acquired": pd.to_datetime([p.acquired for p in passes], utc=True).astype(
+                    "datetime64[ms, UTC]"
+                ),
                 "scene": [p.scene_path for p in passes],
                 "simulated": [bool(p.simulated) for p in passes],
                 "model": [p.model for p in passes],
                 "gsd_m": pd.array([p.gsd_m for p in passes], dtype="Float64"),
-                "aoi_coverage": pd.array([p.aoi_coverage for p in passes], dtype="Float64"),  # None in pixel space
+                "aoi_coverage": pd.array(
+                    [p.aoi_coverage for p in passes], dtype="Float64"
+                ),  # None in pixel space
                 "detections": [len(p.detections) for p in passes],
             },
-            geometry=gpd.GeoSeries([shapely.from_wkt(p.footprint_wkt) if p.footprint_wkt else None for p in passes], crs=WGS84),
+            geometry=gpd.GeoSeries(
+                [shapely.from_wkt(p.footprint_wkt) if p.footprint_wkt else None for p in passes], crs=WGS84
+            ),
             crs=WGS84,
         )
-        pyogrio.write_dataframe(pframe, path, driver="GPKG", layer="passes", append=True, promote_to_multi=True)
+        pyogrio.write_dataframe(
+            pframe, path, driver="GPKG", layer="passes", append=True, promote_to_multi=True
+        )
     site = job.site
     if site is not None and getattr(site, "aoi", None) is not None:
-        aoi = gpd.GeoDataFrame({"site": [site.name], "title": [site.title], "kind": [site.kind]}, geometry=[site.aoi], crs=WGS84)
+        aoi = gpd.GeoDataFrame(
+            {"site": [site.name], "title": [site.title], "kind": [site.kind]}, geometry=[site.aoi], crs=WGS84
+        )
         pyogrio.write_dataframe(aoi, path, driver="GPKG", layer="aoi", append=True, promote_to_multi=True)
         if site.zones:
             zones = gpd.GeoDataFrame(
-                {"site": [site.name] * len(site.zones), "zone": list(site.zones)}, geometry=list(site.zones.values()), crs=WGS84
+                {"site": [site.name] * len(site.zones), "zone": list(site.zones)},
+                geometry=list(site.zones.values()),
+                crs=WGS84,
             )
-            pyogrio.write_dataframe(zones, path, driver="GPKG", layer="zones", append=True, promote_to_multi=True)
+            pyogrio.write_dataframe(
+                zones, path, driver="GPKG", layer="zones", append=True, promote_to_multi=True
+            )
 
 
 #: KML colours (RGB hex) per category, and line style per change status.
 KML_CATEGORY_COLOURS = {
     "aircraft": "#1F77B4", "helicopter": "#9467BD", "ship": "#17BECF", "large-vehicle": "#FF7F0E", "small-vehicle": "#BCBD22",
 }  # fmt: skip
-KML_CHANGE_PENS = {"arrived": ("#2CA02C", 4), "moved": ("#FFD700", 4), "remained": ("#FFFFFF", 2), "unobserved": ("#7F7F7F", 2)}
+KML_CHANGE_PENS = {
+    "arrived": ("#2CA02C", 4),
+    "moved": ("#FFD700", 4),
+    "remained": ("#FFFFFF", 2),
+    "unobserved": ("#7F7F7F", 2),
+}
 
 
 def kml_name(row: Any) -> str:
@@ -360,15 +413,35 @@ def _kml_description(row: Any) -> str:
 def _write_kml(job: ExportJob, path: Path) -> None:
     """KML through GDAL's LIBKML driver: name, description, ``<TimeStamp>`` and style per placemark."""
     if "LIBKML" not in pyogrio.list_drivers(write=True):
-        raise ReportError(f"{path}: this GDAL build has no LIBKML driver (needed for KML time stamps and styles)")
+        raise ReportError(
+            f"{path}: this GDAL build has no LIBKML driver (needed for KML time stamps and styles)"
+        )
     located = _neutralised(_located(job.frame, "KML"))
     out = gpd.GeoDataFrame(
         {
             "Name": [kml_name(r) for _, r in located.iterrows()],
             "description": [_kml_description(r) for _, r in located.iterrows()],
             "timestamp": located["acquired"],
-            "OGR_STYLE": [_kml_style(c, s) for c, s in zip(located["category"], located["change"], strict=True)],
-            **{c: located[c] for c in ("site", "pass_id", "detection_id", "category", "score", "best_type", "label", "length_m", "width_m", "heading_deg", "change", "simulated")},
+            "OGR_STYLE": [
+                _kml_style(c, s) for c, s in zip(located["category"], located["change"], strict=True)
+            ],
+            **{
+                c: located[c]
+                for c in (
+                    "site",
+                    "pass_id",
+                    "detection_id",
+                    "category",
+                    "score",
+                    "best_type",
+                    "label",
+                    "length_m",
+                    "width_m",
+                    "heading_deg",
+                    "change",
+                    "simulated",
+                )
+            },
         },
         geometry=located.geometry,
         crs=WGS84,
@@ -432,7 +505,9 @@ def export_passes(
     except ReportError:
         raise
     except (OSError, RuntimeError, ValueError, pyogrio.errors.DataSourceError) as e:
-        raise ReportError(f"{path}: cannot write {chosen.name}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+        raise ReportError(
+            f"{path}: cannot write {chosen.name}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        ) from e
     name = getattr(site, "name", site)
     log.info("exported %d detections of %d passes of %s to %s", len(frame), len(passes), name, path)
     return path

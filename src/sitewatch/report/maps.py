@@ -58,8 +58,14 @@ def site_map_png(
             continue
         poly = Polygon(d.footprint)
         x, y = poly.exterior.xy
-        ax.fill(x, y, color=CATEGORY_COLOURS[d.category], alpha=0.8, lw=0.4,
-                label=d.category if d.category not in seen else None)
+        ax.fill(
+            x,
+            y,
+            color=CATEGORY_COLOURS[d.category],
+            alpha=0.8,
+            lw=0.4,
+            label=d.category if d.category not in seen else None,
+        )
         seen.add(d.category)
     ax.set_xlabel("longitude (°)")
     ax.set_ylabel("latitude (°)")

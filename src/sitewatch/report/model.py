@@ -293,9 +293,13 @@ class ReportData(BaseModel):
         det_ids = {d for p in self.passes for d in p.detection_ids}
         for e in self.evidence:
             if set(e.pass_ids) - pass_ids:
-                raise ValueError(f"evidence {e.key} cites passes not in the report: {sorted(set(e.pass_ids) - pass_ids)}")
+                raise ValueError(
+                    f"evidence {e.key} cites passes not in the report: {sorted(set(e.pass_ids) - pass_ids)}"
+                )
             if set(e.detection_ids) - det_ids:
-                raise ValueError(f"evidence {e.key} cites detections not in the report: {sorted(set(e.detection_ids) - det_ids)}")
+                raise ValueError(
+                    f"evidence {e.key} cites detections not in the report: {sorted(set(e.detection_ids) - det_ids)}"
+                )
         return self
 
     def to_json_dict(self) -> dict[str, Any]:

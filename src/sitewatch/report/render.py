@@ -81,7 +81,9 @@ def check_output_path(out_path: Path, *, overwrite: bool = True) -> str:
     """
     fmt = FORMATS.get(out_path.suffix.lower())
     if fmt is None:
-        raise ReportError(f"{out_path}: unsupported report format {out_path.suffix or '(none)'!r}; use .html, .pdf or .json")
+        raise ReportError(
+            f"{out_path}: unsupported report format {out_path.suffix or '(none)'!r}; use .html, .pdf or .json"
+        )
     parent = out_path.parent
     if not parent.is_dir():
         raise ReportError(f"{out_path}: folder {parent} does not exist")

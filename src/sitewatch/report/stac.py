@@ -80,7 +80,12 @@ def pass_item(p: Pass, detections: gpd.GeoDataFrame) -> pystac.Item:
     scene = p.scene_path if "://" in p.scene_path else str(Path(p.scene_path).resolve())
     item.add_asset(
         "scene",
-        pystac.Asset(href=scene, title="the scanned scene", media_type=_SCENE_TYPES.get(Path(p.scene_path).suffix.lower()), roles=["data"]),
+        pystac.Asset(
+            href=scene,
+            title="the scanned scene",
+            media_type=_SCENE_TYPES.get(Path(p.scene_path).suffix.lower()),
+            roles=["data"],
+        ),
     )
     counts = detections["category"].value_counts().to_dict() if len(detections) else {}
     label = LabelExtension.ext(item, add_if_missing=True)
@@ -92,10 +97,15 @@ def pass_item(p: Pass, detections: gpd.GeoDataFrame) -> pystac.Item:
         label_tasks=[LabelTask.DETECTION],
         label_methods=["automated"],
         label_overviews=[
-            LabelOverview.create(property_key="category", counts=[LabelCount.create(c, int(counts.get(c, 0))) for c in CATEGORIES])
+            LabelOverview.create(
+                property_key="category",
+                counts=[LabelCount.create(c, int(counts.get(c, 0))) for c in CATEGORIES],
+            )
         ],
     )
-    item.stac_extensions = [LABEL_SCHEMA_URI if u == LabelExtension.get_schema_uri() else u for u in item.stac_extensions]
+    item.stac_extensions = [
+        LABEL_SCHEMA_URI if u == LabelExtension.get_schema_uri() else u for u in item.stac_extensions
+    ]
     return item
 
 
@@ -110,14 +120,19 @@ def site_collection(site: Any, passes: Sequence[Pass]) -> pystac.Collection:
     return pystac.Collection(
         id=name,
         title=getattr(site, "title", None) or name,
-        description=f"Passes of the watched site {name} scanned by sitewatch" + (f": {site.notes}" if getattr(site, "notes", "") else ""),
-        extent=pystac.Extent(pystac.SpatialExtent([list(bounds)]), pystac.TemporalExtent([[times[0], times[-1]]])),
+        description=f"Passes of the watched site {name} scanned by sitewatch"
+        + (f": {site.notes}" if getattr(site, "notes", "") else ""),
+        extent=pystac.Extent(
+            pystac.SpatialExtent([list(bounds)]), pystac.TemporalExtent([[times[0], times[-1]]])
+        ),
         license="other",
         keywords=["sitewatch", getattr(site, "kind", "site")],
     )
 
 
-def write_stac(passes: Sequence[Pass], site: Any, folder: str | Path, *, frame: gpd.GeoDataFrame, overwrite: bool = False) -> Path:
+def write_stac(
+    passes: Sequence[Pass], site: Any, folder: str | Path, *, frame: gpd.GeoDataFrame, overwrite: bool = False
+) -> Path:
     """Write ``passes`` of ``site`` as a self-contained STAC catalog in ``folder``.
 
     The catalog is built in a temporary folder beside ``folder`` and renamed into place.
@@ -151,9 +166,13 @@ def write_stac(passes: Sequence[Pass], site: Any, folder: str | Path, *, frame: 
     usable = [p for p in passes if p.acquired is not None and p.footprint_wkt]
     skipped = [p.id for p in passes if p not in usable]
     if skipped:
-        log.warning("passes %s left out of the STAC catalog (no acquisition time or no ground position)", skipped)
+        log.warning(
+            "passes %s left out of the STAC catalog (no acquisition time or no ground position)", skipped
+        )
     if not usable:
-        raise ReportError(f"{folder}: no pass has an acquisition time and a ground position; nothing to write as STAC")
+        raise ReportError(
+            f"{folder}: no pass has an acquisition time and a ground position; nothing to write as STAC"
+        )
     collection = site_collection(site, usable)
     # no dot after the prefix: pystac takes a root with a suffix for a file and writes beside it
     tmp = Path(tempfile.mkdtemp(prefix=".sitewatch-stac-", dir=folder.parent))
@@ -171,7 +190,12 @@ def write_stac(passes: Sequence[Pass], site: Any, folder: str | Path, *, frame: 
             FORMATS["geojson"].write(ExportJob(dets, [], None), labels)
             item.add_asset(
                 "detections",
-                pystac.Asset(href="./detections.geojson", title="detections (RFC 7946 GeoJSON)", media_type=pystac.MediaType.GEOJSON, roles=["labels", "labels-vector"]),
+                pystac.Asset(
+                    href="./detections.geojson",
+                    title="detections (RFC 7946 GeoJSON)",
+                    media_type=pystac.MediaType.GEOJSON,
+                    roles=["labels", "labels-vector"],
+                ),
             )
         collection.update_extent_from_items()
         if getattr(site, "aoi", None) is not None:  # the site's extent is its AOI, not just what was scanned

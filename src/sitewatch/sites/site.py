@@ -75,7 +75,9 @@ def _as_polygon(geom: Any, what: str) -> Polygon:
         raise SiteError(f"{what}: spans {x1 - x0:.0f}° of longitude: an area across the 180° meridian is not supported "
                         "(split it into parts east and west of 180°)")  # fmt: skip
     if x1 - x0 > MAX_SPAN_DEG or y1 - y0 > MAX_SPAN_DEG:
-        raise SiteError(f"{what}: spans {x1 - x0:.1f}° x {y1 - y0:.1f}°: too large for a site (max {MAX_AOI_KM2:.0f} km²)")
+        raise SiteError(
+            f"{what}: spans {x1 - x0:.1f}° x {y1 - y0:.1f}°: too large for a site (max {MAX_AOI_KM2:.0f} km²)"
+        )
     return geom
 
 
@@ -113,15 +115,23 @@ class Site:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _SLUG.match(self.name):
-            raise SiteError(f"site name {self.name!r}: use lower-case letters, digits and hyphens (e.g. 'al-udeid')")
+            raise SiteError(
+                f"site name {self.name!r}: use lower-case letters, digits and hyphens (e.g. 'al-udeid')"
+            )
         if len(self.name) > MAX_NAME_LEN:
-            raise SiteError(f"site name {self.name[:24]}…: {len(self.name)} characters; at most {MAX_NAME_LEN}")
+            raise SiteError(
+                f"site name {self.name[:24]}…: {len(self.name)} characters; at most {MAX_NAME_LEN}"
+            )
         if self.kind not in KINDS:
-            raise SiteError(f"site {self.name!r}: unknown kind {self.kind!r}; expected one of {', '.join(KINDS)}")
+            raise SiteError(
+                f"site {self.name!r}: unknown kind {self.kind!r}; expected one of {', '.join(KINDS)}"
+            )
         self.aoi = _as_polygon(self.aoi, f"site {self.name!r} AOI")
         km2 = area_km2(self.aoi)
         if km2 > MAX_AOI_KM2:
-            raise SiteError(f"site {self.name!r} AOI: {km2:.0f} km² is too large for a site (max {MAX_AOI_KM2:.0f} km²)")
+            raise SiteError(
+                f"site {self.name!r} AOI: {km2:.0f} km² is too large for a site (max {MAX_AOI_KM2:.0f} km²)"
+            )
         for zname, zone in self.zones.items():
             what = f"site {self.name!r} zone {zname!r}"
             _as_polygon(zone, what)
@@ -169,7 +179,13 @@ class Site:
         }
         feats = [{"type": "Feature", "properties": props, "geometry": mapping(self.aoi)}]
         for zname, zone in self.zones.items():
-            feats.append({"type": "Feature", "properties": {"site": self.name, "role": "zone", "zone": zname}, "geometry": mapping(zone)})
+            feats.append(
+                {
+                    "type": "Feature",
+                    "properties": {"site": self.name, "role": "zone", "zone": zname},
+                    "geometry": mapping(zone),
+                }
+            )
         return [_plain(f) for f in feats]
 
     def to_geojson(self) -> dict[str, Any]:
@@ -208,7 +224,11 @@ def sites_from_geojson(obj: dict[str, Any], *, source: str = "GeoJSON") -> list[
     Raises:
         SiteError: malformed GeoJSON, a zone of an unknown site, duplicate sites, or an invalid site.
     """
-    if not isinstance(obj, dict) or not isinstance(obj.get("type"), str) or obj["type"] not in {"FeatureCollection", "Feature"}:
+    if (
+        not isinstance(obj, dict)
+        or not isinstance(obj.get("type"), str)
+        or obj["type"] not in {"FeatureCollection", "Feature"}
+    ):
         raise SiteError(f"{source}: not a GeoJSON Feature or FeatureCollection")
     features = obj.get("features") if obj["type"] == "FeatureCollection" else [obj]
     if not isinstance(features, list):

@@ -126,7 +126,9 @@ def _check_conflicts(new: list[Site], existing: list[Site], replace: bool) -> No
                 continue
             clash = next((n for n in site.names if other.matches(n)), None)
             if clash is not None and other.name not in seen:
-                raise SiteError(f"site {site.name!r}: name or alias {clash!r} already refers to site {other.name!r}")
+                raise SiteError(
+                    f"site {site.name!r}: name or alias {clash!r} already refers to site {other.name!r}"
+                )
 
 
 def add_sites(sites: list[Site], *, replace: bool = False, home: Path | None = None) -> list[Site]:

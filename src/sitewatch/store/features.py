@@ -50,7 +50,9 @@ def detection_from_feature(feature: dict[str, Any]) -> Detection:
     props = feature["properties"]
     footprint = None
     if feature.get("geometry"):
-        footprint = tuple(tuple(float(v) for v in xy) for xy in shape(feature["geometry"]).exterior.coords[:-1])
+        footprint = tuple(
+            tuple(float(v) for v in xy) for xy in shape(feature["geometry"]).exterior.coords[:-1]
+        )
     return Detection(
         box=OrientedBox.from_dict(props["box"]),
         category=props["category"],
@@ -88,7 +90,9 @@ def pass_properties(p: Pass) -> dict[str, Any]:
 def pass_to_feature_collection(p: Pass) -> dict[str, Any]:
     """A FeatureCollection of the pass's detections, with the pass under ``"pass"``."""
     props = pass_properties(p)
-    feats = [detection_to_feature(d, pass_id=p.id, site=p.site, acquired=props["acquired"]) for d in p.detections]
+    feats = [
+        detection_to_feature(d, pass_id=p.id, site=p.site, acquired=props["acquired"]) for d in p.detections
+    ]
     return {"type": "FeatureCollection", "pass": props, "features": feats}
 
 

@@ -70,7 +70,11 @@ def _v3_best_type_role(conn: Connection) -> None:
     rows = conn.execute(select(det.c.id, det.c.candidates).where(det.c.candidates.is_not(None))).all()
     for det_id, cands in rows:
         if cands:
-            conn.execute(update(det).where(det.c.id == det_id).values(best_type=cands[0]["type_id"], role=cands[0]["role"]))
+            conn.execute(
+                update(det)
+                .where(det.c.id == det_id)
+                .values(best_type=cands[0]["type_id"], role=cands[0]["role"])
+            )
 
 
 def _v4_document_hash(conn: Connection) -> None:
@@ -85,7 +89,12 @@ def _v4_document_hash(conn: Connection) -> None:
 def _v5_watch(conn: Connection) -> None:
     """v5: the watcher's state: items seen per site and source, source polls, alerts and their deliveries."""
     md = MetaData()
-    for table in (sc.watch_items_table(md), sc.watch_sources_table(md), sc.alerts_table(md), sc.alert_deliveries_table(md)):
+    for table in (
+        sc.watch_items_table(md),
+        sc.watch_sources_table(md),
+        sc.alerts_table(md),
+        sc.alert_deliveries_table(md),
+    ):
         table.create(conn)
 
 

@@ -149,7 +149,9 @@ def claims_table(metadata: MetaData) -> Table:
         "claims",
         metadata,
         Column("id", Integer, primary_key=True, autoincrement=True),
-        Column("document_id", Integer, ForeignKey("documents.id", ondelete="CASCADE"), nullable=False, index=True),
+        Column(
+            "document_id", Integer, ForeignKey("documents.id", ondelete="CASCADE"), nullable=False, index=True
+        ),
         Column("site", String(128), index=True),
         Column("payload", JSON, nullable=False),
         Column("created", DateTime(timezone=True), nullable=False),

@@ -60,7 +60,10 @@ class PassSpan:
     @classmethod
     def parse(cls, start: str | None, end: str | None) -> PassSpan:
         """Parse the ``--from`` and ``--to`` texts (None: open on that side)."""
-        return cls(None if start is None else Bound.parse(start, "from"), None if end is None else Bound.parse(end, "to"))
+        return cls(
+            None if start is None else Bound.parse(start, "from"),
+            None if end is None else Bound.parse(end, "to"),
+        )
 
     @property
     def is_open(self) -> bool:
@@ -73,7 +76,9 @@ class PassSpan:
         def name(b: Bound) -> str:
             return f"pass {b.pass_id}" if b.pass_id is not None else b.text
 
-        parts = ([f"from {name(self.start)}"] if self.start else []) + ([f"to {name(self.end)}"] if self.end else [])
+        parts = ([f"from {name(self.start)}"] if self.start else []) + (
+            [f"to {name(self.end)}"] if self.end else []
+        )
         return " ".join(parts)
 
     def select(self, passes: Sequence[Pass], site: str) -> list[Pass]:
@@ -88,13 +93,25 @@ class PassSpan:
             return list(passes)
         lo = 0 if self.start is None else self._index(passes, self.start, site, "from")
         hi = len(passes) - 1 if self.end is None else self._index(passes, self.end, site, "to")
-        if lo > hi and self.start is not None and self.end is not None and self.start.pass_id is not None and self.end.pass_id is not None:
+        if (
+            lo > hi
+            and self.start is not None
+            and self.end is not None
+            and self.start.pass_id is not None
+            and self.end.pass_id is not None
+        ):
             a, b = passes[lo], passes[hi]
-            raise SpanError(f"--from pass {a.id} ({_when(a)}) is later than --to pass {b.id} ({_when(b)}): spans run forwards in time; swap them")
+            raise SpanError(
+                f"--from pass {a.id} ({_when(a)}) is later than --to pass {b.id} ({_when(b)}): spans run forwards in time; swap them"
+            )
         chosen = [p for i, p in enumerate(passes) if lo <= i <= hi and self._dated_ok(p)]
         if not chosen:
             first, last = (passes[0], passes[-1]) if passes else (None, None)
-            have = f"its passes run from {_when(first)} to {_when(last)}" if first and last else "it has no stored passes"
+            have = (
+                f"its passes run from {_when(first)} to {_when(last)}"
+                if first and last
+                else "it has no stored passes"
+            )
             raise SpanError(f"no pass of site {site!r} {self.describe()} ({have})")
         return chosen
 
@@ -110,12 +127,19 @@ class PassSpan:
                 if p.id == bound.pass_id:
                     return i
             ids = ", ".join(str(p.id) for p in passes) or "none"
-            raise SpanError(f"--{which} {bound.pass_id}: no pass {bound.pass_id} of site {site!r}; its passes: {ids}")
+            raise SpanError(
+                f"--{which} {bound.pass_id}: no pass {bound.pass_id} of site {site!r}; its passes: {ids}"
+            )
         assert bound.at is not None
         at = bound.at
         if which == "from":
-            return next((i for i, p in enumerate(passes) if p.acquired is not None and _utc(p.acquired) >= at), len(passes))
-        return max((i for i, p in enumerate(passes) if p.acquired is not None and _utc(p.acquired) <= at), default=-1)
+            return next(
+                (i for i, p in enumerate(passes) if p.acquired is not None and _utc(p.acquired) >= at),
+                len(passes),
+            )
+        return max(
+            (i for i, p in enumerate(passes) if p.acquired is not None and _utc(p.acquired) <= at), default=-1
+        )
 
 
 def _utc(t: datetime) -> datetime:
@@ -126,4 +150,8 @@ def _when(p: Pass | None) -> str:
     if p is None or p.acquired is None:
         return "date unknown"
     t = _utc(p.acquired)
-    return t.date().isoformat() if t.time() == time(0) else (t - timedelta(microseconds=t.microsecond)).strftime("%Y-%m-%dT%H:%M")
+    return (
+        t.date().isoformat()
+        if t.time() == time(0)
+        else (t - timedelta(microseconds=t.microsecond)).strftime("%Y-%m-%dT%H:%M")
+    )

@@ -67,7 +67,9 @@ def _make_parent(url: str) -> None:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:  # e.g. SITEWATCH_HOME names a file
-            raise StoreError(f"store folder {folder}: cannot be created ({e.strerror or e}); is SITEWATCH_HOME a folder?") from e
+            raise StoreError(
+                f"store folder {folder}: cannot be created ({e.strerror or e}); is SITEWATCH_HOME a folder?"
+            ) from e
 
 
 def make_engine(url_text: str) -> Engine:
@@ -80,7 +82,9 @@ def make_engine(url_text: str) -> Engine:
         url = make_url(url_text)
         url.port  # noqa: B018 - a non-numeric port fails here, not at connect time
     except (ArgumentError, ValueError) as e:
-        raise StoreError(f"bad store URL {url_text!r}: expected sqlite:///PATH or postgresql://USER@HOST:PORT/DB") from e
+        raise StoreError(
+            f"bad store URL {url_text!r}: expected sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
+        ) from e
     try:
         return _engine(url)
     except (NoSuchModuleError, ImportError) as e:
@@ -100,7 +104,9 @@ def _engine(url: Any) -> Engine:
         if url.drivername == "postgresql":
             url = url.set(drivername=_pg_driver())
         return create_engine(url, connect_args={"connect_timeout": 10}, pool_pre_ping=True)
-    raise StoreError(f"unsupported store URL {url.render_as_string(hide_password=True)!r}: use sqlite:/// or postgresql://")
+    raise StoreError(
+        f"unsupported store URL {url.render_as_string(hide_password=True)!r}: use sqlite:/// or postgresql://"
+    )
 
 
 def _pg_driver() -> str:
@@ -302,7 +308,13 @@ class Store:
         m = None
         if r.length_m is not None:
             m = Measurement(
-                r.length_m, r.width_m, r.length_sigma_m, r.width_sigma_m, r.heading_deg, r.heading_sigma_deg, r.meas_gsd_m
+                r.length_m,
+                r.width_m,
+                r.length_sigma_m,
+                r.width_sigma_m,
+                r.heading_deg,
+                r.heading_sigma_deg,
+                r.meas_gsd_m,
             )
         return Detection(
             box=OrientedBox(r.cx, r.cy, r.length_px, r.width_px, r.heading_px_deg),
@@ -398,7 +410,9 @@ class Store:
         """
         t = self.schema.passes
         with self._guard(f"delete pass {pass_id}"), self._write() as conn:
-            conn.execute(delete(self.schema.detections).where(self.schema.detections.c.pass_id == int(pass_id)))
+            conn.execute(
+                delete(self.schema.detections).where(self.schema.detections.c.pass_id == int(pass_id))
+            )
             n = conn.execute(delete(t).where(t.c.id == int(pass_id))).rowcount
         if not n:
             raise UnknownPassError(f"no pass with id {pass_id} in store {self.url}")
@@ -418,7 +432,9 @@ class Store:
         if category is not None:
             q = q.where(dt.c.category == category)
         if self._postgis:
-            q = q.where(func.ST_Intersects(dt.c.footprint, func.ST_GeomFromText(area_wgs84.wkt, sc.WGS84_SRID)))
+            q = q.where(
+                func.ST_Intersects(dt.c.footprint, func.ST_GeomFromText(area_wgs84.wkt, sc.WGS84_SRID))
+            )
         with self._guard("query detections by area"), self.engine.connect() as conn:
             rows = conn.execute(q).all()
         out = [(r.pass_id, self._detection(r)) for r in rows]
@@ -430,7 +446,12 @@ class Store:
     # -- documents and claims ---------------------------------------------------------------------
 
     def add_document(
-        self, source: str, text: str, published: datetime | None = None, url: str | None = None, title: str | None = None
+        self,
+        source: str,
+        text: str,
+        published: datetime | None = None,
+        url: str | None = None,
+        title: str | None = None,
     ) -> int:
         """Store a text document (news item, statement); return its id.
 
@@ -479,7 +500,9 @@ class Store:
         values = {"source": source, "text": text, "content_hash": digest, "published": _utc(published), "url": url,
                   "title": title, "created": now}  # fmt: skip
         with self._guard(f"add document from {source!r}"), self._write() as conn:
-            for doc_id, src in conn.execute(select(t.c.id, t.c.source).where(t.c.content_hash == digest).order_by(t.c.id)):
+            for doc_id, src in conn.execute(
+                select(t.c.id, t.c.source).where(t.c.content_hash == digest).order_by(t.c.id)
+            ):
                 if " ".join(src.split()).casefold() == key:
                     return int(doc_id), False
             doc_id = int(conn.execute(t.insert().values(**values).returning(t.c.id)).scalar_one())
@@ -494,7 +517,9 @@ class Store:
         t = self.schema.documents
         key = " ".join(source.split()).casefold()
         with self._guard("find document"), self.engine.connect() as conn:
-            rows = conn.execute(select(t.c.id, t.c.source).where(t.c.content_hash == sc.content_hash(text)).order_by(t.c.id)).all()
+            rows = conn.execute(
+                select(t.c.id, t.c.source).where(t.c.content_hash == sc.content_hash(text)).order_by(t.c.id)
+            ).all()
         return next((int(i) for i, src in rows if " ".join(src.split()).casefold() == key), None)
 
     def list_documents(self) -> list[dict[str, Any]]:
@@ -515,7 +540,10 @@ class Store:
         """
         t, docs = self.schema.claims, self.schema.documents
         now = datetime.now(UTC)
-        rows = [{"document_id": int(document_id), "site": c.get("site"), "payload": _json(c), "created": now} for c in claims]
+        rows = [
+            {"document_id": int(document_id), "site": c.get("site"), "payload": _json(c), "created": now}
+            for c in claims
+        ]
         with self._guard(f"save claims of document {document_id}"), self._write() as conn:
             if conn.execute(select(docs.c.id).where(docs.c.id == int(document_id))).first() is None:
                 raise StoreError(f"no document with id {document_id} in store {self.url}")

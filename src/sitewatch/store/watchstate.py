@@ -97,7 +97,9 @@ class WatchLedger:
 
     # -- items ------------------------------------------------------------------------------------
 
-    def items(self, site: str | None = None, source: str | None = None, status: str | None = None) -> list[ItemRecord]:
+    def items(
+        self, site: str | None = None, source: str | None = None, status: str | None = None
+    ) -> list[ItemRecord]:
         """Recorded items, oldest record first (filtered by site, source and status when given)."""
         t = self.s.watch_items
         q = select(t).order_by(t.c.id)
@@ -137,7 +139,9 @@ class WatchLedger:
         with self.store._guard(f"record watch item {rec.item_id}"), self.store._write() as conn:
             self._upsert_item(conn, rec)
 
-    def record_done(self, rec: ItemRecord, alerts: list[NewAlert], channels: dict[str, datetime]) -> list[int]:
+    def record_done(
+        self, rec: ItemRecord, alerts: list[NewAlert], channels: dict[str, datetime]
+    ) -> list[int]:
         """Mark an item done, store its alerts and one pending delivery per channel, in ONE transaction.
 
         Args:
@@ -155,8 +159,13 @@ class WatchLedger:
             self._upsert_item(conn, rec)
             for al in alerts:
                 exists = conn.execute(
-                    select(a.c.id).where(a.c.site == rec.site, a.c.source == rec.source, a.c.item_id == rec.item_id,
-                                         a.c.kind == al.kind, a.c.subject == al.subject)  # fmt: skip
+                    select(a.c.id).where(
+                        a.c.site == rec.site,
+                        a.c.source == rec.source,
+                        a.c.item_id == rec.item_id,
+                        a.c.kind == al.kind,
+                        a.c.subject == al.subject,
+                    )
                 ).first()
                 if exists is not None:
                     continue
@@ -180,7 +189,11 @@ class WatchLedger:
         }  # fmt: skip
         key = and_(t.c.site == rec.site, t.c.source == rec.source, t.c.item_id == rec.item_id)
         if conn.execute(update(t).where(key).values(**values)).rowcount == 0:
-            conn.execute(t.insert().values(site=rec.site, source=rec.source, item_id=rec.item_id, first_seen=now, **values))
+            conn.execute(
+                t.insert().values(
+                    site=rec.site, source=rec.source, item_id=rec.item_id, first_seen=now, **values
+                )
+            )
 
     def _item(self, r: Any) -> ItemRecord:
         return ItemRecord(
@@ -231,7 +244,18 @@ class WatchLedger:
         """Pending deliveries whose time has come, oldest alert first."""
         d, a = self.s.alert_deliveries, self.s.alerts
         q = (
-            select(d, a.c.site, a.c.source, a.c.item_id, a.c.pass_id, a.c.kind, a.c.subject, a.c.title, a.c.payload, a.c.created)
+            select(
+                d,
+                a.c.site,
+                a.c.source,
+                a.c.item_id,
+                a.c.pass_id,
+                a.c.kind,
+                a.c.subject,
+                a.c.title,
+                a.c.payload,
+                a.c.created,
+            )
             .join(a, a.c.id == d.c.alert_id)
             .where(d.c.status == PENDING, or_(d.c.next_attempt.is_(None), d.c.next_attempt <= _utc(now)))
             .order_by(d.c.alert_id, d.c.id)
@@ -243,7 +267,18 @@ class WatchLedger:
         """Deliveries (with a given status, or all), oldest first."""
         d, a = self.s.alert_deliveries, self.s.alerts
         q = (
-            select(d, a.c.site, a.c.source, a.c.item_id, a.c.pass_id, a.c.kind, a.c.subject, a.c.title, a.c.payload, a.c.created)
+            select(
+                d,
+                a.c.site,
+                a.c.source,
+                a.c.item_id,
+                a.c.pass_id,
+                a.c.kind,
+                a.c.subject,
+                a.c.title,
+                a.c.payload,
+                a.c.created,
+            )
             .join(a, a.c.id == d.c.alert_id)
             .order_by(d.c.id)
         )
@@ -260,7 +295,11 @@ class WatchLedger:
         if error is None:
             values: dict[str, Any] = {"status": SENT, "sent": now, "error": None, "next_attempt": None}
         else:
-            values = {"status": FAILED if give_up else PENDING, "error": error, "next_attempt": _utc(next_attempt)}
+            values = {
+                "status": FAILED if give_up else PENDING,
+                "error": error,
+                "next_attempt": _utc(next_attempt),
+            }
         with self.store._guard(f"record delivery {delivery_id}"), self.store._write() as conn:
             conn.execute(update(d).where(d.c.id == delivery_id).values(attempts=d.c.attempts + 1, **values))
 

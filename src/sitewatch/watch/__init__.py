@@ -10,4 +10,12 @@ Entry points: :func:`load_config`, :class:`Watcher`, :func:`status`. See docs/wa
 from sitewatch.watch.config import WatchConfig, WatchConfigError, load_config
 from sitewatch.watch.watcher import CycleResult, Watcher, single_watcher, status
 
-__all__ = ["CycleResult", "WatchConfig", "WatchConfigError", "Watcher", "load_config", "single_watcher", "status"]
+__all__ = [
+    "CycleResult",
+    "WatchConfig",
+    "WatchConfigError",
+    "Watcher",
+    "load_config",
+    "single_watcher",
+    "status",
+]

@@ -12,7 +12,9 @@ from sitewatch.types import Pass
 log = logging.getLogger(__name__)
 
 
-def change_chips(comparison: Any, previous: Pass, new: Pass, folder: Path, limit: int = 6) -> list[dict[str, Any]]:
+def change_chips(
+    comparison: Any, previous: Pass, new: Pass, folder: Path, limit: int = 6
+) -> list[dict[str, Any]]:
     """PNG chips of up to ``limit`` arrived objects (in the new pass) and departed ones (in the previous pass).
 
     Returns:
@@ -25,7 +27,11 @@ def change_chips(comparison: Any, previous: Pass, new: Pass, folder: Path, limit
 
     out: list[dict[str, Any]] = []
     for status, p, side in (("arrived", new, "det_b"), ("departed", previous, "det_a")):
-        dets = [getattr(o, side) for o in comparison.objects if o.status == status and getattr(o, side) is not None][:limit]
+        dets = [
+            getattr(o, side)
+            for o in comparison.objects
+            if o.status == status and getattr(o, side) is not None
+        ][:limit]
         if not dets:
             continue
         try:
@@ -33,11 +39,21 @@ def change_chips(comparison: Any, previous: Pass, new: Pass, folder: Path, limit
                 for i, d in enumerate(dets, 1):
                     label = label_detection(d)
                     text = label.text if label.identified else d.category
-                    png = render_chip(scene, chip_window([d.box]), [ChipBox(d.box, status, text)], size_px=256)
+                    png = render_chip(
+                        scene, chip_window([d.box]), [ChipBox(d.box, status, text)], size_px=256
+                    )
                     path = folder / f"pass{new.id}-{status}-{i}.png"
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(png)
-                    out.append({"status": status, "category": d.category, "label": text, "pass_id": p.id, "path": str(path)})
+                    out.append(
+                        {
+                            "status": status,
+                            "category": d.category,
+                            "label": text,
+                            "pass_id": p.id,
+                            "path": str(path),
+                        }
+                    )
         except (SitewatchError, OSError) as e:
             log.warning("no %s chips for pass %s: %s", status, new.id, e)
     return out

@@ -142,7 +142,14 @@ def atom_document(alerts: list[AlertRecord], feed_id: str, title: str = "sitewat
         sub(e, "category", term=a.site, scheme="urn:sitewatch:site")
         report = (a.payload.get("evidence") or {}).get("report")
         if report:
-            sub(e, "link", href=Path(report).resolve().as_uri() if not str(report).startswith(("http:", "https:")) else report, rel="alternate")
+            sub(
+                e,
+                "link",
+                href=Path(report).resolve().as_uri()
+                if not str(report).startswith(("http:", "https:"))
+                else report,
+                rel="alternate",
+            )
         sub(e, "content", json.dumps(alert_json(a), indent=1, default=str), type="text")
     return ET.tostring(feed, encoding="utf-8", xml_declaration=True)
 
@@ -163,7 +170,11 @@ class Webhook(AlertChannel):
 
     def send(self, alert: AlertRecord) -> None:
         body = json.dumps(alert_json(alert), default=str, sort_keys=True).encode()
-        headers = {"Content-Type": "application/json", ALERT_HEADER: str(alert.id), "User-Agent": f"sitewatch/{__version__}"}
+        headers = {
+            "Content-Type": "application/json",
+            ALERT_HEADER: str(alert.id),
+            "User-Agent": f"sitewatch/{__version__}",
+        }
         if self.secret is not None:
             headers[SIGNATURE_HEADER] = sign(body, self.secret)
         problem = ""
@@ -200,7 +211,9 @@ class Email(AlertChannel):
         lines = [alert.title, ""]
         ind = alert.payload.get("indicator")
         if ind:
-            lines.append(f"Indicator {ind['name']}: {ind['state']} (was {alert.payload.get('previous_state')}), values {ind['values']}")
+            lines.append(
+                f"Indicator {ind['name']}: {ind['state']} (was {alert.payload.get('previous_state')}), values {ind['values']}"
+            )
         p, q = ev.get("pass") or {}, ev.get("previous_pass") or {}
         if p:
             lines.append(f"Pass {p.get('id')} ({p.get('acquired')}): {p.get('counts')}")
@@ -219,7 +232,9 @@ class Email(AlertChannel):
         c = self.cfg
         try:
             if c.ssl:
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(c.host, c.port, timeout=c.timeout_s, context=ssl.create_default_context())
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                    c.host, c.port, timeout=c.timeout_s, context=ssl.create_default_context()
+                )
             else:
                 smtp = smtplib.SMTP(c.host, c.port, timeout=c.timeout_s)
             with smtp:
@@ -229,7 +244,9 @@ class Email(AlertChannel):
                     smtp.login(c.username, os.environ.get(c.password_env or "", ""))
                 smtp.send_message(self.message(alert))
         except (OSError, smtplib.SMTPException) as e:
-            raise DeliveryError(f"e-mail via {c.host}:{c.port}: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}") from e
+            raise DeliveryError(
+                f"e-mail via {c.host}:{c.port}: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+            ) from e
 
 
 def make_channels(cfgs: list[Any], newest: Callable[[int], list[AlertRecord]]) -> dict[str, AlertChannel]:

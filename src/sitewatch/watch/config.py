@@ -41,7 +41,9 @@ class FolderSource(_Model):
     path: Path
     name: str | None = None
     pattern: str = "*.tif"
-    settle_s: float = Field(10.0, ge=0, description="files modified less than this many seconds ago wait (still being written)")
+    settle_s: float = Field(
+        10.0, ge=0, description="files modified less than this many seconds ago wait (still being written)"
+    )
 
     @property
     def key(self) -> str:
@@ -55,7 +57,9 @@ class StacApiSource(ItemLimits):
     url: str
     name: str | None = None
     collections: list[str] | None = None
-    lookback_days: float = Field(1.0, ge=0, description="search from this long before the latest item seen (late arrivals)")
+    lookback_days: float = Field(
+        1.0, ge=0, description="search from this long before the latest item seen (late arrivals)"
+    )
     max_items: int = Field(100, ge=1, le=10_000, description="most items taken from one search")
     timeout_s: float = Field(30.0, gt=0)
 
@@ -116,7 +120,9 @@ class Rules(_Model):
     """What raises an alert for a site."""
 
     indicators: list[str] | None = Field(None, description="indicator names to alert on (default: all)")
-    min_strength: float = Field(0.0, ge=0, le=1, description="a firing indicator weaker than this raises no alert")
+    min_strength: float = Field(
+        0.0, ge=0, le=1, description="a firing indicator weaker than this raises no alert"
+    )
     cleared: bool = Field(True, description="alert when an indicator stops firing")
     repeat: bool = Field(False, description="alert on every pass an indicator fires, not only when it starts")
     hypotheses: bool = Field(True, description="alert when a hypothesis' estimative term changes")
@@ -132,7 +138,9 @@ class SiteWatch(_Model):
     site: str
     sources: list[Source] = Field(min_length=1)
     rules: Rules = Rules()
-    min_coverage: float = Field(0.01, gt=0, le=1, description="smallest fraction of the AOI a scene must cover (as `sitewatch scan`)")
+    min_coverage: float = Field(
+        0.01, gt=0, le=1, description="smallest fraction of the AOI a scene must cover (as `sitewatch scan`)"
+    )
 
 
 class LogChannel(_Model):
@@ -153,14 +161,21 @@ class WebhookChannel(_Model):
     url: str
     secret_env: str | None = Field(None, description="environment variable holding the HMAC-SHA256 key")
     timeout_s: float = Field(10.0, gt=0)
-    retries: int = Field(2, ge=0, le=10, description="immediate retries (0.5 s, 1 s, ...) before the delivery is left for a later cycle")
+    retries: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="immediate retries (0.5 s, 1 s, ...) before the delivery is left for a later cycle",
+    )
 
     def secret(self) -> bytes | None:
         if self.secret_env is None:
             return None
         value = os.environ.get(self.secret_env)
         if not value:
-            raise WatchConfigError(f"channel {self.name!r}: environment variable {self.secret_env} (webhook secret) is not set")
+            raise WatchConfigError(
+                f"channel {self.name!r}: environment variable {self.secret_env} (webhook secret) is not set"
+            )
         return value.encode()
 
 
@@ -199,21 +214,36 @@ class WatchConfig(_Model):
     sites: list[SiteWatch] = Field(min_length=1)
     channels: list[Channel] = Field(default_factory=lambda: [LogChannel(type="log")])
     retry: Retry = Retry()
-    model: str | None = Field(None, description="detector model name or .onnx path (default: the bundled model)")
-    reports: Path | None = Field(None, description="folder for the HTML report written with each alerting pass")
-    chips: int = Field(6, ge=0, le=50, description="with reports: image chips of at most this many arrived and departed objects")
-    read_pixels: bool = Field(True, description="compare passes on their pixels too (registration, pixel change)")
+    model: str | None = Field(
+        None, description="detector model name or .onnx path (default: the bundled model)"
+    )
+    reports: Path | None = Field(
+        None, description="folder for the HTML report written with each alerting pass"
+    )
+    chips: int = Field(
+        6,
+        ge=0,
+        le=50,
+        description="with reports: image chips of at most this many arrived and departed objects",
+    )
+    read_pixels: bool = Field(
+        True, description="compare passes on their pixels too (registration, pixel change)"
+    )
 
     @model_validator(mode="after")
     def _names(self) -> WatchConfig:
         names = [c.name for c in self.channels]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
-            raise ValueError(f"duplicate channel name(s) {', '.join(sorted(dup))}: give each channel its own 'name'")
+            raise ValueError(
+                f"duplicate channel name(s) {', '.join(sorted(dup))}: give each channel its own 'name'"
+            )
         for s in self.sites:
             unknown = set(s.rules.channels or ()) - set(names)
             if unknown:
-                raise ValueError(f"site {s.site!r}: unknown channel(s) {', '.join(sorted(unknown))}; channels: {', '.join(names)}")
+                raise ValueError(
+                    f"site {s.site!r}: unknown channel(s) {', '.join(sorted(unknown))}; channels: {', '.join(names)}"
+                )
         return self
 
 

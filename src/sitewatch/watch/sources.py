@@ -63,7 +63,9 @@ class Offer:
         return {"item": self.item, "path": self.path}
 
     @classmethod
-    def from_record(cls, item_id: str, href: str | None, acquired: datetime | None, rec: dict[str, Any] | None) -> Offer:
+    def from_record(
+        cls, item_id: str, href: str | None, acquired: datetime | None, rec: dict[str, Any] | None
+    ) -> Offer:
         rec = rec or {}
         return cls(item_id, href, acquired, item=rec.get("item"), path=rec.get("path"))
 
@@ -149,7 +151,11 @@ class Folder(WatchSource):
         try:
             item = pystac.Item.from_file(str(side))
         except Exception as e:  # noqa: BLE001 - JSON, schema and I/O errors all mean a bad sidecar
-            return Offer(item_id, str(side), problem=f"malformed sidecar STAC item {side.name} ({type(e).__name__}: {_line(e)})")
+            return Offer(
+                item_id,
+                str(side),
+                problem=f"malformed sidecar STAC item {side.name} ({type(e).__name__}: {_line(e)})",
+            )
         return Offer(item_id, str(side), item_datetime(item), path=str(side))
 
 
@@ -164,9 +170,17 @@ def _line(e: BaseException) -> str:
 def _offer_from_dict(d: Any, where: str, limits: ItemLimits) -> Offer:
     """An offer for one item dict; a malformed item becomes an offer with a ``problem``."""
     if not isinstance(d, dict):
-        return Offer(f"malformed-{hashlib.sha1(repr(d).encode()).hexdigest()[:12]}", where, problem="not a STAC item (not an object)")
+        return Offer(
+            f"malformed-{hashlib.sha1(repr(d).encode()).hexdigest()[:12]}",
+            where,
+            problem="not a STAC item (not an object)",
+        )
     raw_id = d.get("id")
-    item_id = str(raw_id) if isinstance(raw_id, str) and raw_id else f"malformed-{hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]}"
+    item_id = (
+        str(raw_id)
+        if isinstance(raw_id, str) and raw_id
+        else f"malformed-{hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]}"
+    )
     try:
         item = pystac.Item.from_dict(d, preserve_dict=True)
         acquired = item_datetime(item)
@@ -186,7 +200,11 @@ def _limits_skip(props: dict[str, Any], limits: ItemLimits) -> str | None:
     cloud, off_nadir = props.get("eo:cloud_cover"), props.get("view:off_nadir")
     if limits.max_cloud_pct is not None and cloud is not None and float(cloud) > limits.max_cloud_pct:
         return f"cloud cover {float(cloud):g} % above the limit of {limits.max_cloud_pct:g} %"
-    if limits.max_off_nadir_deg is not None and off_nadir is not None and float(off_nadir) > limits.max_off_nadir_deg:
+    if (
+        limits.max_off_nadir_deg is not None
+        and off_nadir is not None
+        and float(off_nadir) > limits.max_off_nadir_deg
+    ):
         return f"off-nadir {float(off_nadir):g}° above the limit of {limits.max_off_nadir_deg:g}°"
     return None
 
@@ -209,7 +227,9 @@ class StacApi(WatchSource):
                                    max_items=self.cfg.max_items, limit=min(self.cfg.max_items, 100))  # fmt: skip
             dicts = list(search.items_as_dicts())
         except Exception as e:  # noqa: BLE001 - pystac-client raises APIError, requests errors, JSON errors
-            raise SourceError(f"STAC API {self.cfg.url}: search failed ({type(e).__name__}: {_line(e)})") from e
+            raise SourceError(
+                f"STAC API {self.cfg.url}: search failed ({type(e).__name__}: {_line(e)})"
+            ) from e
         offers = [_offer_from_dict(d, self.cfg.url, self.cfg) for d in dicts]
         return _sorted([o for o in offers if o.item_id not in known])
 
@@ -230,7 +250,9 @@ class StacCatalog(WatchSource):
         try:
             top = io.read_json(root)
         except Exception as e:  # noqa: BLE001
-            raise SourceError(f"STAC catalog {self.cfg.url}: cannot read ({type(e).__name__}: {_line(e)})") from e
+            raise SourceError(
+                f"STAC catalog {self.cfg.url}: cannot read ({type(e).__name__}: {_line(e)})"
+            ) from e
         offers: list[Offer] = []
         shapely.prepare(aoi)
         self._walk(io, top, root, aoi, known, offers, seen={root}, depth=0)
@@ -252,7 +274,13 @@ class StacCatalog(WatchSource):
                 child = io.read_json(target)
             except Exception as e:  # noqa: BLE001
                 if rel == "item":
-                    out.append(Offer(Path(target).stem, target, problem=f"unreadable STAC item ({type(e).__name__}: {_line(e)})"))
+                    out.append(
+                        Offer(
+                            Path(target).stem,
+                            target,
+                            problem=f"unreadable STAC item ({type(e).__name__}: {_line(e)})",
+                        )
+                    )
                 else:
                     log.warning("STAC catalog %s: child %s unreadable (%s)", self.cfg.url, target, _line(e))
                 continue

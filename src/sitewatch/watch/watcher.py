@@ -89,8 +89,12 @@ class Watcher:
         self._detector = detector
         self.stop = stop or threading.Event()
         self.clock = clock or (lambda: datetime.now(UTC))
-        self.watched = [_Watched(get_site(sw.site), sw, [(make_source(s), s) for s in sw.sources]) for sw in config.sites]
-        self.channels: dict[str, AlertChannel] = make_channels(list(config.channels), lambda n: self.ledger.alerts(limit=n))
+        self.watched = [
+            _Watched(get_site(sw.site), sw, [(make_source(s), s) for s in sw.sources]) for sw in config.sites
+        ]
+        self.channels: dict[str, AlertChannel] = make_channels(
+            list(config.channels), lambda n: self.ledger.alerts(limit=n)
+        )
         self._comparisons: dict[str, _Comparisons] = {}
 
     @property
@@ -120,10 +124,15 @@ class Watcher:
         name = w.site.name
         now = self.clock()
         offers: list[tuple[Offer, int]] = [
-            (Offer.from_record(r.item_id, r.href, r.acquired, r.item), r.attempts) for r in self.ledger.due(name, source.key, now)
+            (Offer.from_record(r.item_id, r.href, r.acquired, r.item), r.attempts)
+            for r in self.ledger.due(name, source.key, now)
         ]
         try:
-            new = source.poll(w.site.aoi, self.ledger.latest_acquired(name, source.key), self.ledger.known_ids(name, source.key))
+            new = source.poll(
+                w.site.aoi,
+                self.ledger.latest_acquired(name, source.key),
+                self.ledger.known_ids(name, source.key),
+            )
         except SourceError as e:
             log.error("site %s: %s", name, e)
             res.source_errors.append(str(e))
@@ -139,9 +148,19 @@ class Watcher:
                 return
             self._handle(w, source, getattr(cfg, "asset", None), offer, attempts, res)
 
-    def _handle(self, w: _Watched, source: WatchSource, asset: str | None, offer: Offer, attempts: int, res: CycleResult) -> None:
+    def _handle(
+        self,
+        w: _Watched,
+        source: WatchSource,
+        asset: str | None,
+        offer: Offer,
+        attempts: int,
+        res: CycleResult,
+    ) -> None:
         name = w.site.name
-        rec = ItemRecord(name, source.key, offer.item_id, SKIPPED, attempts, offer.href, offer.acquired, offer.to_record())
+        rec = ItemRecord(
+            name, source.key, offer.item_id, SKIPPED, attempts, offer.href, offer.acquired, offer.to_record()
+        )
         if offer.skip:
             log.info("site %s: item %s skipped: %s", name, offer.item_id, offer.skip)
             self.ledger.record(dataclasses.replace(rec, error=offer.skip))
@@ -229,14 +248,26 @@ class Watcher:
             isinstance(e, SceneError) and any(w in msg for w in _PERMANENT)
         )
         if permanent or attempts >= self.config.retry.attempts:
-            status, next_attempt, note = FAILED, None, "not retried" if permanent else f"gave up after {attempts} attempts"
+            status, next_attempt, note = (
+                FAILED,
+                None,
+                "not retried" if permanent else f"gave up after {attempts} attempts",
+            )
         else:
             delay = self.config.retry.delay_s(attempts)
-            status, next_attempt, note = RETRY, self.clock() + timedelta(seconds=delay), f"retry {attempts + 1} in {delay:g} s"
+            status, next_attempt, note = (
+                RETRY,
+                self.clock() + timedelta(seconds=delay),
+                f"retry {attempts + 1} in {delay:g} s",
+            )
         log.error("site %s: item %s failed: %s (%s)", rec.site, rec.item_id, msg, note)
         res.failed.append(rec.item_id)
         try:
-            self.ledger.record(dataclasses.replace(rec, status=status, attempts=attempts, next_attempt=next_attempt, error=msg))
+            self.ledger.record(
+                dataclasses.replace(
+                    rec, status=status, attempts=attempts, next_attempt=next_attempt, error=msg
+                )
+            )
         except SitewatchError as e2:
             log.error("site %s: the failure of item %s could not be recorded: %s", rec.site, rec.item_id, e2)
 
@@ -257,7 +288,9 @@ class Watcher:
             except DeliveryError as e:
                 attempts = d.attempts + 1
                 give_up = ch is None or attempts >= self.config.retry.attempts
-                when = None if give_up else self.clock() + timedelta(seconds=self.config.retry.delay_s(attempts))
+                when = (
+                    None if give_up else self.clock() + timedelta(seconds=self.config.retry.delay_s(attempts))
+                )
                 log.error("alert %s on channel %s not delivered: %s (%s)", d.alert.id, d.channel, e,
                           "given up" if give_up else f"retry at {when:%Y-%m-%d %H:%M:%S} UTC")  # fmt: skip
                 self.ledger.delivery_done(d.id, error=str(e), next_attempt=when, give_up=give_up)
@@ -334,7 +367,9 @@ def single_watcher(lock_path: Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as e:
-            raise SitewatchError(f"another 'sitewatch watch' is running (lock {lock_path}); stop it first") from e
+            raise SitewatchError(
+                f"another 'sitewatch watch' is running (lock {lock_path}); stop it first"
+            ) from e
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         yield
@@ -353,19 +388,38 @@ def status(store: Store) -> dict[str, Any]:
     deliveries = ledger.deliveries()
     return {
         "sources": [
-            {**{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in s.items()}, "items": per.get((s["site"], s["source"]), {})}
+            {
+                **{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in s.items()},
+                "items": per.get((s["site"], s["source"]), {}),
+            }
             for s in ledger.sources()
         ],
         "failures": [
-            {"site": r.site, "source": r.source, "item": r.item_id, "status": r.status, "attempts": r.attempts, "error": r.error,
-             "next_attempt": r.next_attempt.isoformat() if r.next_attempt else None, "updated": r.updated.isoformat() if r.updated else None}
-            for r in items if r.status in (RETRY, FAILED)
+            {
+                "site": r.site,
+                "source": r.source,
+                "item": r.item_id,
+                "status": r.status,
+                "attempts": r.attempts,
+                "error": r.error,
+                "next_attempt": r.next_attempt.isoformat() if r.next_attempt else None,
+                "updated": r.updated.isoformat() if r.updated else None,
+            }
+            for r in items
+            if r.status in (RETRY, FAILED)
         ],  # fmt: skip
         "alerts": len(ledger.alerts()),
         "deliveries": {s: sum(1 for d in deliveries if d.status == s) for s in ("pending", "sent", "failed")},
         "delivery_failures": [
-            {"alert": d.alert.id, "channel": d.channel, "status": d.status, "attempts": d.attempts, "error": d.error,
-             "next_attempt": d.next_attempt.isoformat() if d.next_attempt else None}
-            for d in deliveries if d.error and d.status != "sent"
+            {
+                "alert": d.alert.id,
+                "channel": d.channel,
+                "status": d.status,
+                "attempts": d.attempts,
+                "error": d.error,
+                "next_attempt": d.next_attempt.isoformat() if d.next_attempt else None,
+            }
+            for d in deliveries
+            if d.error and d.status != "sent"
         ],  # fmt: skip
     }

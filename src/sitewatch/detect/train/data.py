@@ -107,18 +107,31 @@ def cache_image(item: LabelledImage, channels: np.ndarray) -> CachedImage:
         rgb = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
     keep = [o for o in item.objects if o.category in CATEGORIES]
     boxes = np.array(
-        [[o.box.cx * s, o.box.cy * s, o.box.length * s, o.box.width * s, o.box.heading_deg] for o in keep], dtype=np.float32
+        [[o.box.cx * s, o.box.cy * s, o.box.length * s, o.box.width * s, o.box.heading_deg] for o in keep],
+        dtype=np.float32,
     ).reshape(-1, 5)
     cats = np.array([CATEGORIES.index(o.category) for o in keep], dtype=np.int64)
     difficult = np.array([o.difficult for o in keep], dtype=bool)
     heli = np.flatnonzero((cats == CATEGORIES.index("helicopter")) & ~difficult)
     return CachedImage(
-        item.name, item.dataset, np.ascontiguousarray(rgb), boxes, cats, difficult, item.axis_aligned,
-        item.gsd_m is not None, channels, s, heli, None if item.gsd_m is None else item.gsd_m / s,
+        item.name,
+        item.dataset,
+        np.ascontiguousarray(rgb),
+        boxes,
+        cats,
+        difficult,
+        item.axis_aligned,
+        item.gsd_m is not None,
+        channels,
+        s,
+        heli,
+        None if item.gsd_m is None else item.gsd_m / s,
     )
 
 
-def load_split(data_root: Path, split: str, datasets: Iterable[str] | None = None, limit: int | None = None) -> list[CachedImage]:
+def load_split(
+    data_root: Path, split: str, datasets: Iterable[str] | None = None, limit: int | None = None
+) -> list[CachedImage]:
     """Decode every image of ``split`` ("train"/"val") of the given datasets under ``data_root``."""
     from sitewatch.detect.train.splits import split_of
 
@@ -137,7 +150,11 @@ def load_split(data_root: Path, split: str, datasets: Iterable[str] | None = Non
             try:
                 out.append(cache_image(item, channels))
             except OSError as e:
-                log.warning("%s: unreadable image, skipped (%s)", item.image_path, str(e).removeprefix(f"{item.image_path}: "))
+                log.warning(
+                    "%s: unreadable image, skipped (%s)",
+                    item.image_path,
+                    str(e).removeprefix(f"{item.image_path}: "),
+                )
                 continue
             n += 1
             if limit and n >= limit:
@@ -148,7 +165,9 @@ def load_split(data_root: Path, split: str, datasets: Iterable[str] | None = Non
 # --------------------------------------------------------------------------- geometry
 
 
-def envelope_dims(length: np.ndarray, width: np.ndarray, heading_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def envelope_dims(
+    length: np.ndarray, width: np.ndarray, heading_deg: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Axis-aligned extent (x, y) of oriented boxes: ``l|sinθ|+w|cosθ|``, ``l|cosθ|+w|sinθ|``."""
     t = np.radians(heading_deg)
     s, c = np.abs(np.sin(t)), np.abs(np.cos(t))
@@ -248,7 +267,13 @@ class CropSampler:
             focus = None
         return self.crop(im, rng, focus)
 
-    def crop(self, im: CachedImage, rng: np.random.Generator, focus: int | None = None, paste_gsd_m: float | None = None) -> Sample:
+    def crop(
+        self,
+        im: CachedImage,
+        rng: np.random.Generator,
+        focus: int | None = None,
+        paste_gsd_m: float | None = None,
+    ) -> Sample:
         """An augmented crop of ``im`` (near object ``focus``, or chosen at random); with
         ``paste_gsd_m`` (metres per pixel of ``im``) chips are pasted into it."""
         s = self.size
@@ -278,8 +303,12 @@ class CropSampler:
         m[:, 2] = np.array([s / 2, s / 2]) - lin @ np.array([cx, cy])
         exact = abs(scale - 1.0) < 1e-9 and angle % 90 == 0
         img = cv2.warpAffine(
-            im.rgb, m, (s, s), flags=cv2.INTER_NEAREST if exact else cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0),
+            im.rgb,
+            m,
+            (s, s),
+            flags=cv2.INTER_NEAREST if exact else cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=(0, 0, 0),
         )
         boxes = transform_boxes(im.boxes, m)
         img = img.astype(np.float32)
@@ -288,7 +317,9 @@ class CropSampler:
             from sitewatch.detect.train.paste import paste_chips
 
             count = int(rng.integers(1, PASTE_MAX + 1))
-            img, boxes, cats, difficult = paste_chips(img, boxes, cats, difficult, self.chips, rng, paste_gsd_m / scale, count)
+            img, boxes, cats, difficult = paste_chips(
+                img, boxes, cats, difficult, self.chips, rng, paste_gsd_m / scale, count
+            )
         if self.augment:
             img = _photometric(img, rng)
         return _targets(img, boxes, cats, difficult, im.channels, im.axis_aligned, s)
@@ -313,7 +344,13 @@ def _photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _targets(
-    img: np.ndarray, boxes: np.ndarray, cats: np.ndarray, difficult: np.ndarray, channels: np.ndarray, axis_aligned: bool, s: int
+    img: np.ndarray,
+    boxes: np.ndarray,
+    cats: np.ndarray,
+    difficult: np.ndarray,
+    channels: np.ndarray,
+    axis_aligned: bool,
+    s: int,
 ) -> Sample:
     o = s // STRIDE
     hm = np.zeros((len(CATEGORIES), o, o), np.float32)

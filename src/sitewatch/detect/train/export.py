@@ -114,7 +114,9 @@ def export_onnx(model: Any, out_path: Path, metadata: dict[str, str], *, check_s
         tmp.unlink()
         raise ModelError(f"{out_path}: onnxruntime and torch outputs differ by {err:.2e}")
     tmp.replace(out_path)
-    log.info("exported %s (%.1f MB, max |onnx - torch| = %.1e at %d px)", out_path, size / 1e6, err, check_size)
+    log.info(
+        "exported %s (%.1f MB, max |onnx - torch| = %.1e at %d px)", out_path, size / 1e6, err, check_size
+    )
     return out_path
 
 
@@ -245,7 +247,9 @@ def attach_evaluation(onnx_path: Path, report: dict[str, Any]) -> dict[str, Any]
     own = _operating_thresholds(meta)
     used = report.get("score_thresholds")
     if not isinstance(used, dict) or any(abs(float(used.get(c, -1.0)) - t) > 1e-6 for c, t in own.items()):
-        raise ModelError(f"{onnx_path}: the evaluation was not run at the model's own thresholds {own} (got {used})")
+        raise ModelError(
+            f"{onnx_path}: the evaluation was not run at the model's own thresholds {own} (got {used})"
+        )
     for i, p in enumerate(proto.metadata_props):
         if p.key == EVALUATION_KEY:
             del proto.metadata_props[i]
@@ -297,7 +301,9 @@ def restore_error(model: Any, onnx_path: Path, size: int, seed: int = 0) -> floa
     score = float(np.abs(hm_o - hm_t).max())
     offset = float(np.abs(geo_o[:, :2] - geo_t[:, :2]).max())
     size_rel = float((np.abs(geo_o[:, 2:4] - geo_t[:, 2:4]) / np.maximum(1.0, np.abs(geo_t[:, 2:4]))).max())
-    dtheta = np.abs(np.angle((geo_o[:, 4] + 1j * geo_o[:, 5]) * np.conj(geo_t[:, 4] + 1j * geo_t[:, 5]))) / 2.0
+    dtheta = (
+        np.abs(np.angle((geo_o[:, 4] + 1j * geo_o[:, 5]) * np.conj(geo_t[:, 4] + 1j * geo_t[:, 5]))) / 2.0
+    )
     heading = float((dtheta * hm_t.max(axis=1)).max())
     return max(score, offset, size_rel, heading)
 
@@ -357,14 +363,22 @@ def load_onnx_weights(model: Any, onnx_path: Path, check_size: int = 256) -> dic
             nxt = calls[i + 1] if i + 1 < len(calls) else None
             pairs.append((m, nxt if isinstance(nxt, nn.BatchNorm2d) else None))
     if len(pairs) != len(convs):
-        raise ModelError(f"{onnx_path}: not a sitewatch-det of this architecture ({len(convs)} convolutions, expected {len(pairs)})")
+        raise ModelError(
+            f"{onnx_path}: not a sitewatch-det of this architecture ({len(convs)} convolutions, expected {len(pairs)})"
+        )
     with torch.no_grad():
         for (conv, bn), node in zip(pairs, convs, strict=True):
             try:
                 w = torch.from_numpy(numpy_helper.to_array(inits[node.input[1]]).astype(np.float32))
-                b = torch.from_numpy(numpy_helper.to_array(inits[node.input[2]]).astype(np.float32)) if len(node.input) > 2 else None
+                b = (
+                    torch.from_numpy(numpy_helper.to_array(inits[node.input[2]]).astype(np.float32))
+                    if len(node.input) > 2
+                    else None
+                )
             except KeyError:
-                raise ModelError(f"{onnx_path}: not a sitewatch-det of this architecture (convolution {node.name} has no stored weights)") from None
+                raise ModelError(
+                    f"{onnx_path}: not a sitewatch-det of this architecture (convolution {node.name} has no stored weights)"
+                ) from None
             if w.shape != conv.weight.shape:
                 raise ModelError(
                     f"{onnx_path}: not a sitewatch-det of this architecture (weight {tuple(w.shape)} where {tuple(conv.weight.shape)} is expected)"
@@ -373,7 +387,9 @@ def load_onnx_weights(model: Any, onnx_path: Path, check_size: int = 256) -> dic
             bias = b if b is not None else torch.zeros(w.shape[0])
             if bn is None:
                 if conv.bias is None:
-                    raise ModelError(f"{onnx_path}: not a sitewatch-det of this architecture (unexpected bias)")
+                    raise ModelError(
+                        f"{onnx_path}: not a sitewatch-det of this architecture (unexpected bias)"
+                    )
                 conv.bias.copy_(bias)
                 continue
             if conv.bias is not None:

@@ -124,6 +124,7 @@ def lifetime_from_metadata(meta: dict[str, str]) -> dict[str, Any]:
     Models exported before these keys existed take their figures from :data:`EARLIER_LIFETIMES`
     (or count from zero); their commands are kept either way.
     """
+
     def num(key: str) -> int:
         try:
             return int(float(meta.get(key, "0") or 0))
@@ -198,11 +199,28 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         for k in ("minutes", "steps"):
             if getattr(cfg, k) is None:
                 setattr(cfg, k, saved.get(k))
-        for k in ("batch", "size", "seed", "width", "freeze_blocks", "lr", "backbone_lr_mult", "warmup_steps", "datasets", "limit_images", "command", "init"):
+        for k in (
+            "batch",
+            "size",
+            "seed",
+            "width",
+            "freeze_blocks",
+            "lr",
+            "backbone_lr_mult",
+            "warmup_steps",
+            "datasets",
+            "limit_images",
+            "command",
+            "init",
+        ):
             setattr(cfg, k, saved.get(k, getattr(cfg, k)))
         # Every invocation that shaped the weights is kept, in order, for the model card.
         history = list(saved.get("extra", {}).get("commands", [saved.get("command", "")]))
-        cfg.extra = {**saved.get("extra", {}), **cfg.extra, "commands": [*history, cfg.extra.get("invocation", "")]}
+        cfg.extra = {
+            **saved.get("extra", {}),
+            **cfg.extra,
+            "commands": [*history, cfg.extra.get("invocation", "")],
+        }
         log.info("resuming from %s at step %d", ckpt_path, state["step"])
 
     model = SitewatchNet(pretrained=cfg.pretrained and state is None and not cfg.init, width=cfg.width)
@@ -212,12 +230,21 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
 
         meta = load_onnx_weights(model, Path(cfg.init))
         prior = lifetime_from_metadata(meta)
-        cfg.extra = {**cfg.extra, "prior": prior, "init_model": f"{meta.get('name', '')} {meta.get('version', '')}".strip()}
-        log.info("starting from %s (%s; %d crops seen before)", cfg.init, cfg.extra["init_model"], prior["crops"])
+        cfg.extra = {
+            **cfg.extra,
+            "prior": prior,
+            "init_model": f"{meta.get('name', '')} {meta.get('version', '')}".strip(),
+        }
+        log.info(
+            "starting from %s (%s; %d crops seen before)", cfg.init, cfg.extra["init_model"], prior["crops"]
+        )
     t0 = time.time()
     images = load_split(Path(cfg.data), "train", cfg.datasets, cfg.limit_images)
     log.info(
-        "cached %d training images (%.0f MB) in %.0f s", len(images), sum(i.rgb.nbytes for i in images) / 1e6, time.time() - t0
+        "cached %d training images (%.0f MB) in %.0f s",
+        len(images),
+        sum(i.rgb.nbytes for i in images) / 1e6,
+        time.time() - t0,
     )
     chips, backgrounds = [], []
     if cfg.extra.get("copy_paste", True):
@@ -227,7 +254,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         backgrounds = backgrounds_for(images, load_empty_aprons(Path(cfg.data)))
         log.info("copy-paste: %d helicopter chips, %d backgrounds", len(chips), len(backgrounds))
     sampler = CropSampler(
-        images, cfg.size, cfg.seed, weights=cfg.extra.get("dataset_weights"), chips=chips, backgrounds=backgrounds
+        images,
+        cfg.size,
+        cfg.seed,
+        weights=cfg.extra.get("dataset_weights"),
+        chips=chips,
+        backgrounds=backgrounds,
     )
 
     class _DS(Dataset):
@@ -240,7 +272,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     model = model.to(device)
     freeze_early(model, cfg.freeze_blocks)
     groups = [
-        {"params": [p for p in model.backbone_parameters() if p.requires_grad], "lr_mult": cfg.backbone_lr_mult},
+        {
+            "params": [p for p in model.backbone_parameters() if p.requires_grad],
+            "lr_mult": cfg.backbone_lr_mult,
+        },
         {"params": model.head_parameters(), "lr_mult": 1.0},
     ]
     opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -329,19 +364,33 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         if step == (state["step"] if state else 0) + 3:
             timing_from = (step, time.time())
         if step % cfg.log_every == 0:
-            per = (time.time() - timing_from[1]) / (step - timing_from[0]) if timing_from and step > timing_from[0] else float("nan")
+            per = (
+                (time.time() - timing_from[1]) / (step - timing_from[0])
+                if timing_from and step > timing_from[0]
+                else float("nan")
+            )
             if budget_s:
                 eta = (budget_s - elapsed) / 60
-                total = step + int((budget_s - elapsed) / per) if per == per else None  # estimate, for the log
+                total = (
+                    step + int((budget_s - elapsed) / per) if per == per else None
+                )  # estimate, for the log
             else:
                 eta = (total - step) * per / 60
             data_s, step_s = sums.pop("data_s", 0.0) / n_sum, sums.pop("step_s", 0.0) / n_sum
             log.info(
                 "step %d/%s lr %.2e %s | %.2f s/step (%.2f steps/s, %.1f crops/s; data %.2f s, model %.2f s), "
                 "%.1f min elapsed, ~%.1f min left",
-                step, total or "?", lr, " ".join(f"{k} {v / n_sum:.3f}" for k, v in sums.items()), per,
-                1 / per if per == per else float("nan"), cfg.batch / per if per == per else float("nan"),
-                data_s, step_s, elapsed / 60, eta,
+                step,
+                total or "?",
+                lr,
+                " ".join(f"{k} {v / n_sum:.3f}" for k, v in sums.items()),
+                per,
+                1 / per if per == per else float("nan"),
+                cfg.batch / per if per == per else float("nan"),
+                data_s,
+                step_s,
+                elapsed / 60,
+                eta,
             )
             sums, n_sum = {}, 0
         if cfg.stop_after_steps and step - (state["step"] if state else 0) >= cfg.stop_after_steps:
@@ -358,7 +407,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
 # --------------------------------------------------------------------------- validation
 
 
-def decode(heatmap: np.ndarray, geometry: np.ndarray, threshold: float = 0.05, top_k: int = 400) -> list[tuple]:
+def decode(
+    heatmap: np.ndarray, geometry: np.ndarray, threshold: float = 0.05, top_k: int = 400
+) -> list[tuple]:
     """Peaks of one image's outputs: ``(score, category index, cx, cy, length, width, heading_deg)``.
 
     A simple decoder for threshold selection (3x3 local maxima, no box NMS).
@@ -373,7 +424,17 @@ def decode(heatmap: np.ndarray, geometry: np.ndarray, threshold: float = 0.05, t
     for i in order:
         ox, oy, length, width, cos2, sin2 = geometry[:, r[i], q[i]]
         heading = (math.degrees(math.atan2(sin2, cos2)) / 2.0) % 180.0
-        dets.append((float(scores[i]), int(c[i]), (q[i] + ox) * 4.0, (r[i] + oy) * 4.0, float(length), float(width), heading))
+        dets.append(
+            (
+                float(scores[i]),
+                int(c[i]),
+                (q[i] + ox) * 4.0,
+                (r[i] + oy) * 4.0,
+                float(length),
+                float(width),
+                heading,
+            )
+        )
     return dets
 
 
@@ -397,7 +458,9 @@ def predict_image(model: Any, rgb: np.ndarray, tile: int = 1024) -> list[tuple]:
     return dets
 
 
-def match_counts(images: list[Any], predictions: list[list[tuple]], thresholds: np.ndarray) -> dict[str, np.ndarray]:
+def match_counts(
+    images: list[Any], predictions: list[list[tuple]], thresholds: np.ndarray
+) -> dict[str, np.ndarray]:
     """TP / FP / FN per threshold and category (centre within max(4 px, half the label width)).
 
     Detections near difficult labels, and detections of categories an image's dataset does not
@@ -435,7 +498,9 @@ def match_counts(images: list[Any], predictions: list[list[tuple]], thresholds: 
 WEAK_CATEGORY_F1 = 0.3
 
 
-def category_thresholds(thresholds: np.ndarray, counts: dict[str, np.ndarray], pooled: float) -> dict[str, dict[str, Any]]:
+def category_thresholds(
+    thresholds: np.ndarray, counts: dict[str, np.ndarray], pooled: float
+) -> dict[str, dict[str, Any]]:
     """Operating threshold per category from validation counts.
 
     Each category takes the threshold of its best F1 (rarer categories score lower than the pooled
@@ -481,8 +546,11 @@ def validate(model: Any, data_root: Path, datasets: list[str] | None = None) -> 
     for c, name in enumerate(CATEGORIES):
         t, f, n = (counts[k][best, c] for k in ("tp", "fp", "fn"))
         per_cat[name] = {
-            "tp": int(t), "fp": int(f), "fn": int(n),
-            "precision": round(t / max(1.0, t + f), 3), "recall": round(t / max(1.0, t + n), 3),
+            "tp": int(t),
+            "fp": int(f),
+            "fn": int(n),
+            "precision": round(t / max(1.0, t + f), 3),
+            "recall": round(t / max(1.0, t + n), 3),
             "f1": round(2 * t / max(1.0, 2 * t + f + n), 3),
         }
     per_cat_thr = category_thresholds(thresholds, counts, float(thresholds[best]))
@@ -491,7 +559,13 @@ def validate(model: Any, data_root: Path, datasets: list[str] | None = None) -> 
         idx = [i for i, im in enumerate(images) if im.dataset == ds]
         cd = match_counts([images[i] for i in idx], [preds[i] for i in idx], thresholds[best : best + 1])
         t, f, n = (cd[k].sum() for k in ("tp", "fp", "fn"))
-        by_ds[ds] = {"images": len(idx), "tp": int(t), "fp": int(f), "fn": int(n), "f1": round(2 * t / max(1.0, 2 * t + f + n), 3)}
+        by_ds[ds] = {
+            "images": len(idx),
+            "tp": int(t),
+            "fp": int(f),
+            "fn": int(n),
+            "f1": round(2 * t / max(1.0, 2 * t + f + n), 3),
+        }
     return {
         "score_threshold": float(thresholds[best]),
         "f1": round(float(f1[best]), 4),
@@ -517,7 +591,9 @@ def train_command(config: dict[str, Any]) -> str:
     return " && ".join(commands) if commands else config.get("command", "")
 
 
-def finish(ckpt_path: Path, data_root: Path, onnx_out: Path, datasets: list[str] | None = None) -> dict[str, Any]:
+def finish(
+    ckpt_path: Path, data_root: Path, onnx_out: Path, datasets: list[str] | None = None
+) -> dict[str, Any]:
     """Validate the checkpoint, store the metrics next to it and export the ONNX model."""
     from sitewatch.detect.train.data import WORKING_GSD_M
     from sitewatch.detect.train.export import default_metadata, export_onnx, load_checkpoint_model
@@ -526,7 +602,11 @@ def finish(ckpt_path: Path, data_root: Path, onnx_out: Path, datasets: list[str]
     metrics = validate(model, data_root, datasets)
     (Path(ckpt_path).parent / "val_metrics.json").write_text(json.dumps(metrics, indent=2))
     cfg = ckpt.get("config", {})
-    lifetime = {k: v for k, v in (ckpt.get("metadata") or {}).items() if k in ("steps_seen", "crops_seen", "train_history")}
+    lifetime = {
+        k: v
+        for k, v in (ckpt.get("metadata") or {}).items()
+        if k in ("steps_seen", "crops_seen", "train_history")
+    }
     history = json.loads(lifetime.get("train_history", "[]"))
     meta = {
         **lifetime,

@@ -16,7 +16,9 @@ import torch.nn.functional as F
 WEIGHTS = {"hm": 1.0, "offset": 1.0, "size": 1.0, "angle": 1.0, "envelope": 1.0}
 
 
-def focal_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, alpha: float = 2.0, beta: float = 4.0) -> torch.Tensor:
+def focal_loss(
+    logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, alpha: float = 2.0, beta: float = 4.0
+) -> torch.Tensor:
     """CenterNet focal loss summed over pixels and normalised by the number of positive peaks."""
     p = torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4)
     pos = (target >= 1.0).float() * mask
@@ -50,14 +52,18 @@ def envelope_from_prediction(logsize: torch.Tensor, angle: torch.Tensor) -> torc
     return torch.stack([length * sin_t + width * cos_t, length * cos_t + width * sin_t], dim=-1)
 
 
-def envelope_loss(logsize: torch.Tensor, angle: torch.Tensor, log_env_target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def envelope_loss(
+    logsize: torch.Tensor, angle: torch.Tensor, log_env_target: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
     """Mean L1 between log predicted envelope and log label envelope over ``mask``-ed objects."""
     env = envelope_from_prediction(logsize, angle)
     err = (torch.log(env.clamp(min=1e-3)) - log_env_target).abs().sum(-1)
     return (err * mask).sum() / mask.sum().clamp(min=1.0)
 
 
-def detection_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+def detection_loss(
+    out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Total weighted loss and its parts (floats, for logging)."""
     hm = focal_loss(out["hm"], batch["hm"], batch["hm_mask"])
     ind, reg = batch["ind"], batch["reg_mask"]

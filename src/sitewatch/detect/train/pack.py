@@ -91,7 +91,9 @@ class PackSummary:
 
 def encode_image(rgb: np.ndarray, quality: int) -> np.ndarray:
     """WebP bytes (uint8 array) of an RGB uint8 image."""
-    ok, buf = cv2.imencode(".webp", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_WEBP_QUALITY, int(quality)])
+    ok, buf = cv2.imencode(
+        ".webp", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_WEBP_QUALITY, int(quality)]
+    )
     if not ok:
         raise ModelError("cannot encode an image as WebP (OpenCV without WebP support?)")
     return buf.reshape(-1)
@@ -105,7 +107,9 @@ def decode_image(buf: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
 
 
-def pack_arrays(groups: dict[str, list[CachedImage]], quality: int) -> tuple[dict[str, np.ndarray], list[str], list[str]]:
+def pack_arrays(
+    groups: dict[str, list[CachedImage]], quality: int
+) -> tuple[dict[str, np.ndarray], list[str], list[str]]:
     """The arrays of ``data.npz`` for cached images grouped by split.
 
     Keys: ``image_bytes`` (uint8, all WebP files end to end) and ``image_offsets`` (int64
@@ -134,15 +138,21 @@ def pack_arrays(groups: dict[str, list[CachedImage]], quality: int) -> tuple[dic
         "scale": np.array([im.scale for _, im in images], np.float64),
         "gsd_m": np.array([math.nan if im.gsd_m is None else im.gsd_m for _, im in images], np.float64),
         "channels": np.array([im.channels for _, im in images], bool).reshape(-1, len(CATEGORIES)),
-        "boxes": np.concatenate([im.boxes for _, im in images] or [np.zeros((0, 5))]).astype(np.float32).reshape(-1, 5),
+        "boxes": np.concatenate([im.boxes for _, im in images] or [np.zeros((0, 5))])
+        .astype(np.float32)
+        .reshape(-1, 5),
         "cats": np.concatenate([im.cats for _, im in images] or [np.zeros(0)]).astype(np.int64),
         "difficult": np.concatenate([im.difficult for _, im in images] or [np.zeros(0)]).astype(bool),
-        "object_offsets": np.concatenate([[0], np.cumsum([len(im.cats) for _, im in images])]).astype(np.int64),
+        "object_offsets": np.concatenate([[0], np.cumsum([len(im.cats) for _, im in images])]).astype(
+            np.int64
+        ),
     }
     return arrays, [im.name for _, im in images], datasets
 
 
-def unpack_arrays(arrays: dict[str, np.ndarray], names: list[str], datasets: list[str]) -> dict[str, list[CachedImage]]:
+def unpack_arrays(
+    arrays: dict[str, np.ndarray], names: list[str], datasets: list[str]
+) -> dict[str, list[CachedImage]]:
     """Cached images by split from the arrays of :func:`pack_arrays` (images decoded)."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -151,19 +161,31 @@ def unpack_arrays(arrays: dict[str, np.ndarray], names: list[str], datasets: lis
     io, oo = arrays["image_offsets"], arrays["object_offsets"]
     # OpenCV decodes without holding the GIL: one thread per core.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        decoded = list(pool.map(lambda i: decode_image(arrays["image_bytes"][io[i] : io[i + 1]]), range(len(names))))
+        decoded = list(
+            pool.map(lambda i: decode_image(arrays["image_bytes"][io[i] : io[i + 1]]), range(len(names)))
+        )
     for i, name in enumerate(names):
         rgb = decoded[i]
         if tuple(rgb.shape[:2]) != tuple(int(v) for v in arrays["shape"][i]):
-            raise ModelError(f"pack image {name}: decoded as {rgb.shape[:2]}, stored as {tuple(arrays['shape'][i])}")
+            raise ModelError(
+                f"pack image {name}: decoded as {rgb.shape[:2]}, stored as {tuple(arrays['shape'][i])}"
+            )
         cats, difficult = arrays["cats"][oo[i] : oo[i + 1]], arrays["difficult"][oo[i] : oo[i + 1]]
         gsd = float(arrays["gsd_m"][i])
         out[SPLITS[int(arrays["split"][i])]].append(
             CachedImage(
-                name=name, dataset=datasets[int(arrays["dataset"][i])], rgb=rgb, boxes=arrays["boxes"][oo[i] : oo[i + 1]],
-                cats=cats, difficult=difficult, axis_aligned=bool(arrays["axis_aligned"][i]),
-                has_gsd=bool(arrays["has_gsd"][i]), channels=arrays["channels"][i], scale=float(arrays["scale"][i]),
-                helicopters=np.flatnonzero((cats == heli) & ~difficult), gsd_m=None if math.isnan(gsd) else gsd,
+                name=name,
+                dataset=datasets[int(arrays["dataset"][i])],
+                rgb=rgb,
+                boxes=arrays["boxes"][oo[i] : oo[i + 1]],
+                cats=cats,
+                difficult=difficult,
+                axis_aligned=bool(arrays["axis_aligned"][i]),
+                has_gsd=bool(arrays["has_gsd"][i]),
+                channels=arrays["channels"][i],
+                scale=float(arrays["scale"][i]),
+                helicopters=np.flatnonzero((cats == heli) & ~difficult),
+                gsd_m=None if math.isnan(gsd) else gsd,
             )
         )
     return out
@@ -183,7 +205,9 @@ def read_pack(pack_dir: Path) -> tuple[dict[str, Any], dict[str, list[CachedImag
     except (OSError, ValueError) as e:
         raise ModelError(f"{pack_dir}: not a readable training pack ({e})") from None
     if meta.get("format") != PACK_FORMAT:
-        raise ModelError(f"{pack_dir}: training pack format {meta.get('format')!r}, this code reads {PACK_FORMAT}")
+        raise ModelError(
+            f"{pack_dir}: training pack format {meta.get('format')!r}, this code reads {PACK_FORMAT}"
+        )
     return meta, unpack_arrays(arrays, meta["names"], meta["datasets"])
 
 
@@ -213,7 +237,9 @@ def copy_sources(lib: Path) -> list[str]:
     packed = {m.removesuffix(".py").replace("/", ".") for m in TRAINER_MODULES}
     for rel in TRAINER_MODULES:
         for name in _sitewatch_imports(_SRC / rel) - packed - NOT_PACKED:
-            raise ModelError(f"{rel} imports {name}, which the training pack does not carry (add it to TRAINER_MODULES)")
+            raise ModelError(
+                f"{rel} imports {name}, which the training pack does not carry (add it to TRAINER_MODULES)"
+            )
     written: list[str] = []
     for rel in TRAINER_MODULES:
         target = lib / rel
@@ -222,7 +248,9 @@ def copy_sources(lib: Path) -> list[str]:
         written.append(rel)
         for parent in Path(rel).parents:
             if parent != Path(".") and not (lib / parent / "__init__.py").exists():
-                (lib / parent / "__init__.py").write_text('"""Copied from sitewatch for a training pack."""\n')
+                (lib / parent / "__init__.py").write_text(
+                    '"""Copied from sitewatch for a training pack."""\n'
+                )
                 written.append(str(parent / "__init__.py"))
     package = Path(efficientnet_lite_pytorch.__file__).parent
     for src in sorted(package.glob("*.py")):
@@ -232,7 +260,9 @@ def copy_sources(lib: Path) -> list[str]:
     return written
 
 
-def initial_weights(init: Path | None, width: int = 64, seed: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
+def initial_weights(
+    init: Path | None, width: int = 64, seed: int = 0
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(state_dict, origin)`` of the network a pack starts from.
 
     ``origin`` holds ``"init"`` (the model file or ``"imagenet"``), and for a model file
@@ -318,8 +348,16 @@ def write_pack(
         if size <= limit:
             break
         if q - QUALITY_STEP < MIN_QUALITY:
-            raise ModelError(f"the training images need {size / 2**20:.1f} MiB at WebP quality {q}, over the {max_mib:g} MiB limit")
-        log.info("images take %.1f MiB at WebP quality %d, over %g MiB: trying %d", size / 2**20, q, max_mib, q - QUALITY_STEP)
+            raise ModelError(
+                f"the training images need {size / 2**20:.1f} MiB at WebP quality {q}, over the {max_mib:g} MiB limit"
+            )
+        log.info(
+            "images take %.1f MiB at WebP quality %d, over %g MiB: trying %d",
+            size / 2**20,
+            q,
+            max_mib,
+            q - QUALITY_STEP,
+        )
         q -= QUALITY_STEP
     import torch
 
@@ -356,7 +394,19 @@ def write_pack(
         raise
     total = sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file())
     summary = PackSummary(
-        out_dir, meta["images"], meta["objects"], (out_dir / "data.npz").stat().st_size, total, q, origin["init"]
+        out_dir,
+        meta["images"],
+        meta["objects"],
+        (out_dir / "data.npz").stat().st_size,
+        total,
+        q,
+        origin["init"],
     )
-    log.info("wrote %s: %s images, %.1f MiB of images at WebP quality %d", out_dir, summary.images, summary.data_bytes / 2**20, q)
+    log.info(
+        "wrote %s: %s images, %.1f MiB of images at WebP quality %d",
+        out_dir,
+        summary.images,
+        summary.data_bytes / 2**20,
+        q,
+    )
     return summary

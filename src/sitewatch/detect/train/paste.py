@@ -69,7 +69,9 @@ class Background:
     gsd_m: float
 
 
-def extract_chips(images: list, categories: tuple[str, ...] = ("helicopter",), margin: float = 1.4) -> list[Chip]:
+def extract_chips(
+    images: list, categories: tuple[str, ...] = ("helicopter",), margin: float = 1.4
+) -> list[Chip]:
     """Chips of every non-difficult object of ``categories`` that lies whole inside its image."""
     from sitewatch.detect.train.data import envelope_dims
 
@@ -81,11 +83,25 @@ def extract_chips(images: list, categories: tuple[str, ...] = ("helicopter",), m
             cx, cy, length, width, heading = (float(v) for v in im.boxes[k])
             ex, ey = envelope_dims(np.array(length), np.array(width), np.array(heading))
             half = 0.5 * margin * max(float(ex), float(ey)) + 2
-            x0, y0, x1, y1 = math.floor(cx - half), math.floor(cy - half), math.ceil(cx + half), math.ceil(cy + half)
+            x0, y0, x1, y1 = (
+                math.floor(cx - half),
+                math.floor(cy - half),
+                math.ceil(cx + half),
+                math.ceil(cy + half),
+            )
             if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
                 continue
             box = np.array([cx - x0, cy - y0, length, width, heading], np.float32)
-            chips.append(Chip(im.rgb[y0:y1, x0:x1].copy(), box, int(im.cats[k]), im.gsd_m, not im.axis_aligned, f"{im.dataset}/{im.name}"))
+            chips.append(
+                Chip(
+                    im.rgb[y0:y1, x0:x1].copy(),
+                    box,
+                    int(im.cats[k]),
+                    im.gsd_m,
+                    not im.axis_aligned,
+                    f"{im.dataset}/{im.name}",
+                )
+            )
     return chips
 
 
@@ -125,8 +141,18 @@ def load_empty_aprons(data_root: Path) -> list:
             empty = np.zeros((0, 5), np.float32)
             out.append(
                 CachedImage(
-                    path.stem, "empty-aprons", cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), empty, np.zeros(0, np.int64),
-                    np.zeros(0, bool), True, True, channels, 1.0, np.zeros(0, int), gsd,
+                    path.stem,
+                    "empty-aprons",
+                    cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
+                    empty,
+                    np.zeros(0, np.int64),
+                    np.zeros(0, bool),
+                    True,
+                    True,
+                    channels,
+                    1.0,
+                    np.zeros(0, int),
+                    gsd,
                 )
             )
     return out
@@ -187,7 +213,10 @@ def paste_chips(
         placed = None
         for _try in range(8):
             px, py = rng.uniform(radius, s - radius, 2) if s > 2 * radius else (s / 2, s / 2)
-            if all(math.hypot(px - ox, py - oy) > radius + orad for ox, oy, orad in occupied) and valid[int(py), int(px)]:
+            if (
+                all(math.hypot(px - ox, py - oy) > radius + orad for ox, oy, orad in occupied)
+                and valid[int(py), int(px)]
+            ):
                 placed = (float(px), float(py))
                 break
         if placed is None:
@@ -199,7 +228,9 @@ def paste_chips(
         m = np.zeros((2, 3))
         m[:, :2] = lin
         m[:, 2] = np.array(placed) - lin @ chip.box[:2].astype(float)
-        warped = cv2.warpAffine(chip.rgb, m, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT).astype(np.float32)
+        warped = cv2.warpAffine(
+            chip.rgb, m, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+        ).astype(np.float32)
         # The label box grown a little, in the chip's frame, warped like the chip and feathered.
         grown = chip.box.copy()
         grown[2:4] = np.maximum(grown[2:4] * MASK_GROW, grown[2:4] + 2.0)

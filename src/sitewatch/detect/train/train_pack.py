@@ -32,24 +32,42 @@ HERE = Path(__file__).resolve().parent
 def _parser(defaults: dict) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="train_pack.py", description=__doc__.split("\n")[0])
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--minutes", type=float, default=None, help="time budget of the optimisation loop (default 10)")
-    budget.add_argument("--steps", type=int, default=None, help="number of optimisation steps instead of a time budget")
+    budget.add_argument(
+        "--minutes", type=float, default=None, help="time budget of the optimisation loop (default 10)"
+    )
+    budget.add_argument(
+        "--steps", type=int, default=None, help="number of optimisation steps instead of a time budget"
+    )
     p.add_argument("--batch", type=int, default=defaults.get("batch", 64))
-    p.add_argument("--size", type=int, default=defaults.get("size", 384), help="crop side, pixels (multiple of 32)")
+    p.add_argument(
+        "--size", type=int, default=defaults.get("size", 384), help="crop side, pixels (multiple of 32)"
+    )
     p.add_argument("--lr", type=float, default=defaults.get("lr", 2e-3))
     p.add_argument("--warmup-steps", type=int, default=defaults.get("warmup_steps", 60))
     p.add_argument("--freeze-blocks", type=int, default=defaults.get("freeze_blocks", 3))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
-    p.add_argument("--workers", type=int, default=None, help="data-loading processes (default: CPUs - 2 on a GPU, 0 on the CPU)")
-    p.add_argument("--threads", type=int, default=None, help="compute threads of the main process (default 4 on a GPU, 2 on the CPU)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="data-loading processes (default: CPUs - 2 on a GPU, 0 on the CPU)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="compute threads of the main process (default 4 on a GPU, 2 on the CPU)",
+    )
     p.add_argument("--checkpoint-every", type=float, default=5.0, help="minutes between checkpoints")
     p.add_argument("--log-every", type=int, default=20, help="steps between log lines")
     p.add_argument("--out", type=Path, default=HERE / "run", help="run folder (default PACK/run)")
     p.add_argument("--resume", action="store_true", help="continue OUT/last.ckpt")
     p.add_argument("--no-copy-paste", action="store_true", help="no helicopter copy-paste augmentation")
-    p.add_argument("--val-crops", type=int, default=256, help="validation crops for the loss in val_loss.json (0: none)")
+    p.add_argument(
+        "--val-crops", type=int, default=256, help="validation crops for the loss in val_loss.json (0: none)"
+    )
     return p
 
 
@@ -78,7 +96,10 @@ def validation_loss(model, images: list, size: int, crops: int, device: str, pre
     total, n = 0.0, 0
     with torch.no_grad():
         for start in range(0, crops, 32):
-            batch = {k: torch.from_numpy(v).to(device) for k, v in collate([sampler.sample(i) for i in range(start, min(crops, start + 32))]).items()}
+            batch = {
+                k: torch.from_numpy(v).to(device)
+                for k, v in collate([sampler.sample(i) for i in range(start, min(crops, start + 32))]).items()
+            }
             with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=precision == "bf16"):
                 out = model.forward_train(batch["image"])
             loss, _ = detection_loss({k: v.float() for k, v in out.items()}, batch)
@@ -109,7 +130,11 @@ def main(argv: list[str] | None = None) -> int:
 
     log = _log_to(args.out)
     device = tloop._device(args.device)
-    log.info("sitewatch code from %s, efficientnet_lite_pytorch from %s", Path(sitewatch.__file__).parent, Path(efficientnet_lite_pytorch.__file__).parent)
+    log.info(
+        "sitewatch code from %s, efficientnet_lite_pytorch from %s",
+        Path(sitewatch.__file__).parent,
+        Path(efficientnet_lite_pytorch.__file__).parent,
+    )
     if device == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
@@ -144,11 +169,27 @@ def main(argv: list[str] | None = None) -> int:
         extra.update(prior=meta["prior"], init_model=meta.get("init_model", ""))
     minutes = args.minutes if (args.minutes or args.steps or args.resume) else 10.0
     cfg = tloop.TrainConfig(
-        data=str(HERE), out=str(args.out), minutes=minutes, steps=args.steps, batch=args.batch, size=args.size, lr=args.lr,
-        seed=args.seed, device=device, warmup_steps=args.warmup_steps, freeze_blocks=args.freeze_blocks,
-        workers=args.workers if args.workers is not None else (max(0, min(14, (os.cpu_count() or 2) - 2)) if device == "cuda" else 0),
-        threads=args.threads or (4 if device == "cuda" else 2), checkpoint_every_s=args.checkpoint_every * 60.0,
-        log_every=args.log_every, pretrained=False, precision=args.precision, command=invocation, extra=extra,
+        data=str(HERE),
+        out=str(args.out),
+        minutes=minutes,
+        steps=args.steps,
+        batch=args.batch,
+        size=args.size,
+        lr=args.lr,
+        seed=args.seed,
+        device=device,
+        warmup_steps=args.warmup_steps,
+        freeze_blocks=args.freeze_blocks,
+        workers=args.workers
+        if args.workers is not None
+        else (max(0, min(14, (os.cpu_count() or 2) - 2)) if device == "cuda" else 0),
+        threads=args.threads or (4 if device == "cuda" else 2),
+        checkpoint_every_s=args.checkpoint_every * 60.0,
+        log_every=args.log_every,
+        pretrained=False,
+        precision=args.precision,
+        command=invocation,
+        extra=extra,
     )
     if cfg.workers:
         import cv2
@@ -166,12 +207,20 @@ def main(argv: list[str] | None = None) -> int:
             size = state["config"].get("size", size)
         return validation_loss(net.to(device), images["val"], size, args.val_crops, device, precision), size
 
-    before, _ = loss_of(torch.load(ckpt_path, map_location="cpu", weights_only=False) if args.resume else None)
+    before, _ = loss_of(
+        torch.load(ckpt_path, map_location="cpu", weights_only=False) if args.resume else None
+    )
     tloop.train(cfg, resume=args.resume)
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
     after, size = loss_of(ckpt)
-    result = {"step": ckpt["step"], "crops_seen": ckpt["metadata"].get("crops_seen"), "val_loss_before": before, "val_loss_after": after,
-              "val_crops": args.val_crops, "size": size}
+    result = {
+        "step": ckpt["step"],
+        "crops_seen": ckpt["metadata"].get("crops_seen"),
+        "val_loss_before": before,
+        "val_loss_after": after,
+        "val_crops": args.val_crops,
+        "size": size,
+    }
     (args.out / "val_loss.json").write_text(json.dumps(result, indent=1))
     log.info("checkpoint %s: step %d, validation loss %s -> %s", ckpt_path, ckpt["step"], before, after)
     return 0

@@ -63,7 +63,9 @@ def write_valsets(data_root: Path, out_dir: Path, datasets: list[str] | None = N
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sitewatch.detect.train.valsets", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m sitewatch.detect.train.valsets", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("outdir", type=Path)
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("SITEWATCH_DATA", DEFAULT_DATA)))
     args = parser.parse_args(argv)
