@@ -189,7 +189,8 @@ def scene_identity(path: str) -> tuple[str, str | None]:
 
 
 def _observed(scene: Scene, site: SiteLike, window: Any, outline: float | None) -> Observed:
-    """What the scene observed of the site, with a warning when invalid pixels hide part of what its outline covers."""
+    """What the scene observed of the site, with a warning when invalid pixels hide part of what its outline
+    covers."""
     if scene.georeferenced:
         seen = observe(scene, site.aoi, getattr(site, "zones", None) or {}, window=window)
         what = f"of the AOI of site '{site.name}'"
@@ -199,8 +200,8 @@ def _observed(scene: Scene, site: SiteLike, window: Any, outline: float | None) 
     if seen.coverage < FULL_COVERAGE and seen.coverage < (1.0 if outline is None else outline) - 0.01:
         warnings.warn(
             LowCoverageWarning(
-                f"{scene.path}: valid pixels observe {100 * seen.coverage:.1f}% {what} (nodata, masked or blank "
-                "elsewhere); the rest is recorded as not observed"
+                f"{scene.path}: valid pixels observe {100 * seen.coverage:.1f}% {what} (nodata, masked or "
+                "blank elsewhere); the rest is recorded as not observed"
             ),
             stacklevel=3,
         )
@@ -245,7 +246,8 @@ def _identify(
 
 
 def load_default_detector(model: str | None = None) -> Detector:
-    """The configured detector: ``model`` (name or .onnx path), else ``SITEWATCH_MODEL``, else the bundled model."""
+    """The configured detector: ``model`` (name or .onnx path), else ``SITEWATCH_MODEL``, else the bundled
+    model."""
     from sitewatch.detect.onnx import OnnxDetector  # onnxruntime loads only when a scan needs it
 
     return OnnxDetector(model)

@@ -45,7 +45,10 @@ class MeasurementRecord(BaseModel):
         None,
         ge=0,
         lt=360,
-        description="Direction of the long axis, degrees clockwise from TRUE NORTH in [0, 180); null when not georeferenced.",
+        description=(
+            "Direction of the long axis, degrees clockwise from TRUE NORTH in [0, 180); null when not "
+            "georeferenced."
+        ),
     )
     heading_sigma_deg: float | None = Field(
         None, ge=0, description="1-sigma uncertainty of heading_deg, degrees."
@@ -88,13 +91,17 @@ class DetectionRecord(BaseModel):
     heading_px_deg: float = Field(
         ge=0,
         lt=180,
-        description="Direction of the box's long axis IN THE IMAGE: degrees clockwise from image-up, in [0, 180).",
+        description=(
+            "Direction of the box's long axis IN THE IMAGE: degrees clockwise from image-up, in [0, 180)."
+        ),
     )
     heading_deg: float | None = Field(
         ge=0,
         lt=360,
-        description="Direction of the long axis on the ground, degrees clockwise from TRUE NORTH (measurement.heading_deg); "
-        "null when not georeferenced. The same field as in `sitewatch export`.",
+        description=(
+            "Direction of the long axis on the ground, degrees clockwise from TRUE NORTH "
+            "(measurement.heading_deg); null when not georeferenced. The same field as in `sitewatch export`."
+        ),
     )
     footprint: list[LonLat] | None = Field(
         min_length=4,
@@ -125,7 +132,8 @@ def detection_list_schema() -> dict:
     one = detection_schema()
     defs = one.pop("$defs", {})
     one.pop("$schema")
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "array", "items": {"$ref": "#/$defs/DetectionRecord"},
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "array",
+            "items": {"$ref": "#/$defs/DetectionRecord"},
             "$defs": {**defs, "DetectionRecord": one}}  # fmt: skip
 
 

@@ -456,7 +456,8 @@ def _client(workers: int | None, scheduler_address: str | None, processes: bool)
         from distributed import Client, LocalCluster
     except ImportError as e:
         raise ClusterError(
-            f"scanning on a Dask cluster needs the [scale] extra: pip install 'sitewatch[scale]' ({e.name} is missing)"
+            f"scanning on a Dask cluster needs the [scale] extra: pip install 'sitewatch[scale]' ({e.name} "
+            "is missing)"
         ) from None
 
     if scheduler_address is not None:

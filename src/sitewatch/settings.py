@@ -133,7 +133,8 @@ def setting_origin(settings_title: str, name: str) -> str:
 
 
 class FileSettings(BaseSettings):
-    """Settings read from keyword arguments, then ``<env_prefix>*`` variables, then the config file's ``config_table``."""
+    """Settings read from keyword arguments, then ``<env_prefix>*`` variables, then the config file's
+    ``config_table``."""
 
     config_table: ClassVar[str | None] = None
 

@@ -59,7 +59,8 @@ def create_app(
         version=__version__,
         summary="Imagery intelligence on watched sites: passes, detections, changes, assessments, reports.",
         lifespan=lifespan,
-        docs_url=None,  # FastAPI's Swagger UI and ReDoc load their scripts from a CDN: only the OpenAPI JSON is served
+        # FastAPI's Swagger UI and ReDoc load their scripts from a CDN: only the OpenAPI JSON is served
+        docs_url=None,
         redoc_url=None,
     )
     app.state.ctx = ctx
@@ -68,7 +69,8 @@ def create_app(
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST", "DELETE"],
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Authorization", "Content-Type"])  # fmt: skip
 
     @app.get("/api/health", tags=["server"], dependencies=[Depends(require_read)])

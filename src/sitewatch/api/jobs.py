@@ -168,8 +168,8 @@ class JobManager:
 
     # -- submitting -------------------------------------------------------------------------------
 
-    def new_job(self, site: Any, scene: Path, source: Literal["path", "upload"], acquired: str | None, gsd_m: float | None,
-                job_id: str | None = None) -> Job:  # fmt: skip
+    def new_job(self, site: Any, scene: Path, source: Literal["path", "upload"], acquired: str | None,
+                gsd_m: float | None, job_id: str | None = None) -> Job:  # fmt: skip
         """Check the scene opens, record the job as queued and hand it to the worker.
 
         Raises:
@@ -180,8 +180,8 @@ class JobManager:
         with open_scene(scene, gsd_m=gsd_m, acquired=acquired):
             pass
         now = datetime.now(UTC)
-        job = Job(id=job_id or uuid.uuid4().hex, site=site.name, scene=str(scene), source=source, acquired=acquired,
-                  gsd_m=gsd_m, created=now, updated=now)  # fmt: skip
+        job = Job(id=job_id or uuid.uuid4().hex, site=site.name, scene=str(scene), source=source,
+                  acquired=acquired, gsd_m=gsd_m, created=now, updated=now)  # fmt: skip
         self._write(job)
         if self._pool is None:
             raise SitewatchError("the scan worker is not running")
@@ -236,9 +236,10 @@ _IMAGE_TYPES = ("image/", "application/octet-stream")
 
 
 @router.post("/sites/{name}/scans/upload", status_code=202, dependencies=[Depends(require_write)],
-             openapi_extra={"requestBody": {"required": True, "content": {"image/tiff": {"schema": {"type": "string", "format": "binary"}},
-                                                                          "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-                                                                          "image/png": {"schema": {"type": "string", "format": "binary"}}}}})  # fmt: skip
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "image/tiff": {"schema": {"type": "string", "format": "binary"}},
+                 "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+                 "image/png": {"schema": {"type": "string", "format": "binary"}}}}})  # fmt: skip
 async def scan_upload(
     request: Request,
     name: str,

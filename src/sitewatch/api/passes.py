@@ -78,7 +78,8 @@ def feature_page(
     f: DetectionFilter,
     statuses: dict[int, str] | None = None,
 ) -> dict[str, Any]:
-    """One page of ``items`` as a FeatureCollection with ``numberMatched``/``numberReturned`` and a ``next`` link."""
+    """One page of ``items`` as a FeatureCollection with ``numberMatched``/``numberReturned`` and a ``next``
+    link."""
     ctx = ctx_of(request)
     if f.limit > ctx.settings.max_page:
         raise BadParameterError("limit", f"at most {ctx.settings.max_page} features per page")

@@ -23,7 +23,8 @@ def ctx_of(request: Request) -> ServerContext:
 
 
 class SiteIn(BaseModel):
-    """A site to add to the watchlist. Give ``bbox`` (W,S,E,N degrees) or ``aoi`` (GeoJSON geometry, WGS84)."""
+    """A site to add to the watchlist. Give ``bbox`` (W,S,E,N degrees) or ``aoi`` (GeoJSON geometry,
+    WGS84)."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64, examples=["al-udeid"])
     kind: str = Field(examples=["airbase"])
@@ -108,9 +109,10 @@ def add_site(request: Request, body: SiteIn) -> dict[str, Any]:
         aoi = _geometry(body.aoi or {}, "aoi")
     zones = {z: _geometry(g, f"zones.{z}") for z, g in body.zones.items()}
     try:
-        site = Site(name=body.name, title=body.title or body.name, kind=body.kind, country=body.country.upper(), aoi=aoi,
-                    aliases=body.aliases, zones=zones, priors={"operators": body.operators} if body.operators else {},
-                    notes=body.notes, sources=body.sources)  # fmt: skip
+        site = Site(name=body.name, title=body.title or body.name, kind=body.kind,
+                    country=body.country.upper(), aoi=aoi, aliases=body.aliases, zones=zones,
+                    priors={"operators": body.operators} if body.operators else {}, notes=body.notes,
+                    sources=body.sources)  # fmt: skip
     except SiteError as e:
         raise BadParameterError("site", str(e)) from None
     try:
@@ -142,8 +144,8 @@ def add_report(request: Request, name: str, body: ReportIn) -> dict[str, Any]:
     ctx = ctx_of(request)
     site = ctx.site(name)
     check_english(body.text, f"report from {body.source}")
-    claims = extract_claims(body.text, source=body.source, published=body.published, reliability=body.reliability,
-                            url=body.url, sites=[site])  # fmt: skip
+    claims = extract_claims(body.text, source=body.source, published=body.published,
+                            reliability=body.reliability, url=body.url, sites=[site])  # fmt: skip
     doc_id = ctx.store.add_document(body.source, body.text, body.published, body.url, body.title)
     for c in claims:
         c.document_id = doc_id

@@ -97,8 +97,9 @@ def _georeferenced_vrt(src: Any, crs: Any, transform: Any) -> str:
         f"{escape(str(src.name))}</SourceFilename><SourceBand>{i}</SourceBand></SimpleSource></VRTRasterBand>"
         for i in range(1, src.count + 1)
     )
-    return (f'<VRTDataset rasterXSize="{src.width}" rasterYSize="{src.height}"><SRS>{escape(crs.to_wkt())}</SRS>'
-            f"<GeoTransform>{gt}</GeoTransform>{bands}</VRTDataset>")  # fmt: skip
+    return (f'<VRTDataset rasterXSize="{src.width}" rasterYSize="{src.height}">'
+            f"<SRS>{escape(crs.to_wkt())}</SRS><GeoTransform>{gt}</GeoTransform>"
+            f"{bands}</VRTDataset>")  # fmt: skip
 
 
 def _bands(src: Any) -> list[int]:

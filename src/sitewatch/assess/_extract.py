@@ -217,10 +217,12 @@ class Extractor:
             [day, month],
             [{"LOWER": {"IN": ["early", "mid", "late", "mid-"]}}, month],
             [month, year],
-            [{"LOWER": {"IN": _WEEKDAYS}}, {"LOWER": {"IN": ["night", "morning", "evening", "afternoon"]}, "OP": "?"}],
+            [{"LOWER": {"IN": _WEEKDAYS}}, {"LOWER": {"IN": ["night", "morning", "evening", "afternoon"]},
+                                            "OP": "?"}],
             [{"LOWER": {"IN": ["earlier", "late", "early"]}, "OP": "?"}, rel, unit],
             [{"LOWER": {"IN": ["yesterday", "today", "overnight"]}}],
-            [{"LIKE_NUM": True}, {"LOWER": {"IN": ["days", "weeks", "months", "day", "week"]}}, {"LOWER": "ago"}],
+            [{"LIKE_NUM": True}, {"LOWER": {"IN": ["days", "weeks", "months", "day", "week"]}},
+             {"LOWER": "ago"}],
         ])  # fmt: skip
         return m
 
@@ -359,8 +361,8 @@ class Extractor:
             return False
         prev = doc[sp.start - 1]
         low = prev.lower_
-        return (prev.is_title or prev.is_upper) and prev.is_alpha and low not in STOP_WORDS and low not in _MONTH_TOKENS \
-            and low not in _WEEKDAYS  # fmt: skip
+        return (prev.is_title or prev.is_upper) and prev.is_alpha and low not in STOP_WORDS \
+            and low not in _MONTH_TOKENS and low not in _WEEKDAYS  # fmt: skip
 
     def _is_date_number(self, doc: Doc, sp: Span) -> bool:
         first, last = doc[sp.start], doc[sp.end - 1]
@@ -447,7 +449,8 @@ class Extractor:
         return out
 
     def _source(self, doc: Doc, span: Span, sent: Span, inverted: bool) -> Source:
-        """The attribution in ``span``: a back-reference, a named source with its role, or the words as written."""
+        """The attribution in ``span``: a back-reference, a named source with its role, or the words as
+        written."""
         ref = self.roles.backref(span)
         if ref is not None:
             return ref

@@ -60,7 +60,8 @@ class RoleWords:
         self.pronouns = set(attribution.get("pronouns", []))
 
     def kind(self, t: Token) -> str | None:
-        """ "person"/"outlet" when ``t`` is a role noun; outlet nouns only in lower case or sentence-initial."""
+        """ "person"/"outlet" when ``t`` is a role noun; outlet nouns only in lower case or
+        sentence-initial."""
         if t.lower_ in self.person:
             return "person"
         if t.lower_ in self.outlet and (t.is_lower or t.is_sent_start):
@@ -135,7 +136,8 @@ def mentioned_sources(sent: Span, roles: RoleWords) -> list[Source]:
 
 
 def quote_flags(sent: Span, inside: bool) -> tuple[bool, bool, bool, bool]:
-    """Quotation state of a sentence: (starts inside a quote, starts with a quote mark, has quote marks, ends inside).
+    """Quotation state of a sentence: (starts inside a quote, starts with a quote mark, has quote marks, ends
+    inside).
 
     Args:
         sent: the sentence.

@@ -192,7 +192,10 @@ def _weak_evidence(weak_inds: dict[str, set[str]], weak: dict[str, str]) -> str 
     cats = set().union(*weak_inds.values())
     whys = "; ".join(f"{c}: {weak[c]}" for c in sorted(cats))
     n = len(weak_inds)
-    return f"{', '.join(weak_inds)} rest{'s' if n == 1 else ''} on detections of categories the detector is weak on ({whys})"
+    return (
+        f"{', '.join(weak_inds)} rest{'s' if n == 1 else ''} on detections of categories the detector is "
+        f"weak on ({whys})"
+    )
 
 
 def _confidence(site_passes: list[Pass], comparisons: list[Any], fired: list[IndicatorResult],
@@ -257,8 +260,9 @@ def _support(h: HypothesisResult, items: list[EvidenceItem], site_passes: list[P
 _VERB = {"corroborated": "corroborates", "contradicted": "contradicts"}
 
 
-def _judgements(site: str, hyps: list[HypothesisResult], items: list[EvidenceItem], fired: list[IndicatorResult],
-                claims: list[Claim], checks: list[ClaimCheck], conflicts: list[dict[str, Any]],
+def _judgements(site: str, hyps: list[HypothesisResult], items: list[EvidenceItem],
+                fired: list[IndicatorResult], claims: list[Claim], checks: list[ClaimCheck],
+                conflicts: list[dict[str, Any]],
                 site_passes: list[Pass]) -> list[dict[str, Any]]:  # fmt: skip
     out = []
     if hyps and items:  # no evidence: no judgement (the odds stay equal; said under 'not assessable')
@@ -276,14 +280,17 @@ def _judgements(site: str, hyps: list[HypothesisResult], items: list[EvidenceIte
         said = identification_sentence(latest.detections)
         if said:
             when = latest.acquired.date().isoformat() if latest.acquired else "date unknown"
-            out.append({"text": f"Identified in the latest pass ({when}), each at the most specific level that is at least "
-                                f"{IdentifySettings().label_threshold:.0%} probable: {said}",
-                        "evidence": [f"pass:{latest.id}", *(f"det:{d.id}" for d in latest.detections if d.candidates and d.id is not None)]})  # fmt: skip
+            out.append({"text": f"Identified in the latest pass ({when}), each at the most specific level "
+                                f"that is at least {IdentifySettings().label_threshold:.0%} probable: {said}",
+                        "evidence": [f"pass:{latest.id}",
+                                     *(f"det:{d.id}" for d in latest.detections
+                                       if d.candidates and d.id is not None)]})  # fmt: skip
     by_id = {c.id: c for c in claims}
     for ch in checks:
         if ch.verdict in ("corroborated", "contradicted"):
             c = by_id[ch.claim_id]
-            out.append({"text": f"Imagery {_VERB[ch.verdict]} the report by {c.source} (\"{c.text}\"): {ch.reason}",
+            out.append({"text": f"Imagery {_VERB[ch.verdict]} the report by {c.source} "
+                                f"(\"{c.text}\"): {ch.reason}",
                         "evidence": list(ch.evidence), "claim": c.id})  # fmt: skip
     for cf in conflicts:
         out.append(
@@ -350,7 +357,8 @@ def assess_site(
     if len(site_passes) <= 1:
         not_assessable.insert(
             0,
-            f"{name}: {len(site_passes)} pass(es); changes over time (comparison-based indicators) cannot be assessed",
+            f"{name}: {len(site_passes)} pass(es); changes over time (comparison-based indicators) cannot "
+            "be assessed",
         )
     if not items:
         not_assessable.insert(

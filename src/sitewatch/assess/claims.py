@@ -214,7 +214,8 @@ LONG_TEXT_WORDS = 40
 
 @cache
 def _foreign_stopwords() -> list[frozenset[str]]:
-    """Common function words of other Latin-script languages (``data/vocabulary.yaml``), English ones removed."""
+    """Common function words of other Latin-script languages (``data/vocabulary.yaml``), English ones
+    removed."""
     lists = package_vocabulary_data()["foreign_function_words"]
     return [frozenset(w for w in words.split() if w not in STOP_WORDS) for words in lists.values()]
 
@@ -234,7 +235,8 @@ def check_english(text: str, name: str = "text") -> None:
         raise ClaimsError(f"{name}: text is empty")
     if len(text) > MAX_TEXT_CHARS:
         raise ClaimsError(
-            f"{name}: text is {len(text):,} characters, above the limit of {MAX_TEXT_CHARS:,}; split the report into parts"
+            f"{name}: text is {len(text):,} characters, above the limit of {MAX_TEXT_CHARS:,}; split the "
+            "report into parts"
         )
     text = text[:LANGUAGE_SAMPLE_CHARS]
     letters = [c for c in text if c.isalpha()]
@@ -252,8 +254,8 @@ def check_english(text: str, name: str = "text") -> None:
     refuse_low = ratio < MIN_STOPWORD_RATIO and (foreign > ratio or len(words) >= LONG_TEXT_WORDS)
     if latin < 0.7 or (len(words) >= 6 and refuse_low):
         raise ClaimsError(
-            f"{name}: text does not look like English (stopword share {ratio:.0%}, Latin letters {latin:.0%}); "
-            "only English reports are supported"
+            f"{name}: text does not look like English (stopword share {ratio:.0%}, "
+            f"Latin letters {latin:.0%}); only English reports are supported"
         )
 
 
@@ -452,13 +454,14 @@ def find_dependencies(claims: list[Claim]) -> list[dict[str, Any]]:
     groups: dict[int, list[int]] = {}
     for i in range(len(claims)):
         groups.setdefault(root(i), []).append(i)
-    return [{"claims": [claims[i].id for i in members], "reason": "; ".join(dict.fromkeys(reasons.get(r, [])))}
+    return [{"claims": [claims[i].id for i in members],
+             "reason": "; ".join(dict.fromkeys(reasons.get(r, [])))}
             for r, members in groups.items() if len(members) > 1]  # fmt: skip
 
 
 # ---- conflicts ------------------------------------------------------------------------------
-_OPPOSED = {frozenset({"decrease", "increase"}), frozenset({"absent", "present"}), frozenset({"decrease", "present"}),
-            frozenset({"increase", "absent"})}  # fmt: skip
+_OPPOSED = {frozenset({"decrease", "increase"}), frozenset({"absent", "present"}),
+            frozenset({"decrease", "present"}), frozenset({"increase", "absent"})}  # fmt: skip
 
 
 def _ranges_disjoint(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -496,7 +499,8 @@ def find_conflicts(claims: list[Claim], *, window_days: int = 7) -> list[dict[st
                 continue
             if a.signal and b.signal and frozenset({a.signal, b.signal}) in _OPPOSED:
                 out.append({"claims": [a.id, b.id],
-                            "reason": f"{a.source} says {a.signal}, {b.source} says {b.signal} ({', '.join(sorted(shared))})"})  # fmt: skip
+                            "reason": f"{a.source} says {a.signal}, {b.source} says {b.signal} "
+                                      f"({', '.join(sorted(shared))})"})  # fmt: skip
                 continue
             for ma in a.equipment:
                 for mb in b.equipment:
@@ -666,7 +670,8 @@ def _check_change(
     else:
         refs.extend(_det_refs(a if claim.signal == "decrease" else b))
     observed = {"what": what, "before": {"pass": before.id, "date": str(_acq(before)), "count": len(a)},
-                "after": {"pass": after.id, "date": str(_acq(after)), "count": len(b)}, "change": delta}  # fmt: skip
+                "after": {"pass": after.id, "date": str(_acq(after)), "count": len(b)},
+                "change": delta}  # fmt: skip
     change = -delta if claim.signal == "decrease" else delta
     count = mention.get("count")
     needed = COUNT_TOLERANCE * count["min"] if count else 1

@@ -131,8 +131,8 @@ class Indicator:
             _fill(says, {m.group("name"): 1.0 for m in _FIELD_RE.finditer(says)})
         except (ValueError, TypeError) as e:
             raise IndicatorError(f"{where}: bad format in 'says' {says!r} ({e})") from e
-        return cls(name, str(d.get("title", name)), " ".join(str(d.get("description", "")).split()), conds, mode,
-                   strength, str(d.get("says", "")), origin)  # fmt: skip
+        return cls(name, str(d.get("title", name)), " ".join(str(d.get("description", "")).split()), conds,
+                   mode, strength, str(d.get("says", "")), origin)  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -163,8 +163,9 @@ class IndicatorResult:
         return f"indicator:{self.name}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "title": self.title, "state": self.state, "strength": round(self.strength, 3),
-                "values": dict(self.values), "evidence": list(self.evidence), "reason": self.reason,
+        return {"name": self.name, "title": self.title, "state": self.state,
+                "strength": round(self.strength, 3), "values": dict(self.values),
+                "evidence": list(self.evidence), "reason": self.reason,
                 "sentence": self.sentence}  # fmt: skip
 
 
@@ -214,7 +215,8 @@ def evaluate(ind: Indicator, ctx: Context) -> IndicatorResult:
             ind.name, ind.title, "not-fired", 0.0, values, [], "not met: " + "; ".join(failed)
         )
     strength = ind.strength * quality(used)
-    return IndicatorResult(ind.name, ind.title, "fired", strength, values, evidence, "met: " + "; ".join(map(str, ind.conditions)),
+    return IndicatorResult(ind.name, ind.title, "fired", strength, values, evidence,
+                           "met: " + "; ".join(map(str, ind.conditions)),
                            _fill(ind.says, values) if ind.says else ind.title)  # fmt: skip
 
 

@@ -158,7 +158,8 @@ MIN_OBSERVED = 0.01
 
 
 def _seen(p: Pass, f: dict[str, Any]) -> float | None:
-    """Fraction 0..1 of the site (or of the filter's zone) a pass observed with valid pixels; None: unknown."""
+    """Fraction 0..1 of the site (or of the filter's zone) a pass observed with valid pixels; None:
+    unknown."""
     zone = f.get("zone")
     if zone and p.zone_coverage and str(zone) in p.zone_coverage:
         return float(p.zone_coverage[str(zone)])
@@ -171,12 +172,16 @@ def unobserved(passes: list[Pass], f: dict[str, Any]) -> str | None:
     for p in passes:
         seen = _seen(p, f)
         if seen is not None and seen <= MIN_OBSERVED:
-            return f"not observed: pass {p.id} observed {100 * seen:.0f} % of {where} (nodata, masked or blank pixels)"
+            return (
+                f"not observed: pass {p.id} observed {100 * seen:.0f} % of {where} (nodata, masked or blank "
+                "pixels)"
+            )
     return None
 
 
 def joint_observed(site: Any, first: Pass, last: Pass, f: dict[str, Any]) -> tuple[Any, str | None]:
-    """The ground both passes observed (WGS84, within the filter's zone), or None when unknown; and why not assessable."""
+    """The ground both passes observed (WGS84, within the filter's zone), or None when unknown; and why not
+    assessable."""
     from sitewatch.imagery.validity import joint_area
 
     joint = joint_area(first.observed_wkt, last.observed_wkt)
@@ -191,7 +196,8 @@ def joint_observed(site: Any, first: Pass, last: Pass, f: dict[str, Any]) -> tup
             where = f"zone '{f['zone']}'" if f.get("zone") else "the site"
             return (
                 joint,
-                f"not observed: passes {first.id} and {last.id} observed {100 * frac:.1f} % of {where} in common",
+                f"not observed: passes {first.id} and {last.id} observed {100 * frac:.1f} % of {where} in "
+                "common",
             )
     return joint, None
 
@@ -247,7 +253,8 @@ def _refs(p: Pass, dets: list[Detection]) -> list[str]:
 # ---- metrics ---------------------------------------------------------------------------------
 @register_metric("count")
 def count(ctx: Context, f: dict[str, Any]) -> MetricValue:
-    """Number of detections passing the filters in the latest pass (scope=first: the first pass); with role=/type= the sum of their probabilities."""
+    """Number of detections passing the filters in the latest pass (scope=first: the first pass); with
+    role=/type= the sum of their probabilities."""
     if not ctx.passes:
         return MetricValue(None, reason="no passes")
     p = ctx.passes[0] if f.get("scope") == "first" else ctx.passes[-1]
@@ -288,7 +295,8 @@ def count_change(ctx: Context, f: dict[str, Any]) -> MetricValue:
 
 @register_metric("count_change_pct")
 def count_change_pct(ctx: Context, f: dict[str, Any]) -> MetricValue:
-    """Change of the filtered count between first and latest pass, percent of the first (first 0: 0 or +100 per object)."""
+    """Change of the filtered count between first and latest pass, percent of the first (first 0: 0 or +100
+    per object)."""
     mv, a, b = _change(ctx, f)
     if mv.value is not None:
         mv.value = 100.0 * (b - a) / a if a else 100.0 * b
@@ -421,7 +429,8 @@ def cluster_size(ctx: Context, f: dict[str, Any]) -> MetricValue:
 
 
 def quality(passes: list[Pass]) -> float:
-    """Data-quality factor of the passes a value depends on: their worst observed AOI coverage, in [0.3, 1]."""
+    """Data-quality factor of the passes a value depends on: their worst observed AOI coverage, in [0.3,
+    1]."""
     cov = [p.seen_coverage for p in passes if p.seen_coverage is not None]
     return float(min(1.0, max(0.3, min(cov)))) if cov else 1.0
 

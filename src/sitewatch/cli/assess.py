@@ -72,8 +72,9 @@ def print_assessment(a) -> None:  # noqa: ANN001 - an Assessment
         ind.add_column(col, overflow="fold")
     for r in sorted(a.indicators, key=lambda r: ("fired", "not-fired", "not-assessable").index(r.state)):
         style = {"fired": "bold green", "not-fired": "", "not-assessable": "dim"}[r.state]
-        ind.add_row(f"[{style}]{r.name}[/]" if style else r.name, r.state, f"{r.strength:.2f}" if r.state == "fired" else "",
-                    r.sentence or r.reason, ", ".join(r.evidence[:6]) + (" …" if len(r.evidence) > 6 else ""))  # fmt: skip
+        ind.add_row(f"[{style}]{r.name}[/]" if style else r.name, r.state,
+                    f"{r.strength:.2f}" if r.state == "fired" else "", r.sentence or r.reason,
+                    ", ".join(r.evidence[:6]) + (" …" if len(r.evidence) > 6 else ""))  # fmt: skip
     out_console.print(ind)
     if a.checks:
         ct = Table(title="Claims checked against imagery")
@@ -93,14 +94,16 @@ def print_assessment(a) -> None:  # noqa: ANN001 - an Assessment
         out_console.print(ct)
     for cf in a.conflicts:
         out_console.print(
-            f"[yellow]conflicting claims[/] {cf['claims'][0]} vs {cf['claims'][1]}: {terminal_text(cf['reason'])}"
+            f"[yellow]conflicting claims[/] {cf['claims'][0]} vs {cf['claims'][1]}: "
+            f"{terminal_text(cf['reason'])}"
         )
 
 
 @click.command()
 @click.argument("site")
 @click.option("--indicators", "indicator_dirs", multiple=True, type=click.Path(path_type=Path),
-              help="Extra indicator YAML file or directory (repeatable); $SITEWATCH_HOME/indicators is always read.")  # fmt: skip
+              help="Extra indicator YAML file or directory (repeatable); $SITEWATCH_HOME/indicators is "
+                   "always read.")  # fmt: skip
 @click.option("--list-metrics", is_flag=True, help="List the metrics indicator conditions can use, and exit.")
 @span_options("to assess (default: all)")
 @json_option
@@ -134,7 +137,8 @@ def command(
         claims = store.list_claims(s.name)
     if not passes and not claims:
         raise SitewatchError(
-            f"nothing to assess for site '{s.name}': no passes and no claims in the store; run: sitewatch scan SCENE --site {s.name}"
+            f"nothing to assess for site '{s.name}': no passes and no claims in the store; run: sitewatch "
+            f"scan SCENE --site {s.name}"
         )
     comparisons = _comparisons(passes, s)
     a = assess_site(s, passes, comparisons, claims, indicator_dirs=list(indicator_dirs))

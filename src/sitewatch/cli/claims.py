@@ -35,7 +35,8 @@ def _published(value: str | None) -> datetime | None:
     latest = datetime.now(UTC) + timedelta(days=1)
     if not EARLIEST_PUBLISHED <= dt <= latest:
         raise ClaimsError(
-            f"--published: {dt.date()} is outside {EARLIEST_PUBLISHED.date()} .. {latest.date()} (tomorrow); give the report's publication date"
+            f"--published: {dt.date()} is outside {EARLIEST_PUBLISHED.date()} .. {latest.date()} "
+            "(tomorrow); give the report's publication date"
         )
     return dt
 
@@ -99,9 +100,11 @@ def _extract(location: str, source: str, published: str | None, reliability: str
 _source_opts = [
     click.argument("location", metavar="FILE|URL"),
     click.option("--source", required=True, help="Name of the source (outlet, author, channel)."),
-    click.option("--published", default=None, help="Publication date/time (e.g. 2024-12-18); relative dates resolve against it."),
+    click.option("--published", default=None,
+                 help="Publication date/time (e.g. 2024-12-18); relative dates resolve against it."),
     click.option("--reliability", type=click.Choice(list("ABCDEF"), case_sensitive=False), default=None,
-                 help="Admiralty source reliability A (completely reliable) .. E (unreliable), F (cannot be judged)."),
+                 help="Admiralty source reliability A (completely reliable) .. E (unreliable), "
+                      "F (cannot be judged)."),
 ]  # fmt: skip
 
 
@@ -116,8 +119,8 @@ def _with_source_opts(f):  # noqa: ANN001, ANN202
 @click.option("--title", default=None, help="Document title (default: the HTML title).")
 @json_option
 @store_option
-def add(location: str, source: str, published: str | None, reliability: str | None, title: str | None, as_json: bool,
-        store_url: str | None) -> None:  # fmt: skip
+def add(location: str, source: str, published: str | None, reliability: str | None, title: str | None,
+        as_json: bool, store_url: str | None) -> None:  # fmt: skip
     """Ingest a report from FILE or URL, extract its claims and store them.
 
     Example: sitewatch claims add report.txt --source Reuters --published 2024-12-18 --reliability B
@@ -132,7 +135,8 @@ def add(location: str, source: str, published: str | None, reliability: str | No
         known = store.find_document(source, report.text)
         if known is not None:  # before extracting: re-ingesting is a no-op
             err_console.print(
-                f"{terminal_text(location)}: already stored as document {known} from {terminal_text(source)}; nothing added",
+                f"{terminal_text(location)}: already stored as document {known} from "
+                f"{terminal_text(source)}; nothing added",
                 soft_wrap=True,
             )
             if as_json:
@@ -143,7 +147,8 @@ def add(location: str, source: str, published: str | None, reliability: str | No
                                                 [c.to_dict() for c in claims])  # fmt: skip
         if not added:  # stored by a concurrent ingest in the meantime
             err_console.print(
-                f"{terminal_text(location)}: already stored as document {doc_id} from {terminal_text(source)}; nothing added",
+                f"{terminal_text(location)}: already stored as document {doc_id} from "
+                f"{terminal_text(source)}; nothing added",
                 soft_wrap=True,
             )
             return

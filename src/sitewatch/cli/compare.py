@@ -46,7 +46,8 @@ def choose_pair(passes: list[Pass], site: str, span: PassSpan) -> tuple[Pass, Pa
     if len(chosen) < 2:
         p = chosen[0]
         raise CompareError(
-            f"only pass {p.id} ({_when(p)}) of site {site!r} lies {span.describe()}; comparing needs two: widen the span"
+            f"only pass {p.id} ({_when(p)}) of site {site!r} lies {span.describe()}; comparing needs two: "
+            "widen the span"
         )
     return chosen[0], chosen[-1]
 
@@ -110,14 +111,16 @@ def command(
     for cat, v in result.counts.items():
         if v["a"] or v["b"]:
             out_console.print(
-                f"  {cat}: {v['a']} → {v['b']}  arrived {v['arrived']}, departed {v['departed']}, remained {v['remained']}, moved {v['moved']}"
+                f"  {cat}: {v['a']} → {v['b']}  arrived {v['arrived']}, departed {v['departed']}, remained "
+                f"{v['remained']}, moved {v['moved']}"
             )
     for zone, z in result.pixel_change.items():
         if z["pct_changed"] is None:
             out_console.print(f"  {zone}: not seen in both passes")
             continue
         out_console.print(
-            f"  {zone}: {z['pct_changed']} % changed, {z['pct_explained_by_objects']} % of it inside object boxes"
+            f"  {zone}: {z['pct_changed']} % changed, {z['pct_explained_by_objects']} % of it inside "
+            "object boxes"
         )
     for w in result.warnings:
         out_console.print(f"[yellow]warning:[/] {w}")

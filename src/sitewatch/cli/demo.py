@@ -105,9 +105,11 @@ REAL_PAIR = ("03f84930-e2be-4c19-9afc-0dc26d02538e.jpg", "791377f0-a01c-4fc3-b6e
 REAL_DATES = (datetime(2024, 1, 1, 10, 0, tzinfo=UTC), datetime(2024, 1, 15, 10, 0, tzinfo=UTC))
 
 REPORTS = {
-    "simulated": DemoReport("hmeimim_simulated_report.txt", "Demo Wire (FICTIONAL)", "Aircraft leave Hmeimim air base (FICTIONAL demo text)",
+    "simulated": DemoReport("hmeimim_simulated_report.txt", "Demo Wire (FICTIONAL)",
+                            "Aircraft leave Hmeimim air base (FICTIONAL demo text)",
                             datetime(2024, 3, 5, 12, 0, tzinfo=UTC)),
-    "real": DemoReport("airfield_p_report.txt", "Demo Wire (FICTIONAL)", "Aircraft leave Airfield P (FICTIONAL demo text)",
+    "real": DemoReport("airfield_p_report.txt", "Demo Wire (FICTIONAL)",
+                       "Aircraft leave Airfield P (FICTIONAL demo text)",
                        datetime(2024, 1, 16, 12, 0, tzinfo=UTC)),
 }  # fmt: skip
 
@@ -137,7 +139,8 @@ def step_imagery(st: DemoState) -> None:
         st.report_text = REPORTS["real"]
         names = " → ".join(Path(sc["path"]).name for sc in st.scenes)
         err_console.print(
-            f"real Airbus Pléiades pair {names}: pixel space at 0.5 m GSD, place name invented, dates SYNTHETIC"
+            f"real Airbus Pléiades pair {names}: pixel space at 0.5 m GSD, place name invented, dates "
+            "SYNTHETIC"
         )
         return
     from sitewatch.imagery.simulate import simulate_site
@@ -147,12 +150,13 @@ def step_imagery(st: DemoState) -> None:
     st.site = get_site("hmeimim")
     st.report_text = REPORTS["simulated"]
     err_console.print(
-        f"[bold red]SIMULATED[/] imagery: two passes of {st.site.title} drawn on the watchlist's zones (no real data given)"
+        f"[bold red]SIMULATED[/] imagery: two passes of {st.site.title} drawn on the watchlist's zones (no "
+        "real data given)"
     )
     with progress() as bar:
         bar.add_task("simulating two passes", total=None)
-        sc = simulate_site(st.out / "imagery", st.site.aoi, site=st.site.name, zones=st.site.zones, bounds=simulation_bounds(st.site),
-                           **SIM_SCENARIO)  # fmt: skip
+        sc = simulate_site(st.out / "imagery", st.site.aoi, site=st.site.name, zones=st.site.zones,
+                           bounds=simulation_bounds(st.site), **SIM_SCENARIO)  # fmt: skip
     st.scenes = [
         {"path": p.path, "gsd_m": None, "acquired": None, "truth": p.counts(), "truth_source": "simulation"}
         for p in sc.passes
@@ -192,7 +196,10 @@ def _real_pair(data: Path) -> tuple[list[dict[str, Any]], DemoSite]:
         "Airfield P (real Airbus Pléiades sample pair; name invented, location not given by the source)",
         box(0, 0, 0, 0),
         aliases=["Airfield P"],
-        notes="Demo site: the Airbus Pléiades sample gives no location; passes are in image pixels at 0.5 m GSD, dates are SYNTHETIC.",
+        notes=(
+            "Demo site: the Airbus Pléiades sample gives no location; passes are in image pixels at 0.5 m "
+            "GSD, dates are SYNTHETIC."
+        ),
         sources=["https://github.com/khlaifiabilel/airbus-aircraft-detection (CC BY-NC-SA 4.0)"],
     )
     return scenes, site
@@ -266,7 +273,8 @@ def step_inventory(st: DemoState) -> None:
         out_console.print(f"pass {p.id}: detector {found} aircraft, {sc['truth_source']} {expected}")
     if not getattr(getattr(st.detector, "info", None), "trained", True):
         err_console.print(
-            "[yellow]note:[/] the bundled detector model is an untrained placeholder: detections are not meaningful yet"
+            "[yellow]note:[/] the bundled detector model is an untrained placeholder: detections are not "
+            "meaningful yet"
         )
     st.summary["truth"] = truth
 
@@ -283,7 +291,8 @@ def step_compare(st: DemoState) -> None:
     if c.registration is not None:
         r = c.registration
         out_console.print(
-            f"co-registration: shift {r.shift_x_px:+.1f}, {r.shift_y_px:+.1f} px ({r.method}, quality {r.quality:.2f})"
+            f"co-registration: shift {r.shift_x_px:+.1f}, {r.shift_y_px:+.1f} px ({r.method}, quality "
+            f"{r.quality:.2f})"
         )
     moves = {
         cat: {s: n for s, n in v.items() if n}
@@ -320,13 +329,14 @@ def step_claims(st: DemoState) -> None:
     st.store.save_claims(doc_id, [c.to_dict() for c in st.claims])
     stored = [c for c in st.store.list_claims(st.site.name) if c.get("document_id") == doc_id]
     out_console.print(
-        f"text report {path.name} (FICTIONAL, written for the demo) → document {doc_id}, {len(stored)} claims:"
+        f"text report {path.name} (FICTIONAL, written for the demo) → document {doc_id}, {len(stored)} "
+        "claims:"
     )
     for c in stored:
         what = ", ".join(m.get("name") or m["text"] for m in c["equipment"]) or "-"
         when = ", ".join(f"{d.get('qualifier') or ''} {d['date'] or d['text']}".strip() for d in c["dates"])
-        out_console.print(f"  claim {c['id']}: [bold]{c.get('signal') or 'no signal'}[/] {what}{' (' + when + ')' if when else ''}"
-                          f"  [dim]\"{c['text']}\"[/]")  # fmt: skip
+        out_console.print(f"  claim {c['id']}: [bold]{c.get('signal') or 'no signal'}[/] "
+                          f"{what}{' (' + when + ')' if when else ''}  [dim]\"{c['text']}\"[/]")  # fmt: skip
     st.summary["claims"] = [c["id"] for c in stored]
 
 
@@ -414,8 +424,8 @@ def step_summary(st: DemoState) -> None:
         out_console.print(f"  {p.name}{'/' if p.is_dir() else ''}")
     # the demo site of the real pair is not on the watchlist: commands that look sites up cannot use it
     explore = "assess" if st.simulated else "compare"
-    out_console.print(f"open {st.out / 'report.html'}; explore the demo store with e.g. "
-                      f"sitewatch {explore} {st.site.name} --store sqlite:///{st.out / 'demo-store.db'}")  # fmt: skip
+    out_console.print(f"open {st.out / 'report.html'}; explore the demo store with e.g. sitewatch {explore} "
+                      f"{st.site.name} --store sqlite:///{st.out / 'demo-store.db'}")  # fmt: skip
     # last line: the command that serves the demo store as a web dashboard (one line, copyable)
     out_console.print(
         f"see it on a map (then open http://127.0.0.1:8000/sites/{st.site.name}):", soft_wrap=True
@@ -429,7 +439,8 @@ def step_summary(st: DemoState) -> None:
 
 #: The demo, in order. Each step reads and extends the :class:`DemoState`.
 STEPS: list[Callable[[DemoState], None]] = [
-    step_imagery, step_scan, step_inventory, step_compare, step_claims, step_assess, step_export, step_report, step_summary,
+    step_imagery, step_scan, step_inventory, step_compare, step_claims, step_assess, step_export, step_report,
+    step_summary,
 ]  # fmt: skip
 
 
@@ -494,11 +505,13 @@ def run_watch_demo(out: Path, show: Callable[[str], None] | None = None) -> dict
         first = simulate_site(
             out / "imagery" / "a", site.aoi, site=site.name, zones=site.zones, bounds=bounds, **SIM_SCENARIO
         )
-        later = simulate_site(out / "imagery" / "b", site.aoi, site=site.name, zones=site.zones, bounds=bounds,
-                              start=first.passes[1].acquired, **{**SIM_SCENARIO, **WATCH_RETURN})  # fmt: skip
+        later = simulate_site(out / "imagery" / "b", site.aoi, site=site.name, zones=site.zones,
+                              bounds=bounds, start=first.passes[1].acquired,
+                              **{**SIM_SCENARIO, **WATCH_RETURN})  # fmt: skip
     arrivals = [first.passes[0], first.passes[1], later.passes[1]]
     config = WatchConfig.model_validate({
-        "sites": [{"site": site.name, "sources": [{"type": "folder", "path": str(incoming), "settle_s": 0}], "rules": {"hypotheses": True}}],
+        "sites": [{"site": site.name, "sources": [{"type": "folder", "path": str(incoming), "settle_s": 0}],
+                   "rules": {"hypotheses": True}}],
         "channels": [{"type": "atom", "path": str(out / "alerts.atom")}],  # the demo shows the alerts itself
         "reports": str(out / "reports"),
     })  # fmt: skip

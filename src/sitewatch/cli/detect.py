@@ -45,8 +45,9 @@ def check_pixel_budget(scene) -> None:  # noqa: ANN001 - a Scene
     budget = Settings().detect_max_pixels
     if scene.width * scene.height > budget:
         side = int(budget**0.5)
-        raise SceneError(f"{scene.path}: {scene.width}x{scene.height} px is over the whole-image detection budget "
-                         f"({side}x{side} px): scan a site's AOI instead (sitewatch scan --site) or raise SITEWATCH_DETECT_MAX_PIXELS")  # fmt: skip
+        raise SceneError(f"{scene.path}: {scene.width}x{scene.height} px is over the whole-image detection "
+                         f"budget ({side}x{side} px): scan a site's AOI instead (sitewatch scan --site) or "
+                         "raise SITEWATCH_DETECT_MAX_PIXELS")  # fmt: skip
 
 
 def build_detector(model: str | None, providers: tuple[str, ...], **options: Any):  # noqa: ANN201
@@ -133,8 +134,9 @@ def identify(
 def to_geojson(scene, detections: list[Detection], model: str) -> dict[str, Any]:  # noqa: ANN001
     """An RFC 7946 FeatureCollection: one WGS84 polygon per detection, 7 decimals, rings counterclockwise.
 
-    Feature properties are those of ``sitewatch export`` (:func:`sitewatch.report.exports.detection_properties`)
-    plus ``scene`` and ``model``: ``heading_deg`` is from true north, ``heading_px_deg`` in the image.
+    Feature properties are those of ``sitewatch export``
+    (:func:`sitewatch.report.exports.detection_properties`) plus ``scene`` and ``model``: ``heading_deg`` is
+    from true north, ``heading_px_deg`` in the image.
     """
     import shapely
     from shapely.geometry import mapping
@@ -243,8 +245,8 @@ def _summary(scene, detections: list[Detection], detector, seconds: float, out: 
     help=f"Least tile overlap, model pixels (default: {DEFAULT_OVERLAP_PX}, at most a quarter tile).",
 )
 @click.option(
-    "--score", type=click.FloatRange(0.0, 1.0), default=None, envvar="SITEWATCH_SCORE_THRESHOLD", show_envvar=True,
-    help="Minimum score in every category (default: the model's per-category thresholds).",
+    "--score", type=click.FloatRange(0.0, 1.0), default=None, envvar="SITEWATCH_SCORE_THRESHOLD",
+    show_envvar=True, help="Minimum score in every category (default: the model's per-category thresholds).",
 )  # fmt: skip
 @model_option
 @click.option(

@@ -108,7 +108,10 @@ def _group_rows(table, result) -> None:  # noqa: ANN001 - rich Table, Evaluation
 @click.option(
     "--by-dataset",
     is_flag=True,
-    help="Also one row per dataset and category, and per site group of airbus-pleiades with the mean and worst group.",
+    help=(
+        "Also one row per dataset and category, and per site group of airbus-pleiades with the mean and "
+        "worst group."
+    ),
 )
 def command(
     dataset_dir: str,

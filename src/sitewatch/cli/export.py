@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 @span_options("to export (default: all)")
 @click.option(
     "--format", "fmt", type=click.Choice(sorted(FORMATS)), default=None,
-    help="Export format (default: from the suffix of --output: .geojson .parquet .kml .csv .fgb .gpkg; stac writes a folder).",
+    help="Export format (default: from the suffix of --output: .geojson .parquet .kml .csv .fgb .gpkg; "
+         "stac writes a folder).",
 )  # fmt: skip
 @click.option(
     "-o",

@@ -46,7 +46,8 @@ def load_passes(store, site: str) -> list:  # noqa: ANN001 - a Store
     if not passes:
         known = ", ".join(store.sites()) or "none"
         raise SiteError(
-            f"no passes of site '{site}' in store {store.url} (sites with passes: {known}); run: sitewatch scan SCENE --site {site}"
+            f"no passes of site '{site}' in store {store.url} (sites with passes: {known}); run: sitewatch "
+            f"scan SCENE --site {site}"
         )
     return passes
 

@@ -133,7 +133,8 @@ def raise_internal(e: BaseException) -> None:
         traceback.print_exception(e)
     else:
         click.echo(
-            f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} (rerun with -vv for the traceback)",
+            f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} (rerun with "
+            "-vv for the traceback)",
             err=True,
         )
     sys.exit(1)

@@ -25,7 +25,8 @@ class AliasedOption(click.Option):
 
 
 def output_option(help: str, *, old: tuple[str, ...] = (), **kwargs: Any) -> Callable[[Any], Any]:
-    """``-o/--output`` (the one spelling for what a command writes); ``old`` spellings stay as hidden aliases."""
+    """``-o/--output`` (the one spelling for what a command writes); ``old`` spellings stay as hidden
+    aliases."""
     return click.option(
         "-o", "--output", *old, "output", cls=AliasedOption, hidden_names=old, help=help, **kwargs
     )
@@ -59,7 +60,10 @@ store_option = click.option(
     show_envvar=True,
     default=None,
     callback=_store_url,
-    help="Store URL (default: embedded SQLite under $SITEWATCH_HOME or ~/.sitewatch; postgresql://... for PostGIS).",
+    help=(
+        "Store URL (default: embedded SQLite under $SITEWATCH_HOME or ~/.sitewatch; postgresql://... for "
+        "PostGIS)."
+    ),
 )
 gsd_option = click.option(
     "--gsd",
@@ -97,7 +101,8 @@ def _bound(which: str) -> Callable[[click.Context, click.Parameter, str | None],
 def span_options(what: str = "to use (default: all)") -> Callable[[Any], Any]:
     """``--from`` / ``--to``: the inclusive span of passes a command works on (:mod:`sitewatch.store.span`).
 
-    The command receives one ``span`` argument, a :class:`sitewatch.store.span.PassSpan`, instead of the two options.
+    The command receives one ``span`` argument, a :class:`sitewatch.store.span.PassSpan`, instead of the two
+    options.
     """
 
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -110,8 +115,10 @@ def span_options(what: str = "to use (default: all)") -> Callable[[Any], Any]:
             return f(*args, span=PassSpan(span_from, span_to), **kwargs)
 
         wrapper = click.option("--to", "span_to", metavar="PASS|DATE", default=None, callback=_bound("to"),
-                               help="End of the span: a pass id or UTC date, inclusive (a date covers its whole day).")(wrapper)  # fmt: skip
+                               help="End of the span: a pass id or UTC date, inclusive "
+                                    "(a date covers its whole day).")(wrapper)  # fmt: skip
         return click.option("--from", "span_from", metavar="PASS|DATE", default=None, callback=_bound("from"),
-                            help=f"Start of the span of passes {what}: a pass id or UTC date, inclusive (e.g. 2024-12-10).")(wrapper)  # fmt: skip
+                            help=f"Start of the span of passes {what}: a pass id or UTC date, inclusive "
+                                 "(e.g. 2024-12-10).")(wrapper)  # fmt: skip
 
     return decorate

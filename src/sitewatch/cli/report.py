@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 @overwrite_option
 @store_option
 def command(site: str, span: PassSpan, output: Path | None, overwrite: bool, store_url: str | None) -> None:
-    """Write the analyst's report of SITE: key judgements with evidence, inventory, chips, map, ACH, claims."""
+    """Write the analyst's report of SITE: key judgements with evidence, inventory, chips, map, ACH,
+    claims."""
     from sitewatch.cli.console import err_console, out_console
     from sitewatch.report import write_report
     from sitewatch.report.render import check_output_path

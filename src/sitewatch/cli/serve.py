@@ -14,7 +14,8 @@ from sitewatch.cli.options import store_option
 )
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--imagery-root", "imagery_roots", multiple=True, type=click.Path(file_okay=False, exists=True),
-              help="Folder whose scenes scan jobs may read by path (repeatable; adds to SITEWATCH_API_IMAGERY_ROOTS).")  # fmt: skip
+              help="Folder whose scenes scan jobs may read by path (repeatable; adds to "
+                   "SITEWATCH_API_IMAGERY_ROOTS).")  # fmt: skip
 @click.option(
     "--warm/--no-warm",
     default=True,
@@ -46,7 +47,8 @@ def command(store_url: str | None, host: str, port: int, imagery_roots: tuple[st
     settings.imagery_roots = [*settings.imagery_roots, *(Path(r) for r in imagery_roots)]
     if host not in ("127.0.0.1", "localhost", "::1") and not settings.token:
         err_console.print(
-            f"[yellow]warning:[/] listening on {host} without SITEWATCH_API_TOKEN: anyone who can reach it can read the store"
+            f"[yellow]warning:[/] listening on {host} without SITEWATCH_API_TOKEN: anyone who can reach it "
+            "can read the store"
         )
     from sitewatch.store import open_store
 

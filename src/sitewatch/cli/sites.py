@@ -133,7 +133,8 @@ def _parse_bbox(text: str):  # noqa: ANN202
         raise SiteError(f"--bbox {text!r}: expected finite numbers of degrees")
     if w > e and e >= -180 and w <= 180:
         raise SiteError(
-            f"--bbox {text!r}: W > E crosses the 180° meridian, which is not supported (add the parts east and west of it as two sites)"
+            f"--bbox {text!r}: W > E crosses the 180° meridian, which is not supported (add the parts east "
+            "and west of it as two sites)"
         )
     if not (w < e and s < n):
         raise SiteError(f"--bbox {text!r}: expected W < E and S < N")

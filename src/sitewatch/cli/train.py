@@ -1,4 +1,5 @@
-"""``sitewatch train``: train the detector; ``export``: write the ONNX model; ``attach-evaluation``: store its evaluation."""
+"""``sitewatch train``: train the detector; ``export``: write the ONNX model; ``attach-evaluation``: store its
+evaluation."""
 
 from __future__ import annotations
 
@@ -40,8 +41,9 @@ def _log_to(path: Path) -> None:
 @click.option(
     "--data", "data", type=click.Path(path_type=Path), default=None, help="Data tree (e.g. ../shared/data)."
 )
-@click.option("-o", "--output", "--out", "out", cls=AliasedOption, hidden_names=("--out",), type=click.Path(path_type=Path),
-              default=Path("runs/det"), show_default=True, help="Run folder.")  # fmt: skip
+@click.option("-o", "--output", "--out", "out", cls=AliasedOption, hidden_names=("--out",),
+              type=click.Path(path_type=Path), default=Path("runs/det"), show_default=True,
+              help="Run folder.")  # fmt: skip
 @click.option(
     "--minutes",
     type=click.FloatRange(min=0.1),
@@ -73,14 +75,19 @@ def _log_to(path: Path) -> None:
     "init",
     type=click.Path(path_type=Path),
     default=None,
-    help="Start from the weights of an exported model (e.g. the shipped src/sitewatch/detect/models/sitewatch-det.onnx).",
+    help=(
+        "Start from the weights of an exported model (e.g. the shipped "
+        "src/sitewatch/detect/models/sitewatch-det.onnx)."
+    ),
 )
 @click.option(
     "--precision",
     type=click.Choice(["auto", "bf16", "fp32"]),
     default="auto",
     show_default=True,
-    help="bf16 autocast with fp32 master weights where the CPU/GPU supports it natively (auto), or plain fp32.",
+    help=(
+        "bf16 autocast with fp32 master weights where the CPU/GPU supports it natively (auto), or plain fp32."
+    ),
 )
 @click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True, help="Compute threads.")
 @click.option(
@@ -264,7 +271,10 @@ def export_command(checkpoint: Path, output: Path, data: Path | None) -> None:
     "init",
     type=click.Path(path_type=Path),
     default=None,
-    help="Start from the weights of an exported model (e.g. src/sitewatch/detect/models/sitewatch-det.onnx); default: ImageNet backbone.",
+    help=(
+        "Start from the weights of an exported model (e.g. src/sitewatch/detect/models/sitewatch-det.onnx); "
+        "default: ImageNet backbone."
+    ),
 )
 @click.option(
     "--datasets",
@@ -326,7 +336,8 @@ def pack_command(
     The folder's train_pack.py needs only PyTorch, numpy and OpenCV; its checkpoint goes back
     through `sitewatch train export`. See docs/detect.md (Training on a GPU).
 
-    Example: sitewatch train pack --data ../shared/data -o pack --init src/sitewatch/detect/models/sitewatch-det.onnx
+    Example: sitewatch train pack --data ../shared/data -o pack --init
+    src/sitewatch/detect/models/sitewatch-det.onnx
     """
     if not (data / "classes.csv").is_file():
         raise SitewatchError(f"{data}: not a sitewatch data tree (no classes.csv)")
@@ -356,8 +367,8 @@ def pack_command(
     click.echo(
         f"wrote {output}: {summary.images['train']} training, {summary.images['val']} validation, "
         f"{summary.images['background']} background images, {summary.objects} objects; images "
-        f"{summary.data_bytes / 2**20:.1f} MiB (WebP quality {summary.quality}), pack {summary.total_bytes / 2**20:.1f} MiB; "
-        f"starts from {summary.init}"
+        f"{summary.data_bytes / 2**20:.1f} MiB (WebP quality {summary.quality}), "
+        f"pack {summary.total_bytes / 2**20:.1f} MiB; starts from {summary.init}"
     )
     click.echo(f"train: python {output / 'train_pack.py'} --minutes 10")
 
@@ -398,7 +409,8 @@ def attach_evaluation_command(model: Path, report: Path) -> None:
         raise SitewatchError(f"{report}: not a `sitewatch evaluate --json` report")
     summary = attach_evaluation(model, data)
     click.echo(
-        f"stored the {summary['split']} evaluation of {summary['model']} ({summary['images']} images) in {model}"
+        f"stored the {summary['split']} evaluation of {summary['model']} ({summary['images']} images) in "
+        f"{model}"
     )
 
 
@@ -427,7 +439,8 @@ def quantize_command(model: Path, output: Path, data: Path, count: int, seed: in
 
     Measure it before use: python bench/detect_validation.py ../shared/data --model OUTPUT.
 
-    Example: sitewatch train quantize src/sitewatch/detect/models/sitewatch-det.onnx --data ../shared/data -o det-int8.onnx
+    Example: sitewatch train quantize src/sitewatch/detect/models/sitewatch-det.onnx --data ../shared/data
+    -o det-int8.onnx
     """
     if importlib.util.find_spec("onnx") is None:
         raise SitewatchError(

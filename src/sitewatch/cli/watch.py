@@ -79,13 +79,16 @@ def _print_status(st: dict) -> None:
     )
     for r in st["delivery_failures"]:
         out_console.print(
-            f"  [red]alert {r['alert']} on {escape(r['channel'])}[/] ({r['status']}, {r['attempts']} attempt(s)): {escape(r['error'])}"
+            f"  [red]alert {r['alert']} on {escape(r['channel'])}[/] ({r['status']}, {r['attempts']} "
+            f"attempt(s)): {escape(r['error'])}"
         )
 
 
 @click.command()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), envvar="SITEWATCH_WATCH_CONFIG", default=None,
-              help="Watch configuration YAML (default: $SITEWATCH_HOME/watch.yaml). See docs/watch.md.")  # fmt: skip
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              envvar="SITEWATCH_WATCH_CONFIG", default=None,
+              help="Watch configuration YAML (default: $SITEWATCH_HOME/watch.yaml). "
+                   "See docs/watch.md.")  # fmt: skip
 @click.option(
     "--once", is_flag=True, help="Run one cycle and exit (for cron); exit status 1 when something failed."
 )
@@ -146,7 +149,8 @@ def command(
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
         out_console.print(
-            f"watching {len(config.sites)} site(s) every {every}; SIGTERM or Ctrl-C stops after the current item"
+            f"watching {len(config.sites)} site(s) every {every}; SIGTERM or Ctrl-C stops after the "
+            "current item"
         )
         watcher.run_forever(
             period,

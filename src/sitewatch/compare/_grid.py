@@ -46,7 +46,8 @@ def check_compatible(a: Pass, b: Pass, s: CompareSettings) -> None:
         if inter <= 0 or inter < s.min_overlap * min(fa.area, fb.area):
             pct = 100.0 * inter / min(fa.area, fb.area) if min(fa.area, fb.area) > 0 else 0.0
             raise CompareError(
-                f"passes do not overlap: footprints of {_name(a)} and {_name(b)} share {pct:.0f} % (minimum {100 * s.min_overlap:.0f} %)"
+                f"passes do not overlap: footprints of {_name(a)} and {_name(b)} share {pct:.0f} % "
+                f"(minimum {100 * s.min_overlap:.0f} %)"
             )
 
 

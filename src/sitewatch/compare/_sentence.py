@@ -75,7 +75,8 @@ def summary_sentence(c: Comparison, s: CompareSettings, *, since: str | None = N
                     parts.append(f"{name} {'rose' if v['b'] > v['a'] else 'fell'} from {v['a']} to {v['b']}")
                 elif v["arrived"] or v["departed"] or v["moved"]:
                     parts.append(
-                        f"{name} steady at {v['b']} ({v['arrived']} arrived, {v['departed']} left, {v['moved']} moved)"
+                        f"{name} steady at {v['b']} ({v['arrived']} arrived, {v['departed']} left, "
+                        f"{v['moved']} moved)"
                     )
                 else:
                     parts.append(f"all {v['a']} {name} remained")

@@ -221,8 +221,9 @@ def compare_images(
             )
             if spread is not None and gsd_m and 3 * spread * gsd_m > s.remain_tolerance_min_m:
                 warnings.append(
-                    f"the passes are locally misregistered by about {spread * gsd_m:.1f} m (1 sigma: different parts of the "
-                    f"scene shift differently); moves shorter than {3 * spread * gsd_m:.1f} m cannot be told from it"
+                    f"the passes are locally misregistered by about {spread * gsd_m:.1f} m (1 sigma: "
+                    "different parts of the scene shift differently); moves shorter than "
+                    f"{3 * spread * gsd_m:.1f} m cannot be told from it"
                 )
         work_m = np.linalg.inv(to_scene) @ registration.as_array() @ np.linalg.inv(a_scale)
         b_rgb = warp_to_a(b.rgb, work_m, a.valid.shape)
@@ -235,11 +236,13 @@ def compare_images(
             frac = cl.sum() / max(v.sum(), 1)
             if frac > 0.01:
                 warnings.append(
-                    f"pass {name} is {100 * frac:.0f} % cloud-covered (bright flat areas); objects there are unobserved"
+                    f"pass {name} is {100 * frac:.0f} % cloud-covered (bright flat areas); objects there "
+                    "are unobserved"
                 )
         if hidden > s.max_cloud_fraction:
             not_compared["pixel change"] = (
-                f"{100 * hidden:.0f} % of the overlap is hidden by cloud or nodata (limit {100 * s.max_cloud_fraction:.0f} %)"
+                f"{100 * hidden:.0f} % of the overlap is hidden by cloud or nodata (limit "
+                f"{100 * s.max_cloud_fraction:.0f} %)"
             )
         else:
             cm = change_map(a.rgb, b_rgb, compared, gsd_m=a.gsd_m, settings=s)
@@ -309,8 +312,8 @@ def compare_images(
     both = observed.get("both")
     if both is not None and both < 1.0 - s.min_observed_fraction:
         warnings.append(
-            f"only {100 * both:.0f} % of the site was observed by valid pixels in both passes: counts and changes are for that "
-            "part; the rest is not observed"
+            f"only {100 * both:.0f} % of the site was observed by valid pixels in both passes: counts and "
+            "changes are for that part; the rest is not observed"
         )
     if since is None and pass_a is not None and pass_a.acquired is not None:
         since = pass_a.acquired.date().isoformat()
@@ -349,8 +352,9 @@ def _blind(
     return None
 
 
-def _not_observed(why: str, dets_a: Sequence[Detection], dets_b: Sequence[Detection], observed: dict[str, float | None],
-                  pass_a: Pass | None, pass_b: Pass | None) -> Comparison:  # fmt: skip
+def _not_observed(why: str, dets_a: Sequence[Detection], dets_b: Sequence[Detection],
+                  observed: dict[str, float | None], pass_a: Pass | None,
+                  pass_b: Pass | None) -> Comparison:  # fmt: skip
     """A comparison of passes with no ground in common: every object unobserved, no counts, no change."""
     from sitewatch.compare.matching import group_of
 

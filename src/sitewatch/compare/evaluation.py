@@ -20,7 +20,8 @@ from sitewatch.types import OrientedBox
 
 @dataclass(frozen=True, slots=True)
 class Reference:
-    """Reference statuses: ``a[i]`` for A's boxes ("remained"/"departed"), ``b[j]`` for B's ("remained"/"arrived")."""
+    """Reference statuses: ``a[i]`` for A's boxes ("remained"/"departed"), ``b[j]`` for B's
+    ("remained"/"arrived")."""
 
     a: tuple[str, ...]
     b: tuple[str, ...]

@@ -49,7 +49,8 @@ class ObjectChange:
     Attributes:
         status: one of :data:`STATUSES`, or "unobserved".
         category: detection category.
-        group: type group — the role group when its probability reaches the label threshold, else the category.
+        group: type group — the role group when its probability reaches the label threshold, else the
+            category.
         zone: site zone holding the object, or None (outside zones, or pass not georeferenced).
         det_a, det_b: the detection in each pass (None where absent), in that pass's own pixels.
         displacement_px: centre displacement after registration, pixels of A, or None.
@@ -93,7 +94,8 @@ def _ref(d: Detection | None) -> dict[str, Any] | None:
 
 def group_of(d: Detection) -> str:
     """Type group of a detection: its role group where the role's calibrated probability (summed
-    over its types) reaches the label threshold (:func:`sitewatch.identify.label_detection`), else its category."""
+    over its types) reaches the label threshold (:func:`sitewatch.identify.label_detection`), else its
+    category."""
     if d.candidates:
         role = label_detection(d, levels=("role",))
         if role.identified:

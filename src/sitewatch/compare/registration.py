@@ -343,8 +343,8 @@ def register(
         raise CompareError("cannot register: one pass has no valid pixels over the compared area")
     if (va & vb).sum() < s.min_overlap * min(va.sum(), vb.sum()):
         raise CompareError(
-            f"passes do not overlap: {100 * (va & vb).sum() / va.sum():.0f} % of the compared area is valid in both "
-            f"(minimum {100 * s.min_overlap:.0f} %)"
+            f"passes do not overlap: {100 * (va & vb).sum() / va.sum():.0f} % of the compared area is "
+            f"valid in both (minimum {100 * s.min_overlap:.0f} %)"
         )
     candidates: list[Registration] = []
     if s.registration in ("auto", "phase"):
@@ -370,8 +370,8 @@ def register(
         best = feat if rotated or phase.quality < s.min_phase_quality else phase
     if best.quality < s.min_quality:
         raise CompareError(
-            f"cannot register the passes: registration quality {best.quality:.2f} is below {s.min_quality:.2f} "
-            "(different ground, heavy cloud or very different imagery)"
+            f"cannot register the passes: registration quality {best.quality:.2f} is below "
+            f"{s.min_quality:.2f} (different ground, heavy cloud or very different imagery)"
         )
     ov = _overlap(va, vb, best.as_array())
     if ov < s.min_overlap:

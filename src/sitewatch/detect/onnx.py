@@ -152,7 +152,8 @@ class OnnxBackend:
         expect = (n, len(self.info.categories), h // self.info.stride, w // self.info.stride)
         if heatmap.shape != expect or geometry.shape != (n, 6, *expect[2:]):
             raise ModelError(
-                f"{self.info.path}: outputs {heatmap.shape}/{geometry.shape}, expected {expect} and 6 geometry channels"
+                f"{self.info.path}: outputs {heatmap.shape}/{geometry.shape}, expected {expect} and 6 "
+                "geometry channels"
             )
         return heatmap, geometry
 

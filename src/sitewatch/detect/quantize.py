@@ -146,8 +146,9 @@ def quantize_model(
             onnx.save(m, str(pre))
             keep_float = float_tail(m.graph)
             quantize_static(
-                str(pre), str(Path(tmp) / "q.onnx"), Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=keep_float, calibrate_method=CalibrationMethod.MinMax,
+                str(pre), str(Path(tmp) / "q.onnx"), Reader(), quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                nodes_to_exclude=keep_float, calibrate_method=CalibrationMethod.MinMax,
                 extra_options={"CalibStridedMinMax": stride},
             )  # fmt: skip
         except Exception as e:  # noqa: BLE001 - ONNX Runtime raises many kinds; one line naming the model

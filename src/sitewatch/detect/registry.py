@@ -52,7 +52,8 @@ class ModelRegistry:
         """
         if name not in self._models:
             raise ModelError(
-                f"unknown model {name!r}; known models: {', '.join(self.names())} (or give a path to an .onnx file)"
+                f"unknown model {name!r}; known models: {', '.join(self.names())} (or give a path to an "
+                ".onnx file)"
             )
         return self._models[name]()
 

@@ -81,7 +81,8 @@ class ModelInfo:
     score_thresholds: Mapping[str, float] = field(default_factory=dict, hash=False)
 
     def threshold_for(self, category: str) -> float:
-        """The shipped score threshold of ``category``: its own when the model has one, else the common one."""
+        """The shipped score threshold of ``category``: its own when the model has one, else the common
+        one."""
         return float(self.score_thresholds.get(category, self.score_threshold))
 
     @property
@@ -348,7 +349,8 @@ class SlicedDetector(Detector):
         return BoxArray.concat(parts), (np.concatenate(truncs) if truncs else np.zeros(0, dtype=bool))
 
     def merge_candidates(self, boxes: BoxArray, truncated: np.ndarray | None = None) -> BoxArray:
-        """One box per object from the candidates of :meth:`run_tiles` (see :func:`~sitewatch.detect.merge.merge`)."""
+        """One box per object from the candidates of :meth:`run_tiles` (see
+        :func:`~sitewatch.detect.merge.merge`)."""
         keep = merge(
             boxes,
             truncated=truncated,

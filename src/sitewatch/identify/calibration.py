@@ -125,8 +125,8 @@ def score(
     p_unknown = float(library.matching["categories"][category]["outlier"]["prior"])
     n = len(lls)
     return Scored(
-        category, source, origin, truth, [t for _, t, _ in lls], np.array([ll for ll, _, _ in lls]), log_outlier,
-        np.full(n, math.log((1.0 - p_unknown) / n)), math.log(p_unknown),
+        category, source, origin, truth, [t for _, t, _ in lls], np.array([ll for ll, _, _ in lls]),
+        log_outlier, np.full(n, math.log((1.0 - p_unknown) / n)), math.log(p_unknown),
     )  # fmt: skip
 
 
@@ -240,7 +240,8 @@ def statements(
 
 
 def reliability(p: np.ndarray, right: np.ndarray, bins: int = N_BINS) -> dict[str, Any]:
-    """Expected calibration error and the reliability curve of stated probabilities ``p`` with outcomes ``right``.
+    """Expected calibration error and the reliability curve of stated probabilities ``p`` with outcomes
+    ``right``.
 
     Returns:
         ``{"n", "ece", "accuracy", "mean_p", "bins": [(lo, hi, n, mean p, frequency right), ...]}``
@@ -292,7 +293,8 @@ def fit_temperature(groups: Sequence[Sequence[Scored]], bounds: tuple[float, flo
     """Temperature minimising the mean over ``groups`` of each group's mean Brier score (log-scale search)."""
     groups = [g for g in groups if g]
     res = minimize_scalar(lambda lt: float(np.mean([brier(g, math.exp(lt)) for g in groups])),
-                          bounds=(math.log(bounds[0]), math.log(bounds[1])), method="bounded", options={"xatol": 1e-3})  # fmt: skip
+                          bounds=(math.log(bounds[0]), math.log(bounds[1])), method="bounded",
+                          options={"xatol": 1e-3})  # fmt: skip
     return round(float(math.exp(res.x)), 3)
 
 
@@ -331,9 +333,11 @@ def reliability_figure(
                 pts = [b for b in rel["bins"] if b[2] >= min_bin]
                 if not pts:
                     continue
-                ax.plot([b[3] for b in pts], [b[4] for b in pts], style, color=c, lw=1.2 if when == "after" else 0.9,
+                ax.plot([b[3] for b in pts], [b[4] for b in pts], style, color=c,
+                        lw=1.2 if when == "after" else 0.9,
                         label=f"{who}, {when}: ECE {rel['ece']:.3f} (n={rel['n']})")  # fmt: skip
-                ax.scatter([b[3] for b in pts], [b[4] for b in pts], s=[4 + 2.5 * math.sqrt(b[2]) for b in pts], color=c,
+                ax.scatter([b[3] for b in pts], [b[4] for b in pts],
+                           s=[4 + 2.5 * math.sqrt(b[2]) for b in pts], color=c,
                            alpha=0.9 if when == "after" else 0.4)  # fmt: skip
         ax.set_xlim(lo, 1)
         ax.set_ylim(0, 1.02)
@@ -394,7 +398,8 @@ def main(argv: list[str] | None = None) -> None:
         found, missed = ev.detector_samples(samples, args.data_dir, detector, cache_dir=args.cache, tag=tag)
         groups[("aircraft", "detector", "real")] = real(found, lib)
         print(
-            f"Real detector boxes: {model}, {len(found)} of {len(samples)} aircraft matched, {missed} missed.\n"
+            f"Real detector boxes: {model}, {len(found)} of {len(samples)} aircraft matched, {missed} "
+            "missed.\n"
         )
     for cat in CALIBRATED:
         label_fit = dataclasses.replace(LABEL_BOX_FIT, elevation_frac=box_fit(cat).elevation_frac)
@@ -419,11 +424,13 @@ def main(argv: list[str] | None = None) -> None:
         if ("aircraft", src, "real") in groups:
             alone = {o: fit_temperature([groups[("aircraft", src, o)]]) for o in ("real", "synthetic")}
             print(
-                f"- aircraft {src} boxes fitted on one origin alone: real {alone['real']:g}, synthetic {alone['synthetic']:g}"
+                f"- aircraft {src} boxes fitted on one origin alone: real {alone['real']:g}, synthetic "
+                f"{alone['synthetic']:g}"
             )
     print()
-    print("| category | boxes | samples | n | T | type ECE before | type ECE after | mean p / right after | label ECE before | "
-          "label ECE after | labelled (n) after | mean p / right after | levels after |")  # fmt: skip
+    print("| category | boxes | samples | n | T | type ECE before | type ECE after | mean p / right after | "
+          "label ECE before | label ECE after | labelled (n) after | mean p / right after | "
+          "levels after |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     panels: dict[str, dict[str, tuple[dict[str, Any], dict[str, Any]]]] = {
         "most probable type: aircraft, detector boxes": {},
@@ -436,8 +443,9 @@ def main(argv: list[str] | None = None) -> None:
         tb, ta = reliability(*before["type"]), reliability(*after["type"])
         lb, la = reliability(*before["label"]), reliability(*after["label"])
         levels = ", ".join(f"{k} {v}" for k, v in sorted(after["levels"].items(), key=lambda kv: -kv[1]))
-        print(f"| {cat} | {src} | {origin} | {len(g)} | {temps[src][cat]:g} | {_fmt(tb['ece'])} | {_fmt(ta['ece'])} | "
-              f"{_fmt(ta['mean_p'])} / {_fmt(ta['accuracy'])} | {_fmt(lb['ece'])} | {_fmt(la['ece'])} | {la['n']} | "
+        print(f"| {cat} | {src} | {origin} | {len(g)} | {temps[src][cat]:g} | "
+              f"{_fmt(tb['ece'])} | {_fmt(ta['ece'])} | {_fmt(ta['mean_p'])} / {_fmt(ta['accuracy'])} | "
+              f"{_fmt(lb['ece'])} | {_fmt(la['ece'])} | {la['n']} | "
               f"{_fmt(la['mean_p'])} / {_fmt(la['accuracy'])} | {levels} |")  # fmt: skip
         if src == "detector":
             keys = list(panels) if cat == "aircraft" else list(panels)[2:]
@@ -448,12 +456,14 @@ def main(argv: list[str] | None = None) -> None:
         reliability_figure(
             panels,
             args.figure,
-            f"Identification from detector boxes ({model}): before (T = 1, dashed) and after calibration (solid)",
+            f"Identification from detector boxes ({model}): before (T = 1, dashed) and after calibration "
+            "(solid)",
         )
         print(f"\nreliability diagram: {args.figure}")
     if args.write:
         path = Path(__file__).parent / "data" / "calibration.yaml"
-        doc = {"status": f"fitted with python -m sitewatch.identify.calibration (detector: {model}; seed {args.seed}, {args.per_type} synthetic boxes per type)",
+        doc = {"status": f"fitted with python -m sitewatch.identify.calibration (detector: {model}; "
+                         f"seed {args.seed}, {args.per_type} synthetic boxes per type)",
                "temperature": temps}  # fmt: skip
         head = "".join(line for line in path.read_text().splitlines(keepends=True) if line.startswith("#"))
         tmp = path.with_name(f".{path.name}.tmp")

@@ -211,7 +211,8 @@ def summarise(rows: list[dict[str, Any]], k: int = 3) -> dict[str, float]:
 
 
 def label_edge_noise(data_dir: Path) -> dict[str, float]:
-    """Per-edge 1-sigma (pixels) between allplanes' drawn boxes and their keypoint envelopes (left/top edges)."""
+    """Per-edge 1-sigma (pixels) between allplanes' drawn boxes and their keypoint envelopes (left/top
+    edges)."""
     d = []
     for f in sorted((Path(data_dir) / "allplanes" / "original").glob("*.json")):
         doc = json.loads(f.read_text())
@@ -268,7 +269,8 @@ class BoxPair:
     iou: float
 
     def dims(self) -> tuple[float, float, float, float]:
-        """``(det_long, det_short, label_long, label_short)`` pixels; envelope sides for axis-aligned labels."""
+        """``(det_long, det_short, label_long, label_short)`` pixels; envelope sides for axis-aligned
+        labels."""
         if self.axis_aligned:
             x0, y0, x1, y1 = self.det.envelope()
             lx0, ly0, lx1, ly1 = self.label.envelope()
@@ -455,14 +457,18 @@ def detector_samples(
 
 
 def _fmt_rows(rows: list[dict[str, Any]]) -> str:
-    head = "| dataset | type | GSD m/px | length m (±1σ) | ref | err | width m (±1σ) | ref | rank | top-3 (p) |\n|---|---|---|---|---|---|---|---|---|---|"
+    head = (
+        "| dataset | type | GSD m/px | length m (±1σ) | ref | err | width m (±1σ) | ref | rank | top-3 (p) "
+        "|\n|---|---|---|---|---|---|---|---|---|---|"
+    )
     lines = [head]
     for r in rows:
         w_ref = "swing" if r["ref_width_m"] is None else f"{r['ref_width_m']:.2f}"
         top = ", ".join(f"{t} {p:.2f}" for t, p in r["top"])
         lines.append(
-            f"| {r['dataset']} | {r['type']} | {r['gsd_m']:.4f} | {r['length_m']:.2f} ± {r['length_sigma_m']:.2f} | "
-            f"{r['ref_length_m']:.2f} | {r['length_err_rel']:+.1%} | {r['width_m']:.2f} ± {r['width_sigma_m']:.2f} | "
+            f"| {r['dataset']} | {r['type']} | {r['gsd_m']:.4f} | "
+            f"{r['length_m']:.2f} ± {r['length_sigma_m']:.2f} | {r['ref_length_m']:.2f} | "
+            f"{r['length_err_rel']:+.1%} | {r['width_m']:.2f} ± {r['width_sigma_m']:.2f} | "
             f"{w_ref} | {r['rank']} | {top} |"
         )
     return "\n".join(lines)
@@ -481,7 +487,8 @@ def _fmt_boxfit(pairs: list[BoxPair], counts: Mapping[tuple[str, str], tuple[int
     lines += [f"- {ds} {cat}: {k}/{n}" for (ds, cat), (k, n) in sorted(counts.items())]
     lines += [
         "",
-        "| category | boxes | split | n | length bias px / rel | length σ px / rel | width bias px / rel | width σ px / rel | fit σ_px, σ_rel (L; W) | heading n, bias, rms, median abs |",
+        "| category | boxes | split | n | length bias px / rel | length σ px / rel | width bias px / rel | "
+        "width σ px / rel | fit σ_px, σ_rel (L; W) | heading n, bias, rms, median abs |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for cat in CATEGORIES:
@@ -509,16 +516,20 @@ def _fmt_boxfit(pairs: list[BoxPair], counts: Mapping[tuple[str, str], tuple[int
                     "–"
                     if not st["heading_n"]
                     else (
-                        f"{st['heading_n']:.0f}, {st['heading_bias_deg']:+.1f}°, {st['heading_sigma_deg']:.1f}°, {st['heading_median_abs_deg']:.1f}°"
+                        f"{st['heading_n']:.0f}, {st['heading_bias_deg']:+.1f}°, "
+                        f"{st['heading_sigma_deg']:.1f}°, {st['heading_median_abs_deg']:.1f}°"
                     )
                 )
                 lines.append(
                     f"| {cat} | {'envelope' if aa else 'oriented'} | {split} | {st['n']:.0f} | "
-                    f"{st['length_bias_px']:+.1f} / {st['length_bias_rel']:+.1%} (±{st['length_bias_rel_se']:.1%}) | "
+                    f"{st['length_bias_px']:+.1f} / {st['length_bias_rel']:+.1%} "
+                    f"(±{st['length_bias_rel_se']:.1%}) | "
                     f"{st['length_sigma_px']:.1f} / {st['length_sigma_rel']:.1%} | "
-                    f"{st['width_bias_px']:+.1f} / {st['width_bias_rel']:+.1%} (±{st['width_bias_rel_se']:.1%}) | "
+                    f"{st['width_bias_px']:+.1f} / {st['width_bias_rel']:+.1%} "
+                    f"(±{st['width_bias_rel_se']:.1%}) | "
                     f"{st['width_sigma_px']:.1f} / {st['width_sigma_rel']:.1%} | "
-                    f"{st['length_fit_sigma_px']:.1f}, {st['length_fit_sigma_rel']:.1%}; {st['width_fit_sigma_px']:.1f}, {st['width_fit_sigma_rel']:.1%} | {head} |"
+                    f"{st['length_fit_sigma_px']:.1f}, {st['length_fit_sigma_rel']:.1%}; "
+                    f"{st['width_fit_sigma_px']:.1f}, {st['width_fit_sigma_rel']:.1%} | {head} |"
                 )
     return "\n".join(lines)
 
@@ -566,7 +577,8 @@ def main(argv: list[str] | None = None) -> None:
         detector = OnnxDetector(args.detector)
         tag = model_id(detector.backend.info.path)
         print(
-            f"## Detector {detector.name} {detector.version} (sha256 {tag}), score threshold {detector.score_threshold}\n"
+            f"## Detector {detector.name} {detector.version} (sha256 {tag}), score threshold "
+            f"{detector.score_threshold}\n"
         )
         pairs, counts = detector_box_pairs(
             args.data_dir, detector, cache_dir=args.cache, tag=tag, limit=args.limit
@@ -575,7 +587,8 @@ def main(argv: list[str] | None = None) -> None:
         print()
         found, missed = detector_samples(samples, args.data_dir, detector, cache_dir=args.cache, tag=tag)
         print(
-            f"Identification targets: {len(found)} of {len(samples)} aircraft detected and matched (rotated IoU >= 0.5), {missed} missed.\n"
+            f"Identification targets: {len(found)} of {len(samples)} aircraft detected and matched "
+            f"(rotated IoU >= 0.5), {missed} missed.\n"
         )
         _print_identification(found, "Detector boxes (bias-corrected)")
         raw = summarise(evaluate_samples(found, correct_bias=False))

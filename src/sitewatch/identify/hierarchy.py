@@ -1,4 +1,5 @@
-"""Say only what is known: the most specific level of type → family → role → size class that is probable enough.
+"""Say only what is known: the most specific level of type → family → role → size class that is probable
+enough.
 
 A detection's candidates give a probability to each library type (and to unknown/other). Summing
 them over the types of a group gives the probability of the group: a family (types sharing an
@@ -64,7 +65,10 @@ class Label:
         """``"Il-76 family (p 0.82: Il-76MD 0.41, A-50 0.22, Il-78M 0.19)"``."""
         behind = self.behind(k)
         if self.level == "category":
-            return f"{self.text} (no level reaches {self.threshold:.2f}{'; candidates ' + behind if behind else ''})"
+            return (
+                f"{self.text} (no level reaches "
+                f"{self.threshold:.2f}{'; candidates ' + behind if behind else ''})"
+            )
         return f"{self.text} (p {self.probability:.2f}: {behind})"
 
     def to_dict(self) -> dict[str, Any]:
@@ -226,7 +230,10 @@ def label_phrase(label: Label, n: int, *, library: Library | None = None) -> str
         return f"{_number(n)} {_plural(noun, n)} consistent with the {label.text}"
     if label.level in ("role", "size"):
         return f"{_number(n)} {_plural(label.text, n)}"
-    return f"{_number(n)} {_plural(_CATEGORY_NOUN.get(label.key, label.key), n)} not identified beyond {'its' if n == 1 else 'their'} category"
+    return (
+        f"{_number(n)} {_plural(_CATEGORY_NOUN.get(label.key, label.key), n)} not identified beyond "
+        f"{'its' if n == 1 else 'their'} category"
+    )
 
 
 def identification_sentence(

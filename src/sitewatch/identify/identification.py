@@ -86,7 +86,10 @@ def identify_detection(
     """Measure one detection and rank library types for it (see :func:`identify_detections`)."""
     ident = Identification(det, det.box.length, det.box.width)
     if georef is None and (gsd_m is None or gsd_m <= 0):
-        ident.reason = "GSD unknown: size given in pixels only and types not ranked (pass --gsd or a georeferenced scene)"
+        ident.reason = (
+            "GSD unknown: size given in pixels only and types not ranked (pass --gsd or a georeferenced "
+            "scene)"
+        )
         return ident
     if gsd_rel_sigma is None:
         gsd_rel_sigma = (

@@ -1,8 +1,8 @@
 """The reference library: published dimensions of equipment types, with their sources.
 
 The data live in package data files (``identify/data/library.yaml``, ``roles.yaml``,
-``families.yaml``, ``size_classes.yaml``, ``matching.yaml``); this module loads and validates them. Every row must cite a public source and
-have dimensions inside the sane range of its category, or loading fails with a
+``families.yaml``, ``size_classes.yaml``, ``matching.yaml``); this module loads and validates them. Every row
+must cite a public source and have dimensions inside the sane range of its category, or loading fails with a
 :class:`~sitewatch.errors.LibraryError` naming the row.
 """
 
@@ -458,5 +458,6 @@ def role_of(type_id: str) -> str:
 
 
 def role_phrase(role: str, examples: Sequence[str] = ()) -> str:
-    """``"a heavy transport (An-124 or C-5M class)"`` from the bundled library; see :meth:`Library.role_phrase`."""
+    """``"a heavy transport (An-124 or C-5M class)"`` from the bundled library; see
+    :meth:`Library.role_phrase`."""
     return load_library().role_phrase(role, examples)

@@ -65,7 +65,10 @@ def plan_bands(count: int, colorinterp: tuple[ColorInterp, ...], dtype: str, sou
         return BandPlan((rgb[0], rgb[1], rgb[2]))
     note = None
     if count > 4 or (count == 4 and ci[3] != ColorInterp.alpha and ci[3] != ColorInterp.undefined):
-        note = f"{source}: {count} bands without red/green/blue colour interpretation; using bands 1, 2, 3 as RGB"
+        note = (
+            f"{source}: {count} bands without red/green/blue colour interpretation; using bands 1, 2, 3 as "
+            "RGB"
+        )
         log.warning(note)
     return BandPlan((1, 2, 3), note=note)
 

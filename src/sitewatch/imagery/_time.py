@@ -54,7 +54,8 @@ def check_date_range(dt: datetime, what: str) -> None:
     latest = datetime.now(UTC) + timedelta(days=1)
     if not EARLIEST <= dt <= latest:
         raise SceneError(
-            f"{what} {dt.date().isoformat()} is out of range: expected 1960-01-01 to {latest.date().isoformat()}"
+            f"{what} {dt.date().isoformat()} is out of range: expected 1960-01-01 to "
+            f"{latest.date().isoformat()}"
         )
 
 
@@ -69,5 +70,6 @@ def _parse_text(text: str, source: str) -> datetime:
         except ValueError:
             continue
     raise SceneError(
-        f"{source}: bad acquisition time {text!r}; expected ISO 8601 such as 2024-03-01 or 2024-03-01T10:15:00Z"
+        f"{source}: bad acquisition time {text!r}; expected ISO 8601 such as 2024-03-01 or "
+        "2024-03-01T10:15:00Z"
     )

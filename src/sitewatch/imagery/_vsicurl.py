@@ -34,7 +34,8 @@ def _gdal() -> ctypes.CDLL | None:
 
 
 def forget_remote(url: str) -> None:
-    """Drop the cached state of ``url`` (http/https) from GDAL's ``/vsicurl/`` cache; no-op where unsupported."""
+    """Drop the cached state of ``url`` (http/https) from GDAL's ``/vsicurl/`` cache; no-op where
+    unsupported."""
     lib = _gdal()
     if lib is not None:
         lib.VSICurlPartialClearCache(f"/vsicurl/{url}".encode())

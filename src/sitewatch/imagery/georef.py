@@ -63,7 +63,8 @@ def pixel_to_lonlat(
     """Map pixel coordinates to WGS84 longitude/latitude.
 
     Args:
-        scene_or_transform: a georeferenced scene, or an affine pixel -> CRS transform (then ``crs`` is needed).
+        scene_or_transform: a georeferenced scene, or an affine pixel -> CRS transform (then ``crs`` is
+            needed).
         xs, ys: pixel columns and rows (top-left corner origin).
         crs: the CRS of ``transform`` when a bare transform is given.
 
@@ -86,7 +87,8 @@ def lonlat_to_pixel(
     lats: np.ndarray | list[float] | float,
     crs: CRS | str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Map WGS84 longitude/latitude (degrees) to pixel ``(xs, ys)``; the inverse of :func:`pixel_to_lonlat`."""
+    """Map WGS84 longitude/latitude (degrees) to pixel ``(xs, ys)``; the inverse of
+    :func:`pixel_to_lonlat`."""
     transform, dst = _georef(scene_or_transform, crs)
     lons, lats = np.atleast_1d(np.asarray(lons, dtype=float)), np.atleast_1d(np.asarray(lats, dtype=float))
     mx, my = _from_wgs84(dst).transform(lons, lats)

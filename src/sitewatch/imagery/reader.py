@@ -67,7 +67,8 @@ _IMAGE_SUFFIXES = (
 
 
 def _is_stac(src: str) -> bool:
-    """STAC Item JSON: by suffix; URLs without an image suffix (API item links); local files starting with '{'."""
+    """STAC Item JSON: by suffix; URLs without an image suffix (API item links); local files starting with
+    '{'."""
     lower = src.lower().split("?", 1)[0]
     if lower.endswith(_STAC_SUFFIXES):
         return True
@@ -203,7 +204,8 @@ def _open_dataset(src: str) -> rasterio.io.DatasetReader:
         ds.close()
         raise
     try:
-        # A tiny decimated read decodes the data (from overviews where they exist): catches corrupt files early.
+        # A tiny decimated read decodes the data (from overviews where they exist): catches corrupt files
+        # early.
         ds.read(1, out_shape=(min(8, ds.height), min(8, ds.width)), resampling=Resampling.nearest)
     except rasterio.errors.RasterioError as e:
         ds.close()
@@ -224,8 +226,9 @@ def _check_bomb(ds: rasterio.io.DatasetReader, src: str, remote: bool) -> None:
 
     px = ds.width * ds.height
     if ds.driver in _WHOLE_DECODE_DRIVERS and px > MAX_WHOLE_DECODE_PX:
-        raise SceneError(f"{src}: {ds.width}x{ds.height} px is too large for a {ds.driver} image, which is decoded whole "
-                         f"(limit {MAX_WHOLE_DECODE_PX:,} px); convert it to a tiled GeoTIFF")  # fmt: skip
+        raise SceneError(f"{src}: {ds.width}x{ds.height} px is too large for a {ds.driver} image, which is "
+                         f"decoded whole (limit {MAX_WHOLE_DECODE_PX:,} px); "
+                         "convert it to a tiled GeoTIFF")  # fmt: skip
     if remote or ds.driver not in _WHOLE_DECODE_DRIVERS:
         return  # tiled rasters are read by windows: a sparse one costs only the windows read
     decoded = px * ds.count * np.dtype(ds.dtypes[0]).itemsize
@@ -234,8 +237,9 @@ def _check_bomb(ds: rasterio.io.DatasetReader, src: str, remote: bool) -> None:
     except OSError:  # not a plain file (a GDAL virtual path): nothing to compare against
         return
     if decoded / size > MAX_DECODE_RATIO:
-        raise SceneError(f"{src}: declares {ds.width}x{ds.height} px ({decoded / 1e9:.1f} GB decoded) in a {size / 1e3:.0f} kB file: "
-                         "corrupt, truncated or a decompression bomb; refused")  # fmt: skip
+        raise SceneError(f"{src}: declares {ds.width}x{ds.height} px ({decoded / 1e9:.1f} GB decoded) "
+                         f"in a {size / 1e3:.0f} kB file: corrupt, truncated or a decompression bomb; "
+                         "refused")  # fmt: skip
 
 
 def _check_transform(transform: Affine | None, crs: CRS | None, src: str) -> None:
@@ -419,7 +423,8 @@ def open_item(
             item = pystac.Item.from_dict(item)
         except Exception as e:  # noqa: BLE001 - pystac raises many kinds (KeyError, ValueError, STACTypeError)
             raise SceneError(
-                f"{where}: malformed STAC item ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+                f"{where}: malformed STAC item ({type(e).__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else ''})"
             ) from e
     src = item.get_self_href() or item.id
     return _open_item(

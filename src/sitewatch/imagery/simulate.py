@@ -342,8 +342,8 @@ def _place_objects(
         heli_spots = [(heli_e + 30 * (k % 2), n1 - 35 - 35 * k) for k in range(n_heli)]
         vehicle_spots = [(e0 + 20 + k * 23.0, n0 + 12) for k in range(n_veh)]
     if n_heli > len(heli_spots) or n_veh > len(vehicle_spots):
-        raise ValueError(f"the zones hold {len(heli_spots)} helicopter and {len(vehicle_spots)} vehicle spots; "
-                         f"{n_heli} and {n_veh} asked")  # fmt: skip
+        raise ValueError(f"the zones hold {len(heli_spots)} helicopter and {len(vehicle_spots)} vehicle "
+                         f"spots; {n_heli} and {n_veh} asked")  # fmt: skip
     rng.shuffle(stands)
     need = n_ac + arrived
     if need > len(stands):
@@ -590,6 +590,8 @@ def _write_geotiff(path: Path, rgb: np.ndarray, crs: CRS, t: Affine, acquired: d
         dst.update_tags(
             **{SIMULATED_TAG: "true"},
             TIFFTAG_DATETIME=acquired.strftime("%Y:%m:%d %H:%M:%S"),
-            TIFFTAG_IMAGEDESCRIPTION=f"SIMULATED imagery of site {site} made by sitewatch; not a real observation",
+            TIFFTAG_IMAGEDESCRIPTION=(
+                f"SIMULATED imagery of site {site} made by sitewatch; not a real observation"
+            ),
             TIFFTAG_SOFTWARE="sitewatch simulate",
         )

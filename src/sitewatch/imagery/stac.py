@@ -66,7 +66,8 @@ def read_item(source: str | Path) -> pystac.Item:
         raise SceneError(f"{src}: file not found") from e
     except Exception as e:  # noqa: BLE001 - pystac raises many kinds (JSON, HTTP, schema)
         raise SceneError(
-            f"{src}: not a readable STAC Item ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+            f"{src}: not a readable STAC Item ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''})"
         ) from e
     if not isinstance(obj, pystac.Item):
         raise SceneError(f"{src}: is a STAC {type(obj).__name__}, not an Item; open one of its items")

@@ -45,13 +45,15 @@ def model_notes(model_strings: Iterable[str]) -> tuple[list[str], list[str]]:
         untrained = "untrained" in version or (same and "untrained" in meta.get("train_command", ""))
         if untrained:
             limitations.append(
-                f"Detector model {text} is UNTRAINED: its detections (and everything built on them) carry no meaning."
+                f"Detector model {text} is UNTRAINED: its detections (and everything built on them) carry "
+                "no meaning."
             )
         elif evaluation:
             limitations += _weak_categories(evaluation, text)
         elif not metrics:
             limitations.append(
-                f"Detector model {text}: no evaluation metrics are recorded with the model; see `sitewatch evaluate`."
+                f"Detector model {text}: no evaluation metrics are recorded with the model; see `sitewatch "
+                "evaluate`."
             )
     return descriptions, limitations
 
@@ -75,7 +77,8 @@ def _weak_categories(ev: dict[str, Any], text: str) -> list[str]:
         many = CATEGORY_PLURAL.get(cat, cat)
         if why == "no held-out labels":
             out.append(
-                f"Detector model {text} was not evaluated on {many} (no held-out labels): its {many} are unverified."
+                f"Detector model {text} was not evaluated on {many} (no held-out labels): its {many} are "
+                "unverified."
             )
         else:
             r = ev["categories"][cat]

@@ -307,8 +307,8 @@ def claim_rows(claims: Sequence[Any], checks: Sequence[Any], book: EvidenceBook)
 
 
 METHOD = [
-    "Objects (aircraft, helicopters, ships, large and small vehicles) were detected as oriented boxes in each "
-    "pass scene by the detector named below, run in overlapping tiles with seam merging.",
+    "Objects (aircraft, helicopters, ships, large and small vehicles) were detected as oriented boxes in "
+    "each pass scene by the detector named below, run in overlapping tiles with seam merging.",
     "Where the ground sample distance is known, each detection was measured in metres and matched against a "
     "reference library of equipment dimensions to rank type candidates; tables and judgements name the most "
     "specific of type, family (shared airframe), role and size class whose calibrated probability reaches "
@@ -327,7 +327,8 @@ def _limitations(
     sims = [p.label for p in passes if p.simulated]
     if sims:
         out.append(
-            f"SIMULATED IMAGERY: passes {', '.join(sims)} are generated scenes, not observations of the real site."
+            f"SIMULATED IMAGERY: passes {', '.join(sims)} are generated scenes, not observations of the "
+            "real site."
         )
     if not passes:
         out.append("No passes of this site are stored: nothing was observed.")
@@ -340,12 +341,13 @@ def _limitations(
             )
         if p.gsd_m is None:
             out.append(
-                f"Pass {p.label} has no known ground sample distance: objects were not measured or identified."
+                f"Pass {p.label} has no known ground sample distance: objects were not measured or "
+                "identified."
             )
         if p.aoi_coverage is not None and p.aoi_coverage < LOW_COVERAGE:
             out.append(
-                f"Pass {p.label} observed {p.aoi_coverage:.0%} of the site AOI with valid pixels: objects elsewhere are "
-                "not observed and not counted."
+                f"Pass {p.label} observed {p.aoi_coverage:.0%} of the site AOI with valid pixels: objects "
+                "elsewhere are not observed and not counted."
             )
     for c in comparisons:
         out.extend(f"Comparison {c.label}: {w}" for w in c.warnings)
@@ -460,7 +462,10 @@ def assemble_report_data(
                 key="site-map",
                 title=f"{info.title}: site map"
                 + (f" with detections of {summaries[-1].label} {summaries[-1].date}" if latest else ""),
-                caption="AOI (solid), zones (dotted), scanned area (dashed) and detection footprints by category; WGS84.",
+                caption=(
+                    "AOI (solid), zones (dotted), scanned area (dashed) and detection footprints by "
+                    "category; WGS84."
+                ),
                 png_b64=b64(
                     maps.site_map_png(
                         info,

@@ -48,7 +48,8 @@ def _label(d: Detection) -> str:
 
 
 def _clusters(items: Sequence[tuple[Detection, Any]], radius_px: float) -> list[list[tuple[Detection, Any]]]:
-    """Greedy grouping of (focus detection, payload) whose centres lie within ``radius_px`` of a group seed."""
+    """Greedy grouping of (focus detection, payload) whose centres lie within ``radius_px`` of a group
+    seed."""
     groups: list[list[tuple[Detection, Any]]] = []
     for it in items:
         d = it[0]

@@ -58,7 +58,10 @@ class EvidenceBook:
         label = label_detection(d)
         ident = f", {label.describe()}" if d.candidates else ""
         size = f", {d.measurement.length_m:.1f} x {d.measurement.width_m:.1f} m" if d.measurement else ""
-        text = f"Detection {det_id}: {d.category}{ident}{size}, score {d.score:.2f}, in pass {p.label} (id {p.id}, {p.date})"
+        text = (
+            f"Detection {det_id}: {d.category}{ident}{size}, score {d.score:.2f}, in pass {p.label} (id "
+            f"{p.id}, {p.date})"
+        )
         return self._add(
             EvidenceEntry(
                 key=f"det-{det_id}", kind="detection", text=text, pass_ids=[p.id], detection_ids=[det_id]
@@ -139,9 +142,9 @@ class EvidenceBook:
         """Resolve one evidence reference from a later stage into evidence keys.
 
         Accepts strings (``"pass:3"``, ``"det:12"``, ``"detection 12"``, ``"comparison:3-5"``,
-        ``"claim:<id>"``, ``"indicator:<name>"``) and mappings (``{"kind": "pass", "id": 3}``, ``{"pass_id": 3,
-        "detection_ids": [...]}``, ``{"claim_id": "..."}``, ``{"pass_a": 3, "pass_b": 5}``).
-        Unresolvable references are recorded in :attr:`unresolved` and produce no key.
+        ``"claim:<id>"``, ``"indicator:<name>"``) and mappings (``{"kind": "pass", "id": 3}``, ``{"pass_id":
+        3, "detection_ids": [...]}``, ``{"claim_id": "..."}``, ``{"pass_a": 3, "pass_b": 5}``). Unresolvable
+        references are recorded in :attr:`unresolved` and produce no key.
         """
         keys: list[str | None] = []
         if isinstance(ref, str):

@@ -107,7 +107,8 @@ def format_for(path: str | Path, fmt: str | None = None) -> ExportFormat:
             raise ReportError(f"{path}: no suffix; give --format ({', '.join(folders)} write a folder)")
         known = ", ".join(s for f in FORMATS.values() for s in f.all_suffixes)
         raise ReportError(
-            f"{path}: cannot tell the export format from suffix {suffix or '(none)'!r}; use one of {known} or --format"
+            f"{path}: cannot tell the export format from suffix {suffix or '(none)'!r}; use one of {known} "
+            "or --format"
         )
     if fmt not in FORMATS:
         raise ReportError(f"unknown export format {fmt!r}; known: {', '.join(sorted(FORMATS))}")
@@ -115,12 +116,14 @@ def format_for(path: str | Path, fmt: str | None = None) -> ExportFormat:
     if chosen.folder:
         if by_suffix is not None:
             raise ReportError(
-                f"{path}: --format {fmt} writes a folder, but the suffix {suffix!r} is that of {by_suffix.name}"
+                f"{path}: --format {fmt} writes a folder, but the suffix {suffix!r} is that of "
+                f"{by_suffix.name}"
             )
         return chosen
     if suffix not in chosen.all_suffixes:
         raise ReportError(
-            f"{path}: suffix {suffix or '(none)'!r} does not match --format {fmt}; use {' or '.join(chosen.all_suffixes)}"
+            f"{path}: suffix {suffix or '(none)'!r} does not match --format {fmt}; use "
+            f"{' or '.join(chosen.all_suffixes)}"
         )
     return chosen
 
@@ -281,7 +284,8 @@ def _write_geojson(job: ExportJob, path: Path) -> None:
     """RFC 7946: WGS84 lon/lat, no ``crs`` member, 7 decimals, polygons wound right-hand."""
     pyogrio.write_dataframe(
         job.frame, path, driver="GeoJSON", layer="detections",
-        layer_options={"RFC7946": "YES", "COORDINATE_PRECISION": str(COORDINATE_DECIMALS), "WRITE_NAME": "NO"},
+        layer_options={"RFC7946": "YES", "COORDINATE_PRECISION": str(COORDINATE_DECIMALS),
+                       "WRITE_NAME": "NO"},
     )  # fmt: skip
 
 
@@ -311,7 +315,8 @@ def _write_csv(job: ExportJob, path: Path) -> None:
 
 
 def _write_gpkg(job: ExportJob, path: Path) -> None:
-    """GeoPackage: ``detections`` (with pass columns), ``passes`` (scanned footprints), ``aoi`` and ``zones``."""
+    """GeoPackage: ``detections`` (with pass columns), ``passes`` (scanned footprints), ``aoi`` and
+    ``zones``."""
     # GeoPackage 1.2: what GDAL < 3.8 (e.g. Debian 12's 3.6) reads without a version warning
     pyogrio.write_dataframe(
         job.frame,
@@ -366,7 +371,8 @@ def _write_gpkg(job: ExportJob, path: Path) -> None:
 
 #: KML colours (RGB hex) per category, and line style per change status.
 KML_CATEGORY_COLOURS = {
-    "aircraft": "#1F77B4", "helicopter": "#9467BD", "ship": "#17BECF", "large-vehicle": "#FF7F0E", "small-vehicle": "#BCBD22",
+    "aircraft": "#1F77B4", "helicopter": "#9467BD", "ship": "#17BECF", "large-vehicle": "#FF7F0E",
+    "small-vehicle": "#BCBD22",
 }  # fmt: skip
 KML_CHANGE_PENS = {
     "arrived": ("#2CA02C", 4),
@@ -514,7 +520,8 @@ def export_passes(
 
 
 def exported_count(passes: Sequence[Pass], fmt: str) -> int:
-    """How many detections of ``passes`` a ``fmt`` export holds (ground-only formats drop pixel-space ones)."""
+    """How many detections of ``passes`` a ``fmt`` export holds (ground-only formats drop pixel-space
+    ones)."""
     chosen = FORMATS[fmt]
     if chosen.ground_only:
         return sum(1 for p in passes for d in p.detections if d.footprint)

@@ -44,8 +44,8 @@ class PassSummary(BaseModel):
     Attributes:
         label: short label used in tables and footnotes (``"P1"`` oldest).
         gsd_m: metres per pixel, or None.
-        aoi_coverage: fraction of the site's AOI the scene observed with valid pixels (the image outline's share for
-            passes stored before that was measured), 0..1; None when unknown (pixel-space pass).
+        aoi_coverage: fraction of the site's AOI the scene observed with valid pixels (the image outline's
+            share for passes stored before that was measured), 0..1; None when unknown (pixel-space pass).
         detection_ids: store ids of its detections (what footnotes may cite).
     """
 
@@ -74,7 +74,8 @@ class PassSummary(BaseModel):
 
 
 class InventoryRow(BaseModel):
-    """Counts of one category/role/identification group in each pass (``counts`` aligned with ``ReportData.passes``).
+    """Counts of one category/role/identification group in each pass (``counts`` aligned with
+    ``ReportData.passes``).
 
     ``type_name`` is the detections' label (:func:`sitewatch.identify.label_detection`): a type,
     family, role or size class, whichever is the most specific level reaching the label
@@ -162,7 +163,8 @@ class HypothesisRow(BaseModel):
 
 
 class AchRow(BaseModel):
-    """One item of evidence against every hypothesis: ``cells`` are CC/C/N/I/II aligned with the hypotheses."""
+    """One item of evidence against every hypothesis: ``cells`` are CC/C/N/I/II aligned with the
+    hypotheses."""
 
     evidence: str
     weight: float = 1.0
@@ -298,7 +300,8 @@ class ReportData(BaseModel):
                 )
             if set(e.detection_ids) - det_ids:
                 raise ValueError(
-                    f"evidence {e.key} cites detections not in the report: {sorted(set(e.detection_ids) - det_ids)}"
+                    f"evidence {e.key} cites detections not in the report: "
+                    f"{sorted(set(e.detection_ids) - det_ids)}"
                 )
         return self
 

@@ -44,8 +44,9 @@ log = logging.getLogger(__name__)
 #: The label extension version declared. Its v1.0.1 schema as published still requires the
 #: v1.0.0 URI in ``stac_extensions``; the fields are the same, so v1.0.0 is declared.
 LABEL_SCHEMA_URI = "https://stac-extensions.github.io/label/v1.0.0/schema.json"
-_SCENE_TYPES = {".tif": pystac.MediaType.GEOTIFF, ".tiff": pystac.MediaType.GEOTIFF, ".jpg": pystac.MediaType.JPEG,
-                ".jpeg": pystac.MediaType.JPEG, ".png": pystac.MediaType.PNG, ".json": pystac.MediaType.JSON}  # fmt: skip
+_SCENE_TYPES = {".tif": pystac.MediaType.GEOTIFF, ".tiff": pystac.MediaType.GEOTIFF,
+                ".jpg": pystac.MediaType.JPEG, ".jpeg": pystac.MediaType.JPEG, ".png": pystac.MediaType.PNG,
+                ".json": pystac.MediaType.JSON}  # fmt: skip
 
 
 def item_id(p: Pass) -> str:
@@ -90,7 +91,9 @@ def pass_item(p: Pass, detections: gpd.GeoDataFrame) -> pystac.Item:
     counts = detections["category"].value_counts().to_dict() if len(detections) else {}
     label = LabelExtension.ext(item, add_if_missing=True)
     label.apply(
-        label_description=f"Objects detected by {p.model}: oriented boxes on the ground, one feature per detection",
+        label_description=(
+            f"Objects detected by {p.model}: oriented boxes on the ground, one feature per detection"
+        ),
         label_type=LabelType.VECTOR,
         label_properties=["category", "best_type", "score"],
         label_classes=[LabelClasses.create(classes=list(CATEGORIES), name="category")],

@@ -40,7 +40,8 @@ _GEOD = Geod(ellps="WGS84")
 
 
 def lookup_key(text: str) -> str:
-    """Case-, accent- and punctuation-insensitive form of a name: ``"Ḥmeimim  Air-Base"`` -> ``"hmeimimairbase"``."""
+    """Case-, accent- and punctuation-insensitive form of a name: ``"Ḥmeimim  Air-Base"`` ->
+    ``"hmeimimairbase"``."""
     decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
     return "".join(c for c in stripped.casefold() if c.isalnum())
@@ -72,8 +73,8 @@ def _as_polygon(geom: Any, what: str) -> Polygon:
     if not (-180 <= x0 <= x1 <= 180 and -90 <= y0 <= y1 <= 90):
         raise SiteError(f"{what}: coordinates are not WGS84 longitude/latitude degrees")
     if x1 - x0 > 180:
-        raise SiteError(f"{what}: spans {x1 - x0:.0f}° of longitude: an area across the 180° meridian is not supported "
-                        "(split it into parts east and west of 180°)")  # fmt: skip
+        raise SiteError(f"{what}: spans {x1 - x0:.0f}° of longitude: an area across the 180° meridian is "
+                        "not supported (split it into parts east and west of 180°)")  # fmt: skip
     if x1 - x0 > MAX_SPAN_DEG or y1 - y0 > MAX_SPAN_DEG:
         raise SiteError(
             f"{what}: spans {x1 - x0:.1f}° x {y1 - y0:.1f}°: too large for a site (max {MAX_AOI_KM2:.0f} km²)"
@@ -147,7 +148,8 @@ class Site:
         return [self.name, self.title, *self.aliases]
 
     def matches(self, query: str) -> bool:
-        """True when ``query`` is this site's name, title or an alias (case/accent/punctuation-insensitive)."""
+        """True when ``query`` is this site's name, title or an alias
+        (case/accent/punctuation-insensitive)."""
         key = lookup_key(query)
         return bool(key) and any(lookup_key(n) == key for n in self.names)
 

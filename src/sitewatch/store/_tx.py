@@ -53,7 +53,8 @@ def _busy(e: Exception) -> bool:
 
 
 def begin_sqlite(conn: Connection) -> None:
-    """The SQLite ``begin`` hook: ``BEGIN IMMEDIATE`` for write transactions (retried), ``BEGIN`` for reads."""
+    """The SQLite ``begin`` hook: ``BEGIN IMMEDIATE`` for write transactions (retried), ``BEGIN`` for
+    reads."""
     if not conn.get_execution_options().get(WRITE_OPTION):
         conn.exec_driver_sql("BEGIN")
         return

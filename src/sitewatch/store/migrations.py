@@ -99,7 +99,8 @@ def _v5_watch(conn: Connection) -> None:
 
 
 def _v6_observed_scene_hash(conn: Connection) -> None:
-    """v6: ``passes.observed``/``observed_coverage``/``zone_coverage`` (valid-pixel coverage) and ``scene_hash``.
+    """v6: ``passes.observed``/``observed_coverage``/``zone_coverage`` (valid-pixel coverage) and
+    ``scene_hash``.
 
     Passes stored before v6 keep these NULL: their coverage is the image outline's (unknown validity).
     """

@@ -102,7 +102,8 @@ class PassSpan:
         ):
             a, b = passes[lo], passes[hi]
             raise SpanError(
-                f"--from pass {a.id} ({_when(a)}) is later than --to pass {b.id} ({_when(b)}): spans run forwards in time; swap them"
+                f"--from pass {a.id} ({_when(a)}) is later than --to pass {b.id} ({_when(b)}): spans run "
+                "forwards in time; swap them"
             )
         chosen = [p for i, p in enumerate(passes) if lo <= i <= hi and self._dated_ok(p)]
         if not chosen:

@@ -391,7 +391,8 @@ class Store:
         return _utc(row.created)
 
     def list_passes(self, site: str) -> list[Pass]:
-        """All passes of ``site``, oldest → newest (by acquisition time, else storage time), with detections."""
+        """All passes of ``site``, oldest → newest (by acquisition time, else storage time), with
+        detections."""
         with self._guard(f"list passes of {site!r}"), self.engine.connect() as conn:
             return self._load(conn, self.schema.passes.c.site == site)
 
@@ -497,8 +498,8 @@ class Store:
         digest = sc.content_hash(text)
         key = " ".join(source.split()).casefold()
         now = datetime.now(UTC)
-        values = {"source": source, "text": text, "content_hash": digest, "published": _utc(published), "url": url,
-                  "title": title, "created": now}  # fmt: skip
+        values = {"source": source, "text": text, "content_hash": digest, "published": _utc(published),
+                  "url": url, "title": title, "created": now}  # fmt: skip
         with self._guard(f"add document from {source!r}"), self._write() as conn:
             for doc_id, src in conn.execute(
                 select(t.c.id, t.c.source).where(t.c.content_hash == digest).order_by(t.c.id)
@@ -506,7 +507,8 @@ class Store:
                 if " ".join(src.split()).casefold() == key:
                     return int(doc_id), False
             doc_id = int(conn.execute(t.insert().values(**values).returning(t.c.id)).scalar_one())
-            rows = [{"document_id": doc_id, "site": c.get("site"), "payload": _json({**c, "document_id": doc_id}), "created": now}
+            rows = [{"document_id": doc_id, "site": c.get("site"),
+                     "payload": _json({**c, "document_id": doc_id}), "created": now}
                     for c in claims or []]  # fmt: skip
             if rows:
                 conn.execute(ct.insert(), rows)
@@ -523,7 +525,8 @@ class Store:
         return next((int(i) for i, src in rows if " ".join(src.split()).casefold() == key), None)
 
     def list_documents(self) -> list[dict[str, Any]]:
-        """All documents, oldest first, as dicts (id, source, title, url, published, text, created, content_hash)."""
+        """All documents, oldest first, as dicts (id, source, title, url, published, text, created,
+        content_hash)."""
         t = self.schema.documents
         with self._guard("list documents"), self.engine.connect() as conn:
             rows = conn.execute(select(t).order_by(t.c.id)).mappings().all()
@@ -552,7 +555,8 @@ class Store:
                 conn.execute(t.insert(), rows)
 
     def list_claims(self, site: str | None = None) -> list[dict[str, Any]]:
-        """Stored claims (of ``site``, or all), as their payload dicts plus ``id``, ``document_id``, ``site``."""
+        """Stored claims (of ``site``, or all), as their payload dicts plus ``id``, ``document_id``,
+        ``site``."""
         t = self.schema.claims
         q = select(t).order_by(t.c.id)
         if site is not None:

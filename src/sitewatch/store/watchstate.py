@@ -89,7 +89,8 @@ class Delivery:
 
 
 class WatchLedger:
-    """Reads and writes the watcher's tables of a :class:`~sitewatch.store.Store`; every write is one transaction."""
+    """Reads and writes the watcher's tables of a :class:`~sitewatch.store.Store`; every write is one
+    transaction."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -135,7 +136,8 @@ class WatchLedger:
             return _utc(conn.execute(q).scalar_one_or_none())
 
     def record(self, rec: ItemRecord) -> None:
-        """Insert or update the record of one item (a skip or a failure); ``done`` goes through :meth:`record_done`."""
+        """Insert or update the record of one item (a skip or a failure); ``done`` goes through
+        :meth:`record_done`."""
         with self.store._guard(f"record watch item {rec.item_id}"), self.store._write() as conn:
             self._upsert_item(conn, rec)
 
@@ -169,11 +171,13 @@ class WatchLedger:
                 ).first()
                 if exists is not None:
                     continue
-                values = {"site": rec.site, "source": rec.source, "item_id": rec.item_id, "pass_id": rec.pass_id, "kind": al.kind,
-                          "subject": al.subject, "title": al.title, "payload": _json(al.payload), "created": now}  # fmt: skip
+                values = {"site": rec.site, "source": rec.source, "item_id": rec.item_id,
+                          "pass_id": rec.pass_id, "kind": al.kind, "subject": al.subject, "title": al.title,
+                          "payload": _json(al.payload), "created": now}  # fmt: skip
                 alert_id = int(conn.execute(a.insert().values(**values).returning(a.c.id)).scalar_one())
                 ids.append(alert_id)
-                rows = [{"alert_id": alert_id, "channel": ch, "status": PENDING, "attempts": 0, "next_attempt": _utc(when)}
+                rows = [{"alert_id": alert_id, "channel": ch, "status": PENDING, "attempts": 0,
+                         "next_attempt": _utc(when)}
                         for ch, when in channels.items()]  # fmt: skip
                 if rows:
                     conn.execute(self.s.alert_deliveries.insert(), rows)
@@ -183,8 +187,9 @@ class WatchLedger:
         t = self.s.watch_items
         now = datetime.now(UTC)
         values = {
-            "href": rec.href, "acquired": _utc(rec.acquired), "item": None if rec.item is None else _json(rec.item),
-            "status": rec.status, "attempts": rec.attempts, "next_attempt": _utc(rec.next_attempt), "error": rec.error,
+            "href": rec.href, "acquired": _utc(rec.acquired),
+            "item": None if rec.item is None else _json(rec.item), "status": rec.status,
+            "attempts": rec.attempts, "next_attempt": _utc(rec.next_attempt), "error": rec.error,
             "pass_id": rec.pass_id, "updated": now,
         }  # fmt: skip
         key = and_(t.c.site == rec.site, t.c.source == rec.source, t.c.item_id == rec.item_id)
@@ -197,15 +202,16 @@ class WatchLedger:
 
     def _item(self, r: Any) -> ItemRecord:
         return ItemRecord(
-            site=r.site, source=r.source, item_id=r.item_id, status=r.status, attempts=r.attempts, href=r.href,
-            acquired=_utc(r.acquired), item=r.item, next_attempt=_utc(r.next_attempt), error=r.error, pass_id=r.pass_id,
-            updated=_utc(r.updated),
+            site=r.site, source=r.source, item_id=r.item_id, status=r.status, attempts=r.attempts,
+            href=r.href, acquired=_utc(r.acquired), item=r.item, next_attempt=_utc(r.next_attempt),
+            error=r.error, pass_id=r.pass_id, updated=_utc(r.updated),
         )  # fmt: skip
 
     # -- sources ----------------------------------------------------------------------------------
 
     def source_polled(self, site: str, source: str, error: str | None) -> None:
-        """Record a poll of a source: its time, and the error when it failed (failures counted until one succeeds)."""
+        """Record a poll of a source: its time, and the error when it failed (failures counted until one
+        succeeds)."""
         t = self.s.watch_sources
         now = datetime.now(UTC)
         key = and_(t.c.site == site, t.c.source == source)
@@ -287,9 +293,10 @@ class WatchLedger:
         with self.store._guard("read alert deliveries"), self.store.engine.connect() as conn:
             return [self._delivery(r) for r in conn.execute(q)]
 
-    def delivery_done(self, delivery_id: int, *, error: str | None = None, next_attempt: datetime | None = None,
-                      give_up: bool = False) -> None:  # fmt: skip
-        """Record one delivery attempt: sent (no ``error``), to be retried at ``next_attempt``, or given up."""
+    def delivery_done(self, delivery_id: int, *, error: str | None = None,
+                      next_attempt: datetime | None = None, give_up: bool = False) -> None:  # fmt: skip
+        """Record one delivery attempt: sent (no ``error``), to be retried at ``next_attempt``, or given
+        up."""
         d = self.s.alert_deliveries
         now = datetime.now(UTC)
         if error is None:
@@ -305,10 +312,11 @@ class WatchLedger:
 
     def _alert(self, r: Any, alert_id: int | None = None) -> AlertRecord:
         return AlertRecord(
-            id=alert_id if alert_id is not None else r.id, site=r.site, source=r.source, item_id=r.item_id, pass_id=r.pass_id,
-            kind=r.kind, subject=r.subject, title=r.title, payload=dict(r.payload or {}), created=_utc(r.created),
+            id=alert_id if alert_id is not None else r.id, site=r.site, source=r.source, item_id=r.item_id,
+            pass_id=r.pass_id, kind=r.kind, subject=r.subject, title=r.title, payload=dict(r.payload or {}),
+            created=_utc(r.created),
         )  # fmt: skip
 
     def _delivery(self, r: Any) -> Delivery:
-        return Delivery(id=r.id, alert=self._alert(r, r.alert_id), channel=r.channel, status=r.status, attempts=r.attempts,
-                        next_attempt=_utc(r.next_attempt), error=r.error)  # fmt: skip
+        return Delivery(id=r.id, alert=self._alert(r, r.alert_id), channel=r.channel, status=r.status,
+                        attempts=r.attempts, next_attempt=_utc(r.next_attempt), error=r.error)  # fmt: skip

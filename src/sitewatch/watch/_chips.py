@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 def change_chips(
     comparison: Any, previous: Pass, new: Pass, folder: Path, limit: int = 6
 ) -> list[dict[str, Any]]:
-    """PNG chips of up to ``limit`` arrived objects (in the new pass) and departed ones (in the previous pass).
+    """PNG chips of up to ``limit`` arrived objects (in the new pass) and departed ones (in the previous
+    pass).
 
     Returns:
         ``[{"status", "category", "label", "pass_id", "path"}]``; empty when the scenes cannot be read

@@ -3,9 +3,9 @@
 An alert is raised when an indicator starts firing (at or above the rule's minimum strength), stops
 firing (``cleared``), or — with ``repeat`` — fires again on a new pass; and when a hypothesis'
 estimative term changes (e.g. "roughly even chance" → "likely") with its probability moving by at
-least the rule's ``min_probability_change`` (a hypothesis sitting on a term boundary does not flap). Each alert carries the evidence:
-the indicator's values and sentence, the counts of the new and previous pass, what arrived or
-departed between them, and the report written for the pass.
+least the rule's ``min_probability_change`` (a hypothesis sitting on a term boundary does not flap). Each
+alert carries the evidence: the indicator's values and sentence, the counts of the new and previous pass, what
+arrived or departed between them, and the report written for the pass.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ def evidence(new: Pass, previous: Pass | None, comparison: Any, report: str | No
     }
     if previous is not None:
         ev["previous_pass"] = {"id": previous.id, "scene": previous.scene_path,
-                               "acquired": previous.acquired.isoformat() if previous.acquired else None, "counts": previous.counts()}  # fmt: skip
+                               "acquired": previous.acquired.isoformat() if previous.acquired else None,
+                               "counts": previous.counts()}  # fmt: skip
     if comparison is not None:
         changed = {
             cat: {k: n for k, n in v.items() if n} for cat, v in comparison.counts.items() if any(v.values())
@@ -107,7 +108,8 @@ def alerts_for(
                 NewAlert(
                     TERM_CHANGED,
                     h.name,
-                    f"{site}: '{h.statement}' is now {h.term} ({prev.probability:.0%} → {h.probability:.0%}; was {prev.term})",
+                    f"{site}: '{h.statement}' is now {h.term} ({prev.probability:.0%} → "
+                    f"{h.probability:.0%}; was {prev.term})",
                     payload,
                 )
             )

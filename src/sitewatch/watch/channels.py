@@ -46,8 +46,9 @@ class DeliveryError(SitewatchError, OSError):
 def alert_json(a: AlertRecord) -> dict[str, Any]:
     """The JSON document of an alert (webhook body, e-mail attachment)."""
     return {
-        "id": a.id, "site": a.site, "kind": a.kind, "subject": a.subject, "title": a.title, "created": a.created.isoformat(),
-        "source": a.source, "item": a.item_id, "pass_id": a.pass_id, **a.payload,
+        "id": a.id, "site": a.site, "kind": a.kind, "subject": a.subject, "title": a.title,
+        "created": a.created.isoformat(), "source": a.source, "item": a.item_id, "pass_id": a.pass_id,
+        **a.payload,
     }  # fmt: skip
 
 
@@ -117,7 +118,8 @@ def write_atom(path: Path, alerts: list[AlertRecord]) -> None:
 
 
 def atom_document(alerts: list[AlertRecord], feed_id: str, title: str = "sitewatch alerts") -> bytes:
-    """An Atom (RFC 4287) feed of ``alerts`` (newest first), UTF-8 XML; each entry's content is the alert JSON."""
+    """An Atom (RFC 4287) feed of ``alerts`` (newest first), UTF-8 XML; each entry's content is the alert
+    JSON."""
     ns = "http://www.w3.org/2005/Atom"
     ET.register_namespace("", ns)
     feed = ET.Element(f"{{{ns}}}feed")
@@ -212,7 +214,8 @@ class Email(AlertChannel):
         ind = alert.payload.get("indicator")
         if ind:
             lines.append(
-                f"Indicator {ind['name']}: {ind['state']} (was {alert.payload.get('previous_state')}), values {ind['values']}"
+                f"Indicator {ind['name']}: {ind['state']} (was {alert.payload.get('previous_state')}), "
+                f"values {ind['values']}"
             )
         p, q = ev.get("pass") or {}, ev.get("previous_pass") or {}
         if p:
@@ -224,8 +227,9 @@ class Email(AlertChannel):
         if ev.get("report"):
             lines.append(f"Report: {ev['report']}")
         msg.set_content("\n".join(lines) + "\n")
-        msg.add_attachment(json.dumps(alert_json(alert), indent=1, default=str).encode(), maintype="application",
-                           subtype="json", filename=f"alert-{alert.id}.json")  # fmt: skip
+        msg.add_attachment(json.dumps(alert_json(alert), indent=1, default=str).encode(),
+                           maintype="application", subtype="json",
+                           filename=f"alert-{alert.id}.json")  # fmt: skip
         return msg
 
     def send(self, alert: AlertRecord) -> None:
@@ -245,7 +249,8 @@ class Email(AlertChannel):
                 smtp.send_message(self.message(alert))
         except (OSError, smtplib.SMTPException) as e:
             raise DeliveryError(
-                f"e-mail via {c.host}:{c.port}: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+                f"e-mail via {c.host}:{c.port}: {type(e).__name__}: "
+                f"{str(e).splitlines()[0][:200] if str(e) else ''}"
             ) from e
 
 

@@ -126,8 +126,10 @@ class Rules(_Model):
     cleared: bool = Field(True, description="alert when an indicator stops firing")
     repeat: bool = Field(False, description="alert on every pass an indicator fires, not only when it starts")
     hypotheses: bool = Field(True, description="alert when a hypothesis' estimative term changes")
-    min_probability_change: float = Field(0.05, ge=0, le=1, description="a term change with a smaller move in probability "
-                                          "(a hypothesis sitting on a term boundary) raises no alert")  # fmt: skip
+    min_probability_change: float = Field(
+        0.05, ge=0, le=1,
+        description="a term change with a smaller move in probability (a hypothesis sitting on a term "
+                    "boundary) raises no alert")  # fmt: skip
     channels: list[str] | None = Field(None, description="channel names (default: all)")
     quiet_hours: QuietHours | None = None
 
@@ -197,7 +199,8 @@ Channel = Annotated[LogChannel | AtomChannel | WebhookChannel | EmailChannel, Fi
 
 
 class Retry(_Model):
-    """Back-off of failing items and deliveries: ``first_s``, doubling up to ``max_s``; ``attempts`` in all."""
+    """Back-off of failing items and deliveries: ``first_s``, doubling up to ``max_s``; ``attempts`` in
+    all."""
 
     first_s: float = Field(60.0, ge=0)
     max_s: float = Field(3600.0, ge=0)
@@ -242,7 +245,8 @@ class WatchConfig(_Model):
             unknown = set(s.rules.channels or ()) - set(names)
             if unknown:
                 raise ValueError(
-                    f"site {s.site!r}: unknown channel(s) {', '.join(sorted(unknown))}; channels: {', '.join(names)}"
+                    f"site {s.site!r}: unknown channel(s) {', '.join(sorted(unknown))}; channels: "
+                    f"{', '.join(names)}"
                 )
         return self
 

@@ -116,7 +116,8 @@ def _sorted(offers: list[Offer]) -> list[Offer]:
 
 
 class Folder(WatchSource):
-    """Scene files appearing in a folder (``pattern``), each with an optional sidecar ``<stem>.json`` STAC item."""
+    """Scene files appearing in a folder (``pattern``), each with an optional sidecar ``<stem>.json`` STAC
+    item."""
 
     def __init__(self, cfg: FolderSource) -> None:
         self.cfg = cfg
@@ -210,7 +211,8 @@ def _limits_skip(props: dict[str, Any], limits: ItemLimits) -> str | None:
 
 
 class StacApi(WatchSource):
-    """STAC API item search (pystac-client) over the AOI, from ``lookback_days`` before the latest item seen."""
+    """STAC API item search (pystac-client) over the AOI, from ``lookback_days`` before the latest item
+    seen."""
 
     def __init__(self, cfg: StacApiSource) -> None:
         self.cfg = cfg
@@ -224,7 +226,8 @@ class StacApi(WatchSource):
         try:
             client = Client.open(self.cfg.url, timeout=self.cfg.timeout_s)
             search = client.search(intersects=mapping(aoi), datetime=when, collections=self.cfg.collections,
-                                   max_items=self.cfg.max_items, limit=min(self.cfg.max_items, 100))  # fmt: skip
+                                   max_items=self.cfg.max_items,
+                                   limit=min(self.cfg.max_items, 100))  # fmt: skip
             dicts = list(search.items_as_dicts())
         except Exception as e:  # noqa: BLE001 - pystac-client raises APIError, requests errors, JSON errors
             raise SourceError(

@@ -79,7 +79,8 @@ class Watcher:
         clock: the current time, UTC (tests move it).
     """
 
-    def __init__(self, config: WatchConfig, store: Store, *, detector: Any = None, stop: threading.Event | None = None,
+    def __init__(self, config: WatchConfig, store: Store, *, detector: Any = None,
+                 stop: threading.Event | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:  # fmt: skip
         from sitewatch.sites import get_site
 
@@ -170,8 +171,10 @@ class Watcher:
         try:
             p = self._scan(w, offer, asset)
             new_alerts = self._alerts(w, p)
-            ids = self.ledger.record_done(dataclasses.replace(rec, status=DONE, acquired=p.acquired or offer.acquired, pass_id=p.id,
-                                                              error=None, next_attempt=None), new_alerts, self._channels_for(w))  # fmt: skip
+            ids = self.ledger.record_done(dataclasses.replace(rec, status=DONE,
+                                                              acquired=p.acquired or offer.acquired,
+                                                              pass_id=p.id, error=None, next_attempt=None),
+                                          new_alerts, self._channels_for(w))  # fmt: skip
         except Exception as e:  # noqa: BLE001 - one item never stops the watcher; non-sitewatch errors keep their traceback in the debug log
             if not isinstance(e, SitewatchError | OSError):
                 log.debug("item %s: unexpected error", offer.item_id, exc_info=True)

@@ -364,7 +364,8 @@ def load_onnx_weights(model: Any, onnx_path: Path, check_size: int = 256) -> dic
             pairs.append((m, nxt if isinstance(nxt, nn.BatchNorm2d) else None))
     if len(pairs) != len(convs):
         raise ModelError(
-            f"{onnx_path}: not a sitewatch-det of this architecture ({len(convs)} convolutions, expected {len(pairs)})"
+            f"{onnx_path}: not a sitewatch-det of this architecture ({len(convs)} convolutions, expected "
+            f"{len(pairs)})"
         )
     with torch.no_grad():
         for (conv, bn), node in zip(pairs, convs, strict=True):
@@ -377,11 +378,13 @@ def load_onnx_weights(model: Any, onnx_path: Path, check_size: int = 256) -> dic
                 )
             except KeyError:
                 raise ModelError(
-                    f"{onnx_path}: not a sitewatch-det of this architecture (convolution {node.name} has no stored weights)"
+                    f"{onnx_path}: not a sitewatch-det of this architecture (convolution {node.name} has "
+                    "no stored weights)"
                 ) from None
             if w.shape != conv.weight.shape:
                 raise ModelError(
-                    f"{onnx_path}: not a sitewatch-det of this architecture (weight {tuple(w.shape)} where {tuple(conv.weight.shape)} is expected)"
+                    f"{onnx_path}: not a sitewatch-det of this architecture (weight {tuple(w.shape)} where "
+                    f"{tuple(conv.weight.shape)} is expected)"
                 )
             conv.weight.copy_(w)
             bias = b if b is not None else torch.zeros(w.shape[0])

@@ -75,7 +75,8 @@ def _device(name: str) -> str:
 
 
 def _precision(name: str, device: str) -> str:
-    """The arithmetic of the forward/backward pass: ``"bf16"`` (autocast, fp32 master weights) or ``"fp32"``."""
+    """The arithmetic of the forward/backward pass: ``"bf16"`` (autocast, fp32 master weights) or
+    ``"fp32"``."""
     import torch
 
     if name != "auto":
@@ -378,8 +379,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
                 eta = (total - step) * per / 60
             data_s, step_s = sums.pop("data_s", 0.0) / n_sum, sums.pop("step_s", 0.0) / n_sum
             log.info(
-                "step %d/%s lr %.2e %s | %.2f s/step (%.2f steps/s, %.1f crops/s; data %.2f s, model %.2f s), "
-                "%.1f min elapsed, ~%.1f min left",
+                "step %d/%s lr %.2e %s | %.2f s/step (%.2f steps/s, %.1f crops/s; "
+                "data %.2f s, model %.2f s), %.1f min elapsed, ~%.1f min left",
                 step,
                 total or "?",
                 lr,

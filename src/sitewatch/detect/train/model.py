@@ -127,7 +127,8 @@ class SitewatchNet(nn.Module):
         return y
 
     def forward_train(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Raw head outputs: ``hm`` logits (5), ``offset`` (2), ``logsize`` (2), ``angle`` (2, unnormalised)."""
+        """Raw head outputs: ``hm`` logits (5), ``offset`` (2), ``logsize`` (2), ``angle`` (2,
+        unnormalised)."""
         f = self._features(image)
         return {
             "hm": self.hm(f),

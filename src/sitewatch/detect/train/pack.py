@@ -349,7 +349,8 @@ def write_pack(
             break
         if q - QUALITY_STEP < MIN_QUALITY:
             raise ModelError(
-                f"the training images need {size / 2**20:.1f} MiB at WebP quality {q}, over the {max_mib:g} MiB limit"
+                f"the training images need {size / 2**20:.1f} MiB at WebP quality {q}, over the "
+                f"{max_mib:g} MiB limit"
             )
         log.info(
             "images take %.1f MiB at WebP quality %d, over %g MiB: trying %d",

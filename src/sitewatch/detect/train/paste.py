@@ -159,7 +159,8 @@ def load_empty_aprons(data_root: Path) -> list:
 
 
 def backgrounds_for(images: list, aprons: list) -> list[Background]:
-    """Backgrounds: training images of :data:`BACKGROUND_DATASETS` with a known or estimated GSD, and the aprons."""
+    """Backgrounds: training images of :data:`BACKGROUND_DATASETS` with a known or estimated GSD, and the
+    aprons."""
     out = []
     for im in [*(i for i in images if i.dataset in BACKGROUND_DATASETS), *aprons]:
         gsd = estimated_gsd(im)
