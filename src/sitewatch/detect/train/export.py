@@ -397,6 +397,7 @@ def load_onnx_weights(model: Any, onnx_path: Path, check_size: int = 256) -> dic
                 continue
             if conv.bias is not None:
                 conv.bias.zero_()
+            assert bn.running_mean is not None and bn.running_var is not None  # track_running_stats
             bn.weight.fill_(1.0)
             bn.bias.copy_(bias)
             bn.running_mean.zero_()

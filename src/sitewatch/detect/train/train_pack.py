@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     # The training loop reads its images through these two functions and builds its network
     # through this class: serve them from the pack.
     tdata.load_split = lambda _root, split, *_a, **_k: images[split]
-    tpaste.load_empty_aprons = lambda _root: images["background"]
+    tpaste.load_empty_aprons = lambda data_root: images["background"]
     init = torch.load(HERE / "init.pt", map_location="cpu", weights_only=True)
 
     class PackedNet(tmodel.SitewatchNet):
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             super().__init__(pretrained=False, width=width)
             self.load_state_dict(init)
 
-    tmodel.SitewatchNet = PackedNet
+    vars(tmodel)["SitewatchNet"] = PackedNet
 
     command = shlex.join(["python", "train_pack.py", *(sys.argv[1:] if argv is None else argv)])
     # The first run's entry in the training history names the pack it ran from.
