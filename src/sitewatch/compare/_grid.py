@@ -116,7 +116,8 @@ def _fit_pixel_affine(ta: Affine, ca: CRS, tb: Affine, cb: CRS, shape: tuple[int
     h, w = shape
     gx, gy = np.meshgrid(np.linspace(0, w, 9), np.linspace(0, h, 9))
     xs, ys = gx.ravel(), gy.ravel()
-    mx, my = ta * (xs, ys)
+    # Affine applies to arrays of coordinates too; its type hints cover scalars only
+    mx, my = ta * (xs, ys)  # type: ignore[operator]
     if ca != cb:
         mx, my = (np.asarray(v) for v in warp_transform(ca, cb, mx, my))
     bx, by = ~tb * (np.asarray(mx), np.asarray(my))

@@ -86,7 +86,7 @@ def summary_sentence(c: Comparison, s: CompareSettings, *, since: str | None = N
                 for status in ("arrived", "departed", "moved"):
                     if v[status]:
                         parts.append(f"{v[status]} {plural(group, v[status])} {status}")
-        if pct is not None:
+        if pct is not None and zone is not None:
             unexplained = c.pixel_change[zone]["pct_unexplained"]
             parts.append(
                 f"{pct:.1f} % of {_zone_word(c)} changed ({unexplained:.1f} % not explained by objects)"

@@ -93,12 +93,12 @@ def change_map(
         settings: thresholds (:class:`CompareSettings`).
     """
     s = settings or CompareSettings()
-    a = rgb_a.astype(np.float32)
+    a: np.ndarray = rgb_a.astype(np.float32)
     b = rgb_b.astype(np.float32)
     diff = np.zeros(compared.shape, np.float32)
     if compared.sum() < 16:
         return ChangeMap(np.zeros(compared.shape, bool), compared, diff, float("nan"), gsd_m)
-    b_norm = b.copy()
+    b_norm: np.ndarray = b.copy()
     b_norm[compared] = match_histograms(b[compared], a[compared], channel_axis=-1)
     if s.change_sigma_px > 0:
         a = cv2.GaussianBlur(a, (0, 0), s.change_sigma_px)

@@ -199,13 +199,12 @@ def compare_images(
     blind = _blind(a, b, observed, s)
     if blind:
         return _not_observed(blind, dets_a, dets_b, observed, pass_a, pass_b)
-    have_pixels = a is not None and b is not None
-    if have_pixels and a.rgb.shape[:2] != b.rgb.shape[:2]:
+    if a is not None and b is not None and a.rgb.shape[:2] != b.rgb.shape[:2]:
         raise ValueError("compare_images needs B on A's working grid (same shape)")
     scale = a.scale if a is not None else 1.0
     visible_a = visible_b = None
     cm: ChangeMap | None = None
-    if have_pixels:
+    if a is not None and b is not None:
         cloud_a = cloud_mask(a.rgb, a.valid, gsd_m=a.gsd_m, settings=s)
         cloud_b = cloud_mask(b.rgb, b.valid, gsd_m=a.gsd_m, settings=s)
         seen_a, seen_b = a.valid & ~cloud_a, b.valid & ~cloud_b

@@ -239,7 +239,8 @@ def _features(grey: np.ndarray, valid: np.ndarray | None, n: int) -> tuple[list,
         det = cv2.SIFT_create(nfeatures=n)
         norm = cv2.NORM_L2
     else:  # pragma: no cover - OpenCV builds without SIFT
-        det = cv2.ORB_create(nfeatures=n)
+        # cv2.ORB_create exists at run time (OpenCV 4 and 5) but is missing from OpenCV 5's type stubs
+        det = cv2.ORB_create(nfeatures=n)  # type: ignore[attr-defined]
         norm = cv2.NORM_HAMMING
     kp, desc = det.detectAndCompute(img, mask)
     return kp, desc, norm
@@ -267,8 +268,8 @@ def match_features(
     good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < ratio * p[1].distance]
     if len(good) < 3:
         return None, 0, len(good)
-    src = np.float32([kpa[m.queryIdx].pt for m in good])
-    dst = np.float32([kpb[m.trainIdx].pt for m in good])
+    src = np.array([kpa[m.queryIdx].pt for m in good], dtype=np.float32)
+    dst = np.array([kpb[m.trainIdx].pt for m in good], dtype=np.float32)
     m, inl = cv2.estimateAffinePartial2D(
         src,
         dst,

@@ -60,9 +60,9 @@ def plan_bands(count: int, colorinterp: tuple[ColorInterp, ...], dtype: str, sou
             f"{source}: unsupported band count 2 (not grey + alpha); expected 1, 3, 4 or more bands"
         )
     by_interp = {c: i + 1 for i, c in reversed(list(enumerate(ci)))}
-    rgb = [by_interp.get(c) for c in (ColorInterp.red, ColorInterp.green, ColorInterp.blue)]
-    if all(rgb):
-        return BandPlan((rgb[0], rgb[1], rgb[2]))
+    r, g, b = (by_interp.get(c) for c in (ColorInterp.red, ColorInterp.green, ColorInterp.blue))
+    if r and g and b:
+        return BandPlan((r, g, b))
     note = None
     if count > 4 or (count == 4 and ci[3] != ColorInterp.alpha and ci[3] != ColorInterp.undefined):
         note = (

@@ -110,7 +110,7 @@ class ArrayScene(Scene):
             window = Window(0, 0, self.width, self.height)
         c0, r0 = int(round(window.col_off)), int(round(window.row_off))
         w, h = int(round(window.width)), int(round(window.height))
-        rgb = np.zeros((h, w, 3), dtype=np.uint8)
+        rgb: np.ndarray = np.zeros((h, w, 3), dtype=np.uint8)
         valid = np.zeros((h, w), dtype=bool)
         rs, cs = max(r0, 0), max(c0, 0)
         re, ce = min(r0 + h, self.height), min(c0 + w, self.width)

@@ -76,7 +76,8 @@ def pixel_to_lonlat(
     """
     transform, src = _georef(scene_or_transform, crs)
     xs, ys = np.atleast_1d(np.asarray(xs, dtype=float)), np.atleast_1d(np.asarray(ys, dtype=float))
-    mx, my = transform * (xs, ys)
+    # Affine applies to arrays of coordinates too; its type hints cover scalars only
+    mx, my = transform * (xs, ys)  # type: ignore[operator]
     lons, lats = _to_wgs84(src).transform(mx, my)
     return np.asarray(lons), np.asarray(lats)
 
