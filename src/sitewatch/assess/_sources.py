@@ -10,7 +10,7 @@ sentences of one quoted passage (and a quote continuing it right after) the pass
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -185,7 +185,7 @@ def resolve_sources(facts: list[SentenceFacts]) -> None:
             f.speaker, f.speaker_role = speaker.name, speaker.role
 
 
-def _antecedent(history: Iterable[Source], ref: Source) -> Source | None:
+def _antecedent(history: Sequence[Source], ref: Source) -> Source | None:
     for src in reversed(history):
         if src.kind != ref.kind:
             continue

@@ -7,7 +7,7 @@ it rests on, and :attr:`Assessment.evidence` describes every reference used.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -133,7 +133,7 @@ def _evidence_index(
 
 def _evidence_items(indicators: list[IndicatorResult], claims: list[Claim], checks: dict[str, ClaimCheck],
                     hypotheses: list[Hypothesis], weak_indicators: Iterable[str] = (),
-                    dependencies: list[dict[str, Any]] = ()) -> list[EvidenceItem]:  # fmt: skip
+                    dependencies: Sequence[dict[str, Any]] = ()) -> list[EvidenceItem]:  # fmt: skip
     items = []
     # Possibly dependent reports (one story retold) share one report's weight: k of them weigh 1/k each.
     with_signal = {c.id for c in claims if c.signal}
@@ -200,7 +200,7 @@ def _weak_evidence(weak_inds: dict[str, set[str]], weak: dict[str, str]) -> str 
 
 def _confidence(site_passes: list[Pass], comparisons: list[Any], fired: list[IndicatorResult],
                 checks: list[ClaimCheck], conflicts: list[dict[str, Any]], weak_evidence: str | None = None,
-                dependencies: list[dict[str, Any]] = ()) -> dict[str, Any]:  # fmt: skip
+                dependencies: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:  # fmt: skip
     points, reasons = 0, []
     n = len(site_passes)
     if n >= 3:
@@ -303,7 +303,7 @@ def assess_site(
     site: Any,
     passes: list[Pass],
     comparisons: list[Any],
-    claims: list[Claim | dict[str, Any]],
+    claims: Sequence[Claim | dict[str, Any]],
     *,
     indicators: list[Indicator] | None = None,
     hypotheses: list[Hypothesis] | None = None,

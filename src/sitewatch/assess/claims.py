@@ -9,6 +9,7 @@ with the passes and comparisons of its site.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import re
@@ -118,7 +119,7 @@ class Claim:
         return None
 
     @property
-    def reference_date(self) -> date | None:
+    def reference_date(self) -> dt.date | None:  # (``date`` here is the property above)
         """The claim's date, else its publication date."""
         return self.date or (self.published.date() if self.published else None)
 
@@ -265,7 +266,11 @@ def _signal(states: list[str], vocab: Vocabulary) -> str | None:
     for s in states:
         if s.startswith("not-"):
             base = vocab.states.get(s[4:], {}).get("signal")
-            sig = {"decrease": "present", "present": "absent", "absent": "present"}.get(base)
+            sig = (
+                {"decrease": "present", "present": "absent", "absent": "present"}.get(base)
+                if base is not None
+                else None
+            )
         else:
             sig = vocab.states.get(s, {}).get("signal")
         if sig and sig not in signals:
@@ -518,8 +523,15 @@ def find_conflicts(claims: list[Claim], *, window_days: int = 7) -> list[dict[st
 
 
 # ---- checking against imagery ---------------------------------------------------------------
-def _acq(p: Pass) -> date | None:
-    return p.acquired.date() if p.acquired else None
+def _acquired(p: Pass) -> datetime:
+    """The acquisition time of a dated pass (claims are checked against dated passes only)."""
+    if p.acquired is None:
+        raise ValueError(f"pass {p.id} has no acquisition time")
+    return p.acquired
+
+
+def _acq(p: Pass) -> date:
+    return _acquired(p).date()
 
 
 def _matching(p: Pass, mention: dict[str, Any]) -> list[Any]:
@@ -567,7 +579,7 @@ def check_claims(
             become evidence when they match a claim's pass pair).
         tolerance_days: how far a pass may be from a claim's date for "present" claims, days.
     """
-    ordered = sorted((p for p in passes if p.acquired is not None), key=lambda p: p.acquired)
+    ordered = sorted((p for p in passes if p.acquired is not None), key=_acquired)
     return [_check_one(c, ordered, comparisons, tolerance_days) for c in claims]
 
 
@@ -640,7 +652,7 @@ def _check_change(
         later = [p for p in passes if _acq(p) >= when]
         before = earlier[-1] if earlier else None
         after = next((p for p in reversed(later) if p is not before), None)
-        if before is not None and after is not None and after.acquired <= before.acquired:
+        if before is not None and after is not None and _acquired(after) <= _acquired(before):
             after = None
     if before is None or after is None:
         side = "before" if before is None else "after"
@@ -678,7 +690,7 @@ def _check_change(
     text = f"{what}: {len(a)} on {_acq(before)}, {len(b)} on {_acq(after)}"
     if change >= max(needed, 1):
         return ClaimCheck(claim.id, "corroborated", f"{text}, as claimed.", refs, observed)
-    if change > 0:
+    if change > 0 and count:  # (without a claimed number any rise is enough)
         return ClaimCheck(
             claim.id, "contradicted", f"{text}: smaller than the claimed {count['text']}.", refs, observed
         )

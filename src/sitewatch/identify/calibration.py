@@ -149,7 +149,11 @@ def synthetic(
         )
         for i in range(per_type):
             gsd = SYNTHETIC_GSD_M[category][i % len(SYNTHETIC_GSD_M[category])]
-            span = rng.uniform(t.span_swept_m, t.span_spread_m or t.width_m) if t.swing_wing else t.width_m
+            span = (
+                rng.uniform(t.span_swept_m, t.span_spread_m or t.width_m)
+                if t.span_swept_m is not None  # swing wing
+                else t.width_m
+            )
             long_m, short_m = max(t.length_m, span), min(t.length_m, span)
             dims = np.array([long_m, short_m]) * (1.0 + tau * rng.standard_normal(2))
             px = dims / gsd
@@ -225,7 +229,8 @@ def statements(
         ``{"type": (p, right), "label": (p, right), "levels": {level: n}}`` with numpy arrays;
         ``label`` holds only the objects whose label names something (not "unidentified").
     """
-    tp, tr, lp, lr, levels = [], [], [], [], {}
+    tp, tr, lp, lr = [], [], [], []
+    levels: dict[str, int] = {}
     for s in samples:
         temp = temperature if isinstance(temperature, float | int) else temperature.get(s.category, 1.0)
         cands = s.candidates(float(temp))

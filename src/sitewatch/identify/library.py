@@ -115,7 +115,7 @@ class EquipmentType:
         swept state.
         """
         spans = [("", self.width_m)]
-        if self.swing_wing:
+        if self.span_swept_m is not None:  # swing wing
             spans = [("spread", self.span_spread_m or self.width_m), ("swept", self.span_swept_m)]
         return [(state, max(self.length_m, s), min(self.length_m, s)) for state, s in spans]
 
@@ -300,8 +300,8 @@ def validate_rows(
     families = load_families() if families is None else families
     size_classes = load_size_classes() if size_classes is None else size_classes
     problems: list[str] = []
-    seen_ids: set[str] = set()
-    seen_keys: dict[str, str] = {}
+    seen_ids: set[object] = set()  # ids as the YAML gives them
+    seen_keys: dict[str, object] = {}
     for n, row in enumerate(rows, 1):
         rid = row.get("id") if isinstance(row, dict) else None
         where = f"row {n} ({rid or '?'})"
@@ -329,7 +329,7 @@ def validate_rows(
         if cat not in CATEGORIES:
             problems.append(f"{where}: category {cat!r} not one of {', '.join(CATEGORIES)}")
             continue
-        role = roles.get(row.get("role"))
+        role = roles.get(row.get("role") or "")
         if role is None:
             problems.append(f"{where}: role {row.get('role')!r} not in roles.yaml")
         elif cat not in role.categories:

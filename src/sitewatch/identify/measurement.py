@@ -56,9 +56,13 @@ def _boxfit_doc() -> dict[str, Any]:
 def box_fit(category: str) -> BoxFit:
     """The box-fit error model of a category."""
     c = _boxfit_doc()["categories"][category]
-    return BoxFit(
-        *(tuple(float(v) for v in c[k]) for k in ("sigma_px", "sigma_rel", "bias_rel", "elevation_frac"))
-    )
+    return BoxFit(*(_pair(c[k]) for k in ("sigma_px", "sigma_rel", "bias_rel", "elevation_frac")))
+
+
+def _pair(values: Sequence[Any]) -> tuple[float, float]:
+    """``[length, width]`` from the YAML as floats."""
+    length, width = values
+    return float(length), float(width)
 
 
 def box_fit_status() -> str:
