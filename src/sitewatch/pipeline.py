@@ -292,7 +292,8 @@ def inventory(passes: list[Pass], by: str = "category", *, threshold: float | No
         per_pass.append(counts)
     seen = {k for c in per_pass for k in c}
     groups = [c for c in CATEGORIES if c in seen or by == "category"] + sorted(seen - set(CATEGORIES))
-    rows, prev = [], None
+    rows: list[dict[str, Any]] = []
+    prev: dict[str, int] | None = None
     for p, counts in zip(passes, per_pass, strict=True):
         full = {g: counts.get(g, 0) for g in groups}
         rows.append(

@@ -80,7 +80,7 @@ class DetectionRecord(BaseModel):
     model_config = ConfigDict(extra="forbid", title="sitewatch detection")
 
     id: int | None = Field(description="Store identifier, or null when not stored.")
-    category: Category = Field(description="Object category.")  # type: ignore[valid-type]
+    category: Category = Field(description="Object category.")
     score: Probability = Field(description="Detector confidence.")
     corners: list[PixelPoint] = Field(
         min_length=4, max_length=4, description="The oriented box's four corners in order around it, pixels."

@@ -13,6 +13,7 @@ Frames and units
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -57,7 +58,7 @@ class OrientedBox:
         return cls(float(cx), float(cy), float(length), float(width), float(heading_deg) % 180.0)
 
     @classmethod
-    def from_corners(cls, corners: np.ndarray | list[list[float]]) -> OrientedBox:
+    def from_corners(cls, corners: np.ndarray | Sequence[Sequence[float]]) -> OrientedBox:
         """Fit a box to four corners given in order around the rectangle (pixels, shape (4, 2))."""
         pts = np.asarray(corners, dtype=float).reshape(4, 2)
         centre = pts.mean(axis=0)

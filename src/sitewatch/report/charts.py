@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sitewatch.report._png import figure_png, new_figure
 from sitewatch.report.model import PassSummary
@@ -22,12 +22,19 @@ def timeline_png(passes: Sequence[PassSummary]) -> bytes:
     """
     fig = new_figure(7.0, 3.0)
     ax = fig.add_subplot()
-    dated = all(p.acquired is not None for p in passes)
-    xs = [p.acquired for p in passes] if dated else list(range(len(passes)))
+    dates = [p.acquired for p in passes if p.acquired is not None]
+    dated = len(dates) == len(passes)
+    positions = list(range(len(passes)))
+    xs: list[datetime] | list[int] = dates if dated else positions
     shown = [c for c in CATEGORIES if any(p.counts.get(c, 0) for p in passes)] or list(CATEGORIES[:1])
     for cat in shown:
+        # matplotlib converts datetimes (its units machinery); its type hints only take numbers
         ax.plot(
-            xs, [p.counts.get(cat, 0) for p in passes], marker="o", label=cat, color=CATEGORY_COLOURS[cat]
+            xs,  # type: ignore[arg-type]
+            [p.counts.get(cat, 0) for p in passes],
+            marker="o",
+            label=cat,
+            color=CATEGORY_COLOURS[cat],
         )
     top = max([p.counts.get(c, 0) for p in passes for c in shown] + [1])
     for x, p in zip(xs, passes, strict=True):
@@ -49,9 +56,10 @@ def timeline_png(passes: Sequence[PassSummary]) -> bytes:
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
         if len(passes) == 1:
-            ax.set_xlim(xs[0] - timedelta(days=1), xs[0] + timedelta(days=1))
+            day = timedelta(days=1)
+            ax.set_xlim(dates[0] - day, dates[0] + day)  # type: ignore[arg-type]
     else:
-        ax.set_xticks(xs, [p.label for p in passes])
+        ax.set_xticks(positions, [p.label for p in passes])
         ax.set_xlabel("pass (undated)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", ncols=min(len(shown), 5))

@@ -59,7 +59,7 @@ def report_json(data: ReportData) -> str:
     return json.dumps(data.to_json_dict(), indent=2, ensure_ascii=False)
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None], *, overwrite: bool) -> None:
+def _atomic_write(path: Path, write: Callable[[Path], object], *, overwrite: bool) -> None:
     with atomic_output(path, overwrite=overwrite, what="report") as tmp:
         write(tmp)
 

@@ -119,7 +119,7 @@ def site_collection(site: Any, passes: Sequence[Pass]) -> pystac.Collection:
         bounds = site.aoi.bounds
     else:
         bounds = shapely.union_all([shapely.from_wkt(p.footprint_wkt) for p in passes]).bounds
-    times = sorted(p.acquired.astimezone(UTC) for p in passes)
+    times = sorted(p.acquired.astimezone(UTC) for p in passes if p.acquired is not None)
     return pystac.Collection(
         id=name,
         title=getattr(site, "title", None) or name,
@@ -188,7 +188,7 @@ def write_stac(
             items.append((item, dets))
         collection.normalize_hrefs(str(tmp))
         for item, dets in items:
-            labels = Path(item.get_self_href()).parent / "detections.geojson"
+            labels = Path(item.self_href).parent / "detections.geojson"
             labels.parent.mkdir(parents=True, exist_ok=True)
             FORMATS["geojson"].write(ExportJob(dets, [], None), labels)
             item.add_asset(

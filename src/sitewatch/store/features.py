@@ -50,9 +50,7 @@ def detection_from_feature(feature: dict[str, Any]) -> Detection:
     props = feature["properties"]
     footprint = None
     if feature.get("geometry"):
-        footprint = tuple(
-            tuple(float(v) for v in xy) for xy in shape(feature["geometry"]).exterior.coords[:-1]
-        )
+        footprint = tuple((float(x), float(y)) for x, y in shape(feature["geometry"]).exterior.coords[:-1])
     return Detection(
         box=OrientedBox.from_dict(props["box"]),
         category=props["category"],

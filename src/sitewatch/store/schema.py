@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -120,7 +121,7 @@ def documents_table(metadata: MetaData, version: int = SCHEMA_VERSION) -> Table:
 
     Since v4 ``content_hash`` identifies a document by its text (:func:`content_hash`).
     """
-    cols = [
+    cols: list[Column[Any]] = [
         Column("id", Integer, primary_key=True, autoincrement=True),
         Column("source", String(512), nullable=False),
         Column("title", Text),

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import shapely
 from shapely.geometry.base import BaseGeometry
@@ -135,6 +135,10 @@ def _configure_sqlite(engine: Engine) -> None:
     event.listen(engine, "begin", begin_sqlite)
 
 
+@overload
+def _utc(dt: datetime) -> datetime: ...
+@overload
+def _utc(dt: None) -> None: ...
 def _utc(dt: datetime | None) -> datetime | None:
     """Timezone-aware UTC (naive values are taken as UTC)."""
     if dt is None:

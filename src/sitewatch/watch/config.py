@@ -211,11 +211,15 @@ class Retry(_Model):
         return min(self.max_s, self.first_s * 2 ** max(0, attempts - 1))
 
 
+def _default_channels() -> list[Channel]:
+    return [LogChannel(type="log")]
+
+
 class WatchConfig(_Model):
     """The whole watch configuration."""
 
     sites: list[SiteWatch] = Field(min_length=1)
-    channels: list[Channel] = Field(default_factory=lambda: [LogChannel(type="log")])
+    channels: list[Channel] = Field(default_factory=_default_channels)
     retry: Retry = Retry()
     model: str | None = Field(
         None, description="detector model name or .onnx path (default: the bundled model)"

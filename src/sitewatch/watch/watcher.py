@@ -180,10 +180,11 @@ class Watcher:
                 log.debug("item %s: unexpected error", offer.item_id, exc_info=True)
                 e = SitewatchError(f"internal error ({type(e).__name__}: {e})")
             if p is not None and p.id is not None:
-                self._drop_pass(p)
+                self._drop_pass(p.id)
             self._failed(rec, e, res)
             return
-        res.passes.append(p.id)
+        if p.id is not None:  # scanned into the store, so always
+            res.passes.append(p.id)
         res.alerts += ids
         log.info("site %s: item %s → pass %s, %d alert(s)", name, offer.item_id, p.id, len(ids))
 
@@ -213,17 +214,18 @@ class Watcher:
         comparison = comparisons.get(previous, new) if previous is not None else None
         ev = evidence(new, previous, comparison, None)
         found = alerts_for(a_before, a_after, w.cfg.rules, ev)
-        if found and self.config.reports is not None:
-            ev["report"] = self._report(w, new)
+        reports = self.config.reports
+        if found and reports is not None:
+            ev["report"] = self._report(w, new, reports)
             if comparison is not None and previous is not None and self.config.chips:
-                folder = self.config.reports.expanduser() / w.site.name / "chips"
+                folder = reports.expanduser() / w.site.name / "chips"
                 ev["chips"] = change_chips(comparison, previous, new, folder, self.config.chips)
         return found
 
-    def _report(self, w: _Watched, p: Pass) -> str | None:
+    def _report(self, w: _Watched, p: Pass, reports: Path) -> str | None:
         from sitewatch.report import write_report
 
-        out = self.config.reports.expanduser() / w.site.name / f"{w.site.name}-pass{p.id}.html"
+        out = reports.expanduser() / w.site.name / f"{w.site.name}-pass{p.id}.html"
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             return str(write_report(self.store, w.site, out, overwrite=True))  # the watcher's own folder
@@ -238,11 +240,11 @@ class Watcher:
         names = w.cfg.rules.channels if w.cfg.rules.channels is not None else list(self.channels)
         return {n: (hold if hold is not None and self.channels[n].push else now) for n in names}
 
-    def _drop_pass(self, p: Pass) -> None:
+    def _drop_pass(self, pass_id: int) -> None:
         try:
-            self.store.delete_pass(int(p.id))
+            self.store.delete_pass(pass_id)
         except SitewatchError as e:  # the item stays not-done: the retry rescans and replaces the pass
-            log.error("pass %s of a failed item could not be removed: %s", p.id, e)
+            log.error("pass %s of a failed item could not be removed: %s", pass_id, e)
 
     def _failed(self, rec: ItemRecord, e: BaseException, res: CycleResult) -> None:
         attempts = rec.attempts + 1
