@@ -10,7 +10,7 @@ from sitewatch.api.security import require_read
 
 router = APIRouter(prefix="/api", tags=["alerts"])
 
-_ATOM = {200: {"content": {"application/atom+xml": {}}}}
+_ATOM: dict[int | str, dict[str, Any]] = {200: {"content": {"application/atom+xml": {}}}}
 
 
 def _alerts(request: Request, site: str | None, limit: int) -> list[Any]:

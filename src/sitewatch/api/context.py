@@ -7,6 +7,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from shapely.geometry import Polygon, box
@@ -89,7 +90,8 @@ class ServerContext:
         self.comparisons = LruCache(32)
         self.reports = LruCache(4)
         self.pages = LruCache(256)
-        self.pixel_ranges: dict[int, Any] = {}
+        #: (pass id, stored time) → value range a tile stretches to 0..255
+        self.pixel_ranges: dict[tuple[int | None, datetime | None], tuple[float, float]] = {}
 
     @property
     def store(self) -> Store:

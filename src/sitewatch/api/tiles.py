@@ -31,7 +31,7 @@ from sitewatch.types import Pass
 router = APIRouter(prefix="/api", tags=["imagery"])
 
 TILE_PX = 256
-_PNG = {200: {"content": {"image/png": {}}}}
+_PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}}}
 #: Percentiles of the pixel values stretched to 0..255 for scenes that are not 8-bit.
 STRETCH_PERCENTILES = (2.0, 98.0)
 

@@ -16,14 +16,17 @@ def site_summary(site: Any, n_passes: int | None = None) -> dict[str, Any]:
     from sitewatch.sites.site import area_km2
 
     empty = site.aoi.is_empty or site.aoi.area == 0
-    lon, lat = (None, None) if empty else site.aoi.centroid.coords[0]
+    center = None
+    if not empty:
+        lon, lat = site.aoi.centroid.coords[0]
+        center = [round(lat, 6), round(lon, 6)]
     return {
         "name": site.name,
         "title": site.title,
         "kind": site.kind,
         "country": site.country,
         "aliases": list(site.aliases),
-        "center": None if empty else [round(lat, 6), round(lon, 6)],
+        "center": center,
         "bounds": None if empty else [round(v, 6) for v in site.aoi.bounds],
         "aoi_km2": None if empty else round(area_km2(site.aoi), 3),
         "zones": list(site.zones),

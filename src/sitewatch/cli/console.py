@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.markup import escape
@@ -11,6 +12,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -50,3 +52,8 @@ def progress(transient: bool = True, disable: bool = False) -> Progress:
         transient=transient,
         disable=disable,
     )
+
+
+def task_progress(bar: Progress, task: TaskID) -> Callable[[int, int], None]:
+    """A ``progress(done, total)`` callback that moves ``task`` of ``bar``."""
+    return lambda done, total: bar.update(task, completed=done, total=total)

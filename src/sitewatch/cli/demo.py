@@ -26,13 +26,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import click
 from shapely.geometry import Polygon, box
 from shapely.ops import unary_union
 
-from sitewatch.cli.console import err_console, out_console, progress
+from sitewatch.cli.console import err_console, out_console, progress, task_progress
 from sitewatch.cli.options import output_option
 from sitewatch.errors import SitewatchError
 
@@ -92,8 +92,24 @@ class DemoState:
     detector: Any = None
 
 
+class SimCounts(TypedDict, total=False):
+    """Object counts of a simulation (keyword arguments of :func:`sitewatch.imagery.simulate_site`)."""
+
+    n_aircraft: int
+    departed: int
+    arrived: int
+    n_helicopters: int
+    n_vehicles: int
+
+
 #: The SIMULATED Hmeimim scenario: 15 aircraft, 11 leave, one Il-76 arrives (5 left); 4 → 3 helicopters.
-SIM_SCENARIO = {"n_aircraft": 15, "departed": 11, "arrived": 1, "n_helicopters": 4, "n_vehicles": 8}
+SIM_SCENARIO: SimCounts = {
+    "n_aircraft": 15,
+    "departed": 11,
+    "arrived": 1,
+    "n_helicopters": 4,
+    "n_vehicles": 8,
+}
 
 #: Margin around the simulated zones, metres.
 _SIM_MARGIN_M = 60.0
@@ -240,7 +256,7 @@ def step_scan(st: DemoState) -> None:
                     st.site,
                     st.detector,
                     st.store,
-                    progress=lambda d, t, k=task: bar.update(k, completed=d, total=t),
+                    progress=task_progress(bar, task),
                 )
         for w in caught:
             if "cover" in str(w.message):
@@ -317,6 +333,7 @@ def step_claims(st: DemoState) -> None:
     from sitewatch.assess import extract_claims
 
     rep = st.report_text
+    assert rep is not None, "the imagery step chooses the report"
     text = rep.text()
     path = st.out / rep.resource
     path.write_text(text, encoding="utf-8")
@@ -467,7 +484,7 @@ def run_demo(
 
 #: The SIMULATED watch demo: pass 2 as in :data:`SIM_SCENARIO` (11 of 15 aircraft leave, one Il-76 comes);
 #: pass 3 is drawn from the same first pass with 2 aircraft gone and 8 arrived.
-WATCH_RETURN = {"departed": 2, "arrived": 8}
+WATCH_RETURN: SimCounts = {"departed": 2, "arrived": 8}
 
 
 def run_watch_demo(out: Path, show: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -507,7 +524,7 @@ def run_watch_demo(out: Path, show: Callable[[str], None] | None = None) -> dict
         )
         later = simulate_site(out / "imagery" / "b", site.aoi, site=site.name, zones=site.zones,
                               bounds=bounds, start=first.passes[1].acquired,
-                              **{**SIM_SCENARIO, **WATCH_RETURN})  # fmt: skip
+                              **(SIM_SCENARIO | WATCH_RETURN))  # fmt: skip
     arrivals = [first.passes[0], first.passes[1], later.passes[1]]
     config = WatchConfig.model_validate({
         "sites": [{"site": site.name, "sources": [{"type": "folder", "path": str(incoming), "settle_s": 0}],

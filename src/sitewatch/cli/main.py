@@ -13,6 +13,8 @@ import importlib
 import logging
 import pkgutil
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 import click
 import pydantic
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     except pydantic.ValidationError as e:  # only the settings are validated from user input here
         from sitewatch.settings import setting_origin
 
-        first = e.errors()[0] if e.errors() else {}
+        first: Mapping[str, Any] = e.errors()[0] if e.errors() else {}
         where = setting_origin(e.title, "_".join(str(p) for p in first.get("loc", ())))
         click.echo(f"error: {where}: {first.get('msg', str(e).splitlines()[0])}", err=True)
         sys.exit(2)

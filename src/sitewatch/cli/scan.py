@@ -7,7 +7,7 @@ import warnings
 
 import click
 
-from sitewatch.cli.console import err_console, out_console, progress
+from sitewatch.cli.console import err_console, out_console, progress, task_progress
 from sitewatch.cli.options import force_option, gsd_option, json_option, model_option, store_option
 from sitewatch.errors import SitewatchWarning
 
@@ -152,7 +152,7 @@ def command(
                         detector,
                         store,
                         gsd_m=gsd,
-                        progress=lambda done, total, t=task: bar.update(t, completed=done, total=total),
+                        progress=task_progress(bar, task),
                     )
                 for w in caught:
                     if issubclass(w.category, SitewatchWarning):

@@ -430,8 +430,8 @@ def evaluate(
             progress(image)
     label = getattr(detector, "label", "")
     by_dataset = {}
-    for name, e in sorted(per_dataset.items()):
-        r = e.result()
+    for name, evaluator in sorted(per_dataset.items()):
+        r = evaluator.result()
         by_dataset[name] = {**r.categories, **r.pooled}
     by_group = {
         name: {g: {**(r := e.result()).categories, **r.pooled} for g, e in sorted(groups.items())}

@@ -59,7 +59,7 @@ def calibration_tiles(
             tiles.extend(np.array(t) for t in images)
             return inner.run(images)
 
-    det.backend = Recorder()  # type: ignore[assignment]
+    det.backend = Recorder()
     rng = np.random.default_rng(seed)
     for root in dataset_roots(data):
         images = [im for im, _ in iter_labelled(root, "train")]

@@ -39,7 +39,11 @@ class ModelRegistry:
         """
         if name in self._models and not replace:
             raise ValueError(f"model name {name!r} is already registered")
-        self._models[name] = locate if callable(locate) else (lambda p=Path(locate): p)
+        if callable(locate):
+            self._models[name] = locate
+        else:
+            path = Path(locate)
+            self._models[name] = lambda: path
 
     def names(self) -> list[str]:
         return sorted(self._models)
