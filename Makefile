@@ -19,11 +19,14 @@ demo: install
 	$(BIN)/sitewatch demo
 
 test: install-dev
-	$(BIN)/ruff check .
+	$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest -m "not slow" -q
 
+# ruff (lint, and the formatting of src), then mypy on src/sitewatch ([tool.mypy] in pyproject.toml)
 lint:
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check src
+	$(BIN)/python -m mypy
 
 bench: install-dev
 	$(BIN)/python bench/detect_speed.py
