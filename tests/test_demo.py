@@ -13,9 +13,10 @@ from click.testing import CliRunner
 
 import sitewatch.pipeline
 from quality_support import card_row, shipped_evaluation, wilson_interval
-from sitewatch.cli import demo
-from sitewatch.cli.demo import SIM_SCENARIO, run_demo
+from sitewatch import demo
 from sitewatch.cli.main import cli
+from sitewatch.demo import SIM_SCENARIO, run_demo
+from sitewatch.demo.steps import step_export, step_imagery, step_inventory, step_scan, step_summary
 from sitewatch.sites import get_site
 from test_scan import FakeDetector
 from test_scenario import LabelDetector
@@ -87,19 +88,58 @@ def test_simulated_demo_on_hmeimim_zones_ends_with_report(tmp_path: Path, monkey
 
 
 
+def test_demo_library_is_silent_tells_its_observer_and_returns_a_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """run_demo prints nothing: it reports to its observer and returns what it wrote (a few steps, for speed)."""
+    _truth_detector(monkeypatch)
+    events: list[tuple] = []
+
+    class Recorder(demo.DemoObserver):
+        def step_started(self, name, title):
+            events.append(("started", name))
+
+        def step_finished(self, name, state):
+            events.append(("finished", name))
+
+        def imagery_chosen(self, state):
+            events.append(("imagery", state.simulated, state.site.name, len(state.scenes)))
+
+        def pass_scanned(self, scanned, notes):
+            events.append(("scanned", scanned.id, bool(notes)))
+
+    out = tmp_path / "out"
+    result = run_demo(out, steps=[step_imagery, step_scan, step_inventory, step_summary], observer=Recorder())
+    assert capsys.readouterr() == ("", "")
+    # the simulated imagery is announced before it is drawn; each pass as it is stored
+    assert events == [
+        ("started", "imagery"), ("imagery", True, "hmeimim", 0), ("finished", "imagery"),
+        ("started", "scan"), ("scanned", 1, True), ("scanned", 2, True), ("finished", "scan"),
+        ("started", "inventory"), ("finished", "inventory"), ("started", "summary"), ("finished", "summary"),
+    ]  # fmt: skip
+    n1 = SIM_SCENARIO["n_aircraft"]
+    n2 = n1 - SIM_SCENARIO["departed"] + SIM_SCENARIO["arrived"]
+    assert result.site == "hmeimim" and result.simulated and result.passes == (1, 2)
+    assert result.detected_aircraft == result.true_aircraft == (n1, n2)
+    assert result.store_path == out / "demo-store.db" and result.store_url == f"sqlite:///{out / 'demo-store.db'}"
+    assert result.verdict is None and result.report == () and result.exports == ()
+    assert result.summary_json == out / "summary.json" and json.loads(result.summary_json.read_text())["site"] == "hmeimim"
+    assert [p.name for p in result.outputs] == ["demo-store.db", "imagery", "summary.json"]
+    assert set(result.timings_s) == {"imagery", "scan", "inventory", "summary"}
+
+
 @pytest.mark.slow
 def test_real_pair_demo_with_labels(tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sitewatch.pipeline, "load_default_detector", lambda model=None: LabelDetector())
-    monkeypatch.setattr("sitewatch.cli.demo.STEPS", [s for s in demo.STEPS if s is not demo.step_export])
-    st = run_demo(tmp_path / "out", data_dir)
-    st.store.close()
+    result = run_demo(tmp_path / "out", data_dir, steps=[s for s in demo.STEPS if s is not step_export])
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["SIMULATED"] is False and summary["site"] == "airfield-p"
     assert [t["true_aircraft"] for t in summary["truth"]] == [20, 5]  # pairs.csv: n_aircraft_a, n_aircraft_b
     assert [t["detected_aircraft"] for t in summary["truth"]] == [20, 5]
     assert all(p["crs"] is None and p["gsd_m"] == 0.5 for p in summary["passes"])
-    assert summary["assessment"]["most_likely"] == "withdrawal"
+    assert summary["assessment"]["most_likely"] == "withdrawal" == result.verdict
     assert (tmp_path / "out" / "report.html").is_file() and (tmp_path / "out" / "report.json").is_file()
+    assert result.exports == () and result.detected_aircraft == result.true_aircraft == (20, 5)
 
 
 def _assert_no_type_below_threshold(out: Path, site: str) -> None:
@@ -139,8 +179,7 @@ def test_real_pair_demo_with_shipped_detector(tmp_path: Path, data_dir: Path) ->
     """
     _, ev = shipped_evaluation()
     card = card_row(ev, "airbus-pleiades", "aircraft")
-    st = run_demo(tmp_path / "out", data_dir)
-    st.store.close()
+    run_demo(tmp_path / "out", data_dir)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert [t["true_aircraft"] for t in summary["truth"]] == [20, 5]
     found = [t["detected_aircraft"] for t in summary["truth"]]

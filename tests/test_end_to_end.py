@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sitewatch.cli.demo import REAL_DATES, REAL_PAIR, label_counts
 from sitewatch.cli.main import cli
+from sitewatch.demo import REAL_DATES, REAL_PAIR, label_counts
 
 
 def _run(*args: str) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from rasterio.windows import Window
 
-from sitewatch.cli.demo import REAL_DATES, REAL_PAIR, REPORTS, _real_pair
+from sitewatch.demo import REAL_DATES, REAL_PAIR, REPORTS, real_pair
 from sitewatch.detect.base import Detector
 from sitewatch.dota import parse_label_file
 from sitewatch.types import Detection
@@ -56,7 +56,7 @@ def run_scenario(data_dir: Path, out: Path, detector: Detector) -> dict:
     from sitewatch.report import write_report
     from sitewatch.store import open_store
 
-    scenes, site = _real_pair(data_dir)
+    scenes, site = real_pair(data_dir)
     rep = REPORTS["real"]
     out.mkdir(parents=True, exist_ok=True)
     with open_store(f"sqlite:///{out / 'store.db'}") as store:

@@ -311,3 +311,23 @@ def inventory(passes: list[Pass], by: str = "category", *, threshold: float | No
     if by != "category":
         out["threshold"] = threshold if threshold is not None else IdentifySettings().label_threshold
     return out
+
+
+def pass_summary(p: Pass) -> dict[str, Any]:
+    """A JSON-ready summary of a stored pass (``--json`` of ``sitewatch scan`` and ``passes``, the demo's
+    summary.json)."""
+    return {
+        "id": p.id,
+        "site": p.site,
+        "scene": p.scene_path,
+        "acquired": p.acquired.isoformat() if p.acquired else None,
+        "aoi_coverage": p.aoi_coverage,
+        "observed_coverage": p.observed_coverage,
+        "zone_coverage": p.zone_coverage,
+        "gsd_m": p.gsd_m,
+        "crs": p.crs,
+        "model": p.model,
+        "simulated": p.simulated,
+        "detections": len(p.detections),
+        "counts": p.counts(),
+    }

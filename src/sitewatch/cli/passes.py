@@ -26,7 +26,8 @@ def command(site: str | None, span: PassSpan, as_json: bool, store_url: str | No
     Example: sitewatch passes hmeimim
     """
     from sitewatch.cli.inventory import load_passes
-    from sitewatch.cli.scan import coverage_text, summary
+    from sitewatch.cli.scan import coverage_text
+    from sitewatch.pipeline import pass_summary
     from sitewatch.store import open_store
 
     if site is None and not span.is_open:
@@ -45,7 +46,7 @@ def command(site: str | None, span: PassSpan, as_json: bool, store_url: str | No
                 out_console.print(f"{n}: {k} pass{'es' if k != 1 else ''}")
         return
     if as_json:
-        click.echo(json.dumps([summary(p) for p in passes], indent=1))
+        click.echo(json.dumps([pass_summary(p) for p in passes], indent=1))
         return
     sim = any(p.simulated for p in passes)
     table = Table(title=f"passes of {site}" + (" — SIMULATED imagery" if sim else ""))

@@ -24,25 +24,6 @@ def _center(value: str | None) -> tuple[float, float] | None:
     return lat, lon
 
 
-def summary(p) -> dict:  # noqa: ANN001 - a Pass
-    """A JSON-ready summary of a stored pass."""
-    return {
-        "id": p.id,
-        "site": p.site,
-        "scene": p.scene_path,
-        "acquired": p.acquired.isoformat() if p.acquired else None,
-        "aoi_coverage": p.aoi_coverage,
-        "observed_coverage": p.observed_coverage,
-        "zone_coverage": p.zone_coverage,
-        "gsd_m": p.gsd_m,
-        "crs": p.crs,
-        "model": p.model,
-        "simulated": p.simulated,
-        "detections": len(p.detections),
-        "counts": p.counts(),
-    }
-
-
 def coverage_text(p) -> str:  # noqa: ANN001 - a Pass
     """The AOI share inside the image and, when less, the share valid pixels observed."""
     cov = "pixel space" if p.aoi_coverage is None else f"{100 * p.aoi_coverage:.0f}% of AOI"
@@ -123,7 +104,7 @@ def command(
         )
         return
     from sitewatch.imagery import open_scene
-    from sitewatch.pipeline import load_default_detector, scan
+    from sitewatch.pipeline import load_default_detector, pass_summary, scan
     from sitewatch.sites import get_site
     from sitewatch.store import open_store
 
@@ -164,7 +145,7 @@ def command(
         for s in opened:
             s.close()
     if as_json:
-        click.echo(json.dumps([summary(p) for p in results], indent=1))
+        click.echo(json.dumps([pass_summary(p) for p in results], indent=1))
 
 
 def _scan_on_cluster(
@@ -173,6 +154,7 @@ def _scan_on_cluster(
     """``--workers``/``--scheduler``: scan on Dask (:func:`sitewatch.scale.scan_many`), one line per scene."""
     from rich.markup import escape
 
+    from sitewatch.pipeline import pass_summary
     from sitewatch.scale import BatchScanError, scan_many
 
     if workers is not None and scheduler is not None:
@@ -206,7 +188,7 @@ def _scan_on_cluster(
         except BatchScanError as e:
             results = e.passes
             if as_json:
-                click.echo(json.dumps([summary(p) for p in results], indent=1))
+                click.echo(json.dumps([pass_summary(p) for p in results], indent=1))
             raise
     if as_json:
-        click.echo(json.dumps([summary(p) for p in results], indent=1))
+        click.echo(json.dumps([pass_summary(p) for p in results], indent=1))
