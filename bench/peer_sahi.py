@@ -1,0 +1,232 @@
+"""``sitewatch detect`` side by side with SAHI slicing around the same ONNX model, on one large real scene.
+
+    pip install --no-deps sahi fire termcolor   # SAHI's own requirement pulls opencv-python beside the headless build
+    python bench/peer_sahi.py ../shared/data [--model PATH ...] [--grid 5] [--batch 4]
+
+The scene: the held-out airbus-pleiades images (0.5 m Pléiades, 2560 px), laid out cyclically on a
+``grid`` x ``grid`` mosaic (5: 12 800 x 12 800 px, 41 km²) and written as a tiled, JPEG-compressed
+GeoTIFF with overviews (a COG) in UTM; its labels are the images' labels shifted into place.
+
+Each run is a separate process, so wall time and peak resident memory (``wait4``) are its own:
+
+* ``sitewatch detect MOSAIC --json --score 0.05`` with each ``--model`` (the first is the fp32
+  reference; later ones, e.g. a quantised model, are compared with SAHI on the first);
+* SAHI 0.12 ``get_sliced_prediction`` with a ``DetectionModel`` wrapper around the first model:
+  the same tiles (512 model pixels = 307 scene pixels at 0.3 m working GSD, overlap 25 %), the same
+  batch size, the same decoding and score floor; each slice is resized to the working GSD inside
+  the wrapper, as ``sitewatch`` does when it reads a tile. SAHI reads the whole image into memory,
+  merges axis-aligned boxes (its default GREEDYNMM, IOS 0.5) and has no full-image pass here
+  (``perform_standard_pred=False``: a full-image pass of a 41 km² scene does not fit any tile).
+
+AP50 is computed for both on axis-aligned boxes (SAHI has no orientation): each tool's boxes and the
+labels are taken as their envelopes, scored by the evaluator of ``sitewatch evaluate``. The count
+at the model's operating threshold is printed beside the labelled count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+#: Score floor of both tools' detections (AP needs the low-score tail; as ``sitewatch evaluate``).
+AP_FLOOR = 0.05
+#: Scene GSD of the mosaic, metres (the airbus-pleiades images').
+MOSAIC_GSD = 0.5
+
+
+def build_mosaic(data: Path, grid: int, out: Path) -> tuple[Path, list]:
+    """The mosaic COG and its labelled objects (scene pixels, axis-aligned envelopes)."""
+    import rasterio
+    from PIL import Image
+    from rasterio.transform import from_origin
+
+    from sitewatch.detect.evaluate import iter_labelled
+
+    items = [im for im, _ in iter_labelled(data / "airbus-pleiades", "val")]
+    side = 2560
+    size = grid * side
+    profile = {
+        "driver": "GTiff", "width": size, "height": size, "count": 3, "dtype": "uint8", "crs": "EPSG:32637",
+        "transform": from_origin(500_000.0, 4_000_000.0, MOSAIC_GSD, MOSAIC_GSD), "tiled": True, "blockxsize": 512,
+        "blockysize": 512, "compress": "JPEG", "photometric": "YCBCR", "jpeg_quality": 90, "interleave": "pixel",
+    }  # fmt: skip
+    objects = []
+    with rasterio.open(out, "w", **profile) as dst:
+        for k in range(grid * grid):
+            im = items[k % len(items)]
+            row, col = divmod(k, grid)
+            rgb = np.asarray(Image.open(im.image_path).convert("RGB"))[:side, :side]
+            dst.write(rgb.transpose(2, 0, 1), window=rasterio.windows.Window(col * side, row * side, rgb.shape[1], rgb.shape[0]))
+            for o in im.objects:
+                c = np.asarray(o.corners, dtype=float) + (col * side, row * side)
+                objects.append((o, c))
+        dst.build_overviews([2, 4, 8, 16], rasterio.enums.Resampling.average)
+    return out, objects
+
+
+def labelled_mosaic(path: Path, objects: list):  # noqa: ANN201 - a LabelledImage
+    from dataclasses import replace
+
+    from sitewatch.dota import LabelledImage
+
+    def envelope(c: np.ndarray) -> list[tuple[float, float]]:
+        (x0, y0), (x1, y1) = c.min(axis=0), c.max(axis=0)
+        return [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+
+    objs = [replace(o, corners=envelope(c)) for o, c in objects]
+    return LabelledImage(path, "airbus-pleiades", MOSAIC_GSD, objs, axis_aligned=True)
+
+
+# --- the SAHI side (runs in its own process) ------------------------------------------------
+
+
+def sahi_worker(image: Path, model: Path, out: Path, batch: int) -> None:
+    """Run SAHI over ``image`` with a wrapper around ``model``; write its boxes as JSON."""
+    import cv2
+    from sahi.models.base import DetectionModel
+    from sahi.predict import get_sliced_prediction
+    from sahi.prediction import ObjectPrediction
+
+    from sitewatch.detect.decode import decode
+    from sitewatch.detect.onnx import OnnxDetector
+
+    det = OnnxDetector(model)
+    info, backend = det.info, det.backend
+    scale = MOSAIC_GSD / float(info.working_gsd_m)  # model pixels per scene pixel
+    slice_px = round(info.input_tile / scale)
+    thresholds = np.full(len(info.categories), AP_FLOOR, dtype=np.float32)
+
+    class SitewatchOnnx(DetectionModel):
+        def load_model(self) -> None:
+            self.model = backend
+
+        def set_model(self, model, **kwargs) -> None:  # noqa: ANN001, ANN003
+            self.model = model
+
+        def _boxes(self, images: list[np.ndarray]) -> list:
+            resized = [cv2.resize(im, (round(im.shape[1] * scale), round(im.shape[0] * scale)), interpolation=cv2.INTER_LINEAR) for im in images]
+            h, w = max(r.shape[0] for r in resized), max(r.shape[1] for r in resized)
+            h, w = -(-h // 32) * 32, -(-w // 32) * 32
+            x = np.zeros((len(resized), 3, h, w), np.float32)
+            for k, r in enumerate(resized):
+                x[k, :, : r.shape[0], : r.shape[1]] = r.transpose(2, 0, 1)
+            heat, geom = self.model.run(x)
+            boxes = decode(heat, geom, score_threshold=thresholds, stride=info.stride, top_k=det.top_k)
+            return [boxes.take(np.flatnonzero(boxes.tile == k)) for k in range(len(images))]
+
+        def perform_inference(self, image: np.ndarray) -> None:
+            self._original_predictions = self._boxes([image])
+
+        def perform_batch_inference(self, images: list[np.ndarray]) -> None:
+            self._original_predictions = self._boxes(images)
+
+        def _create_object_prediction_list_from_original_predictions(self, shift_amount_list=None, full_shape_list=None) -> None:  # noqa: ANN001
+            shifts = shift_amount_list or [[0, 0]]
+            shifts = shifts if isinstance(shifts[0], list | tuple) else [shifts]
+            per_image = []
+            for k, boxes in enumerate(self._original_predictions):
+                preds = []
+                c = boxes.corners() / scale if len(boxes) else np.zeros((0, 4, 2))
+                env = np.concatenate([c.min(axis=1), c.max(axis=1)], axis=1)
+                for (x0, y0, x1, y1), s, c in zip(env, boxes.score, boxes.category, strict=True):
+                    if x1 > x0 and y1 > y0:
+                        preds.append(ObjectPrediction(bbox=[max(0.0, x0), max(0.0, y0), x1, y1], category_id=int(c), score=float(s),
+                                                      category_name=info.categories[int(c)], shift_amount=list(shifts[k % len(shifts)])))  # fmt: skip
+                per_image.append(preds)
+            self._object_prediction_list_per_image = per_image
+
+    model_w = SitewatchOnnx(confidence_threshold=AP_FLOOR, category_mapping={str(i): c for i, c in enumerate(info.categories)}, device="cpu")
+    result = get_sliced_prediction(
+        str(image), model_w, slice_height=slice_px, slice_width=slice_px, overlap_height_ratio=0.25, overlap_width_ratio=0.25,
+        perform_standard_pred=False, batch_size=batch, verbose=0,
+    )  # fmt: skip
+    rows = [{"bbox": p.bbox.to_xyxy(), "score": p.score.value, "category": p.category.name} for p in result.object_prediction_list]
+    out.write_text(json.dumps(rows))
+
+
+# --- the comparison --------------------------------------------------------------------------
+
+
+def timed(cmd: list[str]) -> tuple[float, float]:
+    """Run ``cmd`` in its own process: (wall s, peak resident MiB), exit status checked."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(cmd[:4])}... failed: {err[-2000:]}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def score(truth, detections: list, thresholds: dict[str, float]) -> tuple[float, int]:  # noqa: ANN001
+    """(aircraft AP50 on envelopes, count at the operating threshold)."""
+    from sitewatch.detect.evaluate import Evaluator
+
+    ev = Evaluator(AP_FLOOR, 0.5, thresholds)
+    ev.add(truth, detections, ["aircraft"])
+    r = ev.result().categories["aircraft"]
+    n = sum(1 for d in detections if d.category == "aircraft" and d.score >= thresholds["aircraft"])
+    return r.ap50, n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("data", type=Path, nargs="?")
+    ap.add_argument("--model", action="append", type=Path, default=None, help="model (repeatable; the first is the fp32 reference)")
+    ap.add_argument("--grid", type=int, default=5, help="mosaic side in images (5: 12 800 px)")
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--sahi-worker", nargs=3, type=Path, metavar=("IMAGE", "MODEL", "OUT"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.sahi_worker:
+        sahi_worker(*args.sahi_worker, batch=args.batch)
+        return
+    if args.data is None:
+        ap.error("the data tree is required")
+    from sitewatch.detect.onnx import OnnxDetector
+    from sitewatch.types import Detection, OrientedBox
+
+    models = args.model or [REPO / "src/sitewatch/detect/models/sitewatch-det.onnx"]
+    thresholds = OnnxDetector(models[0]).score_thresholds
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        t0 = time.perf_counter()
+        mosaic, objects = build_mosaic(args.data, args.grid, folder / "mosaic.tif")
+        truth = labelled_mosaic(mosaic, objects)
+        n_true = sum(1 for o in truth.objects if o.category == "aircraft" and not o.difficult)
+        print(f"mosaic: {args.grid * 2560} x {args.grid * 2560} px at {MOSAIC_GSD} m ({(args.grid * 1.28) ** 2:.0f} km²), "
+              f"{n_true} labelled aircraft, {mosaic.stat().st_size / 2**20:.0f} MiB COG, built in {time.perf_counter() - t0:.0f} s")  # fmt: skip
+        rows = []
+        out = folder / "sahi.json"
+        wall, rss = timed([sys.executable, __file__, "--sahi-worker", str(mosaic), str(models[0]), str(out), "--batch", str(args.batch)])
+        sahi_dets = []
+        for r in json.loads(out.read_text()):
+            x0, y0, x1, y1 = r["bbox"]
+            box = OrientedBox.make((x0 + x1) / 2, (y0 + y1) / 2, y1 - y0, x1 - x0, 0.0)
+            sahi_dets.append(Detection(box=box, category=r["category"], score=r["score"]))
+        rows.append((f"SAHI {__import__('sahi').__version__} + {models[0].name}", wall, rss, *score(truth, sahi_dets, thresholds)))
+        for m in models:
+            out = folder / f"ours-{len(rows)}.json"
+            cmd = [sys.executable, "-m", "sitewatch.cli.main", "-q", "detect", str(mosaic), "--json", "-o", str(out), "--score", str(AP_FLOOR),
+                   "--model", str(m), "--batch-size", str(args.batch)]  # fmt: skip
+            wall, rss = timed(cmd)
+            dets = [Detection.from_dict(d) for d in json.loads(out.read_text())]
+            rows.append((f"sitewatch detect + {m.name}", wall, rss, *score(truth, dets, thresholds)))
+    base = rows[0]
+    print(f"{'run':<48} {'wall s':>8} {'peak MiB':>9} {'AP50':>6} {'count':>6}   vs SAHI: time  memory  AP50")
+    for name, wall, rss, ap50, n in rows:
+        print(f"{name:<48} {wall:8.1f} {rss:9.0f} {ap50:6.3f} {n:6d}   {wall / base[1]:12.2f} {rss / base[2]:7.2f} {ap50 - base[3]:+6.3f}")
+    print(f"labelled aircraft: {n_true}; AP50 on axis-aligned envelopes; detections at score >= {AP_FLOOR}")
+
+
+if __name__ == "__main__":
+    main()
