@@ -2,7 +2,10 @@
 
 This module sits above the stages it joins (imagery, sites, detect, identify, store) and below
 compare/assess/report, which read the passes it stores. The CLI ``sitewatch scan`` is a thin
-wrapper over :func:`scan`.
+wrapper over :func:`scan`, which chains four steps: :func:`plan` (coverage checks, AOI window, GSD,
+observed coverage), :func:`detect`, :func:`finish` (AOI filter, identification, footprints: the
+:class:`~sitewatch.types.Pass`) and :func:`save`. :mod:`sitewatch.scale` runs the same steps with the
+detector's tiles on Dask workers.
 
 Frames: detections stay in the *scene's* pixel frame (the window is only what is read);
 footprints are WGS84 lon/lat polygons; the pass's ``transform``/``crs`` map pixels to the ground.
@@ -19,6 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import shapely
+from rasterio.windows import Window
 from shapely.geometry import Polygon
 
 from sitewatch.detect.base import Detector, ProgressCallback
@@ -49,6 +53,31 @@ class SiteLike(Protocol):
     priors: dict[str, Any]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class ScanPlan:
+    """What a scan of one scene for one site reads and records, settled before the detector runs.
+
+    Attributes:
+        window: the scene pixels to read, the window holding the site's AOI; None: the whole image
+            (a pixel-space scene).
+        gsd_m: metres per pixel for the detector and for measuring (the override, else the scene's).
+        coverage: fraction 0..1 of the AOI inside the scene's outline; None: unknown (pixel space).
+        footprint_wkt: the scene's outline within the AOI, WGS84 lon/lat WKT; None in pixel space.
+        observed: what valid pixels observed of the AOI (pixel space: of the image) and of its zones.
+    """
+
+    window: Window | None
+    gsd_m: float | None
+    coverage: float | None
+    footprint_wkt: str | None
+    observed: Observed
+
+    @property
+    def observed_nothing(self) -> bool:
+        """The scene observed none of the AOI (blank, nodata or fully masked): the detector must not run."""
+        return self.observed.coverage <= 0.0
+
+
 def scan(
     scene: Scene,
     site: SiteLike,
@@ -71,6 +100,9 @@ def scan(
     area as a polygon (:mod:`sitewatch.imagery.validity`). A scene that observed none of the AOI is
     stored without running the detector, as *not observed* (never as an empty site).
 
+    The steps, each usable alone (the Dask scale-out runs :func:`detect` as tiles on workers):
+    :func:`plan` → :func:`detect` → :func:`finish` → :func:`save`.
+
     Args:
         scene: the image (see :func:`sitewatch.imagery.open_scene`).
         site: the watched site (name, WGS84 AOI polygon, type priors).
@@ -87,6 +119,31 @@ def scan(
         CoverageError: the scene covers less than ``min_coverage`` of the AOI.
         GeoreferenceError: a pixel-space scene without any GSD.
         StoreError: the pass cannot be stored (the store is left unchanged).
+    """
+    planned = plan(scene, site, gsd_m=gsd_m, min_coverage=min_coverage)
+    found = detect(scene, planned, detector, progress=progress)
+    p = finish(scene, site, planned, found, detector.label)
+    return p if store is None else save(store, p)
+
+
+def plan(
+    scene: Scene, site: SiteLike, *, gsd_m: float | None = None, min_coverage: float = MIN_COVERAGE
+) -> ScanPlan:
+    """Check a scene against a site and settle what to read: the AOI window, the GSD, the coverage.
+
+    Warns with :class:`LowCoverageWarning` when the scene's outline covers less than
+    :data:`FULL_COVERAGE` of the AOI, or when invalid pixels hide part of what it covers.
+
+    Args:
+        scene: the image.
+        site: the watched site (its WGS84 AOI and, when it has them, zones).
+        gsd_m: metres per pixel, overriding the scene's.
+        min_coverage: smallest fraction (0..1) of the AOI the scene must cover.
+
+    Raises:
+        CoverageError: the scene covers less than ``min_coverage`` of the AOI.
+        GeoreferenceError: a pixel-space scene without any GSD.
+        SceneError: the pixels cannot be read (to measure what they observed).
     """
     gsd = gsd_m if gsd_m is not None else georef.gsd_of(scene)
     window = None
@@ -122,46 +179,88 @@ def scan(
         gsd,
         100 * seen.coverage,
     )
-    if seen.coverage <= 0.0:
-        # Blank, nodata or fully masked: nothing can be seen, so nothing is detected (not "nothing is there").
-        detections = []
-    else:
-        detections = detector.detect(scene, window=window, gsd_m=gsd, progress=progress)
-    n_found = len(detections)
+    return ScanPlan(window, gsd, cover, footprint, seen)
+
+
+def detect(
+    scene: Scene, planned: ScanPlan, detector: Detector, *, progress: ProgressCallback | None = None
+) -> list[Detection]:
+    """Run the detector on the plan's window; boxes in scene pixels.
+
+    A plan that observed nothing returns no detections without running the detector: nothing could
+    be seen, which is not "nothing is there" (the pass records it as not observed).
+
+    Raises:
+        SceneError: the scene cannot be read.
+        ModelError: the detector fails.
+    """
+    if planned.observed_nothing:
+        return []
+    return detector.detect(scene, window=planned.window, gsd_m=planned.gsd_m, progress=progress)
+
+
+def finish(
+    scene: Scene, site: SiteLike, planned: ScanPlan, detections: list[Detection], detector_label: str
+) -> Pass:
+    """The pass of a scan: detections on the AOI, identified with the site's priors, placed on the ground.
+
+    Detections whose box centre falls outside the AOI are dropped (georeferenced scenes) and the
+    rest get measurements, type candidates and WGS84 footprints.
+
+    Args:
+        scene: the image the plan was made on.
+        site: the site the plan was made for.
+        planned: the scene's :class:`ScanPlan`.
+        detections: what the detector found on the plan's window, boxes in scene pixels.
+        detector_label: the detector's name and version (:attr:`Detector.label`).
+
+    Raises:
+        ValueError: detections for a plan that observed nothing.
+        SceneError: the scene's file cannot be read (to hash it).
+    """
+    if planned.observed_nothing and detections:
+        raise ValueError(f"{scene.path}: detections on a scene that observed none of the AOI")
+    kept = _inside_aoi(scene, detections, site.aoi) if scene.georeferenced else detections
+    kept = _identify(scene, kept, planned.gsd_m, site)
     if scene.georeferenced:
-        detections = _inside_aoi(scene, detections, site.aoi)
-    detections = _identify(scene, detections, gsd, site)
-    if scene.georeferenced:
-        detections = _with_footprints(scene, detections)
+        kept = _with_footprints(scene, kept)
+    window = planned.window
     meta = {
         **scene.metadata,
         "scene_size_px": [scene.width, scene.height],
         "window_px": None
         if window is None
         else [int(window.col_off), int(window.row_off), int(window.width), int(window.height)],
-        "detections_outside_aoi": n_found - len(detections),
+        "detections_outside_aoi": len(detections) - len(kept),
     }
     scene_path, scene_hash = scene_identity(scene.path)
-    p = Pass(
+    seen = planned.observed
+    return Pass(
         site=site.name,
         scene_path=scene_path,
         acquired=scene.acquired,
-        footprint_wkt=footprint,
-        aoi_coverage=cover,  # type: ignore[arg-type]  # None: unknown (pixel space)
-        gsd_m=gsd,
-        model=detector.label,
+        footprint_wkt=planned.footprint_wkt,
+        aoi_coverage=planned.coverage,  # type: ignore[arg-type]  # None: unknown (pixel space)
+        gsd_m=planned.gsd_m,
+        model=detector_label,
         crs=scene.crs.to_string() if scene.crs is not None else None,
         transform=tuple(float(v) for v in scene.transform[:6]) if scene.transform is not None else None,
         simulated=is_simulated(scene),
         metadata=meta,
-        detections=detections,
+        detections=kept,
         observed_wkt=seen.area_wkt,
         observed_coverage=seen.coverage,
         zone_coverage=dict(seen.zones),
         scene_hash=scene_hash,
     )
-    if store is None:
-        return p
+
+
+def save(store: Store, p: Pass) -> Pass:
+    """Store a pass in one transaction (replacing any pass of the same scene); read back with ids.
+
+    Raises:
+        StoreError: the pass cannot be stored (the store is left unchanged).
+    """
     return store.get_pass(store.save_pass(p))
 
 
@@ -188,7 +287,7 @@ def scene_identity(path: str) -> tuple[str, str | None]:
     return str(real), f"sha256:{digest}"
 
 
-def _observed(scene: Scene, site: SiteLike, window: Any, outline: float | None) -> Observed:
+def _observed(scene: Scene, site: SiteLike, window: Window | None, outline: float | None) -> Observed:
     """What the scene observed of the site, with a warning when invalid pixels hide part of what its outline
     covers."""
     if scene.georeferenced:
