@@ -16,7 +16,7 @@ import sitewatch.scale
 from detect_support import GeometricBackend, paint_box, write_block_model
 from sitewatch.detect.onnx import OnnxDetector
 from sitewatch.detect.sliced import SlicedDetector
-from sitewatch.errors import SceneError
+from sitewatch.errors import LowCoverageWarning, SceneError
 from sitewatch.imagery import open_scene
 from sitewatch.pipeline import scan
 from sitewatch.scale import BatchScanError, ClusterError, DetectorSpec, scan_many
@@ -229,3 +229,23 @@ def test_shipped_model_seams_across_tasks_merge_as_in_one_process(tmp_path: Path
     ref = _single(path, shipped, f"sqlite:///{tmp_path / 'b.db'}")
     assert sum(d.category == "aircraft" for d in p.detections) >= 3
     _same_pass(p, ref)
+
+
+def test_blank_scene_runs_no_tiles_and_is_stored_as_not_observed(tmp_path: Path, block_model: Path) -> None:
+    good = block_scene(tmp_path / "good.tif", seed=2)
+    blank = _write(tmp_path / "blank.tif", np.zeros((600, 800, 3), np.uint8))
+    done: list[tuple[int, int]] = []
+    notes: dict[str, list[str]] = {}
+    passes = scan_many(
+        [blank, good], SITE, store_url=f"sqlite:///{tmp_path / 's.db'}", workers=1, processes=False, model=block_model,
+        detector_options=BLOCK_OPTS, progress=lambda d, t: done.append((d, t)),
+        on_scene=lambda src, p, err, warned: notes.__setitem__(Path(src).name, warned),
+    )
+    assert done[-1] == (195, 195)  # the good scene's tiles only
+    empty, full = passes
+    assert empty.observed_coverage == 0.0 and empty.detections == [] and empty.aoi_coverage == pytest.approx(1.0, abs=1e-3)
+    with pytest.warns(LowCoverageWarning, match=r"valid pixels observe 0\.0%"):
+        ref = _single(blank, OnnxDetector(block_model, **BLOCK_OPTS), f"sqlite:///{tmp_path / 'ref.db'}")
+    assert (empty.observed_coverage, empty.observed_wkt, empty.metadata) == (ref.observed_coverage, ref.observed_wkt, ref.metadata)
+    assert [n for n in notes["blank.tif"] if "valid pixels observe 0.0%" in n] and notes["good.tif"] == []
+    assert full.observed_coverage == 1.0 and len(full.detections) > 0

@@ -4,18 +4,20 @@
 tiles run on Dask workers (a :class:`~distributed.LocalCluster` of worker processes by default, or
 an external scheduler):
 
-1. The client opens each scene, checks its coverage of the site's AOI and finds the window to
-   read (by running :func:`~sitewatch.pipeline.scan` with a detector that only records the window),
-   then plans the detector's tiles over that window (:meth:`SlicedDetector.plan`).
+1. The client opens each scene and plans its scan (:func:`sitewatch.pipeline.plan`: coverage of
+   the site's AOI, the window to read, the GSD, what valid pixels observed), then plans the
+   detector's tiles over that window (:meth:`SlicedDetector.plan`); a scene that observed nothing
+   gets no tiles, as :func:`sitewatch.pipeline.detect` runs no detector on it.
 2. The plan is cut into blocks of consecutive tiles; each block is one Dask task. A task opens the
    scene itself (inside :class:`rasterio.Env`), takes the detector cached in its worker process
    (built once per process, ONNX Runtime with one intra-op thread, so N workers use about N cores)
    and returns the block's *unmerged* candidate boxes as plain arrays (nothing open is pickled).
 3. When all blocks of a scene are in, the client concatenates them in plan order, merges seams with
-   the detector's own :meth:`~sitewatch.detect.sliced.SlicedDetector.merge_candidates`, and runs
-   :func:`~sitewatch.pipeline.scan` on the merged detections (AOI filter, identify, footprints).
-   The pass is saved in one store transaction. The result equals a single-process scan of the
-   scene, since the same tiles are run and the same candidates merged in the same order.
+   the detector's own :meth:`~sitewatch.detect.sliced.SlicedDetector.merge_candidates`, and
+   finishes the pass from the merged detections (:func:`sitewatch.pipeline.finish`: AOI filter,
+   identify, footprints), saved in one store transaction (:func:`sitewatch.pipeline.save`). The
+   result equals a single-process scan of the scene, since the same tiles are run and the same
+   candidates merged in the same order.
 
 A scene that fails (unreadable file, no AOI coverage, a worker lost mid-way) is not stored; the
 others are, and :class:`BatchScanError` names every failed scene at the end. Rerunning the batch
@@ -43,15 +45,16 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from sitewatch.detect.base import Detector, ProgressCallback
+from sitewatch.detect.base import ProgressCallback
 from sitewatch.detect.decode import BoxArray
 from sitewatch.detect.sliced import SlicedDetector
+from sitewatch.detect.tiling import Tile
 from sitewatch.errors import SceneError, SitewatchError, SitewatchWarning
 from sitewatch.imagery import open_scene
 from sitewatch.imagery.base import Scene
-from sitewatch.pipeline import SiteLike, scan
+from sitewatch.pipeline import ScanPlan, SiteLike, finish, plan, save
 from sitewatch.store import Store, open_store
-from sitewatch.types import Detection, Pass
+from sitewatch.types import Pass
 
 log = logging.getLogger(__name__)
 
@@ -183,49 +186,6 @@ def run_block(
 # -- client side ------------------------------------------------------------------------------------
 
 
-class _WindowProbe(Detector):
-    """Records the window and GSD that :func:`scan` asks for, finds nothing."""
-
-    def __init__(self, like: Detector) -> None:
-        self.name, self.version = like.name, like.version
-        self.window: Window | None = None
-        self.gsd_m: float | None = None
-
-    def detect(
-        self,
-        scene: Scene,
-        *,
-        window: Window | None = None,
-        gsd_m: float | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> list[Detection]:
-        self.window, self.gsd_m = window, gsd_m
-        return []
-
-
-class _Detected(Detector):
-    """Hands :func:`scan` detections already found on the cluster (for the window they were found in)."""
-
-    def __init__(self, like: Detector, detections: list[Detection], window: Window | None) -> None:
-        self.name, self.version = like.name, like.version
-        self.detections = detections
-        self.window = window
-
-    def detect(
-        self,
-        scene: Scene,
-        *,
-        window: Window | None = None,
-        gsd_m: float | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> list[Detection]:
-        if window != self.window:
-            raise RuntimeError(
-                f"{scene.path}: scan asked for window {window}, detections are for {self.window}"
-            )
-        return self.detections
-
-
 @dataclasses.dataclass
 class _Job:
     """One scene in flight."""
@@ -233,8 +193,7 @@ class _Job:
     index: int
     src: SceneSource
     scene: Scene
-    window: Window | None
-    gsd_m: float | None
+    plan: ScanPlan
     tiles: int
     parts: list[dict[str, np.ndarray] | None]
     warnings: list[str]
@@ -333,7 +292,7 @@ def _run(
     stored: dict[int, Pass] = {}
     failed: dict[int, str] = {}
 
-    def finish(job: _Job, p: Pass | None, error: SitewatchError | None) -> None:
+    def settle(job: _Job, p: Pass | None, error: SitewatchError | None) -> None:
         job.scene.close()
         if error is not None:
             failed[job.index] = str(error)
@@ -349,22 +308,22 @@ def _run(
     try:
         for i, src in enumerate(srcs):
             try:
-                job = _plan(i, src, site, planner, gsd_m)
+                job = _open_and_plan(i, src, site, gsd_m)
             except SitewatchError as e:
                 failed[i] = str(e)
                 if on_scene is not None:
                     on_scene(src.source, None, e, [])
                 continue
-            tiles = _plan_order(planner.plan(job.scene, window=job.window, gsd_m=job.gsd_m))
+            tiles = [] if job.plan.observed_nothing else _tiles(planner, job)
             blocks = [tiles[k : k + tiles_per_task] for k in range(0, len(tiles), tiles_per_task)]
             job.tiles, job.parts = len(tiles), [None] * len(blocks)
             jobs.append(job)
             total += len(tiles)
             for b, block in enumerate(blocks):
-                fut = client.submit(run_block, src, spec, key, block, job.window, pure=False)
+                fut = client.submit(run_block, src, spec, key, block, job.plan.window, pure=False)
                 futures[fut] = (job, b, len(block))
             if not blocks:
-                finish(job, *_store(store, job, planner, site, gsd_m))
+                settle(job, *_store(store, job, planner, site))
         if progress is not None:
             progress(0, total)
         for fut in as_completed(list(futures)):
@@ -378,10 +337,10 @@ def _run(
                     for other, (j, _, _) in futures.items():
                         if j is job:
                             other.cancel()
-                    finish(job, None, job.error)
+                    settle(job, None, job.error)
                 else:
                     if all(p is not None for p in job.parts):
-                        finish(job, *_store(store, job, planner, site, gsd_m))
+                        settle(job, *_store(store, job, planner, site))
             if progress is not None:
                 progress(done, total)
     finally:  # an interrupted batch: close what is still open (closing twice is harmless)
@@ -393,23 +352,26 @@ def _run(
     return passes
 
 
-def _plan(index: int, src: SceneSource, site: SiteLike, planner: Detector, gsd_m: float | None) -> _Job:
-    """Open a scene and find its window (coverage checks of :func:`scan` included)."""
+def _open_and_plan(index: int, src: SceneSource, site: SiteLike, gsd_m: float | None) -> _Job:
+    """Open a scene and plan its scan, keeping the warnings the plan raises for the scene's report."""
     scene = src.open()
-    probe = _WindowProbe(planner)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            scan(scene, site, probe, None, gsd_m=gsd_m)
+            planned = plan(scene, site, gsd_m=gsd_m)
     except BaseException:
         scene.close()
         raise
     notes = [str(w.message) for w in caught if issubclass(w.category, SitewatchWarning)]
-    return _Job(index, src, scene, probe.window, probe.gsd_m, 0, [], notes)
+    return _Job(index, src, scene, planned, 0, [], notes)
 
 
-def _plan_order(tiles: list) -> list:
-    """Tiles in the order one process runs them (grouped by model input shape, stably)."""
+def _tiles(planner: SlicedDetector, job: _Job) -> list[Tile]:
+    """The detector's tiles over the planned window, in the order one process runs them.
+
+    That order groups tiles by model input shape, stably.
+    """
+    tiles = planner.plan(job.scene, window=job.plan.window, gsd_m=job.plan.gsd_m)
     shapes: dict[tuple[int, int], int] = {}
     for t in tiles:
         shapes.setdefault(t.out_shape, len(shapes))
@@ -417,9 +379,9 @@ def _plan_order(tiles: list) -> list:
 
 
 def _store(
-    store: Store, job: _Job, planner: SlicedDetector, site: SiteLike, gsd_m: float | None
+    store: Store, job: _Job, planner: SlicedDetector, site: SiteLike
 ) -> tuple[Pass | None, SitewatchError | None]:
-    """Merge a scene's blocks, finish the pass as :func:`scan` does, save it in one transaction."""
+    """Merge a scene's blocks, finish its pass and save it in one transaction."""
     try:
         parts = [p for p in job.parts if p is not None]
         boxes = BoxArray.concat(
@@ -427,10 +389,7 @@ def _store(
         )
         truncated = np.concatenate([p["truncated"] for p in parts]) if parts else np.zeros(0, dtype=bool)
         detections = planner.to_detections(planner.merge_candidates(boxes, truncated))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", SitewatchWarning)  # already reported when planned
-            p = scan(job.scene, site, _Detected(planner, detections, job.window), None, gsd_m=gsd_m)
-        return store.get_pass(store.save_pass(p)), None
+        return save(store, finish(job.scene, site, job.plan, detections, planner.label)), None
     except SitewatchError as e:
         return None, e
 
