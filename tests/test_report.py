@@ -11,7 +11,6 @@ import re
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -24,11 +23,15 @@ from rasterio.windows import Window
 from shapely.geometry import box as shp_box
 
 from ci_support import require_tool
+from sitewatch.assess import Assessment, Claim, ClaimCheck, IndicatorResult
+from sitewatch.assess.hypotheses import EvidenceItem, HypothesisResult
+from sitewatch.compare import Comparison, ObjectChange, Registration
 from sitewatch.errors import ReportError
 from sitewatch.imagery.base import ArrayScene
 from sitewatch.report import assemble_report_data, render_html, report_json, save_report
 from sitewatch.report.chips import STATUS_COLOURS, ChipBox, nice_length_m, north_angle_deg, render_chip
 from sitewatch.report.model import EvidenceEntry, Judgement, ReportData
+from sitewatch.sites import Site
 from sitewatch.types import CATEGORIES, Candidate, Detection, Measurement, OrientedBox, Pass
 
 GSD = 0.5
@@ -66,15 +69,15 @@ def _det(i: int, cx: float, cy: float, *, typed: bool = True) -> Detection:
     return Detection(box, "aircraft", 0.9, footprint=footprint, measurement=meas, candidates=cands, id=i)
 
 
-def _site() -> SimpleNamespace:
+def _site() -> Site:
     from pyproj import Transformer
 
     t = Transformer.from_crs(UTM, "EPSG:4326", always_xy=True)
     x0, y1 = t.transform(ORIGIN[0], ORIGIN[1])
     x1, y0 = t.transform(ORIGIN[0] + SIZE * GSD, ORIGIN[1] - SIZE * GSD)
     aoi = shp_box(x0, y0, x1, y1)
-    return SimpleNamespace(name="testbase", title="Test Air Base", kind="airbase", country="SY", aliases=[],
-                           notes=None, sources=[], aoi=aoi, zones={"apron": shp_box(x0, y0, (x0 + x1) / 2, y1)})
+    return Site(name="testbase", title="Test Air Base", kind="airbase", country="SY", aoi=aoi,
+                zones={"apron": shp_box(x0, y0, (x0 + x1) / 2, y1)})
 
 
 def _pass(pid: int, path: Path, dets: list[Detection], day: int, *, simulated: bool = False) -> Pass:
@@ -90,26 +93,28 @@ def make_scenario(tmp_path: Path, *, simulated: bool = False):
     pa = _pass(10, _scene_tif(tmp_path / "a.tif", [a1.box, a2.box]), [a1, a2], 1)
     pb = _pass(11, _scene_tif(tmp_path / "b.tif", [b3.box, b4.box]), [b3, b4], 8, simulated=simulated)
     objs = [
-        SimpleNamespace(status="remained", category="aircraft", det_a=a1, det_b=b3, zone="apron", displacement_m=0.0),
-        SimpleNamespace(status="departed", category="aircraft", det_a=a2, det_b=None, zone="apron", displacement_m=None),
-        SimpleNamespace(status="arrived", category="aircraft", det_a=None, det_b=b4, zone=None, displacement_m=None),
+        ObjectChange("remained", "aircraft", "heavy transport", "apron", a1, b3, displacement_m=0.0),
+        ObjectChange("departed", "aircraft", "heavy transport", "apron", a2, None),
+        ObjectChange("arrived", "aircraft", "aircraft", None, None, b4),
     ]
-    comp = SimpleNamespace(
-        registration=SimpleNamespace(shift_x_px=0.0, shift_y_px=0.0, rotation_deg=0.0, scale=1.0, quality=0.9, method="phase-correlation"),
+    comp = Comparison(
+        pass_a={"label": "A", "id": pa.id}, pass_b={"label": "B", "id": pb.id},
+        registration=Registration.translation(0.0, 0.0, quality=0.9, method="phase-correlation"),
         objects=objs, counts={"aircraft": {"arrived": 1, "departed": 1, "remained": 1, "moved": 0}},
-        pixel_change={}, sentence="One aircraft arrived, one departed and one remained.", warnings=[],
+        sentence="One aircraft arrived, one departed and one remained.",
     )
     return _site(), [pa, pb], comp
 
 
-def make_assessment(*, bad_ref: bool = False):
-    """An assessment built from the assess stage's own result types."""
-    from sitewatch.assess.hypotheses import EvidenceItem, HypothesisResult
-    from sitewatch.assess.indicators import IndicatorResult
-
+def make_assessment(*, bad_ref: bool = False) -> Assessment:
+    """An assessment of the scenario, with the claims and checks left to :func:`make_claims`."""
     ind = IndicatorResult("transport-surge", "Transport surge", "not-fired", evidence=["pass:10", "pass:11", "det:1"],
                           reason="fewer than 3 transports arrived")
-    return SimpleNamespace(
+    item = EvidenceItem("indicator:transport-surge", "indicator", "net aircraft change 0", 0.8, 1.0,
+                        {"routine": "C", "reinforcement": "I"}, ["comparison:10-11"])
+    return Assessment(
+        site="testbase", generated=datetime(2024, 5, 9, tzinfo=UTC), passes=[], indicators=[ind], claims=[], checks=[],
+        conflicts=[],
         key_judgements=[
             {"text": "Air activity at Test Air Base is likely unchanged overall.", "evidence": ["comparison:10-11", "indicator:transport-surge"]},
             {"text": "An Il-76 transport very likely remained on the apron.", "evidence": ["det:1", {"kind": "detection", "id": 3}]},
@@ -117,19 +122,17 @@ def make_assessment(*, bad_ref: bool = False):
         confidence={"level": "moderate", "reasons": ["Two passes one week apart."]},
         hypotheses=[HypothesisResult("routine", "Routine operations.", 1.2, 0.7, "likely", 0.0),
                     HypothesisResult("reinforcement", "Reinforcement.", -0.5, 0.3, "unlikely", 1.0)],
-        ach_matrix=[EvidenceItem("indicator:transport-surge", "indicator", "net aircraft change 0", 0.8, 1.0,
-                                 {"routine": "C", "reinforcement": "I"}, ["comparison:10-11"])],
-        indicators=[ind],
+        ach_matrix={"hypotheses": ["routine", "reinforcement"], "rows": [item.to_dict()]},
     )
 
 
-def make_claims():
-    claims = [{"id": "7", "source": "example-news", "published": "2024-05-09T00:00:00+00:00",
-               "text": "A transport aircraft left the base this week."},
-              {"id": "c9", "source": "blog", "published": None, "text": "Troops are training nearby."}]
-    checks = [SimpleNamespace(claim_id="7", verdict="corroborated", reason="1 aircraft departed between the passes.",
-                              evidence=["claim:7", "pass:10", "pass:11", "det:2", "comparison:10-11"]),
-              SimpleNamespace(claim_id="c9", verdict="not-observable", reason="names no equipment", evidence=["claim:c9"])]
+def make_claims() -> tuple[list[Claim], list[ClaimCheck]]:
+    claims = [Claim("7", "A transport aircraft left the base this week.", "example-news",
+                    published=datetime(2024, 5, 9, tzinfo=UTC)),
+              Claim("c9", "Troops are training nearby.", "blog")]
+    checks = [ClaimCheck("7", "corroborated", "1 aircraft departed between the passes.",
+                         evidence=["claim:7", "pass:10", "pass:11", "det:2", "comparison:10-11"]),
+              ClaimCheck("c9", "not-observable", "names no equipment", evidence=["claim:c9"])]
     return claims, checks
 
 

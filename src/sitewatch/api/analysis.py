@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
@@ -22,6 +22,9 @@ from sitewatch.api.security import require_read
 from sitewatch.compare import Comparison
 from sitewatch.errors import CompareError, SitewatchError
 from sitewatch.report.exports import FORMATS
+
+if TYPE_CHECKING:
+    from sitewatch.report import ReportData
 
 router = APIRouter(prefix="/api", tags=["analysis"])
 
@@ -97,7 +100,7 @@ def site_timeline(request: Request, name: str) -> list[dict[str, Any]]:
     return timeline(passes, site)
 
 
-def report_data(ctx: ServerContext, name: str) -> Any:
+def report_data(ctx: ServerContext, name: str) -> ReportData:
     """The :class:`~sitewatch.report.ReportData` of a site, cached until its passes or claims change."""
     from sitewatch.report import build_report_data
 

@@ -14,6 +14,7 @@ from sitewatch.report.model import ReportData
 from sitewatch.report.render import check_output_path, html_to_pdf, render_html, report_json, save_report
 
 if TYPE_CHECKING:
+    from sitewatch.store import Store
     from sitewatch.store.span import PassSpan
 
 __all__ = [
@@ -29,7 +30,12 @@ __all__ = [
 
 
 def write_report(
-    store: Any, site_name: str | Any, out_path: Path, *, span: PassSpan | None = None, overwrite: bool = False
+    store: Store,
+    site_name: str | Any,
+    out_path: Path,
+    *,
+    span: PassSpan | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write the report of a site to ``out_path`` (.html, .pdf or .json) and ``report.json`` beside it.
 

@@ -21,7 +21,7 @@ from sitewatch import __version__
 from sitewatch.errors import SitewatchError
 from sitewatch.identify import IdentifySettings, label_detection
 from sitewatch.report import charts, maps
-from sitewatch.report._access import b64, field
+from sitewatch.report._access import b64
 from sitewatch.report._models import model_notes
 from sitewatch.report.chipsets import (
     SceneCache,
@@ -50,6 +50,9 @@ from sitewatch.report.model import (
 from sitewatch.types import Detection, Pass
 
 if TYPE_CHECKING:
+    from sitewatch.assess import Assessment, Claim, ClaimCheck, IndicatorResult
+    from sitewatch.compare import Comparison, ObjectChange
+    from sitewatch.store import Store
     from sitewatch.store.span import PassSpan
 
 log = logging.getLogger(__name__)
@@ -64,19 +67,23 @@ LOW_COVERAGE = 0.9
 
 
 def site_info(site: Any) -> SiteInfo:
-    """The report's view of a :class:`sitewatch.sites.Site` (or anything with the same fields)."""
-    aoi = field(site, "aoi")
-    zones = field(site, "zones") or {}
+    """The report's view of a :class:`sitewatch.sites.Site`.
+
+    ``site`` may also be a stand-in for a place the watchlist does not hold (the demo's pixel-space
+    site, :class:`sitewatch.pipeline.SiteLike`): it has a ``name`` and an ``aoi``, and the descriptive
+    fields it lacks are reported as unknown.
+    """
+    zones = getattr(site, "zones", None) or {}
     return SiteInfo(
-        name=field(site, "name"),
-        title=field(site, "title") or field(site, "name"),
-        kind=field(site, "kind"),
-        country=field(site, "country"),
-        aliases=list(field(site, "aliases") or []),
-        notes=field(site, "notes"),
-        sources=list(field(site, "sources") or []),
-        aoi_wkt=aoi.wkt if aoi is not None and hasattr(aoi, "wkt") else aoi,
-        zones={k: (v.wkt if hasattr(v, "wkt") else v) for k, v in zones.items()},
+        name=site.name,
+        title=getattr(site, "title", None) or site.name,
+        kind=getattr(site, "kind", None),
+        country=getattr(site, "country", None),
+        aliases=list(getattr(site, "aliases", None) or []),
+        notes=getattr(site, "notes", None),
+        sources=list(getattr(site, "sources", None) or []),
+        aoi_wkt=site.aoi.wkt,
+        zones={k: v.wkt for k, v in zones.items()},
     )
 
 
@@ -125,144 +132,100 @@ def inventory(passes: Sequence[Pass]) -> list[InventoryRow]:
 # --------------------------------------------------------------------------------------- comparisons
 
 
-def _det_id(d: Any) -> int | None:
-    return field(d, "id") if d is not None else None
-
-
-def comparison_summary(comp: Any, label: str, a: PassSummary, b: PassSummary) -> ComparisonSummary:
-    """The report's view of a :class:`sitewatch.compare.Comparison` (or its ``to_dict()``)."""
-    reg = field(comp, "registration")
-    reg_d = (
-        reg.to_dict()
-        if hasattr(reg, "to_dict")
-        else (
-            dict(reg)
-            if isinstance(reg, Mapping)
-            else dict(vars(reg))
-            if reg is not None and hasattr(reg, "__dict__")
-            else {}
-        )
+def _object_row(o: ObjectChange) -> ObjectChangeRow:
+    return ObjectChangeRow(
+        status=o.status,
+        category=o.category,
+        group=o.group or None,
+        zone=o.zone,
+        det_a=o.det_a.id if o.det_a is not None else None,
+        det_b=o.det_b.id if o.det_b is not None else None,
+        displacement_m=o.displacement_m,
     )
-    if reg is not None and not reg_d:
-        reg_d = {
-            k: field(reg, k)
-            for k in ("shift_x_px", "shift_y_px", "rotation_deg", "scale", "quality", "method")
-        }
-    objects = [
-        ObjectChangeRow(
-            status=str(field(o, "status")),
-            category=str(
-                field(o, "category") or field(field(o, "det_b") or field(o, "det_a"), "category") or ""
-            ),
-            group=field(o, "group") or field(o, "role") or field(o, "type_group"),
-            zone=field(o, "zone"),
-            det_a=_det_id(field(o, "det_a")),
-            det_b=_det_id(field(o, "det_b")),
-            displacement_m=field(o, "displacement_m"),
-        )
-        for o in field(comp, "objects") or []
-    ]
-    counts = field(comp, "counts") or {}
-    pix = field(comp, "pixel_change") or {}
+
+
+def comparison_summary(comp: Comparison, label: str, a: PassSummary, b: PassSummary) -> ComparisonSummary:
+    """The report's view of a :class:`sitewatch.compare.Comparison` of passes ``a`` (older) and ``b``."""
+    reg = comp.registration.to_dict() if comp.registration is not None else {}
     return ComparisonSummary(
         label=label,
         pass_a=a.id,
         pass_b=b.id,
         date_a=a.date,
         date_b=b.date,
-        sentence=str(field(comp, "sentence") or ""),
-        counts={str(k): {str(s): int(n) for s, n in dict(v).items()} for k, v in dict(counts).items()},
-        registration={k: v for k, v in reg_d.items() if isinstance(v, str | int | float | bool | type(None))},
-        pixel_change={str(k): (v.to_dict() if hasattr(v, "to_dict") else v) for k, v in dict(pix).items()},
-        warnings=[str(w) for w in field(comp, "warnings") or []],
-        objects=objects,
+        sentence=comp.sentence,
+        counts={cat: {s: int(n) for s, n in v.items()} for cat, v in comp.counts.items()},
+        registration={k: v for k, v in reg.items() if isinstance(v, str | int | float | bool | type(None))},
+        pixel_change=dict(comp.pixel_change),
+        warnings=list(comp.warnings),
+        objects=[_object_row(o) for o in comp.objects],
     )
 
 
 # --------------------------------------------------------------------------------------- assessment
 
 
-def _indicator_rows(indicators: Sequence[Any], book: EvidenceBook) -> list[IndicatorRow]:
+def _indicator_rows(indicators: Sequence[IndicatorResult], book: EvidenceBook) -> list[IndicatorRow]:
     rows = []
     for ind in indicators:
-        name = str(field(ind, "name") or field(ind, "id") or "")
-        book.indicators[name] = ind
-        state = field(ind, "state")
+        book.indicators[ind.name] = ind
         rows.append(
             IndicatorRow(
-                name=str(field(ind, "title") or name),
-                fired=state == "fired" if state is not None else bool(field(ind, "fired", True)),
-                state=str(state or ("fired" if field(ind, "fired", True) else "not-fired")),
-                description=str(
-                    field(ind, "sentence") or field(ind, "reason") or field(ind, "description") or ""
-                ),
-                evidence=book.cite_all(field(ind, "evidence") or []),
+                name=ind.title or ind.name,
+                fired=ind.state == "fired",
+                state=ind.state,
+                description=ind.sentence or ind.reason,
+                evidence=book.cite_all(ind.evidence),
             )
         )
     return rows
 
 
-def _ach(assessment: Any, hyps: list[HypothesisRow], book: EvidenceBook) -> tuple[list[str], list[AchRow]]:
-    """ACH hypotheses and rows, from ``{"hypotheses": [...], "rows": [...]}`` or a list of evidence items."""
-    ach = field(assessment, "ach_matrix")
-    items = ach if isinstance(ach, list | tuple) else field(ach, "rows") or field(ach, "evidence") or []
-    names = [
-        str(field(h, "name", h))
-        for h in (field(ach, "hypotheses") if not isinstance(ach, list | tuple) else None) or []
-    ]
-    names = names or [h.name for h in hyps]
+def _ach(
+    ach_matrix: Mapping[str, Any], hyps: list[HypothesisRow], book: EvidenceBook
+) -> tuple[list[str], list[AchRow]]:
+    """ACH hypotheses and rows of :attr:`sitewatch.assess.Assessment.ach_matrix`
+    (``{"hypotheses": [names], "rows": [EvidenceItem dicts]}``), cells aligned with the hypotheses."""
+    names = [str(h) for h in ach_matrix["hypotheses"]] or [h.name for h in hyps]
     rows = []
-    for r in items:
-        cells = field(r, "scores") or field(r, "cells") or field(r, "ratings") or []
-        if isinstance(cells, Mapping):
-            cells = [cells.get(h, "N") for h in names]
-        own = field(r, "ref")
+    for r in ach_matrix["rows"]:
+        scores = r["scores"]
         rows.append(
             AchRow(
-                evidence=str(field(r, "title") or field(r, "evidence") or field(r, "name") or own or ""),
-                weight=float(field(r, "weight", 1.0) if field(r, "weight") is not None else 1.0),
-                cells=[str(c) for c in cells],
-                evidence_keys=book.cite_all(([own] if own else []) + list(field(r, "refs") or [])),
+                evidence=str(r["title"] or r["ref"]),
+                weight=float(r["weight"]),
+                cells=[str(scores.get(h, "N")) for h in names],
+                evidence_keys=book.cite_all([r["ref"], *r["refs"]]),
             )
         )
     return names, rows
 
 
-def assessment_section(assessment: Any, book: EvidenceBook) -> AssessmentSection:
-    """The report's view of a :class:`sitewatch.assess.Assessment` (or its ``to_dict()``), citations resolved.
+def assessment_section(assessment: Assessment | None, book: EvidenceBook) -> AssessmentSection:
+    """The report's view of a :class:`sitewatch.assess.Assessment`, citations resolved.
 
     Indicators are registered first so judgements may cite ``indicator:<name>``.
     """
     if assessment is None:
         return AssessmentSection(available=False)
-    indicators = _indicator_rows(field(assessment, "indicators") or [], book)
+    indicators = _indicator_rows(assessment.indicators, book)
     hyps = [
         HypothesisRow(
-            name=str(field(h, "name")),
-            description=str(field(h, "statement") or field(h, "description") or ""),
-            score=field(h, "score"),
-            probability=field(h, "probability"),
-            term=str(field(h, "term") or field(h, "estimative_term") or ""),
+            name=h.name, description=h.statement, score=h.score, probability=h.probability, term=h.term
         )
-        for h in field(assessment, "hypotheses") or []
+        for h in assessment.hypotheses
     ]
-    ach_names, ach_rows = _ach(assessment, hyps, book)
-    judgements = []
-    for j in field(assessment, "key_judgements") or []:
-        text = j if isinstance(j, str) else str(field(j, "text", ""))
-        judgements.append(
-            Judgement(
-                text=text, evidence=book.cite_all([] if isinstance(j, str) else field(j, "evidence") or [])
-            )
-        )
-    conf = field(assessment, "confidence")
-    level = conf if isinstance(conf, str) else field(conf, "level")
-    reasons = [] if isinstance(conf, str) else [str(r) for r in field(conf, "reasons") or []]
+    ach_names, ach_rows = _ach(assessment.ach_matrix, hyps, book)
+    judgements = [
+        Judgement(text=str(j["text"]), evidence=book.cite_all(j["evidence"]))
+        for j in assessment.key_judgements
+    ]
+    confidence = assessment.confidence
     return AssessmentSection(
         available=True,
         judgements=judgements,
-        confidence=level,
-        confidence_reasons=reasons,
+        confidence=confidence["level"],
+        confidence_reasons=[str(r) for r in confidence["reasons"]],
         hypotheses=hyps,
         ach_hypotheses=ach_names,
         ach_rows=ach_rows,
@@ -270,33 +233,30 @@ def assessment_section(assessment: Any, book: EvidenceBook) -> AssessmentSection
     )
 
 
-def claim_rows(claims: Sequence[Any], checks: Sequence[Any], book: EvidenceBook) -> list[ClaimRow]:
+def claim_rows(claims: Sequence[Claim], checks: Sequence[ClaimCheck], book: EvidenceBook) -> list[ClaimRow]:
     """Claims with their verdicts; each row cites its claim entry and the imagery evidence of the verdict.
 
     Args:
-        claims: the claims (``Claim`` objects or their dicts), registered as citable evidence.
-        checks: verdicts (``ClaimCheck``: ``claim_id``, ``verdict``, ``reason``, ``evidence``);
-            claims without a verdict are listed as "unchecked".
+        claims: the claims, registered as citable evidence.
+        checks: their verdicts; claims without a verdict are listed as "unchecked".
     """
-    by_id: dict[str, Any] = {}
+    by_id: dict[str, Claim] = {}
     for c in claims:
-        cid = str(field(c, "id"))
-        by_id[cid] = c
-        book.claims[cid] = {k: field(c, k) for k in ("source", "published", "text")}
-    verdicts = {str(field(chk, "claim_id")): chk for chk in checks}
+        by_id[c.id] = c
+        book.claims[c.id] = c
+    verdicts = {chk.claim_id: chk for chk in checks}
     rows = []
     for cid, claim in by_id.items():
         chk = verdicts.get(cid)
-        keys = [book.cite_claim(cid)] + book.cite_all(field(chk, "evidence") or [])
-        published = field(claim, "published")
+        keys = [book.cite_claim(cid)] + (book.cite_all(chk.evidence) if chk is not None else [])
         rows.append(
             ClaimRow(
                 id=cid,
-                source=str(field(claim, "source") or ""),
-                published=datetime.fromisoformat(published) if isinstance(published, str) else published,
-                text=str(field(claim, "text") or ""),
-                verdict=str(field(chk, "verdict") or "unchecked"),
-                note=str(field(chk, "reason") or field(chk, "note") or ""),
+                source=claim.source,
+                published=claim.published,
+                text=claim.text,
+                verdict=chk.verdict if chk is not None else "unchecked",
+                note=chk.reason if chk is not None else "",
                 evidence=list(dict.fromkeys(k for k in keys if k)),
             )
         )
@@ -355,14 +315,13 @@ def _limitations(
     return out
 
 
-def _pair_of(comp: Any, index_of: Mapping[int, int], n: int, n_passes: int) -> tuple[int | None, int | None]:
+def _pair_of(
+    comp: Comparison, index_of: Mapping[int, int], n: int, n_passes: int
+) -> tuple[int | None, int | None]:
     """Indices into the pass list of the two passes comparison ``n`` compares."""
-    ids = []
-    for name in ("pass_a", "pass_b"):
-        p = field(comp, name)
-        ids.append(p if isinstance(p, int) else field(p, "id"))
-    if ids[0] is not None and ids[1] is not None:
-        return index_of.get(ids[0]), index_of.get(ids[1])
+    a, b = comp.pass_a.get("id"), comp.pass_b.get("id")
+    if a is not None and b is not None:
+        return index_of.get(a), index_of.get(b)
     return (n, n + 1) if n + 1 < n_passes else (None, None)
 
 
@@ -370,10 +329,10 @@ def assemble_report_data(
     site: Any,
     passes: Sequence[Pass],
     *,
-    comparisons: Sequence[Any] = (),
-    assessment: Any = None,
-    claims: Sequence[Any] = (),
-    claim_checks: Sequence[Any] = (),
+    comparisons: Sequence[Comparison] = (),
+    assessment: Assessment | None = None,
+    claims: Sequence[Claim] = (),
+    claim_checks: Sequence[ClaimCheck] = (),
     open_scene: SceneOpener | None = None,
     period: str | None = None,
     notes: Iterable[str] = (),
@@ -382,13 +341,13 @@ def assemble_report_data(
     """Turn stage outputs into :class:`ReportData`.
 
     Args:
-        site: a :class:`sitewatch.sites.Site` (or same-shaped object/mapping).
+        site: a :class:`sitewatch.sites.Site` (or a stand-in, see :func:`site_info`).
         passes: the site's passes, oldest first.
         comparisons: comparisons of pairs of ``passes``, found by the pass ids they carry
             (``pass_a``/``pass_b``), else taken to compare ``passes[i]`` with ``passes[i+1]``.
         assessment: the assessment, or None when it could not be made.
-        claims: claims about the site (``Claim`` objects or their dicts, with ``id``).
-        claim_checks: claim verdicts (``claim_id``, ``verdict``, ``reason``, ``evidence``).
+        claims: claims about the site.
+        claim_checks: the imagery's verdicts on the claims.
         open_scene: re-opens a pass scene from its ``scene_path`` for chips; None skips chips.
         period: the span of passes asked for, e.g. ``"from 2024-12-10"`` (reported only).
         notes: extra limitations to report (e.g. why a stage could not run).
@@ -404,7 +363,7 @@ def assemble_report_data(
         if s.id is not None:
             book.cite_pass(s.id)
     comp_summaries: list[ComparisonSummary] = []
-    comp_pairs: list[tuple[Any, ComparisonSummary, int, int]] = []
+    comp_pairs: list[tuple[Comparison, ComparisonSummary, int, int]] = []
     index_of = {p.id: i for i, p in enumerate(passes) if p.id is not None}
     for n, comp in enumerate(comparisons):
         i, k = _pair_of(comp, index_of, n, len(passes))
@@ -427,7 +386,8 @@ def assemble_report_data(
         section.unassessable.append("Nothing can be assessed: no passes of this site are stored.")
     if assessment is None and summaries:
         section.unassessable.append("No assessment was made (see limitations).")
-    section.unassessable += [str(x) for x in field(assessment, "not_assessable") or []]
+    if assessment is not None:
+        section.unassessable += assessment.not_assessable
 
     scenes = SceneCache(open_scene)
     chip_pairs: list[ChipPair] = []
@@ -504,7 +464,7 @@ def assemble_report_data(
 
 
 def build_report_data(
-    store: Any, site_name: str | Any, span: PassSpan | None = None, *, max_chips: int = MAX_CHIPS
+    store: Store, site_name: str | Any, span: PassSpan | None = None, *, max_chips: int = MAX_CHIPS
 ) -> ReportData:
     """Gather everything a report of ``site_name`` shows.
 
@@ -522,7 +482,7 @@ def build_report_data(
         SiteError: unknown site.
         StoreError: the store cannot be read.
     """
-    from sitewatch.assess import assess_site
+    from sitewatch.assess import Claim, assess_site
     from sitewatch.compare import compare_passes
     from sitewatch.imagery import open_scene
 
@@ -536,26 +496,30 @@ def build_report_data(
     if span is not None and not span.is_open:
         passes = span.select(passes, site.name)
     notes: list[str] = []
-    comparisons: list[Any] = []
+    comparisons: list[Comparison] = []
     for a, b in zip(passes, passes[1:], strict=False):
         try:
             comparisons.append(compare_passes(a, b, site))
         except SitewatchError as e:
             log.warning("passes %s and %s not compared: %s", a.id, b.id, e)
             notes.append(f"Passes id {a.id} and {b.id} could not be compared: {e}")
-    claims = list(store.list_claims(site.name))
+    stored_claims = store.list_claims(site.name)
     assessment = None
     try:
-        assessment = assess_site(site, passes, comparisons, claims)
+        assessment = assess_site(site, passes, comparisons, stored_claims)
     except SitewatchError as e:
         notes.append(f"The assessment could not be made: {e}")
+    if assessment is not None and assessment.claims:
+        claims = assessment.claims
+    else:
+        claims = [Claim.from_dict(c) for c in stored_claims]
     return assemble_report_data(
         site,
         passes,
         comparisons=comparisons,
         assessment=assessment,
-        claims=field(assessment, "claims") or claims,
-        claim_checks=field(assessment, "checks") or [],
+        claims=claims,
+        claim_checks=assessment.checks if assessment is not None else [],
         open_scene=open_scene,
         period=span.describe() if span else None,
         notes=notes,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rasterio.windows import Window
 
@@ -14,14 +14,17 @@ from sitewatch.errors import SitewatchError
 from sitewatch.identify.hierarchy import label_detection
 from sitewatch.imagery.base import Scene
 from sitewatch.report import chips
-from sitewatch.report._access import b64, field
+from sitewatch.report._access import b64
 from sitewatch.report.model import ChipImage, ChipPair, ComparisonSummary, PassSummary
 from sitewatch.types import Detection, Pass
+
+if TYPE_CHECKING:
+    from sitewatch.compare import Comparison, ObjectChange
 
 SceneOpener = Callable[[str], Scene]
 
 
-def _shift_ab(comp_summary: ComparisonSummary, objects: Sequence[Any]) -> tuple[float, float]:
+def _shift_ab(comp_summary: ComparisonSummary, objects: Sequence[ObjectChange]) -> tuple[float, float]:
     """Pixel offset (dx, dy) that takes a point in scene A to the same ground in scene B.
 
     Taken from the matched objects (median of their centre offsets) when there are any, so it does
@@ -29,11 +32,10 @@ def _shift_ab(comp_summary: ComparisonSummary, objects: Sequence[Any]) -> tuple[
     """
     import numpy as np
 
-    pairs = [(field(o, "det_a"), field(o, "det_b")) for o in objects]
     offs = [
-        (b.box.cx - a.box.cx, b.box.cy - a.box.cy)
-        for a, b in pairs
-        if isinstance(a, Detection) and isinstance(b, Detection)
+        (o.det_b.box.cx - o.det_a.box.cx, o.det_b.box.cy - o.det_a.box.cy)
+        for o in objects
+        if o.det_a is not None and o.det_b is not None
     ]
     if offs:
         arr = np.array(offs)
@@ -110,26 +112,30 @@ def _in_window(box, window) -> bool:  # noqa: ANN001
 
 
 def comparison_chips(
-    comp: Any, summary: ComparisonSummary, pa: PassSummary, pb: PassSummary, scenes: SceneCache, limit: int
+    comp: Comparison,
+    summary: ComparisonSummary,
+    pa: PassSummary,
+    pb: PassSummary,
+    scenes: SceneCache,
+    limit: int,
 ) -> list[ChipPair]:
     """Before/after chips around the changed objects of one comparison (changes first, then remained)."""
-
-    objects = list(field(comp, "objects") or [])
+    objects = comp.objects
     sa, sb = scenes.get(pa.scene_path), scenes.get(pb.scene_path)
     if sa is None or sb is None or not objects:
         return []
     dx, dy = _shift_ab(summary, objects)
     scale = (pa.gsd_m / pb.gsd_m) if pa.gsd_m and pb.gsd_m else 1.0
     # Every object placed in A's pixel frame (arrivals mapped back from B).
-    placed: list[tuple[Detection, Any]] = []
+    placed: list[tuple[Detection, ObjectChange]] = []
     for o in objects:
-        da, db = field(o, "det_a"), field(o, "det_b")
-        if isinstance(da, Detection):
+        da, db = o.det_a, o.det_b
+        if da is not None:
             placed.append((da, o))
-        elif isinstance(db, Detection):
+        elif db is not None:
             placed.append((Detection(db.box.translated(-dx, -dy), db.category, db.score), o))
     order = {"arrived": 0, "departed": 0, "moved": 1, "remained": 2}
-    placed.sort(key=lambda it: order.get(str(field(it[1], "status")), 3))
+    placed.sort(key=lambda it: order.get(it[1].status, 3))
     out: list[ChipPair] = []
     for group in _clusters(placed, radius_px=150.0)[:limit]:
         win_a = chips.chip_window([d.box for d, _ in group])
@@ -142,16 +148,15 @@ def comparison_chips(
         boxes_a, boxes_b, ids_a, ids_b = [], [], [], []
         statuses: Counter[str] = Counter()
         for o in objects:
-            status = str(field(o, "status"))
-            da, db = field(o, "det_a"), field(o, "det_b")
-            if isinstance(da, Detection) and _in_window(da.box, win_a) and status != "arrived":
+            status, da, db = o.status, o.det_a, o.det_b
+            if da is not None and _in_window(da.box, win_a) and status != "arrived":
                 boxes_a.append(chips.ChipBox(da.box, status, _label(da)))
                 ids_a += [da.id] if da.id is not None else []
                 statuses[status] += 1
-            if isinstance(db, Detection) and _in_window(db.box, win_b) and status != "departed":
+            if db is not None and _in_window(db.box, win_b) and status != "departed":
                 boxes_b.append(chips.ChipBox(db.box, status, _label(db)))
                 ids_b += [db.id] if db.id is not None else []
-                statuses[status] += 0 if isinstance(da, Detection) and _in_window(da.box, win_a) else 1
+                statuses[status] += 0 if da is not None and _in_window(da.box, win_a) else 1
         desc = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
         out.append(
             ChipPair(

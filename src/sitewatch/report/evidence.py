@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sitewatch.identify.hierarchy import label_detection
 from sitewatch.report._access import field
 from sitewatch.report.model import ComparisonSummary, EvidenceEntry, PassSummary
 from sitewatch.types import Detection
+
+if TYPE_CHECKING:
+    from sitewatch.assess import Claim, IndicatorResult
 
 
 class EvidenceBook:
@@ -32,8 +35,8 @@ class EvidenceBook:
         self.passes = {p.id: p for p in passes if p.id is not None}
         self.detections = detections
         self.comparisons: dict[tuple[int, int], ComparisonSummary] = {}
-        self.claims: dict[str, dict[str, Any]] = {}
-        self.indicators: dict[str, Any] = {}
+        self.claims: dict[str, Claim] = {}
+        self.indicators: dict[str, IndicatorResult] = {}
         self._resolving: set[str] = set()
         self.entries: dict[str, EvidenceEntry] = {}
         self.unresolved: list[str] = []
@@ -86,10 +89,9 @@ class EvidenceBook:
         c = self.claims.get(claim_id)
         if c is None:
             return None
-        source = str(field(c, "source") or "unknown source")
-        published = field(c, "published")
-        when = f", published {str(published)[:10]}" if published else ""
-        text = f"Claim {claim_id} ({source}{when}): \u201c{field(c, 'text', '')}\u201d"
+        source = c.source or "unknown source"
+        when = f", published {c.published.date().isoformat()}" if c.published else ""
+        text = f"Claim {claim_id} ({source}{when}): \u201c{c.text}\u201d"
         return self._add(
             EvidenceEntry(key=f"claim-{claim_id}", kind="claim", text=text, claim_id=claim_id, source=source)
         )
@@ -103,11 +105,9 @@ class EvidenceBook:
         if key in self.entries or key in self._resolving:
             return key
         self._resolving.add(key)
-        subs = [self.entries[k] for k in self.cite_all(field(ind, "evidence") or [])]
+        subs = [self.entries[k] for k in self.cite_all(ind.evidence)]
         self._resolving.discard(key)
-        state = str(field(ind, "state") or ("fired" if field(ind, "fired") else "not-fired"))
-        detail = field(ind, "sentence") or field(ind, "reason") or field(ind, "description") or ""
-        text = f"Indicator {field(ind, 'title') or name}: {state}. {detail}".strip()
+        text = f"Indicator {ind.title or name}: {ind.state}. {ind.sentence or ind.reason}".strip()
         return self._add(
             EvidenceEntry(
                 key=key,
