@@ -418,9 +418,9 @@ def test_json_only_output(report_data: ReportData, tmp_path: Path) -> None:
 
 
 def test_model_notes_from_the_model_file() -> None:
-    from sitewatch.report._models import _metadata, model_notes
+    from sitewatch.detect.reliability import model_metadata, model_notes
 
-    meta = _metadata("sitewatch-det")
+    meta = model_metadata("sitewatch-det")
     text = f"sitewatch-det {meta['version']}"
     desc, _ = model_notes([text, "nomodel 0.0.0-untrained", "nomodel 2.0"])
     expected = [text] + ([f"trained {meta['trained_at'][:10]}"] if meta.get("trained_at") else [])
@@ -458,9 +458,9 @@ def test_site_without_passes_still_renders(tmp_path: Path) -> None:
 def test_stored_evaluation_names_weak_categories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("onnx")
     from detect_support import write_block_model
+    from sitewatch.detect import reliability
     from sitewatch.detect.train.export import EVALUATION_KEY, attach_evaluation, read_metadata
     from sitewatch.errors import ModelError
-    from sitewatch.report import _models
 
     model = write_block_model(tmp_path / "m.onnx", version="2.0.0")
     before = read_metadata(model)
@@ -494,8 +494,8 @@ def test_stored_evaluation_names_weak_categories(tmp_path: Path, monkeypatch: py
     after = read_metadata(model)
     assert {k: v for k, v in after.items() if k != EVALUATION_KEY} == before  # nothing else touched
     assert json.loads(after[EVALUATION_KEY])["categories"]["ship"]["ap50"] == 0.3
-    monkeypatch.setattr(_models, "_metadata", lambda name: after)
-    desc, lim = _models.model_notes(["block-test 2.0.0"])
+    monkeypatch.setattr(reliability, "model_metadata", lambda name: after)
+    desc, lim = reliability.model_notes(["block-test 2.0.0"])
     assert "held-out evaluation (val, 12 images): aircraft AP50 0.91 (P 0.90, R 0.88, count error 4 %)" in desc[0]
     assert lim == [
         "Detector model block-test 2.0.0 was not evaluated on helicopters (no held-out labels): its helicopters are unverified.",
@@ -503,7 +503,7 @@ def test_stored_evaluation_names_weak_categories(tmp_path: Path, monkeypatch: py
         "are uncertain and an absence of ships is not evidence.",
     ]
     # An evaluation of another version (the file was retrained since) is not used.
-    _, lim = _models.model_notes(["block-test 1.9.0"])
+    _, lim = reliability.model_notes(["block-test 1.9.0"])
     assert lim == ["Detector model block-test 1.9.0: no evaluation metrics are recorded with the model; see `sitewatch evaluate`."]
 
 

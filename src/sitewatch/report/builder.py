@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING, Any
 from shapely import wkt as shapely_wkt
 
 from sitewatch import __version__
+from sitewatch.detect import reliability
 from sitewatch.errors import SitewatchError
 from sitewatch.identify import IdentifySettings, label_detection
 from sitewatch.report import charts, maps
-from sitewatch.report._access import b64
-from sitewatch.report._models import model_notes
 from sitewatch.report.chipsets import (
     SceneCache,
     SceneOpener,
@@ -46,6 +45,7 @@ from sitewatch.report.model import (
     PassSummary,
     ReportData,
     SiteInfo,
+    png_base64,
 )
 from sitewatch.types import Detection, Pass
 
@@ -412,7 +412,7 @@ def assemble_report_data(
                 key="timeline",
                 title="Detections per category per pass",
                 caption="Counts of detected objects in each stored pass (SIM = simulated imagery).",
-                png_b64=b64(charts.timeline_png(summaries)),
+                png_b64=png_base64(charts.timeline_png(summaries)),
             )
         )
     if info.aoi_wkt and shapely_wkt.loads(info.aoi_wkt).area > 0:
@@ -426,7 +426,7 @@ def assemble_report_data(
                     "AOI (solid), zones (dotted), scanned area (dashed) and detection footprints by "
                     "category; WGS84."
                 ),
-                png_b64=b64(
+                png_b64=png_base64(
                     maps.site_map_png(
                         info,
                         latest.detections if latest else [],
@@ -435,7 +435,7 @@ def assemble_report_data(
                 ),
             )
         )
-    model_text, model_limits = model_notes(p.model for p in passes)
+    model_text, model_limits = reliability.model_notes(p.model for p in passes)
     extra = list(notes) + scenes.problems
     if book.unresolved:
         missing = sorted(set(book.unresolved))

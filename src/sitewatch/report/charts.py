@@ -1,11 +1,15 @@
-"""The timeline chart: detections per category in each pass, over time."""
+"""The report's charts: the timeline of detections per category in each pass, and the matplotlib
+figure helpers the charts and the site map share (Agg canvas, no pyplot: no global state, no display)."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sitewatch.report._png import figure_png, new_figure
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
 from sitewatch.report.model import PassSummary
 from sitewatch.types import CATEGORIES
 
@@ -13,6 +17,20 @@ from sitewatch.types import CATEGORIES
 CATEGORY_COLOURS: dict[str, str] = dict(
     zip(CATEGORIES, ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"), strict=True)
 )
+
+
+def new_figure(width_in: float, height_in: float) -> Figure:
+    """A figure bound to the Agg canvas."""
+    fig = Figure(figsize=(width_in, height_in), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def figure_png(fig: Figure, dpi: int = 110) -> bytes:
+    """Render a figure to PNG bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
 
 
 def timeline_png(passes: Sequence[PassSummary]) -> bytes:

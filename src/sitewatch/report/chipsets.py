@@ -14,8 +14,7 @@ from sitewatch.errors import SitewatchError
 from sitewatch.identify.hierarchy import label_detection
 from sitewatch.imagery.base import Scene
 from sitewatch.report import chips
-from sitewatch.report._access import b64
-from sitewatch.report.model import ChipImage, ChipPair, ComparisonSummary, PassSummary
+from sitewatch.report.model import ChipImage, ChipPair, ComparisonSummary, PassSummary, png_base64
 from sitewatch.types import Detection, Pass
 
 if TYPE_CHECKING:
@@ -98,7 +97,7 @@ def _chip_image(
         pass_id=p.id,
         pass_label=p.label,
         date=p.date,
-        png_b64=b64(png),
+        png_b64=png_base64(png),
         detection_ids=ids,
         colours={s: chips.hex_colour(s) for s in sorted({b.status for b in boxes})},
     )

@@ -13,12 +13,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sitewatch.identify.hierarchy import label_detection
-from sitewatch.report._access import field
 from sitewatch.report.model import ComparisonSummary, EvidenceEntry, PassSummary
 from sitewatch.types import Detection
 
 if TYPE_CHECKING:
     from sitewatch.assess import Claim, IndicatorResult
+
+
+def _field(ref: Any, name: str) -> Any:
+    """Key ``name`` of a mapping reference, or attribute ``name`` of an object reference; None if absent."""
+    if isinstance(ref, Mapping):
+        return ref.get(name)
+    return getattr(ref, name, None)
 
 
 class EvidenceBook:
@@ -159,22 +165,22 @@ class EvidenceBook:
         return [k for k in keys if k is not None]
 
     def _cite_structured(self, ref: Any) -> list[str | None]:
-        kind = str(field(ref, "kind") or field(ref, "type") or "").lower()
-        rid = field(ref, "id")
+        kind = str(_field(ref, "kind") or _field(ref, "type") or "").lower()
+        rid = _field(ref, "id")
         out: list[str | None] = []
         if kind in ("pass", "detection", "claim") and rid is not None:
             return [self._cite_text(kind, str(rid))]
-        if field(ref, "pass_a") is not None and field(ref, "pass_b") is not None:
-            out.append(self.cite_comparison(int(field(ref, "pass_a")), int(field(ref, "pass_b"))))
-        for d in field(ref, "detection_ids") or (
-            [field(ref, "detection_id")] if field(ref, "detection_id") is not None else []
+        if _field(ref, "pass_a") is not None and _field(ref, "pass_b") is not None:
+            out.append(self.cite_comparison(int(_field(ref, "pass_a")), int(_field(ref, "pass_b"))))
+        for d in _field(ref, "detection_ids") or (
+            [_field(ref, "detection_id")] if _field(ref, "detection_id") is not None else []
         ):
             out.append(self.cite_detection(int(d)))
-        pid = field(ref, "pass_id")
+        pid = _field(ref, "pass_id")
         if pid is not None and not out:
             out.append(self.cite_pass(int(pid)))
-        if field(ref, "claim_id") is not None:
-            out.append(self.cite_claim(str(field(ref, "claim_id"))))
+        if _field(ref, "claim_id") is not None:
+            out.append(self.cite_claim(str(_field(ref, "claim_id"))))
         return out
 
     def cite_all(self, refs: Iterable[Any]) -> list[str]:

@@ -10,8 +10,7 @@ from shapely import wkt
 from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 
-from sitewatch.report._png import figure_png, new_figure
-from sitewatch.report.charts import CATEGORY_COLOURS
+from sitewatch.report.charts import CATEGORY_COLOURS, figure_png, new_figure
 from sitewatch.report.model import SiteInfo
 from sitewatch.types import Detection
 

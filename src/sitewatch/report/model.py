@@ -13,6 +13,7 @@ exist with a citation that does not resolve.
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Any, Literal
 
@@ -22,6 +23,11 @@ from pydantic import BaseModel, Field, model_validator
 STATUSES: tuple[str, ...] = ("arrived", "departed", "remained", "moved", "observed")
 
 EvidenceKind = Literal["pass", "detection", "comparison", "claim", "indicator", "note"]
+
+
+def png_base64(png: bytes) -> str:
+    """PNG bytes as the base64 text the model's ``png_b64`` fields hold."""
+    return base64.b64encode(png).decode("ascii")
 
 
 class SiteInfo(BaseModel):
