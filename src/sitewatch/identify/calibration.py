@@ -33,8 +33,9 @@ log-likelihood: a few boxes far off in the tails (where the log-likelihood of th
 very low) drive the log-likelihood towards flat distributions that are then under-confident in
 their top type. The pipeline measures detector boxes and uses the detector temperatures; the label
 temperatures are stored for label-quality boxes (:func:`~sitewatch.identify.candidates.calibrated_temperature`
-with ``boxes="label"``), while :mod:`sitewatch.identify.evaluate` ranks at temperature 1 (its tables
-measure the model as it is). ``--write`` stores them in ``data/calibration.yaml``.
+with ``boxes="label"``), while :func:`sitewatch.identify.evaluate.evaluate_samples` ranks at
+temperature 1 (the tables of ``bench/identify_eval.py`` measure the model as it is). ``--write``
+stores them in ``data/calibration.yaml``.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""Measure identification accuracy on labelled aircraft of known type and GSD.
+"""Identification accuracy on labelled aircraft of known type and GSD: samples, measurement, box fit.
 
-Run: ``python -m sitewatch.identify.evaluate /path/to/shared/data [--detector MODEL] [--cache DIR]``
-(prints Markdown; the tables in docs/identify.md come from it). With ``--detector`` it also
-measures the detector's box fit against labels of known GSD and repeats the identification
-with detector boxes in place of the labels.
+The samples (:func:`allplanes_samples`, :func:`mar20_samples`), their measurement and ranking
+(:func:`evaluate_samples`, :func:`summarise`) and the detector's box fit against labels
+(:func:`detector_box_pairs`, :func:`box_fit_stats`, :func:`detector_samples`). The program that
+prints the Markdown tables of docs/identify.md is ``bench/identify_eval.py``.
 
 Data and GSD:
 
@@ -22,7 +22,6 @@ Data and GSD:
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
@@ -454,146 +453,3 @@ def detector_samples(
             else:
                 missed += 1
     return out, missed
-
-
-def _fmt_rows(rows: list[dict[str, Any]]) -> str:
-    head = (
-        "| dataset | type | GSD m/px | length m (±1σ) | ref | err | width m (±1σ) | ref | rank | top-3 (p) "
-        "|\n|---|---|---|---|---|---|---|---|---|---|"
-    )
-    lines = [head]
-    for r in rows:
-        w_ref = "swing" if r["ref_width_m"] is None else f"{r['ref_width_m']:.2f}"
-        top = ", ".join(f"{t} {p:.2f}" for t, p in r["top"])
-        lines.append(
-            f"| {r['dataset']} | {r['type']} | {r['gsd_m']:.4f} | "
-            f"{r['length_m']:.2f} ± {r['length_sigma_m']:.2f} | {r['ref_length_m']:.2f} | "
-            f"{r['length_err_rel']:+.1%} | {r['width_m']:.2f} ± {r['width_sigma_m']:.2f} | "
-            f"{w_ref} | {r['rank']} | {top} |"
-        )
-    return "\n".join(lines)
-
-
-def _fmt_summary(name: str, s: Mapping[str, float]) -> str:
-    return (
-        f"- **{name}**: {s['objects']} aircraft; length within 10 %: {s['length_within_10pct']:.0%}; "
-        f"true type top-1: {s['true_type_top1']:.0%}, top-3: {s['true_type_in_top3']:.0%}; "
-        f"true dimension within ±2σ: {s['dims_within_2sigma']:.0%} of {s['dims_checked']} dimensions"
-    )
-
-
-def _fmt_boxfit(pairs: list[BoxPair], counts: Mapping[tuple[str, str], tuple[int, int]]) -> str:
-    lines = ["Matched / free labelled objects (detector at its score threshold, IoU >= 0.5):", ""]
-    lines += [f"- {ds} {cat}: {k}/{n}" for (ds, cat), (k, n) in sorted(counts.items())]
-    lines += [
-        "",
-        "| category | boxes | split | n | length bias px / rel | length σ px / rel | width bias px / rel | "
-        "width σ px / rel | fit σ_px, σ_rel (L; W) | heading n, bias, rms, median abs |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for cat in CATEGORIES:
-        for aa in (False, True):
-            for split in ("val", "train", "all", "not id targets"):
-                ps = [
-                    p
-                    for p in pairs
-                    if p.category == cat and p.axis_aligned == aa and split in ("all", p.split)
-                ]
-                if split == "not id targets":  # independent of the identification samples
-                    ps = [
-                        p
-                        for p in pairs
-                        if p.category == cat
-                        and p.axis_aligned == aa
-                        and p.dataset not in ("allplanes", "mar20-sample")
-                    ]
-                    if len(ps) == len([p for p in pairs if p.category == cat and p.axis_aligned == aa]):
-                        continue
-                if len(ps) < 2:
-                    continue
-                st = box_fit_stats(ps)
-                head = (
-                    "–"
-                    if not st["heading_n"]
-                    else (
-                        f"{st['heading_n']:.0f}, {st['heading_bias_deg']:+.1f}°, "
-                        f"{st['heading_sigma_deg']:.1f}°, {st['heading_median_abs_deg']:.1f}°"
-                    )
-                )
-                lines.append(
-                    f"| {cat} | {'envelope' if aa else 'oriented'} | {split} | {st['n']:.0f} | "
-                    f"{st['length_bias_px']:+.1f} / {st['length_bias_rel']:+.1%} "
-                    f"(±{st['length_bias_rel_se']:.1%}) | "
-                    f"{st['length_sigma_px']:.1f} / {st['length_sigma_rel']:.1%} | "
-                    f"{st['width_bias_px']:+.1f} / {st['width_bias_rel']:+.1%} "
-                    f"(±{st['width_bias_rel_se']:.1%}) | "
-                    f"{st['width_sigma_px']:.1f} / {st['width_sigma_rel']:.1%} | "
-                    f"{st['length_fit_sigma_px']:.1f}, {st['length_fit_sigma_rel']:.1%}; "
-                    f"{st['width_fit_sigma_px']:.1f}, {st['width_fit_sigma_rel']:.1%} | {head} |"
-                )
-    return "\n".join(lines)
-
-
-def _print_identification(samples: list[Sample], label: str) -> None:
-    for priors in (False, True):
-        rows = evaluate_samples(samples, use_priors=priors)
-        title = "with site priors" if priors else "no priors"
-        print(f"### {label}, {title}\n")
-        print(_fmt_rows(rows))
-        print()
-        for ds in ("allplanes", "mar20-sample"):
-            part = [r for r in rows if r["dataset"] == ds]
-            if part:
-                print(_fmt_summary(ds, summarise(part)))
-        print(_fmt_summary("all", summarise(rows)))
-        print()
-
-
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data_dir", type=Path)
-    ap.add_argument(
-        "--detector", metavar="MODEL", help="also measure with this detector (.onnx path or registered name)"
-    )
-    ap.add_argument(
-        "--cache", type=Path, help="folder to cache detections in (keyed by the model's content id)"
-    )
-    ap.add_argument("--limit", type=int, help="box fit: at most this many images per dataset")
-    args = ap.parse_args(argv)
-    samples = allplanes_samples(args.data_dir) + mar20_samples(args.data_dir)
-    noise = label_edge_noise(args.data_dir)
-    print(
-        f"Label edge noise (allplanes drawn box vs keypoint envelope): left {noise['left_sigma_px']:.2f} px, "
-        f"top {noise['top_sigma_px']:.2f} px (n={noise['n']})\n"
-    )
-    print("Raw keypoint bias per type (measured/published - 1; length, span):")
-    for t, (bl, bw) in keypoint_bias([s for s in samples if s.dataset == "allplanes"]).items():
-        print(f"- {t}: {bl:+.1%}, {bw:+.1%}")
-    print()
-    _print_identification(samples, "Label boxes / keypoints")
-    if args.detector:
-        from sitewatch.detect.onnx import OnnxDetector
-
-        detector = OnnxDetector(args.detector)
-        tag = model_id(detector.backend.info.path)
-        print(
-            f"## Detector {detector.name} {detector.version} (sha256 {tag}), score threshold "
-            f"{detector.score_threshold}\n"
-        )
-        pairs, counts = detector_box_pairs(
-            args.data_dir, detector, cache_dir=args.cache, tag=tag, limit=args.limit
-        )
-        print(_fmt_boxfit(pairs, counts))
-        print()
-        found, missed = detector_samples(samples, args.data_dir, detector, cache_dir=args.cache, tag=tag)
-        print(
-            f"Identification targets: {len(found)} of {len(samples)} aircraft detected and matched "
-            f"(rotated IoU >= 0.5), {missed} missed.\n"
-        )
-        _print_identification(found, "Detector boxes (bias-corrected)")
-        raw = summarise(evaluate_samples(found, correct_bias=False))
-        print(_fmt_summary("detector boxes without the bias correction, no priors, all", raw))
-
-
-if __name__ == "__main__":
-    main()
