@@ -18,8 +18,10 @@ from typing import Any
 
 import pytest
 
-from sitewatch.cli.demo import run_demo, step_claims, step_imagery, step_scan
+from sitewatch.demo.steps import run_demo, step_claims, step_imagery, step_scan
 from sitewatch.report import build_report_data
+from sitewatch.sites import get_site
+from sitewatch.store import open_store
 from test_demo import _truth_detector
 
 EXPECTED = Path(__file__).parent / "data" / "report_golden_hmeimim_simulated.json"
@@ -40,11 +42,9 @@ def _normalised(value: Any, tmp: str) -> Any:
 
 def test_simulated_demo_report_json_is_unchanged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _truth_detector(monkeypatch)
-    st = run_demo(tmp_path / "out", steps=[step_imagery, step_scan, step_claims])
-    try:
-        data = build_report_data(st.store, st.site)
-    finally:
-        st.store.close()
+    result = run_demo(tmp_path / "out", steps=[step_imagery, step_scan, step_claims])
+    with open_store(result.store_url) as store:
+        data = build_report_data(store, get_site(result.site))
     twin = data.to_json_dict()
     assert twin.pop("generated") and twin.pop("sitewatch_version")
     got = _normalised(twin, str(tmp_path))
