@@ -251,7 +251,10 @@ def _check_transform(transform: Affine | None, crs: CRS | None, src: str) -> Non
     if transform is None or crs is None:
         return
     det = transform.a * transform.e - transform.b * transform.d
-    if not all(math.isfinite(v) for v in transform[:6]) or abs(det) < 1e-30:
+    # The pixel axes must span the plane: |det| is |x axis| |y axis| sin(angle); collinear control
+    # points leave a fit whose axes are parallel up to rounding, so the angle is judged, not |det|.
+    span = math.hypot(transform.a, transform.d) * math.hypot(transform.b, transform.e)
+    if not all(math.isfinite(v) for v in transform[:6]) or span == 0 or abs(det) < 1e-9 * span:
         raise GeoreferenceError(
             f"{src}: the georeference is degenerate (zero pixel size or collinear control points)"
         )
