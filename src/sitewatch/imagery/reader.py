@@ -242,11 +242,14 @@ def _check_bomb(ds: rasterio.io.DatasetReader, src: str, remote: bool) -> None:
                          "refused")  # fmt: skip
 
 
-def _check_transform(transform: Affine | None, crs: CRS | None, src: str) -> None:
-    """Refuse a georeference that cannot be inverted or related to WGS84.
+def _check_transform(
+    transform: Affine | None, crs: CRS | None, src: str, size: tuple[int, int] | None = None
+) -> None:
+    """Refuse a georeference that cannot be inverted, puts the image off the Earth, or has no WGS84 relation.
 
     Raises:
-        GeoreferenceError: zero pixel size, collinear control points, or a local/engineering CRS.
+        GeoreferenceError: zero pixel size, collinear control points (whose fit may also give an
+            absurd pixel size), or a local/engineering CRS.
     """
     if transform is None or crs is None:
         return
@@ -272,6 +275,17 @@ def _check_transform(transform: Affine | None, crs: CRS | None, src: str) -> Non
         raise GeoreferenceError(
             f"{src}: its CRS cannot be related to WGS84 longitude/latitude (a local or engineering CRS?)"
         )
+    if size is not None and crs.is_geographic:
+        w, h = size
+        corners = [transform * (x, y) for x, y in ((0, 0), (w, 0), (w, h), (0, h))]
+        on_earth = (
+            math.isfinite(x) and math.isfinite(y) and abs(x) <= 540 and abs(y) <= 90.5 for x, y in corners
+        )
+        if not all(on_earth):
+            raise GeoreferenceError(
+                f"{src}: the georeference is degenerate (it places the image off the Earth: "
+                "wrong pixel size or collinear control points)"
+            )
 
 
 def _file_georef(
@@ -340,7 +354,7 @@ def _open_raster(
                 ds.width, ds.height, center=center, gsd_m=gsd_m, rotation_deg=rotation_deg
             )
             how = "anchor"
-        _check_transform(transform, scene_crs, src)
+        _check_transform(transform, scene_crs, src, (ds.width, ds.height))
         derived = gsd_from_transform(scene_crs, transform, ds.width, ds.height)
         gsd = gsd_m if gsd_m is not None else derived
         if gsd is None:
