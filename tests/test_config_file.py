@@ -69,3 +69,12 @@ def test_unknown_key_warns_and_missing_named_file_fails(tmp_path: Path, monkeypa
     monkeypatch.setenv("SITEWATCH_CONFIG", str(tmp_path / "none.toml"))
     with pytest.raises(ConfigError, match=r"none\.toml: config file not found \(named by SITEWATCH_CONFIG\)"):
         Settings()
+
+
+def test_config_with_api_table_works_without_the_serve_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The [api] table must not make every command import the web server's packages."""
+    _write(tmp_path, monkeypatch, f'store_url = "sqlite:///{tmp_path}/team.db"\n[api]\ntoken = "x"\n')
+    code = "import sys; sys.modules['fastapi'] = None; from sitewatch.cli.main import main; main(['passes'])"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "team.db").is_file()

@@ -92,14 +92,20 @@ def _parse(path: str, _mtime_ns: int, _size: int) -> dict[str, Any]:
 
 
 def _warn_unknown(path: str, data: dict[str, Any]) -> None:
-    from sitewatch.api.settings import ApiSettings
     from sitewatch.compare.settings import CompareSettings
     from sitewatch.identify.settings import IdentifySettings
 
     known: dict[str | None, set[str]] = {
-        None: set(Settings.model_fields), "api": set(ApiSettings.model_fields),
-        "identify": set(IdentifySettings.model_fields), "compare": set(CompareSettings.model_fields),
+        None: set(Settings.model_fields), "identify": set(IdentifySettings.model_fields),
+        "compare": set(CompareSettings.model_fields),
     }  # fmt: skip
+    try:  # the API package needs the [serve] extra; without it [api] keys are not checked
+        from sitewatch.api.settings import ApiSettings
+
+        known["api"] = set(ApiSettings.model_fields)
+    except ImportError:
+        known["api"] = set()
+        data = {**data, "api": {}} if isinstance(data.get("api"), dict) else data
     for key, value in data.items():
         if key in known and key is not None:
             if not isinstance(value, dict):

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from sitewatch.errors import ModelError
+from sitewatch.output import atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +164,7 @@ def quantize_model(
         del q.metadata_props[:]
         for k, v in meta.items():
             q.metadata_props.add(key=k, value=v)
-        tmp_out = out.with_name(out.name + ".part")
-        onnx.save(q, str(tmp_out))
-        tmp_out.replace(out)
+        with atomic_output(out, overwrite=True, what="model") as part:  # the caller decides on --overwrite
+            onnx.save(q, str(part))
     log.info("wrote %s (%d calibration tiles, %d nodes kept in float)", out, n, len(keep_float))
     return out
