@@ -11,7 +11,7 @@ from rasterio.windows import Window
 
 from detect_support import BLOCK_LENGTH, BLOCK_WIDTH, GeometricBackend, paint_box, write_block_model
 from sitewatch.detect.decode import BoxArray, decode
-from sitewatch.detect.merge import merge, rotated_iou
+from sitewatch.detect.merge import EDGE_SPARE, EDGE_TRUNCATED, EDGE_WHOLE, merge, rotated_iou
 from sitewatch.detect.onnx import OnnxDetector
 from sitewatch.detect.registry import ModelRegistry
 from sitewatch.detect.sliced import SlicedDetector
@@ -159,8 +159,22 @@ def test_merge_drops_truncated_box_inside_whole_one() -> None:
     b = _boxes([(0, 0.95, 100, 100, 30, 30, 0), (0, 0.6, 108, 100, 14, 30, 90)])
     # The high-scoring box is a part cut by a tile edge; the whole one survives.
     b.score[:] = [0.6, 0.95]
-    assert merge(b, truncated=np.array([False, True])).tolist() == [0]
+    assert merge(b, edge=np.array([EDGE_WHOLE, EDGE_TRUNCATED])).tolist() == [0]
     assert merge(b).tolist() == [1, 0]
+
+
+def test_spare_box_stands_in_for_a_cut_box_and_only_then() -> None:
+    cut = (0, 0.9, 108, 100, 14, 30, 90)  # centred in its tile's core, runs out of the tile
+    whole = (0, 0.7, 100, 100, 30, 30, 0)  # the neighbouring tile saw it whole (spare)
+    other = (0, 0.8, 400, 100, 30, 30, 0)  # a spare with no cut box beneath it
+    b = _boxes([cut, whole, other])
+    assert merge(b, edge=np.array([EDGE_TRUNCATED, EDGE_SPARE, EDGE_SPARE])).tolist() == [1]
+    # A whole box in the core keeps its place; the spare beside it is not needed.
+    assert merge(b, edge=np.array([EDGE_WHOLE, EDGE_SPARE, EDGE_WHOLE])).tolist() == [0, 2]
+    # Two tiles' spares for one cut object: one box survives (per-category NMS).
+    twin = (0, 0.75, 101, 100, 30, 30, 0)
+    b = _boxes([cut, whole, twin])
+    assert merge(b, edge=np.array([EDGE_TRUNCATED, EDGE_SPARE, EDGE_SPARE])).tolist() == [2]
 
 
 # --- sliced inference with a real ONNX graph ------------------------------------------------

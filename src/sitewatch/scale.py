@@ -171,16 +171,16 @@ def run_block(
     """Worker task: unmerged candidates of some tiles of a scene, as plain arrays.
 
     Returns:
-        The :class:`BoxArray` columns (scene pixels) and ``truncated`` (bool per box).
+        The :class:`BoxArray` columns (scene pixels) and ``edge`` (edge code per box).
     """
     detector = worker_detector(spec, key)
     with rasterio.Env():
         opened = scene.open()
         try:
-            boxes, truncated = detector.run_tiles(opened, tiles, window=window)
+            boxes, edge = detector.run_tiles(opened, tiles, window=window)
         finally:
             opened.close()
-    return {**{f.name: getattr(boxes, f.name) for f in dataclasses.fields(BoxArray)}, "truncated": truncated}
+    return {**{f.name: getattr(boxes, f.name) for f in dataclasses.fields(BoxArray)}, "edge": edge}
 
 
 # -- client side ------------------------------------------------------------------------------------
@@ -387,8 +387,8 @@ def _store(
         boxes = BoxArray.concat(
             [BoxArray(**{f.name: p[f.name] for f in dataclasses.fields(BoxArray)}) for p in parts]
         )
-        truncated = np.concatenate([p["truncated"] for p in parts]) if parts else np.zeros(0, dtype=bool)
-        detections = planner.to_detections(planner.merge_candidates(boxes, truncated))
+        edge = np.concatenate([p["edge"] for p in parts]) if parts else np.zeros(0, dtype=np.int8)
+        detections = planner.to_detections(planner.merge_candidates(boxes, edge))
         return save(store, finish(job.scene, site, job.plan, detections, planner.label)), None
     except SitewatchError as e:
         return None, e

@@ -6,6 +6,9 @@ STRtree, so cost grows with the number of *overlapping* pairs, not n²):
 1. **Truncated boxes**: a box that touches an inner edge of its tile (the object runs out of
    the tile) is dropped when at least ``contain_threshold`` of its area lies inside an untruncated
    box of the same category, i.e. when another tile (or a coarser scale) saw the object whole.
+   A *spare* box (whole, but centred outside its tile's core, so another tile answers for it)
+   stands in for the truncated boxes it drops this way and is dropped itself when it drops none:
+   an aircraft longer than the tile overlap is measured from the tile that sees it whole.
 2. **Per-category NMS**: greedy by score; a box is suppressed by a better box of its category
    with rotated IoU ≥ ``iou_threshold``.
 3. **Cross-category NMS**: a box is suppressed by a better box of another category with IoU ≥
@@ -18,8 +21,8 @@ STRtree, so cost grows with the number of *overlapping* pairs, not n²):
    outranks an aircraft at 0.45 against 0.475). A vehicle under a wing is not affected: the
    aircraft's centre is not inside the vehicle's box.
 
-The per-tile *core* rule (keep a detection only from the tile whose core holds its centre) runs
-before this, in :class:`~sitewatch.detect.sliced.SlicedDetector`.
+The per-tile *core* rule (keep a detection from the tile whose core holds its centre, and whole
+boxes of other tiles as spares) runs before this, in :class:`~sitewatch.detect.sliced.SlicedDetector`.
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ import numpy as np
 import shapely
 
 from sitewatch.detect.decode import BoxArray
+
+#: Edge codes of a candidate box (see :func:`merge`): whole and centred in its tile's core;
+#: touching an inner tile edge (centred in the core); whole but centred outside the core (spare).
+EDGE_WHOLE, EDGE_TRUNCATED, EDGE_SPARE = 0, 1, 2
 
 
 def polygons(boxes: BoxArray) -> np.ndarray:
@@ -70,7 +77,7 @@ def rotated_iou(a: BoxArray, b: BoxArray) -> np.ndarray:
 def merge(
     boxes: BoxArray,
     *,
-    truncated: np.ndarray | None = None,
+    edge: np.ndarray | None = None,
     iou_threshold: float = 0.5,
     cross_iou_threshold: float = 0.7,
     contain_threshold: float = 0.8,
@@ -81,7 +88,7 @@ def merge(
 
     Args:
         boxes: candidate boxes, all in one pixel frame.
-        truncated: bool per box, True when the box touches an inner edge of its tile.
+        edge: code per box (``EDGE_WHOLE``, ``EDGE_TRUNCATED``, ``EDGE_SPARE``); None: all whole.
         iou_threshold: same-category rotated IoU at which the weaker box is dropped.
         cross_iou_threshold: the same across categories.
         contain_threshold: share of a truncated box's area inside an untruncated box of its
@@ -99,8 +106,10 @@ def merge(
     i, j, inter = overlapping_pairs(polys)
     same = boxes.category[i] == boxes.category[j]
     alive = np.ones(n, dtype=bool)
-    if truncated is not None and truncated.any():
-        # Rule 1, both directions of each pair.
+    if edge is not None and (edge != EDGE_WHOLE).any():
+        # Rule 1, both directions of each pair; a spare lives only where it replaces a cut box.
+        truncated, spare = edge == EDGE_TRUNCATED, edge == EDGE_SPARE
+        needed = np.zeros(n, dtype=bool)
         for a, b in ((i, j), (j, i)):
             hit = (
                 same
@@ -109,6 +118,8 @@ def merge(
                 & (inter >= contain_threshold * np.maximum(area[a], 1e-12))
             )
             alive[a[hit]] = False
+            needed[b[hit]] = True
+        alive &= ~spare | needed
     iou = inter / np.maximum(area[i] + area[j] - inter, 1e-12)
     shared = np.zeros(len(i), dtype=bool)
     if shared_centre_area_ratio > 0 and len(i):

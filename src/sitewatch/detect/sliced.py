@@ -23,7 +23,7 @@ from rasterio.windows import Window
 
 from sitewatch.detect.base import Detector, ProgressCallback
 from sitewatch.detect.decode import BoxArray, decode
-from sitewatch.detect.merge import merge
+from sitewatch.detect.merge import EDGE_SPARE, EDGE_TRUNCATED, EDGE_WHOLE, merge
 from sitewatch.detect.tiling import Tile, plan_tiles
 from sitewatch.errors import SceneError
 from sitewatch.imagery.base import Scene
@@ -280,9 +280,9 @@ class SlicedDetector(Detector):
         t0 = time.perf_counter()
         tiles = self.plan(scene, window=window, gsd_m=gsd_m)
         stats = RunStats(tiles=len(tiles), scales=tuple(sorted({round(t.scale, 4) for t in tiles})))
-        allb, truncated = self.run_tiles(scene, tiles, window=window, progress=progress, stats=stats)
+        allb, edge = self.run_tiles(scene, tiles, window=window, progress=progress, stats=stats)
         stats.candidates = len(allb)
-        out = self.merge_candidates(allb, truncated)
+        out = self.merge_candidates(allb, edge)
         stats.kept = len(out)
         stats.total_s = time.perf_counter() - t0
         self.last_stats = stats
@@ -305,7 +305,7 @@ class SlicedDetector(Detector):
         progress: ProgressCallback | None = None,
         stats: RunStats | None = None,
     ) -> tuple[BoxArray, np.ndarray]:
-        """Run the model on some tiles of a :meth:`plan`: unmerged candidates and their truncated flags.
+        """Run the model on some tiles of a :meth:`plan`: unmerged candidates and their edge codes.
 
         :meth:`detect_boxes` is :meth:`plan` → ``run_tiles`` → :meth:`merge_candidates`. Running
         consecutive slices of one plan (e.g. on several machines) and concatenating the results in
@@ -319,12 +319,13 @@ class SlicedDetector(Detector):
             stats: timings and skipped-tile counts are added here.
 
         Returns:
-            Boxes in scene pixels (``tile`` -1) and a bool per box: touches an inner tile edge.
+            Boxes in scene pixels (``tile`` -1) and an edge code per box (whole, truncated by an
+            inner tile edge, or spare: see :func:`~sitewatch.detect.merge.merge`).
         """
         region = _clip(window, scene)
         stats = stats if stats is not None else RunStats(tiles=len(tiles))
         parts: list[BoxArray] = []
-        truncs: list[np.ndarray] = []
+        edges: list[np.ndarray] = []
         done = 0
         thresholds = np.array(list(self.score_thresholds.values()), dtype=np.float32)
         env = (
@@ -340,20 +341,20 @@ class SlicedDetector(Detector):
                 boxes = decode(
                     heatmap, geometry, score_threshold=thresholds, stride=self.info.stride, top_k=self.top_k
                 )
-                b, tr = _to_scene(boxes, batch_tiles, region)
+                b, e = _to_scene(boxes, batch_tiles, region)
                 parts.append(b)
-                truncs.append(tr)
+                edges.append(e)
                 done += len(batch_tiles)
                 if progress is not None:
                     progress(done + stats.tiles_skipped, len(tiles))
-        return BoxArray.concat(parts), (np.concatenate(truncs) if truncs else np.zeros(0, dtype=bool))
+        return BoxArray.concat(parts), (np.concatenate(edges) if edges else np.zeros(0, dtype=np.int8))
 
-    def merge_candidates(self, boxes: BoxArray, truncated: np.ndarray | None = None) -> BoxArray:
+    def merge_candidates(self, boxes: BoxArray, edge: np.ndarray | None = None) -> BoxArray:
         """One box per object from the candidates of :meth:`run_tiles` (see
         :func:`~sitewatch.detect.merge.merge`)."""
         keep = merge(
             boxes,
-            truncated=truncated,
+            edge=edge,
             iou_threshold=self.iou_threshold,
             cross_iou_threshold=self.cross_iou_threshold,
             shared_centre_area_ratio=self.shared_centre_area_ratio,
@@ -426,12 +427,13 @@ def _clip(window: Window | None, scene: Scene) -> Window:
 
 
 def _to_scene(boxes: BoxArray, tiles: list[Tile], region: Window) -> tuple[BoxArray, np.ndarray]:
-    """Map tile boxes to scene pixels; keep those whose centre lies in their tile's core and the region.
+    """Map tile boxes to scene pixels; keep those centred in the region and either in their tile's
+    core or whole (spares, for :func:`~sitewatch.detect.merge.merge`).
 
-    Returns the boxes (``tile`` reset to -1) and a truncated flag per box.
+    Returns the boxes (``tile`` reset to -1) and an edge code per box.
     """
     if len(boxes) == 0:
-        return boxes, np.zeros(0, dtype=bool)
+        return boxes, np.zeros(0, dtype=np.int8)
     # Truncation is judged in model pixels against the tile's inner edges.
     env = boxes.corners()
     xmin, xmax = env[:, :, 0].min(axis=1), env[:, :, 0].max(axis=1)
@@ -451,16 +453,10 @@ def _to_scene(boxes: BoxArray, tiles: list[Tile], region: Window) -> tuple[BoxAr
     cy = win_off[:, 1] + boxes.cy / scl[:, 1]
     mean_scale = scl.mean(axis=1)
     c0, r0 = region.col_off, region.row_off
-    inside = (
-        (cx >= core[:, 0])
-        & (cx < core[:, 2])
-        & (cy >= core[:, 1])
-        & (cy < core[:, 3])
-        & (cx >= c0)
-        & (cx < c0 + region.width)
-        & (cy >= r0)
-        & (cy < r0 + region.height)
-    )
+    in_core = (cx >= core[:, 0]) & (cx < core[:, 2]) & (cy >= core[:, 1]) & (cy < core[:, 3])
+    in_region = (cx >= c0) & (cx < c0 + region.width) & (cy >= r0) & (cy < r0 + region.height)
+    inside = in_region & (in_core | ~truncated)
+    edge = np.where(in_core, np.where(truncated, EDGE_TRUNCATED, EDGE_WHOLE), EDGE_SPARE).astype(np.int8)
     out = BoxArray(
         tile=np.full(len(boxes), -1, dtype=np.int64),
         category=boxes.category,
@@ -471,4 +467,4 @@ def _to_scene(boxes: BoxArray, tiles: list[Tile], region: Window) -> tuple[BoxAr
         width=boxes.width / mean_scale,
         heading_deg=boxes.heading_deg,
     )
-    return out.take(inside), truncated[inside]
+    return out.take(inside), edge[inside]
