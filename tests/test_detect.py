@@ -422,13 +422,19 @@ SEAM_WINDOW_PX = 900
 #: Detections whose centre lies nearer the window edge than this are left out of the comparison:
 #: there the two runs see different padding, which is not a seam (scene pixels, about 1.5 aircraft lengths).
 SEAM_EDGE_PX = 150
-#: Least IoU of each box found both ways, and least mean IoU (see the test for the measured values).
-SEAM_LEAST_IOU, SEAM_MEAN_IOU = 0.7, 0.8
+#: Shifts of the one-tile window, scene pixels: the same content seen at another phase of the
+#: model's stride and resampling grid, with no seam at all. How well the one-tile run agrees with
+#: itself shifted is the baseline the tiled run is held to.
+SEAM_SHIFTS_PX = (3, 7, 30)
+#: The tiled run's IoU may fall short of that baseline by at most this much (mean and worst box).
+SEAM_MARGIN = 0.06
 
 
 @pytest.mark.parametrize("pick", [0, 1])
 def test_shipped_model_small_tiles_agree_with_one_large_tile(data_dir, pick: int) -> None:
-    """The production tiling (512 px tiles, 128 px overlap) finds what one tile over the whole window finds."""
+    """The production tiling (512 px tiles, 128 px overlap) finds what one tile over the whole window
+    finds, and its boxes agree with the one-tile boxes as well as those agree with themselves when the
+    window moves by a few pixels (no seam involved)."""
     from quality_support import shipped_evaluation
     from sitewatch.detect.evaluate import iter_labelled
     from sitewatch.detect.merge import polygon_iou
@@ -439,34 +445,42 @@ def test_shipped_model_small_tiles_agree_with_one_large_tile(data_dir, pick: int
     image = items[pick]
     # The window centred on the labelled aircraft (labels place it; the detections are compared).
     cx, cy = np.median([(o.box.cx, o.box.cy) for o in image.objects if o.category == "aircraft"], axis=0)
-    col, row = (int(np.clip(c - SEAM_WINDOW_PX / 2, 0, 2560 - SEAM_WINDOW_PX)) for c in (cx, cy))
-    win = Window(col, row, SEAM_WINDOW_PX, SEAM_WINDOW_PX)
+    col, row = (int(np.clip(c - SEAM_WINDOW_PX / 2, 0, 2560 - SEAM_WINDOW_PX - max(SEAM_SHIFTS_PX))) for c in (cx, cy))
 
     def inside(dets: list) -> list:
         lo, hi = SEAM_EDGE_PX, SEAM_WINDOW_PX - SEAM_EDGE_PX
         return [d for d in dets if lo <= d.box.cx - col <= hi and lo <= d.box.cy - row <= hi]
 
+    def best_iou(a: list, b: list) -> np.ndarray:
+        pa, pb = (shapely.polygons(np.array([d.box.corners() for d in x])) for x in (a, b))
+        return polygon_iou(pa, pb).max(axis=1)
+
     with open_scene(image.image_path, gsd_m=image.gsd_m) as scene:
         large = OnnxDetector(tile_px=1536, overlap_px=0)
-        whole = large.detect(scene, window=win, gsd_m=image.gsd_m)
+        whole = large.detect(scene, window=Window(col, row, SEAM_WINDOW_PX, SEAM_WINDOW_PX), gsd_m=image.gsd_m)
         assert large.last_stats.tiles == 1
+        shifted = [
+            inside(large.detect(scene, window=Window(col + s, row + s, SEAM_WINDOW_PX, SEAM_WINDOW_PX), gsd_m=image.gsd_m))
+            for s in SEAM_SHIFTS_PX
+        ]
         small = OnnxDetector()
         assert (small.tile_px, small.overlap_px) == (shipped.info.input_tile, 128)
-        tiled = small.detect(scene, window=win, gsd_m=image.gsd_m)
+        tiled = small.detect(scene, window=Window(col, row, SEAM_WINDOW_PX, SEAM_WINDOW_PX), gsd_m=image.gsd_m)
         assert small.last_stats.tiles >= 9  # the window really is cut by seams
     whole, tiled = inside(whole), inside(tiled)
     assert len(whole) >= 3, f"too few aircraft inside the window of {image.image_path.name}"
     assert len(tiled) == len(whole)
-    iou = polygon_iou(
-        shapely.polygons(np.array([d.box.corners() for d in whole])), shapely.polygons(np.array([d.box.corners() for d in tiled]))
-    )
-    # Measured on the two windows: IoU 0.859, 0.938, 1.000 and 0.856, 0.933, 0.847, 0.765 (means
-    # 0.93, 0.85). The model sees different context in a 512 px tile than in one large tile, so
-    # boxes shift and resize a little; every box stays matched well above the IoU 0.5 of a
-    # detection. IoU > 0.9 for every box is not met today (docs/testing.md).
-    best = iou.max(axis=1)
-    print(image.image_path.name, "seam IoU:", best.round(3).tolist())  # shown with -s
-    assert (best > SEAM_LEAST_IOU).all() and best.mean() > SEAM_MEAN_IOU, best.round(3).tolist()
+    best = best_iou(whole, tiled)
+    # Baseline: the one-tile boxes against the same run moved by a few pixels (matched boxes only;
+    # an object that moves across the inner edge drops out).
+    base = np.concatenate([b[b > 0.5] for b in (best_iou(whole, sh) for sh in shifted if sh)])
+    # Measured (1.2.0): tiled 0.859, 0.938, 1.000 against shifted 0.76-0.87 (mean 0.82); tiled
+    # 0.856, 0.933, 0.847, 0.765 against shifted 0.82-0.94 (mean 0.87). The model's boxes move by a
+    # few pixels with the object's phase on its stride-4 grid, so IoU > 0.9 for every box is not
+    # reached even without seams (docs/testing.md).
+    print(image.image_path.name, "seam IoU:", best.round(3).tolist(), "shifted:", base.round(3).tolist())
+    assert best.mean() >= base.mean() - SEAM_MARGIN, (best.round(3).tolist(), base.round(3).tolist())
+    assert best.min() >= base.min() - SEAM_MARGIN, (best.round(3).tolist(), base.round(3).tolist())
 
 
 def test_automatic_extra_scale_only_for_small_regions_of_unknown_or_coarse_gsd(tmp_path) -> None:
