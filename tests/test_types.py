@@ -1,9 +1,11 @@
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from sitewatch.dota import iter_dataset
+from sitewatch.records import flat_record, from_flat_record
 from sitewatch.types import Candidate, Detection, Measurement, OrientedBox
 
 
@@ -44,6 +46,19 @@ def test_detection_round_trip() -> None:
     back = Detection.from_dict(det.to_dict())
     assert back.to_dict() == det.to_dict()
     assert np.allclose(back.box.corners(), det.box.corners(), atol=0.02)
+
+
+@pytest.mark.parametrize("identified", [True, False])
+def test_flat_record_round_trip(identified: bool) -> None:
+    """The flat record (store rows, exports, API properties) gives back the detection, full precision."""
+    det = Detection(OrientedBox.make(10.123456789, 20.25, 30, 12, 45.0001), "aircraft", 0.912345678, id=7)
+    if identified:
+        det = replace(det, footprint=((35.0, 35.4), (35.1, 35.4), (35.1, 35.5), (35.0, 35.5)),
+                      measurement=Measurement(15.01234, 6.0, 0.5, 0.4, 45.0, 2.0, 0.5),
+                      candidates=(Candidate("su-24", "Su-24", "bomber", 0.6),))  # fmt: skip
+    record = flat_record(det)
+    assert (record["type_name"], record["gsd_m"]) == (("Su-24", 0.5) if identified else (None, None))
+    assert from_flat_record(record, det.footprint) == det
 
 
 def test_unknown_category_rejected() -> None:

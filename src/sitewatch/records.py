@@ -1,9 +1,13 @@
-"""The published shape of a detection record: what ``Detection.to_dict()`` writes.
+"""The published shapes of a detection record, each written in one place.
 
-``sitewatch detect --json`` prints a list of these records, ``--jsonl`` one per line; the store's
-GeoJSON and the report's JSON twin carry the same fields. :data:`DETECTION_SCHEMA_PATH` in the docs
-is generated from :class:`DetectionRecord` (``python -m sitewatch.records``) and a test keeps the
-two equal; another test validates real ``detect --json`` output against it.
+* The nested record, what ``Detection.to_dict()`` writes: ``sitewatch detect --json`` prints a
+  list of these records, ``--jsonl`` one per line. :data:`DETECTION_SCHEMA_PATH` in the docs is
+  generated from :class:`DetectionRecord` (``python -m sitewatch.records``) and a test keeps the
+  two equal; another test validates real ``detect --json`` output against it.
+* The flat record, :func:`flat_record` (with :func:`label_fields`): one column per value, for the
+  GIS exports and ``detect --geojson`` properties, the store's ``detections`` rows and the API's
+  GeoJSON properties. Each of those picks its columns from it and may publish a column under an
+  older name (kept stable); :func:`from_flat_record` reads it back.
 
 Frames and units are those of :mod:`sitewatch.types`: pixels of the image detected on (x right,
 y down, origin at the top-left corner of the top-left pixel), WGS84 lon/lat in degrees, metres.
@@ -13,11 +17,14 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from dataclasses import fields
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sitewatch.types import CATEGORIES, Detection
+from sitewatch.identify.hierarchy import label_detection
+from sitewatch.types import CATEGORIES, Candidate, Detection, Measurement, OrientedBox
 
 #: Where the generated schema is published, relative to the repository root.
 DETECTION_SCHEMA_PATH = "docs/schemas/detection.schema.json"
@@ -119,6 +126,84 @@ class DetectionRecord(BaseModel):
     def of(cls, d: Detection) -> DetectionRecord:
         """The record of a detection (validates :meth:`Detection.to_dict`)."""
         return cls.model_validate(d.to_dict())
+
+
+def flat_record(d: Detection) -> dict[str, Any]:
+    """One detection as flat columns, full precision, in published order (labels aside).
+
+    ``detection_id`` is the store id; ``best_type``/``type_name``/``role``/``type_probability`` the
+    best candidate's; ``length_m`` … ``gsd_m`` the measurement's (``heading_deg`` degrees clockwise
+    from TRUE NORTH, ``gsd_m`` the GSD it used); ``cx_px`` … ``heading_px_deg`` the box in the
+    image's pixels (``heading_px_deg`` clockwise from image-up); ``candidates`` the candidate dicts.
+    A missing best type or measurement gives None in its columns.
+    """
+    best, m, box = d.best_type, d.measurement, d.box
+    return {
+        "detection_id": d.id,
+        "category": d.category,
+        "score": float(d.score),
+        "best_type": best.type_id if best else None,
+        "type_name": best.name if best else None,
+        "role": best.role if best else None,
+        "type_probability": best.probability if best else None,
+        "length_m": m.length_m if m else None,
+        "width_m": m.width_m if m else None,
+        "length_sigma_m": m.length_sigma_m if m else None,
+        "width_sigma_m": m.width_sigma_m if m else None,
+        "heading_deg": m.heading_deg if m else None,
+        "heading_sigma_deg": m.heading_sigma_deg if m else None,
+        "gsd_m": m.gsd_m if m else None,
+        "cx_px": box.cx,
+        "cy_px": box.cy,
+        "length_px": box.length,
+        "width_px": box.width,
+        "heading_px_deg": box.heading_deg,
+        "candidates": [c.to_dict() for c in d.candidates],
+    }
+
+
+def label_fields(d: Detection) -> dict[str, Any]:
+    """What outputs may say the object is (:func:`sitewatch.identify.label_detection`): ``label``,
+    ``label_level`` and ``label_probability`` (4 decimals), all None when not identified.
+
+    Kept apart from :func:`flat_record`: it walks the reference library for each detection (about
+    0.6 ms), which the store's rows do not need.
+    """
+    label = label_detection(d) if d.candidates else None
+    return {
+        "label": label.text if label else None,
+        "label_level": label.level if label else None,
+        "label_probability": round(label.probability, 4) if label else None,
+    }
+
+
+def from_flat_record(
+    record: Mapping[str, Any], footprint: tuple[tuple[float, float], ...] | None = None
+) -> Detection:
+    """The :class:`Detection` a :func:`flat_record` describes (label columns are not read).
+
+    Args:
+        record: the columns of :func:`flat_record` (others are ignored).
+        footprint: the WGS84 corners, which the flat record leaves to the geometry column.
+    """
+    m = None
+    if record["length_m"] is not None:  # the measurement's columns carry its field names
+        m = Measurement(**{f.name: record[f.name] for f in fields(Measurement)})
+    return Detection(
+        box=OrientedBox(
+            record["cx_px"],
+            record["cy_px"],
+            record["length_px"],
+            record["width_px"],
+            record["heading_px_deg"],
+        ),
+        category=record["category"],
+        score=record["score"],
+        footprint=footprint,
+        measurement=m,
+        candidates=tuple(Candidate.from_dict(c) for c in (record["candidates"] or ())),
+        id=record["detection_id"],
+    )
 
 
 def detection_schema() -> dict:
