@@ -30,8 +30,8 @@ import pyogrio
 import shapely
 
 from sitewatch.errors import CompareError, ReportError
-from sitewatch.identify.hierarchy import label_detection
 from sitewatch.output import atomic_output, neutralise_cell
+from sitewatch.records import flat_record, label_fields
 from sitewatch.types import Detection, Pass
 
 log = logging.getLogger(__name__)
@@ -169,38 +169,24 @@ def change_status(passes: Sequence[Pass], site: Any = None) -> dict[tuple[int, i
     return out
 
 
+#: Decimals of the published values that exports round (the others are written as measured).
+PROPERTY_DECIMALS = {"score": 4, "type_probability": 4}
+
+
 def detection_properties(d: Detection) -> dict[str, Any]:
     """The attribute fields of one detection as exports write them (no pass fields, no ``change``).
 
-    ``heading_deg`` is degrees clockwise from true north (from the measurement; None when not
-    georeferenced); ``heading_px_deg`` the box's long axis in the image, clockwise from image-up.
-    ``candidates`` is the list of candidate dicts.
+    The columns of :func:`~sitewatch.records.flat_record` and :func:`~sitewatch.records.label_fields`
+    that :data:`COLUMNS` names, in its order: ``heading_deg`` is degrees clockwise from true north
+    (from the measurement; None when not georeferenced); ``heading_px_deg`` the box's long axis in
+    the image, clockwise from image-up. ``candidates`` is the list of candidate dicts.
     """
-    best, m = d.best_type, d.measurement
-    label = label_detection(d) if d.candidates else None
-    return {
-        "detection_id": d.id,
-        "category": d.category,
-        "score": round(float(d.score), 4),
-        "best_type": best.type_id if best else None,
-        "type_name": best.name if best else None,
-        "role": best.role if best else None,
-        "type_probability": round(best.probability, 4) if best else None,
-        "label": label.text if label else None,
-        "label_level": label.level if label else None,
-        "label_probability": round(label.probability, 4) if label else None,
-        "length_m": m.length_m if m else None,
-        "width_m": m.width_m if m else None,
-        "length_sigma_m": m.length_sigma_m if m else None,
-        "width_sigma_m": m.width_sigma_m if m else None,
-        "heading_deg": m.heading_deg if m else None,
-        "cx_px": d.box.cx,
-        "cy_px": d.box.cy,
-        "length_px": d.box.length,
-        "width_px": d.box.width,
-        "heading_px_deg": d.box.heading_deg,
-        "candidates": [c.to_dict() for c in d.candidates],
-    }
+    fields = flat_record(d) | label_fields(d)
+    props = {c: fields[c] for c in COLUMNS if c in fields}
+    for c, decimals in PROPERTY_DECIMALS.items():
+        if props[c] is not None:
+            props[c] = round(props[c], decimals)
+    return props
 
 
 def detections_frame(
@@ -216,6 +202,7 @@ def detections_frame(
     geoms = []
     for i, p in enumerate(passes):
         for d in p.detections:
+            props = detection_properties(d)
             rows.append(
                 {
                     "site": p.site,
@@ -224,9 +211,9 @@ def detections_frame(
                     "scene": p.scene_path,
                     "simulated": bool(p.simulated),
                     "model": p.model,
-                    **detection_properties(d),
+                    **props,
                     "change": status.get((i, _key(d))),
-                    "candidates": json.dumps([c.to_dict() for c in d.candidates]),
+                    "candidates": json.dumps(props["candidates"]),
                 }
             )
             geoms.append(shapely.Polygon(d.footprint) if d.footprint else None)

@@ -14,32 +14,26 @@ from typing import Any
 import shapely
 from shapely.geometry import mapping, shape
 
-from sitewatch.identify.hierarchy import label_detection
+from sitewatch.records import flat_record, label_fields
 from sitewatch.types import Candidate, Detection, Measurement, OrientedBox, Pass
+
+#: Columns of :func:`~sitewatch.records.flat_record` and :func:`~sitewatch.records.label_fields` a
+#: feature holds flat, in order; ``type_name`` is published as ``best_type_name`` here.
+FEATURE_COLUMNS = ("detection_id", "category", "score", "best_type", "type_name", "role",
+                   "type_probability", "label", "label_level", "label_probability", "length_m", "width_m",
+                   "heading_deg")  # fmt: skip
+_PUBLISHED_AS = {"type_name": "best_type_name"}
 
 
 def detection_to_feature(d: Detection, **extra: Any) -> dict[str, Any]:
     """A GeoJSON Feature for ``d``; ``extra`` items are added to its properties (e.g. ``pass_id``)."""
-    best = d.best_type
-    label = label_detection(d) if d.candidates else None
+    fields = flat_record(d) | label_fields(d)
     props: dict[str, Any] = {
         **extra,
-        "detection_id": d.id,
-        "category": d.category,
-        "score": float(d.score),
-        "best_type": best.type_id if best else None,
-        "best_type_name": best.name if best else None,
-        "role": best.role if best else None,
-        "type_probability": best.probability if best else None,
-        "label": label.text if label else None,
-        "label_level": label.level if label else None,
-        "label_probability": round(label.probability, 4) if label else None,
-        "length_m": d.measurement.length_m if d.measurement else None,
-        "width_m": d.measurement.width_m if d.measurement else None,
-        "heading_deg": d.measurement.heading_deg if d.measurement else None,
+        **{_PUBLISHED_AS.get(c, c): fields[c] for c in FEATURE_COLUMNS},
         "box": d.box.to_dict(),
         "measurement": d.measurement.to_dict() if d.measurement else None,
-        "candidates": [c.to_dict() for c in d.candidates],
+        "candidates": fields["candidates"],
     }
     geometry = mapping(shapely.Polygon(d.footprint)) if d.footprint else None
     return {"type": "Feature", "id": d.id, "geometry": geometry, "properties": props}
