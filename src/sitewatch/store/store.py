@@ -24,16 +24,20 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from sitewatch.errors import StoreError, UnknownPassError
+from sitewatch.records import flat_record, from_flat_record
 from sitewatch.settings import Settings
 from sitewatch.store import migrations
 from sitewatch.store import schema as sc
 from sitewatch.store._tx import begin_sqlite, writing
-from sitewatch.types import Candidate, Detection, Measurement, OrientedBox, Pass
+from sitewatch.types import Detection, Pass
 
 log = logging.getLogger(__name__)
 
 #: Seconds a writer waits for another writer's lock before failing.
 BUSY_TIMEOUT_S = 30
+#: ``detections`` columns named otherwise in the flat record (:func:`sitewatch.records.flat_record`),
+#: kept from schema v1.
+_RECORD_NAME = {"cx": "cx_px", "cy": "cy_px", "meas_gsd_m": "gsd_m"}
 
 
 def open_store(url: str | None = None) -> Store:
@@ -176,6 +180,10 @@ class Store:
         self.dialect = engine.dialect.name
         self.schema = sc.build_schema(self.dialect)
         self._postgis = sc.is_postgis(self.dialect)
+        #: the detection columns filled from a detection's flat record
+        self._detection_columns = [
+            c.name for c in self.schema.detections.columns if c.name not in ("id", "pass_id", "footprint")
+        ]
 
     @property
     def url(self) -> str:
@@ -280,54 +288,17 @@ class Store:
         return pass_id
 
     def _detection_row(self, pass_id: int, d: Detection) -> dict[str, Any]:
-        m = d.measurement
-        best = d.best_type
-        fp = None
-        if d.footprint:
-            fp = shapely.Polygon(d.footprint).wkt
-        return {
-            "pass_id": pass_id,
-            "category": d.category,
-            "score": float(d.score),
-            "cx": d.box.cx,
-            "cy": d.box.cy,
-            "length_px": d.box.length,
-            "width_px": d.box.width,
-            "heading_px_deg": d.box.heading_deg,
-            "footprint": self._geom_in(fp),
-            "length_m": m.length_m if m else None,
-            "width_m": m.width_m if m else None,
-            "length_sigma_m": m.length_sigma_m if m else None,
-            "width_sigma_m": m.width_sigma_m if m else None,
-            "heading_deg": m.heading_deg if m else None,
-            "heading_sigma_deg": m.heading_sigma_deg if m else None,
-            "meas_gsd_m": m.gsd_m if m else None,
-            "candidates": [c.to_dict() for c in d.candidates],
-            "best_type": best.type_id if best else None,
-            "role": best.role if best else None,
-        }
+        """The ``detections`` row of ``d``: the columns of its flat record that the table has."""
+        record = flat_record(d)
+        row = {c: record[_RECORD_NAME.get(c, c)] for c in self._detection_columns}
+        fp = shapely.Polygon(d.footprint).wkt if d.footprint else None
+        return {**row, "pass_id": pass_id, "footprint": self._geom_in(fp)}
 
     def _detection(self, r: Any) -> Detection:
         fp = self._geom_out(r.footprint)
-        m = None
-        if r.length_m is not None:
-            m = Measurement(
-                r.length_m,
-                r.width_m,
-                r.length_sigma_m,
-                r.width_sigma_m,
-                r.heading_deg,
-                r.heading_sigma_deg,
-                r.meas_gsd_m,
-            )
-        return Detection(
-            box=OrientedBox(r.cx, r.cy, r.length_px, r.width_px, r.heading_px_deg),
-            category=r.category,
-            score=r.score,
-            footprint=tuple(fp.exterior.coords[:-1]) if fp is not None else None,
-            measurement=m,
-            candidates=tuple(Candidate.from_dict(c) for c in (r.candidates or ())),
-            id=r.id,
+        record = {_RECORD_NAME.get(c, c): value for c, value in r._mapping.items()}
+        return from_flat_record(
+            record | {"detection_id": r.id}, tuple(fp.exterior.coords[:-1]) if fp is not None else None
         )
 
     def _pass(self, r: Any, detections: list[Detection]) -> Pass:
