@@ -128,12 +128,17 @@ class DetectionRecord(BaseModel):
         return cls.model_validate(d.to_dict())
 
 
+#: Columns of the flat record that hold the measurement: its fields, under their own names.
+MEASUREMENT_COLUMNS = tuple(f.name for f in fields(Measurement))
+
+
 def flat_record(d: Detection) -> dict[str, Any]:
     """One detection as flat columns, full precision, in published order (labels aside).
 
     ``detection_id`` is the store id; ``best_type``/``type_name``/``role``/``type_probability`` the
-    best candidate's; ``length_m`` … ``gsd_m`` the measurement's (``heading_deg`` degrees clockwise
-    from TRUE NORTH, ``gsd_m`` the GSD it used); ``cx_px`` … ``heading_px_deg`` the box in the
+    best candidate's; then the measurement's fields (:data:`MEASUREMENT_COLUMNS`: ``length_m``,
+    ``width_m``, their 1-sigma, ``heading_deg`` degrees clockwise from TRUE NORTH,
+    ``heading_sigma_deg``, ``gsd_m`` the GSD it used); ``cx_px`` … ``heading_px_deg`` the box in the
     image's pixels (``heading_px_deg`` clockwise from image-up); ``candidates`` the candidate dicts.
     A missing best type or measurement gives None in its columns.
     """
@@ -146,13 +151,7 @@ def flat_record(d: Detection) -> dict[str, Any]:
         "type_name": best.name if best else None,
         "role": best.role if best else None,
         "type_probability": best.probability if best else None,
-        "length_m": m.length_m if m else None,
-        "width_m": m.width_m if m else None,
-        "length_sigma_m": m.length_sigma_m if m else None,
-        "width_sigma_m": m.width_sigma_m if m else None,
-        "heading_deg": m.heading_deg if m else None,
-        "heading_sigma_deg": m.heading_sigma_deg if m else None,
-        "gsd_m": m.gsd_m if m else None,
+        **(m.to_dict() if m else dict.fromkeys(MEASUREMENT_COLUMNS)),
         "cx_px": box.cx,
         "cy_px": box.cy,
         "length_px": box.length,
@@ -187,8 +186,8 @@ def from_flat_record(
         footprint: the WGS84 corners, which the flat record leaves to the geometry column.
     """
     m = None
-    if record["length_m"] is not None:  # the measurement's columns carry its field names
-        m = Measurement(**{f.name: record[f.name] for f in fields(Measurement)})
+    if record["length_m"] is not None:
+        m = Measurement(**{c: record[c] for c in MEASUREMENT_COLUMNS})
     return Detection(
         box=OrientedBox(
             record["cx_px"],
