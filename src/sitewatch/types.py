@@ -88,6 +88,10 @@ class OrientedBox:
         v = np.array([vx, vy]) * hw
         return np.stack([c + u + v, c + u - v, c - u - v, c - u + v])
 
+    def corner_list(self, decimals: int = 2) -> list[list[float]]:
+        """The four corners as ``[[x, y], ...]`` rounded to ``decimals`` pixels, as records publish them."""
+        return [[round(float(x), decimals), round(float(y), decimals)] for x, y in self.corners()]
+
     def envelope(self) -> tuple[float, float, float, float]:
         """Axis-aligned bounds ``(xmin, ymin, xmax, ymax)`` of the box, pixels."""
         pts = self.corners()
@@ -209,12 +213,11 @@ class Detection:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (see docs/schema.md); round-trips through :meth:`from_dict`."""
-        corners = self.box.corners()
         return {
             "id": self.id,
             "category": self.category,
             "score": round(float(self.score), 4),
-            "corners": [[round(float(x), 2), round(float(y), 2)] for x, y in corners],
+            "corners": self.box.corner_list(),
             "center": [round(self.box.cx, 2), round(self.box.cy, 2)],
             "length_px": round(self.box.length, 2),
             "width_px": round(self.box.width, 2),

@@ -58,7 +58,7 @@ def detection_feature(p: Pass, d: Detection, status: str | None = None) -> dict[
         d, pass_id=p.id, site=p.site, acquired=p.acquired.isoformat() if p.acquired else None
     )
     props = feature["properties"]
-    props["pixel_polygon"] = [[round(float(x), 2), round(float(y), 2)] for x, y in d.box.corners()]
+    props["pixel_polygon"] = d.box.corner_list()
     if status is not None:
         props["status"] = status
     return feature
