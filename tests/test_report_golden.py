@@ -110,6 +110,15 @@ def test_simulated_demo_report_json_is_unchanged(demo: Demo) -> None:
 
 # --- every shape of a detection ------------------------------------------------------------------
 
+
+def test_simulated_demo_detections_fit_the_published_records(demo: Demo) -> None:
+    from sitewatch.records import DetectionRecord, FlatDetectionRecord
+
+    for d in (d for p in demo.passes for d in p.detections):
+        DetectionRecord.of(d)
+        FlatDetectionRecord.of(d)
+
+
 #: One output read back: ``{layer: {"schema": ..., "columns": {name: [values]}}}``.
 Layers = dict[str, dict[str, Any]]
 

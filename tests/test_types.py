@@ -1,11 +1,20 @@
+import json
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from sitewatch.dota import iter_dataset
-from sitewatch.records import flat_record, from_flat_record
+from sitewatch.records import (
+    FLAT_SCHEMA_PATH,
+    FlatDetectionRecord,
+    flat_record,
+    flat_record_schema,
+    from_flat_record,
+    label_fields,
+)
 from sitewatch.types import Candidate, Detection, Measurement, OrientedBox
 
 
@@ -59,6 +68,21 @@ def test_flat_record_round_trip(identified: bool) -> None:
     record = flat_record(det)
     assert (record["type_name"], record["gsd_m"]) == (("Su-24", 0.5) if identified else (None, None))
     assert from_flat_record(record, det.footprint) == det
+    FlatDetectionRecord.of(det)  # the names and values the schema publishes
+
+
+def test_flat_record_schema_is_published() -> None:
+    import jsonschema
+
+    published = json.loads((Path(__file__).resolve().parents[1] / FLAT_SCHEMA_PATH).read_text())
+    assert published == flat_record_schema(), f"regenerate: python -m sitewatch.records flat > {FLAT_SCHEMA_PATH}"
+    det = Detection(OrientedBox.make(10, 20, 30, 12, 45), "ship", 0.5, candidates=(Candidate("x", "X", "r", 0.9),))
+    record = flat_record(det) | label_fields(det)
+    jsonschema.Draft202012Validator(published).validate(record)
+    with pytest.raises(jsonschema.ValidationError):  # not a rubber stamp
+        jsonschema.Draft202012Validator(published).validate(record | {"heading_px_deg": 200.0})
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(published).validate(record | {"cx": 1.0})
 
 
 def test_unknown_category_rejected() -> None:

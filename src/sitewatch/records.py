@@ -23,11 +23,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sitewatch.identify.hierarchy import label_detection
+from sitewatch.identify.hierarchy import LEVELS, label_detection
 from sitewatch.types import CATEGORIES, Candidate, Detection, Measurement, OrientedBox
 
-#: Where the generated schema is published, relative to the repository root.
+#: Where the generated schemas are published, relative to the repository root.
 DETECTION_SCHEMA_PATH = "docs/schemas/detection.schema.json"
+FLAT_SCHEMA_PATH = "docs/schemas/detection-flat.schema.json"
 
 Category = Literal[CATEGORIES]  # type: ignore[valid-type]
 PixelPoint = Annotated[list[float], Field(min_length=2, max_length=2, description="[x, y], pixels")]
@@ -35,6 +36,7 @@ LonLat = Annotated[
     list[float], Field(min_length=2, max_length=2, description="[longitude, latitude], degrees WGS84")
 ]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+NonNegativeOrNull = Annotated[float | None, Field(ge=0)]
 
 
 class MeasurementRecord(BaseModel):
@@ -126,6 +128,61 @@ class DetectionRecord(BaseModel):
     def of(cls, d: Detection) -> DetectionRecord:
         """The record of a detection (validates :meth:`Detection.to_dict`)."""
         return cls.model_validate(d.to_dict())
+
+
+class FlatDetectionRecord(BaseModel):
+    """One detection as flat columns: :func:`flat_record` with :func:`label_fields`.
+
+    The GIS exports, ``detect --geojson`` properties, the store's rows and the API's GeoJSON
+    properties pick their detection columns from these (see ``docs/pipeline.md``, "One flat record").
+    """
+
+    model_config = ConfigDict(extra="forbid", title="sitewatch detection, flat")
+
+    detection_id: int | None = Field(description="Store identifier, or null when not stored.")
+    category: Category = Field(description="Object category.")
+    score: Probability = Field(description="Detector confidence.")
+    best_type: str | None = Field(
+        description="type_id of the most likely candidate; null when not identified."
+    )
+    type_name: str | None = Field(description="Display name of that type.")
+    role: str | None = Field(description="Role group of that type.")
+    type_probability: Probability | None = Field(description="Probability of that type.")
+    length_m: NonNegativeOrNull = Field(
+        description="Length along the long axis, metres; null when not measured."
+    )
+    width_m: NonNegativeOrNull = Field(description="Extent across it, metres.")
+    length_sigma_m: NonNegativeOrNull = Field(description="1-sigma uncertainty of length_m, metres.")
+    width_sigma_m: NonNegativeOrNull = Field(description="1-sigma uncertainty of width_m, metres.")
+    heading_deg: float | None = Field(
+        ge=0,
+        lt=360,
+        description="Long axis on the ground, degrees clockwise from TRUE NORTH; null if not georeferenced.",
+    )
+    heading_sigma_deg: NonNegativeOrNull = Field(description="1-sigma uncertainty of heading_deg, degrees.")
+    gsd_m: float | None = Field(
+        gt=0, description="Ground sample distance the measurement used, metres per pixel."
+    )
+    cx_px: float = Field(description="Box centre x, pixels of the image detected on.")
+    cy_px: float = Field(description="Box centre y (down), pixels.")
+    length_px: float = Field(ge=0, description="Box extent along its long axis, pixels.")
+    width_px: float = Field(ge=0, description="Box extent across it, pixels.")
+    heading_px_deg: float = Field(
+        ge=0, lt=180, description="Long axis IN THE IMAGE, degrees clockwise from image-up, in [0, 180)."
+    )
+    candidates: list[CandidateRecord] = Field(description="Ranked type candidates, best first.")
+    label: str | None = Field(description="What may be said the object is: type, family, role or size class.")
+    label_level: Literal[LEVELS] | None = Field(  # type: ignore[valid-type]
+        description="The level of the label; null when not identified."
+    )
+    label_probability: Probability | None = Field(
+        description="Probability of the label's group (4 decimals)."
+    )
+
+    @classmethod
+    def of(cls, d: Detection) -> FlatDetectionRecord:
+        """The flat record of a detection (validates :func:`flat_record` and :func:`label_fields`)."""
+        return cls.model_validate(flat_record(d) | label_fields(d))
 
 
 #: Columns of the flat record that hold the measurement: its fields, under their own names.
@@ -221,6 +278,16 @@ def detection_list_schema() -> dict:
             "$defs": {**defs, "DetectionRecord": one}}  # fmt: skip
 
 
+def flat_record_schema() -> dict:
+    """The JSON Schema (draft 2020-12) of one flat detection record."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **FlatDetectionRecord.model_json_schema(),
+    }
+
+
 if __name__ == "__main__":
-    json.dump(detection_schema(), sys.stdout, indent=2, ensure_ascii=False)
+    # python -m sitewatch.records [flat]: the nested record's schema, or the flat record's
+    json.dump(flat_record_schema() if sys.argv[1:] == ["flat"] else detection_schema(), sys.stdout, indent=2,
+              ensure_ascii=False)  # fmt: skip
     sys.stdout.write("\n")
