@@ -127,8 +127,10 @@ def decode(
     if not finite.all():
         n, c, r, q, scores, g = n[finite], c[finite], r[finite], q[finite], scores[finite], g[finite]
     # Sides below one pixel are not objects' sizes; clamp them so every box is a proper polygon.
-    length = np.maximum(np.abs(g[:, 2]), 1.0).astype(np.float64)
-    width = np.maximum(np.abs(g[:, 3]), 1.0).astype(np.float64)
+    # Nor are sides beyond the tile's diagonal (a bound merging row by row relies on).
+    diag = float(np.hypot(*hm.shape[2:])) * stride
+    length = np.clip(np.abs(g[:, 2]), 1.0, diag).astype(np.float64)
+    width = np.clip(np.abs(g[:, 3]), 1.0, diag).astype(np.float64)
     heading = np.degrees(np.arctan2(g[:, 5], g[:, 4]) / 2.0)
     swap = width > length
     length, width = np.where(swap, width, length), np.where(swap, length, width)

@@ -27,6 +27,8 @@ boxes of other tiles as spares) runs before this, in :class:`~sitewatch.detect.s
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import shapely
 
@@ -72,6 +74,13 @@ def polygon_iou(pa: np.ndarray, pb: np.ndarray) -> np.ndarray:
 def rotated_iou(a: BoxArray, b: BoxArray) -> np.ndarray:
     """Rotated IoU matrix ``(len(a), len(b))`` of two sets of boxes in one frame."""
     return polygon_iou(polygons(a), polygons(b))
+
+
+def merge_rank(boxes: BoxArray, category_thresholds: np.ndarray | None = None) -> np.ndarray:
+    """The order :func:`merge` keeps boxes in (higher first): score, or score over its threshold."""
+    if category_thresholds is None:
+        return boxes.score
+    return boxes.score / np.maximum(np.asarray(category_thresholds, dtype=float)[boxes.category], 1e-6)
 
 
 def merge(
@@ -144,9 +153,7 @@ def merge(
     order_e = np.argsort(src, kind="stable")
     src, dst = src[order_e], dst[order_e]
     starts = np.searchsorted(src, np.arange(n + 1))
-    rank = boxes.score
-    if category_thresholds is not None:
-        rank = boxes.score / np.maximum(np.asarray(category_thresholds, dtype=float)[boxes.category], 1e-6)
+    rank = merge_rank(boxes, category_thresholds)
     order = np.lexsort((np.arange(n), -rank))
     kept = []
     for k in order:
@@ -155,3 +162,95 @@ def merge(
         kept.append(k)
         alive[dst[starts[k] : starts[k + 1]]] = False
     return np.asarray(kept, dtype=np.int64)
+
+
+class RowMerge:
+    """:func:`merge` over candidates that arrive row by row, holding only those the rows to come can touch.
+
+    Boxes interact in :func:`merge` only when their polygons intersect or their centres lie within
+    half the shorter length, so the candidates fall into independent groups (connected
+    components of that relation). A group none of whose boxes reaches within ``reach`` of the
+    rows still to run is merged and let go; the rest wait. The result equals one :func:`merge` of
+    all the candidates, in the same order, while memory follows a few rows of tiles, not the scene.
+
+    Args:
+        reach: how far above its tile's top edge a box of a later tile can reach, pixels (a box's
+            half diagonal and half length are bounded by it).
+        **merge_args: the arguments of :func:`merge` besides the boxes and their edge codes.
+    """
+
+    def __init__(self, reach: float, **merge_args: Any) -> None:
+        self.reach = float(reach)
+        self.merge_args = merge_args
+        self._boxes: list[BoxArray] = []
+        self._edge: list[np.ndarray] = []
+        self._index: list[np.ndarray] = []
+        self._seen = 0
+        self._kept: list[BoxArray] = []
+        self._kept_index: list[np.ndarray] = []
+
+    def add(self, boxes: BoxArray, edge: np.ndarray, next_row: float) -> None:
+        """Take a batch of candidates; ``next_row``: least top edge of the tiles yet to run (inf: none)."""
+        self._boxes.append(boxes)
+        self._edge.append(np.asarray(edge, dtype=np.int8))
+        self._index.append(np.arange(self._seen, self._seen + len(boxes)))
+        self._seen += len(boxes)
+        self._flush(next_row)
+
+    def result(self) -> BoxArray:
+        """The merged boxes of everything added (call once every row has run)."""
+        self._flush(np.inf)
+        if not self._kept:
+            return BoxArray.concat([])
+        kept = BoxArray.concat(self._kept)
+        index = np.concatenate(self._kept_index)
+        order = np.lexsort((index, -merge_rank(kept, self.merge_args.get("category_thresholds"))))
+        return kept.take(order)
+
+    def _flush(self, next_row: float) -> None:
+        if not self._boxes:
+            return
+        boxes, edge, index = (
+            BoxArray.concat(self._boxes),
+            np.concatenate(self._edge),
+            np.concatenate(self._index),
+        )
+        if len(boxes) == 0:
+            self._boxes, self._edge, self._index = [], [], []
+            return
+        done = np.ones(len(boxes), dtype=bool)
+        if np.isfinite(next_row):
+            ymax = boxes.corners()[:, :, 1].max(axis=1)
+            waiting = ymax >= next_row - self.reach
+            if waiting.any():
+                group = _groups(boxes)
+                done = ~np.isin(group, group[waiting])
+        if done.any():
+            ready = np.flatnonzero(done)
+            part = boxes.take(ready)
+            keep = merge(part, edge=edge[ready], **self.merge_args)
+            self._kept.append(part.take(keep))
+            self._kept_index.append(index[ready][keep])
+        rest = np.flatnonzero(~done)
+        self._boxes, self._edge, self._index = [boxes.take(rest)], [edge[rest]], [index[rest]]
+
+
+def _groups(boxes: BoxArray) -> np.ndarray:
+    """Label per box of the groups :func:`merge` treats independently (see :class:`RowMerge`)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(boxes)
+    polys = polygons(boxes)
+    i, j = shapely.STRtree(polys).query(polys, predicate="intersects")
+    centres = shapely.points(np.column_stack([boxes.cx, boxes.cy]))
+    ci, cj = shapely.STRtree(centres).query(
+        centres, predicate="dwithin", distance=0.5 * float(boxes.length.max())
+    )
+    near = np.hypot(boxes.cx[ci] - boxes.cx[cj], boxes.cy[ci] - boxes.cy[cj]) <= 0.5 * np.minimum(
+        boxes.length[ci], boxes.length[cj]
+    )
+    rows = np.concatenate([i, ci[near]])
+    cols = np.concatenate([j, cj[near]])
+    graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]

@@ -23,7 +23,7 @@ from rasterio.windows import Window
 
 from sitewatch.detect.base import Detector, ProgressCallback
 from sitewatch.detect.decode import BoxArray, decode
-from sitewatch.detect.merge import EDGE_SPARE, EDGE_TRUNCATED, EDGE_WHOLE, merge
+from sitewatch.detect.merge import EDGE_SPARE, EDGE_TRUNCATED, EDGE_WHOLE, RowMerge, merge
 from sitewatch.detect.tiling import Tile, plan_tiles
 from sitewatch.errors import SceneError
 from sitewatch.imagery.base import Scene
@@ -280,9 +280,11 @@ class SlicedDetector(Detector):
         t0 = time.perf_counter()
         tiles = self.plan(scene, window=window, gsd_m=gsd_m)
         stats = RunStats(tiles=len(tiles), scales=tuple(sorted({round(t.scale, 4) for t in tiles})))
-        allb, edge = self.run_tiles(scene, tiles, window=window, progress=progress, stats=stats)
-        stats.candidates = len(allb)
-        out = self.merge_candidates(allb, edge)
+        merger = RowMerge(max((_reach(t) for t in tiles), default=0.0), **self._merge_args())
+        for b, e, next_row in self._candidates(scene, tiles, window, progress, stats):
+            stats.candidates += len(b)
+            merger.add(b, e, next_row)
+        out = merger.result()
         stats.kept = len(out)
         stats.total_s = time.perf_counter() - t0
         self.last_stats = stats
@@ -322,10 +324,27 @@ class SlicedDetector(Detector):
             Boxes in scene pixels (``tile`` -1) and an edge code per box (whole, truncated by an
             inner tile edge, or spare: see :func:`~sitewatch.detect.merge.merge`).
         """
-        region = _clip(window, scene)
-        stats = stats if stats is not None else RunStats(tiles=len(tiles))
         parts: list[BoxArray] = []
         edges: list[np.ndarray] = []
+        for b, e, _ in self._candidates(scene, tiles, window, progress, stats):
+            parts.append(b)
+            edges.append(e)
+        return BoxArray.concat(parts), (np.concatenate(edges) if edges else np.zeros(0, dtype=np.int8))
+
+    def _candidates(
+        self,
+        scene: Scene,
+        tiles: list[Tile],
+        window: Window | None,
+        progress: ProgressCallback | None,
+        stats: RunStats | None,
+    ) -> Iterator[tuple[BoxArray, np.ndarray, float]]:
+        """Candidates and edge codes batch by batch, with the least top edge of the tiles still to run."""
+        region = _clip(window, scene)
+        stats = stats if stats is not None else RunStats(tiles=len(tiles))
+        chunks = self._chunks(tiles)
+        tops = [min(t.window.row_off for t in c) for c in chunks]
+        next_row = [*np.minimum.accumulate(tops[::-1])[::-1][1:].tolist(), np.inf]
         done = 0
         thresholds = np.array(list(self.score_thresholds.values()), dtype=np.float32)
         env = (
@@ -334,32 +353,38 @@ class SlicedDetector(Detector):
             else contextlib.nullcontext()
         )
         with env:
-            for batch_tiles, images in self._batches(scene, tiles, stats):
-                t1 = time.perf_counter()
-                heatmap, geometry = self.backend.run(images)
-                stats.run_s += time.perf_counter() - t1
-                boxes = decode(
-                    heatmap, geometry, score_threshold=thresholds, stride=self.info.stride, top_k=self.top_k
-                )
-                b, e = _to_scene(boxes, batch_tiles, region)
-                parts.append(b)
-                edges.append(e)
-                done += len(batch_tiles)
+            for k, (batch_tiles, images, given) in enumerate(self._batches(scene, chunks, stats)):
+                if images is not None:
+                    t1 = time.perf_counter()
+                    heatmap, geometry = self.backend.run(images)
+                    stats.run_s += time.perf_counter() - t1
+                    boxes = decode(
+                        heatmap,
+                        geometry,
+                        score_threshold=thresholds,
+                        stride=self.info.stride,
+                        top_k=self.top_k,
+                    )
+                    b, e = _to_scene(boxes, batch_tiles, region)
+                else:
+                    b, e = BoxArray.empty(), np.zeros(0, dtype=np.int8)
+                done += given
                 if progress is not None:
-                    progress(done + stats.tiles_skipped, len(tiles))
-        return BoxArray.concat(parts), (np.concatenate(edges) if edges else np.zeros(0, dtype=np.int8))
+                    progress(done, len(tiles))
+                yield b, e, next_row[k]
+
+    def _merge_args(self) -> dict:
+        return {
+            "iou_threshold": self.iou_threshold,
+            "cross_iou_threshold": self.cross_iou_threshold,
+            "shared_centre_area_ratio": self.shared_centre_area_ratio,
+            "category_thresholds": np.array([self.info.threshold_for(c) for c in self.info.categories]),
+        }
 
     def merge_candidates(self, boxes: BoxArray, edge: np.ndarray | None = None) -> BoxArray:
         """One box per object from the candidates of :meth:`run_tiles` (see
         :func:`~sitewatch.detect.merge.merge`)."""
-        keep = merge(
-            boxes,
-            edge=edge,
-            iou_threshold=self.iou_threshold,
-            cross_iou_threshold=self.cross_iou_threshold,
-            shared_centre_area_ratio=self.shared_centre_area_ratio,
-            category_thresholds=np.array([self.info.threshold_for(c) for c in self.info.categories]),
-        )
+        keep = merge(boxes, edge=edge, **self._merge_args())
         return boxes.take(keep)
 
     def _read(self, scene: Scene, tile: Tile) -> np.ndarray | None:
@@ -384,34 +409,39 @@ class SlicedDetector(Detector):
         images = np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2), dtype=np.float32)
         return kept, images, len(tiles) - len(kept)
 
-    def _batches(
-        self, scene: Scene, tiles: list[Tile], stats: RunStats
-    ) -> Iterator[tuple[list[Tile], np.ndarray]]:
-        """Batches of same-shape tiles with their pixels; the next batch is read while one runs."""
-        groups: dict[tuple[int, int], list[Tile]] = {}
+    def _chunks(self, tiles: list[Tile]) -> list[list[Tile]]:
+        """Batches of same-shape tiles, scale by scale and row by row (the order :class:`RowMerge`
+        lets go of boxes in)."""
+        groups: dict[tuple[float, int, int], list[Tile]] = {}
         for t in tiles:
-            groups.setdefault(t.out_shape, []).append(t)
+            groups.setdefault((t.scale, *t.out_shape), []).append(t)
         chunks = [
             g[i : i + self.batch_size] for g in groups.values() for i in range(0, len(g), self.batch_size)
         ]
+        passes = {s: k for k, s in enumerate(dict.fromkeys(t.scale for t in tiles))}
+        return sorted(chunks, key=lambda c: (passes[c[0].scale], min(t.window.row_off for t in c)))
+
+    def _batches(
+        self, scene: Scene, chunks: list[list[Tile]], stats: RunStats
+    ) -> Iterator[tuple[list[Tile], np.ndarray | None, int]]:
+        """Each chunk's tiles with pixels, their pixels (None: all empty) and the number of tiles
+        given; the next chunk is read while one runs."""
         if not chunks:
             return
         if not self.prefetch or len(chunks) == 1:
             for c in chunks:
                 kept, images, skipped = self._read_batch(scene, c)
                 stats.tiles_skipped += skipped
-                if images is not None:
-                    yield kept, images
+                yield kept, images, len(c)
             return
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sitewatch-read") as pool:
             future = pool.submit(self._read_batch, scene, chunks[0])
-            for nxt in [*chunks[1:], None]:
+            for c, nxt in zip(chunks, [*chunks[1:], None], strict=True):
                 kept, images, skipped = future.result()
                 if nxt is not None:
                     future = pool.submit(self._read_batch, scene, nxt)
                 stats.tiles_skipped += skipped
-                if images is not None:
-                    yield kept, images
+                yield kept, images, len(c)
 
 
 def _clip(window: Window | None, scene: Scene) -> Window:
@@ -424,6 +454,12 @@ def _clip(window: Window | None, scene: Scene) -> Window:
     if c1 <= c0 or r1 <= r0:
         raise SceneError(f"{scene.path}: window {window} lies outside the {scene.width}x{scene.height} image")
     return Window(c0, r0, c1 - c0, r1 - r0)
+
+
+def _reach(tile: Tile) -> float:
+    """How far above its tile's top edge a box from ``tile`` can reach, scene pixels: the tile's
+    diagonal (decoded sides are clamped to it)."""
+    return float(np.hypot(tile.out_shape[0] / tile.scale_y, tile.out_shape[1] / tile.scale_x))
 
 
 def _to_scene(boxes: BoxArray, tiles: list[Tile], region: Window) -> tuple[BoxArray, np.ndarray]:
