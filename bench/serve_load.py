@@ -1,11 +1,15 @@
 """Load on the web API: concurrent clients on loopback against the detections endpoint of one pass.
 
 Usage: python bench/serve_load.py [--store URL --pass ID] [--clients 100] [--requests 10] [--detections 500]
+                                  [--no-warm]
 
 Without ``--store`` a SQLite store is made in a temporary folder with one georeferenced pass of
 ``--detections`` detections (identified, with footprints). ``sitewatch serve`` is started as a
-separate process (uvicorn, one worker) on a free loopback port; ``--clients`` asyncio clients (one
-keep-alive connection each, on raw streams: the least client work on the shared cores) each send ``--requests`` requests one after another to ``/api/passes/ID/detections?limit=500``.
+separate process (uvicorn, one worker) on a free loopback port; as by default, it builds the report
+data of the store's site in a background thread as it starts, while the load runs (``--no-warm``:
+it does not). ``--clients`` asyncio clients (one keep-alive connection each, on raw streams: the
+least client work on the shared cores) each send ``--requests`` requests one after another to
+``/api/passes/ID/detections?limit=500``.
 Prints p50/p90/p99/max latency (ms), requests per second and the number of errors (non-200 or
 connection failures, or a page whose feature count is wrong), and the server's CPU time per request.
 """
@@ -120,6 +124,8 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=100)
     ap.add_argument("--requests", type=int, default=10, help="requests per client")
     ap.add_argument("--detections", type=int, default=500, help="detections of the generated pass")
+    ap.add_argument("--no-warm", action="store_true",
+                    help="start the server with --no-warm (no report built in the background while measuring)")  # fmt: skip
     args = ap.parse_args()
     tmp = tempfile.TemporaryDirectory()
     expected = None
@@ -133,7 +139,8 @@ def main() -> None:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     env.pop("SITEWATCH_API_TOKEN", None)
-    server = subprocess.Popen([sys.executable, "-m", "sitewatch.cli.main", "-q", "serve", "--store", url, "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "sitewatch.cli.main", "-q", "serve", "--store", url, "--port", str(port),
+                               *(["--no-warm"] if args.no_warm else [])],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:

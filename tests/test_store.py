@@ -145,6 +145,28 @@ def test_rescan_replaces_and_passes_are_ordered(store_url: str) -> None:
         assert n_det == 4  # 2 (a.tif) + 2 (tartus): replaced and deleted passes left no detections
 
 
+def test_change_mark_moves_on_every_commit_by_anyone(store_url: str) -> None:
+    with open_store(store_url) as store, open_store(store_url) as other:
+        if store.dialect != "sqlite":
+            assert store.change_mark() is None  # PostgreSQL: no cheap mark, callers look things up
+            return
+        m0 = store.change_mark()
+        assert m0 is not None and store.change_mark() == m0
+        pid = other.save_pass(_pass(n=2))  # another connection (as another process would)
+        m1 = store.change_mark()
+        assert m1 != m0
+        store.get_pass(pid)
+        store.list_passes("hmeimim")
+        assert store.change_mark() == m1  # reads change nothing
+        store.save_pass(_pass("b.tif", n=1))  # this store's own writes count too
+        m2 = store.change_mark()
+        assert m2 not in (m0, m1)
+        other.delete_pass(pid)
+        assert store.change_mark() != m2
+        store.close()
+        assert store.change_mark() is not None and store.change_mark()[0] != m2[0]  # new connection, new serial
+
+
 def test_detections_in_area(store_url: str) -> None:
     with open_store(store_url) as store:
         pid = store.save_pass(_pass(n=4))

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 
 from sitewatch import __version__
+from sitewatch.api.cache import CachedPassResponses
 from sitewatch.api.context import ServerContext
 from sitewatch.api.errors import install_error_handlers
 from sitewatch.api.security import require_read
@@ -66,6 +67,7 @@ def create_app(
     app.state.ctx = ctx
     app.state.jobs = jobs.JobManager(ctx)
     install_error_handlers(app)
+    app.add_middleware(CachedPassResponses, ctx=ctx)  # innermost: CORS below wraps it
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

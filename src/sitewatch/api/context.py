@@ -12,6 +12,7 @@ from typing import Any
 
 from shapely.geometry import Polygon, box
 
+from sitewatch.api.cache import PassResponseCache
 from sitewatch.api.settings import ApiSettings
 from sitewatch.errors import SiteError
 from sitewatch.store import Store, open_store
@@ -89,7 +90,8 @@ class ServerContext:
         self._detector: Any = None
         self.comparisons = LruCache(32)
         self.reports = LruCache(4)
-        self.pages = LruCache(256)
+        #: encoded per-pass responses (detections pages, pass summaries, previews) with their ETags
+        self.pass_responses = PassResponseCache(int(settings.response_cache_mb * 1024 * 1024))
         #: (pass id, stored time) → value range a tile stretches to 0..255
         self.pixel_ranges: dict[tuple[int | None, datetime | None], tuple[float, float]] = {}
 
@@ -105,6 +107,11 @@ class ServerContext:
                 if self._store is None:
                     self._store = open_store(self.store_url)
                     log.info("serving store %s", self._store.url)
+        return self._store
+
+    def opened_store(self) -> Store | None:
+        """The store if it is open already, else None (opening it may wait on the network: not on the
+        event loop)."""
         return self._store
 
     def detector(self) -> Any:

@@ -8,10 +8,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import TypeAdapter
 from shapely.geometry import Polygon
-from starlette.concurrency import run_in_threadpool
 
 from sitewatch.api._params import PathId, parse_bbox, parse_time
+from sitewatch.api.cache import NOT_MODIFIED, pass_response
 from sitewatch.api.context import ServerContext
 from sitewatch.api.errors import BadParameterError, NotFoundError
 from sitewatch.api.security import require_read, require_write
@@ -24,6 +25,8 @@ router = APIRouter(prefix="/api", tags=["passes"])
 GEOJSON = "application/geo+json"
 #: Default features per detections page.
 DEFAULT_PAGE = 500
+#: How FastAPI encodes a route's ``dict[str, Any]`` answer (pydantic's JSON): cached summaries keep its bytes.
+_SUMMARY = TypeAdapter(dict[str, Any])
 
 
 def ctx_of(request: Request) -> ServerContext:
@@ -99,40 +102,47 @@ def feature_page(
     }
 
 
-@router.get("/passes/{pass_id}", dependencies=[Depends(require_read)])
-def show_pass(request: Request, pass_id: PathId) -> dict[str, Any]:
+@router.get("/passes/{pass_id}", dependencies=[Depends(require_read)], response_model=dict[str, Any],
+            responses=NOT_MODIFIED)  # fmt: skip
+async def show_pass(request: Request, pass_id: PathId) -> Response:
     """One pass (without its detections)."""
-    return pass_summary(ctx_of(request).store.get_pass(pass_id))
+    ctx = ctx_of(request)
+    return await pass_response(
+        request,
+        pass_id,
+        "application/json",
+        lambda: _SUMMARY.dump_json(pass_summary(ctx.store.get_pass(pass_id))),
+    )
 
 
 @router.delete("/passes/{pass_id}", status_code=204, dependencies=[Depends(require_write)])
 def delete_pass(request: Request, pass_id: PathId) -> Response:
     """Delete a pass and its detections."""
-    ctx_of(request).store.delete_pass(pass_id)
+    ctx = ctx_of(request)
+    try:
+        ctx.store.delete_pass(pass_id)
+    finally:
+        ctx.pass_responses.forget_pass(pass_id)
     return Response(status_code=204)
 
 
 @router.get("/passes/{pass_id}/detections", dependencies=[Depends(require_read)], response_class=Response,
-            responses={200: {"content": {GEOJSON: {}}}})  # fmt: skip
+            responses={200: {"content": {GEOJSON: {}}}, **NOT_MODIFIED})  # fmt: skip
 async def pass_detections(
     request: Request, pass_id: PathId, f: Annotated[DetectionFilter, Depends(detection_filter)]
 ) -> Response:
     """The detections of a pass as GeoJSON (WGS84 footprints; null geometry in pixel space), paged.
 
-    Pages are cached per version of the pass (its id and storage time, checked on every request).
+    Answered from the server's cache of encoded pages while the pass exists (see
+    :mod:`sitewatch.api.cache`), with a strong ``ETag``: ``If-None-Match`` with it gives 304.
     """
     ctx = ctx_of(request)
-    stamp = await run_in_threadpool(ctx.store.pass_stamp, pass_id)
-    key = (pass_id, stamp, tuple(sorted(request.query_params.multi_items())))
-    body = ctx.pages.peek(key)
-    if body is None:
 
-        def make() -> bytes:
-            p = ctx.store.get_pass(pass_id)
-            return _encode(feature_page(request, [(p, d) for d in p.detections if f.keep(d)], f))
+    def make() -> bytes:
+        p = ctx.store.get_pass(pass_id)
+        return _encode(feature_page(request, [(p, d) for d in p.detections if f.keep(d)], f))
 
-        body = await run_in_threadpool(ctx.pages.get_or_make, key, make)
-    return Response(body, media_type=GEOJSON)
+    return await pass_response(request, pass_id, GEOJSON, make)
 
 
 def _encode(obj: Any) -> bytes:

@@ -8,11 +8,14 @@ also accepted as the ``access_token`` query parameter.
 from __future__ import annotations
 
 import hmac
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
-from sitewatch.api.context import ServerContext
 from sitewatch.api.errors import AuthenticationError, WriteDisabledError
+
+if TYPE_CHECKING:
+    from sitewatch.api.context import ServerContext
 
 
 def _presented(request: Request) -> str | None:
@@ -29,6 +32,14 @@ def _check(request: Request, token: str) -> None:
         raise AuthenticationError("this server needs a token: send 'Authorization: Bearer TOKEN'")
     if not hmac.compare_digest(given.encode(), token.encode()):
         raise AuthenticationError("wrong token")
+
+
+def may_read(request: Request, ctx: ServerContext) -> bool:
+    """Whether :func:`require_read` lets ``request`` through (no token configured, or the right one)."""
+    if not ctx.settings.token:
+        return True
+    given = _presented(request)
+    return given is not None and hmac.compare_digest(given.encode(), ctx.settings.token.encode())
 
 
 async def require_read(request: Request) -> None:

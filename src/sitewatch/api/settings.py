@@ -26,6 +26,8 @@ class ApiSettings(FileSettings):
         jobs_dir: where scan jobs and uploads are kept; default ``<home>/jobs``.
         model: detector model name or .onnx path for scan jobs (default: the bundled model).
         max_page: most features one detections page may hold.
+        response_cache_mb: most MiB of encoded per-pass responses (detections pages, pass summaries,
+            previews) the server keeps to answer again without the store; 0 keeps none.
         warm_reports: build the report data (assessment, comparisons) of every site with passes in the
             background when the server starts, so the first dashboard visit does not wait for it.
     """
@@ -41,6 +43,7 @@ class ApiSettings(FileSettings):
     jobs_dir: Path | None = None
     model: str | None = None
     max_page: int = Field(default=1000, ge=1)
+    response_cache_mb: float = Field(default=64.0, ge=0)
     warm_reports: bool = False
 
     def resolved_jobs_dir(self) -> Path:

@@ -22,6 +22,7 @@ from rio_tiler.errors import NoOverviewWarning, TileOutsideBounds
 from rio_tiler.io import Reader
 
 from sitewatch.api._params import PathId
+from sitewatch.api.cache import NOT_MODIFIED, pass_response
 from sitewatch.api.context import ServerContext
 from sitewatch.api.errors import BadParameterError
 from sitewatch.api.security import require_read
@@ -153,18 +154,18 @@ def tile(
 
 
 @router.get("/passes/{pass_id}/image.jpg", dependencies=[Depends(require_read)], response_class=Response,
-            responses={200: {"content": {"image/jpeg": {}}}})  # fmt: skip
-def preview(
+            responses={200: {"content": {"image/jpeg": {}}}, **NOT_MODIFIED})  # fmt: skip
+async def preview(
     request: Request, pass_id: PathId, max_px: Annotated[int, Query(ge=64, le=8192)] = 2048
 ) -> Response:
     """The whole scene of a pass as one JPEG, its longer side at most ``max_px`` (for pixel-space passes).
 
-    Nodata shows black. Cached per version of the pass and size.
+    Nodata shows black. Cached while the pass exists (:mod:`sitewatch.api.cache`), with an ``ETag``.
     """
     ctx = ctx_of(request)
-    key = ("preview", pass_id, ctx.store.pass_stamp(pass_id), max_px)
-    body = ctx.pages.get_or_make(key, lambda: _preview_jpeg(ctx.store.get_pass(pass_id), max_px))
-    return Response(body, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+    return await pass_response(
+        request, pass_id, "image/jpeg", lambda: _preview_jpeg(ctx.store.get_pass(pass_id), max_px)
+    )
 
 
 def _preview_jpeg(p: Pass, max_px: int) -> bytes:

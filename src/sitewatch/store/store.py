@@ -9,8 +9,11 @@ store as it was (each write is one transaction).
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -38,6 +41,9 @@ BUSY_TIMEOUT_S = 30
 #: ``detections`` columns named otherwise in the flat record (:func:`sitewatch.records.flat_record`),
 #: kept from schema v1.
 _RECORD_NAME = {"cx": "cx_px", "cy": "cy_px", "meas_gsd_m": "gsd_m"}
+
+#: Serial numbers of the connections :meth:`Store.change_mark` reads (marks of two never compare equal).
+_MARK_SERIALS = itertools.count(1)
 
 
 def open_store(url: str | None = None) -> Store:
@@ -184,6 +190,10 @@ class Store:
         self._detection_columns = [
             c.name for c in self.schema.detections.columns if c.name not in ("id", "pass_id", "footprint")
         ]
+        self._mark_lock = threading.Lock()
+        self._mark_conn: sqlite3.Connection | None = None
+        self._mark_serial = 0
+        self._marks = engine.dialect.name == "sqlite" and engine.driver == "pysqlite"
 
     @property
     def url(self) -> str:
@@ -194,7 +204,48 @@ class Store:
         return f"Store({self.url!r})"
 
     def close(self) -> None:
+        with self._mark_lock:
+            if self._mark_conn is not None:
+                self._mark_conn.close()
+                self._mark_conn = None
         self.engine.dispose()
+
+    def change_mark(self) -> tuple[int, int] | None:
+        """A value that changes whenever anything is committed to the store, by this process or another;
+        None when the store cannot tell cheaply (PostgreSQL) or not right now.
+
+        On SQLite it is ``PRAGMA data_version`` read on a connection of its own that never writes (the
+        value changes when any other connection commits), with that connection's serial number. It
+        takes microseconds and never waits for a lock (a busy database answers None), so a server can
+        ask it on every request whether what it cached from the store may have changed since.
+        """
+        if not self._marks:
+            return None
+        with self._mark_lock:
+            try:
+                if self._mark_conn is None:
+                    self._mark_conn = self._open_mark_connection()
+                    if self._mark_conn is None:
+                        return None
+                row = self._mark_conn.execute("PRAGMA data_version").fetchone()
+            except sqlite3.Error as e:
+                log.debug("store %s: no change mark (%s)", self.url, e)
+                return None
+            return self._mark_serial, int(row[0])
+
+    def _open_mark_connection(self) -> sqlite3.Connection | None:
+        """The connection :meth:`change_mark` reads: it never writes, never waits for a lock and holds no
+        transaction. None (and no marks from this store) for a database that is not a file: a
+        connection of its own would not see its changes."""
+        cargs, cparams = self.engine.dialect.create_connect_args(self.engine.url)
+        uri = bool(cparams.get("uri", False))  # a file: URL
+        conn = sqlite3.connect(cargs[0], timeout=0, isolation_level=None, check_same_thread=False, uri=uri)
+        if not next((row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"), ""):
+            conn.close()
+            self._marks = False
+            return None
+        self._mark_serial = next(_MARK_SERIALS)
+        return conn
 
     def __enter__(self) -> Store:
         return self
