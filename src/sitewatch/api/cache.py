@@ -1,11 +1,12 @@
 """Encoded responses of one pass (its detections pages, its summary, its preview), cached in the server.
 
 A stored pass never changes: a rescan (``scan --force``, a watch retry, a scan job) stores a new pass
-under a new id and deletes the old one, ids are never reused, and nothing updates a pass in place. So
-the bytes of a per-pass response are a function of the request's path (which names the pass) and
-query, for as long as the pass exists. They are cached here by path and query as sent (an LRU bounded
-in bytes, per server, i.e. per store) with a strong ``ETag`` (a hash of the bytes): a client that
-sends it back in ``If-None-Match`` gets ``304 Not Modified`` without the body.
+under a new id and deletes the old one, ids are never reused, and nothing updates a stored pass in
+place (a schema upgrade by a newer sitewatch aside: restart the server after one). So the bytes of
+a per-pass response are a function of the request's path (which names the pass) and query, for as
+long as the pass exists. They are cached here by path and query as sent (an LRU bounded in bytes, per
+server, i.e. per store) with a strong ``ETag`` (a hash of the bytes): a client that sends it back in
+``If-None-Match`` gets ``304 Not Modified`` without the body.
 
 What the cache must never do is answer for a pass that has been deleted or replaced, by this server
 or by another process on the same store (``sitewatch watch``, ``sitewatch scan --force``). Each entry
