@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -161,14 +162,38 @@ def to_geojson(scene, detections: list[Detection], model: str) -> dict[str, Any]
     return {"type": "FeatureCollection", "features": features}
 
 
-def _write(text: str, out: str | None, overwrite: bool = False) -> None:
+def _write(text: str | Iterable[str], out: str | None, overwrite: bool = False) -> None:
+    """Write ``text`` (or its pieces, one at a time: a scene's detections need not be one string)
+    and a newline to ``out`` atomically, or to standard output."""
+    pieces = [text] if isinstance(text, str) else text
     if out is None:
-        click.echo(text)
+        for piece in pieces:
+            click.echo(piece, nl=False)
+        click.echo()
         return
     from sitewatch.output import atomic_output
 
-    with atomic_output(out, overwrite=overwrite, what="detections") as tmp:
-        tmp.write_text(text + "\n", encoding="utf-8")
+    with (
+        atomic_output(out, overwrite=overwrite, what="detections") as tmp,
+        tmp.open("w", encoding="utf-8") as f,
+    ):
+        f.writelines(pieces)
+        f.write("\n")
+
+
+def _json_array(detections: list[Detection], indent: int | None) -> Iterator[str]:
+    """``json.dumps([d.to_dict() for d in detections], indent=indent)``, one detection at a time."""
+    if not detections:
+        yield "[]"
+        return
+    pad = "" if indent is None else "\n" + " " * indent
+    sep = ", " if indent is None else ","
+    for k, d in enumerate(detections):
+        body = json.dumps(d.to_dict(), indent=indent)
+        if indent is not None:
+            body = body.replace("\n", pad)
+        yield ("[" if k == 0 else sep) + pad + body
+    yield ("" if indent is None else "\n") + "]"
 
 
 def _summary(scene, detections: list[Detection], detector, seconds: float, out: str | None) -> None:  # noqa: ANN001
@@ -325,9 +350,13 @@ def command(
         if as_geojson:
             _write(json.dumps(to_geojson(scene, detections, detector.label)), out, overwrite)
         elif as_jsonl:
-            _write("\n".join(json.dumps(d.to_dict()) for d in detections), out, overwrite)
+            _write(
+                (("\n" if k else "") + json.dumps(d.to_dict()) for k, d in enumerate(detections)),
+                out,
+                overwrite,
+            )
         elif as_json or out:
-            _write(json.dumps([d.to_dict() for d in detections], indent=None if out else 1), out, overwrite)
+            _write(_json_array(detections, indent=None if out else 1), out, overwrite)
         if not (as_json or as_jsonl or (as_geojson and out is None)):
             _summary(scene, detections, detector, seconds, out)
     sys.stdout.flush()
