@@ -579,3 +579,27 @@ def test_merge_one_object_one_category_for_thin_boxes_at_one_place() -> None:
     assert merge(b).tolist() == [0]
     cars = _boxes([(4, 0.6, 100.0, 100.0, 9.0, 4.0, 0.0), (4, 0.5, 106.0, 100.0, 9.0, 4.0, 0.0), (3, 0.5, 112.0, 100.0, 12.0, 5.0, 0.0)])
     assert sorted(merge(cars).tolist()) == [0, 1, 2]
+
+
+def test_read_cache_follows_one_row_of_tiles_across_the_scene(tmp_path) -> None:
+    """GDAL's block cache is sized to a tile row plus two block rows across the region, within the cap."""
+    import rasterio
+
+    from sitewatch.detect.sliced import _read_cache_mb
+    from sitewatch.detect.tiling import plan_tiles
+    from sitewatch.imagery import open_scene
+
+    path = tmp_path / "wide.tif"
+    profile = {"driver": "GTiff", "width": 8192, "height": 1024, "count": 3, "dtype": "uint16", "tiled": True,
+               "blockxsize": 256, "blockysize": 256}  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.ones((3, 1024, 8192), np.uint16))
+    with open_scene(path, gsd_m=0.5) as scene:
+        region = Window(0, 0, 8192, 1024)
+        tiles = plan_tiles(region, scale=1.0, tile_px=512, overlap_px=128)
+        # 1.25 x (512 + 2 x 256 rows) x 8192 px x 6 bytes = 60 MiB
+        assert _read_cache_mb(scene, region, tiles, 256) == 60
+        assert _read_cache_mb(scene, region, tiles, 40) == 40  # the cap holds
+        assert _read_cache_mb(scene, Window(0, 0, 512, 512), tiles[:1], 256) == 16  # the floor
+        assert _read_cache_mb(scene, region, tiles, None) is None
+    assert _read_cache_mb(ArrayScene(np.zeros((64, 64, 3), np.uint8), "a"), region, tiles, 256) == 256

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -135,7 +136,9 @@ class SlicedDetector(Detector):
         prefetch: read the next batch in a thread while the model runs.
         read_cache_mb: cap on GDAL's block cache while the tiles are read, MB (None: GDAL's
             default, 5 % of RAM). Tiles go row by row, so a few rows of source blocks are all
-            the cache needs; an uncapped cache makes resident memory grow with the scene.
+            the cache needs; an uncapped cache makes resident memory grow with the scene. For
+            a raster file the cache is sized to one row of tiles and two rows of its blocks
+            across the region, within this cap.
     """
 
     def __init__(
@@ -347,11 +350,8 @@ class SlicedDetector(Detector):
         next_row = [*np.minimum.accumulate(tops[::-1])[::-1][1:].tolist(), np.inf]
         done = 0
         thresholds = np.array(list(self.score_thresholds.values()), dtype=np.float32)
-        env = (
-            rasterio.Env(GDAL_CACHEMAX=self.read_cache_mb * 2**20)
-            if self.read_cache_mb
-            else contextlib.nullcontext()
-        )
+        cache_mb = _read_cache_mb(scene, region, tiles, self.read_cache_mb)
+        env = rasterio.Env(GDAL_CACHEMAX=cache_mb * 2**20) if cache_mb else contextlib.nullcontext()
         with env:
             for k, (batch_tiles, images, given) in enumerate(self._batches(scene, chunks, stats)):
                 if images is not None:
@@ -454,6 +454,23 @@ def _clip(window: Window | None, scene: Scene) -> Window:
     if c1 <= c0 or r1 <= r0:
         raise SceneError(f"{scene.path}: window {window} lies outside the {scene.width}x{scene.height} image")
     return Window(c0, r0, c1 - c0, r1 - r0)
+
+
+def _read_cache_mb(scene: Scene, region: Window, tiles: list[Tile], cap: int | None) -> int | None:
+    """GDAL block cache for reading ``tiles``, MB: a tile row's height plus two rows of source blocks,
+    across the region, at the file's bytes per pixel, with a quarter to spare; within ``cap`` and
+    at least 16 MB. ``cap`` alone when the scene is not a raster file (or ``cap`` is None)."""
+    dataset = getattr(scene, "dataset", None)
+    if cap is None or dataset is None or not tiles:
+        return cap
+    try:
+        block_rows = max(h for h, _ in dataset.block_shapes)
+        pixel_bytes = sum(np.dtype(t).itemsize for t in dataset.dtypes)
+    except (AttributeError, TypeError, ValueError):
+        return cap
+    tile_rows = max(t.window.height for t in tiles)
+    need = 1.25 * (tile_rows + 2 * block_rows) * region.width * pixel_bytes / 2**20
+    return int(min(cap, max(16, math.ceil(need))))
 
 
 def _reach(tile: Tile) -> float:
