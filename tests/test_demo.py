@@ -1,4 +1,4 @@
-"""sitewatch demo: SIMULATED Hmeimim (fast, truth detector) and the real Pléiades pair (labels fast, shipped detector slow)."""
+"""sitewatch demo: SIMULATED Hmeimim (truth detector) and the real Pléiades pair (labels; the shipped detector, about a minute)."""
 
 from __future__ import annotations
 
@@ -168,7 +168,6 @@ def _assert_no_type_below_threshold(out: Path, site: str) -> None:
     assert {g for g in groups if g in type_names} <= named
 
 
-@pytest.mark.slow
 def test_real_pair_demo_with_shipped_detector(tmp_path: Path, data_dir: Path) -> None:
     """The shipped detector's aircraft counts on the real pair lie within what its card allows, and the verdict holds.
 
