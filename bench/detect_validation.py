@@ -37,6 +37,7 @@ from sitewatch.cli.detect import open_image
 from sitewatch.detect.evaluate import Evaluator, iter_labelled
 from sitewatch.detect.onnx import OnnxDetector
 from sitewatch.detect.train.splits import AIRBUS, site_groups
+from sitewatch.geometry import polygons
 
 AP_FLOOR = 0.05
 
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         if image.dataset == AIRBUS:
             by_group[groups.get(image.name, image.name)].add(image, dets, cats)
         kept = [d for d in dets if d.score >= thresholds.get(d.category, pooled)]
-        labels = np.array([shapely.Polygon(o.box.corners()) for o in image.objects], dtype=object)
+        labels = polygons([o.box for o in image.objects])
         centres = np.array([[d.box.cx, d.box.cy] for d in kept]).reshape(-1, 2)
         owner = _inside_any(centres, labels)
         # A box "of" an object: centre inside it and area within a factor 3 of its label's.

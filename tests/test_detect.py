@@ -11,12 +11,13 @@ from rasterio.windows import Window
 
 from detect_support import BLOCK_LENGTH, BLOCK_WIDTH, GeometricBackend, paint_box, write_block_model
 from sitewatch.detect.decode import BoxArray, decode
-from sitewatch.detect.merge import EDGE_SPARE, EDGE_TRUNCATED, EDGE_WHOLE, RowMerge, merge, rotated_iou
+from sitewatch.detect.merge import EDGE_SPARE, EDGE_TRUNCATED, EDGE_WHOLE, RowMerge, merge
 from sitewatch.detect.onnx import OnnxDetector
 from sitewatch.detect.registry import ModelRegistry
 from sitewatch.detect.sliced import SlicedDetector
 from sitewatch.detect.tiling import plan_tiles
 from sitewatch.errors import ModelError
+from sitewatch.geometry import rotated_iou
 from sitewatch.imagery.base import ArrayScene
 from sitewatch.types import OrientedBox
 
@@ -492,7 +493,7 @@ def test_shipped_model_small_tiles_agree_with_one_large_tile(data_dir, pick: int
     window moves by a few pixels (no seam involved)."""
     from quality_support import shipped_evaluation
     from sitewatch.detect.evaluate import iter_labelled
-    from sitewatch.detect.merge import polygon_iou
+    from sitewatch.geometry import polygon_iou
     from sitewatch.imagery import open_scene
 
     shipped, _ = shipped_evaluation()

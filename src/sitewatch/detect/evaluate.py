@@ -32,9 +32,9 @@ import numpy as np
 import shapely
 
 from sitewatch.detect.base import Detector
-from sitewatch.detect.merge import polygon_iou
 from sitewatch.dota import LabelledImage, iter_dataset, load_class_map
 from sitewatch.errors import SceneError
+from sitewatch.geometry import match_greedy, polygon_iou, polygons
 from sitewatch.imagery.base import Scene
 from sitewatch.types import CATEGORIES, Detection
 
@@ -84,32 +84,28 @@ def match(
 ) -> np.ndarray:
     """Outcome of each prediction of one category on one image: :data:`TP`, :data:`FP` or :data:`IGNORED`.
 
-    VOC rule: predictions in descending score order take their best-IoU labelled object (difficult
-    ones included); IoU ≥ threshold with a difficult object → ignored, with a free object → TP, with
-    an object already taken → FP. Below the threshold a prediction lying mostly on an "ignore"
+    VOC rule (:func:`~sitewatch.geometry.match_greedy`): predictions in descending score order take
+    their best-IoU labelled object (difficult ones included); IoU ≥ threshold with a difficult object
+    → ignored, with a free object → TP, with an object already taken → FP. Below the threshold a
+    prediction lying mostly on an "ignore"
     object is ignored, else FP.
     """
     n = len(pred_polys)
     out = np.full(n, FP, dtype=np.int8)
     if n == 0:
         return out
-    iou = polygon_iou(pred_polys, gt_polys)
+    best, matched = match_greedy(polygon_iou(pred_polys, gt_polys), scores, iou_threshold)
     covered = np.zeros(n)
     if ignore_polys is not None and len(ignore_polys):
         region = shapely.union_all(ignore_polys)
         covered = shapely.area(shapely.intersection(pred_polys, region)) / np.maximum(
             shapely.area(pred_polys), 1e-12
         )
-    taken = np.zeros(len(gt_polys), dtype=bool)
-    for k in np.argsort(-np.asarray(scores), kind="stable"):
-        j = int(np.argmax(iou[k])) if len(gt_polys) else -1
-        if j >= 0 and iou[k, j] >= iou_threshold:
-            if gt_difficult[j]:
-                out[k] = IGNORED
-            elif not taken[j]:
-                out[k], taken[j] = TP, True
-        elif covered[k] >= IGNORE_COVER:
-            out[k] = IGNORED
+    hit = best >= 0
+    on_difficult = np.zeros(n, dtype=bool)
+    on_difficult[hit] = np.asarray(gt_difficult, dtype=bool)[best[hit]]
+    out[matched] = TP
+    out[on_difficult | (~hit & (covered >= IGNORE_COVER))] = IGNORED
     return out
 
 
@@ -255,10 +251,7 @@ class Evaluator:
             gt = shapely.polygons(np.array([o.corners for o in objs])) if objs else np.empty(0, dtype=object)
             difficult = np.array([o.difficult for o in objs], dtype=bool)
             scores = np.array([d.score for d in preds], dtype=float)
-            if image.axis_aligned:
-                polys = shapely.box(*np.array([d.box.envelope() for d in preds]).reshape(-1, 4).T)
-            else:
-                polys = shapely.polygons(np.array([d.box.corners() for d in preds]).reshape(-1, 4, 2))
+            polys = polygons([d.box for d in preds], envelope=image.axis_aligned)
             outcome = match(polys, scores, gt, difficult, ignore_polys, self.iou_threshold)
             counted = outcome != IGNORED
             self._scores[cat].append(scores[counted])

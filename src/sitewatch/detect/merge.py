@@ -33,47 +33,11 @@ import numpy as np
 import shapely
 
 from sitewatch.detect.decode import BoxArray
+from sitewatch.geometry import overlapping_pairs, polygons
 
 #: Edge codes of a candidate box (see :func:`merge`): whole and centred in its tile's core;
 #: touching an inner tile edge (centred in the core); whole but centred outside the core (spare).
 EDGE_WHOLE, EDGE_TRUNCATED, EDGE_SPARE = 0, 1, 2
-
-
-def polygons(boxes: BoxArray) -> np.ndarray:
-    """Shapely polygons of the boxes (same frame), one per box."""
-    if len(boxes) == 0:
-        return np.empty(0, dtype=object)
-    return shapely.polygons(boxes.corners())
-
-
-def overlapping_pairs(polys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All pairs ``i < j`` of intersecting polygons with their intersection areas."""
-    if len(polys) < 2:
-        e = np.zeros(0, dtype=np.int64)
-        return e, e.copy(), np.zeros(0)
-    tree = shapely.STRtree(polys)
-    i, j = tree.query(polys, predicate="intersects")
-    keep = i < j
-    i, j = i[keep], j[keep]
-    inter = shapely.area(shapely.intersection(polys[i], polys[j]))
-    return i, j, inter
-
-
-def polygon_iou(pa: np.ndarray, pb: np.ndarray) -> np.ndarray:
-    """IoU matrix ``(len(pa), len(pb))`` of two arrays of shapely polygons in one frame."""
-    out = np.zeros((len(pa), len(pb)))
-    if len(pa) == 0 or len(pb) == 0:
-        return out
-    ib, ia = shapely.STRtree(pa).query(pb, predicate="intersects")
-    inter = shapely.area(shapely.intersection(pa[ia], pb[ib]))
-    union = shapely.area(pa[ia]) + shapely.area(pb[ib]) - inter
-    out[ia, ib] = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-    return out
-
-
-def rotated_iou(a: BoxArray, b: BoxArray) -> np.ndarray:
-    """Rotated IoU matrix ``(len(a), len(b))`` of two sets of boxes in one frame."""
-    return polygon_iou(polygons(a), polygons(b))
 
 
 def merge_rank(boxes: BoxArray, category_thresholds: np.ndarray | None = None) -> np.ndarray:
