@@ -32,11 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import shapely
 from scipy.optimize import nnls
 
-from sitewatch.detect.merge import polygon_iou
 from sitewatch.dota import LabelledImage, iter_dataset
+from sitewatch.geometry import match_optimal, rotated_iou
 from sitewatch.identify.candidates import rank_types
 from sitewatch.identify.library import load_library
 from sitewatch.identify.measurement import BoxFit, box_fit, measure_box
@@ -285,32 +284,17 @@ class BoxPair:
         return (self.det.heading_deg - self.label.heading_deg + 90.0) % 180.0 - 90.0
 
 
-def _polys(boxes: list[OrientedBox], envelope: bool) -> np.ndarray:
-    if envelope:
-        return np.array([shapely.box(*b.envelope()) for b in boxes], dtype=object)
-    return np.array([shapely.Polygon(b.corners()) for b in boxes], dtype=object)
-
-
 def match_boxes(
     dets: list[OrientedBox], labels: list[OrientedBox], *, axis_aligned: bool, iou_min: float = 0.5
 ) -> list[tuple[int, int, float]]:
-    """One-to-one pairs ``(det index, label index, IoU)``, greedy by IoU, IoU >= ``iou_min``.
+    """One-to-one pairs ``(det index, label index, IoU)`` with IoU >= ``iou_min``, the most pairs then
+    the highest total IoU (:func:`~sitewatch.geometry.match_optimal`), in detection order.
 
     Oriented labels: rotated IoU; axis-aligned labels: IoU of the detection's envelope with the label box.
     """
-    if not dets or not labels:
-        return []
-    iou = polygon_iou(_polys(dets, axis_aligned), _polys(labels, axis_aligned))
-    order = np.dstack(np.unravel_index(np.argsort(-iou, axis=None), iou.shape))[0]
-    used_d, used_l, out = set(), set(), []
-    for i, j in order:
-        if iou[i, j] < iou_min:
-            break
-        if i not in used_d and j not in used_l:
-            used_d.add(i)
-            used_l.add(j)
-            out.append((int(i), int(j), float(iou[i, j])))
-    return out
+    iou = rotated_iou(dets, labels, envelope=axis_aligned)
+    rows, cols = match_optimal(1.0 - iou, iou >= iou_min)
+    return [(i, j, float(iou[i, j])) for i, j in zip(rows.tolist(), cols.tolist(), strict=True)]
 
 
 def model_id(path: str | Path) -> str:
