@@ -16,7 +16,8 @@ from shapely.geometry import Polygon
 from skimage.measure import find_contours
 
 from sitewatch.identify import identify_detections
-from sitewatch.identify.measurement import BoxFit, Georef, box_fit, measure_box
+from sitewatch.identify.measurement import BoxFit, box_fit, measure_box
+from sitewatch.imagery.georef import Georef
 from sitewatch.types import Detection, OrientedBox
 
 GEOD = Geod(ellps="WGS84")
@@ -88,7 +89,7 @@ def test_drawn_rectangle_measured_within_one_pixel_and_one_degree(scene, heading
 def test_grid_convergence_matters_here() -> None:
     """On the north-up UTM scene image-up is grid north, ~2.25 degrees off true north: ignoring it fails."""
     crs, transform, _ = _utm_north_up()
-    north = Georef.make(transform, crs).north_px(SIZE / 2, SIZE / 2)
+    north = Georef.make(transform, crs).true_north_deg(SIZE / 2, SIZE / 2)
     convergence = (LON - 3.0) * math.sin(math.radians(LAT))
     assert (north - 360.0 if north > 180 else north) == pytest.approx(-convergence, abs=0.05)
     box = _draw_and_fit(_ground_corners(35.0), crs, transform)

@@ -28,8 +28,9 @@ from sitewatch.assess.hypotheses import EvidenceItem, HypothesisResult
 from sitewatch.compare import Comparison, ObjectChange, Registration
 from sitewatch.errors import ReportError
 from sitewatch.imagery.base import ArrayScene
+from sitewatch.imagery.georef import Georef
 from sitewatch.report import assemble_report_data, render_html, report_json, save_report
-from sitewatch.report.chips import STATUS_COLOURS, ChipBox, nice_length_m, north_angle_deg, render_chip
+from sitewatch.report.chips import STATUS_COLOURS, ChipBox, nice_length_m, render_chip
 from sitewatch.report.model import EvidenceEntry, Judgement, ReportData
 from sitewatch.sites import Site
 from sitewatch.types import CATEGORIES, Candidate, Detection, Measurement, OrientedBox, Pass
@@ -161,11 +162,10 @@ def _has_colour(img: np.ndarray, rgb: tuple[int, int, int], tol: int = 30) -> in
 def test_north_angle_from_transform() -> None:
     t = Affine(GSD, 0, ORIGIN[0], 0, -GSD, ORIGIN[1])
     # UTM grid north differs from true north by the meridian convergence (< 3 deg here).
-    assert abs(((north_angle_deg(t, UTM, 256, 256) + 180) % 360) - 180) < 3
+    assert abs(((Georef(t, UTM).true_north_deg(256, 256) + 180) % 360) - 180) < 3
     rotated = t * Affine.rotation(90)  # pixel axes turned 90 deg
-    ang = north_angle_deg(rotated, UTM, 0, 0)
+    ang = Georef(rotated, UTM).true_north_deg(0, 0)
     assert abs(((ang - 90 + 180) % 360) - 180) < 3 or abs(((ang - 270 + 180) % 360) - 180) < 3
-    assert north_angle_deg(None, None, 0, 0) is None
 
 
 def test_nice_scale_length() -> None:

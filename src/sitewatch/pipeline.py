@@ -20,7 +20,6 @@ import warnings
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import shapely
 from rasterio.windows import Window
 from shapely.geometry import Polygon
@@ -320,9 +319,7 @@ def _with_footprints(scene: Scene, detections: list[Detection]) -> list[Detectio
     """Detections with their oriented boxes mapped to WGS84 corner polygons."""
     if not detections:
         return detections
-    corners = np.stack([d.box.corners() for d in detections])  # (n, 4, 2) pixels
-    lons, lats = georef.pixel_to_lonlat(scene, corners[..., 0].ravel(), corners[..., 1].ravel())
-    lonlat = np.column_stack([lons, lats]).reshape(-1, 4, 2)
+    lonlat = georef.box_corners_lonlat(scene, [d.box for d in detections])
     return [
         dataclasses.replace(d, footprint=tuple((float(x), float(y)) for x, y in ring))
         for d, ring in zip(detections, lonlat, strict=True)

@@ -85,18 +85,12 @@ def with_footprints(scene, detections: list[Detection]) -> list[Detection]:  # n
     """Detections with WGS84 footprints (corner lon/lat) when the scene is georeferenced."""
     if not scene.georeferenced or not detections:
         return detections
-    import numpy as np
+    from sitewatch.imagery.georef import box_corners_lonlat
 
-    from sitewatch.imagery import pixel_to_lonlat
-
-    corners = np.stack([d.box.corners() for d in detections])  # (n, 4, 2)
-    lons, lats = pixel_to_lonlat(scene, corners[:, :, 0].ravel(), corners[:, :, 1].ravel())
-    lons, lats = lons.reshape(-1, 4), lats.reshape(-1, 4)
+    lonlat = box_corners_lonlat(scene, [d.box for d in detections])
     return [
-        replace(
-            d, footprint=tuple((round(float(x), 8), round(float(y), 8)) for x, y in zip(lo, la, strict=True))
-        )
-        for d, lo, la in zip(detections, lons, lats, strict=True)
+        replace(d, footprint=tuple((round(float(x), 8), round(float(y), 8)) for x, y in ring))
+        for d, ring in zip(detections, lonlat, strict=True)
     ]
 
 

@@ -16,7 +16,7 @@ from sitewatch.identify.identification import (
     role_probabilities,
 )
 from sitewatch.identify.library import EquipmentType, Library, load_library, role_of, role_phrase
-from sitewatch.identify.measurement import Georef, measure_box
+from sitewatch.identify.measurement import measure_box
 from sitewatch.identify.settings import IdentifySettings
 
 __all__ = [
@@ -24,7 +24,6 @@ __all__ = [
     "UNKNOWN_ROLE",
     "EquipmentType",
     "LEVELS",
-    "Georef",
     "Identification",
     "IdentifySettings",
     "Label",

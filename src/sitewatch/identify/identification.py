@@ -11,8 +11,9 @@ from typing import Any, Literal
 from sitewatch.identify.candidates import UNKNOWN_ID, UNKNOWN_ROLE, Ranking, rank_types
 from sitewatch.identify.hierarchy import LEVELS, label_detection
 from sitewatch.identify.library import Library, load_library
-from sitewatch.identify.measurement import Georef, measure_box
+from sitewatch.identify.measurement import measure_box
 from sitewatch.identify.settings import IdentifySettings
+from sitewatch.imagery.georef import Georef
 from sitewatch.types import Candidate, Detection, Measurement
 
 log = logging.getLogger(__name__)

@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 import yaml
-from pyproj import CRS, Geod, Transformer
-from rasterio.transform import Affine
+from pyproj import Geod
 
 from sitewatch.errors import GeoreferenceError
+from sitewatch.imagery.georef import Georef
 from sitewatch.types import Measurement, OrientedBox
 
 _GEOD = Geod(ellps="WGS84")
@@ -68,51 +68,6 @@ def _pair(values: Sequence[Any]) -> tuple[float, float]:
 def box_fit_status() -> str:
     """How the box-fit numbers were obtained (e.g. ``"label-noise estimate ..."``)."""
     return str(_boxfit_doc().get("status", ""))
-
-
-@dataclass(frozen=True, slots=True)
-class Georef:
-    """Pixel-to-lon/lat mapping: a rasterio affine transform and a CRS."""
-
-    transform: Affine
-    to_lonlat: Transformer
-
-    @classmethod
-    def make(cls, transform: Affine | Sequence[float], crs: Any) -> Georef:
-        """Build from an ``Affine`` (or its 6 GDAL-order numbers a,b,c,d,e,f) and any pyproj CRS input.
-
-        Raises:
-            GeoreferenceError: the CRS or transform is unusable.
-        """
-        try:
-            aff = transform if isinstance(transform, Affine) else Affine(*list(transform)[:6])
-            if abs(aff.determinant) < 1e-30:
-                raise ValueError("singular transform")
-            src = CRS.from_user_input(crs)
-            t = Transformer.from_crs(src, CRS.from_epsg(4326), always_xy=True)
-        except Exception as e:  # pyproj/affine raise many types
-            raise GeoreferenceError(f"cannot use CRS {crs!r} with transform {transform!r}: {e}") from e
-        return cls(aff, t)
-
-    def lonlat(self, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Pixel coordinates (x right, y down; pixel-corner origin) to WGS84 lon/lat, degrees."""
-        a = self.transform
-        X = a.a * xs + a.b * ys + a.c
-        Y = a.d * xs + a.e * ys + a.f
-        return self.to_lonlat.transform(X, Y)
-
-    def north_px(self, x: float, y: float, step_m: float = 1.0) -> float:
-        """Direction of true north at pixel ``(x, y)``, degrees clockwise from image-up.
-
-        Found by moving ``step_m`` metres north on the ellipsoid and mapping the point back to
-        pixels (pyproj inverse + inverse affine). Zero on a north-up UTM image at the central
-        meridian; the grid convergence elsewhere.
-        """
-        lon, lat = self.lonlat(np.array([x]), np.array([y]))
-        lon2, lat2, _ = _GEOD.fwd(lon, lat, [0.0], [step_m])
-        X, Y = self.to_lonlat.transform(lon2, lat2, direction="INVERSE")
-        px, py = ~self.transform * (float(X[0]), float(Y[0]))
-        return math.degrees(math.atan2(px - x, -(py - y))) % 360.0
 
 
 def ground_axes(box: OrientedBox, geo: Georef) -> tuple[float, float, float]:

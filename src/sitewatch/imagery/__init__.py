@@ -2,6 +2,7 @@
 
 from sitewatch.imagery.base import ArrayScene, Scene
 from sitewatch.imagery.georef import (
+    Georef,
     coverage,
     footprint_wgs84,
     gsd_of,
@@ -16,6 +17,7 @@ from sitewatch.imagery.stac import search_stac
 __all__ = [
     "MIN_SIDE_PX",
     "ArrayScene",
+    "Georef",
     "RasterScene",
     "Scene",
     "coverage",

@@ -1,4 +1,5 @@
-"""Georeferencing helpers: pixels <-> WGS84, scene footprints, AOI windows and coverage, GSD.
+"""Georeferencing: one pixel <-> ground mapping (:class:`Georef`: pixels <-> WGS84, true north),
+scene footprints, AOI windows and coverage, GSD.
 
 Frames: pixel coordinates are (x = column, y = row) with the origin at the top-left corner of the
 top-left pixel (rasterio convention, as in :mod:`sitewatch.types`); geographic coordinates are
@@ -8,7 +9,10 @@ WGS84 (EPSG:4326) longitude/latitude in degrees; distances are metres.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import shapely
@@ -21,6 +25,7 @@ from shapely.geometry import Polygon, box
 
 from sitewatch.errors import CoverageError, GeoreferenceError
 from sitewatch.imagery.base import Scene
+from sitewatch.types import OrientedBox
 
 WGS84 = CRS.from_epsg(4326)
 _GEOD = Geod(ellps="WGS84")
@@ -28,6 +33,8 @@ _GEOD = Geod(ellps="WGS84")
 #: Projected CRSs whose point scale differs from 1 by more than this (Web Mercator away from the
 #: equator) have their GSD corrected to ground metres; UTM-like grids keep their nominal pixel size.
 _SCALE_TOLERANCE = 0.01
+#: Latitude step, degrees, over which true north is found (:meth:`Georef.true_north_deg`).
+_NORTH_STEP_DEG = 0.001
 
 
 @lru_cache(maxsize=64)
@@ -43,15 +50,90 @@ def _from_wgs84(crs: CRS) -> Transformer:
     return _transformer(WGS84.to_wkt(), crs.to_wkt())
 
 
-def _georef(scene_or_transform: Scene | Affine, crs: CRS | str | None) -> tuple[Affine, CRS]:
-    if isinstance(scene_or_transform, Scene):
-        scene = scene_or_transform
-        if not scene.georeferenced:
+@dataclass(frozen=True, slots=True)
+class Georef:
+    """The pixel <-> ground mapping of an image: its affine pixel -> CRS transform and its CRS.
+
+    Frames as in the module docstring: pixels (x = column, y = row, top-left corner origin), WGS84
+    longitude/latitude in degrees, directions in degrees clockwise from image-up.
+    """
+
+    transform: Affine
+    crs: CRS
+
+    @classmethod
+    def make(cls, transform: Affine | Sequence[float], crs: Any) -> Georef:
+        """From an ``Affine`` (or its 6 GDAL-order numbers a, b, c, d, e, f) and any CRS input
+        (an EPSG string, WKT, PROJ string, a rasterio or pyproj CRS).
+
+        Raises:
+            GeoreferenceError: the CRS cannot be read or mapped to WGS84, or the transform is singular.
+        """
+        try:
+            aff = transform if isinstance(transform, Affine) else Affine(*list(transform)[:6])
+            if abs(aff.determinant) < 1e-30:
+                raise ValueError("singular transform")
+            src = CRS.from_user_input(crs)
+            _to_wgs84(src)
+        except Exception as e:  # rasterio, pyproj and affine raise many types
+            raise GeoreferenceError(f"cannot use CRS {crs!r} with transform {transform!r}: {e}") from e
+        return cls(aff, src)
+
+    @classmethod
+    def of(cls, scene: Scene) -> Georef:
+        """The georeference of a scene.
+
+        Raises:
+            GeoreferenceError: the scene is not georeferenced (pixel space only).
+        """
+        if scene.crs is None or scene.transform is None:
             raise GeoreferenceError(f"{scene.path}: scene is not georeferenced (pixel space only)")
-        return scene.transform, scene.crs  # type: ignore[return-value]
+        return cls(scene.transform, scene.crs)
+
+    def lonlat(
+        self, xs: np.ndarray | list[float] | float, ys: np.ndarray | list[float] | float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel coordinates to WGS84 ``(lons, lats)`` arrays, degrees."""
+        xs, ys = np.atleast_1d(np.asarray(xs, dtype=float)), np.atleast_1d(np.asarray(ys, dtype=float))
+        # Affine applies to arrays of coordinates too; its type hints cover scalars only
+        mx, my = self.transform * (xs, ys)  # type: ignore[operator]
+        lons, lats = _to_wgs84(self.crs).transform(mx, my)
+        return np.asarray(lons), np.asarray(lats)
+
+    def pixels(
+        self, lons: np.ndarray | list[float] | float, lats: np.ndarray | list[float] | float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """WGS84 longitudes/latitudes (degrees) to pixel ``(xs, ys)`` arrays (inverse of :meth:`lonlat`)."""
+        lons, lats = (
+            np.atleast_1d(np.asarray(lons, dtype=float)),
+            np.atleast_1d(np.asarray(lats, dtype=float)),
+        )
+        mx, my = _from_wgs84(self.crs).transform(lons, lats)
+        xs, ys = ~self.transform * (np.asarray(mx), np.asarray(my))
+        return np.asarray(xs), np.asarray(ys)
+
+    def true_north_deg(self, x: float, y: float) -> float:
+        """Direction of true north at pixel ``(x, y)``, degrees clockwise from image-up in [0, 360).
+
+        Found by moving 0.001 degree of latitude (about 111 m) north and mapping that point back to
+        pixels; a step that long keeps the round-trip error of a datum shift out of the angle. Zero on
+        a north-up UTM image at the central meridian; the grid convergence elsewhere. NaN where the
+        point cannot be mapped back.
+        """
+        lon, lat = self.lonlat(x, y)
+        px, py = self.pixels(lon, np.minimum(lat + _NORTH_STEP_DEG, 89.999))
+        dx, dy = float(px[0]) - x, float(py[0]) - y
+        if not (math.isfinite(dx) and math.isfinite(dy)) or math.hypot(dx, dy) == 0:
+            return math.nan
+        return math.degrees(math.atan2(dx, -dy)) % 360.0
+
+
+def _georef(scene_or_transform: Scene | Affine, crs: CRS | str | None) -> Georef:
+    if isinstance(scene_or_transform, Scene):
+        return Georef.of(scene_or_transform)
     if crs is None:
         raise GeoreferenceError("a CRS is needed with a bare transform")
-    return scene_or_transform, CRS.from_user_input(crs)
+    return Georef(scene_or_transform, CRS.from_user_input(crs))
 
 
 def pixel_to_lonlat(
@@ -60,7 +142,7 @@ def pixel_to_lonlat(
     ys: np.ndarray | list[float] | float,
     crs: CRS | str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Map pixel coordinates to WGS84 longitude/latitude.
+    """Map pixel coordinates to WGS84 longitude/latitude (:meth:`Georef.lonlat`).
 
     Args:
         scene_or_transform: a georeferenced scene, or an affine pixel -> CRS transform (then ``crs`` is
@@ -74,12 +156,7 @@ def pixel_to_lonlat(
     Raises:
         GeoreferenceError: the scene has no georeference.
     """
-    transform, src = _georef(scene_or_transform, crs)
-    xs, ys = np.atleast_1d(np.asarray(xs, dtype=float)), np.atleast_1d(np.asarray(ys, dtype=float))
-    # Affine applies to arrays of coordinates too; its type hints cover scalars only
-    mx, my = transform * (xs, ys)  # type: ignore[operator]
-    lons, lats = _to_wgs84(src).transform(mx, my)
-    return np.asarray(lons), np.asarray(lats)
+    return _georef(scene_or_transform, crs).lonlat(xs, ys)
 
 
 def lonlat_to_pixel(
@@ -90,11 +167,20 @@ def lonlat_to_pixel(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Map WGS84 longitude/latitude (degrees) to pixel ``(xs, ys)``; the inverse of
     :func:`pixel_to_lonlat`."""
-    transform, dst = _georef(scene_or_transform, crs)
-    lons, lats = np.atleast_1d(np.asarray(lons, dtype=float)), np.atleast_1d(np.asarray(lats, dtype=float))
-    mx, my = _from_wgs84(dst).transform(lons, lats)
-    xs, ys = ~transform * (np.asarray(mx), np.asarray(my))
-    return np.asarray(xs), np.asarray(ys)
+    return _georef(scene_or_transform, crs).pixels(lons, lats)
+
+
+def box_corners_lonlat(scene: Scene, boxes: Sequence[OrientedBox]) -> np.ndarray:
+    """WGS84 ``(lon, lat)`` of the corners of oriented boxes given in the scene's pixels, shape (n, 4, 2).
+
+    Raises:
+        GeoreferenceError: the scene has no georeference.
+    """
+    if not boxes:
+        return np.zeros((0, 4, 2))
+    corners = np.stack([b.corners() for b in boxes])
+    lons, lats = Georef.of(scene).lonlat(corners[..., 0].ravel(), corners[..., 1].ravel())
+    return np.stack([lons, lats], axis=1).reshape(-1, 4, 2)
 
 
 def polygon_to_pixels(scene: Scene, polygon_wgs84: Polygon, *, max_segment_deg: float = 0.001) -> Polygon:

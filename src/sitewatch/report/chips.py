@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from affine import Affine
 from PIL import Image, ImageDraw, ImageFont
 from rasterio.windows import Window
 
 from sitewatch.imagery.base import Scene
+from sitewatch.imagery.georef import Georef
 from sitewatch.types import OrientedBox
 
 #: Box colour per change status (RGB). Saturated so they stand out on imagery and can be found in pixels.
@@ -60,30 +60,12 @@ def chip_window(boxes: Sequence[OrientedBox], *, pad_px: float = 40.0, min_size_
     )
 
 
-def north_angle_deg(transform: Affine | None, crs: object | None, col: float, row: float) -> float | None:
-    """Direction of true north at a pixel, degrees clockwise from image-up, or None in pixel space.
-
-    Args:
-        transform: pixel → CRS affine transform of the scene.
-        crs: the scene CRS (anything :class:`pyproj.CRS` accepts).
-        col, row: the pixel (scene frame) where north is wanted.
-    """
-    if transform is None or crs is None:
+def _north_deg(scene: Scene, col: float, row: float) -> float | None:
+    """Direction of true north at a scene pixel, degrees clockwise from image-up, or None in pixel space."""
+    if not scene.georeferenced:
         return None
-    from pyproj import CRS, Transformer
-
-    src = CRS.from_user_input(crs if not hasattr(crs, "to_wkt") else crs.to_wkt())
-    to_ll = Transformer.from_crs(src, "EPSG:4326", always_xy=True)
-    from_ll = Transformer.from_crs("EPSG:4326", src, always_xy=True)
-    x, y = transform * (col, row)
-    lon, lat = to_ll.transform(x, y)
-    x2, y2 = from_ll.transform(lon, min(lat + 0.001, 89.999))
-    inv = ~transform
-    c2, r2 = inv * (x2, y2)
-    dx, dy = c2 - col, r2 - row
-    if not (math.isfinite(dx) and math.isfinite(dy)) or math.hypot(dx, dy) == 0:
-        return None
-    return math.degrees(math.atan2(dx, -dy)) % 360.0
+    angle = Georef.of(scene).true_north_deg(col, row)
+    return angle if math.isfinite(angle) else None
 
 
 def nice_length_m(max_m: float) -> float:
@@ -174,7 +156,7 @@ def render_chip(
     if scene.gsd_m:
         _scale_bar(draw, size_px, scene.gsd_m / zoom, font)
     centre = (float(window.col_off) + window.width / 2.0, float(window.row_off) + window.height / 2.0)
-    angle = north_angle_deg(scene.transform, scene.crs, *centre)
+    angle = _north_deg(scene, *centre)
     _north_arrow(draw, size_px, angle, font)
     if angle is None:
         _label(draw, (8, 6), "north unknown", (255, 255, 255), font)
