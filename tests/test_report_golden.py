@@ -1,7 +1,8 @@
-"""The outputs of the SIMULATED demo site, built from its store, against stored expected files.
+"""The outputs of the demo, built from its store, against stored expected files.
 
-The demo's imagery, scan (a detector that finds exactly the simulated objects) and claims steps fill
-a store once per module; then
+Two demos: the SIMULATED Hmeimim site (a detector that finds exactly the simulated objects) and the
+real Pléiades pair (a detector that returns the label boxes; passes in image pixels, no ground
+position). Each demo's imagery, scan and claims steps fill a store once per module; then
 
 * :func:`sitewatch.report.build_report_data` compares, assesses and assembles the report as the
   demo, the CLI and the API do, and its JSON twin is compared field by field with
@@ -9,7 +10,10 @@ a store once per module; then
 * every shape a detection is written in — each export format, the store's rows, ``detect --json``
   and ``--geojson``, the API's features — is read back, normalised and reduced to one digest per
   column (or property), compared with ``outputs_golden_hmeimim_simulated.json``, so a failure names
-  the output, layer and column that changed.
+  the output, layer and column that changed. An output refused for a pass without a ground
+  position (STAC, ``--geojson``) is recorded as refused, with the error's class.
+
+The real pair's expected files are ``*_golden_real_pair.json``.
 
 Volatile fields (generation and storage times, version, the temporary folder) are replaced and
 floats rounded before the comparison.
@@ -46,23 +50,28 @@ from sitewatch.types import Pass
 from test_demo import _truth_detector
 
 DATA = Path(__file__).parent / "data"
-EXPECTED = DATA / "report_golden_hmeimim_simulated.json"
-EXPECTED_OUTPUTS = DATA / "outputs_golden_hmeimim_simulated.json"
+#: Expected files per demo: the report's JSON twin and the outputs' digests.
+EXPECTED = {
+    "simulated": (DATA / "report_golden_hmeimim_simulated.json", DATA / "outputs_golden_hmeimim_simulated.json"),
+    "real-pair": (DATA / "report_golden_real_pair.json", DATA / "outputs_golden_real_pair.json"),
+}
 #: Decimals kept of a float in an output's digest (1e-7 degree is about 1 cm, the exports' precision).
 DIGEST_DECIMALS = 7
 KML = "{http://www.opengis.net/kml/2.2}"
 
 
-def _normalised(value: Any, tmp: str, decimals: int = 6) -> Any:
-    """``value`` with the temporary folder named ``<tmp>`` and floats rounded to ``decimals``."""
+def _normalised(value: Any, folders: dict[str, str], decimals: int = 6) -> Any:
+    """``value`` with each folder replaced by its name (``{path: "<tmp>"}``) and floats rounded to ``decimals``."""
     if isinstance(value, dict):
-        return {k: _normalised(v, tmp, decimals) for k, v in value.items()}
+        return {k: _normalised(v, folders, decimals) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_normalised(v, tmp, decimals) for v in value]
+        return [_normalised(v, folders, decimals) for v in value]
     if isinstance(value, float):
         return round(value, decimals)
     if isinstance(value, str):
-        return value.replace(tmp, "<tmp>")
+        for path, name in folders.items():
+            value = value.replace(path, name)
+        return value
     return value
 
 
@@ -73,37 +82,59 @@ def _update(path: Path, value: Any) -> None:
 
 @dataclass(frozen=True)
 class Demo:
+    kind: str
     tmp: Path
     store_url: str
     site: Any
     passes: list[Pass]
+    data: Path | None = None
+
+    @property
+    def folders(self) -> dict[str, str]:
+        """Folders named in outputs, replaced before comparison (they differ between machines)."""
+        out = {str(self.tmp): "<tmp>"}
+        if self.data is not None:
+            out[str(self.data.resolve())] = "<data>"
+            out[str(self.data)] = "<data>"
+        return out
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+@pytest.fixture(scope="module", params=list(EXPECTED))
+def demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    import sitewatch.pipeline
+    from sitewatch.demo.scenario import real_pair
+    from test_scenario import LabelDetector
+
+    kind = request.param
+    data = request.getfixturevalue("data_dir") if kind == "real-pair" else None
     tmp = tmp_path_factory.mktemp("golden")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SITEWATCH_HOME", str(tmp / "home"))
         mp.setenv("XDG_CONFIG_HOME", str(tmp / "config"))
         for var in ("SITEWATCH_STORE_URL", "SITEWATCH_CONFIG", "SITEWATCH_MODEL", "SITEWATCH_SCORE_THRESHOLD"):
             mp.delenv(var, raising=False)
-        _truth_detector(mp)
-        result = run_demo(tmp / "out", steps=[step_imagery, step_scan, step_claims])
-        site = get_site(result.site)
+        if data is None:
+            _truth_detector(mp)
+        else:
+            mp.setattr(sitewatch.pipeline, "load_default_detector", lambda model=None: LabelDetector())
+        result = run_demo(tmp / "out", data, steps=[step_imagery, step_scan, step_claims])
+        site = real_pair(data)[1] if data is not None else get_site(result.site)
         with open_store(result.store_url) as store:
             passes = store.list_passes(site.name)
-        yield Demo(tmp, result.store_url, site, passes)
+        yield Demo(kind, tmp, result.store_url, site, passes, data)
 
 
-def test_simulated_demo_report_json_is_unchanged(demo: Demo) -> None:
+def test_demo_report_json_is_unchanged(demo: Demo) -> None:
     with open_store(demo.store_url) as store:
         data = build_report_data(store, demo.site)
     twin = data.to_json_dict()
     assert twin.pop("generated") and twin.pop("sitewatch_version")
-    got = _normalised(twin, str(demo.tmp))
-    _update(EXPECTED, got)
-    expected = json.loads(EXPECTED.read_text(encoding="utf-8"))
-    assert got["simulated"] is True and got["site"]["name"] == "hmeimim"
+    got = _normalised(twin, demo.folders)
+    path = EXPECTED[demo.kind][0]
+    _update(path, got)
+    expected = json.loads(path.read_text(encoding="utf-8"))
+    assert got["simulated"] is (demo.kind == "simulated")
+    assert got["site"]["name"] == {"simulated": "hmeimim", "real-pair": "airfield-p"}[demo.kind]
     for key in sorted(expected.keys() | got.keys()):  # one section at a time: a failure names the section
         assert got.get(key) == expected.get(key), key
 
@@ -111,7 +142,7 @@ def test_simulated_demo_report_json_is_unchanged(demo: Demo) -> None:
 # --- every shape of a detection ------------------------------------------------------------------
 
 
-def test_simulated_demo_detections_fit_the_published_records(demo: Demo) -> None:
+def test_demo_detections_fit_the_published_records(demo: Demo) -> None:
     from sitewatch.records import DetectionRecord, FlatDetectionRecord
 
     for d in (d for p in demo.passes for d in p.detections):
@@ -300,27 +331,35 @@ def _digest(values: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _digested(layers: Layers, tmp: Path) -> dict[str, Any]:
+def _digested(layers: Layers, folders: dict[str, str]) -> dict[str, Any]:
     out = {}
     for name, layer in layers.items():
-        columns = _normalised(layer["columns"], str(tmp), DIGEST_DECIMALS)
-        out[name] = {"schema": _normalised(layer["schema"], str(tmp)),
+        columns = _normalised(layer["columns"], folders, DIGEST_DECIMALS)
+        out[name] = {"schema": _normalised(layer["schema"], folders),
                      "rows": max((len(v) for v in columns.values() if isinstance(v, list)), default=0),
                      "columns": {c: _digest(v) for c, v in columns.items()}}  # fmt: skip
     return out
 
 
+def _read_or_refused(read: Callable[[Demo], Layers], demo: Demo) -> dict[str, Any]:
+    from sitewatch.errors import SitewatchError
+
+    try:
+        return _digested(read(demo), demo.folders)
+    except SitewatchError as e:
+        return {"<refused>": {"schema": type(e).__name__, "rows": 0, "columns": {}}}
+
+
 @pytest.fixture(scope="module")
 def outputs(demo: Demo) -> dict[str, Any]:
-    got = {name: _digested(read(demo), demo.tmp) for name, read in OUTPUTS.items()}
-    if os.environ.get("SITEWATCH_UPDATE_GOLDEN"):
-        _update(EXPECTED_OUTPUTS, got)
+    got = {name: _read_or_refused(read, demo) for name, read in OUTPUTS.items()}
+    _update(EXPECTED[demo.kind][1], got)
     return got
 
 
 @pytest.mark.parametrize("output", list(OUTPUTS))
-def test_simulated_demo_detection_outputs_are_unchanged(output: str, outputs: dict[str, Any]) -> None:
-    expected = json.loads(EXPECTED_OUTPUTS.read_text(encoding="utf-8"))[output]
+def test_demo_detection_outputs_are_unchanged(output: str, demo: Demo, outputs: dict[str, Any]) -> None:
+    expected = json.loads(EXPECTED[demo.kind][1].read_text(encoding="utf-8"))[output]
     got = outputs[output]
     assert sorted(got) == sorted(expected), "layers"
     for layer in sorted(expected):
