@@ -1,9 +1,10 @@
 """Reference object change from labels, and agreement of a comparison with it.
 
 The reference for a same-footprint pair with a known shift: pass B's label boxes are moved back
-into A's frame by the known shift, then paired greedily by axis-aligned/oriented IoU (highest
-first); a pair with IoU >= 0.5 "remained", an unpaired A box "departed", an unpaired B box
-"arrived". It uses no registration estimate and no Hungarian assignment, so it checks
+into A's frame by the known shift, then paired one to one by oriented IoU
+(:func:`~sitewatch.geometry.match_optimal` over the pairs with IoU >= 0.5); a pair "remained", an
+unpaired A box "departed", an unpaired B box "arrived". It uses the known shift instead of a
+registration estimate and IoU alone instead of the distance and size tolerances, so it checks
 :func:`~sitewatch.compare.matching.match_detections` independently.
 """
 
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sitewatch.compare.matching import ObjectChange, oriented_iou
+from sitewatch.compare.matching import ObjectChange
+from sitewatch.geometry import match_optimal, rotated_iou
 from sitewatch.types import OrientedBox
 
 
@@ -44,19 +46,12 @@ def reference_changes(
 ) -> Reference:
     """Reference statuses from two label sets and the known A→B shift (pixels)."""
     back = [b.translated(-shift_x, -shift_y) for b in boxes_b]
-    scored = []
-    for i, ba in enumerate(boxes_a):
-        for j, bb in enumerate(back):
-            if abs(ba.cx - bb.cx) > ba.length + bb.length or abs(ba.cy - bb.cy) > ba.length + bb.length:
-                continue
-            iou = oriented_iou(ba, bb)
-            if iou >= iou_min:
-                scored.append((iou, i, j))
-    status_a, status_b = ["departed"] * len(boxes_a), ["arrived"] * len(boxes_b)
-    for _, i, j in sorted(scored, reverse=True):
-        if status_a[i] == "departed" and status_b[j] == "arrived":
-            status_a[i] = status_b[j] = "remained"
-    return Reference(tuple(status_a), tuple(status_b))
+    iou = rotated_iou(boxes_a, back)
+    rows, cols = match_optimal(1.0 - iou, iou >= iou_min)
+    status_a = np.full(len(boxes_a), "departed", dtype=object)
+    status_b = np.full(len(boxes_b), "arrived", dtype=object)
+    status_a[rows] = status_b[cols] = "remained"
+    return Reference(tuple(status_a.tolist()), tuple(status_b.tolist()))
 
 
 def statuses(
@@ -115,20 +110,14 @@ class PointMatch:
 def point_match(found: Sequence[OrientedBox], ref: Sequence[OrientedBox], radius_px: float) -> PointMatch:
     """Precision/recall counts of ``found`` boxes against ``ref`` boxes (same frame) by centre distance.
 
-    One-to-one: each reference box is taken by at most one found box (nearest pairs first, distance
-    ``<= radius_px``), so a duplicate detection is not a second hit.
+    One-to-one (:func:`~sitewatch.geometry.match_optimal` over the pairs at most ``radius_px`` apart,
+    least total distance): each reference box is taken by at most one found box, so a duplicate
+    detection is not a second hit.
     """
     if not found or not ref:
         return PointMatch(0, len(found), 0, len(ref))
     fa = np.array([(b.cx, b.cy) for b in found])
     ra = np.array([(b.cx, b.cy) for b in ref])
     d = np.hypot(fa[:, None, 0] - ra[None, :, 0], fa[:, None, 1] - ra[None, :, 1])
-    used_f, used_r = set(), set()
-    for k in np.argsort(d, axis=None):
-        i, j = divmod(int(k), len(ref))
-        if d[i, j] > radius_px:
-            break
-        if i not in used_f and j not in used_r:
-            used_f.add(i)
-            used_r.add(j)
-    return PointMatch(len(used_f), len(found), len(used_r), len(ref))
+    rows, _ = match_optimal(d, d <= radius_px)
+    return PointMatch(len(rows), len(found), len(rows), len(ref))

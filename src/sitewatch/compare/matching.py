@@ -1,7 +1,7 @@
 """Object matching between two co-registered passes: arrived, departed, remained, moved.
 
 Pass B's detections are mapped into pass A's pixel frame with the registration, then one
-Hungarian assignment (:func:`scipy.optimize.linear_sum_assignment`) pairs objects of the same
+optimal assignment (:func:`sitewatch.geometry.match_optimal`, Hungarian) pairs objects of the same
 category. The cost of a pair is ``centre distance / move radius + (1 - oriented IoU)``; pairs
 farther apart than the move radius, of very different lengths, or (for a move) of different
 known type groups are not allowed.
@@ -19,17 +19,15 @@ nodata or cloud): then it is "unobserved", never counted as a change.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from shapely.geometry import Polygon
 
 from sitewatch.compare.registration import Registration
 from sitewatch.compare.settings import CompareSettings
+from sitewatch.geometry import match_optimal, rotated_iou
 from sitewatch.identify.hierarchy import label_detection
 from sitewatch.types import Detection, OrientedBox
 
@@ -110,14 +108,6 @@ def box_in_a(box: OrientedBox, reg: Registration) -> OrientedBox:
     return OrientedBox.from_corners(np.stack([xs, ys], axis=1))
 
 
-def oriented_iou(a: OrientedBox, b: OrientedBox) -> float:
-    """Intersection over union of two oriented boxes (same pixel frame)."""
-    pa, pb = Polygon(a.corners()), Polygon(b.corners())
-    inter = pa.intersection(pb).area
-    union = pa.area + pb.area - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 def match_detections(
     dets_a: Sequence[Detection],
     dets_b: Sequence[Detection],
@@ -146,49 +136,30 @@ def match_detections(
     s = settings or CompareSettings()
     boxes_a = [d.box for d in dets_a]
     boxes_b = [box_in_a(d.box, registration) for d in dets_b]
-    err3 = 3.0 * registration.error_px
-    min_px = s.remain_tolerance_min_m / gsd_m if gsd_m else 0.0
-    n, m = len(dets_a), len(dets_b)
+    groups_a, groups_b = [group_of(d) for d in dets_a], [group_of(d) for d in dets_b]
     seen_b_for_a = _visible(visible_b, boxes_a)
     seen_a_for_b = _visible(visible_a, boxes_b)
-    cost = np.full((n, m), np.inf)
-    info: dict[tuple[int, int], tuple[float, float, bool]] = {}
-    for i, (da, ba) in enumerate(zip(dets_a, boxes_a, strict=True)):
-        for j, (db, bb) in enumerate(zip(dets_b, boxes_b, strict=True)):
-            if da.category != db.category:
-                continue
-            length = max(ba.length, bb.length)
-            if min(ba.length, bb.length) * s.size_ratio_max < length:
-                continue
-            dist = math.hypot(ba.cx - bb.cx, ba.cy - bb.cy)
-            radius = s.move_radius_lengths * length + err3
-            if dist > radius:
-                continue
-            iou = oriented_iou(ba, bb)
-            remained = iou >= s.remain_iou or dist <= max(s.remain_tolerance_frac * length, min_px, err3)
-            ga, gb = group_of(da), group_of(db)
-            if not remained and ga != gb and da.category not in (ga, gb):
-                continue  # a move keeps the type group when both are identified
-            if not remained and not (seen_b_for_a[i] and seen_a_for_b[j]):
-                continue  # a move needs the old spot seen empty and the new spot seen empty before
-            cost[i, j] = dist / radius + (1.0 - iou)
-            info[(i, j)] = (dist, iou, remained)
-    pairs: dict[int, int] = {}
-    if info:
-        finite = np.where(np.isfinite(cost), cost, 1e6)
-        rows, cols = linear_sum_assignment(finite)
-        pairs = {int(r): int(c) for r, c in zip(rows, cols, strict=True) if (int(r), int(c)) in info}
+    pair = _pair_geometry(boxes_a, boxes_b, registration.error_px, gsd_m, s)
+    cat_a = np.array([d.category for d in dets_a], dtype=object)[:, None]
+    cat_b = np.array([d.category for d in dets_b], dtype=object)[None, :]
+    ga, gb = np.array(groups_a, dtype=object)[:, None], np.array(groups_b, dtype=object)[None, :]
+    # A move keeps the type group when both are identified, and needs the old spot seen empty and
+    # the new spot seen empty before.
+    may_move = ((ga == gb) | (cat_a == ga) | (cat_a == gb)) & seen_b_for_a[:, None] & seen_a_for_b[None, :]
+    allowed = (cat_a == cat_b) & pair.near & (pair.remained | may_move)
+    rows, cols = match_optimal(pair.cost, allowed)
+    pairs = dict(zip(rows.tolist(), cols.tolist(), strict=True))
     out: list[ObjectChange] = []
     for i, da in enumerate(dets_a):
         zone = zone_of(boxes_a[i].cx, boxes_a[i].cy) if zone_of else None
         if i in pairs:
             j = pairs[i]
-            dist, iou, remained = info[(i, j)]
+            dist, iou = float(pair.dist[i, j]), float(pair.iou[i, j])
             out.append(
                 ObjectChange(
-                    "remained" if remained else "moved",
+                    "remained" if pair.remained[i, j] else "moved",
                     da.category,
-                    group_of(da),
+                    groups_a[i],
                     zone,
                     da,
                     dets_b[j],
@@ -199,15 +170,58 @@ def match_detections(
             )
         else:
             status = "departed" if seen_b_for_a[i] else "unobserved"
-            out.append(ObjectChange(status, da.category, group_of(da), zone, da, None))
+            out.append(ObjectChange(status, da.category, groups_a[i], zone, da, None))
     matched_b = set(pairs.values())
     for j, db in enumerate(dets_b):
         if j in matched_b:
             continue
         zone = zone_of(boxes_b[j].cx, boxes_b[j].cy) if zone_of else None
         status = "arrived" if seen_a_for_b[j] else "unobserved"
-        out.append(ObjectChange(status, db.category, group_of(db), zone, None, db))
+        out.append(ObjectChange(status, db.category, groups_b[j], zone, None, db))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class _PairGeometry:
+    """Every pair (row of A, column of B) of boxes in A's pixels.
+
+    Attributes:
+        dist: centre distance, pixels of A.
+        iou: oriented IoU.
+        remained: IoU or distance within the remain tolerances.
+        near: lengths alike (``size_ratio_max``) and centres within the move radius.
+        cost: ``dist / move radius + (1 - iou)`` where near, else infinite.
+    """
+
+    dist: np.ndarray
+    iou: np.ndarray
+    remained: np.ndarray
+    near: np.ndarray
+    cost: np.ndarray
+
+
+def _pair_geometry(
+    boxes_a: list[OrientedBox],
+    boxes_b: list[OrientedBox],
+    error_px: float,
+    gsd_m: float | None,
+    s: CompareSettings,
+) -> _PairGeometry:
+    """Distances, IoUs, tolerances and costs of all pairs (see the module docstring)."""
+    err3 = 3.0 * error_px
+    min_px = s.remain_tolerance_min_m / gsd_m if gsd_m else 0.0
+    xa, ya, la = np.array([[b.cx, b.cy, b.length] for b in boxes_a]).reshape(-1, 3).T
+    xb, yb, lb = np.array([[b.cx, b.cy, b.length] for b in boxes_b]).reshape(-1, 3).T
+    length = np.maximum(la[:, None], lb[None, :])
+    dist = np.hypot(xa[:, None] - xb[None, :], ya[:, None] - yb[None, :])
+    radius = s.move_radius_lengths * length + err3
+    iou = rotated_iou(boxes_a, boxes_b)
+    tolerance = np.maximum(np.maximum(s.remain_tolerance_frac * length, min_px), err3)
+    remained = (iou >= s.remain_iou) | (dist <= tolerance)
+    near = (np.minimum(la[:, None], lb[None, :]) * s.size_ratio_max >= length) & (dist <= radius)
+    cost = np.full(near.shape, np.inf)
+    cost[near] = dist[near] / radius[near] + (1.0 - iou[near])
+    return _PairGeometry(dist, iou, remained, near, cost)
 
 
 def _visible(fn: Visibility | None, boxes: list[OrientedBox]) -> np.ndarray:
