@@ -141,15 +141,17 @@ def test_rescan_replaces_and_passes_are_ordered(store_url: str) -> None:
         assert [p.scene_path for p in store.list_passes("hmeimim")] == ["a.tif"]
         with pytest.raises(StoreError, match="no pass"):
             store.delete_pass(late)
-        n_det = store.engine.connect().execute(text("SELECT count(*) FROM detections")).scalar_one()
+        with store.engine.connect() as conn:
+            n_det = conn.execute(text("SELECT count(*) FROM detections")).scalar_one()
         assert n_det == 4  # 2 (a.tif) + 2 (tartus): replaced and deleted passes left no detections
 
 
 def test_change_mark_moves_on_every_commit_by_anyone(store_url: str) -> None:
-    with open_store(store_url) as store, open_store(store_url) as other:
+    with open_store(store_url) as store:
         if store.dialect != "sqlite":
             assert store.change_mark() is None  # PostgreSQL: no cheap mark, callers look things up
             return
+    with open_store(store_url) as store, open_store(store_url) as other:
         m0 = store.change_mark()
         assert m0 is not None and store.change_mark() == m0
         pid = other.save_pass(_pass(n=2))  # another connection (as another process would)
