@@ -198,7 +198,7 @@ def test_row_merge_equals_one_merge_of_everything() -> None:
     for top in np.arange(boxes.cy.min(), boxes.cy.max() + band, band):
         k = np.flatnonzero((boxes.cy >= top) & (boxes.cy < top + band))
         merger.add(boxes.take(k), edge[k], next_row=top + band)
-        held.append(sum(len(b) for b in merger._boxes))
+        held.append(merger.held)
     got = merger.result()
     assert len(whole) > 100 and len(got) == len(whole)
     for f in ("category", "score", "cx", "cy", "length", "width", "heading_deg"):

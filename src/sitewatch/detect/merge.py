@@ -153,6 +153,11 @@ class RowMerge:
         self._kept: list[BoxArray] = []
         self._kept_index: list[np.ndarray] = []
 
+    @property
+    def held(self) -> int:
+        """Candidates waiting for rows still to run."""
+        return sum(len(b) for b in self._boxes)
+
     def add(self, boxes: BoxArray, edge: np.ndarray, next_row: float) -> None:
         """Take a batch of candidates; ``next_row``: least top edge of the tiles yet to run (inf: none)."""
         self._boxes.append(boxes)
