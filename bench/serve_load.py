@@ -1,14 +1,16 @@
 """Load on the web API: concurrent clients on loopback against the detections endpoint of one pass.
 
 Usage: python bench/serve_load.py [--store URL --pass ID] [--clients 100] [--requests 10] [--detections 500]
-                                  [--no-warm]
+                                  [--no-warm | --during-warm-up]
 
 Without ``--store`` a SQLite store is made in a temporary folder with one georeferenced pass of
 ``--detections`` detections (identified, with footprints). ``sitewatch serve`` is started as a
 separate process (uvicorn, one worker) on a free loopback port; as by default, it builds the report
-data of the store's site in a background thread as it starts, while the load runs (``--no-warm``:
-it does not). ``--clients`` asyncio clients (one keep-alive connection each, on raw streams: the
-least client work on the shared cores) each send ``--requests`` requests one after another to
+data of the store's site in a low-priority child process as it starts. The load starts when
+``/api/health`` says that warm-up is done (``--during-warm-up``: as soon as the server answers, so
+the warm-up competes with the load; ``--no-warm``: the server builds no report). ``--clients``
+asyncio clients (one keep-alive connection each, on raw streams: the least client work on the
+shared cores) each send ``--requests`` requests one after another to
 ``/api/passes/ID/detections?limit=500``.
 Prints p50/p90/p99/max latency (ms), requests per second and the number of errors (non-200 or
 connection failures, or a page whose feature count is wrong), and the server's CPU time per request.
@@ -125,7 +127,10 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=10, help="requests per client")
     ap.add_argument("--detections", type=int, default=500, help="detections of the generated pass")
     ap.add_argument("--no-warm", action="store_true",
-                    help="start the server with --no-warm (no report built in the background while measuring)")  # fmt: skip
+                    help="start the server with --no-warm (no report built in the background)")  # fmt: skip
+    ap.add_argument("--during-warm-up", action="store_true",
+                    help="start the load as soon as the server answers, while it still builds the reports "
+                         "(default: wait until /api/health says the warm-up is done)")  # fmt: skip
     args = ap.parse_args()
     tmp = tempfile.TemporaryDirectory()
     expected = None
@@ -147,7 +152,8 @@ def main() -> None:
         deadline = time.monotonic() + 120
         while True:
             try:
-                if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
+                health = httpx.get(f"{base}/api/health", timeout=2)
+                if health.status_code == 200 and (args.during_warm_up or health.json()["report_warm_up"] != "building"):
                     break
             except httpx.HTTPError:
                 pass
@@ -163,7 +169,9 @@ def main() -> None:
         server.wait(timeout=30)
         tmp.cleanup()
     ms = np.array(lat) * 1000
-    print(f"{args.clients} clients x {args.requests} requests on {base}/api/passes/{pass_id}/detections (store {url.split(':')[0]})")
+    when = "no warm-up" if args.no_warm else "during the report warm-up" if args.during_warm_up else "after the warm-up"
+    print(f"{args.clients} clients x {args.requests} requests on {base}/api/passes/{pass_id}/detections "
+          f"(store {url.split(':')[0]}, {when})")  # fmt: skip
     print(f"latency ms: p50 {np.percentile(ms, 50):.1f}  p90 {np.percentile(ms, 90):.1f}  p99 {np.percentile(ms, 99):.1f}  "
           f"max {ms.max():.1f}  mean {statistics.fmean(ms):.1f}")  # fmt: skip
     print(f"throughput: {len(lat) / wall:.1f} requests/s over {wall:.1f} s; errors: {len(errors)}"

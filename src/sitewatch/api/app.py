@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+import multiprocessing
+import os
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -47,11 +50,13 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.jobs.start()
-        if settings.warm_reports:
-            threading.Thread(target=_warm_reports, args=(ctx,), name="sitewatch-warm", daemon=True).start()
+        warm = _start_warm_up(ctx) if settings.warm_reports else None
+        gc.freeze()  # what start-up made lives as long as the server: out of the collector's full passes
         try:
             yield
         finally:
+            if warm is not None and warm.is_alive():
+                warm.terminate()
             app.state.jobs.shutdown()
             ctx.close()
 
@@ -78,8 +83,9 @@ def create_app(
     @app.get("/api/health", tags=["server"], dependencies=[Depends(require_read)])
     def health(request: Request) -> dict[str, Any]:
         """Server and store status."""
-        store = request.app.state.ctx.store
-        return {"status": "ok", "version": __version__, "store": store.url, "dialect": store.dialect}
+        ctx = request.app.state.ctx
+        return {"status": "ok", "version": __version__, "store": ctx.store.url, "dialect": ctx.store.dialect,
+                "report_warm_up": ctx.warm_up}  # fmt: skip
 
     for module in (sites, passes, analysis, alerts, jobs, tiles, web):
         app.include_router(module.router)
@@ -87,10 +93,38 @@ def create_app(
     return app
 
 
-def _warm_reports(ctx: ServerContext) -> None:
-    """Build and cache the report data of every site with passes (errors are logged, not raised)."""
+def _start_warm_up(ctx: ServerContext) -> multiprocessing.process.BaseProcess:
+    """Build the report data of every site with passes in a child process and cache it as it comes.
+
+    A child process, not a thread: building a report is Python work that would hold the server's
+    interpreter, and every request would wait behind it while it runs.
+    """
+    spawn = multiprocessing.get_context("spawn")
+    received, sent = spawn.Pipe(duplex=False)
+    warm = spawn.Process(
+        target=_warm_reports, args=(ctx.store_url, ctx.settings, sent), name="sitewatch-warm"
+    )
+    warm.daemon = True
+    warm.start()
+    sent.close()
+    ctx.warm_up = "building"
+    threading.Thread(
+        target=_cache_warm_reports, args=(ctx, received), name="sitewatch-warm", daemon=True
+    ).start()
+    return warm
+
+
+def _warm_reports(store_url: str | None, settings: ApiSettings, conn: Any) -> None:
+    """Build the report data of every site with passes and send ``(cache key, data)`` down ``conn``.
+
+    Runs in a child process at low priority, so that the server's own interpreter goes on answering
+    requests while reports are built (errors are logged, not raised: a warm-up failure only means a
+    slower first request).
+    """
     from sitewatch.api.analysis import report_data
 
+    os.nice(19)
+    ctx = ServerContext(store_url, settings)
     try:
         names = ctx.store.sites()
     except SitewatchError as e:
@@ -98,7 +132,22 @@ def _warm_reports(ctx: ServerContext) -> None:
         return
     for name in names:
         try:
-            report_data(ctx, name)
-            log.info("report data of %s ready", name)
-        except Exception as e:  # noqa: BLE001 - a warm-up failure only means a slower first request
+            data = report_data(ctx, name)
+            conn.send((ctx.state_key(ctx.site(name)), data))
+        except Exception as e:  # noqa: BLE001
             log.warning("report data of %s not prepared: %s", name, " ".join(str(e).split()))
+    conn.close()
+    ctx.close()
+
+
+def _cache_warm_reports(ctx: ServerContext, conn: Any) -> None:
+    """Put the report data the warm-up process sends into the server's report cache."""
+    while True:
+        try:
+            key, data = conn.recv()
+        except (EOFError, OSError):
+            ctx.warm_up = "done"
+            return
+        ctx.reports.put(key, data)
+        gc.freeze()  # long-lived: keep the collector from walking it again on every full collection
+        log.info("report data of %s ready", key[0])

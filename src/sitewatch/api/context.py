@@ -63,11 +63,15 @@ class LruCache:
                 self._items.move_to_end(key)
                 return self._items[key]
         value = make()
+        self.put(key, value)
+        return value
+
+    def put(self, key: Any, value: Any) -> None:
         with self._lock:
             self._items[key] = value
+            self._items.move_to_end(key)
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
-        return value
 
 
 class ServerContext:
@@ -90,6 +94,8 @@ class ServerContext:
         self._detector: Any = None
         self.comparisons = LruCache(32)
         self.reports = LruCache(4)
+        #: Report warm-up at start: "off", "building" (a child process builds them) or "done".
+        self.warm_up = "off"
         #: encoded per-pass responses (detections pages, pass summaries, previews) with their ETags
         self.pass_responses = PassResponseCache(int(settings.response_cache_mb * 1024 * 1024))
         #: (pass id, stored time) → value range a tile stretches to 0..255
