@@ -62,6 +62,21 @@ def test_int8_twin_keeps_metadata_and_finds_the_same_boxes(tmp_path: Path) -> No
     assert found["int8"] == found["fp32"] == sorted((x + 2, y + 2, "aircraft") for x, y in BLOCKS)
 
 
+def test_float_prefixes_keep_named_nodes_in_float(tmp_path: Path) -> None:
+    src = _with_stem(write_block_model(tmp_path / "block.onnx"))
+    tiles = [np.random.default_rng(k).integers(0, 256, (3, 64, 64)).astype(np.float32) for k in range(8)]
+    quantised = quantize_model(src, tmp_path / "all.onnx", tiles, count=8, float_prefixes=())
+    stem_float = quantize_model(src, tmp_path / "stem.onnx", tiles, count=8, float_prefixes=("conv_0",))
+    nodes = {}
+    for name, path in (("all", quantised), ("stem", stem_float)):
+        q = onnx.load(str(path))
+        meta = {p.key: p.value for p in q.metadata_props}
+        nodes[name] = (json.loads(meta["quantization"])["float_nodes"], [n.op_type for n in q.graph.node])
+    assert "conv_0" not in nodes["all"][0] and nodes["stem"][0][-1] == "conv_0"
+    # the stem's input and weights are no longer quantised: fewer QDQ pairs
+    assert nodes["stem"][1].count("QuantizeLinear") < nodes["all"][1].count("QuantizeLinear")
+
+
 def test_no_tiles_is_a_model_error(tmp_path: Path) -> None:
     src = write_block_model(tmp_path / "block.onnx")
     with pytest.raises(ModelError, match=r"block\.onnx: no calibration tiles"):
