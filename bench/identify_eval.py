@@ -1,21 +1,27 @@
 """Measure identification accuracy on labelled aircraft of known type and GSD.
 
-    python bench/identify_eval.py ../shared/data [--detector MODEL] [--cache DIR] [--limit N]
+    python bench/identify_eval.py ../shared/data [--detector MODEL] [--cache DIR] [--limit N] [--refine]
 
 Prints Markdown; the tables in docs/identify.md come from it. With ``--detector`` it also
 measures the detector's box fit against labels of known GSD and repeats the identification
-with detector boxes in place of the labels. The samples, their GSDs and the measurement are
+with detector boxes in place of the labels. With ``--refine`` as well, the detector's aircraft
+boxes are refined on the image (:mod:`sitewatch.identify.refine`): the silhouette boxes' fit is
+measured on the aircraft of DOTA and FAIR1M (not identification targets) and the identification
+is repeated with the refined boxes (the detector box where no silhouette is found). The samples, their GSDs and the measurement are
 :mod:`sitewatch.identify.evaluate` (its docstring says where each GSD comes from).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from sitewatch.identify.evaluate import (
+    REFINE_FIT_DATASETS,
     BoxPair,
     Sample,
     allplanes_samples,
@@ -27,8 +33,10 @@ from sitewatch.identify.evaluate import (
     label_edge_noise,
     mar20_samples,
     model_id,
+    refine_samples,
     summarise,
 )
+from sitewatch.identify.refine import RefineSettings
 from sitewatch.types import CATEGORIES
 
 
@@ -63,50 +71,40 @@ def _fmt_boxfit(pairs: list[BoxPair], counts: Mapping[tuple[str, str], tuple[int
     lines += [f"- {ds} {cat}: {k}/{n}" for (ds, cat), (k, n) in sorted(counts.items())]
     lines += [
         "",
-        "| category | boxes | split | n | length bias px / rel | length σ px / rel | width bias px / rel | "
+        "| category | boxes | source | split | n | length bias px / rel | length σ px / rel | width bias px / rel | "
         "width σ px / rel | fit σ_px, σ_rel (L; W) | heading n, bias, rms, median abs |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for cat in CATEGORIES:
-        for aa in (False, True):
-            for split in ("val", "train", "all", "not id targets"):
-                ps = [
-                    p
-                    for p in pairs
-                    if p.category == cat and p.axis_aligned == aa and split in ("all", p.split)
-                ]
-                if split == "not id targets":  # independent of the identification samples
-                    ps = [
-                        p
-                        for p in pairs
-                        if p.category == cat
-                        and p.axis_aligned == aa
-                        and p.dataset not in ("allplanes", "mar20-sample")
-                    ]
-                    if len(ps) == len([p for p in pairs if p.category == cat and p.axis_aligned == aa]):
-                        continue
-                if len(ps) < 2:
+    for cat, aa, source in itertools.product(CATEGORIES, (False, True), ("detector", "silhouette")):
+        pool = [p for p in pairs if p.category == cat and p.axis_aligned == aa and p.source == source]
+        for split in ("val", "train", "all", "not id targets"):
+            ps = [p for p in pool if split in ("all", p.split)]
+            if split == "not id targets":  # independent of the identification samples
+                ps = [p for p in pool if p.dataset not in ("allplanes", "mar20-sample")]
+                if len(ps) == len(pool):
                     continue
-                st = box_fit_stats(ps)
-                head = (
-                    "–"
-                    if not st["heading_n"]
-                    else (
-                        f"{st['heading_n']:.0f}, {st['heading_bias_deg']:+.1f}°, "
-                        f"{st['heading_sigma_deg']:.1f}°, {st['heading_median_abs_deg']:.1f}°"
-                    )
+            if len(ps) < 2:
+                continue
+            st = box_fit_stats(ps)
+            head = (
+                "–"
+                if not st["heading_n"]
+                else (
+                    f"{st['heading_n']:.0f}, {st['heading_bias_deg']:+.1f}°, "
+                    f"{st['heading_sigma_deg']:.1f}°, {st['heading_median_abs_deg']:.1f}°"
                 )
-                lines.append(
-                    f"| {cat} | {'envelope' if aa else 'oriented'} | {split} | {st['n']:.0f} | "
-                    f"{st['length_bias_px']:+.1f} / {st['length_bias_rel']:+.1%} "
-                    f"(±{st['length_bias_rel_se']:.1%}) | "
-                    f"{st['length_sigma_px']:.1f} / {st['length_sigma_rel']:.1%} | "
-                    f"{st['width_bias_px']:+.1f} / {st['width_bias_rel']:+.1%} "
-                    f"(±{st['width_bias_rel_se']:.1%}) | "
-                    f"{st['width_sigma_px']:.1f} / {st['width_sigma_rel']:.1%} | "
-                    f"{st['length_fit_sigma_px']:.1f}, {st['length_fit_sigma_rel']:.1%}; "
-                    f"{st['width_fit_sigma_px']:.1f}, {st['width_fit_sigma_rel']:.1%} | {head} |"
-                )
+            )
+            lines.append(
+                f"| {cat} | {'envelope' if aa else 'oriented'} | {source} | {split} | {st['n']:.0f} | "
+                f"{st['length_bias_px']:+.1f} / {st['length_bias_rel']:+.1%} "
+                f"(±{st['length_bias_rel_se']:.1%}) | "
+                f"{st['length_sigma_px']:.1f} / {st['length_sigma_rel']:.1%} | "
+                f"{st['width_bias_px']:+.1f} / {st['width_bias_rel']:+.1%} "
+                f"(±{st['width_bias_rel_se']:.1%}) | "
+                f"{st['width_sigma_px']:.1f} / {st['width_sigma_rel']:.1%} | "
+                f"{st['length_fit_sigma_px']:.1f}, {st['length_fit_sigma_rel']:.1%}; "
+                f"{st['width_fit_sigma_px']:.1f}, {st['width_fit_sigma_rel']:.1%} | {head} |"
+            )
     return "\n".join(lines)
 
 
@@ -135,6 +133,9 @@ def main(argv: list[str] | None = None) -> None:
         "--cache", type=Path, help="folder to cache detections in (keyed by the model's content id)"
     )
     ap.add_argument("--limit", type=int, help="box fit: at most this many images per dataset")
+    ap.add_argument(
+        "--refine", action="store_true", help="with --detector: also measure boxes refined on the image"
+    )
     args = ap.parse_args(argv)
     samples = allplanes_samples(args.data_dir) + mar20_samples(args.data_dir)
     noise = label_edge_noise(args.data_dir)
@@ -169,6 +170,52 @@ def main(argv: list[str] | None = None) -> None:
         _print_identification(found, "Detector boxes (bias-corrected)")
         raw = summarise(evaluate_samples(found, correct_bias=False))
         print(_fmt_summary("detector boxes without the bias correction, no priors, all", raw))
+        if args.refine:
+            _print_refined(args, detector, tag, found)
+
+
+def _print_refined(args: argparse.Namespace, detector: Any, tag: str, found: list[Sample]) -> None:
+    """Box fit of silhouette boxes on DOTA/FAIR1M aircraft, and identification with refined boxes."""
+    settings = RefineSettings()
+    print(f"\n## Boxes refined on the image ({settings})\n")
+    pairs, counts = detector_box_pairs(
+        args.data_dir,
+        detector,
+        datasets=REFINE_FIT_DATASETS,
+        cache_dir=args.cache,
+        tag=tag,
+        limit=args.limit,
+        require_gsd=False,
+        categories=frozenset({"aircraft"}),
+        refine=settings,
+    )
+    refined_ids = {(p.dataset, p.image, p.label) for p in pairs if p.source == "silhouette"}
+    n_det = sum(p.source == "detector" for p in pairs)
+    print(
+        f"Fit datasets (not identification targets): silhouette found for {len(refined_ids)} of "
+        f"{n_det} matched aircraft. Rows 'detector' are all matched pairs, 'silhouette' the refined ones; "
+        "'detector, refined subset' the detector boxes of the refined ones.\n"
+    )
+    subset = [
+        dataclasses.replace(p, source="silhouette")
+        for p in pairs
+        if p.source == "detector" and (p.dataset, p.image, p.label) in refined_ids
+    ]
+    print(_fmt_boxfit(pairs, counts))
+    print()
+    print("Detector boxes, refined subset:\n")
+    print(_fmt_boxfit(subset, counts).split("\n", 2)[-1].split("\n", 1)[-1])
+    print()
+    refined, seconds = refine_samples(found, args.data_dir, settings)
+    n_sil = sum(s.box_source == "silhouette" for s in refined)
+    print(
+        f"Identification targets: silhouette found for {n_sil} of {len(refined)} detector boxes "
+        f"(the others measured from the detector box); refinement {1000 * sum(seconds) / len(seconds):.0f} ms "
+        f"per aircraft (median {1000 * sorted(seconds)[len(seconds) // 2]:.0f} ms).\n"
+    )
+    _print_identification(refined, "Refined boxes (silhouette, else detector; bias-corrected)")
+    raw = summarise(evaluate_samples(refined, correct_bias=False))
+    print(_fmt_summary("refined boxes without the bias correction, no priors, all", raw))
 
 
 if __name__ == "__main__":

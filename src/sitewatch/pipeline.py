@@ -338,6 +338,7 @@ def _identify(
         off_nadir_deg=scene.metadata.get("off_nadir_deg"),
         view_azimuth_deg=scene.metadata.get("view_azimuth_deg"),
         priors=getattr(site, "priors", None) or None,
+        scene=scene,
     )
 
 

@@ -95,7 +95,7 @@ def with_footprints(scene, detections: list[Detection]) -> list[Detection]:  # n
 
 
 def identify(
-    scene, detections: list[Detection], gsd_m: float | None, site_name: str | None
+    scene, detections: list[Detection], gsd_m: float | None, site_name: str | None, refine: bool | None = None
 ) -> list[Detection]:  # noqa: ANN001
     """Measurements (metres ± σ) and type candidates, when the GSD or a georeference is known.
 
@@ -104,8 +104,10 @@ def identify(
         detections: its detections (scene pixels).
         gsd_m: ``--gsd``, or None for the scene's own.
         site_name: a watched site whose type priors apply, or None.
+        refine: refine aircraft boxes on the scene's pixels before measuring; None: the
+            ``identify.refine`` setting (default on).
     """
-    from sitewatch.identify import identify_detections
+    from sitewatch.identify import IdentifySettings, identify_detections
 
     gsd = gsd_m or scene.gsd_m
     if not detections or (gsd is None and not scene.georeferenced):
@@ -123,6 +125,8 @@ def identify(
         off_nadir_deg=scene.metadata.get("off_nadir_deg"),
         view_azimuth_deg=scene.metadata.get("view_azimuth_deg"),
         priors=priors,
+        scene=scene,
+        settings=IdentifySettings() if refine is None else IdentifySettings(refine=refine),
     )
 
 
@@ -286,6 +290,12 @@ def _summary(scene, detections: list[Detection], detector, seconds: float, out: 
     default=None,
     help="Watched site whose type priors inform identification (see `sitewatch sites`).",
 )
+@click.option(
+    "--refine/--no-refine",
+    default=None,
+    help="Refine aircraft boxes on the image (their silhouette) before measuring them "
+    "(default: on, setting identify.refine).",
+)
 def command(
     image: str,
     gsd: float | None,
@@ -303,6 +313,7 @@ def command(
     providers: tuple[str, ...],
     multiscale: bool,
     site_name: str | None,
+    refine: bool | None,
 ) -> None:
     """Detect objects in IMAGE (GeoTIFF/COG, JPEG/PNG, STAC item; path or URL).
 
@@ -338,7 +349,7 @@ def command(
 
             get_site(site_name)  # an unknown site fails before any work
         detections = identify(
-            scene, with_footprints(scene, run_detection(detector, scene, gsd)), gsd, site_name
+            scene, with_footprints(scene, run_detection(detector, scene, gsd)), gsd, site_name, refine
         )
         seconds = time.perf_counter() - t0
         if as_geojson:

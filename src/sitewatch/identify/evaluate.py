@@ -26,6 +26,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,8 @@ from sitewatch.dota import LabelledImage, iter_dataset
 from sitewatch.geometry import match_optimal, rotated_iou
 from sitewatch.identify.candidates import rank_types
 from sitewatch.identify.library import load_library
-from sitewatch.identify.measurement import BoxFit, box_fit, measure_box
+from sitewatch.identify.measurement import BoxFit, box_fit, measure_box, refined_categories
+from sitewatch.identify.refine import RefineSettings, refine_box
 from sitewatch.types import CATEGORIES, Detection, OrientedBox
 
 #: Dataset class -> library id.
@@ -136,16 +138,15 @@ def evaluate_samples(
 ) -> list[dict[str, Any]]:
     """Measure and rank each sample; one result row per object.
 
-    Label boxes are measured with :data:`LABEL_BOX_FIT`, detector boxes with the detector's
+    Label boxes are measured with :data:`LABEL_BOX_FIT`, detector and silhouette boxes with their
     box-fit model (``data/boxfit.yaml``), its measured bias divided out unless ``correct_bias`` is False.
     """
     lib = load_library()
-    det_fit = box_fit("aircraft")
-    if not correct_bias:
-        det_fit = dataclasses.replace(det_fit, bias_rel=(0.0, 0.0))
     rows = []
     for s in samples:
-        fit = LABEL_BOX_FIT if s.box_source == "label" else det_fit
+        fit = LABEL_BOX_FIT if s.box_source == "label" else box_fit("aircraft", s.box_source)
+        if not correct_bias:
+            fit = dataclasses.replace(fit, bias_rel=(0.0, 0.0))
         m = measure_box(s.box, "aircraft", gsd_m=s.gsd_m, gsd_rel_sigma=s.gsd_rel_sigma, fit=fit)
         ranking = rank_types(
             m.length_m,
@@ -249,6 +250,10 @@ BOXFIT_DATASETS: dict[str, float | None] = {
     "vedai": 0.125,
     "airbus-pleiades": 0.5,
 }
+#: Aircraft of oriented labels that are not identification targets, to measure the silhouette
+#: refinement's box fit on (FAIR1M has no GSD: its images are detected at their own scale; box
+#: ratios need none).
+REFINE_FIT_DATASETS: dict[str, float | None] = {"dota": None, "fair1m": None}
 #: Below this label aspect ratio (length / width) the length axis, hence the heading, is undefined.
 HEADING_MIN_ASPECT = 1.2
 
@@ -265,6 +270,7 @@ class BoxPair:
     label: OrientedBox
     det: OrientedBox
     iou: float
+    source: str = "detector"
 
     def dims(self) -> tuple[float, float, float, float]:
         """``(det_long, det_short, label_long, label_short)`` pixels; envelope sides for axis-aligned
@@ -325,17 +331,24 @@ def detect_cached(
 
 
 def _images_with_gsd(
-    data_dir: Path, datasets: Mapping[str, float | None], limit: int | None
-) -> list[tuple[LabelledImage, float]]:
-    out = []
+    data_dir: Path,
+    datasets: Mapping[str, float | None],
+    limit: int | None,
+    require_gsd: bool = True,
+    categories: frozenset[str] = frozenset(CATEGORIES),
+) -> list[tuple[LabelledImage, float | None]]:
+    out: list[tuple[LabelledImage, float | None]] = []
     for ds, default in datasets.items():
         root = Path(data_dir) / ds
         if not root.is_dir():
             continue
         imgs = [(img, img.gsd_m or default) for img in iter_dataset(root)]
-        out += [(img, g) for img, g in imgs if g is not None and any(not o.difficult for o in img.objects)][
-            :limit
-        ]
+        out += [
+            (img, g)
+            for img, g in imgs
+            if (g is not None or not require_gsd)
+            and any(not o.difficult and o.category in categories for o in img.objects)
+        ][:limit]
     return out
 
 
@@ -348,28 +361,47 @@ def detector_box_pairs(
     tag: str = "model",
     limit: int | None = None,
     iou_min: float = 0.5,
+    require_gsd: bool = True,
+    categories: frozenset[str] = frozenset(CATEGORIES),
+    refine: RefineSettings | None = None,
 ) -> tuple[list[BoxPair], dict[tuple[str, str], tuple[int, int]]]:
-    """Run the detector on labelled images of known GSD and pair its boxes with the labels.
+    """Run the detector on labelled images and pair its boxes with the labels.
+
+    Args:
+        require_gsd: only images with a GSD (header or ``datasets`` default); False also runs the
+            detector at their own scale on images without one (box ratios need no GSD).
+        categories: the categories paired.
+        refine: also refine each matched box of a refined category
+            (:func:`~sitewatch.identify.measurement.refined_categories`) on the image and add the
+            pair of the label with the silhouette box (``source="silhouette"``) where one is found.
 
     Returns:
         The matched pairs and ``(dataset, category) -> (matched, labelled)`` counts of free
         (non-difficult) labelled objects.
     """
     from sitewatch.detect.train.splits import split_of
+    from sitewatch.imagery import open_scene
 
     pairs: list[BoxPair] = []
     counts: dict[tuple[str, str], tuple[int, int]] = {}
-    for img, gsd in _images_with_gsd(data_dir, datasets, limit):
+    for img, gsd in _images_with_gsd(data_dir, datasets, limit, require_gsd, categories):
         dets = detect_cached(detector, img.image_path, gsd, cache_dir, tag)
         split = split_of(img)
-        for cat in sorted({o.category for o in img.objects if not o.difficult and o.category in CATEGORIES}):
+        cats = {o.category for o in img.objects if not o.difficult and o.category in categories}
+        for cat in sorted(cats):
             labs = [o.box for o in img.objects if o.category == cat and not o.difficult]
             dbox = [d.box for d in dets if d.category == cat]
             m = match_boxes(dbox, labs, axis_aligned=img.axis_aligned, iou_min=iou_min)
-            pairs += [
+            matched = [
                 BoxPair(img.dataset, img.name, split, cat, img.axis_aligned, labs[j], dbox[i], iou)
                 for i, j, iou in m
             ]
+            pairs += matched
+            if refine is not None and cat in refined_categories() and matched:
+                with open_scene(img.image_path, gsd_m=gsd, force=True) as scene:
+                    for p in matched:
+                        if (sil := refine_box(scene, p.det, refine)) is not None:
+                            pairs.append(dataclasses.replace(p, det=sil.box, source="silhouette"))
             k, n = counts.get((img.dataset, cat), (0, 0))
             counts[(img.dataset, cat)] = (k + len(m), n + len(labs))
     return pairs, counts
@@ -437,3 +469,29 @@ def detector_samples(
             else:
                 missed += 1
     return out, missed
+
+
+def refine_samples(
+    samples: list[Sample], data_dir: Path, settings: RefineSettings | None = None
+) -> tuple[list[Sample], list[float]]:
+    """Detector-box samples with their box refined on the image where a silhouette is found.
+
+    Returns:
+        The samples (``box_source="silhouette"`` where refined, else unchanged) and the seconds each
+        refinement took.
+    """
+    from sitewatch.imagery import open_scene
+
+    paths = {
+        (ds, img.name): img.image_path
+        for ds in {s.dataset for s in samples}
+        for img in iter_dataset(Path(data_dir) / ds)
+    }
+    out, seconds = [], []
+    for s in samples:
+        with open_scene(paths[(s.dataset, s.image)], gsd_m=s.gsd_m, force=True) as scene:
+            t0 = time.perf_counter()
+            sil = refine_box(scene, s.box, settings)
+            seconds.append(time.perf_counter() - t0)
+        out.append(s if sil is None else dataclasses.replace(s, box=sil.box, box_source="silhouette"))
+    return out, seconds

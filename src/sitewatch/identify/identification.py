@@ -11,10 +11,12 @@ from typing import Any, Literal
 from sitewatch.identify.candidates import UNKNOWN_ID, UNKNOWN_ROLE, Ranking, rank_types
 from sitewatch.identify.hierarchy import LEVELS, label_detection
 from sitewatch.identify.library import Library, load_library
-from sitewatch.identify.measurement import measure_box
+from sitewatch.identify.measurement import box_fit, measure_box, refined_categories
+from sitewatch.identify.refine import refine_box
 from sitewatch.identify.settings import IdentifySettings
+from sitewatch.imagery.base import Scene
 from sitewatch.imagery.georef import Georef
-from sitewatch.types import Candidate, Detection, Measurement
+from sitewatch.types import Candidate, Detection, Measurement, OrientedBox
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,9 @@ class Identification:
     Attributes:
         detection: the input detection.
         length_px, width_px: box size, pixels (always available).
+        measured_box: the box measured (scene pixels): the silhouette box refined on the chip, or
+            the detector's box (None when nothing was measured).
+        box_source: ``"silhouette"`` or ``"detector"``: which box-fit model the measurement used.
         measurement: metric size, or None when no GSD/georeference is known.
         ranking: type posteriors, or None when not ranked.
         reason: why there is no measurement/ranking (None when both are there).
@@ -43,6 +48,8 @@ class Identification:
     measurement: Measurement | None = None
     ranking: Ranking | None = None
     reason: str | None = None
+    measured_box: OrientedBox | None = None
+    box_source: str | None = None
 
     def candidates(self, k: int = 5, min_probability: float | None = None) -> tuple[Candidate, ...]:
         """Top-``k`` types plus the unknown/other mass, sorted by probability (best first).
@@ -83,8 +90,19 @@ def identify_detection(
     view_azimuth_deg: float | None = None,
     priors: Mapping[str, Any] | None = None,
     library: Library | None = None,
+    scene: Scene | None = None,
 ) -> Identification:
-    """Measure one detection and rank library types for it (see :func:`identify_detections`)."""
+    """Measure one detection and rank library types for it (see :func:`identify_detections`).
+
+    With a ``scene`` (the one detected on), boxes of the categories that have a silhouette
+    box-fit model (:func:`~sitewatch.identify.measurement.refined_categories`: aircraft) are
+    refined on its pixels first (:func:`~sitewatch.identify.refine.refine_box`) and measured with
+    that model; where no plausible silhouette is found the detector box is measured with the
+    detector's model (its bias divided out).
+
+    Raises:
+        SceneError: the scene's pixels cannot be read.
+    """
     ident = Identification(det, det.box.length, det.box.width)
     if georef is None and (gsd_m is None or gsd_m <= 0):
         ident.reason = (
@@ -96,14 +114,21 @@ def identify_detection(
         gsd_rel_sigma = (
             DEFAULT_GSD_REL_SIGMA_GEOREF if georef is not None else DEFAULT_GSD_REL_SIGMA_SCREENSHOT
         )
+    box, source = det.box, "detector"
+    if scene is not None and det.category in refined_categories():
+        silhouette = refine_box(scene, det.box)
+        if silhouette is not None:
+            box, source = silhouette.box, "silhouette"
+    ident.measured_box, ident.box_source = box, source
     ident.measurement = measure_box(
-        det.box,
+        box,
         det.category,
         gsd_m=gsd_m,
         gsd_rel_sigma=gsd_rel_sigma,
         georef=georef,
         off_nadir_deg=off_nadir_deg,
         view_azimuth_deg=view_azimuth_deg,
+        fit=box_fit(det.category, source),
     )
     m = ident.measurement
     ident.ranking = rank_types(
@@ -131,6 +156,7 @@ def identify_detections(
     gsd_rel_sigma: float | None = None,
     library: Library | None = None,
     settings: IdentifySettings | None = None,
+    scene: Scene | None = None,
 ) -> list[Detection]:
     """New detections with ``measurement`` and ``candidates`` set.
 
@@ -150,15 +176,23 @@ def identify_detections(
         gsd_rel_sigma: relative 1-sigma of the GSD (default 0.02 georeferenced, 0.05 otherwise).
         library: reference library (default: the bundled one).
         settings: identification settings (default: from the environment).
+        scene: the scene detected on (pixels of ``detections``): aircraft boxes are refined on
+            its pixels before measuring (:mod:`~sitewatch.identify.refine`) unless
+            ``settings.refine`` is False. None: the detector boxes are measured as they are.
 
     Returns:
         New detections; unchanged ones (and a logged reason) when no GSD/georeference is known.
+
+    Raises:
+        SceneError: the scene's pixels cannot be read.
     """
     georef = Georef.make(transform, crs) if crs is not None and transform is not None else None
     if georef is None and (gsd_m is None or gsd_m <= 0):
         if detections:
             log.warning("identify: GSD unknown, %d detections left unmeasured and unranked", len(detections))
         return list(detections)
+    settings = settings or IdentifySettings()
+    pixels = scene if settings.refine else None
     out = []
     for det in detections:
         ident = identify_detection(
@@ -170,9 +204,10 @@ def identify_detections(
             view_azimuth_deg=view_azimuth_deg,
             priors=priors,
             library=library,
+            scene=pixels,
         )
         if k is None:
-            keep_min = (settings or IdentifySettings()).keep_min_probability
+            keep_min = settings.keep_min_probability
             cands = ident.candidates(DEFAULT_TOP_K, keep_min)
         else:
             cands = ident.candidates(k)

@@ -53,10 +53,27 @@ def _boxfit_doc() -> dict[str, Any]:
         return yaml.safe_load(f)
 
 
-def box_fit(category: str) -> BoxFit:
-    """The box-fit error model of a category."""
-    c = _boxfit_doc()["categories"][category]
-    return BoxFit(*(_pair(c[k]) for k in ("sigma_px", "sigma_rel", "bias_rel", "elevation_frac")))
+#: Box sources with their own box-fit model in ``data/boxfit.yaml``: the detector's box, and the
+#: silhouette box that :mod:`sitewatch.identify.refine` fits on the chip (section ``silhouette``).
+BOX_SOURCES = ("detector", "silhouette")
+
+
+def box_fit(category: str, source: str = "detector") -> BoxFit:
+    """The box-fit error model of a category for boxes from ``source`` (:data:`BOX_SOURCES`).
+
+    Raises:
+        KeyError: no model for that category and source (silhouette boxes: see
+            :func:`refined_categories`).
+    """
+    doc = _boxfit_doc() if source == "detector" else _boxfit_doc()[source]
+    c = doc["categories"][category]
+    elevation = c.get("elevation_frac", _boxfit_doc()["categories"][category]["elevation_frac"])
+    return BoxFit(_pair(c["sigma_px"]), _pair(c["sigma_rel"]), _pair(c["bias_rel"]), _pair(elevation))
+
+
+def refined_categories() -> frozenset[str]:
+    """Categories whose boxes are refined on the chip (those with a silhouette box-fit model)."""
+    return frozenset(_boxfit_doc().get("silhouette", {}).get("categories", {}))
 
 
 def _pair(values: Sequence[Any]) -> tuple[float, float]:
@@ -65,9 +82,10 @@ def _pair(values: Sequence[Any]) -> tuple[float, float]:
     return float(length), float(width)
 
 
-def box_fit_status() -> str:
-    """How the box-fit numbers were obtained (e.g. ``"label-noise estimate ..."``)."""
-    return str(_boxfit_doc().get("status", ""))
+def box_fit_status(source: str = "detector") -> str:
+    """How the box-fit numbers were obtained (e.g. ``"measured with sitewatch-det 1.3.0"``)."""
+    doc = _boxfit_doc() if source == "detector" else _boxfit_doc().get(source, {})
+    return str(doc.get("status", ""))
 
 
 def ground_axes(box: OrientedBox, geo: Georef) -> tuple[float, float, float]:

@@ -24,6 +24,9 @@ class IdentifySettings(FileSettings):
         keep_min_probability: :func:`~sitewatch.identify.identify_detections` keeps every type
             candidate at least this probable (besides the top k), so that the family, role and
             size-class sums computed later from stored candidates lose at most this much per type.
+        refine: refine aircraft boxes on the image chip (their silhouette) before measuring, when
+            the scene's pixels are at hand (:mod:`sitewatch.identify.refine`); False measures the
+            detector's boxes as they are (with their bias correction).
     """
 
     config_table: ClassVar[str | None] = "identify"
@@ -31,3 +34,4 @@ class IdentifySettings(FileSettings):
 
     label_threshold: float = Field(0.7, gt=0.5, le=1.0)
     keep_min_probability: float = Field(0.005, ge=0.0, lt=0.5)
+    refine: bool = True
