@@ -14,7 +14,6 @@ is repeated with the refined boxes (the detector box where no silhouette is foun
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 from collections.abc import Mapping
 from pathlib import Path
@@ -196,15 +195,11 @@ def _print_refined(args: argparse.Namespace, detector: Any, tag: str, found: lis
         f"{n_det} matched aircraft. Rows 'detector' are all matched pairs, 'silhouette' the refined ones; "
         "'detector, refined subset' the detector boxes of the refined ones.\n"
     )
-    subset = [
-        dataclasses.replace(p, source="silhouette")
-        for p in pairs
-        if p.source == "detector" and (p.dataset, p.image, p.label) in refined_ids
-    ]
+    subset = [p for p in pairs if p.source == "detector" and (p.dataset, p.image, p.label) in refined_ids]
     print(_fmt_boxfit(pairs, counts))
     print()
     print("Detector boxes, refined subset:\n")
-    print(_fmt_boxfit(subset, counts).split("\n", 2)[-1].split("\n", 1)[-1])
+    print(_fmt_boxfit(subset, {}).split("\n", 2)[-1].lstrip("\n"))
     print()
     refined, seconds = refine_samples(found, args.data_dir, settings)
     n_sil = sum(s.box_source == "silhouette" for s in refined)
