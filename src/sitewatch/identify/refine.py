@@ -167,6 +167,9 @@ def _grabcut(
     img = cv2.resize(np.ascontiguousarray(rgb[..., ::-1]), small, interpolation=cv2.INTER_AREA)
     seed: Any = cv2.resize(full, small, interpolation=cv2.INTER_NEAREST)
     bgd, fgd = np.zeros((1, 65), float), np.zeros((1, 65), float)
+    # GrabCut seeds its colour models with k-means on OpenCV's thread RNG: without a fixed seed
+    # the same chip gives a different silhouette depending on what ran before.
+    cv2.setRNGSeed(0)
     cv2.grabCut(img, seed, None, bgd, fgd, settings.grabcut_iter, cv2.GC_INIT_WITH_MASK)  # type: ignore[call-overload]
     fg = ((seed == cv2.GC_FGD) | (seed == cv2.GC_PR_FGD)).astype(np.uint8)
     return (cv2.resize(fg, (w, h), interpolation=cv2.INTER_NEAREST) > 0) & valid
