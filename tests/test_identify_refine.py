@@ -79,6 +79,30 @@ def test_identify_measures_the_silhouette_unless_refinement_is_off() -> None:
     assert det.box == on.box  # the detection keeps the detector's box; only the measurement changes
 
 
+def test_chips_are_read_with_a_capped_block_cache(monkeypatch) -> None:
+    """GDAL's process-wide block cache is capped while chips are read for refinement (left
+    uncapped it holds up to 5 % of the machine's memory of decoded blocks on a large scene) and
+    restored after."""
+    from rasterio.env import get_gdal_config
+
+    from sitewatch.identify import identification
+    from sitewatch.imagery.base import CHIP_READ_CACHE_MB
+
+    seen: list[int] = []
+    real = identification.refine_box
+
+    def spy(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        seen.append(int(get_gdal_config("GDAL_CACHEMAX")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(identification, "refine_box", spy)
+    before = int(get_gdal_config("GDAL_CACHEMAX"))
+    det = Detection(OrientedBox.make(*CENTRE, LENGTH_PX, SPAN_PX, HEADING_DEG), "aircraft", 0.9)
+    identify_detections([det, det], gsd_m=0.25, scene=_aircraft_scene())
+    assert seen == [CHIP_READ_CACHE_MB * 2**20] * 2
+    assert int(get_gdal_config("GDAL_CACHEMAX")) == before
+
+
 def test_small_boxes_and_empty_chips_keep_the_detector_box() -> None:
     scene = _aircraft_scene()
     small = OrientedBox.make(*CENTRE, 100.0, 90.0, HEADING_DEG)

@@ -9,7 +9,6 @@ same code drives ONNX Runtime and the geometric stand-ins used in tests.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
@@ -19,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-import rasterio
 from rasterio.windows import Window
 
 from sitewatch.detect.base import Detector, ProgressCallback
@@ -27,7 +25,7 @@ from sitewatch.detect.decode import BoxArray, decode
 from sitewatch.detect.merge import EDGE_SPARE, EDGE_TRUNCATED, EDGE_WHOLE, RowMerge, merge
 from sitewatch.detect.tiling import Tile, plan_tiles
 from sitewatch.errors import SceneError
-from sitewatch.imagery.base import Scene
+from sitewatch.imagery.base import Scene, read_cache
 from sitewatch.types import CATEGORIES, Detection, OrientedBox
 
 log = logging.getLogger(__name__)
@@ -351,8 +349,7 @@ class SlicedDetector(Detector):
         done = 0
         thresholds = np.array(list(self.score_thresholds.values()), dtype=np.float32)
         cache_mb = _read_cache_mb(scene, region, tiles, self.read_cache_mb)
-        env = rasterio.Env(GDAL_CACHEMAX=cache_mb * 2**20) if cache_mb else contextlib.nullcontext()
-        with env:
+        with read_cache(cache_mb):
             for k, (batch_tiles, images, given) in enumerate(self._batches(scene, chunks, stats)):
                 if images is not None:
                     t1 = time.perf_counter()

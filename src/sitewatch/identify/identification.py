@@ -14,7 +14,7 @@ from sitewatch.identify.library import Library, load_library
 from sitewatch.identify.measurement import box_fit, measure_box, refined_categories
 from sitewatch.identify.refine import refine_box
 from sitewatch.identify.settings import IdentifySettings
-from sitewatch.imagery.base import Scene
+from sitewatch.imagery.base import CHIP_READ_CACHE_MB, Scene, read_cache
 from sitewatch.imagery.georef import Georef
 from sitewatch.types import Candidate, Detection, Measurement, OrientedBox
 
@@ -194,24 +194,25 @@ def identify_detections(
     settings = settings or IdentifySettings()
     pixels = scene if settings.refine else None
     out = []
-    for det in detections:
-        ident = identify_detection(
-            det,
-            gsd_m=gsd_m,
-            georef=georef,
-            gsd_rel_sigma=gsd_rel_sigma,
-            off_nadir_deg=off_nadir_deg,
-            view_azimuth_deg=view_azimuth_deg,
-            priors=priors,
-            library=library,
-            scene=pixels,
-        )
-        if k is None:
-            keep_min = settings.keep_min_probability
-            cands = ident.candidates(DEFAULT_TOP_K, keep_min)
-        else:
-            cands = ident.candidates(k)
-        out.append(replace(det, measurement=ident.measurement, candidates=cands))
+    with read_cache(CHIP_READ_CACHE_MB if pixels is not None else None):
+        for det in detections:
+            ident = identify_detection(
+                det,
+                gsd_m=gsd_m,
+                georef=georef,
+                gsd_rel_sigma=gsd_rel_sigma,
+                off_nadir_deg=off_nadir_deg,
+                view_azimuth_deg=view_azimuth_deg,
+                priors=priors,
+                library=library,
+                scene=pixels,
+            )
+            if k is None:
+                keep_min = settings.keep_min_probability
+                cands = ident.candidates(DEFAULT_TOP_K, keep_min)
+            else:
+                cands = ident.candidates(k)
+            out.append(replace(det, measurement=ident.measurement, candidates=cands))
     return out
 
 

@@ -6,14 +6,35 @@ so the detector and the pipeline never care where pixels come from.
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import numpy as np
+import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
+
+#: GDAL block cache while scattered windows (object chips) are read, MB. A chip covers a few
+#: source blocks and is read once; without a cap GDAL keeps up to 5 % of the machine's memory
+#: of decoded blocks, which grows with the number of chips read from a large scene.
+CHIP_READ_CACHE_MB = 32
+
+
+@contextlib.contextmanager
+def read_cache(mb: int | None) -> Iterator[None]:
+    """GDAL's block cache capped at ``mb`` MB inside the block (None: left as it is).
+
+    GDAL's cache is process-wide; the previous cap is restored on exit.
+    """
+    if mb is None:
+        yield
+        return
+    with rasterio.Env(GDAL_CACHEMAX=int(mb) * 2**20):
+        yield
 
 
 class Scene(ABC):
