@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from _memory import peak_rss_mb
+from sitewatch.detect.sliced import DEFAULT_BATCH_SIZE
 
 DATA = Path(os.environ.get("SITEWATCH_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 GSD_M = 0.5
@@ -108,7 +109,7 @@ def worker(path: str, batch_size: int, threads: int | None, pure_fraction: float
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[6000, 12000], help="scene sides, pixels")
-    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="tiles per model call (default: the detector's)")
     ap.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
     ap.add_argument("--pure-fraction", type=float, default=1.0, help="share of the batches timed standalone (extrapolated)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)

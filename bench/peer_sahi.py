@@ -1,7 +1,7 @@
 """``sitewatch detect`` side by side with SAHI slicing around the same ONNX model, on one large real scene.
 
     pip install --no-deps sahi fire termcolor   # SAHI's own requirement pulls opencv-python beside the headless build
-    python bench/peer_sahi.py ../shared/data [--model PATH ...] [--grid 5] [--batch 4]
+    python bench/peer_sahi.py ../shared/data [--model PATH ...] [--grid 5] [--batch 2]
 
 The scene: the held-out airbus-pleiades images (0.5 m Pléiades, 2560 px), laid out cyclically on a
 ``grid`` x ``grid`` mosaic (5: 12 800 x 12 800 px, 41 km²) and written as a tiled, JPEG-compressed
@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from sitewatch.detect.sliced import DEFAULT_BATCH_SIZE
 
 REPO = Path(__file__).resolve().parents[1]
 #: Score floor of both tools' detections (AP needs the low-score tail; as ``sitewatch evaluate``).
@@ -184,7 +186,7 @@ def main() -> None:
     ap.add_argument("data", type=Path, nargs="?")
     ap.add_argument("--model", action="append", type=Path, default=None, help="model (repeatable; the first is the fp32 reference)")
     ap.add_argument("--grid", type=int, default=5, help="mosaic side in images (5: 12 800 px)")
-    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=DEFAULT_BATCH_SIZE, help="tiles per model call, both tools (default: the detector's)")
     ap.add_argument("--sahi-worker", nargs=3, type=Path, metavar=("IMAGE", "MODEL", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.sahi_worker:

@@ -583,7 +583,7 @@ def test_merge_one_object_one_category_for_thin_boxes_at_one_place() -> None:
 
 
 def test_read_cache_follows_one_row_of_tiles_across_the_scene(tmp_path) -> None:
-    """GDAL's block cache is sized to a tile row plus two block rows across the region, within the cap."""
+    """GDAL's block cache holds the block rows one row of tiles can touch across the region, within the cap."""
     import rasterio
 
     from sitewatch.detect.sliced import _read_cache_mb
@@ -598,8 +598,8 @@ def test_read_cache_follows_one_row_of_tiles_across_the_scene(tmp_path) -> None:
     with open_scene(path, gsd_m=0.5) as scene:
         region = Window(0, 0, 8192, 1024)
         tiles = plan_tiles(region, scale=1.0, tile_px=512, overlap_px=128)
-        # 1.25 x (512 + 2 x 256 rows) x 8192 px x 6 bytes = 60 MiB
-        assert _read_cache_mb(scene, region, tiles, 256) == 60
+        # 1.25 x (512 / 256 + 1 block rows of 256) x 8192 px x 6 bytes = 45 MiB
+        assert _read_cache_mb(scene, region, tiles, 256) == 45
         assert _read_cache_mb(scene, region, tiles, 40) == 40  # the cap holds
         assert _read_cache_mb(scene, Window(0, 0, 512, 512), tiles[:1], 256) == 16  # the floor
         assert _read_cache_mb(scene, region, tiles, None) is None

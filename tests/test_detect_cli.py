@@ -18,7 +18,8 @@ from rasterio.warp import transform as warp_transform
 
 from detect_support import BLOCK_LENGTH, BLOCK_WIDTH, write_block_model
 from sitewatch.cli.main import main
-from sitewatch.types import OrientedBox
+from sitewatch.imagery import open_scene
+from sitewatch.types import Detection, OrientedBox
 
 BLOCKS = [(40, 24), (100, 80), (152, 148)]  # 4-aligned top-left corners of 4x4 red blocks
 
@@ -283,3 +284,32 @@ def test_provider_and_multiscale_options(tmp_path, model, capsys) -> None:
     assert _centres(out) == _expected()
     code, _, err = run(capsys, img, "--model", str(model), "--provider", "nosuch")
     assert code == 2 and "not available" in err and len(err.strip().splitlines()) == 1
+
+
+def test_streamed_outputs_equal_the_whole_list(tmp_path, model, capsys, monkeypatch) -> None:
+    """Detections are identified and written a chunk at a time: chunks of one give the same JSON,
+    JSONL, GeoJSON and summary as one chunk, and the streamed writers equal ``json.dumps`` of the
+    whole list (empty included)."""
+    from sitewatch.cli import detect as cli_detect
+
+    t = Affine(0.5, 0, 500000.0, 0, -0.5, 4100000.0)
+    img = _tif(tmp_path / "geo.tif", _rgb().transpose(2, 0, 1).copy(), crs="EPSG:32633", transform=t)
+    outputs = {}
+    for chunk in (512, 1):
+        monkeypatch.setattr(cli_detect, "IDENTIFY_CHUNK", chunk)
+        for flag in ("--json", "--jsonl", "--geojson", "--no-refine"):
+            code, out, err = run(capsys, str(img), "--model", str(model), flag)
+            assert code == 0, err
+            outputs[chunk, flag] = re.sub(r"\d+\.\d s$", "", out.strip(), flags=re.M)  # the summary's time
+    for flag in ("--json", "--jsonl", "--geojson", "--no-refine"):
+        assert outputs[1, flag] == outputs[512, flag], flag
+    dets = [Detection.from_dict(d) for d in json.loads(outputs[1, "--json"])]
+    assert len(dets) == 3 and all(d.measurement is not None for d in dets)
+    assert len(outputs[1, "--jsonl"].splitlines()) == 3
+    assert "total" in outputs[1, "--no-refine"] and "3" in outputs[1, "--no-refine"]
+    with open_scene(img) as scene:
+        for ds in (dets, []):
+            assert "".join(cli_detect._json_array(iter(ds), None)) == json.dumps([d.to_dict() for d in ds])
+            assert "".join(cli_detect._json_array(iter(ds), 1)) == json.dumps([d.to_dict() for d in ds], indent=1)
+            geo = "".join(cli_detect._geojson_text(scene, iter(ds), "m"))
+            assert geo == json.dumps(cli_detect.to_geojson(scene, ds, "m"))

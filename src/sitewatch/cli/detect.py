@@ -20,7 +20,7 @@ from sitewatch.cli.options import (
     output_option,
     overwrite_option,
 )
-from sitewatch.detect.sliced import DEFAULT_OVERLAP_PX
+from sitewatch.detect.sliced import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP_PX
 from sitewatch.errors import GeoreferenceError, SceneError
 from sitewatch.types import CATEGORIES, Detection
 
@@ -130,6 +130,19 @@ def identify(
     )
 
 
+#: Detections identified per call while streaming (bounded memory on scenes with 10⁵ objects).
+IDENTIFY_CHUNK = 512
+
+
+def iter_identified(
+    scene, detections: list[Detection], gsd_m: float | None, site_name: str | None, refine: bool | None = None
+) -> Iterator[Detection]:  # noqa: ANN001
+    """:func:`identify`, :data:`IDENTIFY_CHUNK` detections at a time: an identified detection (its
+    candidates and measurement) need not outlive its write."""
+    for i in range(0, len(detections), IDENTIFY_CHUNK):
+        yield from identify(scene, detections[i : i + IDENTIFY_CHUNK], gsd_m, site_name, refine)
+
+
 def to_geojson(scene, detections: list[Detection], model: str) -> dict[str, Any]:  # noqa: ANN001
     """An RFC 7946 FeatureCollection: one WGS84 polygon per detection, 7 decimals, rings counterclockwise.
 
@@ -137,6 +150,11 @@ def to_geojson(scene, detections: list[Detection], model: str) -> dict[str, Any]
     (:func:`sitewatch.report.exports.detection_properties`) plus ``scene`` and ``model``: ``heading_deg`` is
     from true north, ``heading_px_deg`` in the image.
     """
+    return {"type": "FeatureCollection", "features": list(geojson_features(scene, detections, model))}
+
+
+def geojson_features(scene, detections: Iterable[Detection], model: str) -> Iterator[dict[str, Any]]:  # noqa: ANN001
+    """The features of :func:`to_geojson`, one detection at a time."""
     import shapely
     from shapely.geometry import mapping
     from shapely.geometry.polygon import orient
@@ -147,7 +165,6 @@ def to_geojson(scene, detections: list[Detection], model: str) -> dict[str, Any]
         raise GeoreferenceError(
             f"{scene.path}: not georeferenced; --geojson needs a CRS and transform (use --json)"
         )
-    features = []
     for d in detections:
         geom = None
         if d.footprint:
@@ -156,8 +173,15 @@ def to_geojson(scene, detections: list[Detection], model: str) -> dict[str, Any]
             )  # RFC 7946 §3.1.6: exterior counterclockwise
             geom = mapping(shapely.set_precision(poly, 10**-COORDINATE_DECIMALS, mode="pointwise"))
         props = {"scene": str(scene.path), "model": model, **detection_properties(d)}
-        features.append({"type": "Feature", "geometry": geom, "properties": props})
-    return {"type": "FeatureCollection", "features": features}
+        yield {"type": "Feature", "geometry": geom, "properties": props}
+
+
+def _geojson_text(scene, detections: Iterable[Detection], model: str) -> Iterator[str]:  # noqa: ANN001
+    """``json.dumps(to_geojson(...))``, one feature at a time."""
+    yield '{"type": "FeatureCollection", "features": ['
+    for k, feature in enumerate(geojson_features(scene, detections, model)):
+        yield (", " if k else "") + json.dumps(feature)
+    yield "]}"
 
 
 def _write(text: str | Iterable[str], out: str | None, overwrite: bool = False) -> None:
@@ -179,34 +203,51 @@ def _write(text: str | Iterable[str], out: str | None, overwrite: bool = False) 
         f.write("\n")
 
 
-def _json_array(detections: list[Detection], indent: int | None) -> Iterator[str]:
+def _json_array(detections: Iterable[Detection], indent: int | None) -> Iterator[str]:
     """``json.dumps([d.to_dict() for d in detections], indent=indent)``, one detection at a time."""
-    if not detections:
-        yield "[]"
-        return
     pad = "" if indent is None else "\n" + " " * indent
     sep = ", " if indent is None else ","
+    k = -1
     for k, d in enumerate(detections):
         body = json.dumps(d.to_dict(), indent=indent)
         if indent is not None:
             body = body.replace("\n", pad)
         yield ("[" if k == 0 else sep) + pad + body
-    yield ("" if indent is None else "\n") + "]"
+    yield "[]" if k < 0 else ("" if indent is None else "\n") + "]"
 
 
-def _summary(scene, detections: list[Detection], detector, seconds: float, out: str | None) -> None:  # noqa: ANN001
+class _Tally:
+    """What the summary table needs of each detection, kept while the detections stream past."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[tuple[float, float, Any, str | None]]] = {c: [] for c in CATEGORIES}
+        self.gsd_m: float | None = None
+
+    def watch(self, detections: Iterable[Detection]) -> Iterator[Detection]:
+        for d in detections:
+            m = d.measurement
+            if self.gsd_m is None and m is not None and m.gsd_m:
+                self.gsd_m = m.gsd_m
+            best = d.best_type
+            name = best.name if best is not None and best.type_id != "unknown" else None
+            self.rows.setdefault(d.category, []).append((d.score, d.box.length, m, name))
+            yield d
+
+    @property
+    def total(self) -> int:
+        return sum(len(r) for r in self.rows.values())
+
+
+def _summary(scene, tally: _Tally, detector, seconds: float, out: str | None) -> None:  # noqa: ANN001
     from collections import Counter
 
     from rich.table import Table
 
     from sitewatch.cli.console import out_console
 
-    gsd_m = (
-        next((d.measurement.gsd_m for d in detections if d.measurement and d.measurement.gsd_m), None)
-        or scene.gsd_m
-    )
+    gsd_m = tally.gsd_m or scene.gsd_m
     gsd = f"{gsd_m:.3g} m" if gsd_m else "unknown GSD"
-    measured = any(d.measurement for d in detections)
+    measured = any(m is not None for rows in tally.rows.values() for _, _, m, _ in rows)
     table = Table(
         title=Path(scene.path).name,
         caption=f"{scene.width}x{scene.height} px, {gsd}, {detector.label}, {seconds:.1f} s",
@@ -217,23 +258,21 @@ def _summary(scene, detections: list[Detection], detector, seconds: float, out: 
     for col in cols:
         table.add_column(col, justify="left" if col in ("category", "most likely types") else "right")
     for cat in CATEGORIES:
-        ds = [d for d in detections if d.category == cat]
-        if ds:
-            scores = sorted(d.score for d in ds)
-            lengths = sorted(d.box.length for d in ds)
-            row = [cat, str(len(ds)), f"{sum(scores) / len(ds):.2f}", f"{lengths[len(ds) // 2]:.0f}"]
+        rows = tally.rows.get(cat, [])
+        if rows:
+            scores = sorted(r[0] for r in rows)
+            lengths = sorted(r[1] for r in rows)
+            row = [cat, str(len(rows)), f"{sum(scores) / len(rows):.2f}", f"{lengths[len(rows) // 2]:.0f}"]
             if measured:
-                ms = sorted((d.measurement for d in ds if d.measurement), key=lambda m: m.length_m)
+                ms = sorted((r[2] for r in rows if r[2]), key=lambda m: m.length_m)
                 mid = ms[len(ms) // 2] if ms else None
-                types = Counter(
-                    d.best_type.name for d in ds if d.best_type and d.best_type.type_id != "unknown"
-                )
+                types = Counter(r[3] for r in rows if r[3] is not None)
                 row += [
                     f"{mid.length_m:.1f} ± {mid.length_sigma_m:.1f}" if mid else "",
                     ", ".join(f"{n} ×{k}" for n, k in types.most_common(3)),
                 ]
             table.add_row(*row)
-    table.add_row("total", str(len(detections)), *[""] * (len(cols) - 2), style="bold")
+    table.add_row("total", str(tally.total), *[""] * (len(cols) - 2), style="bold")
     out_console.print(table)
     if out:
         out_console.print(f"detections written to {out}")
@@ -273,7 +312,11 @@ def _summary(scene, detections: list[Detection], detector, seconds: float, out: 
 )  # fmt: skip
 @model_option
 @click.option(
-    "--batch-size", type=click.IntRange(min=1), default=4, show_default=True, help="Tiles per model call."
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=DEFAULT_BATCH_SIZE,
+    show_default=True,
+    help="Tiles per model call (more: a little faster, more memory).",
 )
 @click.option(
     "--provider",
@@ -348,12 +391,12 @@ def command(
             from sitewatch.sites import get_site
 
             get_site(site_name)  # an unknown site fails before any work
-        detections = identify(
-            scene, with_footprints(scene, run_detection(detector, scene, gsd)), gsd, site_name, refine
-        )
-        seconds = time.perf_counter() - t0
+        found = with_footprints(scene, run_detection(detector, scene, gsd))
+        # identified a chunk at a time as they are written: memory stays flat on scenes of 10⁵ objects
+        tally = _Tally()
+        detections = tally.watch(iter_identified(scene, found, gsd, site_name, refine))
         if as_geojson:
-            _write(json.dumps(to_geojson(scene, detections, detector.label)), out, overwrite)
+            _write(_geojson_text(scene, detections, detector.label), out, overwrite)
         elif as_jsonl:
             _write(
                 (("\n" if k else "") + json.dumps(d.to_dict()) for k, d in enumerate(detections)),
@@ -362,6 +405,10 @@ def command(
             )
         elif as_json or out:
             _write(_json_array(detections, indent=None if out else 1), out, overwrite)
+        else:
+            for _ in detections:
+                pass
+        seconds = time.perf_counter() - t0
         if not (as_json or as_jsonl or (as_geojson and out is None)):
-            _summary(scene, detections, detector, seconds, out)
+            _summary(scene, tally, detector, seconds, out)
     sys.stdout.flush()
