@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -158,16 +157,40 @@ def sahi_worker(image: Path, model: Path, out: Path, batch: int) -> None:
 # --- the comparison --------------------------------------------------------------------------
 
 
+#: Run as ``python -c PEAK_RUNNER OUT (-m MODULE | SCRIPT) ARGS...``: runs the module or script as
+#: ``__main__`` and writes the process's own VmHWM (MiB) to OUT at exit.
+PEAK_RUNNER = """
+import atexit, runpy, sys
+out, kind, target, *rest = sys.argv[1:]
+def peak():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmHWM:'):
+            open(out, 'w').write(str(int(line.split()[1]) / 1024))
+atexit.register(peak)
+sys.argv = [target, *rest]
+runpy.run_module(target, run_name='__main__', alter_sys=True) if kind == '-m' else runpy.run_path(target, run_name='__main__')
+"""
+
+
 def timed(cmd: list[str]) -> tuple[float, float]:
-    """Run ``cmd`` in its own process: (wall s, peak resident MiB), exit status checked."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(cmd[:4])}... failed: {err[-2000:]}")
-    return wall, usage.ru_maxrss / 1024
+    """Run ``python (-m MODULE | SCRIPT) ARGS...`` in its own process: (wall s, peak resident MiB),
+    exit status checked.
+
+    The peak is the child's own high-water mark (VmHWM, read by the child at exit), not
+    ``getrusage``'s ``ru_maxrss``: Linux carries the parent's peak into a child started by
+    (v)fork + exec, so a child of this process (which built a 491 MB mosaic) would report at least
+    this process's own peak.
+    """
+    with tempfile.NamedTemporaryFile(suffix=".peak") as f:
+        args = cmd[1:] if cmd[1] == "-m" else ["-s", *cmd[1:]]
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([cmd[0], "-c", PEAK_RUNNER, f.name, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, err_bytes = proc.communicate()
+        wall = time.perf_counter() - t0
+        err = err_bytes.decode()
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd[:4])}... failed: {err[-2000:]}")
+        return wall, float(Path(f.name).read_text())
 
 
 def score(truth, detections: list, thresholds: dict[str, float]) -> tuple[float, int]:  # noqa: ANN001
