@@ -186,7 +186,8 @@ def rank_types(
         temperature: the size likelihoods (types and outlier) are raised to ``1 / temperature``
             before the priors multiply: > 1 flattens an over-confident ranking. Default: the
             category's calibrated temperature for detector boxes (``data/calibration.yaml``; 1.0
-            where none is fitted).
+            where none is fitted); measurements of other box sources pass
+            ``calibrated_temperature(category, source)``.
     """
     params = library.matching["categories"][category]
     p_unknown = float(params["outlier"]["prior"])
@@ -232,7 +233,13 @@ def calibrated_temperature(category: str, boxes: str = "detector") -> float:
 
     Args:
         category: detection category.
-        boxes: ``"detector"`` (what the pipeline measures) or ``"label"`` (hand-drawn label boxes,
+        boxes: the box source measured: ``"detector"`` (the detector's box), ``"silhouette"`` (the
+            box refined on the image, :mod:`sitewatch.identify.refine`; a category without a
+            silhouette temperature takes the detector's) or ``"label"`` (hand-drawn label boxes,
             for evaluation).
     """
-    return float(((_calibration().get("temperature") or {}).get(boxes) or {}).get(category, 1.0))
+    temps = _calibration().get("temperature") or {}
+    by_cat = temps.get(boxes) or {}
+    if category not in by_cat and boxes == "silhouette":
+        by_cat = temps.get("detector") or {}
+    return float(by_cat.get(category, 1.0))

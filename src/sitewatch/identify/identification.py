@@ -8,7 +8,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from sitewatch.identify.candidates import UNKNOWN_ID, UNKNOWN_ROLE, Ranking, rank_types
+from sitewatch.identify.candidates import (
+    UNKNOWN_ID,
+    UNKNOWN_ROLE,
+    Ranking,
+    calibrated_temperature,
+    rank_types,
+)
 from sitewatch.identify.hierarchy import LEVELS, label_detection
 from sitewatch.identify.library import Library, load_library
 from sitewatch.identify.measurement import box_fit, measure_box, refined_categories
@@ -98,7 +104,8 @@ def identify_detection(
     box-fit model (:func:`~sitewatch.identify.measurement.refined_categories`: aircraft) are
     refined on its pixels first (:func:`~sitewatch.identify.refine.refine_box`) and measured with
     that model; where no plausible silhouette is found the detector box is measured with the
-    detector's model (its bias divided out).
+    detector's model (its bias divided out). The ranking takes the calibrated temperature of the
+    box source measured (:func:`~sitewatch.identify.candidates.calibrated_temperature`).
 
     Raises:
         SceneError: the scene's pixels cannot be read.
@@ -139,6 +146,7 @@ def identify_detection(
         det.category,
         library or load_library(),
         priors=priors,
+        temperature=calibrated_temperature(det.category, source),
     )
     return ident
 
