@@ -4,17 +4,30 @@ Run: ``python -m sitewatch.identify.calibration ../shared/data [--detector MODEL
 [--figure docs/identify-reliability.png] [--write]`` (prints Markdown; the tables in
 docs/identify.md come from it).
 
-Samples, each a measured object of known type:
+Samples, each a measured object of known type, per box source (the box-fit model measured):
 
 * **real label boxes**: the allplanes keypoint boxes and MAR20 label boxes of
   :mod:`sitewatch.identify.evaluate` (aircraft of known type and GSD), measured with the label
   box-fit model;
 * **real detector boxes**: the same aircraft measured from the matched box of the detector
-  (``--detector``), with the detector's box-fit model (``data/boxfit.yaml``);
+  (``--detector``), with the detector's box-fit model (``data/boxfit.yaml``): what the pipeline
+  measures with refinement off, and for the boxes it cannot refine;
+* **real silhouette boxes**: those detector boxes refined on the image exactly as the pipeline
+  does (:func:`sitewatch.identify.refine.refine_box` with the default
+  :class:`~sitewatch.identify.refine.RefineSettings`), where a silhouette is found, measured with
+  the silhouette box-fit model (``boxfit.yaml``, ``silhouette:``);
 * **synthetic boxes**: every library type of a category drawn at a known GSD, its box made from
-  the type's published dimensions with the measured box-fit noise of ``boxfit.yaml`` (bias, pixel
-  and relative terms; detector boxes) or of the label model (label boxes), the GSD itself off by
-  its 1-sigma, and the type's own intrinsic tolerance (variants, what the box includes).
+  the type's published dimensions with the measured box-fit noise of the source's model (bias,
+  pixel and relative terms), the GSD itself off by its 1-sigma, and the type's own intrinsic
+  tolerance (variants, what the box includes). Silhouette boxes are drawn for the refined
+  categories only, at the GSDs of :data:`SYNTHETIC_GSD_M_REFINED`, and kept where the box is long
+  enough to be refined (:attr:`RefineSettings.min_length_px`), as in the pipeline.
+
+The pipeline measures a silhouette box where it finds one and the detector box otherwise
+(:attr:`sitewatch.identify.Identification.box_source` keeps which), and ranks each at its own
+source's temperature (:func:`~sitewatch.identify.candidates.calibrated_temperature`). The
+report's ``pipeline`` rows score the real aircraft exactly so: silhouette where found, else
+detector box, each at its temperature.
 
 Two statements are checked, each by expected calibration error (ECE: 10 equal-width bins of the
 stated probability, the bin-size-weighted mean of |observed frequency - mean probability|):
@@ -26,16 +39,31 @@ stated probability, the bin-size-weighted mean of |observed frequency - mean pro
   counted apart.
 
 Calibration: one temperature per detection category and box source on the size likelihood
-(:func:`~sitewatch.identify.candidates.rank_types`), fitted by minimising the Brier score of the
-whole type distribution (unknown/other included) over that category's samples of that source, the
-real and the synthetic samples weighted equally where both exist. The Brier score rather than the
-log-likelihood: a few boxes far off in the tails (where the log-likelihood of the true type is
-very low) drive the log-likelihood towards flat distributions that are then under-confident in
-their top type. The pipeline measures detector boxes and uses the detector temperatures; the label
-temperatures are stored for label-quality boxes (:func:`~sitewatch.identify.candidates.calibrated_temperature`
-with ``boxes="label"``), while :func:`sitewatch.identify.evaluate.evaluate_samples` ranks at
-temperature 1 (the tables of ``bench/identify_eval.py`` measure the model as it is). ``--write``
-stores them in ``data/calibration.yaml``.
+(:func:`~sitewatch.identify.candidates.rank_types`), fitted on both statements' grounds
+(:func:`fit_temperature` with ``keep_label``):
+
+1. the **hierarchy Brier score** (:func:`hierarchy_brier`) is minimised: the mean over the levels
+   type, family, role and size class of the Brier score of that level's group distribution
+   (unknown/other a group of its own). Every label an output states is one of these group
+   probabilities; the score is proper and smooth in T. The Brier score rather than the
+   log-likelihood: a few boxes far off in the tails drive the log-likelihood towards flat,
+   under-confident distributions;
+2. the **label statement** is then kept at least as well calibrated as at T = 1: the fit moves from
+   1 towards the Brier optimum only as far as the label ECE (mean over the origins) stays at most
+   that at T = 1. The label statement itself is not minimised: it jumps between levels as T moves,
+   and a flatter T labels fewer objects, so any score of the labelled objects alone rewards
+   saying less.
+
+Real and synthetic samples of a category and source are weighted equally where both exist (the
+real ones are few, of few types and sites; the synthetic ones cover every library type but only
+the modelled noise); a real group of fewer than :data:`MIN_REAL` samples is reported but not fitted
+on. A fitted T whose label ECE is still worse than at T = 1 on every origin scored is reported in
+the output and in ``calibration.yaml`` (``label_ece_worse_than_t1``).
+The label temperatures are stored for label-quality boxes
+(:func:`~sitewatch.identify.candidates.calibrated_temperature` with ``boxes="label"``), while
+:func:`sitewatch.identify.evaluate.evaluate_samples` ranks at temperature 1 (the tables of
+``bench/identify_eval.py`` measure the model as it is). ``--write`` stores them in
+``data/calibration.yaml``.
 """
 
 from __future__ import annotations
@@ -43,7 +71,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,10 +80,16 @@ import numpy as np
 import yaml
 from scipy.optimize import minimize_scalar
 
-from sitewatch.identify.candidates import UNKNOWN_ID, UNKNOWN_ROLE, type_log_likelihoods
-from sitewatch.identify.hierarchy import Label, label_candidates
+from sitewatch.identify.candidates import (
+    UNKNOWN_ID,
+    UNKNOWN_ROLE,
+    calibrated_temperature,
+    type_log_likelihoods,
+)
+from sitewatch.identify.hierarchy import Label, Level, label_candidates
 from sitewatch.identify.library import EquipmentType, Library, load_library
-from sitewatch.identify.measurement import BoxFit, box_fit, measure_box
+from sitewatch.identify.measurement import BoxFit, box_fit, measure_box, refined_categories
+from sitewatch.identify.refine import RefineSettings
 from sitewatch.types import Candidate, OrientedBox
 
 #: Categories with library types and a box-fit model, calibrated separately.
@@ -68,8 +102,18 @@ SYNTHETIC_GSD_M = {
     "large-vehicle": (0.3, 0.5),
     "small-vehicle": (0.3, 0.5),
 }
+#: Synthetic silhouette draws (refined categories): GSDs at which the category's boxes reach the
+#: refinement's minimum length (a 36 m aircraft is 120 px at 0.3 m; the real refined aircraft are at
+#: 0.18-0.22 m).
+SYNTHETIC_GSD_M_REFINED = (0.15, 0.3)
 SYNTHETIC_GSD_REL_SIGMA = 0.02
 N_BINS = 10
+#: Box sources calibrated: label-quality boxes, the detector's, and silhouettes refined on the image.
+SOURCES = ("detector", "silhouette", "label")
+#: Hierarchy levels whose group distributions the fit scores (:func:`hierarchy_brier`).
+FIT_LEVELS: tuple[Level, ...] = ("type", "family", "role", "size")
+#: Real samples of a category and source enter the fit only from this many on (fewer are reported).
+MIN_REAL = 10
 
 
 @dataclass(slots=True)
@@ -78,7 +122,7 @@ class Scored:
 
     Attributes:
         category: detection category.
-        source: ``"label"`` or ``"detector"`` boxes.
+        source: ``"label"``, ``"detector"`` or ``"silhouette"`` boxes.
         origin: ``"real"`` or ``"synthetic"``.
         truth: the true type id.
         types: candidate types (library order of the category).
@@ -132,15 +176,31 @@ def score(
 
 
 def synthetic(
-    category: str, fit: BoxFit, *, source: str, library: Library, rng: np.random.Generator, per_type: int
+    category: str,
+    fit: BoxFit,
+    *,
+    source: str,
+    library: Library,
+    rng: np.random.Generator,
+    per_type: int,
+    gsds_m: Sequence[float] | None = None,
+    min_length_px: float = 0.0,
 ) -> list[Scored]:
     """Boxes of every library type of ``category`` drawn with the box-fit noise of ``fit`` (see module doc).
 
     The drawn box takes the type's published dimensions (a swing-wing type at a span uniform between
     swept and spread), each scaled by the type's intrinsic tolerance, then in pixels at a GSD of
-    :data:`SYNTHETIC_GSD_M` the box-fit bias, relative and pixel noise; it is measured at a GSD off
-    by :data:`SYNTHETIC_GSD_REL_SIGMA`, as the pipeline would.
+    ``gsds_m`` (default :data:`SYNTHETIC_GSD_M`, taken in turn) the box-fit bias, relative and pixel
+    noise; it is measured at a GSD off by :data:`SYNTHETIC_GSD_REL_SIGMA`, as the pipeline would.
+
+    Args:
+        gsds_m: GSDs to draw at, metres per pixel.
+        min_length_px: draws whose box has a shorter long side (pixels) are left out: silhouette
+            boxes exist only for boxes the pipeline refines (:attr:`RefineSettings.min_length_px`).
+            The draws are made (and the generator advanced) either way, so a type too small at
+            every GSD has no samples.
     """
+    gsds = tuple(gsds_m or SYNTHETIC_GSD_M[category])
     out = []
     for t in (t for t in library.types if t.category == category):
         tau = (
@@ -149,7 +209,7 @@ def synthetic(
             else float(library.matching["categories"][category]["tolerance_rel"])
         )
         for i in range(per_type):
-            gsd = SYNTHETIC_GSD_M[category][i % len(SYNTHETIC_GSD_M[category])]
+            gsd = gsds[i % len(gsds)]
             span = (
                 rng.uniform(t.span_swept_m, t.span_spread_m or t.width_m)
                 if t.span_swept_m is not None  # swing wing
@@ -163,6 +223,8 @@ def synthetic(
             )
             px = np.maximum(px + np.array(fit.sigma_px) * rng.standard_normal(2), 1.0)
             gsd_assumed = gsd * (1.0 + SYNTHETIC_GSD_REL_SIGMA * rng.standard_normal())
+            if px.max() < min_length_px:
+                continue
             box = OrientedBox(0.0, 0.0, float(px.max()), float(px.min()), 0.0)
             m = measure_box(box, category, gsd_m=gsd_assumed, gsd_rel_sigma=SYNTHETIC_GSD_REL_SIGMA, fit=fit)
             out.append(
@@ -182,12 +244,13 @@ def synthetic(
 
 
 def real(samples: Sequence[Any], library: Library) -> list[Scored]:
-    """Scored aircraft from :class:`sitewatch.identify.evaluate.Sample` (label or detector boxes)."""
+    """Scored aircraft from :class:`sitewatch.identify.evaluate.Sample` (label, detector or silhouette
+    boxes, each measured with its source's box-fit model)."""
     from sitewatch.identify.evaluate import LABEL_BOX_FIT
 
     out = []
     for s in samples:
-        fit = LABEL_BOX_FIT if s.box_source == "label" else box_fit("aircraft")
+        fit = LABEL_BOX_FIT if s.box_source == "label" else box_fit("aircraft", s.box_source)
         m = measure_box(s.box, "aircraft", gsd_m=s.gsd_m, gsd_rel_sigma=s.gsd_rel_sigma, fit=fit)
         out.append(
             score(
@@ -218,13 +281,33 @@ def _in_group(label: Label, truth: EquipmentType) -> bool:
     return False
 
 
+Temperatures = float | Mapping[str, Mapping[str, float]]
+
+
+def temperature_of(s: Scored, temperature: Temperatures) -> float:
+    """The temperature a sample is ranked at: one for all, or ``{source: {category: T}}``.
+
+    A silhouette sample of a category without a silhouette temperature takes the detector's, a
+    category without any 1.0 (as :func:`~sitewatch.identify.candidates.calibrated_temperature`).
+    """
+    if isinstance(temperature, float | int):
+        return float(temperature)
+    by_cat = temperature.get(s.source) or {}
+    if s.category not in by_cat and s.source == "silhouette":
+        by_cat = temperature.get("detector") or {}
+    return float(by_cat.get(s.category, 1.0))
+
+
 def statements(
     samples: Sequence[Scored],
-    temperature: float | dict[str, float],
+    temperature: Temperatures,
     library: Library,
     threshold: float | None = None,
 ) -> dict[str, Any]:
     """Stated probabilities and outcomes of the top type and of the hierarchy label, per sample.
+
+    Args:
+        temperature: one for all samples, or ``{source: {category: T}}`` (:func:`temperature_of`).
 
     Returns:
         ``{"type": (p, right), "label": (p, right), "levels": {level: n}}`` with numpy arrays;
@@ -233,8 +316,7 @@ def statements(
     tp, tr, lp, lr = [], [], [], []
     levels: dict[str, int] = {}
     for s in samples:
-        temp = temperature if isinstance(temperature, float | int) else temperature.get(s.category, 1.0)
-        cands = s.candidates(float(temp))
+        cands = s.candidates(temperature_of(s, temperature))
         tp.append(cands[0].probability)
         tr.append(cands[0].type_id == s.truth)
         lab = label_candidates(cands, s.category, library=library, threshold=threshold)
@@ -295,13 +377,115 @@ def brier(samples: Sequence[Scored], temperature: float) -> float:
     return float(np.mean(out)) if out else 0.0
 
 
-def fit_temperature(groups: Sequence[Sequence[Scored]], bounds: tuple[float, float] = (0.25, 8.0)) -> float:
-    """Temperature minimising the mean over ``groups`` of each group's mean Brier score (log-scale search)."""
+def _group_index(types: Sequence[EquipmentType], level: Level, library: Library) -> tuple[np.ndarray, int]:
+    """Per type, the index of its group at ``level``, and the number of groups.
+
+    Groups as :func:`~sitewatch.identify.hierarchy.label_candidates` forms them (a type without a
+    family is its own family).
+    """
+    keys = []
+    for t in types:
+        if level == "type":
+            keys.append(t.id)
+        elif level == "family":
+            keys.append("family:" + t.family if t.family and t.family in library.families else t.id)
+        elif level == "role":
+            keys.append("role:" + t.role)
+        else:
+            keys.append("size:" + t.size_class)
+    ids = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+    return np.array([ids[k] for k in keys]), len(ids)
+
+
+def hierarchy_brier(
+    samples: Sequence[Scored], temperature: float, library: Library, levels: Sequence[Level] = FIT_LEVELS
+) -> float:
+    """Mean over ``levels`` of the mean Brier score of each level's group distribution at ``temperature``.
+
+    At each level the type probabilities are summed over the level's groups (family, role group,
+    size class); unknown/other is a group of its own, never the truth. At the type level this is
+    :func:`brier`.
+    """
+    if not samples:
+        return 0.0
+    cache: dict[tuple[int, str], tuple[np.ndarray, int]] = {}
+    per_level = []
+    for level in levels:
+        out = []
+        for s in samples:
+            key = (id(s.types), level)
+            if key not in cache:
+                cache[key] = _group_index(s.types, level, library)
+            idx, n = cache[key]
+            p, unknown = s.probabilities(temperature)
+            groups = np.bincount(idx, weights=p, minlength=n)
+            truth = np.zeros(n)
+            truth[idx[next(i for i, t in enumerate(s.types) if t.id == s.truth)]] = 1.0
+            out.append(float(((groups - truth) ** 2).sum() + unknown**2))
+        per_level.append(float(np.mean(out)))
+    return float(np.mean(per_level))
+
+
+def label_ece(groups: Sequence[Sequence[Scored]], temperature: float, library: Library) -> float | None:
+    """Mean over ``groups`` of the label statement's ECE at ``temperature`` (groups labelling nothing
+    left out; None when none labels anything)."""
+    eces = [
+        e
+        for g in groups
+        if (e := reliability(*statements(g, temperature, library)["label"])["ece"]) is not None
+    ]
+    return float(np.mean(eces)) if eces else None
+
+
+def fit_temperature(
+    groups: Sequence[Sequence[Scored]],
+    library: Library | None = None,
+    bounds: tuple[float, float] = (0.25, 8.0),
+    levels: Sequence[Level] = FIT_LEVELS,
+    *,
+    keep_label: bool = False,
+    steps: int = 12,
+) -> float:
+    """Temperature minimising the mean over ``groups`` of each group's :func:`hierarchy_brier` (log-scale
+    search); ``levels=("type",)`` fits the Brier score of the type distribution alone.
+
+    Args:
+        keep_label: never make the label statement worse than at T = 1: of ``steps`` temperatures
+            log-evenly between 1 and the Brier optimum, the one nearest the optimum whose
+            :func:`label_ece` (mean over the groups) is at most that at T = 1; 1.0 when none is.
+            The hierarchy Brier score is unimodal in log T, so that is the best-scoring T on the
+            way that keeps what outputs say at least as well calibrated as the model left alone.
+    """
+    library = library or load_library()
     groups = [g for g in groups if g]
-    res = minimize_scalar(lambda lt: float(np.mean([brier(g, math.exp(lt)) for g in groups])),
+    res = minimize_scalar(lambda lt: float(np.mean([hierarchy_brier(g, math.exp(lt), library, levels)
+                                                     for g in groups])),
                           bounds=(math.log(bounds[0]), math.log(bounds[1])), method="bounded",
                           options={"xatol": 1e-3})  # fmt: skip
-    return round(float(math.exp(res.x)), 3)
+    best = round(float(math.exp(res.x)), 3)
+    if not keep_label or best == 1.0:
+        return best
+    at_1 = label_ece(groups, 1.0, library)
+    if at_1 is None:
+        return best
+    for k in range(steps, 0, -1):
+        t = round(math.exp(math.log(best) * k / steps), 3)
+        e = label_ece(groups, t, library)
+        if e is not None and e <= at_1:
+            return t
+    return 1.0
+
+
+def label_worse(by_origin: Mapping[str, Sequence[Scored]], temperature: float, library: Library) -> bool:
+    """True when the label ECE at ``temperature`` is worse than at T = 1 on every origin that labels
+    something at both (the fitted T makes what users read worse on all the evidence)."""
+    worse = []
+    for g in by_origin.values():
+        before = reliability(*statements(g, 1.0, library)["label"])["ece"]
+        after = reliability(*statements(g, temperature, library)["label"])["ece"]
+        if before is not None and after is not None:
+            worse.append(after > before)
+    return bool(worse) and all(worse)
 
 
 # ---- report ------------------------------------------------------------------------------------
@@ -366,13 +550,23 @@ def _fmt(x: float | None) -> str:
     return "–" if x is None else f"{x:.3f}"
 
 
+def _levels(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def _chain(values: Sequence[float | None]) -> str:
+    """``"0.057 / 0.208 / 0.050"``: the same figure at T = 1, the previous and the fitted T."""
+    return " / ".join(_fmt(v) for v in values)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data_dir", type=Path)
     ap.add_argument(
         "--detector",
         metavar="MODEL",
-        help="also the real aircraft from this detector's boxes (.onnx path or name)",
+        help="also the real aircraft from this detector's boxes, as they are and refined on the image "
+        "(.onnx path or name)",
     )
     ap.add_argument(
         "--cache", type=Path, help="folder to cache detections in (keyed by the model's content id)"
@@ -392,8 +586,10 @@ def main(argv: list[str] | None = None) -> None:
 
     lib = load_library()
     rng = np.random.default_rng(args.seed)
+    refine = RefineSettings()  # what identify_detections uses
     samples = ev.allplanes_samples(args.data_dir) + ev.mar20_samples(args.data_dir)
     groups: dict[tuple[str, str, str], list[Scored]] = {("aircraft", "label", "real"): real(samples, lib)}
+    pipeline: list[Scored] = []
     model = "no detector"
     if args.detector:
         from sitewatch.detect.onnx import OnnxDetector
@@ -402,10 +598,15 @@ def main(argv: list[str] | None = None) -> None:
         tag = ev.model_id(detector.backend.info.path)
         model = f"{detector.name} {detector.version} (sha256 {tag})"
         found, missed = ev.detector_samples(samples, args.data_dir, detector, cache_dir=args.cache, tag=tag)
+        refined, _ = ev.refine_samples(found, args.data_dir, refine)
+        pipeline = real(refined, lib)
         groups[("aircraft", "detector", "real")] = real(found, lib)
+        groups[("aircraft", "silhouette", "real")] = [s for s in pipeline if s.source == "silhouette"]
         print(
             f"Real detector boxes: {model}, {len(found)} of {len(samples)} aircraft matched, {missed} "
-            "missed.\n"
+            f"missed; refined on the image as the pipeline does: silhouette found for "
+            f"{len(groups[('aircraft', 'silhouette', 'real')])} of {len(found)} (the others measured from "
+            "the detector box).\n"
         )
     for cat in CALIBRATED:
         label_fit = dataclasses.replace(LABEL_BOX_FIT, elevation_frac=box_fit(cat).elevation_frac)
@@ -415,62 +616,117 @@ def main(argv: list[str] | None = None) -> None:
         groups[(cat, "detector", "synthetic")] = synthetic(
             cat, box_fit(cat), source="detector", library=lib, rng=rng, per_type=args.per_type
         )
+        if cat in refined_categories():
+            groups[(cat, "silhouette", "synthetic")] = synthetic(
+                cat, box_fit(cat, "silhouette"), source="silhouette", library=lib, rng=rng,
+                per_type=args.per_type, gsds_m=SYNTHETIC_GSD_M_REFINED, min_length_px=refine.min_length_px,
+            )  # fmt: skip
 
-    temps = {
-        src: {
-            cat: fit_temperature([g for (c, s, _), g in groups.items() if c == cat and s == src])
-            for cat in CALIBRATED
+    def fitted_on(cat: str, src: str) -> dict[str, list[Scored]]:
+        return {
+            o: g
+            for (c, s, o), g in groups.items()
+            if c == cat and s == src and g and (o != "real" or len(g) >= MIN_REAL)
         }
-        for src in ("detector", "label")
+
+    temps: dict[str, dict[str, float]] = {}
+    free: dict[str, dict[str, float]] = {}  # the Brier optimum without the label constraint
+    for src in SOURCES:
+        for cat in CALIBRATED:
+            if fitted_on(cat, src):
+                fit_groups = list(fitted_on(cat, src).values())
+                temps.setdefault(src, {})[cat] = fit_temperature(fit_groups, lib, keep_label=True)
+                free.setdefault(src, {})[cat] = fit_temperature(fit_groups, lib)
+    previous = {
+        src: {cat: calibrated_temperature(cat, src) for cat in by_cat} for src, by_cat in temps.items()
     }
-    print(f"Fitted temperatures ({args.per_type} synthetic boxes per type and box source, seed {args.seed}):")
+    print(
+        f"Fitted temperatures (hierarchy Brier score, label ECE kept at most that at T = 1; the Brier "
+        f"optimum in brackets where the label kept T from it; {args.per_type} synthetic boxes per type and "
+        f"box source, seed {args.seed}):"
+    )
     for src, by_cat in temps.items():
-        print(f"- {src} boxes: " + ", ".join(f"{c} {t:g}" for c, t in by_cat.items()))
-    for src in ("detector", "label"):
-        if ("aircraft", src, "real") in groups:
-            alone = {o: fit_temperature([groups[("aircraft", src, o)]]) for o in ("real", "synthetic")}
+        fits = [f"{c} {t:g}" + (f" ({f:g})" if (f := free[src][c]) != t else "") for c, t in by_cat.items()]
+        print(f"- {src} boxes: " + ", ".join(fits))
+    for cat, src, origin in groups:
+        if origin == "real" and (cat, src, "synthetic") in groups:
+            alone = {
+                o: fit_temperature([groups[(cat, src, o)]], lib) if len(groups[(cat, src, o)]) else None
+                for o in ("real", "synthetic")
+            }
+            type_only = fit_temperature(list(fitted_on(cat, src).values()), lib, levels=("type",))
             print(
-                f"- aircraft {src} boxes fitted on one origin alone: real {alone['real']:g}, synthetic "
-                f"{alone['synthetic']:g}"
+                f"- {cat} {src} boxes fitted on one origin alone: real {alone['real']:g}, synthetic "
+                f"{alone['synthetic']:g}; on the type level alone (both origins): {type_only:g}"
             )
+    worse = sorted(
+        f"{src}/{cat}"
+        for src, by_cat in temps.items()
+        for cat, t in by_cat.items()
+        if label_worse(fitted_on(cat, src), t, lib)
+    )
+    for key in worse:
+        src, cat = key.split("/")
+        print(
+            f"- WARNING: {cat} {src} boxes: the label ECE at the fitted T = {temps[src][cat]:g} is worse "
+            "than at T = 1 on every origin scored"
+        )
     print()
-    print("| category | boxes | samples | n | T | type ECE before | type ECE after | mean p / right after | "
-          "label ECE before | label ECE after | labelled (n) after | mean p / right after | "
-          "levels after |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("Figures as T = 1 / previous T / fitted T (the previous T: data/calibration.yaml before this fit; "
+          "silhouette boxes were ranked at the detector temperature).\n")  # fmt: skip
+    print("| category | boxes | samples | n | T previous → fitted | type ECE | label ECE | labelled n | "
+          "mean p / right, label, fitted T | levels, fitted T |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
     panels: dict[str, dict[str, tuple[dict[str, Any], dict[str, Any]]]] = {
-        "most probable type: aircraft, detector boxes": {},
-        "label (type/family/role/size ≥ threshold): aircraft, detector boxes": {},
-        "most probable type: other categories, synthetic detector boxes": {},
-        "label: other categories, synthetic detector boxes": {},
+        "most probable type: real aircraft": {},
+        "label (type/family/role/size ≥ threshold): real aircraft": {},
+        "most probable type: synthetic, as the pipeline measures": {},
+        "label: synthetic, as the pipeline measures": {},
     }
-    for (cat, src, origin), g in groups.items():
-        before, after = statements(g, 1.0, lib), statements(g, temps[src][cat], lib)
-        tb, ta = reliability(*before["type"]), reliability(*after["type"])
-        lb, la = reliability(*before["label"]), reliability(*after["label"])
-        levels = ", ".join(f"{k} {v}" for k, v in sorted(after["levels"].items(), key=lambda kv: -kv[1]))
-        print(f"| {cat} | {src} | {origin} | {len(g)} | {temps[src][cat]:g} | "
-              f"{_fmt(tb['ece'])} | {_fmt(ta['ece'])} | {_fmt(ta['mean_p'])} / {_fmt(ta['accuracy'])} | "
-              f"{_fmt(lb['ece'])} | {_fmt(la['ece'])} | {la['n']} | "
-              f"{_fmt(la['mean_p'])} / {_fmt(la['accuracy'])} | {levels} |")  # fmt: skip
-        if src == "detector":
-            keys = list(panels) if cat == "aircraft" else list(panels)[2:]
-            who = origin if cat == "aircraft" else cat
-            panels[keys[0]][who] = (tb, ta)
-            panels[keys[1]][who] = (lb, la)
+    rows = list(groups.items())
+    if pipeline:
+        rows.insert(3, (("aircraft", "pipeline", "real"), pipeline))
+    for (cat, src, origin), g in rows:
+        if not g:
+            continue
+        if src == "pipeline":
+            prev_t: Temperatures = previous
+            new_t: Temperatures = temps
+            t_text = "silhouette or detector"
+        else:
+            t_new = temps.get(src, {}).get(cat, 1.0)
+            prev_t, new_t = previous.get(src, {}).get(cat, 1.0), t_new
+            t_text = f"{prev_t:g} → {t_new:g}"
+        st = [statements(g, t, lib) for t in (1.0, prev_t, new_t)]
+        ty = [reliability(*x["type"]) for x in st]
+        la = [reliability(*x["label"]) for x in st]
+        print(f"| {cat} | {src} | {origin} | {len(g)} | {t_text} | {_chain([r['ece'] for r in ty])} | "
+              f"{_chain([r['ece'] for r in la])} | {' / '.join(str(r['n']) for r in la)} | "
+              f"{_fmt(la[2]['mean_p'])} / {_fmt(la[2]['accuracy'])} | "
+              f"{_levels(st[2]['levels'])} |")  # fmt: skip
+        if cat == "aircraft" and origin == "real" and src in ("pipeline", "detector"):
+            panels["most probable type: real aircraft"][src] = (ty[0], ty[2])
+            panels["label (type/family/role/size ≥ threshold): real aircraft"][src] = (la[0], la[2])
+        elif origin == "synthetic" and (src == "silhouette" or (src == "detector" and cat != "aircraft")):
+            panels["most probable type: synthetic, as the pipeline measures"][f"{cat} {src}"] = (ty[0], ty[2])
+            panels["label: synthetic, as the pipeline measures"][f"{cat} {src}"] = (la[0], la[2])
     if args.figure:
         reliability_figure(
             panels,
             args.figure,
-            f"Identification from detector boxes ({model}): before (T = 1, dashed) and after calibration "
-            "(solid)",
+            f"Identification as the pipeline measures ({model}): before (T = 1, dashed) and after "
+            "calibration (solid)",
         )
         print(f"\nreliability diagram: {args.figure}")
     if args.write:
         path = Path(__file__).parent / "data" / "calibration.yaml"
-        doc = {"status": f"fitted with python -m sitewatch.identify.calibration (detector: {model}; "
-                         f"seed {args.seed}, {args.per_type} synthetic boxes per type)",
-               "temperature": temps}  # fmt: skip
+        doc: dict[str, Any] = {
+            "status": f"fitted with python -m sitewatch.identify.calibration (detector: {model}; "
+            f"seed {args.seed}, {args.per_type} synthetic boxes per type; hierarchy Brier score, label ECE "
+            "kept at most that at T = 1)",
+            "temperature": temps,
+            "label_ece_worse_than_t1": worse,
+        }
         head = "".join(line for line in path.read_text().splitlines(keepends=True) if line.startswith("#"))
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(head + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=200))
