@@ -136,6 +136,12 @@ def _log_to(path: Path) -> None:
 @click.option(
     "--log-every", type=click.IntRange(min=1), default=10, show_default=True, help="Steps between log lines."
 )
+@click.option(
+    "--hard",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Hard regions from `sitewatch train mine`: a share of the crops is centred on them.",
+)
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -161,6 +167,7 @@ def command(
     limit_images: int | None,
     checkpoint_every: float,
     log_every: int,
+    hard: Path | None,
 ) -> None:
     """Train sitewatch's oriented-box detector on the labelled data tree.
 
@@ -214,7 +221,11 @@ def command(
         workers=workers,
         command=invocation,
         # A resumed run keeps its shares unless new ones are given.
-        extra={**({"dataset_weights": shares} if shares or not resume else {}), "invocation": invocation},
+        extra={
+            **({"dataset_weights": shares} if shares or not resume else {}),
+            **({"hard_regions": str(hard)} if hard else {}),
+            "invocation": invocation,
+        },
         datasets=names,
         limit_images=limit_images,
         checkpoint_every_s=checkpoint_every * 60.0,
@@ -453,3 +464,78 @@ def quantize_command(model: Path, output: Path, data: Path, count: int, seed: in
     tiles = calibration_tiles(model, data, seed=seed)
     quantize_model(model, output, tiles, count=count, seed=seed)
     click.echo(f"wrote {output} (int8, {min(count, len(tiles))} calibration tiles)")
+
+
+@command.command("mine")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Data tree whose training images are searched (e.g. ../shared/data).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Hard-region file (JSON) to write.",
+)
+@click.option("--datasets", default=None, help="Only these datasets (NAME[,NAME...]; default: all).")
+@click.option(
+    "--limit-images", type=click.IntRange(min=1), default=None, help="At most this many images per dataset."
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file (refused otherwise).")
+def mine_command(
+    model: Path, data: Path, output: Path, datasets: str | None, limit_images: int | None, overwrite: bool
+) -> None:
+    """Find MODEL's false detections and missed objects on the training images (hard regions).
+
+    Train on them with `sitewatch train --hard OUTPUT`: a share of the crops is centred on them.
+
+    Example: sitewatch train mine src/sitewatch/detect/models/sitewatch-det.onnx --data ../shared/data
+    -o hard.json
+    """
+    from collections import Counter
+
+    from sitewatch.cli.console import err_console, progress
+    from sitewatch.cli.detect import build_detector, open_image
+    from sitewatch.detect.evaluate import iter_labelled
+    from sitewatch.detect.train.hard import mine, write_regions
+    from sitewatch.output import check_output
+
+    if not (data / "classes.csv").is_file():
+        raise SitewatchError(f"{data}: not a sitewatch data tree (no classes.csv)")
+    check_output(output, overwrite=overwrite, what="hard-region file")
+    names = {d.strip() for d in datasets.split(",") if d.strip()} if datasets else None
+    for name in names or ():
+        if not (data / name).is_dir():
+            raise SitewatchError(f"{data / name}: no such dataset in the data tree (--datasets)")
+    per: Counter[str] = Counter()
+    items = []
+    for image, cats in iter_labelled(data, "train"):
+        if (names is None or image.dataset in names) and (
+            limit_images is None or per[image.dataset] < limit_images
+        ):
+            per[image.dataset] += 1
+            items.append((image, cats))
+    if not items:
+        raise click.UsageError(f"{data}: no training images to search")
+    detector = build_detector(str(model), ())
+    thresholds = detector.score_thresholds
+    detector.score_threshold = min(thresholds.values())
+    with progress(disable=not err_console.is_terminal) as bar:
+        task = bar.add_task("mining", total=len(items))
+        regions = mine(
+            detector,
+            items,
+            open_scene=lambda im: open_image(str(im.image_path), im.gsd_m, force=True),
+            thresholds=thresholds,
+            progress=lambda _im: bar.advance(task),
+        )
+    write_regions(output, regions, detector.label)
+    kinds = Counter(r.kind for r in regions)
+    click.echo(
+        f"wrote {output}: {kinds['false']} false detections, {kinds['missed']} missed objects "
+        f"on {len(items)} training images"
+    )

@@ -380,6 +380,26 @@ def site_group_lookup() -> Callable[[LabelledImage], str | None]:
     return group
 
 
+def detect_labelled(
+    detector: Detector,
+    items: Iterable[tuple[LabelledImage, set[str]]],
+    open_scene: Callable[[LabelledImage], Scene],
+    skipped: list[str] | None = None,
+) -> Iterator[tuple[LabelledImage, set[str], list[Detection]]]:
+    """``detector``'s detections on each labelled image, with the categories its dataset labels;
+    unreadable images are skipped with a warning (their paths appended to ``skipped``)."""
+    for image, cats in items:
+        try:
+            with open_scene(image) as scene:
+                dets = detector.detect(scene, gsd_m=image.gsd_m)
+        except SceneError as e:
+            log.warning("%s", e)
+            if skipped is not None:
+                skipped.append(str(image.image_path))
+            continue
+        yield image, cats, dets
+
+
 def evaluate(
     detector: Detector,
     items: Iterable[tuple[LabelledImage, set[str]]],
@@ -402,14 +422,7 @@ def evaluate(
     per_group: dict[str, dict[str, Evaluator]] = {}
     group_of = site_group_lookup()
     skipped: list[str] = []
-    for image, cats in items:
-        try:
-            with open_scene(image) as scene:
-                dets = detector.detect(scene, gsd_m=image.gsd_m)
-        except SceneError as e:
-            log.warning("%s", e)
-            skipped.append(str(image.image_path))
-            continue
+    for image, cats, dets in detect_labelled(detector, items, open_scene, skipped):
         ev.add(image, dets, cats)
         per_dataset.setdefault(
             image.dataset, Evaluator(score_threshold, iou_threshold, score_thresholds)

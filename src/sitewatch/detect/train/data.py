@@ -47,6 +47,11 @@ HELICOPTER_SHARE = 0.06
 #: Share of samples that are a background (airfield, apron) with real helicopter chips pasted in
 #: (see :mod:`sitewatch.detect.train.paste`), and how many chips each gets at most.
 PASTE_SHARE = 0.08
+#: Share of samples centred on a hard region (:mod:`sitewatch.detect.train.hard`: a false detection
+#: or a missed object of an earlier model), when the run is given some.
+HARD_SHARE = 0.15
+#: Largest offset of a hard region's crop centre from the region, as a fraction of the crop side.
+HARD_JITTER = 0.25
 PASTE_MAX = 3
 #: Scale jitter for images without a known GSD (screenshots: aircraft from ~12 px to ~250 px) and
 #: a milder one for those with one.
@@ -218,6 +223,10 @@ class CropSampler:
         chips, backgrounds: copy-paste augmentation (:mod:`~sitewatch.detect.train.paste`):
             :data:`PASTE_SHARE` of the samples are crops of a background with up to
             :data:`PASTE_MAX` chips pasted in; none when either is empty.
+        hard: hard regions (:class:`~sitewatch.detect.train.hard.HardRegion`) of these images:
+            :data:`HARD_SHARE` of the samples are crops around one of them (a kind, false or missed,
+            drawn evenly; then a dataset by its sampling share; then a region of it). Regions of
+            images not in ``images`` are left out.
     """
 
     def __init__(
@@ -229,6 +238,7 @@ class CropSampler:
         weights: dict[str, float] | None = None,
         chips: list | None = None,
         backgrounds: list | None = None,
+        hard: list | None = None,
     ):
         if not images:
             raise ValueError("no training images")
@@ -248,6 +258,25 @@ class CropSampler:
         self.heli_images = [i for i, im in enumerate(images) if len(im.helicopters)]
         self.chips = list(chips or [])
         self.backgrounds = list(backgrounds or []) if self.chips else []
+        self.hard = self._index_hard(hard or [], table)
+
+    def _index_hard(self, regions: list, table: dict[str, float]) -> list[tuple[list, np.ndarray, list]]:
+        """Per kind: its datasets, their sampling probabilities, and per dataset the regions as
+        ``(image index, x, y)`` in the cached image's pixels."""
+        where = {(im.dataset, im.name): i for i, im in enumerate(self.images)}
+        grouped: dict[str, dict[str, list[tuple[int, float, float]]]] = {}
+        for r in regions:
+            i = where.get((r.dataset, r.image))
+            if i is None:
+                continue
+            s = self.images[i].scale
+            grouped.setdefault(r.kind, {}).setdefault(r.dataset, []).append((i, r.x * s, r.y * s))
+        out = []
+        for kind in sorted(grouped):
+            names = sorted(grouped[kind])
+            w = np.array([table.get(n, 0.02) for n in names], dtype=float)
+            out.append((names, w / w.sum(), [grouped[kind][n] for n in names]))
+        return out
 
     def __len__(self) -> int:  # nominal epoch
         return len(self.images)
@@ -257,6 +286,11 @@ class CropSampler:
         if self.backgrounds and self.augment and rng.random() < PASTE_SHARE:
             bg = self.backgrounds[int(rng.integers(len(self.backgrounds)))]
             return self.crop(bg.image, rng, paste_gsd_m=bg.gsd_m)
+        if self.hard and self.augment and rng.random() < HARD_SHARE:
+            _, p, pools = self.hard[int(rng.integers(len(self.hard)))]
+            pool = pools[rng.choice(len(p), p=p)]
+            i, x, y = pool[int(rng.integers(len(pool)))]
+            return self.crop(self.images[i], rng, centre=(x, y))
         ds = self.dataset_names[rng.choice(len(self.dataset_names), p=self.dataset_p)]
         if self.heli_images and rng.random() < HELICOPTER_SHARE:
             im = self.images[self.heli_images[rng.integers(len(self.heli_images))]]
@@ -273,15 +307,20 @@ class CropSampler:
         rng: np.random.Generator,
         focus: int | None = None,
         paste_gsd_m: float | None = None,
+        centre: tuple[float, float] | None = None,
     ) -> Sample:
-        """An augmented crop of ``im`` (near object ``focus``, or chosen at random); with
-        ``paste_gsd_m`` (metres per pixel of ``im``) chips are pasted into it."""
+        """An augmented crop of ``im`` (near object ``focus``, near pixel ``centre``, or chosen at
+        random); with ``paste_gsd_m`` (metres per pixel of ``im``) chips are pasted into it."""
         s = self.size
         h, w = im.rgb.shape[:2]
         targets = np.flatnonzero(~im.difficult)
-        if focus is None and len(targets) and rng.random() < 0.7:
+        if focus is None and centre is None and len(targets) and rng.random() < 0.7:
             focus = int(rng.choice(targets))
-        if focus is not None:
+        if centre is not None:
+            # Within a disc, so the region stays inside the crop at any rotation and zoom ≤ 2.
+            r, t = HARD_JITTER * s * math.sqrt(rng.random()), rng.uniform(0.0, 2 * math.pi)
+            cx, cy = centre[0] + r * math.cos(t), centre[1] + r * math.sin(t)
+        elif focus is not None:
             cx, cy = im.boxes[focus, :2] + rng.uniform(-s / 3, s / 3, 2)
         else:
             cx, cy = rng.uniform(0, w), rng.uniform(0, h)

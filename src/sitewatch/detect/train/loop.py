@@ -254,6 +254,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         chips = extract_chips(images)
         backgrounds = backgrounds_for(images, load_empty_aprons(Path(cfg.data)))
         log.info("copy-paste: %d helicopter chips, %d backgrounds", len(chips), len(backgrounds))
+    hard = []
+    if cfg.extra.get("hard_regions"):
+        from sitewatch.detect.train.hard import read_regions
+
+        hard = read_regions(Path(cfg.extra["hard_regions"]))
+        log.info("hard regions: %d from %s", len(hard), cfg.extra["hard_regions"])
     sampler = CropSampler(
         images,
         cfg.size,
@@ -261,6 +267,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         weights=cfg.extra.get("dataset_weights"),
         chips=chips,
         backgrounds=backgrounds,
+        hard=hard,
     )
 
     class _DS(Dataset):
