@@ -60,7 +60,8 @@ def _fmt_rows(rows: list[dict[str, Any]]) -> str:
 def _fmt_summary(name: str, s: Mapping[str, float]) -> str:
     return (
         f"- **{name}**: {s['objects']} aircraft; length within 10 %: {s['length_within_10pct']:.0%}; "
-        f"true type top-1: {s['true_type_top1']:.0%}, top-3: {s['true_type_in_top3']:.0%}; "
+        f"true type top-1: {s['true_type_top1']:.0%}, top-3: {s['true_type_in_top3']:.0%}, "
+        f"type or family top-3: {s['true_type_or_family_in_top3']:.0%}; "
         f"true dimension within ±2σ: {s['dims_within_2sigma']:.0%} of {s['dims_checked']} dimensions"
     )
 

@@ -137,3 +137,22 @@ def test_detector_boxes_on_allplanes_and_mar20(data_dir) -> None:
     assert len(found) + missed == 28 and missed <= 7
     s = summarise(evaluate_samples(found))
     assert s["dims_within_2sigma"] >= 0.9
+
+
+def test_family_rank_counts_a_family_sharing_one_airframe() -> None:
+    """Il-76MD, Il-78M and A-50 share an airframe: measured exactly, the Il-76 family ranks first
+    whichever member the box is, and the type-or-family figure counts it."""
+    from sitewatch.identify.evaluate import Sample
+    from sitewatch.identify.library import load_library
+
+    lib = load_library()
+    members = [t for t in lib.select(category="aircraft") if t.family == "il-76"]
+    assert len(members) >= 3
+    rows = []
+    for t in members:
+        box = OrientedBox(500.0, 500.0, t.length_m / 0.5, t.width_m / 0.5, 30.0)
+        rows += evaluate_samples([Sample("synthetic", t.id, t.id, box, 0.5, 0.01, "exact")])
+    assert [r["family_rank"] for r in rows] == [1] * len(members)
+    s = summarise(rows)
+    assert s["true_type_or_family_in_top3"] == 1.0
+    assert s["true_type_or_family_in_top3"] >= s["true_type_in_top3"]

@@ -38,7 +38,7 @@ from scipy.optimize import nnls
 from sitewatch.dota import LabelledImage, iter_dataset
 from sitewatch.geometry import match_optimal, rotated_iou
 from sitewatch.identify.candidates import rank_types
-from sitewatch.identify.library import load_library
+from sitewatch.identify.library import EquipmentType, load_library
 from sitewatch.identify.measurement import BoxFit, box_fit, measure_box, refined_categories
 from sitewatch.identify.refine import RefineSettings, refine_box
 from sitewatch.types import CATEGORIES, Detection, OrientedBox
@@ -142,6 +142,10 @@ def evaluate_samples(
     box-fit model (``data/boxfit.yaml``), its measured bias divided out unless ``correct_bias`` is False.
     """
     lib = load_library()
+
+    def family(tp: EquipmentType) -> str:
+        return tp.family if tp.family in lib.families else tp.id
+
     rows = []
     for s in samples:
         fit = LABEL_BOX_FIT if s.box_source == "label" else box_fit("aircraft", s.box_source)
@@ -160,6 +164,12 @@ def evaluate_samples(
         )
         t = lib.get(s.type_id)
         ranked = [sc.type.id for sc in ranking.types]
+
+        # Families ranked by their types' summed probability (a type without one is its own).
+        by_family: dict[str, float] = {}
+        for sc in ranking.types:
+            by_family[family(sc.type)] = by_family.get(family(sc.type), 0.0) + sc.probability
+        families = sorted(by_family, key=lambda f: -by_family[f])
         # Which reference dimension each measured side corresponds to: nose-tail boxes (allplanes)
         # compare directly; silhouette label boxes compare sorted (long side vs longer dimension).
         if s.dataset == "allplanes" and s.box_source == "label":
@@ -183,6 +193,7 @@ def evaluate_samples(
                 "length_err_rel": m.length_m / ref_l - 1.0,
                 "width_err_rel": None if t.swing_wing else m.width_m / ref_w - 1.0,
                 "rank": ranked.index(s.type_id) + 1,
+                "family_rank": families.index(family(t)) + 1,
                 "top": [(sc.type.id, round(sc.probability, 3)) for sc in ranking.types[:k]],
                 "unknown": round(ranking.unknown, 4),
                 "prior_applied": ranking.prior_applied,
@@ -192,7 +203,9 @@ def evaluate_samples(
 
 
 def summarise(rows: list[dict[str, Any]], k: int = 3) -> dict[str, float]:
-    """Fractions: length within 10 %, true type in top-k, true dimension within 2 sigma."""
+    """Fractions: length within 10 %, true type in top-k, true type or family in top-k (the true
+    type among the k most probable types or its family among the k most probable families), true
+    dimension within 2 sigma."""
     n = len(rows)
     within2 = []
     for r in rows:
@@ -203,6 +216,7 @@ def summarise(rows: list[dict[str, Any]], k: int = 3) -> dict[str, float]:
         "objects": n,
         "length_within_10pct": sum(abs(r["length_err_rel"]) <= 0.10 for r in rows) / n,
         "true_type_in_top3": sum(r["rank"] <= k for r in rows) / n,
+        "true_type_or_family_in_top3": sum(min(r["rank"], r["family_rank"]) <= k for r in rows) / n,
         "true_type_top1": sum(r["rank"] == 1 for r in rows) / n,
         "dims_within_2sigma": sum(within2) / len(within2),
         "dims_checked": len(within2),
