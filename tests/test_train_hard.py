@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sitewatch.cli.main import cli
+from sitewatch.cli.main import cli, main
 from sitewatch.detect.train import data as tdata
 from sitewatch.detect.train.hard import HardRegion, hard_regions, read_regions, write_regions
 from sitewatch.dota import LabelledImage, LabelledObject
@@ -69,7 +69,7 @@ def test_regions_round_trip_and_bad_files_are_named(tmp_path: Path) -> None:
     assert json.loads(path.read_text())["counts"] == {"d": {"false aircraft": 1, "missed ship": 1}}
     bad = tmp_path / "bad.json"
     bad.write_text('{"regions": [{"x": 1}]}')
-    with pytest.raises(SitewatchError, match="bad.json: not a hard-region file"):
+    with pytest.raises(SitewatchError, match=r"bad.json: not a hard-region file .*\(region 1: KeyError"):
         read_regions(bad)
 
 
@@ -125,3 +125,18 @@ def test_mine_command_on_real_training_images(data_dir: Path, tmp_path: Path) ->
     before = out.read_bytes()
     again = CliRunner().invoke(cli, args)
     assert again.exit_code != 0 and out.read_bytes() == before
+
+
+def test_train_refuses_a_bad_hard_region_file_in_one_line(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("efficientnet_lite_pytorch")
+    bad = tmp_path / "hard.json"
+    bad.write_text("[1, 2]")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--data", str(data_dir), "-o", str(tmp_path / "run"), "--steps", "1", "--hard", str(bad)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "hard.json: not a hard-region file" in err and "(no list of regions)" in err
+    assert not (tmp_path / "run" / "last.ckpt").exists()

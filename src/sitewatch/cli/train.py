@@ -203,6 +203,10 @@ def command(
     if steps is None and minutes is None and not resume:
         minutes = 60.0
     shares = _shares(weights)
+    if hard is not None:
+        from sitewatch.detect.train.hard import read_regions
+
+        read_regions(hard)  # a bad file stops here, before the images are decoded
     _log_to(out / "train.log")
     invocation = shlex.join(["sitewatch", *sys.argv[1:]])
     cfg = TrainConfig(

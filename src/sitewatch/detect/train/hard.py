@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -138,10 +139,18 @@ def read_regions(path: Path) -> list[HardRegion]:
     Raises:
         SitewatchError: naming the file when it is not a hard-region file.
     """
+    what = f"{path}: not a hard-region file of `sitewatch train mine`"
     try:
-        rows = json.loads(path.read_text(encoding="utf-8"))["regions"]
-        return [
-            HardRegion(
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SitewatchError(f"{what} ({e})") from None
+    rows = doc.get("regions") if isinstance(doc, dict) else None
+    if not isinstance(rows, list):
+        raise SitewatchError(f"{what} (no list of regions)")
+    out = []
+    for i, r in enumerate(rows):
+        try:
+            region = HardRegion(
                 str(r["dataset"]),
                 str(r["image"]),
                 float(r["x"]),
@@ -150,8 +159,8 @@ def read_regions(path: Path) -> list[HardRegion]:
                 str(r["category"]),
                 float(r["score"]),
             )
-            for r in rows
-            if r["kind"] in KINDS
-        ]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise SitewatchError(f"{path}: not a hard-region file of `sitewatch train mine` ({e})") from None
+        except (KeyError, TypeError, ValueError) as e:
+            raise SitewatchError(f"{what} (region {i + 1}: {e!r})") from None
+        if region.kind in KINDS and math.isfinite(region.x) and math.isfinite(region.y):
+            out.append(region)
+    return out
