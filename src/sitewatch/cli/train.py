@@ -537,7 +537,7 @@ def mine_command(
             thresholds=thresholds,
             progress=lambda _im: bar.advance(task),
         )
-    write_regions(output, regions, detector.label)
+    write_regions(output, regions, detector.label, overwrite=overwrite)
     kinds = Counter(r.kind for r in regions)
     click.echo(
         f"wrote {output}: {kinds['false']} false detections, {kinds['missed']} missed objects "

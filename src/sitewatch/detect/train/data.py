@@ -47,12 +47,12 @@ HELICOPTER_SHARE = 0.06
 #: Share of samples that are a background (airfield, apron) with real helicopter chips pasted in
 #: (see :mod:`sitewatch.detect.train.paste`), and how many chips each gets at most.
 PASTE_SHARE = 0.08
+PASTE_MAX = 3
 #: Share of samples centred on a hard region (:mod:`sitewatch.detect.train.hard`: a false detection
 #: or a missed object of an earlier model), when the run is given some.
 HARD_SHARE = 0.15
 #: Largest offset of a hard region's crop centre from the region, as a fraction of the crop side.
 HARD_JITTER = 0.25
-PASTE_MAX = 3
 #: Scale jitter for images without a known GSD (screenshots: aircraft from ~12 px to ~250 px) and
 #: a milder one for those with one.
 SCALE_JITTER_NO_GSD = (0.5, 1.6)

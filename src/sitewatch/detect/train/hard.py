@@ -118,19 +118,19 @@ def mine(
     return out
 
 
-def write_regions(path: Path, regions: list[HardRegion], model: str) -> None:
-    """Write regions as JSON (``{"model", "counts", "regions": [...]}``), atomically."""
+def write_regions(path: Path, regions: list[HardRegion], model: str, *, overwrite: bool = False) -> None:
+    """Write regions as JSON (``{"model", "counts", "regions": [...]}``), atomically
+    (:func:`sitewatch.output.atomic_output`: an existing file is refused unless ``overwrite``)."""
+    from sitewatch.output import atomic_output
+
     counts: dict[str, dict[str, int]] = {}
     for r in regions:
         per = counts.setdefault(r.dataset, {})
         key = f"{r.kind} {r.category}"
         per[key] = per.get(key, 0) + 1
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(
-        json.dumps({"model": model, "counts": counts, "regions": [asdict(r) for r in regions]}, indent=1),
-        encoding="utf-8",
-    )
-    tmp.replace(path)
+    doc = {"model": model, "counts": counts, "regions": [asdict(r) for r in regions]}
+    with atomic_output(path, overwrite=overwrite, what="hard-region file") as tmp:
+        tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
 
 
 def read_regions(path: Path) -> list[HardRegion]:
