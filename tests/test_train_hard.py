@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from sitewatch.cli.main import cli, main
 from sitewatch.detect.train import data as tdata
-from sitewatch.detect.train.hard import HardRegion, hard_regions, read_regions, write_regions
+from sitewatch.detect.train.hard import HardRegion, read_regions
+from sitewatch.detect.train.mine import hard_regions, write_regions
 from sitewatch.dota import LabelledImage, LabelledObject
 from sitewatch.errors import SitewatchError
 from sitewatch.types import CATEGORIES, Detection, OrientedBox

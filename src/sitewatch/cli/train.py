@@ -505,7 +505,7 @@ def mine_command(
     from sitewatch.cli.console import err_console, progress
     from sitewatch.cli.detect import build_detector, open_image
     from sitewatch.detect.evaluate import iter_labelled
-    from sitewatch.detect.train.hard import mine, write_regions
+    from sitewatch.detect.train.mine import mine, write_regions
     from sitewatch.output import check_output
 
     if not (data / "classes.csv").is_file():

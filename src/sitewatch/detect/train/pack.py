@@ -65,6 +65,7 @@ TRAINER_MODULES = (
     "sitewatch/detect/train/model.py",
     "sitewatch/detect/train/losses.py",
     "sitewatch/detect/train/paste.py",
+    "sitewatch/detect/train/hard.py",
     "sitewatch/detect/train/loop.py",
     "sitewatch/detect/train/pack.py",
 )
