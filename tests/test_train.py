@@ -327,6 +327,27 @@ def test_cli_init_with_a_bad_model_gives_one_line(tmp_path: Path, capsys: pytest
     assert (out / "last.ckpt").read_bytes() == b"keep"
 
 
+@pytest.mark.parametrize(
+    ("weight", "expected"),
+    [
+        ("airbus=0.18", "shared/data/airbus: no such dataset in the data tree (--weight airbus=0.18)"),
+        ("vedai=-0.1", "share must be a number >= 0, got 'vedai=-0.1'"),
+        ("vedai", "expected DATASET=SHARE, got 'vedai'"),
+    ],
+)
+def test_cli_weight_of_no_dataset_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], data_dir: Path, weight: str, expected: str) -> None:
+    """A misspelt dataset would otherwise keep its default share without a word."""
+    from sitewatch.cli.main import main
+
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--data", str(data_dir), "--out", str(out), "--weight", weight, "--steps", "1", "--no-export"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2
+    assert len(err) == 1 and expected in err[0]
+    assert not out.exists()
+
+
 def test_lifetime_counts_accumulate_over_models() -> None:
     from sitewatch.detect.train.loop import TrainConfig, lifetime_from_metadata, lifetime_metadata
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import math
 import os
 import shlex
 import sys
@@ -202,7 +203,7 @@ def command(
         raise SitewatchError(f"{init}: model file not found (--init)")
     if steps is None and minutes is None and not resume:
         minutes = 60.0
-    shares = _shares(weights)
+    shares = _shares(weights, data)
     if hard is not None:
         from sitewatch.detect.train.hard import read_regions
 
@@ -375,7 +376,7 @@ def pack_command(
         init=init,
         quality=quality,
         max_mib=max_mib,
-        dataset_weights=_shares(weights),
+        dataset_weights=_shares(weights, data),
         trainer={"lr": lr, "batch": batch},
         command=shlex.join(["sitewatch", *sys.argv[1:]]),
     )
@@ -388,14 +389,23 @@ def pack_command(
     click.echo(f"train: python {output / 'train_pack.py'} --minutes 10")
 
 
-def _shares(weights: tuple[str, ...]) -> dict[str, float]:
+def _shares(weights: tuple[str, ...], data: Path) -> dict[str, float]:
+    """``--weight DATASET=SHARE`` items as a dict; a name that is not a dataset of ``data`` (a typo
+    would otherwise leave that dataset at its default share without a word) or a share that is not
+    a finite number ≥ 0 is refused."""
     shares: dict[str, float] = {}
     for item in weights:
         name, _, value = item.partition("=")
+        name = name.strip()
         try:
-            shares[name.strip()] = float(value)
+            share = float(value)
         except ValueError:
             raise click.BadParameter(f"expected DATASET=SHARE, got {item!r}", param_hint="--weight") from None
+        if not math.isfinite(share) or share < 0:
+            raise click.BadParameter(f"share must be a number >= 0, got {item!r}", param_hint="--weight")
+        if not name or not (data / name).is_dir():
+            raise SitewatchError(f"{data / name}: no such dataset in the data tree (--weight {item})")
+        shares[name] = share
     return shares
 
 
