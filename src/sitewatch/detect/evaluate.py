@@ -82,6 +82,18 @@ def match(
     ignore_polys: np.ndarray | None = None,
     iou_threshold: float = 0.5,
 ) -> np.ndarray:
+    """Outcome of each prediction (see :func:`match_objects`, whose first result this is)."""
+    return match_objects(pred_polys, scores, gt_polys, gt_difficult, ignore_polys, iou_threshold)[0]
+
+
+def match_objects(
+    pred_polys: np.ndarray,
+    scores: np.ndarray,
+    gt_polys: np.ndarray,
+    gt_difficult: np.ndarray,
+    ignore_polys: np.ndarray | None = None,
+    iou_threshold: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray]:
     """Outcome of each prediction of one category on one image: :data:`TP`, :data:`FP` or :data:`IGNORED`.
 
     VOC rule (:func:`~sitewatch.geometry.match_greedy`): predictions in descending score order take
@@ -89,12 +101,18 @@ def match(
     → ignored, with a free object → TP, with an object already taken → FP. Below the threshold a
     prediction lying mostly on an "ignore"
     object is ignored, else FP.
+
+    Returns:
+        The outcome per prediction, and per labelled object whether a prediction took it (an object
+        neither taken nor difficult is missed).
     """
     n = len(pred_polys)
     out = np.full(n, FP, dtype=np.int8)
+    taken = np.zeros(len(gt_polys), dtype=bool)
     if n == 0:
-        return out
+        return out, taken
     best, matched = match_greedy(polygon_iou(pred_polys, gt_polys), scores, iou_threshold)
+    taken[best[matched]] = True
     covered = np.zeros(n)
     if ignore_polys is not None and len(ignore_polys):
         region = shapely.union_all(ignore_polys)
@@ -106,7 +124,7 @@ def match(
     on_difficult[hit] = np.asarray(gt_difficult, dtype=bool)[best[hit]]
     out[matched] = TP
     out[on_difficult | (~hit & (covered >= IGNORE_COVER))] = IGNORED
-    return out
+    return out, taken
 
 
 @dataclass(slots=True)

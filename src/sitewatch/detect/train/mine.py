@@ -24,10 +24,10 @@ import numpy as np
 import shapely
 
 from sitewatch.detect.base import Detector
-from sitewatch.detect.evaluate import FP, detect_labelled, match
+from sitewatch.detect.evaluate import FP, detect_labelled, match_objects
 from sitewatch.detect.train.hard import HardRegion
 from sitewatch.dota import LabelledImage
-from sitewatch.geometry import match_greedy, polygon_iou, polygons
+from sitewatch.geometry import polygons
 from sitewatch.imagery.base import Scene
 from sitewatch.output import atomic_output
 from sitewatch.types import Detection
@@ -63,15 +63,11 @@ def hard_regions(
         difficult = np.array([o.difficult for o in objs], dtype=bool)
         scores = np.array([d.score for d in preds], dtype=float)
         polys = polygons([d.box for d in preds], envelope=image.axis_aligned)
-        outcome = match(polys, scores, gt, difficult, ignore_polys, iou_threshold)
+        outcome, found = match_objects(polys, scores, gt, difficult, ignore_polys, iou_threshold)
         false = sorted((k for k in range(len(preds)) if outcome[k] == FP), key=lambda k: -scores[k])
         for k in false[:MAX_PER_IMAGE]:
             box = preds[k].box
             out.append(HardRegion(image.dataset, image.name, box.cx, box.cy, "false", cat, float(scores[k])))
-        found = np.zeros(len(objs), dtype=bool)
-        if len(preds) and len(objs):
-            best, matched = match_greedy(polygon_iou(polys, gt), scores, iou_threshold)
-            found[best[matched]] = True
         missed = [i for i, o in enumerate(objs) if not found[i] and not o.difficult]
         for i in missed[:MAX_PER_IMAGE]:
             box = objs[i].box
