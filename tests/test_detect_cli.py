@@ -313,3 +313,23 @@ def test_streamed_outputs_equal_the_whole_list(tmp_path, model, capsys, monkeypa
             assert "".join(cli_detect._json_array(iter(ds), 1)) == json.dumps([d.to_dict() for d in ds], indent=1)
             geo = "".join(cli_detect._geojson_text(scene, iter(ds), "m"))
             assert geo == json.dumps(cli_detect.to_geojson(scene, ds, "m"))
+
+
+def test_no_identify_writes_the_same_boxes_unmeasured(tmp_path, model, capsys) -> None:
+    """--no-identify: the same boxes, scores and footprints as the default, without measurement or
+    candidates; the identification options cannot be combined with it."""
+    t = Affine(0.5, 0, 500000.0, 0, -0.5, 4100000.0)
+    img = _tif(tmp_path / "geo.tif", _rgb().transpose(2, 0, 1).copy(), crs="EPSG:32633", transform=t)
+    runs = {}
+    for flag in ("--identify", "--no-identify"):
+        code, out, err = run(capsys, str(img), "--model", str(model), "--json", flag)
+        assert code == 0, err
+        runs[flag] = [Detection.from_dict(d) for d in json.loads(out)]
+    full, bare = runs["--identify"], runs["--no-identify"]
+    assert len(bare) == len(full) == 3
+    for a, b in zip(full, bare, strict=True):
+        assert (a.box, a.category, a.score, a.footprint) == (b.box, b.category, b.score, b.footprint)
+        assert a.measurement is not None and b.measurement is None and not b.candidates
+    for extra in (["--site", "hmeimim"], ["--no-refine"]):
+        code, out, err = run(capsys, str(img), "--model", str(model), "--no-identify", *extra)
+        assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "--no-identify" in err

@@ -339,6 +339,13 @@ def _summary(scene, tally: _Tally, detector, seconds: float, out: str | None) ->
     help="Refine aircraft boxes on the image (their silhouette) before measuring them "
     "(default: on, setting identify.refine).",
 )
+@click.option(
+    "--identify/--no-identify",
+    "identify_objects",
+    default=True,
+    help="Measure each object and rank its candidate types (default), or write the detector's "
+    "boxes only (faster where thousands of objects are found).",
+)
 def command(
     image: str,
     gsd: float | None,
@@ -357,13 +364,18 @@ def command(
     multiscale: bool,
     site_name: str | None,
     refine: bool | None,
+    identify_objects: bool,
 ) -> None:
     """Detect objects in IMAGE (GeoTIFF/COG, JPEG/PNG, STAC item; path or URL).
 
     Prints a summary table, or with --json the detections (schema: docs/schemas/detection.schema.json).
     With --gsd or a georeferenced image every detection is measured (metres ± 1σ) and its type
-    candidates ranked; --site adds that site's type priors.
+    candidates ranked; --site adds that site's type priors; --no-identify keeps the boxes only.
     """
+    if not identify_objects and (site_name is not None or refine is not None):
+        raise click.UsageError(
+            "--site and --refine/--no-refine are about identification; --no-identify turns it off"
+        )
     if tile is not None and tile % 32:
         raise click.BadParameter(f"{tile} is not a multiple of 32", param_hint="--tile")
     out = output
@@ -394,7 +406,10 @@ def command(
         found = with_footprints(scene, run_detection(detector, scene, gsd))
         # identified a chunk at a time as they are written: memory stays flat on scenes of 10⁵ objects
         tally = _Tally()
-        detections = tally.watch(iter_identified(scene, found, gsd, site_name, refine))
+        if identify_objects:
+            detections = tally.watch(iter_identified(scene, found, gsd, site_name, refine))
+        else:
+            detections = tally.watch(found)
         if as_geojson:
             _write(_geojson_text(scene, detections, detector.label), out, overwrite)
         elif as_jsonl:
