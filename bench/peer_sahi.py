@@ -1,7 +1,7 @@
 """``sitewatch detect`` side by side with SAHI slicing around the same ONNX model, on one large real scene.
 
     pip install --no-deps sahi fire termcolor   # SAHI's own requirement pulls opencv-python beside the headless build
-    python bench/peer_sahi.py ../shared/data [--model PATH ...] [--grid 5] [--batch 2]
+    python bench/peer_sahi.py ../shared/data [--model PATH ...] [--grid 5] [--batch 2] [--identify]
 
 The scene: the held-out airbus-pleiades images (0.5 m Pléiades, 2560 px), laid out cyclically on a
 ``grid`` x ``grid`` mosaic (5: 12 800 x 12 800 px, 41 km²) and written as a tiled, JPEG-compressed
@@ -9,8 +9,10 @@ GeoTIFF with overviews (a COG) in UTM; its labels are the images' labels shifted
 
 Each run is a separate process, so wall time and peak resident memory (``wait4``) are its own:
 
-* ``sitewatch detect MOSAIC --json --score 0.05`` with each ``--model`` (the first is the fp32
-  reference; later ones, e.g. a quantised model, are compared with SAHI on the first);
+* ``sitewatch detect MOSAIC --json --score 0.05 --no-identify`` with each ``--model`` (the first
+  is the fp32 reference; later ones, e.g. a quantised model, are compared with SAHI on the first):
+  boxes only, the work SAHI does; with ``--identify`` also the first model as ``detect`` runs by
+  default, measuring every detection and ranking its types (work SAHI does not do);
 * SAHI 0.12 ``get_sliced_prediction`` with a ``DetectionModel`` wrapper around the first model:
   the same tiles (512 model pixels = 307 scene pixels at 0.3 m working GSD, overlap 25 %), the same
   batch size, the same decoding and score floor; each slice is resized to the working GSD inside
@@ -210,6 +212,7 @@ def main() -> None:
     ap.add_argument("--model", action="append", type=Path, default=None, help="model (repeatable; the first is the fp32 reference)")
     ap.add_argument("--grid", type=int, default=5, help="mosaic side in images (5: 12 800 px)")
     ap.add_argument("--batch", type=int, default=DEFAULT_BATCH_SIZE, help="tiles per model call, both tools (default: the detector's)")
+    ap.add_argument("--identify", action="store_true", help="also time `detect` identifying (its default) with the first model")
     ap.add_argument("--sahi-worker", nargs=3, type=Path, metavar=("IMAGE", "MODEL", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.sahi_worker:
@@ -239,13 +242,14 @@ def main() -> None:
             box = OrientedBox.make((x0 + x1) / 2, (y0 + y1) / 2, y1 - y0, x1 - x0, 0.0)
             sahi_dets.append(Detection(box=box, category=r["category"], score=r["score"]))
         rows.append((f"SAHI {__import__('sahi').__version__} + {models[0].name}", wall, rss, *score(truth, sahi_dets, thresholds)))
-        for m in models:
+        runs = [(m, "--no-identify") for m in models] + ([(models[0], "--identify")] if args.identify else [])
+        for m, identify in runs:
             out = folder / f"ours-{len(rows)}.json"
             cmd = [sys.executable, "-m", "sitewatch.cli.main", "-q", "detect", str(mosaic), "--json", "-o", str(out), "--score", str(AP_FLOOR),
-                   "--model", str(m), "--batch-size", str(args.batch)]  # fmt: skip
+                   "--model", str(m), "--batch-size", str(args.batch), identify]  # fmt: skip
             wall, rss = timed(cmd)
             dets = [Detection.from_dict(d) for d in json.loads(out.read_text())]
-            rows.append((f"sitewatch detect + {m.name}", wall, rss, *score(truth, dets, thresholds)))
+            rows.append((f"sitewatch detect {identify} + {m.name}", wall, rss, *score(truth, dets, thresholds)))
     base = rows[0]
     print(f"{'run':<48} {'wall s':>8} {'peak MiB':>9} {'AP50':>6} {'count':>6}   vs SAHI: time  memory  AP50")
     for name, wall, rss, ap50, n in rows:
