@@ -24,7 +24,6 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 import shapely
-from scipy.optimize import linear_sum_assignment
 
 from sitewatch.types import OrientedBox
 
@@ -148,6 +147,8 @@ def match_optimal(cost: np.ndarray, allowed: np.ndarray | None = None) -> tuple[
     # A forbidden pair costs more than all allowed pairs together, so no count of allowed pairs is
     # ever traded for a lower cost.
     forbidden = max(_FORBIDDEN_COST, 1.0 + 2.0 * float(np.abs(cost[ok]).sum()))
+    from scipy.optimize import linear_sum_assignment  # here: ~50 MiB that detection never needs
+
     rows, cols = linear_sum_assignment(np.where(ok, cost, forbidden))
     keep = ok[rows, cols]
     return rows[keep].astype(np.int64), cols[keep].astype(np.int64)
