@@ -13,7 +13,7 @@ import shapely
 from detect_support import write_block_model
 from quality_support import card_row, floor_from_card, shipped_evaluation
 from sitewatch.cli.main import main
-from sitewatch.detect.evaluate import FP, IGNORED, TP, Evaluator, average_precision, match
+from sitewatch.detect.evaluate import FP, IGNORED, TP, Evaluator, average_precision, match, match_objects
 from sitewatch.dota import LabelledImage, LabelledObject
 from sitewatch.types import Detection, OrientedBox
 
@@ -51,6 +51,12 @@ def test_match_duplicates_difficult_and_ignore_regions() -> None:
     ignore = _polys([[(495, -5), (535, -5), (535, 15), (495, 15)]])  # an "ignore" object over the last two
     out = match(preds, scores, gt, difficult, ignore)
     assert out.tolist() == [TP, FP, IGNORED, FP, IGNORED, IGNORED]
+    # Which labelled objects were taken: both (the difficult one by the ignored prediction); without
+    # the first three predictions, neither.
+    outcome, taken = match_objects(preds, scores, gt, difficult, ignore)
+    assert outcome.tolist() == out.tolist() and taken.tolist() == [True, True]
+    assert match_objects(preds[3:], scores[3:], gt, difficult, ignore)[1].tolist() == [False, False]
+    assert match_objects(preds[:0], scores[:0], gt, difficult)[1].tolist() == [False, False]
 
 
 def test_match_iou_threshold_is_inclusive_and_score_ordered() -> None:
