@@ -187,6 +187,58 @@ def test_interrupted_run_resumes_to_the_same_weights(data_dir: Path, tmp_path: P
         torch.testing.assert_close(v, b["model"][k], rtol=1e-5, atol=1e-6)
 
 
+def test_snapshots_average_to_the_mean_of_their_weights(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sitewatch.cli.main import main
+    from sitewatch.detect.train.export import average_checkpoints, export_checkpoint, read_metadata
+    from sitewatch.detect.train.loop import TrainConfig, train
+    from sitewatch.errors import ModelError
+
+    out = tmp_path / "run"
+    train(TrainConfig(
+        data=str(data_dir), out=str(out), minutes=None, steps=3, batch=1, size=64, width=16,
+        datasets=["vedai"], limit_images=2, pretrained=False, checkpoint_every_s=1e9, snapshot_every_s=0.0,
+        warmup_steps=1, command="sitewatch train --steps 3", extra={"invocation": "sitewatch train --steps 3"},
+    ))
+    snaps = sorted((out / "snapshots").glob("step-*.ckpt"))
+    assert [p.name for p in snaps] == ["step-0000001.ckpt", "step-0000002.ckpt", "step-0000003.ckpt"]
+    states = [torch.load(p, weights_only=False) for p in snaps]
+    assert "optimizer" not in states[0]
+    # The last snapshot holds the run's final weights.
+    last = torch.load(out / "last.ckpt", weights_only=False)
+    for k, v in last["model"].items():
+        torch.testing.assert_close(states[-1]["model"][k], v, rtol=0, atol=0)
+
+    avg_path = average_checkpoints(list(reversed(snaps)), tmp_path / "avg.ckpt", command="sitewatch train average")
+    avg = torch.load(avg_path, weights_only=False)
+    assert avg["step"] == 3 and [a["step"] for a in avg["averaged_from"]] == [1, 2, 3]
+    moved = 0
+    for k, v in avg["model"].items():
+        if v.is_floating_point():
+            expected = sum(s["model"][k].double() for s in states) / 3
+            torch.testing.assert_close(v.double(), expected, rtol=1e-6, atol=1e-7)
+            moved += int(not torch.equal(states[0]["model"][k], states[-1]["model"][k]))
+        else:
+            assert torch.equal(v, states[-1]["model"][k])
+    assert moved > 0  # the snapshots differ, so the average is not any one of them
+    assert json.loads(avg["metadata"]["train_history"]) == ["sitewatch train --steps 3", "sitewatch train average"]
+    onnx_path = export_checkpoint(avg_path, tmp_path / "avg.onnx")
+    assert read_metadata(onnx_path)["train_command"] == "sitewatch train --steps 3 && sitewatch train average"
+
+    with pytest.raises(ModelError, match="at least two"):
+        average_checkpoints(snaps[:1], tmp_path / "one.ckpt")
+    other = tmp_path / "other"
+    train(TrainConfig(
+        data=str(data_dir), out=str(other), minutes=None, steps=1, batch=1, size=64, width=8,
+        datasets=["vedai"], limit_images=1, pretrained=False, checkpoint_every_s=1e9, warmup_steps=1,
+    ))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "average", str(snaps[0]), str(other / "last.ckpt"), "-o", str(tmp_path / "bad.ckpt")])
+    assert exit_info.value.code != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot average" in err[0] and "last.ckpt" in err[0]
+    assert not (tmp_path / "bad.ckpt").exists()
+
+
 # --------------------------------------------------------------------------- export
 
 

@@ -135,6 +135,13 @@ def _log_to(path: Path) -> None:
     help="Minutes between checkpoints (<out>/last.ckpt, written atomically; 0: after every step).",
 )
 @click.option(
+    "--snapshot-every",
+    "snapshot_every",
+    type=click.FloatRange(min=0.5),
+    default=None,
+    help="Minutes between snapshots of the weights (<out>/snapshots/), for `sitewatch train average`.",
+)
+@click.option(
     "--log-every", type=click.IntRange(min=1), default=10, show_default=True, help="Steps between log lines."
 )
 @click.option(
@@ -167,6 +174,7 @@ def command(
     datasets: str | None,
     limit_images: int | None,
     checkpoint_every: float,
+    snapshot_every: float | None,
     log_every: int,
     hard: Path | None,
 ) -> None:
@@ -234,6 +242,7 @@ def command(
         datasets=names,
         limit_images=limit_images,
         checkpoint_every_s=checkpoint_every * 60.0,
+        snapshot_every_s=snapshot_every * 60.0 if snapshot_every else None,
         log_every=log_every,
     )
     ckpt = train(cfg, resume=resume)
@@ -269,6 +278,21 @@ def export_command(checkpoint: Path, output: Path, data: Path | None) -> None:
 
         export_checkpoint(checkpoint, output)
     click.echo(f"wrote {output}")
+
+
+@command.command("average")
+@click.argument("checkpoints", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Checkpoint to write.")
+def average_command(checkpoints: tuple[Path, ...], output: Path) -> None:
+    """Average the weights of several checkpoints of one run (e.g. its snapshots/) into one.
+
+    Example: sitewatch train average runs/det/snapshots/step-*.ckpt -o runs/det/average.ckpt
+    """
+    _need_torch()
+    from sitewatch.detect.train.export import average_checkpoints
+
+    average_checkpoints(list(checkpoints), output, command=shlex.join(["sitewatch", *sys.argv[1:]]))
+    click.echo(f"wrote {output} (the average of {len(checkpoints)} checkpoints)")
 
 
 @command.command("pack")

@@ -173,6 +173,78 @@ def load_checkpoint_model(ckpt_path: Path) -> tuple[Any, dict[str, Any]]:
     return model, ckpt
 
 
+def average_checkpoints(paths: list[Path], out_path: Path, command: str = "") -> Path:
+    """Write the average of the weights of several checkpoints of one run.
+
+    Snapshots taken a few minutes apart late in a run sit around the same minimum; their average
+    is smoother than any one of them (stochastic weight averaging), so an export of it depends
+    less on the step at which the run happened to stop. Floating-point tensors are averaged
+    (BatchNorm statistics included: they are frozen in a run started from an exported model);
+    integer buffers, the configuration and the metadata come from the latest snapshot. The
+    result is a checkpoint for :func:`export_checkpoint` or ``sitewatch train export``.
+
+    Args:
+        paths: two or more checkpoints of the same architecture.
+        out_path: the checkpoint to write (atomically).
+        command: the invocation, appended to the training history the model metadata carries.
+
+    Returns:
+        ``out_path``.
+
+    Raises:
+        ModelError: fewer than two checkpoints, or one that is unreadable or of another shape.
+    """
+    import torch
+
+    from sitewatch.detect.train.loop import _save
+
+    if len(paths) < 2:
+        raise ModelError("averaging needs at least two checkpoints")
+    ckpts = []
+    for path in paths:
+        _, ckpt = load_checkpoint_model(path)
+        ckpts.append((Path(path), ckpt))
+    ckpts.sort(key=lambda pc: int(pc[1].get("step", 0)))
+    first_path, first = ckpts[0]
+    shapes = {k: tuple(v.shape) for k, v in first["model"].items()}
+    for path, ckpt in ckpts[1:]:
+        other = {k: tuple(v.shape) for k, v in ckpt["model"].items()}
+        if other != shapes:
+            raise ModelError(f"{path}: not the architecture of {first_path}; cannot average them")
+    latest_path, latest = ckpts[-1]
+    state = {}
+    for key, value in latest["model"].items():
+        if value.is_floating_point():
+            stack = torch.stack([c["model"][key].to(torch.float64) for _, c in ckpts])
+            state[key] = stack.mean(dim=0).to(value.dtype)
+        else:
+            state[key] = value.clone()
+    meta = dict(latest.get("metadata") or {})
+    history = json.loads(meta.get("train_history", "[]"))
+    if command:
+        history.append(command)
+    meta["train_history"] = json.dumps(history)
+    meta["train_command"] = " && ".join(history) if history else meta.get("train_command", "")
+    out = {
+        "model": state,
+        "step": latest.get("step", 0),
+        "config": latest.get("config", {}),
+        "metadata": meta,
+        "averaged_from": [{"path": str(p), "step": int(c.get("step", 0))} for p, c in ckpts],
+    }
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    _save(out_path, out)
+    log.info(
+        "averaged %d checkpoints (steps %d-%d) into %s",
+        len(ckpts),
+        int(first.get("step", 0)),
+        int(latest.get("step", 0)),
+        out_path,
+    )
+    return out_path
+
+
 def export_checkpoint(ckpt_path: Path, out_path: Path = SHIPPED_MODEL, **metadata: Any) -> Path:
     """Export a training checkpoint; metadata defaults come from the checkpoint when it has them."""
     model, ckpt = load_checkpoint_model(ckpt_path)

@@ -4,6 +4,8 @@ A run writes into its output folder:
 
 * ``last.ckpt``: model, optimiser, step, planned steps, elapsed time, config (written every few
   minutes, atomically, and at the end); ``--resume`` continues from it;
+* ``snapshots/step-NNNNNNN.ckpt`` (with ``snapshot_every_s``): the weights at regular intervals,
+  without the optimiser, for :func:`~sitewatch.detect.train.export.average_checkpoints`;
 * ``val_metrics.json``: validation precision / recall / F1 per category at the chosen threshold;
 * ``train.log`` (through the CLI's log handler).
 """
@@ -49,6 +51,8 @@ class TrainConfig:
     freeze_blocks: int = 3
     threads: int = 2
     checkpoint_every_s: float = 240.0
+    #: Keep the weights every this many seconds under ``snapshots/`` (None: keep none).
+    snapshot_every_s: float | None = None
     log_every: int = 10
     datasets: list[str] | None = None
     limit_images: int | None = None
@@ -324,6 +328,20 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         )
         log.info("checkpoint %s (step %d)", ckpt_path, step)
 
+    def snapshot() -> None:
+        path = out / "snapshots" / f"step-{step:07d}.ckpt"
+        path.parent.mkdir(exist_ok=True)
+        _save(
+            path,
+            {
+                "model": model.state_dict(),
+                "step": step,
+                "config": asdict(cfg),
+                "metadata": {"train_command": cfg.command, **lifetime_metadata(cfg, step)},
+            },
+        )
+        log.info("snapshot %s", path)
+
     precision = _precision(cfg.precision, device)
     if device == "cpu":
         # Module.to(memory_format=...) is documented, but torch's type hints leave it out
@@ -340,7 +358,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         raise ModelError("training needs --minutes or --steps")
     n_steps = total or 0  # the run's length in steps when it has no time budget
     run_start = time.time() - elapsed
-    last_ckpt = time.time()
+    last_ckpt = last_snapshot = time.time()
     timing_from: tuple[int, float] | None = None
     sums: dict[str, float] = {}
     n_sum = 0
@@ -409,6 +427,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         if time.time() - last_ckpt > cfg.checkpoint_every_s:
             checkpoint()
             last_ckpt = time.time()
+        if cfg.snapshot_every_s is not None and time.time() - last_snapshot > cfg.snapshot_every_s:
+            snapshot()
+            last_snapshot = time.time()
     checkpoint()
     del it, loader
     return ckpt_path
