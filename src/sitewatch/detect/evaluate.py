@@ -74,18 +74,6 @@ def average_precision(scores: np.ndarray, is_tp: np.ndarray, n_objects: int) -> 
     return float(np.sum((mrec[steps + 1] - mrec[steps]) * mpre[steps + 1]))
 
 
-def match(
-    pred_polys: np.ndarray,
-    scores: np.ndarray,
-    gt_polys: np.ndarray,
-    gt_difficult: np.ndarray,
-    ignore_polys: np.ndarray | None = None,
-    iou_threshold: float = 0.5,
-) -> np.ndarray:
-    """Outcome of each prediction (see :func:`match_objects`, whose first result this is)."""
-    return match_objects(pred_polys, scores, gt_polys, gt_difficult, ignore_polys, iou_threshold)[0]
-
-
 def match_objects(
     pred_polys: np.ndarray,
     scores: np.ndarray,
@@ -270,7 +258,7 @@ class Evaluator:
             difficult = np.array([o.difficult for o in objs], dtype=bool)
             scores = np.array([d.score for d in preds], dtype=float)
             polys = polygons([d.box for d in preds], envelope=image.axis_aligned)
-            outcome = match(polys, scores, gt, difficult, ignore_polys, self.iou_threshold)
+            outcome, _ = match_objects(polys, scores, gt, difficult, ignore_polys, self.iou_threshold)
             counted = outcome != IGNORED
             self._scores[cat].append(scores[counted])
             self._tp[cat].append(outcome[counted] == TP)

@@ -3,7 +3,7 @@
 :func:`mine` keeps two kinds of places per image (:class:`~sitewatch.detect.train.hard.HardRegion`):
 
 * **false**: a detection at or above its category's operating threshold that matches no labelled
-  object of its category (the VOC rule of :func:`sitewatch.detect.evaluate.match`: detections on
+  object of its category (the VOC rule of :func:`sitewatch.detect.evaluate.match_objects`: detections on
   difficult objects or lying mostly on "ignore" objects are not false) — a runway marking or a car
   park called an aircraft, a shade canopy called a helicopter;
 * **missed**: a labelled, non-difficult object that no detection at the operating threshold
