@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from sitewatch.cli.options import AliasedOption
+from sitewatch.cli.options import AliasedOption, output_option, overwrite_option
 from sitewatch.errors import SitewatchError
 
 log = logging.getLogger("sitewatch")
@@ -258,7 +258,7 @@ def command(
 
 @command.command("export")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="ONNX file to write.")
+@output_option("ONNX file to write.", type=click.Path(path_type=Path), required=True)
 @click.option(
     "--data",
     type=click.Path(path_type=Path),
@@ -282,7 +282,7 @@ def export_command(checkpoint: Path, output: Path, data: Path | None) -> None:
 
 @command.command("average")
 @click.argument("checkpoints", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Checkpoint to write.")
+@output_option("Checkpoint to write.", type=click.Path(path_type=Path), required=True)
 def average_command(checkpoints: tuple[Path, ...], output: Path) -> None:
     """Average the weights of several checkpoints of one run (e.g. its snapshots/) into one.
 
@@ -299,13 +299,7 @@ def average_command(checkpoints: tuple[Path, ...], output: Path) -> None:
 @click.option(
     "--data", type=click.Path(path_type=Path), required=True, help="Data tree (e.g. ../shared/data)."
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Pack folder to create (new or empty).",
-)
+@output_option("Pack folder to create (new or empty).", type=click.Path(path_type=Path), required=True)
 @click.option(
     "--init",
     "init",
@@ -465,13 +459,7 @@ def attach_evaluation_command(model: Path, report: Path) -> None:
 
 @command.command("quantize")
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="int8 ONNX file to write.",
-)
+@output_option("int8 ONNX file to write.", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option(
     "--data",
     type=click.Path(path_type=Path),
@@ -482,7 +470,7 @@ def attach_evaluation_command(model: Path, report: Path) -> None:
     "--tiles", "count", type=click.IntRange(min=8), default=64, show_default=True, help="Calibration tiles."
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--overwrite", is_flag=True, help="Replace an existing output file (refused otherwise).")
+@overwrite_option
 def quantize_command(model: Path, output: Path, data: Path, count: int, seed: int, overwrite: bool) -> None:
     """Write the static int8 twin of MODEL, calibrated on its own input tiles of training images.
 
@@ -512,18 +500,14 @@ def quantize_command(model: Path, output: Path, data: Path, count: int, seed: in
     required=True,
     help="Data tree whose training images are searched (e.g. ../shared/data).",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="Hard-region file (JSON) to write.",
+@output_option(
+    "Hard-region file (JSON) to write.", type=click.Path(dir_okay=False, path_type=Path), required=True
 )
 @click.option("--datasets", default=None, help="Only these datasets (NAME[,NAME...]; default: all).")
 @click.option(
     "--limit-images", type=click.IntRange(min=1), default=None, help="At most this many images per dataset."
 )
-@click.option("--overwrite", is_flag=True, help="Replace an existing output file (refused otherwise).")
+@overwrite_option
 def mine_command(
     model: Path, data: Path, output: Path, datasets: str | None, limit_images: int | None, overwrite: bool
 ) -> None:
