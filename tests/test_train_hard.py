@@ -64,6 +64,19 @@ def test_false_and_missed_are_exactly_the_unmatched_ones() -> None:
     ]
     assert {(r.dataset, r.image) for r in regions} == {("synthetic", "apron")}
 
+    # With a margin of 0.5 false detections are looked for from 0.25: a near miss on bare ground
+    # (0.3) joins them, the 0.3 box on the missed aircraft is a match there, not a false one, and
+    # that aircraft is still missed at the operating threshold; the 0.2 box stays below the floor.
+    near = [*dets, _det(1100, 500, 0.3), _det(1300, 500, 0.2)]
+    regions = hard_regions(image, near, ["aircraft", "ship"], THRESHOLDS, margin=0.5)
+    got = sorted((r.kind, r.category, round(r.x), round(r.y), r.score) for r in regions)
+    assert got == [
+        ("false", "aircraft", 100, 101, 0.55),
+        ("false", "aircraft", 900, 500, 0.6),
+        ("false", "aircraft", 1100, 500, 0.3),
+        ("missed", "aircraft", 300, 100, 0.0),
+    ]
+
 
 def test_regions_round_trip_and_bad_files_are_named(tmp_path: Path) -> None:
     regions = [HardRegion("d", "im", 1.5, 2.5, "false", "aircraft", 0.7), HardRegion("d", "im", 3, 4, "missed", "ship", 0)]

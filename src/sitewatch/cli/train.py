@@ -507,9 +507,22 @@ def quantize_command(model: Path, output: Path, data: Path, count: int, seed: in
 @click.option(
     "--limit-images", type=click.IntRange(min=1), default=None, help="At most this many images per dataset."
 )
+@click.option(
+    "--margin",
+    type=click.FloatRange(0.1, 1.0),
+    default=1.0,
+    show_default=True,
+    help="Look for false detections from this fraction of each category's threshold (near misses).",
+)
 @overwrite_option
 def mine_command(
-    model: Path, data: Path, output: Path, datasets: str | None, limit_images: int | None, overwrite: bool
+    model: Path,
+    data: Path,
+    output: Path,
+    datasets: str | None,
+    limit_images: int | None,
+    margin: float,
+    overwrite: bool,
 ) -> None:
     """Find MODEL's false detections and missed objects on the training images (hard regions).
 
@@ -545,7 +558,7 @@ def mine_command(
         raise click.UsageError(f"{data}: no training images to search")
     detector = build_detector(str(model), ())
     thresholds = detector.score_thresholds
-    detector.score_threshold = min(thresholds.values())
+    detector.score_threshold = margin * min(thresholds.values())
     with progress(disable=not err_console.is_terminal) as bar:
         task = bar.add_task("mining", total=len(items))
         regions = mine(
@@ -553,6 +566,7 @@ def mine_command(
             items,
             open_scene=lambda im: open_image(str(im.image_path), im.gsd_m, force=True),
             thresholds=thresholds,
+            margin=margin,
             progress=lambda _im: bar.advance(task),
         )
     write_regions(output, regions, detector.label, overwrite=overwrite)

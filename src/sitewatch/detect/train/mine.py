@@ -2,7 +2,8 @@
 
 :func:`mine` keeps two kinds of places per image (:class:`~sitewatch.detect.train.hard.HardRegion`):
 
-* **false**: a detection at or above its category's operating threshold that matches no labelled
+* **false**: a detection at or above its category's operating threshold (or a fraction of it, the
+  ``margin``: near misses a little more training would turn into false alarms) that matches no labelled
   object of its category (the VOC rule of :func:`sitewatch.detect.evaluate.match_objects`: detections on
   difficult objects or lying mostly on "ignore" objects are not false) — a runway marking or a car
   park called an aircraft, a shade canopy called a helicopter;
@@ -43,6 +44,7 @@ def hard_regions(
     categories: Iterable[str],
     thresholds: Mapping[str, float],
     iou_threshold: float = 0.5,
+    margin: float = 1.0,
 ) -> list[HardRegion]:
     """The false detections and missed objects of one image (see the module docstring).
 
@@ -52,18 +54,26 @@ def hard_regions(
         categories: the categories its dataset labels.
         thresholds: operating score threshold per category.
         iou_threshold: least IoU of a match.
+        margin: false detections are looked for from ``margin`` x the operating threshold (0 < margin
+            <= 1); missed objects are judged at the threshold itself.
     """
     ignore = [o for o in image.objects if o.category == "ignore"]
     ignore_polys = shapely.polygons(np.array([o.corners for o in ignore])) if ignore else None
     out: list[HardRegion] = []
     for cat in sorted(categories):
         objs = [o for o in image.objects if o.category == cat]
-        preds = [d for d in detections if d.category == cat and d.score >= thresholds[cat]]
         gt = shapely.polygons(np.array([o.corners for o in objs])) if objs else np.empty(0, dtype=object)
         difficult = np.array([o.difficult for o in objs], dtype=bool)
-        scores = np.array([d.score for d in preds], dtype=float)
-        polys = polygons([d.box for d in preds], envelope=image.axis_aligned)
-        outcome, found = match_objects(polys, scores, gt, difficult, ignore_polys, iou_threshold)
+
+        # Missed objects at the threshold; false detections from margin x the threshold.
+        floors = [thresholds[cat]] + ([margin * thresholds[cat]] if margin < 1.0 else [])
+        for judged, floor in enumerate(floors):
+            preds = [d for d in detections if d.category == cat and d.score >= floor]
+            scores = np.array([d.score for d in preds], dtype=float)
+            polys = polygons([d.box for d in preds], envelope=image.axis_aligned)
+            outcome, taken = match_objects(polys, scores, gt, difficult, ignore_polys, iou_threshold)
+            if judged == 0:
+                found = taken
         false = sorted((k for k in range(len(preds)) if outcome[k] == FP), key=lambda k: -scores[k])
         for k in false[:MAX_PER_IMAGE]:
             box = preds[k].box
@@ -81,13 +91,14 @@ def mine(
     *,
     open_scene: Callable[[LabelledImage], Scene],
     thresholds: Mapping[str, float],
+    margin: float = 1.0,
     progress: Callable[[LabelledImage], None] | None = None,
 ) -> list[HardRegion]:
-    """Run ``detector`` on labelled images and collect their hard regions; unreadable images are
-    skipped with a warning."""
+    """Run ``detector`` on labelled images and collect their hard regions (:func:`hard_regions`,
+    with ``margin``); unreadable images are skipped with a warning."""
     out: list[HardRegion] = []
     for image, cats, dets in detect_labelled(detector, items, open_scene):
-        out.extend(hard_regions(image, dets, cats, thresholds))
+        out.extend(hard_regions(image, dets, cats, thresholds, margin=margin))
         if progress is not None:
             progress(image)
     return out
