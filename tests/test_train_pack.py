@@ -70,7 +70,7 @@ def test_pack_trains_without_sitewatch_and_exports(data_dir: Path, tmp_path: Pat
 
     done = _run_trainer(
         pack, "--device", "cpu", "--steps", "3", "--batch", "2", "--size", "64", "--workers", "1", "--threads", "1",
-        "--val-crops", "4", "--log-every", "1",
+        "--val-crops", "4", "--log-every", "1", "--snapshot-every", "0",
     )
     assert done.returncode == 0, done.stderr + done.stdout
     assert f"sitewatch code from {pack / 'lib' / 'sitewatch'}, efficientnet_lite_pytorch from {pack / 'lib'}" in done.stdout
@@ -78,6 +78,7 @@ def test_pack_trains_without_sitewatch_and_exports(data_dir: Path, tmp_path: Pat
     ckpt = pack / "run" / "last.ckpt"
     state = torch.load(ckpt, map_location="cpu", weights_only=False)
     assert state["step"] == 3 and state["metadata"]["crops_seen"] == "6"
+    assert sorted(p.name for p in (pack / "run" / "snapshots").iterdir()) == [f"step-000000{k}.ckpt" for k in (1, 2, 3)]
     val = json.loads((pack / "run" / "val_loss.json").read_text())
     assert val["step"] == 3 and val["val_loss_before"] > 0 and val["val_loss_after"] > 0
 
@@ -97,7 +98,7 @@ def test_pack_trains_without_sitewatch_and_exports(data_dir: Path, tmp_path: Pat
     history = json.loads(meta["train_history"])
     # The pack's command (here pytest's own command line) with the first run, then the resumed run.
     assert len(history) == 2
-    assert history[0].endswith(" && python train_pack.py --device cpu --steps 3 --batch 2 --size 64 --workers 1 --threads 1 --val-crops 4 --log-every 1")
+    assert history[0].endswith(" && python train_pack.py --device cpu --steps 3 --batch 2 --size 64 --workers 1 --threads 1 --val-crops 4 --log-every 1 --snapshot-every 0")
     assert history[1] == "python train_pack.py --device cpu --steps 5 --workers 0 --threads 1 --val-crops 4 --resume"
     capsys.readouterr()
     image = next((data_dir / "vedai" / "images").iterdir())

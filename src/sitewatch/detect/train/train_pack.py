@@ -61,6 +61,12 @@ def _parser(defaults: dict) -> argparse.ArgumentParser:
         help="compute threads of the main process (default 4 on a GPU, 2 on the CPU)",
     )
     p.add_argument("--checkpoint-every", type=float, default=5.0, help="minutes between checkpoints")
+    p.add_argument(
+        "--snapshot-every",
+        type=float,
+        default=None,
+        help="minutes between snapshots of the weights (OUT/snapshots/, for `sitewatch train average`)",
+    )
     p.add_argument("--log-every", type=int, default=20, help="steps between log lines")
     p.add_argument("--out", type=Path, default=HERE / "run", help="run folder (default PACK/run)")
     p.add_argument("--resume", action="store_true", help="continue OUT/last.ckpt")
@@ -185,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         else (max(0, min(14, (os.cpu_count() or 2) - 2)) if device == "cuda" else 0),
         threads=args.threads or (4 if device == "cuda" else 2),
         checkpoint_every_s=args.checkpoint_every * 60.0,
+        snapshot_every_s=args.snapshot_every * 60.0 if args.snapshot_every is not None else None,
         log_every=args.log_every,
         pretrained=False,
         precision=args.precision,
