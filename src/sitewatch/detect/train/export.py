@@ -211,7 +211,7 @@ def average_checkpoints(paths: list[Path], out_path: Path, command: str = "") ->
         other = {k: tuple(v.shape) for k, v in ckpt["model"].items()}
         if other != shapes:
             raise ModelError(f"{path}: not the architecture of {first_path}; cannot average them")
-    latest_path, latest = ckpts[-1]
+    latest = ckpts[-1][1]
     state = {}
     for key, value in latest["model"].items():
         if value.is_floating_point():
