@@ -129,6 +129,23 @@ def test_gcps_give_transform(tmp_path: Path) -> None:
         assert scene.transform.almost_equals(t, precision=1e-6)
 
 
+@pytest.mark.parametrize(
+    "pixels, world",
+    [
+        ([(0, 0), (10, 10), (20, 20)], [(35.94, 35.40), (35.9401, 35.40), (35.9402, 35.40)]),  # both on a line
+        ([(0, 0), (0, 79), (63, 0)], [(35.94, 35.40), (35.94, 35.40), (35.94, 35.40)]),  # one ground point
+        ([(0, 0), (5, 5), (10, 10)], [(35.94, 35.40), (35.95, 35.40), (35.94, 35.41)]),  # pixels on a line
+    ],
+)
+def test_collinear_control_points_are_refused_before_the_fit(tmp_path: Path, pixels: list, world: list) -> None:
+    """Whatever the rounding of the singular fit, collinear control points (in the image or on the ground)
+    give the one-line degenerate-georeference error."""
+    gcps = [GroundControlPoint(row=r, col=c, x=x, y=y) for (c, r), (x, y) in zip(pixels, world, strict=True)]
+    path = write_raster(tmp_path / "gcp.tif", _rgb(), gcps=(gcps, "EPSG:4326"))
+    with pytest.raises(GeoreferenceError, match="gcp.tif: the georeference is degenerate"):
+        open_scene(path)
+
+
 def test_window_footprint_and_coverage(tmp_path: Path) -> None:
     t = from_origin(35.9, 35.45, 1e-4, 1e-4)
     path = write_raster(tmp_path / "geo.tif", _rgb(100, 200), crs="EPSG:4326", transform=t)

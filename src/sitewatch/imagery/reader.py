@@ -14,6 +14,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pystac
 import rasterio
 from affine import Affine
@@ -288,6 +289,16 @@ def _check_transform(
             )
 
 
+def _collinear(points: list[tuple[float, float]]) -> bool:
+    """Whether the points lie on one line (or one point), to rounding: the smaller singular value
+    of their centred coordinates is below 1e-9 of the larger."""
+    xy = np.asarray(points, dtype=float)
+    if len(xy) < 3 or not np.isfinite(xy).all():
+        return True
+    sv = np.linalg.svd(xy - xy.mean(axis=0), compute_uv=False)
+    return bool(sv[0] == 0 or sv[-1] < 1e-9 * sv[0])
+
+
 def _file_georef(
     ds: rasterio.io.DatasetReader, src: str, crs: CRS | str | None
 ) -> tuple[CRS | None, Affine | None, str | None]:
@@ -298,6 +309,12 @@ def _file_georef(
     if gcps:
         if len(gcps) < 3:
             raise GeoreferenceError(f"{src}: {len(gcps)} ground control points; at least 3 are needed")
+        if _collinear([(g.col, g.row) for g in gcps]) or _collinear([(g.x, g.y) for g in gcps]):
+            # Checked on the points themselves: the fit of collinear points is singular, and whether
+            # its rounding leaves a transform that looks invertible varies from run to run.
+            raise GeoreferenceError(
+                f"{src}: the georeference is degenerate (zero pixel size or collinear control points)"
+            )
         use_crs = gcp_crs or (CRS.from_user_input(crs) if crs else CRS.from_epsg(4326))
         return use_crs, from_gcps(gcps), "gcps"
     if not ds.transform.is_identity:
