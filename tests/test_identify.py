@@ -96,9 +96,11 @@ def test_site_priors_are_applied_and_recorded() -> None:
 
 
 def _seen(length_m: float, width_m: float, category: str = "aircraft") -> Detection:
-    """A detector box (0.5 m GSD, 0.01 px as stored) of an object of these true dimensions: the box-fit bias applied."""
+    """A detector box (0.5 m GSD, 0.01 px as stored) of an object of these true dimensions: the box-fit bias
+    applied, the length bias to the box's long side (an An-124's span) and the width bias to its short side."""
     b = box_fit(category).bias_rel
-    return _det(round(length_m * (1 + b[0]) / 0.5, 2) * 0.5, round(width_m * (1 + b[1]) / 0.5, 2) * 0.5, category=category)
+    long_m, short_m = max(length_m, width_m), min(length_m, width_m)
+    return _det(round(long_m * (1 + b[0]) / 0.5, 2) * 0.5, round(short_m * (1 + b[1]) / 0.5, 2) * 0.5, category=category)
 
 
 def test_identify_detections_sets_measurement_and_candidates(monkeypatch: pytest.MonkeyPatch) -> None:
