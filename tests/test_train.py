@@ -226,6 +226,13 @@ def test_snapshots_average_to_the_mean_of_their_weights(data_dir: Path, tmp_path
 
     with pytest.raises(ModelError, match="at least two"):
         average_checkpoints(snaps[:1], tmp_path / "one.ckpt")
+    # An average holds no optimiser state: resuming from it is refused in one line, not a KeyError.
+    resume_dir = tmp_path / "resume"
+    resume_dir.mkdir()
+    (resume_dir / "last.ckpt").write_bytes(avg_path.read_bytes())
+    with pytest.raises(ModelError, match="weights only"):
+        train(TrainConfig(data=str(data_dir), out=str(resume_dir), minutes=None, steps=4, batch=1, size=64, width=16,
+                          datasets=["vedai"], limit_images=2, pretrained=False), resume=True)
     other = tmp_path / "other"
     train(TrainConfig(
         data=str(data_dir), out=str(other), minutes=None, steps=1, batch=1, size=64, width=8,

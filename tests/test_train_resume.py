@@ -134,7 +134,7 @@ def test_a_failed_checkpoint_write_keeps_the_previous_one(tmp_path: Path, monkey
     from sitewatch.detect.train import loop
 
     path = tmp_path / "last.ckpt"
-    loop._save(path, {"step": 1, "w": torch.arange(4)})
+    loop.save_checkpoint(path, {"step": 1, "w": torch.arange(4)})
 
     def dies_midway(obj, f, *a, **k):  # noqa: ANN001, ANN202 - torch.save's signature
         f.write(b"PK\x03\x04 partial")
@@ -142,6 +142,6 @@ def test_a_failed_checkpoint_write_keeps_the_previous_one(tmp_path: Path, monkey
 
     monkeypatch.setattr(torch, "save", dies_midway)
     with pytest.raises(OSError, match="disk full"):
-        loop._save(path, {"step": 2})
+        loop.save_checkpoint(path, {"step": 2})
     assert torch.load(path, weights_only=False)["step"] == 1
     np.testing.assert_array_equal(torch.load(path, weights_only=False)["w"].numpy(), np.arange(4))

@@ -196,7 +196,7 @@ def average_checkpoints(paths: list[Path], out_path: Path, command: str = "") ->
     """
     import torch
 
-    from sitewatch.detect.train.loop import _save
+    from sitewatch.detect.train.loop import save_checkpoint
 
     if len(paths) < 2:
         raise ModelError("averaging needs at least two checkpoints")
@@ -234,7 +234,7 @@ def average_checkpoints(paths: list[Path], out_path: Path, command: str = "") ->
     }
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    _save(out_path, out)
+    save_checkpoint(out_path, out)
     log.info(
         "averaged %d checkpoints (steps %d-%d) into %s",
         len(ckpts),

@@ -163,7 +163,8 @@ def lifetime_metadata(cfg: TrainConfig, step: int) -> dict[str, str]:
     }
 
 
-def _save(path: Path, obj: dict[str, Any]) -> None:
+def save_checkpoint(path: Path, obj: dict[str, Any]) -> None:
+    """Write a checkpoint atomically (torch format)."""
     import torch
 
     # Written beside the target, flushed to disk, then renamed over it: a run killed at any moment
@@ -199,6 +200,12 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         if not ckpt_path.exists():
             raise ModelError(f"{ckpt_path}: nothing to resume from")
         state = torch.load(str(ckpt_path), map_location="cpu", weights_only=False)
+        if "optimizer" not in state or "torch_rng" not in state:
+            # A snapshot or an average of snapshots holds weights only (sitewatch train average).
+            raise ModelError(
+                f"{ckpt_path}: weights only (a snapshot or an average), no optimiser state to resume; "
+                "export it and start a run from it with --init"
+            )
         saved = state["config"]
         # Keep the original run's plan; a new time budget or step count may extend it.
         for k in ("minutes", "steps"):
@@ -313,7 +320,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     )
 
     def checkpoint() -> None:
-        _save(
+        save_checkpoint(
             ckpt_path,
             {
                 "model": model.state_dict(),
@@ -331,7 +338,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     def snapshot() -> None:
         path = out / "snapshots" / f"step-{step:07d}.ckpt"
         path.parent.mkdir(exist_ok=True)
-        _save(
+        save_checkpoint(
             path,
             {
                 "model": model.state_dict(),
@@ -649,6 +656,6 @@ def finish(
         "score_thresholds": json.dumps({k: v["threshold"] for k, v in metrics["per_category_best"].items()}),
     }
     ckpt["metadata"] = meta
-    _save(Path(ckpt_path), ckpt)
+    save_checkpoint(Path(ckpt_path), ckpt)
     export_onnx(model, onnx_out, default_metadata(**meta))
     return metrics
