@@ -27,6 +27,7 @@ from sitewatch.identify.evaluate import (
     box_fit_stats,
     detector_box_pairs,
     detector_samples,
+    error_correlation,
     evaluate_samples,
     keypoint_bias,
     label_edge_noise,
@@ -202,6 +203,11 @@ def _print_refined(args: argparse.Namespace, detector: Any, tag: str, found: lis
     print("Detector boxes, refined subset:\n")
     print(_fmt_boxfit(subset, {}).split("\n", 2)[-1].lstrip("\n"))
     print()
+    (rho_l, rho_w), n_rho = error_correlation(pairs)
+    print(
+        f"Correlation of the detector's and the silhouette's relative errors on the same {n_rho} aircraft "
+        f"(the silhouette `correlation` of boxfit.yaml): length {rho_l:+.2f}, width {rho_w:+.2f}.\n"
+    )
     refined, seconds = refine_samples(found, args.data_dir, settings)
     n_sil = sum(s.box_source == "silhouette" for s in refined)
     print(

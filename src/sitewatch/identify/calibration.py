@@ -15,13 +15,15 @@ Samples, each a measured object of known type, per box source (the box-fit model
 * **real silhouette boxes**: those detector boxes refined on the image exactly as the pipeline
   does (:func:`sitewatch.identify.refine.refine_box` with the default
   :class:`~sitewatch.identify.refine.RefineSettings`), where a silhouette is found, measured with
-  the silhouette box-fit model (``boxfit.yaml``, ``silhouette:``);
+  their detector box as one (the silhouette and detector box-fit models of ``boxfit.yaml``
+  combined: :func:`~sitewatch.identify.measurement.combine_boxes`);
 * **synthetic boxes**: every library type of a category drawn at a known GSD, its box made from
   the type's published dimensions with the measured box-fit noise of the source's model (bias,
   pixel and relative terms), the GSD itself off by its 1-sigma, and the type's own intrinsic
-  tolerance (variants, what the box includes). Silhouette boxes are drawn for the refined
-  categories only, at the GSDs of :data:`SYNTHETIC_GSD_M_REFINED`, and kept where the box is long
-  enough to be refined (:attr:`RefineSettings.min_length_px`), as in the pipeline.
+  tolerance (variants, what the box includes). Silhouette boxes are drawn with a detector box
+  beside them (errors correlated as measured) and measured as one, for the refined categories
+  only, at the GSDs of :data:`SYNTHETIC_GSD_M_REFINED`, and kept where the box is long enough to
+  be refined (:attr:`RefineSettings.min_length_px`), as in the pipeline.
 
 The pipeline measures a silhouette box where it finds one and the detector box otherwise
 (:attr:`sitewatch.identify.Identification.box_source` keeps which), and ranks each at its own
@@ -88,7 +90,14 @@ from sitewatch.identify.candidates import (
 )
 from sitewatch.identify.hierarchy import Label, Level, label_candidates
 from sitewatch.identify.library import EquipmentType, Library, load_library
-from sitewatch.identify.measurement import BoxFit, box_fit, measure_box, refined_categories
+from sitewatch.identify.measurement import (
+    BoxFit,
+    box_correlation,
+    box_fit,
+    combine_boxes,
+    measure_box,
+    refined_categories,
+)
 from sitewatch.identify.refine import RefineSettings
 from sitewatch.types import Candidate, OrientedBox
 
@@ -185,6 +194,7 @@ def synthetic(
     per_type: int,
     gsds_m: Sequence[float] | None = None,
     min_length_px: float = 0.0,
+    combined: bool = False,
 ) -> list[Scored]:
     """Boxes of every library type of ``category`` drawn with the box-fit noise of ``fit`` (see module doc).
 
@@ -199,7 +209,18 @@ def synthetic(
             boxes exist only for boxes the pipeline refines (:attr:`RefineSettings.min_length_px`).
             The draws are made (and the generator advanced) either way, so a type too small at
             every GSD has no samples.
+        combined: ``fit`` is the silhouette's model; a detector box is drawn beside it with the
+            category's detector model, its relative error correlated with the silhouette's as
+            measured (:func:`~sitewatch.identify.measurement.box_correlation`), and the two are
+            measured as one (:func:`~sitewatch.identify.measurement.combine_boxes`), as the
+            pipeline does; ``min_length_px`` then applies to the detector box.
     """
+    det_fit, rho = (box_fit(category), np.array(box_correlation(category))) if combined else (None, None)
+
+    def drawn(px_true: np.ndarray, f: BoxFit, z: np.ndarray) -> np.ndarray:
+        px = px_true * (1.0 + np.array(f.bias_rel)) * (1.0 + np.array(f.sigma_rel) * z)
+        return np.maximum(px + np.array(f.sigma_px) * rng.standard_normal(2), 1.0)
+
     gsds = tuple(gsds_m or SYNTHETIC_GSD_M[category])
     out = []
     for t in (t for t in library.types if t.category == category):
@@ -217,16 +238,18 @@ def synthetic(
             )
             long_m, short_m = max(t.length_m, span), min(t.length_m, span)
             dims = np.array([long_m, short_m]) * (1.0 + tau * rng.standard_normal(2))
-            px = dims / gsd
-            px = (
-                px * (1.0 + np.array(fit.bias_rel)) * (1.0 + np.array(fit.sigma_rel) * rng.standard_normal(2))
-            )
-            px = np.maximum(px + np.array(fit.sigma_px) * rng.standard_normal(2), 1.0)
+            z = rng.standard_normal(2)
+            px = drawn(dims / gsd, fit, z)
+            box, mfit = OrientedBox(0.0, 0.0, float(px.max()), float(px.min()), 0.0), fit
+            if det_fit is not None and rho is not None:
+                zd = rho * z + np.sqrt(1.0 - rho**2) * rng.standard_normal(2)
+                px = drawn(dims / gsd, det_fit, zd)
+                det_box = OrientedBox(0.0, 0.0, float(px.max()), float(px.min()), 0.0)
+                box, mfit = combine_boxes(det_box, box, category)
             gsd_assumed = gsd * (1.0 + SYNTHETIC_GSD_REL_SIGMA * rng.standard_normal())
             if px.max() < min_length_px:
                 continue
-            box = OrientedBox(0.0, 0.0, float(px.max()), float(px.min()), 0.0)
-            m = measure_box(box, category, gsd_m=gsd_assumed, gsd_rel_sigma=SYNTHETIC_GSD_REL_SIGMA, fit=fit)
+            m = measure_box(box, category, gsd_m=gsd_assumed, gsd_rel_sigma=SYNTHETIC_GSD_REL_SIGMA, fit=mfit)
             out.append(
                 score(
                     m.length_m,
@@ -245,13 +268,11 @@ def synthetic(
 
 def real(samples: Sequence[Any], library: Library) -> list[Scored]:
     """Scored aircraft from :class:`sitewatch.identify.evaluate.Sample` (label, detector or silhouette
-    boxes, each measured with its source's box-fit model)."""
-    from sitewatch.identify.evaluate import LABEL_BOX_FIT
-
+    boxes, each measured as :meth:`~sitewatch.identify.evaluate.Sample.measured` gives it)."""
     out = []
     for s in samples:
-        fit = LABEL_BOX_FIT if s.box_source == "label" else box_fit("aircraft", s.box_source)
-        m = measure_box(s.box, "aircraft", gsd_m=s.gsd_m, gsd_rel_sigma=s.gsd_rel_sigma, fit=fit)
+        box, fit = s.measured()
+        m = measure_box(box, "aircraft", gsd_m=s.gsd_m, gsd_rel_sigma=s.gsd_rel_sigma, fit=fit)
         out.append(
             score(
                 m.length_m,
@@ -585,7 +606,11 @@ def main(argv: list[str] | None = None) -> None:
     from sitewatch.identify.evaluate import LABEL_BOX_FIT
 
     lib = load_library()
-    rng = np.random.default_rng(args.seed)
+
+    def rng(cat: str, source: str) -> np.random.Generator:
+        """A stream of its own per category and source: changing one group's draws leaves the others."""
+        return np.random.default_rng([args.seed, CALIBRATED.index(cat), SOURCES.index(source)])
+
     refine = RefineSettings()  # what identify_detections uses
     samples = ev.allplanes_samples(args.data_dir) + ev.mar20_samples(args.data_dir)
     groups: dict[tuple[str, str, str], list[Scored]] = {("aircraft", "label", "real"): real(samples, lib)}
@@ -611,15 +636,17 @@ def main(argv: list[str] | None = None) -> None:
     for cat in CALIBRATED:
         label_fit = dataclasses.replace(LABEL_BOX_FIT, elevation_frac=box_fit(cat).elevation_frac)
         groups[(cat, "label", "synthetic")] = synthetic(
-            cat, label_fit, source="label", library=lib, rng=rng, per_type=args.per_type
+            cat, label_fit, source="label", library=lib, rng=rng(cat, "label"), per_type=args.per_type
         )
         groups[(cat, "detector", "synthetic")] = synthetic(
-            cat, box_fit(cat), source="detector", library=lib, rng=rng, per_type=args.per_type
-        )
+            cat, box_fit(cat), source="detector", library=lib, rng=rng(cat, "detector"),
+            per_type=args.per_type,
+        )  # fmt: skip
         if cat in refined_categories():
             groups[(cat, "silhouette", "synthetic")] = synthetic(
-                cat, box_fit(cat, "silhouette"), source="silhouette", library=lib, rng=rng,
+                cat, box_fit(cat, "silhouette"), source="silhouette", library=lib, rng=rng(cat, "silhouette"),
                 per_type=args.per_type, gsds_m=SYNTHETIC_GSD_M_REFINED, min_length_px=refine.min_length_px,
+                combined=True,
             )  # fmt: skip
 
     def fitted_on(cat: str, src: str) -> dict[str, list[Scored]]:

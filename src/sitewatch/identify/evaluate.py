@@ -39,7 +39,13 @@ from sitewatch.dota import LabelledImage, iter_dataset
 from sitewatch.geometry import match_optimal, rotated_iou
 from sitewatch.identify.candidates import rank_types
 from sitewatch.identify.library import EquipmentType, load_library
-from sitewatch.identify.measurement import BoxFit, box_fit, measure_box, refined_categories
+from sitewatch.identify.measurement import (
+    BoxFit,
+    box_fit,
+    combine_boxes,
+    measure_box,
+    refined_categories,
+)
 from sitewatch.identify.refine import RefineSettings, refine_box
 from sitewatch.types import CATEGORIES, Detection, OrientedBox
 
@@ -80,6 +86,22 @@ class Sample:
     gsd_source: str
     priors: dict[str, Any] = field(default_factory=dict)
     box_source: str = "label"
+    detector_box: OrientedBox | None = None
+
+    def measured(self, *, correct_bias: bool = True) -> tuple[OrientedBox, BoxFit]:
+        """The box measured and its box-fit model, as the pipeline measures this box source.
+
+        Label boxes take :data:`LABEL_BOX_FIT`; detector boxes their box-fit model; a silhouette
+        refined from a detector box is combined with it
+        (:func:`~sitewatch.identify.measurement.combine_boxes`). ``correct_bias`` False leaves
+        the measured biases in.
+        """
+        if self.box_source == "label":
+            return self.box, LABEL_BOX_FIT
+        if self.box_source == "silhouette" and self.detector_box is not None:
+            return combine_boxes(self.detector_box, self.box, "aircraft", correct_bias=correct_bias)
+        fit = box_fit("aircraft", self.box_source)
+        return self.box, fit if correct_bias else dataclasses.replace(fit, bias_rel=(0.0, 0.0))
 
 
 def _keypoint_box(kp: np.ndarray) -> OrientedBox:
@@ -138,8 +160,9 @@ def evaluate_samples(
 ) -> list[dict[str, Any]]:
     """Measure and rank each sample; one result row per object.
 
-    Label boxes are measured with :data:`LABEL_BOX_FIT`, detector and silhouette boxes with their
-    box-fit model (``data/boxfit.yaml``), its measured bias divided out unless ``correct_bias`` is False.
+    Each box is measured as :meth:`Sample.measured` gives it (label boxes with :data:`LABEL_BOX_FIT`,
+    detector boxes with their box-fit model, silhouettes combined with their detector box), the
+    measured biases divided out unless ``correct_bias`` is False.
     """
     lib = load_library()
 
@@ -148,10 +171,8 @@ def evaluate_samples(
 
     rows = []
     for s in samples:
-        fit = LABEL_BOX_FIT if s.box_source == "label" else box_fit("aircraft", s.box_source)
-        if not correct_bias:
-            fit = dataclasses.replace(fit, bias_rel=(0.0, 0.0))
-        m = measure_box(s.box, "aircraft", gsd_m=s.gsd_m, gsd_rel_sigma=s.gsd_rel_sigma, fit=fit)
+        box, fit = s.measured(correct_bias=correct_bias)
+        m = measure_box(box, "aircraft", gsd_m=s.gsd_m, gsd_rel_sigma=s.gsd_rel_sigma, fit=fit)
         ranking = rank_types(
             m.length_m,
             m.width_m,
@@ -457,6 +478,32 @@ def box_fit_stats(pairs: list[BoxPair]) -> dict[str, float]:
     return out
 
 
+def error_correlation(pairs: list[BoxPair]) -> tuple[tuple[float, float], int]:
+    """Correlation of the detector's and the silhouette's relative box errors on the same objects.
+
+    Args:
+        pairs: detector pairs and silhouette pairs (``source``) of the same labels, as
+            :func:`detector_box_pairs` returns them with ``refine``.
+
+    Returns:
+        Pearson correlation ``(length, width)`` of ``box / label - 1`` between the two sources over
+        the labels that have both (the ``correlation`` of ``data/boxfit.yaml``'s silhouette
+        entry), and how many labels that is.
+    """
+    rel: dict[str, dict[tuple[str, str, OrientedBox], np.ndarray]] = {"detector": {}, "silhouette": {}}
+    for p in pairs:
+        if p.source in rel:
+            d = np.array(p.dims(), dtype=float)
+            rel[p.source][(p.dataset, p.image, p.label)] = d[:2] / d[2:] - 1.0
+    keys = [k for k in rel["silhouette"] if k in rel["detector"]]
+    if len(keys) < 3:
+        return (math.nan, math.nan), len(keys)
+    det = np.array([rel["detector"][k] for k in keys])
+    sil = np.array([rel["silhouette"][k] for k in keys])
+    rho = [float(np.corrcoef(det[:, i], sil[:, i])[0, 1]) for i in (0, 1)]
+    return (rho[0], rho[1]), len(keys)
+
+
 def detector_samples(
     samples: list[Sample], data_dir: Path, detector: Any, *, cache_dir: Path | None = None, tag: str = "model"
 ) -> tuple[list[Sample], int]:
@@ -491,8 +538,8 @@ def refine_samples(
     """Detector-box samples with their box refined on the image where a silhouette is found.
 
     Returns:
-        The samples (``box_source="silhouette"`` where refined, else unchanged) and the seconds each
-        refinement took.
+        The samples (``box_source="silhouette"`` with the detector's box kept in ``detector_box``
+        where refined, else unchanged) and the seconds each refinement took.
     """
     from sitewatch.imagery import open_scene
 
@@ -507,5 +554,9 @@ def refine_samples(
             t0 = time.perf_counter()
             sil = refine_box(scene, s.box, settings)
             seconds.append(time.perf_counter() - t0)
-        out.append(s if sil is None else dataclasses.replace(s, box=sil.box, box_source="silhouette"))
+        out.append(
+            s
+            if sil is None
+            else dataclasses.replace(s, box=sil.box, box_source="silhouette", detector_box=s.box)
+        )
     return out, seconds

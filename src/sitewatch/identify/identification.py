@@ -17,7 +17,7 @@ from sitewatch.identify.candidates import (
 )
 from sitewatch.identify.hierarchy import LEVELS, label_detection
 from sitewatch.identify.library import Library, load_library
-from sitewatch.identify.measurement import box_fit, measure_box, refined_categories
+from sitewatch.identify.measurement import box_fit, combine_boxes, measure_box, refined_categories
 from sitewatch.identify.refine import refine_box
 from sitewatch.identify.settings import IdentifySettings
 from sitewatch.imagery.base import CHIP_READ_CACHE_MB, Scene, read_cache
@@ -40,9 +40,10 @@ class Identification:
     Attributes:
         detection: the input detection.
         length_px, width_px: box size, pixels (always available).
-        measured_box: the box measured (scene pixels): the silhouette box refined on the chip, or
-            the detector's box (None when nothing was measured).
-        box_source: ``"silhouette"`` or ``"detector"``: which box-fit model the measurement used.
+        measured_box: the box measured (scene pixels): the detector's box, or where a silhouette
+            was refined on the chip the two combined (:func:`~sitewatch.identify.measurement.combine_boxes`);
+            None when nothing was measured.
+        box_source: ``"silhouette"`` (refined, combined with the detector's box) or ``"detector"``.
         measurement: metric size, or None when no GSD/georeference is known.
         ranking: type posteriors, or None when not ranked.
         reason: why there is no measurement/ranking (None when both are there).
@@ -102,10 +103,12 @@ def identify_detection(
 
     With a ``scene`` (the one detected on), boxes of the categories that have a silhouette
     box-fit model (:func:`~sitewatch.identify.measurement.refined_categories`: aircraft) are
-    refined on its pixels first (:func:`~sitewatch.identify.refine.refine_box`) and measured with
-    that model; where no plausible silhouette is found the detector box is measured with the
-    detector's model (its bias divided out). The ranking takes the calibrated temperature of the
-    box source measured (:func:`~sitewatch.identify.candidates.calibrated_temperature`).
+    refined on its pixels first (:func:`~sitewatch.identify.refine.refine_box`) and the silhouette
+    and detector boxes are measured as one, each weighed by its box-fit model
+    (:func:`~sitewatch.identify.measurement.combine_boxes`); where no plausible silhouette is
+    found the detector box is measured with the detector's model (its bias divided out). The
+    ranking takes the calibrated temperature of the box source measured
+    (:func:`~sitewatch.identify.candidates.calibrated_temperature`).
 
     Raises:
         SceneError: the scene's pixels cannot be read.
@@ -121,11 +124,12 @@ def identify_detection(
         gsd_rel_sigma = (
             DEFAULT_GSD_REL_SIGMA_GEOREF if georef is not None else DEFAULT_GSD_REL_SIGMA_SCREENSHOT
         )
-    box, source = det.box, "detector"
+    box, source, fit = det.box, "detector", box_fit(det.category)
     if scene is not None and det.category in refined_categories():
         silhouette = refine_box(scene, det.box)
         if silhouette is not None:
-            box, source = silhouette.box, "silhouette"
+            box, fit = combine_boxes(det.box, silhouette.box, det.category)
+            source = "silhouette"
     ident.measured_box, ident.box_source = box, source
     ident.measurement = measure_box(
         box,
@@ -135,7 +139,7 @@ def identify_detection(
         georef=georef,
         off_nadir_deg=off_nadir_deg,
         view_azimuth_deg=view_azimuth_deg,
-        fit=box_fit(det.category, source),
+        fit=fit,
     )
     m = ident.measurement
     ident.ranking = rank_types(

@@ -4,7 +4,9 @@ Error budget (each term a 1-sigma, combined in quadrature per dimension):
 
 * GSD: ``size * gsd_rel_sigma`` (a STAC/GeoTIFF GSD is good to a few percent, a screenshot's less).
 * Box fit: ``gsd * hypot(sigma_px, sigma_rel * size_px)`` from ``data/boxfit.yaml`` per category;
-  the measured bias (``bias_rel``) is divided out first.
+  the measured bias (``bias_rel``) is divided out first. Where the box was refined on the chip,
+  the silhouette's and the detector's boxes are two measurements of one object; each side is their
+  best linear unbiased combination (:func:`combine_boxes`), and its sigma replaces this term.
 * Off-nadir: parts of an object at height ``h`` are displaced by ``h * tan(off_nadir)`` along the
   view azimuth, so the box of an elevated structure is stretched by between 0 and that amount
   along the view direction (projected on each box axis). It is modelled as uniform on that
@@ -80,6 +82,69 @@ def _pair(values: Sequence[Any]) -> tuple[float, float]:
     """``[length, width]`` from the YAML as floats."""
     length, width = values
     return float(length), float(width)
+
+
+def box_correlation(category: str) -> tuple[float, float]:
+    """Correlation ``[length, width]`` of the detector's and the silhouette's relative box errors
+    on the same objects (``data/boxfit.yaml``, section ``silhouette``; 0 where not measured)."""
+    c = _boxfit_doc()["silhouette"]["categories"][category]
+    return _pair(c.get("correlation", [0.0, 0.0]))
+
+
+def blue_weight(sigma_a: float, sigma_b: float, rho: float) -> tuple[float, float]:
+    """Weight of ``a`` and the 1-sigma of the best linear unbiased combination of two measurements.
+
+    ``w * a + (1 - w) * b`` with 1-sigmas ``sigma_a``, ``sigma_b`` and error correlation ``rho``
+    has the least variance at ``w = (sb² - rho sa sb) / (sa² + sb² - 2 rho sa sb)``. Where that
+    falls outside [0, 1] (one measurement much better and strongly correlated) the better one is
+    taken alone.
+    """
+    va, vb, cab = sigma_a**2, sigma_b**2, rho * sigma_a * sigma_b
+    den = va + vb - 2.0 * cab
+    if den <= 0.0:  # identical, fully correlated measurements
+        return 0.5, sigma_a
+    w = (vb - cab) / den
+    if not 0.0 <= w <= 1.0:
+        return (1.0, sigma_a) if sigma_a <= sigma_b else (0.0, sigma_b)
+    return w, math.sqrt(max(va * vb - cab**2, 0.0) / den)
+
+
+def combine_boxes(
+    detector: OrientedBox, silhouette: OrientedBox, category: str, *, correct_bias: bool = True
+) -> tuple[OrientedBox, BoxFit]:
+    """One box from the detector's box and the silhouette refined on the chip, and its error model.
+
+    The two are measurements of the same object with their own box-fit models (``data/boxfit.yaml``:
+    the category's and its ``silhouette`` entry) and correlated errors (:func:`box_correlation`).
+    Each side (long with long, short with short) is the bias-corrected sides' best linear unbiased
+    combination (:func:`blue_weight`), so the silhouette weighs most where it is tight (large boxes)
+    and neither one's outliers pass alone. Centre and heading are the silhouette's.
+
+    Args:
+        correct_bias: divide each box's measured bias out first (False: as measured).
+
+    Returns:
+        The combined box (pixels) and a box-fit model with its 1-sigma per side as the pixel term
+        and no bias (already divided out), for :func:`measure_box`.
+    """
+    det_fit, sil_fit = box_fit(category), box_fit(category, "silhouette")
+    rho = box_correlation(category)
+    sides, sigmas = [], []
+    for k, (d, s) in enumerate(((detector.length, silhouette.length), (detector.width, silhouette.width))):
+        if correct_bias:
+            d, s = d / (1.0 + det_fit.bias_rel[k]), s / (1.0 + sil_fit.bias_rel[k])
+        sd = math.hypot(det_fit.sigma_px[k], det_fit.sigma_rel[k] * d)
+        ss = math.hypot(sil_fit.sigma_px[k], sil_fit.sigma_rel[k] * s)
+        w, sigma = blue_weight(sd, ss, rho[k])
+        sides.append(w * d + (1.0 - w) * s)
+        sigmas.append(sigma)
+    heading = silhouette.heading_deg
+    if sides[1] > sides[0]:  # the combination swapped which side is longer
+        sides.reverse()
+        sigmas.reverse()
+        heading = (heading + 90.0) % 180.0
+    box = OrientedBox(silhouette.cx, silhouette.cy, sides[0], sides[1], heading)
+    return box, BoxFit((sigmas[0], sigmas[1]), (0.0, 0.0), (0.0, 0.0), sil_fit.elevation_frac)
 
 
 def box_fit_status(source: str = "detector") -> str:
