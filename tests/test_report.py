@@ -471,7 +471,7 @@ def test_stored_evaluation_names_weak_categories(tmp_path: Path, monkeypatch: py
     report = {"model": "block-test 2.0.0", "split": "val", "images": 12, "iou_threshold": 0.5, "by_dataset": {},
               "score_thresholds": dict.fromkeys(CATEGORIES, 0.5),  # the block model's own threshold
               "categories": {"aircraft": cat(40, 0.91, 0.9, 0.88, 4.0), "helicopter": cat(0, None, None, None, 0.0),
-                             "ship": cat(30, 0.3, 0.5, 0.25, 60.0)}}
+                             "ship": cat(30, 0.3, 0.5, 0.25, 60.0), "large-vehicle": cat(7, 0.8, 1.0, 0.71, 14.0)}}
     original = model.read_bytes()
     with pytest.raises(ModelError, match="evaluation is of 'other 1.0'"):
         attach_evaluation(model, {**report, "model": "other 1.0"})
@@ -501,6 +501,9 @@ def test_stored_evaluation_names_weak_categories(tmp_path: Path, monkeypatch: py
         "Detector model block-test 2.0.0 was not evaluated on helicopters (no held-out labels): its helicopters are unverified.",
         "Detector model block-test 2.0.0 is weak on ships (held-out AP50 0.30, recall 0.25 at its threshold): counts of ships "
         "are uncertain and an absence of ships is not evidence.",
+        # A high AP50 on 7 objects does not vouch for a category.
+        "Detector model block-test 2.0.0 is weak on large vehicles (held-out AP50 0.80 on only 7 objects, recall 0.71 at "
+        "its threshold): counts of large vehicles are uncertain and an absence of large vehicles is not evidence.",
     ]
     # An evaluation of another version (the file was retrained since) is not used.
     _, lim = reliability.model_notes(["block-test 1.9.0"])

@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 EVALUATION_KEY = "evaluation"
 #: Below this held-out AP50 a category is weak.
 WEAK_AP50 = 0.5
+#: A category evaluated on fewer held-out objects than this is weak whatever its AP50: with 5
+#: objects one found or missed moves AP50 by about 0.2, so its figure cannot vouch for it.
+MIN_HELD_OUT_OBJECTS = 20
 
 
 @lru_cache(maxsize=16)
@@ -71,13 +74,16 @@ def model_evaluation(text: str) -> dict[str, Any] | None:
 
 
 def weak_in(ev: dict[str, Any]) -> dict[str, str]:
-    """Categories an evaluation shows to be weak → why (held-out AP50 below :data:`WEAK_AP50`, or none)."""
+    """Categories an evaluation shows to be weak → why: no held-out labels, held-out AP50 below
+    :data:`WEAK_AP50`, or fewer than :data:`MIN_HELD_OUT_OBJECTS` held-out objects."""
     out = {}
     for cat, r in ev["categories"].items():
         if not r.get("objects") or r.get("ap50") is None:
             out[cat] = "no held-out labels"
         elif r["ap50"] < WEAK_AP50:
             out[cat] = f"held-out AP50 {r['ap50']:.2f}"
+        elif r["objects"] < MIN_HELD_OUT_OBJECTS:
+            out[cat] = f"held-out AP50 {r['ap50']:.2f} on only {r['objects']} objects"
     return out
 
 
