@@ -129,6 +129,29 @@ def test_combine_boxes_weighs_each_side_by_its_box_fit_model() -> None:
     assert sq.length >= sq.width
 
 
+def test_error_correlation_pairs_the_two_sources_by_label() -> None:
+    from sitewatch.identify.evaluate import BoxPair, error_correlation
+
+    rel_det = [0.10, -0.05, 0.02, 0.08, -0.03]
+    rel_sil_len = [0.05, -0.025, 0.01, 0.04, -0.015]  # half the detector's: correlation +1
+    rel_sil_wid = [-0.10, 0.05, -0.02, -0.08, 0.03]  # the detector's negated: correlation -1
+    pairs = []
+    for i, (d, sl, sw) in enumerate(zip(rel_det, rel_sil_len, rel_sil_wid, strict=True)):
+        label = OrientedBox.make(10.0 * i, 0.0, 200.0, 150.0, 0.0)
+        det = OrientedBox.make(10.0 * i, 0.0, 200.0 * (1 + d), 150.0 * (1 + d), 0.0)
+        sil = OrientedBox.make(10.0 * i, 0.0, 200.0 * (1 + sl), 150.0 * (1 + sw), 0.0)
+        pairs.append(BoxPair("dota", f"im{i}", "train", "aircraft", False, label, det, 0.9))
+        pairs.append(BoxPair("dota", f"im{i}", "train", "aircraft", False, label, sil, 0.9, source="silhouette"))
+    # A detector pair without a silhouette is left out.
+    lone = OrientedBox.make(99.0, 0.0, 200.0, 150.0, 0.0)
+    pairs.append(BoxPair("dota", "im9", "train", "aircraft", False, lone, lone, 1.0))
+    (rho_l, rho_w), n = error_correlation(pairs)
+    assert n == 5
+    assert rho_l == pytest.approx(1.0) and rho_w == pytest.approx(-1.0)
+    (rho_l, _), n = error_correlation(pairs[:4])  # two labels: too few to say
+    assert n == 2 and math.isnan(rho_l)
+
+
 def test_chips_are_read_with_a_capped_block_cache(monkeypatch) -> None:
     """GDAL's process-wide block cache is capped while chips are read for refinement (left
     uncapped it holds up to 5 % of the machine's memory of decoded blocks on a large scene) and

@@ -117,8 +117,10 @@ def combine_boxes(
     The two are measurements of the same object with their own box-fit models (``data/boxfit.yaml``:
     the category's and its ``silhouette`` entry) and correlated errors (:func:`box_correlation`).
     Each side (long with long, short with short) is the bias-corrected sides' best linear unbiased
-    combination (:func:`blue_weight`), so the silhouette weighs most where it is tight (large boxes)
-    and neither one's outliers pass alone. Centre and heading are the silhouette's.
+    combination (:func:`blue_weight`): each box weighs by how precise its model says it is at
+    that size, and a box that the correlation makes redundant gets no weight (with sitewatch-det
+    1.5.0's models the detector adds nothing to an aircraft's length and about a fifth of its
+    width). Centre and heading are the silhouette's.
 
     Args:
         correct_bias: divide each box's measured bias out first (False: as measured).
