@@ -244,6 +244,21 @@ def test_snapshots_average_to_the_mean_of_their_weights(data_dir: Path, tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot average" in err[0] and "last.ckpt" in err[0]
     assert not (tmp_path / "bad.ckpt").exists()
+    # An existing output is kept unless --overwrite says otherwise, as for every other writer.
+    kept = tmp_path / "kept.ckpt"
+    kept.write_bytes(b"previous")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "average", str(snaps[0]), str(snaps[1]), "-o", str(kept)])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == f"error: {kept}: exists; use --overwrite to replace it"
+    assert kept.read_bytes() == b"previous"
+    main(["train", "average", str(snaps[0]), str(snaps[1]), "-o", str(kept), "--overwrite"])
+    assert [a["step"] for a in torch.load(kept, weights_only=False)["averaged_from"]] == [1, 2]
+    averaged = kept.read_bytes()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "export", str(snaps[0]), "-o", str(kept)])
+    assert exit_info.value.code == 2 and "exists; use --overwrite" in capsys.readouterr().err
+    assert kept.read_bytes() == averaged
 
 
 # --------------------------------------------------------------------------- export

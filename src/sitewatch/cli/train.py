@@ -265,9 +265,13 @@ def command(
     default=None,
     help="Data tree: validate first and set score_threshold from the best validation F1.",
 )
-def export_command(checkpoint: Path, output: Path, data: Path | None) -> None:
+@overwrite_option
+def export_command(checkpoint: Path, output: Path, data: Path | None, overwrite: bool) -> None:
     """Export a training checkpoint to ONNX (the model contract of sitewatch.detect.train.export)."""
     _need_torch()
+    from sitewatch.output import check_output
+
+    check_output(output, overwrite=overwrite, what="model")  # before minutes of validation
     if data is not None:
         from sitewatch.detect.train.loop import finish
 
@@ -283,12 +287,16 @@ def export_command(checkpoint: Path, output: Path, data: Path | None) -> None:
 @command.command("average")
 @click.argument("checkpoints", nargs=-1, required=True, type=click.Path(path_type=Path))
 @output_option("Checkpoint to write.", type=click.Path(path_type=Path), required=True)
-def average_command(checkpoints: tuple[Path, ...], output: Path) -> None:
+@overwrite_option
+def average_command(checkpoints: tuple[Path, ...], output: Path, overwrite: bool) -> None:
     """Average the weights of several checkpoints of one run (e.g. its snapshots/) into one.
 
     Example: sitewatch train average runs/det/snapshots/step-*.ckpt -o runs/det/average.ckpt
     """
     _need_torch()
+    from sitewatch.output import check_output
+
+    check_output(output, overwrite=overwrite, what="checkpoint")
     from sitewatch.detect.train.export import average_checkpoints
 
     average_checkpoints(list(checkpoints), output, command=shlex.join(["sitewatch", *sys.argv[1:]]))
