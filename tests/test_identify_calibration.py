@@ -136,6 +136,33 @@ def test_synthetic_silhouette_boxes_only_where_the_pipeline_refines() -> None:
             assert n == 2, t.id
 
 
+@pytest.mark.parametrize("rho", [0.0, 0.9])
+def test_synthetic_combined_boxes_draw_a_correlated_detector_box(monkeypatch: pytest.MonkeyPatch, rho: float) -> None:
+    # Both boxes with 10 % relative noise and nothing else: log(detector side / silhouette side) then
+    # has a standard deviation of sqrt(2 (1 - rho)) x 0.1, whatever the type's true dimensions.
+    noisy = BoxFit((0.0, 0.0), (0.1, 0.1), (0.0, 0.0), (0.0, 0.0))
+    monkeypatch.setattr(cal, "box_fit", lambda category, source="detector": noisy)
+    monkeypatch.setattr(cal, "box_correlation", lambda category: (rho, rho))
+    pairs = []
+
+    def spy(detector, silhouette, category):  # noqa: ANN001, ANN202
+        pairs.append((detector, silhouette))
+        return silhouette, noisy
+
+    monkeypatch.setattr(cal, "combine_boxes", spy)
+    lib = load_library()
+    samples = cal.synthetic("ship", noisy, source="silhouette", library=lib, rng=np.random.default_rng(3),
+                            per_type=60, gsds_m=(0.5,), combined=True)  # fmt: skip
+    assert len(samples) == len(pairs) == 60 * len([t for t in lib.types if t.category == "ship"])
+    assert all(d.length >= d.width and s.length >= s.width for d, s in pairs)
+    # the sides are sorted per box, so draws that swap which side is longer are left out
+    ratios = np.log([(d.length / s.length, d.width / s.width) for d, s in pairs
+                     if abs(math.log(s.length / s.width)) > 0.5])  # fmt: skip
+    assert len(ratios) > 500
+    want = math.sqrt(2.0 * (1.0 - rho)) * 0.1
+    assert ratios.std(axis=0) == pytest.approx([want, want], rel=0.1)
+
+
 def test_silhouette_temperature_is_used_for_refined_boxes(monkeypatch: pytest.MonkeyPatch) -> None:
     from sitewatch.identify import identify_detections
     from sitewatch.identify.settings import IdentifySettings
