@@ -111,6 +111,34 @@ def test_evaluator_precision_recall_and_count_error() -> None:
     assert c.count_mape == pytest.approx(75.0)
 
 
+def test_vehicles_of_any_size_match_across_the_size_classes() -> None:
+    truck, car, far = [(0, 0), (40, 0), (40, 20), (0, 20)], _sq(100, 0), _sq(300, 300)
+    im = LabelledImage(Path("v.png"), "x", None, [_obj(truck, "large-vehicle"), _obj(car, "small-vehicle")])
+    ev = Evaluator(0.5, score_thresholds={"large-vehicle": 0.6, "small-vehicle": 0.3})
+    ev.add(
+        im,
+        [
+            _det(OrientedBox.from_corners(truck), 0.9, "small-vehicle"),  # the truck, called small
+            _det(OrientedBox.from_corners(car), 0.5, "large-vehicle"),  # the car, called large, under 0.6
+            _det(OrientedBox.from_corners(far), 0.4, "small-vehicle"),  # nothing there
+        ],
+        ["large-vehicle", "small-vehicle"],
+    )
+    r = ev.result()
+    lv, sv = r.categories["large-vehicle"], r.categories["small-vehicle"]
+    assert (lv.tp, lv.fp, lv.fn, lv.ap50) == (0, 0, 1, 0.0) and (sv.tp, sv.fp, sv.fn, sv.ap50) == (0, 2, 1, 0.0)
+    assert r.pooled["vehicle"].ap50 == 0.0  # matched per size class, nothing is right
+    anysize = r.pooled["vehicle-any-size"]
+    # Each prediction at its own category's threshold: 0.9 TP (≥ 0.3), 0.5 TP but under 0.6, 0.4 FP.
+    assert (anysize.objects, anysize.tp, anysize.fp, anysize.fn) == (2, 1, 1, 1)
+    assert anysize.ap50 == pytest.approx(1.0)  # ranked 0.9 TP, 0.5 TP, 0.4 FP
+    assert anysize.count_mape == 0.0  # 2 counted (0.9 and 0.4) for 2 labelled
+    # A dataset that labels only one size class has no any-size figure.
+    only_cars = Evaluator(0.5)
+    only_cars.add(LabelledImage(Path("c.png"), "x", None, [_obj(car, "small-vehicle")]), [], ["small-vehicle"])
+    assert "vehicle-any-size" not in only_cars.result().pooled
+
+
 # --- CLI on a synthetic DOTA folder ----------------------------------------------------------
 
 

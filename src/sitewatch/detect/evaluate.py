@@ -14,6 +14,11 @@ Metrics, per category (see docs/detect.md for the full definitions):
   threshold that are not ignored). An image with no labelled object of the category thus scores
   100 % per false detection, and 0 % when it has none.
 
+Vehicles are also scored as two pooled groups: ``vehicle`` pools both size classes with matching
+still per class (a truck found as a small vehicle is a miss and a false small vehicle), and
+``vehicle-any-size`` matches a prediction of either class to a labelled vehicle of either class,
+each prediction at its own class's threshold (the truck is a vehicle found).
+
 Difficult objects and objects of "ignore" classes neither reward nor penalise: a prediction whose
 best match is a difficult object of its category, or that lies mostly (≥ 50 % of its area) on an
 "ignore" object, is dropped from every metric. Only categories a dataset labels are scored on its
@@ -48,6 +53,10 @@ TP, FP, IGNORED = 1, 0, -1
 #: Category groups also scored as one (their predictions and objects pooled, matching still per
 #: category): the two vehicle sizes, whose boundary is fuzzy in the labels.
 POOLED = {"vehicle": ("large-vehicle", "small-vehicle")}
+#: Category groups also scored as one class: a prediction of any member category matches a labelled
+#: object of any member (a truck found as a small vehicle is a vehicle found). Each prediction
+#: keeps its own category's operating threshold.
+ANY_OF = {"vehicle-any-size": ("large-vehicle", "small-vehicle")}
 
 
 def average_precision(scores: np.ndarray, is_tp: np.ndarray, n_objects: int) -> float | None:
@@ -239,11 +248,13 @@ class Evaluator:
         self.score_thresholds = {
             c: float((score_thresholds or {}).get(c, score_threshold)) for c in CATEGORIES
         }
-        self._scores: dict[str, list[np.ndarray]] = {c: [] for c in CATEGORIES}
-        self._tp: dict[str, list[np.ndarray]] = {c: [] for c in CATEGORIES}
-        self._objects = dict.fromkeys(CATEGORIES, 0)
-        self._images = dict.fromkeys(CATEGORIES, 0)
-        self._ape: dict[str, list[float]] = {c: [] for c in CATEGORIES}
+        keys = (*CATEGORIES, *ANY_OF)
+        self._scores: dict[str, list[np.ndarray]] = {c: [] for c in keys}
+        self._tp: dict[str, list[np.ndarray]] = {c: [] for c in keys}
+        self._thr: dict[str, list[np.ndarray]] = {c: [] for c in keys}
+        self._objects = dict.fromkeys(keys, 0)
+        self._images = dict.fromkeys(keys, 0)
+        self._ape: dict[str, list[float]] = {c: [] for c in keys}
         self.images = 0
 
     def add(self, image: LabelledImage, detections: list[Detection], categories: Iterable[str]) -> None:
@@ -251,29 +262,32 @@ class Evaluator:
         self.images += 1
         ignore = [o for o in image.objects if o.category == "ignore"]
         ignore_polys = shapely.polygons(np.array([o.corners for o in ignore])) if ignore else None
-        for cat in categories:
-            objs = [o for o in image.objects if o.category == cat]
-            preds = [d for d in detections if d.category == cat]
+        categories = set(categories)
+        groups: list[tuple[str, tuple[str, ...]]] = [(cat, (cat,)) for cat in CATEGORIES if cat in categories]
+        groups += [(name, cats) for name, cats in ANY_OF.items() if categories.issuperset(cats)]
+        for key, cats in groups:
+            objs = [o for o in image.objects if o.category in cats]
+            preds = [d for d in detections if d.category in cats]
             gt = shapely.polygons(np.array([o.corners for o in objs])) if objs else np.empty(0, dtype=object)
             difficult = np.array([o.difficult for o in objs], dtype=bool)
             scores = np.array([d.score for d in preds], dtype=float)
+            thresholds = np.array([self.score_thresholds[d.category] for d in preds], dtype=float)
             polys = polygons([d.box for d in preds], envelope=image.axis_aligned)
             outcome, _ = match_objects(polys, scores, gt, difficult, ignore_polys, self.iou_threshold)
             counted = outcome != IGNORED
-            self._scores[cat].append(scores[counted])
-            self._tp[cat].append(outcome[counted] == TP)
+            self._scores[key].append(scores[counted])
+            self._tp[key].append(outcome[counted] == TP)
+            self._thr[key].append(thresholds[counted])
             n = int((~difficult).sum())
-            self._objects[cat] += n
-            self._images[cat] += 1
-            m = int((counted & (scores >= self.score_thresholds[cat])).sum())
-            self._ape[cat].append(100.0 * abs(m - n) / max(n, 1))
+            self._objects[key] += n
+            self._images[key] += 1
+            m = int((counted & (scores >= thresholds)).sum())
+            self._ape[key].append(100.0 * abs(m - n) / max(n, 1))
 
     def _score(self, name: str, cats: tuple[str, ...]) -> CategoryResult:
         scores = np.concatenate([s for c in cats for s in self._scores[c]])
         tp = np.concatenate([t for c in cats for t in self._tp[c]]).astype(bool)
-        thr = np.concatenate(
-            [np.full(len(s), self.score_thresholds[c]) for c in cats for s in self._scores[c]]
-        )
+        thr = np.concatenate([t for c in cats for t in self._thr[c]])
         n = sum(self._objects[c] for c in cats)
         at = scores >= thr
         ntp, nfp = int((tp & at).sum()), int((~tp & at).sum())
@@ -298,6 +312,7 @@ class Evaluator:
             for name, cats in POOLED.items()
             if all(self._images[c] for c in cats)
         }
+        pooled |= {name: self._score(name, (name,)) for name in ANY_OF if self._images[name]}
         return Evaluation(
             out,
             self.images,
