@@ -3,6 +3,9 @@
     pip install --no-deps sahi fire termcolor   # SAHI's own requirement pulls opencv-python beside the headless build
     python bench/peer_sahi.py ../shared/data [--model PATH ...] [--grid 5] [--batch 2] [--identify]
 
+Without ``--model``: the bundled float32 model, then this CPU's default model if it is another (the
+int8 twin on CPUs with int8 dot products; ``sitewatch.detect.registry.default_model``).
+
 The scene: the held-out airbus-pleiades images (0.5 m Pléiades, 2560 px), laid out cyclically on a
 ``grid`` x ``grid`` mosaic (5: 12 800 x 12 800 px, 41 km²) and written as a tiled, JPEG-compressed
 GeoTIFF with overviews (a COG) in UTM; its labels are the images' labels shifted into place.
@@ -39,7 +42,6 @@ import numpy as np
 
 from sitewatch.detect.sliced import DEFAULT_BATCH_SIZE
 
-REPO = Path(__file__).resolve().parents[1]
 #: Score floor of both tools' detections (AP needs the low-score tail; as ``sitewatch evaluate``).
 AP_FLOOR = 0.05
 #: Scene GSD of the mosaic, metres (the airbus-pleiades images').
@@ -221,9 +223,13 @@ def main() -> None:
     if args.data is None:
         ap.error("the data tree is required")
     from sitewatch.detect.onnx import OnnxDetector
+    from sitewatch.detect.registry import FLOAT_MODEL
+    from sitewatch.detect.registry import models as registry
     from sitewatch.types import Detection, OrientedBox
 
-    models = args.model or [REPO / "src/sitewatch/detect/models/sitewatch-det.onnx"]
+    # By default: the float32 model (SAHI's and the first `detect` run) and the default model of this
+    # CPU (the int8 twin where it has int8 dot products), so the shipped default is timed in the same run.
+    models = args.model or list(dict.fromkeys([registry.path(FLOAT_MODEL), registry.resolve()]))
     thresholds = OnnxDetector(models[0]).score_thresholds
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -468,8 +468,55 @@ def test_model_name_from_environment_and_registry(tmp_path, monkeypatch) -> None
     models.register("block-named", path, replace=True)
     monkeypatch.setenv("SITEWATCH_MODEL", "block-named")
     assert OnnxDetector(overlap_px=16).info.path == str(path)
-    assert "sitewatch-det" in models.names()
+    assert {"sitewatch-det", "sitewatch-det-int8"} <= set(models.names())
 
+
+def test_default_model_is_the_int8_twin_only_on_cpus_with_int8_dot_products(tmp_path, monkeypatch) -> None:
+    from sitewatch.detect import registry
+
+    cpuinfo = tmp_path / "cpuinfo"
+    x86 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni avx512_bf16\n\nprocessor\t: 1\n"
+    cpuinfo.write_text(x86)
+    assert "avx512_vnni" in registry.cpu_flags(cpuinfo) and "processor" not in registry.cpu_flags(cpuinfo)
+    assert registry.default_model(registry.cpu_flags(cpuinfo)) == "sitewatch-det-int8"
+    cpuinfo.write_text(x86.replace(" avx512_vnni", ""))  # AVX2/AVX-512 without VNNI: float32
+    assert registry.default_model(registry.cpu_flags(cpuinfo)) == "sitewatch-det"
+    cpuinfo.write_text("Features\t: fp asimd evtstrm aes crc32 asimddp\n")  # Arm with dot product
+    assert registry.default_model(registry.cpu_flags(cpuinfo)) == "sitewatch-det-int8"
+    assert registry.cpu_flags(tmp_path / "absent") == frozenset()  # not Linux: float32
+    assert registry.default_model(frozenset()) == "sitewatch-det"
+    # Both twins ship, and with no model named the CPU decides; a named model always wins.
+    monkeypatch.delenv("SITEWATCH_MODEL", raising=False)
+    monkeypatch.setattr(registry, "cpu_flags", lambda: frozenset({"avx512_vnni"}))
+    assert registry.models.resolve().name == "sitewatch-det.int8.onnx"
+    assert registry.models.resolve("sitewatch-det").name == "sitewatch-det.onnx"
+    monkeypatch.setattr(registry, "cpu_flags", lambda: frozenset({"avx2"}))
+    assert registry.models.resolve().name == "sitewatch-det.onnx"
+    assert registry.models.resolve("sitewatch-det-int8").name == "sitewatch-det.int8.onnx"
+
+
+
+def test_bundled_int8_twin_is_the_float_models_own_and_carries_its_own_evaluation() -> None:
+    import json
+
+    from sitewatch.detect.reliability import EVALUATION_KEY, model_evaluation, model_metadata
+
+    fp32, int8 = model_metadata("sitewatch-det"), model_metadata("sitewatch-det-int8")
+    assert (int8["name"], int8["precision"]) == ("sitewatch-det-int8", "int8")
+    for key in ("version", "categories", "score_thresholds", "score_threshold", "working_gsd_m", "trained_at"):
+        assert int8[key] == fp32[key], key
+    quantization = json.loads(int8["quantization"])
+    assert quantization["calibration_tiles"] == 256 and quantization["seed"] == 0
+    # Each twin's held-out evaluation is of that twin, on the same images.
+    ev32 = model_evaluation(f"sitewatch-det {fp32['version']}")
+    ev8 = model_evaluation(f"sitewatch-det-int8 {int8['version']}")
+    assert ev32 is not None and ev8 is not None and json.loads(int8[EVALUATION_KEY])["model"].endswith("-int8 " + int8["version"])
+    assert ev8["images"] == ev32["images"] and ev8["by_dataset"].keys() == ev32["by_dataset"].keys()
+    # The rule it ships under: no category of any held-out set more than 0.01 AP50 below the float model.
+    for ds, cats in ev32["by_dataset"].items():
+        for cat, r in cats.items():
+            if r["ap50"] is not None and cat in ev8["by_dataset"][ds]:
+                assert ev8["by_dataset"][ds][cat]["ap50"] >= r["ap50"] - 0.01, (ds, cat)
 
 # --- seams with the shipped model on a real image ----------------------------------------------
 

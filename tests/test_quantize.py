@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import click
 import numpy as np
 import onnx
 import pytest
@@ -50,6 +51,7 @@ def test_int8_twin_keeps_metadata_and_finds_the_same_boxes(tmp_path: Path) -> No
     meta = {p.key: p.value for p in q.metadata_props}
     assert meta["precision"] == "int8" and json.loads(meta["quantization"])["calibration_tiles"] == 16
     assert meta["score_thresholds"] == json.dumps({"aircraft": 0.5})  # the rest of the metadata is kept
+    assert (meta["name"], meta["version"]) == ("block-test-int8", "1.0.0")  # a twin with its own name
     ops = [n.op_type for n in q.graph.node]
     assert ops.count("QuantizeLinear") >= 2 and "DequantizeLinear" in ops  # the stem really is quantised (QDQ)
     assert json.loads(meta["quantization"])["float_nodes"] == ["conv_3", "sigmoid_2", "conv_1"]  # the heads are not
@@ -60,6 +62,21 @@ def test_int8_twin_keeps_metadata_and_finds_the_same_boxes(tmp_path: Path) -> No
         with open_scene(png, gsd_m=0.5) as scene:
             found[name] = sorted((round(d.box.cx), round(d.box.cy), d.category) for d in OnnxDetector(path).detect(scene))
     assert found["int8"] == found["fp32"] == sorted((x + 2, y + 2, "aircraft") for x, y in BLOCKS)
+
+
+def test_int8_twin_drops_the_float_models_evaluation(tmp_path: Path) -> None:
+    from sitewatch.detect.reliability import EVALUATION_KEY
+
+    src = write_block_model(tmp_path / "block.onnx")
+    m = onnx.load(str(src))
+    m.metadata_props.add(key=EVALUATION_KEY, value=json.dumps({"model": "block-test 1.0.0", "categories": {}}))
+    onnx.save(m, str(src))
+    tiles = [np.random.default_rng(k).integers(0, 256, (3, 64, 64)).astype(np.float32) for k in range(8)]
+    twin = quantize_model(src, tmp_path / "twin.onnx", tiles, count=8)
+    again = quantize_model(twin, tmp_path / "again.onnx", tiles, count=8)  # an int8 model is not renamed twice
+    names = [{p.key: p.value for p in onnx.load(str(path)).metadata_props} for path in (twin, again)]
+    assert [meta["name"] for meta in names] == ["block-test-int8", "block-test-int8"]
+    assert all(EVALUATION_KEY not in meta for meta in names)
 
 
 def test_float_prefixes_keep_named_nodes_in_float(tmp_path: Path) -> None:
@@ -81,3 +98,13 @@ def test_no_tiles_is_a_model_error(tmp_path: Path) -> None:
     src = write_block_model(tmp_path / "block.onnx")
     with pytest.raises(ModelError, match=r"block\.onnx: no calibration tiles"):
         quantize_model(src, tmp_path / "q.onnx", [])
+
+
+def test_cli_calibrates_on_the_library_default_number_of_tiles() -> None:
+    from sitewatch.cli.main import cli
+    from sitewatch.detect.quantize import CALIBRATION_TILES
+
+    train = cli.get_command(click.Context(cli), "train")
+    quantize = train.get_command(click.Context(train), "quantize")
+    [tiles] = [p for p in quantize.params if p.name == "count"]
+    assert tiles.default == CALIBRATION_TILES

@@ -475,7 +475,12 @@ def attach_evaluation_command(model: Path, report: Path) -> None:
     help="Data tree whose training images calibrate it.",
 )
 @click.option(
-    "--tiles", "count", type=click.IntRange(min=8), default=64, show_default=True, help="Calibration tiles."
+    "--tiles",
+    "count",
+    type=click.IntRange(min=8),
+    default=256,
+    show_default=True,
+    help="Calibration tiles (sitewatch.detect.quantize.CALIBRATION_TILES).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @overwrite_option
