@@ -17,7 +17,7 @@ from sitewatch.detect.registry import ModelRegistry
 from sitewatch.detect.sliced import SlicedDetector
 from sitewatch.detect.tiling import plan_tiles
 from sitewatch.errors import ModelError
-from sitewatch.geometry import rotated_iou
+from sitewatch.geometry import polygons, rotated_iou
 from sitewatch.imagery.base import ArrayScene
 from sitewatch.types import OrientedBox
 
@@ -212,6 +212,38 @@ def test_row_merge_equals_one_merge_of_everything() -> None:
         merger.add(cut, np.array([EDGE_TRUNCATED], np.int8), next_row=100.0)
         merger.add(whole_later, np.array([EDGE_SPARE], np.int8), next_row=np.inf)
         assert merger.result().cy.tolist() == expect
+
+
+def test_touching_boxes_exact_cases_and_the_polygon_relation() -> None:
+    from sitewatch.detect.merge import _groups, _touching
+
+    # 10 x 4 boxes; heading 0 runs along y. Edge to edge 4 px apart in x; 4.01 apart; crossed at 90°;
+    # at 45° on the diagonal, where the first reaches 4.95 px and the second's half width is 2: its
+    # centre 6.93 px out (4.9, 4.9) overlaps by 0.02 px, 7.00 px out (4.95, 4.95) is 0.05 px clear.
+    pairs = _boxes([(0, 1, 0, 0, 10, 4, 0), (0, 1, 4, 0, 10, 4, 0), (0, 1, 4.01, 0, 10, 4, 0),
+                    (0, 1, 0, 0, 10, 4, 90), (0, 1, 4.9, 4.9, 10, 4, 45), (0, 1, 4.95, 4.95, 10, 4, 45)])  # fmt: skip
+    i, j = np.zeros(5, dtype=int), np.arange(1, 6)
+    assert _touching(pairs, i, j).tolist() == [True, False, True, True, False]
+    polys = polygons(pairs)
+    assert shapely.intersects(polys[i], polys[j]).tolist() == [True, False, True, True, False]
+    # On random boxes the groups are the connected components of the polygon relation itself.
+    rng = np.random.default_rng(11)
+    n = 600
+    rows = np.column_stack([np.zeros(n), np.ones(n), rng.uniform(0, 400, (n, 2)), rng.uniform(4, 40, n),
+                            rng.uniform(2, 12, n), rng.uniform(0, 180, n)])  # fmt: skip
+    boxes = _boxes(rows.tolist())
+    polys = polygons(boxes)
+    a, b = shapely.STRtree(polys).query(polys, predicate="intersects")
+    d = np.hypot(boxes.cx[:, None] - boxes.cx, boxes.cy[:, None] - boxes.cy)
+    ci, cj = np.nonzero(d <= 0.5 * np.minimum.outer(boxes.length, boxes.length))
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    links = coo_matrix((np.ones(len(a) + len(ci)), (np.r_[a, ci], np.r_[b, cj])), shape=(n, n))
+    want = connected_components(links, directed=False)[1]
+    got = _groups(boxes)
+    assert len(set(want)) > 50  # many separate groups, some of several boxes
+    assert all(len(set(got[want == g])) == 1 for g in set(want)) and len(set(got)) == len(set(want))
 
 
 def test_detect_streams_the_merge_with_the_same_result() -> None:
