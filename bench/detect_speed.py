@@ -14,6 +14,7 @@ Usage::
 
     python bench/detect_speed.py                      # 6000² and 12000² px
     python bench/detect_speed.py --sizes 2048 4096    # quicker
+    python bench/detect_speed.py --model sitewatch-det --model sitewatch-det-int8   # both twins, one run
 """
 
 from __future__ import annotations
@@ -76,12 +77,12 @@ def build_cog(path: Path, size: int) -> Path:
     return path
 
 
-def worker(path: str, batch_size: int, threads: int | None, pure_fraction: float) -> dict:
+def worker(path: str, batch_size: int, threads: int | None, pure_fraction: float, model: str | None = None) -> dict:
     """Run in the subprocess: detect on ``path`` and time the same model calls standalone."""
     from sitewatch.detect.onnx import OnnxDetector
     from sitewatch.imagery import open_scene
 
-    det = OnnxDetector(batch_size=batch_size, threads=threads)
+    det = OnnxDetector(model, batch_size=batch_size, threads=threads)
     with open_scene(path) as scene:
         t0 = time.perf_counter()
         dets = det.detect(scene)
@@ -112,10 +113,13 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="tiles per model call (default: the detector's)")
     ap.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
     ap.add_argument("--pure-fraction", type=float, default=1.0, help="share of the batches timed standalone (extrapolated)")
+    ap.add_argument("--model", action="append", default=None,
+                    help="model name or path (repeatable, each timed on every scene; default: this CPU's default model)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.batch_size, args.threads, args.pure_fraction)))
+        model = args.model[0] if args.model else None
+        print(json.dumps(worker(args.worker, args.batch_size, args.threads, args.pure_fraction, model)))
         return
     rows = []
     with tempfile.TemporaryDirectory(prefix="sitewatch-bench-") as tmp:
@@ -123,21 +127,22 @@ def main() -> None:
             t0 = time.perf_counter()
             cog = build_cog(Path(tmp) / f"scene_{size}.tif", size)
             print(f"built {cog.name} ({size}x{size} px, {cog.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-            cmd = [sys.executable, __file__, "--worker", str(cog), "--batch-size", str(args.batch_size), "--pure-fraction", str(args.pure_fraction)]
-            if args.threads:
-                cmd += ["--threads", str(args.threads)]
-            r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
-            km2 = (size * GSD_M / 1000.0) ** 2
-            r.update(km2=km2, s_per_km2=r["total_s"] / km2, overhead_vs_run=r["total_s"] / r["run_s"], overhead_vs_pure=r["total_s"] / r["pure_run_s"])
-            rows.append(r)
-            print(json.dumps(r), file=sys.stderr)
-    print(f"{'size px':>8} {'km²':>6} {'tiles':>6} {'detect s':>9} {'s/km²':>7} {'total/run':>9} {'total/pure':>10} {'peak RSS MB':>11}")
+            for model in args.model or [None]:
+                cmd = [sys.executable, __file__, "--worker", str(cog), "--batch-size", str(args.batch_size), "--pure-fraction", str(args.pure_fraction)]
+                cmd += ["--threads", str(args.threads)] if args.threads else []
+                cmd += ["--model", model] if model else []
+                r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+                km2 = (size * GSD_M / 1000.0) ** 2
+                r.update(km2=km2, s_per_km2=r["total_s"] / km2, overhead_vs_run=r["total_s"] / r["run_s"], overhead_vs_pure=r["total_s"] / r["pure_run_s"])
+                rows.append(r)
+                print(json.dumps(r), file=sys.stderr)
+    print(f"{'model':<24} {'size px':>8} {'km²':>6} {'tiles':>6} {'detect s':>9} {'s/km²':>7} {'total/run':>9} {'total/pure':>10} {'peak RSS MB':>11}")
     for r in rows:
         print(
-            f"{r['size_px']:>8} {r['km2']:>6.1f} {r['tiles']:>6} {r['total_s']:>9.1f} {r['s_per_km2']:>7.1f} "
+            f"{r['model']:<24} {r['size_px']:>8} {r['km2']:>6.1f} {r['tiles']:>6} {r['total_s']:>9.1f} {r['s_per_km2']:>7.2f} "
             f"{r['overhead_vs_run']:>9.3f} {r['overhead_vs_pure']:>10.3f} {r['peak_rss_mb']:>11.0f}"
         )
-    print(f"model: {rows[0]['model'] if rows else '-'}; CPU cores: {os.cpu_count()}")
+    print(f"CPU cores: {os.cpu_count()}")
 
 
 if __name__ == "__main__":
