@@ -1,7 +1,7 @@
 """``sitewatch detect`` side by side with SAHI slicing around the same ONNX model, on one large real scene.
 
     pip install --no-deps sahi fire termcolor   # SAHI's own requirement pulls opencv-python beside the headless build
-    python bench/peer_sahi.py ../shared/data [--model PATH ...] [--grid 5] [--batch 2] [--identify]
+    python bench/peer_sahi.py ../shared/data [--model PATH ...] [--grid 5] [--batch 2] [--identify] [--sets]
 
 Without ``--model``: the bundled float32 model, then this CPU's default model if it is another (the
 int8 twin on CPUs with int8 dot products; ``sitewatch.detect.registry.default_model``).
@@ -22,6 +22,11 @@ Each run is a separate process, so wall time and peak resident memory (``wait4``
   the wrapper, as ``sitewatch`` does when it reads a tile. SAHI reads the whole image into memory,
   merges axis-aligned boxes (its default GREEDYNMM, IOS 0.5) and has no full-image pass here
   (``perform_standard_pred=False``: a full-image pass of a 41 km² scene does not fit any tile).
+
+``--sets`` then runs SAHI (float32 model) and ``sitewatch`` (each model) over every validation image
+of every labelled set, each tool in its own process, with the same slicing rule per image (tiles at
+the model's working GSD, resampled where the image's GSD is known and finer), and prints wall
+time, peak memory and AP50 per set and category.
 
 AP50 is computed for both on axis-aligned boxes (SAHI has no orientation): each tool's boxes and the
 labels are taken as their envelopes, scored by the evaluator of ``sitewatch evaluate``. The count
@@ -94,11 +99,10 @@ def labelled_mosaic(path: Path, objects: list):  # noqa: ANN201 - a LabelledImag
 # --- the SAHI side (runs in its own process) ------------------------------------------------
 
 
-def sahi_worker(image: Path, model: Path, out: Path, batch: int) -> None:
-    """Run SAHI over ``image`` with a wrapper around ``model``; write its boxes as JSON."""
+def sahi_model(model: Path):  # noqa: ANN201 - a sahi DetectionModel
+    """A SAHI ``DetectionModel`` around ``model``; set its ``scale`` (model pixels per image pixel) per image."""
     import cv2
     from sahi.models.base import DetectionModel
-    from sahi.predict import get_sliced_prediction
     from sahi.prediction import ObjectPrediction
 
     from sitewatch.detect.decode import decode
@@ -106,11 +110,11 @@ def sahi_worker(image: Path, model: Path, out: Path, batch: int) -> None:
 
     det = OnnxDetector(model)
     info, backend = det.info, det.backend
-    scale = MOSAIC_GSD / float(info.working_gsd_m)  # model pixels per scene pixel
-    slice_px = round(info.input_tile / scale)
     thresholds = np.full(len(info.categories), AP_FLOOR, dtype=np.float32)
 
     class SitewatchOnnx(DetectionModel):
+        scale = 1.0
+
         def load_model(self) -> None:
             self.model = backend
 
@@ -118,6 +122,7 @@ def sahi_worker(image: Path, model: Path, out: Path, batch: int) -> None:
             self.model = model
 
         def _boxes(self, images: list[np.ndarray]) -> list:
+            scale = self.scale
             resized = [cv2.resize(im, (round(im.shape[1] * scale), round(im.shape[0] * scale)), interpolation=cv2.INTER_LINEAR) for im in images]
             h, w = max(r.shape[0] for r in resized), max(r.shape[1] for r in resized)
             h, w = -(-h // 32) * 32, -(-w // 32) * 32
@@ -140,7 +145,7 @@ def sahi_worker(image: Path, model: Path, out: Path, batch: int) -> None:
             per_image = []
             for k, boxes in enumerate(self._original_predictions):
                 preds = []
-                c = boxes.corners() / scale if len(boxes) else np.zeros((0, 4, 2))
+                c = boxes.corners() / self.scale if len(boxes) else np.zeros((0, 4, 2))
                 env = np.concatenate([c.min(axis=1), c.max(axis=1)], axis=1)
                 for (x0, y0, x1, y1), s, c in zip(env, boxes.score, boxes.category, strict=True):
                     if x1 > x0 and y1 > y0:
@@ -149,13 +154,110 @@ def sahi_worker(image: Path, model: Path, out: Path, batch: int) -> None:
                 per_image.append(preds)
             self._object_prediction_list_per_image = per_image
 
-    model_w = SitewatchOnnx(confidence_threshold=AP_FLOOR, category_mapping={str(i): c for i, c in enumerate(info.categories)}, device="cpu")
+    wrapped = SitewatchOnnx(confidence_threshold=AP_FLOOR, category_mapping={str(i): c for i, c in enumerate(info.categories)}, device="cpu")
+    return wrapped, info
+
+
+def sahi_predict(wrapped, info, image: Path | np.ndarray, gsd_m: float | None, batch: int) -> list[dict]:  # noqa: ANN001
+    """SAHI's sliced prediction of one image: slices of one model tile at the model's working GSD,
+    resampled to it where the image's GSD is known and finer (as ``sitewatch`` reads tiles)."""
+    from sahi.predict import get_sliced_prediction
+
+    working = float(info.working_gsd_m) if info.working_gsd_m else None
+    wrapped.scale = gsd_m / working if gsd_m and working and gsd_m < working / 1.1 else 1.0
+    slice_px = round(info.input_tile / wrapped.scale)
     result = get_sliced_prediction(
-        str(image), model_w, slice_height=slice_px, slice_width=slice_px, overlap_height_ratio=0.25, overlap_width_ratio=0.25,
+        image, wrapped, slice_height=slice_px, slice_width=slice_px, overlap_height_ratio=0.25, overlap_width_ratio=0.25,
         perform_standard_pred=False, batch_size=batch, verbose=0,
     )  # fmt: skip
-    rows = [{"bbox": p.bbox.to_xyxy(), "score": p.score.value, "category": p.category.name} for p in result.object_prediction_list]
-    out.write_text(json.dumps(rows))
+    return [{"bbox": p.bbox.to_xyxy(), "score": p.score.value, "category": p.category.name} for p in result.object_prediction_list]
+
+
+def sahi_worker(image: Path, model: Path, out: Path, batch: int) -> None:
+    """Run SAHI over ``image`` (the mosaic) with a wrapper around ``model``; write its boxes as JSON."""
+    wrapped, info = sahi_model(model)
+    out.write_text(json.dumps(sahi_predict(wrapped, info, str(image), MOSAIC_GSD, batch)))
+
+
+def sets_worker(tool: str, data: Path, model: Path, out: Path, batch: int) -> None:
+    """Run ``tool`` (``sahi`` or ``sitewatch``) over every validation image under ``data``; write, per
+    image, its boxes as axis-aligned envelopes ``[x0, y0, x1, y1, score, category]`` (JSON)."""
+    from sitewatch.cli.detect import open_image
+    from sitewatch.detect.evaluate import iter_labelled
+    from sitewatch.detect.onnx import OnnxDetector
+
+    found = {}
+    if tool == "sahi":
+        import cv2
+
+        wrapped, info = sahi_model(model)
+    else:
+        det = OnnxDetector(model, batch_size=batch)
+        det.score_threshold = AP_FLOOR
+    for image, _ in iter_labelled(data, "val"):
+        if tool == "sahi":
+            rgb = cv2.cvtColor(cv2.imread(str(image.image_path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            rows = [[*r["bbox"], r["score"], r["category"]] for r in sahi_predict(wrapped, info, rgb, image.gsd_m, batch)]
+        else:
+            with open_image(str(image.image_path), image.gsd_m) as scene:
+                dets = det.detect(scene, gsd_m=image.gsd_m)
+            rows = []
+            for d in dets:
+                c = np.asarray(d.box.corners())
+                rows.append([*c.min(axis=0).tolist(), *c.max(axis=0).tolist(), d.score, d.category])
+        found[str(image.image_path)] = rows
+    out.write_text(json.dumps(found))
+
+
+def compare_sets(data: Path, models: list[Path], batch: int) -> None:
+    """SAHI and ``sitewatch`` on every validation set: wall time, peak memory, AP50 per set and category."""
+    from dataclasses import replace
+
+    from sitewatch.detect.evaluate import Evaluator, iter_labelled
+    from sitewatch.detect.onnx import OnnxDetector
+    from sitewatch.dota import LabelledImage
+    from sitewatch.types import Detection, OrientedBox
+
+    thresholds = OnnxDetector(models[0]).score_thresholds
+    items = list(iter_labelled(data, "val"))
+    runs = [("sahi", models[0])] + [("sitewatch", m) for m in models]
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for tool, model in runs:
+            out = Path(tmp) / f"{tool}-{len(results)}.json"
+            wall, rss = timed([sys.executable, __file__, "--sets-worker", tool, str(data), str(model), str(out), "--batch", str(batch)])
+            results.append((f"{'SAHI ' + __import__('sahi').__version__ if tool == 'sahi' else 'sitewatch'} + {model.name}", wall, rss,
+                            json.loads(out.read_text())))  # fmt: skip
+
+    def envelope(corners) -> list[tuple[float, float]]:  # noqa: ANN001
+        c = np.asarray(corners, dtype=float)
+        (x0, y0), (x1, y1) = c.min(axis=0), c.max(axis=0)
+        return [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+
+    table: dict[tuple[str, str], list] = {}
+    for _name, _, _, found in results:
+        evs: dict[str, Evaluator] = {}
+        for image, cats in items:
+            truth = LabelledImage(image.image_path, image.dataset, image.gsd_m,
+                                  [replace(o, corners=envelope(o.corners)) for o in image.objects], axis_aligned=True)  # fmt: skip
+            dets = [Detection(box=OrientedBox.make((x0 + x1) / 2, (y0 + y1) / 2, y1 - y0, x1 - x0, 0.0), category=c, score=s)
+                    for x0, y0, x1, y1, s, c in found[str(image.image_path)]]  # fmt: skip
+            evs.setdefault(image.dataset, Evaluator(AP_FLOOR, 0.5, thresholds)).add(truth, dets, cats)
+        for ds, ev in evs.items():
+            r = ev.result()
+            for cat, v in {**r.categories, **r.pooled}.items():
+                if v.objects and cat != "vehicle":
+                    table.setdefault((ds, cat), [v.objects]).append(v.ap50)
+    print(f"validation sets: {len(items)} images; AP50 on axis-aligned envelopes, detections at score >= {AP_FLOOR}")
+    print(f"{'run':<48} {'wall s':>8} {'peak MiB':>9}   vs SAHI: time  memory")
+    for name, wall, rss, _ in results:
+        print(f"{name:<48} {wall:8.1f} {rss:9.0f}   {wall / results[0][1]:12.2f} {rss / results[0][2]:7.2f}")
+    print(f"{'dataset':<20} {'category':<18} {'objects':>7} " + " ".join(f"{'AP50 ' + str(k):>9}" for k in range(len(results))))
+    worst = [0.0] * len(results)
+    for (ds, cat), (n, *aps) in sorted(table.items()):
+        print(f"{ds:<20} {cat:<18} {n:>7} " + " ".join(f"{a:9.3f}" for a in aps))
+        worst = [min(w, a - aps[0]) for w, a in zip(worst, aps, strict=True)]
+    print("AP50 columns in the order of the runs above; largest drop against SAHI per run: " + ", ".join(f"{w:+.3f}" for w in worst))
 
 
 # --- the comparison --------------------------------------------------------------------------
@@ -212,13 +314,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data", type=Path, nargs="?")
     ap.add_argument("--model", action="append", type=Path, default=None, help="model (repeatable; the first is the fp32 reference)")
-    ap.add_argument("--grid", type=int, default=5, help="mosaic side in images (5: 12 800 px)")
+    ap.add_argument("--grid", type=int, default=5, help="mosaic side in images (5: 12 800 px; 0: no mosaic, with --sets)")
     ap.add_argument("--batch", type=int, default=DEFAULT_BATCH_SIZE, help="tiles per model call, both tools (default: the detector's)")
     ap.add_argument("--identify", action="store_true", help="also time `detect` identifying (its default) with the first model")
+    ap.add_argument("--sets", action="store_true",
+                    help="also run both tools on every validation image of every labelled set (AP50 per set and category)")
     ap.add_argument("--sahi-worker", nargs=3, type=Path, metavar=("IMAGE", "MODEL", "OUT"), help=argparse.SUPPRESS)
+    ap.add_argument("--sets-worker", nargs=4, metavar=("TOOL", "DATA", "MODEL", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.sahi_worker:
         sahi_worker(*args.sahi_worker, batch=args.batch)
+        return
+    if args.sets_worker:
+        tool, data, model, out = args.sets_worker
+        sets_worker(tool, Path(data), Path(model), Path(out), batch=args.batch)
         return
     if args.data is None:
         ap.error("the data tree is required")
@@ -231,6 +340,9 @@ def main() -> None:
     # CPU (the int8 twin where it has int8 dot products), so the shipped default is timed in the same run.
     models = args.model or list(dict.fromkeys([registry.path(FLOAT_MODEL), registry.resolve()]))
     thresholds = OnnxDetector(models[0]).score_thresholds
+    if args.grid == 0:  # the validation sets only
+        compare_sets(args.data, models, args.batch)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         t0 = time.perf_counter()
@@ -261,6 +373,9 @@ def main() -> None:
     for name, wall, rss, ap50, n in rows:
         print(f"{name:<48} {wall:8.1f} {rss:9.0f} {ap50:6.3f} {n:6d}   {wall / base[1]:12.2f} {rss / base[2]:7.2f} {ap50 - base[3]:+6.3f}")
     print(f"labelled aircraft: {n_true}; AP50 on axis-aligned envelopes; detections at score >= {AP_FLOOR}")
+    if args.sets:
+        print()
+        compare_sets(args.data, models, args.batch)
 
 
 if __name__ == "__main__":
