@@ -124,6 +124,35 @@ def test_pack_starts_from_a_shipped_model_with_its_history(data_dir: Path, tmp_p
     assert len(images["train"]) == 1 and len(images["val"]) == 1
 
 
+def test_pack_half_init_and_fewer_validation_images(data_dir: Path, tmp_path: Path) -> None:
+    from sitewatch.detect.train.export import SHIPPED_MODEL, load_onnx_weights
+    from sitewatch.detect.train.model import SitewatchNet
+
+    full, small = tmp_path / "full", tmp_path / "small"
+    common = ["--data", str(data_dir), "--datasets", "vedai", "--limit-images", "2", "--init", str(SHIPPED_MODEL)]
+    main(["train", "pack", *common, "-o", str(full)])
+    main(["train", "pack", *common, "-o", str(small), "--val-images", "1", "--half-init"])
+    meta_full, images_full = read_pack(full)
+    meta, images = read_pack(small)
+    assert len(images_full["val"]) == 2 and len(images["val"]) == 1
+    assert len(images["train"]) == len(images_full["train"]) == 2
+    assert meta_full["init_dtype"] == "float32" and meta["init_dtype"] == "float16"
+    half = torch.load(small / "init.pt", weights_only=True)
+    assert (small / "init.pt").stat().st_size < 0.55 * (full / "init.pt").stat().st_size
+    restored = SitewatchNet(pretrained=False)
+    load_onnx_weights(restored, SHIPPED_MODEL)
+    net = SitewatchNet(pretrained=False)
+    net.load_state_dict(half)  # what train_pack.py does: float16 values into the float32 network
+    for k, v in restored.state_dict().items():
+        got = net.state_dict()[k]
+        assert got.dtype == v.dtype
+        if v.is_floating_point():
+            assert half[k].dtype == torch.float16
+            assert float((got - v).abs().max()) <= 1e-3 * max(float(v.abs().max()), 1e-3), k
+        else:
+            assert torch.equal(got, v), k
+
+
 @pytest.mark.parametrize("case", ["not-empty", "no-tree", "too-big"])
 def test_pack_bad_input_gives_one_line_and_writes_nothing(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str) -> None:
     out = tmp_path / "pack"

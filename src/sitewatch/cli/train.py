@@ -345,6 +345,18 @@ def average_command(checkpoints: tuple[Path, ...], output: Path, overwrite: bool
     help="Largest size of the images file, MiB.",
 )
 @click.option(
+    "--val-images",
+    type=click.IntRange(min=1),
+    default=None,
+    help="At most this many validation images per dataset (they serve only the trainer's "
+    "validation loss); default: all.",
+)
+@click.option(
+    "--half-init",
+    is_flag=True,
+    help="Store the initial weights in float16 (half the size; loaded into float32).",
+)
+@click.option(
     "--weight",
     "weights",
     multiple=True,
@@ -369,6 +381,8 @@ def pack_command(
     limit_images: int | None,
     quality: int,
     max_mib: float,
+    val_images: int | None,
+    half_init: bool,
     weights: tuple[str, ...],
     lr: float,
     batch: int,
@@ -402,6 +416,8 @@ def pack_command(
         init=init,
         quality=quality,
         max_mib=max_mib,
+        val_images=val_images,
+        half_init=half_init,
         dataset_weights=_shares(weights, data),
         trainer={"lr": lr, "batch": batch},
         command=shlex.join(["sitewatch", *sys.argv[1:]]),

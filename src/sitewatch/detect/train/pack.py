@@ -295,6 +295,11 @@ def initial_weights(
 # --------------------------------------------------------------------------- the pack
 
 
+def _at_most(a: int | None, b: int | None) -> int | None:
+    """The smaller of two optional limits (None: no limit)."""
+    return min(x for x in (a, b) if x is not None) if a is not None or b is not None else None
+
+
 def write_pack(
     data_root: Path,
     out_dir: Path,
@@ -304,6 +309,8 @@ def write_pack(
     init: Path | None = None,
     quality: int = DEFAULT_QUALITY,
     max_mib: float = MAX_PACK_MIB,
+    val_images: int | None = None,
+    half_init: bool = False,
     dataset_weights: dict[str, float] | None = None,
     trainer: dict[str, Any] | None = None,
     command: str = "",
@@ -320,6 +327,10 @@ def write_pack(
         init: start from this exported model (ONNX) instead of the ImageNet backbone.
         quality: WebP quality tried first; lowered by :data:`QUALITY_STEP` until ``data.npz``
             fits in ``max_mib`` MiB.
+        val_images: at most this many validation images per dataset (they serve only the
+            trainer's before/after validation loss; fewer leave room for training images).
+        half_init: store the initial weights in float16 (half the size of ``init.pt``; the
+            trainer loads them into its float32 network: relative change below 1e-3).
         dataset_weights: sampling-share overrides the trainer applies by default.
         trainer: defaults of ``train_pack.py`` (``lr``, ``size``, ``batch``, ...).
         command: the command line that made the pack (kept in the training history).
@@ -336,7 +347,7 @@ def write_pack(
         raise ModelError(f"{out_dir}: already exists and is not empty; give a new folder for the pack")
     groups = {
         "train": load_split(data_root, "train", datasets, limit_images),
-        "val": load_split(data_root, "val", datasets, limit_images),
+        "val": load_split(data_root, "val", datasets, _at_most(limit_images, val_images)),
         "background": load_empty_aprons(data_root),
     }
     if not groups["train"]:
@@ -364,6 +375,8 @@ def write_pack(
     import torch
 
     state, origin = initial_weights(init)
+    if half_init:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     tmp = out_dir.with_name(f".{out_dir.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -386,6 +399,7 @@ def write_pack(
             "objects": int(len(arrays["cats"])),
             "dataset_weights": dict(dataset_weights or {}),
             "trainer": dict(trainer or {}),
+            "init_dtype": "float16" if half_init else "float32",
             **origin,
         }
         (tmp / "pack.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
