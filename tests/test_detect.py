@@ -19,7 +19,7 @@ from sitewatch.detect.tiling import plan_tiles
 from sitewatch.errors import ModelError
 from sitewatch.geometry import polygons, rotated_iou
 from sitewatch.imagery.base import ArrayScene
-from sitewatch.types import OrientedBox
+from sitewatch.types import CATEGORIES, OrientedBox
 
 
 def _boxes(rows: list[tuple]) -> BoxArray:
@@ -154,6 +154,35 @@ def test_merge_one_object_one_category_at_a_shared_centre() -> None:
     vehicle = (4, 0.6, 230.0, 215.0, 10.0, 5.0, 30.0)
     b = _boxes([aircraft, ship_beside, vehicle])
     assert sorted(merge(b).tolist()) == [0, 1, 2]
+
+
+def test_merge_one_vehicle_for_a_lorry_seen_as_large_over_its_trailer_and_small_over_its_cab() -> None:
+    """Boxes of a FAIR1M lorry (45 px long): a large vehicle over the trailer, a small one over the
+    cab, 59 % of the small box inside the large one, neither centre shared: one vehicle, the
+    better score against its threshold kept. Two cars parked side by side, a car touching a lorry
+    and a car under an aircraft's wing stay."""
+    from sitewatch.detect.merge import size_groups
+
+    groups = size_groups(CATEGORIES)
+    assert groups.tolist() == [-1, -1, -1, 0, 0]
+    trailer = (3, 0.566, 33.87, 905.70, 35.45, 10.47, 58.33)
+    cab = (4, 0.543, 22.12, 910.32, 24.83, 10.09, 63.26)
+    b = _boxes([trailer, cab])
+    inter = shapely.area(shapely.intersection(*polygons(b)))
+    assert 0.55 < inter / (24.83 * 10.09) < 0.62 and rotated_iou(b.take(np.array([0])), b.take(np.array([1])))[0, 0] < 0.35
+    assert sorted(merge(b).tolist()) == [0, 1]  # without size classes: two vehicles
+    assert merge(b, size_group=groups).tolist() == [0]
+    assert merge(b, size_group=groups, category_thresholds=np.array([0.5, 0.7, 0.45, 0.6, 0.4])).tolist() == [1]
+    assert sorted(merge(b, size_group=groups, nested_fraction=1.0).tolist()) == [0, 1]
+    # Side by side (boxes touching): two cars of one class, and a car against a lorry's side.
+    cars = _boxes([(4, 0.8, 100.0, 100.0, 9.0, 4.0, 90.0), (4, 0.7, 100.0, 104.0, 9.0, 4.0, 90.0)])
+    assert sorted(merge(cars, size_group=groups).tolist()) == [0, 1]
+    beside = _boxes([(3, 0.8, 100.0, 100.0, 30.0, 10.0, 90.0), (4, 0.7, 100.0, 106.5, 9.0, 4.0, 90.0)])
+    assert 0 < shapely.area(shapely.intersection(*polygons(beside))) < 0.2 * 36
+    assert sorted(merge(beside, size_group=groups).tolist()) == [0, 1]
+    # A car wholly under an aircraft's wing: aircraft are no size class of vehicles.
+    wing = _boxes([(0, 0.8, 200.0, 200.0, 100.0, 95.0, 10.0), (4, 0.6, 230.0, 215.0, 10.0, 5.0, 30.0)])
+    assert sorted(merge(wing, size_group=groups).tolist()) == [0, 1]
 
 
 def test_merge_drops_truncated_box_inside_whole_one() -> None:

@@ -19,7 +19,10 @@ STRtree, so cost grows with the number of *overlapping* pairs, not n²):
    category with the higher score at that centre wins, scores measured against each category's
    operating threshold (``category_thresholds``: a ship at 0.40 against a ship threshold of 0.35
    outranks an aircraft at 0.45 against 0.475). A vehicle under a wing is not affected: the
-   aircraft's centre is not inside the vehicle's box.
+   aircraft's centre is not inside the vehicle's box. Size classes of one kind (large and small
+   vehicle, :data:`SIZE_CLASSES`) are also one object when more than ``nested_fraction`` of the
+   smaller box lies inside the other: vehicles do not stand on each other, so a lorry seen as a
+   large vehicle over its trailer and a small one over its cab is one lorry.
 
 The per-tile *core* rule (keep a detection from the tile whose core holds its centre, and whole
 boxes of other tiles as spares) runs before this, in :class:`~sitewatch.detect.sliced.SlicedDetector`.
@@ -34,6 +37,16 @@ import shapely
 
 from sitewatch.detect.decode import BoxArray
 from sitewatch.geometry import overlapping_pairs, polygons
+
+#: Categories that are size classes of one kind of object (same value: same kind).
+SIZE_CLASSES: dict[str, str] = {"large-vehicle": "vehicle", "small-vehicle": "vehicle"}
+
+
+def size_groups(categories: tuple[str, ...] | list[str]) -> np.ndarray:
+    """Per category index, the index of its kind in :data:`SIZE_CLASSES` (-1: a kind of its own)."""
+    kinds = sorted(set(SIZE_CLASSES.values()))
+    return np.array([kinds.index(SIZE_CLASSES[c]) if c in SIZE_CLASSES else -1 for c in categories])
+
 
 #: Edge codes of a candidate box (see :func:`merge`): whole and centred in its tile's core;
 #: touching an inner tile edge (centred in the core); whole but centred outside the core (spare).
@@ -56,6 +69,8 @@ def merge(
     contain_threshold: float = 0.8,
     shared_centre_area_ratio: float = 3.0,
     category_thresholds: np.ndarray | None = None,
+    size_group: np.ndarray | None = None,
+    nested_fraction: float = 0.5,
 ) -> np.ndarray:
     """Indices of the boxes to keep (in rank order: by score, or by score against the category thresholds).
 
@@ -70,6 +85,10 @@ def merge(
             are one object when the larger is at most this many times the smaller (0: off).
         category_thresholds: operating score threshold per category index; boxes are ranked
             by ``score / threshold`` (the same order as by score within a category). None: by score.
+        size_group: per category index, its kind among size classes (:func:`size_groups`; -1:
+            none). None: no size classes.
+        nested_fraction: two boxes of size classes of one kind are one object when more than this
+            share of the smaller one's area lies inside the other (1: off).
     """
     n = len(boxes)
     if n == 0:
@@ -109,6 +128,15 @@ def merge(
             boxes.length[ci], boxes.length[cj]
         )
         shared[cand] = mutual | near
+    if size_group is not None and len(i):
+        group = np.asarray(size_group)[boxes.category]
+        nested = (
+            ~same
+            & (group[i] >= 0)
+            & (group[i] == group[j])
+            & (inter > nested_fraction * np.maximum(np.minimum(area[i], area[j]), 1e-12))
+        )
+        shared |= nested
     suppress = (same & (iou >= iou_threshold)) | (~same & ((iou >= cross_iou_threshold) | shared))
     si, sj = i[suppress], j[suppress]
     # Adjacency of suppressing pairs (both directions), CSR-style.

@@ -22,7 +22,7 @@ from rasterio.windows import Window
 
 from sitewatch.detect.base import Detector, ProgressCallback
 from sitewatch.detect.decode import BoxArray, decode
-from sitewatch.detect.merge import EDGE_SPARE, EDGE_TRUNCATED, EDGE_WHOLE, RowMerge, merge
+from sitewatch.detect.merge import EDGE_SPARE, EDGE_TRUNCATED, EDGE_WHOLE, RowMerge, merge, size_groups
 from sitewatch.detect.tiling import Tile, plan_tiles
 from sitewatch.errors import SceneError
 from sitewatch.imagery.base import Scene, read_cache
@@ -381,6 +381,7 @@ class SlicedDetector(Detector):
             "cross_iou_threshold": self.cross_iou_threshold,
             "shared_centre_area_ratio": self.shared_centre_area_ratio,
             "category_thresholds": np.array([self.info.threshold_for(c) for c in self.info.categories]),
+            "size_group": size_groups(self.info.categories),
         }
 
     def merge_candidates(self, boxes: BoxArray, edge: np.ndarray | None = None) -> BoxArray:
