@@ -535,6 +535,7 @@ def test_model_name_from_environment_and_registry(tmp_path, monkeypatch) -> None
 def test_default_model_is_the_int8_twin_only_on_cpus_with_int8_dot_products(tmp_path, monkeypatch) -> None:
     from sitewatch.detect import registry
 
+    monkeypatch.setattr(registry, "int8_within_float", lambda: True)  # a twin that meets the rule
     cpuinfo = tmp_path / "cpuinfo"
     x86 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni avx512_bf16\n\nprocessor\t: 1\n"
     cpuinfo.write_text(x86)
@@ -551,10 +552,13 @@ def test_default_model_is_the_int8_twin_only_on_cpus_with_int8_dot_products(tmp_
     monkeypatch.setattr(registry, "cpu_flags", lambda: frozenset({"avx512_vnni"}))
     assert registry.models.resolve().name == "sitewatch-det.int8.onnx"
     assert registry.models.resolve("sitewatch-det").name == "sitewatch-det.onnx"
+    # A twin that falls short of the float model is never the default, whatever the CPU.
+    monkeypatch.setattr(registry, "int8_within_float", lambda: False)
+    assert registry.default_model(frozenset({"avx512_vnni"})) == "sitewatch-det"
+    assert registry.models.resolve().name == "sitewatch-det.onnx"
     monkeypatch.setattr(registry, "cpu_flags", lambda: frozenset({"avx2"}))
     assert registry.models.resolve().name == "sitewatch-det.onnx"
     assert registry.models.resolve("sitewatch-det-int8").name == "sitewatch-det.int8.onnx"
-
 
 
 def test_bundled_int8_twin_is_the_float_models_own_and_carries_its_own_evaluation() -> None:
@@ -573,11 +577,19 @@ def test_bundled_int8_twin_is_the_float_models_own_and_carries_its_own_evaluatio
     ev8 = model_evaluation(f"sitewatch-det-int8 {int8['version']}")
     assert ev32 is not None and ev8 is not None and json.loads(int8[EVALUATION_KEY])["model"].endswith("-int8 " + int8["version"])
     assert ev8["images"] == ev32["images"] and ev8["by_dataset"].keys() == ev32["by_dataset"].keys()
-    # The rule it ships under: no category of any held-out set more than 0.01 AP50 below the float model.
-    for ds, cats in ev32["by_dataset"].items():
-        for cat, r in cats.items():
-            if r["ap50"] is not None and cat in ev8["by_dataset"][ds]:
-                assert ev8["by_dataset"][ds][cat]["ap50"] >= r["ap50"] - 0.01, (ds, cat)
+    # The rule it is the default under: no category of any held-out set more than 0.01 AP50 below
+    # the float model. int8_shortfalls() applies it to the stored evaluations; recomputed here.
+    from sitewatch.detect import registry
+
+    short = [
+        (ds, cat)
+        for ds, cats in ev32["by_dataset"].items()
+        for cat, r in cats.items()
+        if r["ap50"] is not None and cat in ev8["by_dataset"][ds] and ev8["by_dataset"][ds][cat]["ap50"] < r["ap50"] - 0.01
+    ]
+    assert [(ds, cat) for ds, cat, _ in registry.int8_shortfalls()] == short
+    assert registry.int8_within_float() is (not short)
+    assert registry.default_model(frozenset({"avx512_vnni"})) == ("sitewatch-det" if short else "sitewatch-det-int8")
 
 # --- seams with the shipped model on a real image ----------------------------------------------
 
@@ -605,11 +617,24 @@ def test_shipped_model_small_tiles_agree_with_one_large_tile(data_dir, pick: int
     from sitewatch.imagery import open_scene
 
     shipped, _ = shipped_evaluation()
-    items = [im for im, _ in iter_labelled(data_dir / "airbus-pleiades", "val") if im.counts()["aircraft"] >= 6]
+
+    def window_of(image) -> tuple[int, int]:  # noqa: ANN001
+        # The window centred on the labelled aircraft (labels place it; the detections are compared).
+        cx, cy = np.median([(o.box.cx, o.box.cy) for o in image.objects if o.category == "aircraft"], axis=0)
+        return tuple(int(np.clip(c - SEAM_WINDOW_PX / 2, 0, 2560 - SEAM_WINDOW_PX - max(SEAM_SHIFTS_PX))) for c in (cx, cy))
+
+    def labelled_inside(image) -> int:  # noqa: ANN001
+        col, row = window_of(image)
+        lo, hi = SEAM_EDGE_PX, SEAM_WINDOW_PX - SEAM_EDGE_PX
+        return sum(
+            o.category == "aircraft" and lo <= o.box.cx - col <= hi and lo <= o.box.cy - row <= hi for o in image.objects
+        )
+
+    # Images whose window holds at least 3 labelled aircraft away from its edges (chosen by the
+    # labels, so that the comparison below never rests on false detections).
+    items = [im for im, _ in iter_labelled(data_dir / "airbus-pleiades", "val") if labelled_inside(im) >= 3]
     image = items[pick]
-    # The window centred on the labelled aircraft (labels place it; the detections are compared).
-    cx, cy = np.median([(o.box.cx, o.box.cy) for o in image.objects if o.category == "aircraft"], axis=0)
-    col, row = (int(np.clip(c - SEAM_WINDOW_PX / 2, 0, 2560 - SEAM_WINDOW_PX - max(SEAM_SHIFTS_PX))) for c in (cx, cy))
+    col, row = window_of(image)
 
     def inside(dets: list) -> list:
         # Aircraft only: the window is placed on labelled aircraft. A weak category's boxes near its

@@ -7,8 +7,10 @@ model bundled with the package (no network).
 Two twins are bundled: ``sitewatch-det`` (float32) and ``sitewatch-det-int8``, its static int8
 quantisation (:mod:`sitewatch.detect.quantize`). The int8 twin is the default on CPUs with int8
 dot-product instructions (x86 VNNI or AMX, Arm dot product), where ONNX Runtime runs it about
-1.6 times as fast at the same accuracy (measured: docs/detect.md); elsewhere the float32 model
-is. ``--model sitewatch-det`` (or ``SITEWATCH_MODEL``) picks one explicitly.
+1.6 times as fast (measured: docs/detect.md), **when** its stored held-out evaluation is within
+:data:`INT8_MAX_AP50_DROP` AP50 of the float model's on every set and category
+(:func:`int8_within_float`); elsewhere the float32 model is. ``--model sitewatch-det`` (or
+``SITEWATCH_MODEL``) picks one explicitly.
 """
 
 from __future__ import annotations
@@ -42,10 +44,46 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
     return frozenset(flags)
 
 
+#: Largest AP50 the int8 twin may lose against the float model, on any held-out set and category
+#: both stored evaluations hold, to be the default.
+INT8_MAX_AP50_DROP = 0.01
+
+
+def int8_shortfalls() -> list[tuple[str, str, float]]:
+    """``(dataset, category, AP50 drop)`` where the bundled int8 twin's stored held-out evaluation
+    falls more than :data:`INT8_MAX_AP50_DROP` below the float model's; one ``("*", reason, nan)``
+    row where the two cannot be compared (an evaluation missing, another version or image set)."""
+    from sitewatch.detect.reliability import model_evaluation, model_metadata
+
+    version = model_metadata(FLOAT_MODEL).get("version")
+    if not version or model_metadata(INT8_MODEL).get("version") != version:
+        return [("*", "the twins' versions differ or cannot be read", float("nan"))]
+    ev32 = model_evaluation(f"{FLOAT_MODEL} {version}")
+    ev8 = model_evaluation(f"{INT8_MODEL} {version}")
+    if ev32 is None or ev8 is None or ev32.get("images") != ev8.get("images"):
+        return [("*", "no comparable held-out evaluations stored", float("nan"))]
+    out = []
+    for ds, cats in ev32.get("by_dataset", {}).items():
+        for cat, r in cats.items():
+            r8 = ev8.get("by_dataset", {}).get(ds, {}).get(cat)
+            if r.get("ap50") is None or r8 is None or r8.get("ap50") is None:
+                continue
+            if r8["ap50"] < r["ap50"] - INT8_MAX_AP50_DROP:
+                out.append((ds, cat, r["ap50"] - r8["ap50"]))
+    return out
+
+
+def int8_within_float() -> bool:
+    """Whether the bundled int8 twin is within :data:`INT8_MAX_AP50_DROP` AP50 of the float model
+    on every held-out set and category (their stored evaluations)."""
+    return not int8_shortfalls()
+
+
 def default_model(flags: frozenset[str] | None = None) -> str:
-    """The default model's name: the int8 twin where the CPU has int8 dot-product instructions."""
+    """The default model's name: the int8 twin where the CPU has int8 dot-product instructions and
+    the twin is within :data:`INT8_MAX_AP50_DROP` AP50 of the float model (:func:`int8_within_float`)."""
     flags = cpu_flags() if flags is None else flags
-    return INT8_MODEL if flags & INT8_CPU_FLAGS else FLOAT_MODEL
+    return INT8_MODEL if flags & INT8_CPU_FLAGS and int8_within_float() else FLOAT_MODEL
 
 
 def _bundled(filename: str) -> Callable[[], Path]:
