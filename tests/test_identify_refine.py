@@ -119,9 +119,10 @@ def test_combine_boxes_weighs_each_side_by_its_box_fit_model() -> None:
         assert sigma <= min(sd, ss) + 1e-9  # never worse than the better box alone
     assert (both.cx, both.cy, both.heading_deg) == (sil.cx, sil.cy, sil.heading_deg)
     assert fit.bias_rel == (0.0, 0.0) and fit.sigma_rel == (0.0, 0.0)
-    # Without the bias correction the sides are combined as measured.
+    # Without the bias correction the sides are combined as measured, never outside the two (with
+    # 1.6.0's models the silhouette carries all of the length: the weight is clipped at 0).
     raw, _ = combine_boxes(det, sil, "aircraft", correct_bias=False)
-    assert 190.0 < raw.length < 205.0 and 150.0 < raw.width < 172.0
+    assert 190.0 <= raw.length <= 205.0 and 150.0 < raw.width < 172.0
     # Near-square boxes whose combination swaps the long side: the heading turns with it.
     sq, _ = combine_boxes(
         OrientedBox.make(0, 0, 100.0, 99.0, 0.0), OrientedBox.make(0, 0, 100.0, 99.9, 30.0), "aircraft"
@@ -186,12 +187,12 @@ def test_small_boxes_and_empty_chips_keep_the_detector_box() -> None:
     assert refine_box(blank, OrientedBox.make(200, 200, 160, 140, 10.0)) is None
 
 
-#: Measured (bench/identify_eval.py --refine, sitewatch-det 1.5.0) on the 24 allplanes aircraft the
+#: Measured (bench/identify_eval.py --refine, sitewatch-det 1.6.0) on the 24 allplanes aircraft the
 #: detector finds, refined boxes measured with their detector box (combine_boxes): spans within
-#: 10 % (16 from detector boxes), lengths within 10 % (19 from detector boxes), true type or family
-#: in the top 3 (11 from detector boxes), true dimensions within 2 sigma (of 48). Each floor is the
-#: figure less MARGIN_OBJECTS.
-MEASURED_ALLPLANES_SPAN_WITHIN_10 = 22
+#: 10 % (14 from detector boxes; 1.5.0: 22), lengths within 10 % (19 from detector boxes), true
+#: type or family in the top 3 (7 from detector boxes), true dimensions within 2 sigma (of 48).
+#: Each floor is the figure less MARGIN_OBJECTS.
+MEASURED_ALLPLANES_SPAN_WITHIN_10 = 15
 MEASURED_ALLPLANES_LENGTH_WITHIN_10 = 20
 MEASURED_ALLPLANES_TYPE_OR_FAMILY_TOP3 = 19
 MEASURED_ALLPLANES_DIMS_WITHIN_2SIGMA = 44
