@@ -577,19 +577,31 @@ def test_bundled_int8_twin_is_the_float_models_own_and_carries_its_own_evaluatio
     ev8 = model_evaluation(f"sitewatch-det-int8 {int8['version']}")
     assert ev32 is not None and ev8 is not None and json.loads(int8[EVALUATION_KEY])["model"].endswith("-int8 " + int8["version"])
     assert ev8["images"] == ev32["images"] and ev8["by_dataset"].keys() == ev32["by_dataset"].keys()
-    # The rule it is the default under: no category of any held-out set more than 0.01 AP50 below
-    # the float model. int8_shortfalls() applies it to the stored evaluations; recomputed here.
+    # The rule it is the default under (no category of any held-out set more than 0.01 AP50 below
+    # the float model), applied to the two stored evaluations; the default follows it.
     from sitewatch.detect import registry
 
-    short = [
-        (ds, cat)
-        for ds, cats in ev32["by_dataset"].items()
-        for cat, r in cats.items()
-        if r["ap50"] is not None and cat in ev8["by_dataset"][ds] and ev8["by_dataset"][ds][cat]["ap50"] < r["ap50"] - 0.01
-    ]
-    assert [(ds, cat) for ds, cat, _ in registry.int8_shortfalls()] == short
-    assert registry.int8_within_float() is (not short)
+    short = registry.int8_shortfalls()
+    assert all(ds != "*" for ds, _, _ in short)  # the two stored evaluations are comparable
+    assert short == registry.ap50_shortfalls(ev32, ev8)
     assert registry.default_model(frozenset({"avx512_vnni"})) == ("sitewatch-det" if short else "sitewatch-det-int8")
+
+
+def test_ap50_shortfalls_exact() -> None:
+    from sitewatch.detect.registry import ap50_shortfalls
+
+    def ev(**rows: dict) -> dict:
+        return {"by_dataset": rows}
+
+    ref = ev(a={"aircraft": {"ap50": 0.90}, "ship": {"ap50": 0.50}, "helicopter": {"ap50": None}}, b={"ship": {"ap50": 0.80}})
+    int8 = ev(a={"aircraft": {"ap50": 0.889}, "ship": {"ap50": 0.491}, "helicopter": {"ap50": 0.0}}, b={"ship": {"ap50": 0.95}})
+    got = ap50_shortfalls(ref, int8)
+    assert [(ds, cat) for ds, cat, _ in got] == [("a", "aircraft")]  # 0.011 below; 0.009 is within, unscored skipped
+    assert got[0][2] == pytest.approx(0.011)
+    assert ap50_shortfalls(ref, int8, max_drop=0.005) == [("a", "aircraft", pytest.approx(0.011)), ("a", "ship", pytest.approx(0.009))]
+    assert ap50_shortfalls(ref, ev(a={"aircraft": {"ap50": 0.95}})) == []  # missing rows are not scored
+    assert ap50_shortfalls(ref, ref) == []
+
 
 # --- seams with the shipped model on a real image ----------------------------------------------
 

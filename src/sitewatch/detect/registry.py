@@ -49,10 +49,27 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
 INT8_MAX_AP50_DROP = 0.01
 
 
+def ap50_shortfalls(
+    reference: dict, candidate: dict, max_drop: float = INT8_MAX_AP50_DROP
+) -> list[tuple[str, str, float]]:
+    """``(dataset, category, AP50 drop)`` for every held-out set and category of two evaluations
+    (``sitewatch evaluate --json`` reports) where ``candidate`` is more than ``max_drop`` below
+    ``reference``; categories either report leaves unscored are skipped."""
+    out = []
+    for ds, cats in reference.get("by_dataset", {}).items():
+        for cat, r in cats.items():
+            r8 = candidate.get("by_dataset", {}).get(ds, {}).get(cat)
+            if r.get("ap50") is None or r8 is None or r8.get("ap50") is None:
+                continue
+            if r8["ap50"] < r["ap50"] - max_drop:
+                out.append((ds, cat, r["ap50"] - r8["ap50"]))
+    return out
+
+
 def int8_shortfalls() -> list[tuple[str, str, float]]:
-    """``(dataset, category, AP50 drop)`` where the bundled int8 twin's stored held-out evaluation
-    falls more than :data:`INT8_MAX_AP50_DROP` below the float model's; one ``("*", reason, nan)``
-    row where the two cannot be compared (an evaluation missing, another version or image set)."""
+    """:func:`ap50_shortfalls` of the bundled int8 twin's stored held-out evaluation against the
+    float model's; one ``("*", reason, nan)`` row where the two cannot be compared (an evaluation
+    missing, another version or image set)."""
     from sitewatch.detect.reliability import model_evaluation, model_metadata
 
     version = model_metadata(FLOAT_MODEL).get("version")
@@ -62,15 +79,7 @@ def int8_shortfalls() -> list[tuple[str, str, float]]:
     ev8 = model_evaluation(f"{INT8_MODEL} {version}")
     if ev32 is None or ev8 is None or ev32.get("images") != ev8.get("images"):
         return [("*", "no comparable held-out evaluations stored", float("nan"))]
-    out = []
-    for ds, cats in ev32.get("by_dataset", {}).items():
-        for cat, r in cats.items():
-            r8 = ev8.get("by_dataset", {}).get(ds, {}).get(cat)
-            if r.get("ap50") is None or r8 is None or r8.get("ap50") is None:
-                continue
-            if r8["ap50"] < r["ap50"] - INT8_MAX_AP50_DROP:
-                out.append((ds, cat, r["ap50"] - r8["ap50"]))
-    return out
+    return ap50_shortfalls(ev32, ev8)
 
 
 def int8_within_float() -> bool:
