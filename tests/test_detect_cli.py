@@ -333,3 +333,34 @@ def test_no_identify_writes_the_same_boxes_unmeasured(tmp_path, model, capsys) -
     for extra in (["--site", "hmeimim"], ["--no-refine"]):
         code, out, err = run(capsys, str(img), "--model", str(model), "--no-identify", *extra)
         assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "--no-identify" in err
+
+
+@pytest.mark.parametrize("flag", ["--json", "--jsonl", "--geojson"])
+def test_failure_part_way_leaves_no_partial_document(tmp_path, model, capsys, monkeypatch, flag: str) -> None:
+    """A scene whose identification fails after the first chunk has been written: standard output
+    gets nothing (not a truncated array for the next program in a pipe), the error is one line and
+    the exit is non-zero; without the failure the same run prints the whole document."""
+    from sitewatch.cli import detect as cli_detect
+    from sitewatch.errors import SceneError
+
+    t = Affine(0.5, 0, 500000.0, 0, -0.5, 4100000.0)
+    img = _tif(tmp_path / "geo.tif", _rgb().transpose(2, 0, 1).copy(), crs="EPSG:32633", transform=t)
+    monkeypatch.setattr(cli_detect, "IDENTIFY_CHUNK", 1)
+    monkeypatch.setattr(cli_detect, "STDOUT_SPOOL_BYTES", 64)  # the spool goes to a file part-way
+    code, whole, err = run(capsys, str(img), "--model", str(model), flag)
+    assert code == 0, err
+    assert len(whole) > 64
+    real = cli_detect.identify
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise SceneError(f"{img}: window 1 unreadable")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cli_detect, "identify", failing)
+    code, out, err = run(capsys, str(img), "--model", str(model), flag)
+    assert len(calls) == 2  # it failed after the first detection was made
+    assert code != 0 and out == ""
+    assert err.strip().splitlines() == [f"error: {img}: window 1 unreadable"]

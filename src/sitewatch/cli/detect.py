@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
@@ -132,6 +134,8 @@ def identify(
 
 #: Detections identified per call while streaming (bounded memory on scenes with 10⁵ objects).
 IDENTIFY_CHUNK = 512
+#: Bytes of a standard-output document held in memory before it spools to a temporary file.
+STDOUT_SPOOL_BYTES = 16 * 2**20
 
 
 def iter_identified(
@@ -186,12 +190,20 @@ def _geojson_text(scene, detections: Iterable[Detection], model: str) -> Iterato
 
 def _write(text: str | Iterable[str], out: str | None, overwrite: bool = False) -> None:
     """Write ``text`` (or its pieces, one at a time: a scene's detections need not be one string)
-    and a newline to ``out`` atomically, or to standard output."""
+    and a newline to ``out`` atomically, or to standard output.
+
+    Standard output gets the whole document or nothing: the pieces are spooled (in memory up to
+    :data:`STDOUT_SPOOL_BYTES`, then in a temporary file) and copied out only once the last one is
+    made, so a failure part-way (an unreadable window, an interrupt) leaves no truncated JSON for
+    the next program in a pipe to read.
+    """
     pieces = [text] if isinstance(text, str) else text
     if out is None:
-        for piece in pieces:
-            click.echo(piece, nl=False)
-        click.echo()
+        with tempfile.SpooledTemporaryFile(STDOUT_SPOOL_BYTES, mode="w+", encoding="utf-8") as spool:
+            spool.writelines(pieces)
+            spool.write("\n")
+            spool.seek(0)
+            shutil.copyfileobj(spool, click.get_text_stream("stdout"))
         return
     from sitewatch.output import atomic_output
 
