@@ -117,6 +117,40 @@ def test_box_fit_stats_exact_on_synthetic_pairs() -> None:
     assert sq.heading_error() is None
 
 
+def test_box_fit_model_refitted_without_a_dataset_exact() -> None:
+    """The fitting rule of boxfit.yaml on synthetic pairs with exact answers, the refit that leaves
+    one dataset out, and the override that measures with it only inside its block."""
+    from sitewatch.identify.evaluate import boxfit_entry, boxfit_without
+    from sitewatch.identify.measurement import boxfit_model, bundled_boxfit
+
+    def pairs(dataset: str, length_bias: float, width_bias: float, n: int) -> list[BoxPair]:
+        out = []
+        for k in range(n):
+            L, W = 60.0 + 20 * k, 50.0 + 15 * k
+            lab = OrientedBox.make(0, 0, L, W, 30)
+            det = OrientedBox.make(0, 0, (1 + length_bias) * L, (1 + width_bias) * W, 30)
+            out.append(BoxPair(dataset, str(k), "train", "aircraft", False, lab, det, 0.8))
+        return out
+
+    a, b = pairs("a", -0.05, -0.10, 4), pairs("b", 0.20, 0.30, 3)
+    # Errors exactly proportional to size: no scatter, so the pixel term takes the 2 px floor.
+    assert boxfit_entry(a, "aircraft") == {"sigma_px": [2.0, 2.0], "sigma_rel": [0.0, 0.0], "bias_rel": [-0.05, -0.1]}
+    bundled = box_fit("aircraft")
+    doc, n = boxfit_without(a + b, "aircraft", "b")
+    assert n == 4
+    assert doc["categories"]["aircraft"]["bias_rel"] == [-0.05, -0.1]
+    assert doc["categories"]["ship"] == bundled_boxfit()["categories"]["ship"]  # others as bundled
+    with boxfit_model(doc):
+        fit = box_fit("aircraft")
+        assert fit.bias_rel == (-0.05, -0.1) and fit.sigma_rel == (0.0, 0.0)
+        assert fit.elevation_frac == bundled.elevation_frac
+    assert box_fit("aircraft") == bundled  # the bundled model again after the block
+    doc, n = boxfit_without(a + b, "aircraft", "a")
+    assert n == 3 and doc["categories"]["aircraft"]["bias_rel"] == [0.2, 0.3]
+    with pytest.raises(ValueError, match="too few"):
+        boxfit_without(a + b[:2], "aircraft", "a")
+
+
 @pytest.mark.slow
 def test_detector_boxes_on_allplanes_and_mar20(data_dir) -> None:
     from sitewatch.detect.onnx import OnnxDetector

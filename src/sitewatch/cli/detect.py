@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import tempfile
 import time
@@ -203,7 +202,8 @@ def _write(text: str | Iterable[str], out: str | None, overwrite: bool = False) 
             spool.writelines(pieces)
             spool.write("\n")
             spool.seek(0)
-            shutil.copyfileobj(spool, click.get_text_stream("stdout"))
+            while chunk := spool.read(2**16):
+                sys.stdout.write(chunk)
         return
     from sitewatch.output import atomic_output
 

@@ -42,6 +42,7 @@ from sitewatch.identify.library import EquipmentType, load_library
 from sitewatch.identify.measurement import (
     BoxFit,
     box_fit,
+    bundled_boxfit,
     combine_boxes,
     measure_box,
     refined_categories,
@@ -476,6 +477,54 @@ def box_fit_stats(pairs: list[BoxPair]) -> dict[str, float]:
         out["heading_sigma_deg"] = float(np.sqrt((h**2).mean()))
         out["heading_median_abs_deg"] = float(np.median(np.abs(h)))
     return out
+
+
+#: Smallest pixel term of a fitted box-fit model: the label-edge noise measured on allplanes
+#: (2 px; 1.5 px for vehicles), so that small objects keep a floor (``data/boxfit.yaml``).
+BOXFIT_FLOOR_PX: dict[str, float] = {
+    "aircraft": 2.0,
+    "helicopter": 2.0,
+    "ship": 2.0,
+    "large-vehicle": 1.5,
+    "small-vehicle": 1.5,
+}
+
+
+def boxfit_entry(pairs: list[BoxPair], category: str) -> dict[str, list[float]]:
+    """A category's box-fit model fitted on ``pairs`` by the rule of ``data/boxfit.yaml``.
+
+    ``bias_rel`` is the mean relative error, ``sigma_px`` and ``sigma_rel`` the two-term fit of
+    :func:`box_fit_stats`, the pixel term held at :data:`BOXFIT_FLOOR_PX` where the fit puts it
+    lower.
+    """
+    st = box_fit_stats(pairs)
+    floor = BOXFIT_FLOOR_PX[category]
+    sides = ("length", "width")
+    return {
+        "sigma_px": [round(max(floor, st[f"{k}_fit_sigma_px"]), 1) for k in sides],
+        "sigma_rel": [round(st[f"{k}_fit_sigma_rel"], 3) for k in sides],
+        "bias_rel": [round(st[f"{k}_bias_rel"], 3) for k in sides],
+    }
+
+
+def boxfit_without(pairs: list[BoxPair], category: str, dataset: str) -> tuple[dict[str, Any], int]:
+    """The bundled box-fit model with ``category``'s detector entry refitted on the oriented
+    detector pairs of every dataset but ``dataset`` (leave-one-dataset-out).
+
+    Returns:
+        The model (for :func:`~sitewatch.identify.measurement.boxfit_model`) and how many pairs
+        it was fitted on.
+    """
+    kept = [
+        p
+        for p in pairs
+        if p.category == category and p.source == "detector" and not p.axis_aligned and p.dataset != dataset
+    ]
+    if len(kept) < 3:
+        raise ValueError(f"{len(kept)} {category} pairs outside {dataset}: too few to fit a box-fit model")
+    doc = bundled_boxfit()
+    doc["categories"][category].update(boxfit_entry(kept, category))
+    return doc, len(kept)
 
 
 def error_correlation(pairs: list[BoxPair]) -> tuple[tuple[float, float], int]:

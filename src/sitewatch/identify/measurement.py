@@ -21,9 +21,11 @@ rotated transforms and geographic CRSs whose pixels are not square on the ground
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -50,9 +52,38 @@ class BoxFit:
 
 
 @functools.lru_cache(maxsize=1)
-def _boxfit_doc() -> dict[str, Any]:
+def _bundled_boxfit_doc() -> dict[str, Any]:
     with resources.files("sitewatch.identify.data").joinpath("boxfit.yaml").open("r", encoding="utf-8") as f:
         return yaml.safe_load(f)
+
+
+#: A box-fit model in use instead of the bundled one (:func:`boxfit_model`), or None.
+_boxfit_in_use: dict[str, Any] | None = None
+
+
+def _boxfit_doc() -> dict[str, Any]:
+    return _bundled_boxfit_doc() if _boxfit_in_use is None else _boxfit_in_use
+
+
+def bundled_boxfit() -> dict[str, Any]:
+    """A copy of the bundled box-fit model (``data/boxfit.yaml``) as a document."""
+    return copy.deepcopy(_bundled_boxfit_doc())
+
+
+@contextlib.contextmanager
+def boxfit_model(doc: dict[str, Any]) -> Iterator[None]:
+    """Measure with ``doc`` (a document of the form of ``data/boxfit.yaml``) in place of the bundled
+    box-fit model inside the ``with`` block, in this process.
+
+    For evaluations that must not use a model fitted on the objects they score: a box-fit model
+    fitted without one dataset measures that dataset's objects (leave-one-dataset-out).
+    """
+    global _boxfit_in_use
+    before, _boxfit_in_use = _boxfit_in_use, doc
+    try:
+        yield
+    finally:
+        _boxfit_in_use = before
 
 
 #: Box sources with their own box-fit model in ``data/boxfit.yaml``: the detector's box, and the
