@@ -35,6 +35,7 @@ from sitewatch.identify.evaluate import (
     mar20_samples,
     model_id,
     refine_samples,
+    site_of,
     summarise,
 )
 from sitewatch.identify.measurement import boxfit_model
@@ -63,6 +64,7 @@ def _fmt_rows(rows: list[dict[str, Any]]) -> str:
 def _fmt_summary(name: str, s: Mapping[str, float]) -> str:
     return (
         f"- **{name}**: {s['objects']} aircraft; length within 10 %: {s['length_within_10pct']:.0%}; "
+        f"span within 10 %: {s['span_within_10pct']:.0%} of {s['spans_checked']}; "
         f"true type top-1: {s['true_type_top1']:.0%}, top-3: {s['true_type_in_top3']:.0%}, "
         f"type or family top-3: {s['true_type_or_family_in_top3']:.0%}; "
         f"true dimension within ±2σ: {s['dims_within_2sigma']:.0%} of {s['dims_checked']} dimensions"
@@ -227,36 +229,37 @@ def _print_refined(
 
 
 def _print_left_out(refined: list[Sample], det_pairs: list[BoxPair]) -> None:
-    """Identification of each target dataset with the detector's aircraft box-fit model refitted
-    on the other datasets' pairs: the bundled model is fitted on pairs that include the targets."""
-    print("\n### Refined boxes, detector box-fit model fitted without the scored dataset\n")
+    """Identification of the targets of each site with the detector's aircraft box-fit model
+    refitted on the other sites' pairs: the bundled model is fitted on pairs that include the
+    targets."""
+    print("\n### Refined boxes, detector box-fit model fitted without the scored site\n")
     print(
         "The bundled aircraft box-fit model is fitted on oriented pairs that include the "
-        "identification targets; here each target dataset is measured with the model refitted "
-        "(`boxfit_without`, same rule) on the other datasets' pairs. The silhouette model is "
-        "fitted on DOTA/FAIR1M aircraft only and stays.\n"
+        "identification targets; here the targets of each site (`site_of`: allplanes' two bases, "
+        "each on several dates and providers; MAR20) are measured with the model refitted by the "
+        "same rule on the other sites' pairs (`boxfit_without`). The silhouette model is fitted on "
+        "DOTA/FAIR1M aircraft only and stays.\n"
     )
-    print("Detector aircraft boxes against oriented labels, per dataset (relative bias ± its standard error):\n")
-    for ds in sorted({p.dataset for p in det_pairs}):
-        q = [p for p in det_pairs if p.dataset == ds and p.category == "aircraft" and not p.axis_aligned]
+    print("Detector aircraft boxes against oriented labels, per site (relative bias ± its standard error):\n")
+    aircraft = [p for p in det_pairs if p.category == "aircraft" and p.source == "detector" and not p.axis_aligned]
+    for site in sorted({site_of(p.dataset, p.image) for p in aircraft}):
+        q = [p for p in aircraft if site_of(p.dataset, p.image) == site]
         if len(q) >= 2:
             st = box_fit_stats(q)
             print(
-                f"- {ds}: {len(q)} pairs on {len({p.image for p in q})} images: length "
+                f"- {site}: {len(q)} pairs on {len({p.image for p in q})} images: length "
                 f"{st['length_bias_rel']:+.1%} ± {st['length_bias_rel_se']:.1%}, width "
                 f"{st['width_bias_rel']:+.1%} ± {st['width_bias_rel_se']:.1%}"
             )
     print()
     parts: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
-    for ds in ("allplanes", "mar20-sample"):
-        mine = [s for s in refined if s.dataset == ds]
-        if not mine:
-            continue
-        doc, n = boxfit_without(det_pairs, "aircraft", ds)
+    for site in sorted({site_of(s.dataset, s.image) for s in refined}):
+        mine = [s for s in refined if site_of(s.dataset, s.image) == site]
+        doc, n = boxfit_without(det_pairs, "aircraft", site)
         fit = doc["categories"]["aircraft"]
         print(
-            f"- {ds}: fitted on {n} pairs: bias {fit['bias_rel']}, sigma_px {fit['sigma_px']}, "
-            f"sigma_rel {fit['sigma_rel']}"
+            f"- {site} ({len(mine)} targets): model fitted on the {n} other pairs: bias {fit['bias_rel']}, "
+            f"sigma_px {fit['sigma_px']}, sigma_rel {fit['sigma_rel']}"
         )
         with boxfit_model(doc):
             for priors in (False, True):
@@ -266,7 +269,8 @@ def _print_left_out(refined: list[Sample], det_pairs: list[BoxPair]) -> None:
     print()
     for priors in (False, True):
         title = "with site priors" if priors else "no priors"
-        print(_fmt_summary(f"left-out box-fit model, {title}, all", summarise(parts[priors])))
+        print(_fmt_summary(f"box-fit model without the scored site, {title}, all", summarise(parts[priors])))
+
 
 
 if __name__ == "__main__":

@@ -117,10 +117,29 @@ def test_box_fit_stats_exact_on_synthetic_pairs() -> None:
     assert sq.heading_error() is None
 
 
-def test_box_fit_model_refitted_without_a_dataset_exact() -> None:
+def test_summarise_exact_on_synthetic_rows() -> None:
+    """Spans are scored on the objects with a fixed span (a swing wing has none), 10 % inclusive."""
+
+    def row(length_err: float, width_err: float | None, rank: int, family_rank: int) -> dict:
+        ref_w = None if width_err is None else 30.0
+        return {
+            "length_m": 40.0 * (1 + length_err), "ref_length_m": 40.0, "length_sigma_m": 2.0, "length_err_rel": length_err,
+            "width_m": 30.0 * (1 + (width_err or 0.0)), "ref_width_m": ref_w, "width_sigma_m": 2.0, "width_err_rel": width_err,
+            "rank": rank, "family_rank": family_rank,
+        }
+
+    s = summarise([row(0.02, 0.05, 1, 1), row(-0.11, -0.12, 5, 2), row(0.10, None, 4, 4), row(0.0, 0.10, 9, 7)])
+    assert s["objects"] == 4 and s["length_within_10pct"] == 0.75
+    assert s["spans_checked"] == 3 and s["span_within_10pct"] == pytest.approx(2 / 3)
+    assert s["true_type_top1"] == 0.25 and s["true_type_in_top3"] == 0.25 and s["true_type_or_family_in_top3"] == 0.5
+    # within 2 sigma (4 m): lengths off by 0.8, 4.4, 4.0 and 0 m, spans by 1.5, 3.6 and 3.0 m
+    assert s["dims_checked"] == 7 and s["dims_within_2sigma"] == pytest.approx(6 / 7)
+
+
+def test_box_fit_model_refitted_without_a_site_exact() -> None:
     """The fitting rule of boxfit.yaml on synthetic pairs with exact answers, the refit that leaves
-    one dataset out, and the override that measures with it only inside its block."""
-    from sitewatch.identify.evaluate import boxfit_entry, boxfit_without
+    one site out, and the override that measures with it only inside its block."""
+    from sitewatch.identify.evaluate import boxfit_entry, boxfit_without, site_of
     from sitewatch.identify.measurement import boxfit_model, bundled_boxfit
 
     def pairs(dataset: str, length_bias: float, width_bias: float, n: int) -> list[BoxPair]:
@@ -149,6 +168,11 @@ def test_box_fit_model_refitted_without_a_dataset_exact() -> None:
     assert n == 3 and doc["categories"]["aircraft"]["bias_rel"] == [0.2, 0.3]
     with pytest.raises(ValueError, match="too few"):
         boxfit_without(a + b[:2], "aircraft", "a")
+    # allplanes: one site on several providers and dates; other datasets are one site each.
+    names = ["128th_ARW1_bing_230814_19_134140_192760_12_12_1621_1304_2261_1944", "128th_ARW1_mapbox_201216_18_67070_96380_6_6_1088_1056_1728_1696"]
+    assert {site_of("allplanes", n) for n in names} == {"allplanes:128th_ARW1"}
+    assert site_of("allplanes", "Airbus_Hamburg1_google_230224_19_276436_169460_24_24_3025_5346_3665_5986") == "allplanes:Airbus_Hamburg1"
+    assert site_of("dota", "P0001") == "dota" and site_of("allplanes", "odd") == "allplanes"
 
 
 @pytest.mark.slow

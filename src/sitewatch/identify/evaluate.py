@@ -26,6 +26,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -225,10 +226,12 @@ def evaluate_samples(
 
 
 def summarise(rows: list[dict[str, Any]], k: int = 3) -> dict[str, float]:
-    """Fractions: length within 10 %, true type in top-k, true type or family in top-k (the true
-    type among the k most probable types or its family among the k most probable families), true
-    dimension within 2 sigma."""
+    """Fractions: length within 10 %, span within 10 % (of the objects with a fixed span: swing
+    wings are left out), true type in top-k, true type or family in top-k (the true type among the
+    k most probable types or its family among the k most probable families), true dimension within
+    2 sigma."""
     n = len(rows)
+    spans = [abs(r["width_err_rel"]) <= 0.10 for r in rows if r["width_err_rel"] is not None]
     within2 = []
     for r in rows:
         within2.append(abs(r["length_m"] - r["ref_length_m"]) <= 2 * r["length_sigma_m"])
@@ -237,6 +240,8 @@ def summarise(rows: list[dict[str, Any]], k: int = 3) -> dict[str, float]:
     return {
         "objects": n,
         "length_within_10pct": sum(abs(r["length_err_rel"]) <= 0.10 for r in rows) / n,
+        "span_within_10pct": sum(spans) / len(spans) if spans else math.nan,
+        "spans_checked": len(spans),
         "true_type_in_top3": sum(r["rank"] <= k for r in rows) / n,
         "true_type_or_family_in_top3": sum(min(r["rank"], r["family_rank"]) <= k for r in rows) / n,
         "true_type_top1": sum(r["rank"] == 1 for r in rows) / n,
@@ -507,9 +512,22 @@ def boxfit_entry(pairs: list[BoxPair], category: str) -> dict[str, list[float]]:
     }
 
 
-def boxfit_without(pairs: list[BoxPair], category: str, dataset: str) -> tuple[dict[str, Any], int]:
+#: Map-tile providers in allplanes image names (``<site>_<provider>_<yymmdd>_...``).
+_TILE_PROVIDER = re.compile(r"^(?P<site>.+?)_(?:google|bing|mapbox)_\d{6}_")
+
+
+def site_of(dataset: str, image: str) -> str:
+    """The site an image shows, for leave-one-site-out fits: allplanes names it before the tile
+    provider (the same base on several dates and providers is one site); other datasets count as
+    one site each."""
+    if dataset == "allplanes" and (m := _TILE_PROVIDER.match(image)):
+        return f"allplanes:{m['site']}"
+    return dataset
+
+
+def boxfit_without(pairs: list[BoxPair], category: str, site: str) -> tuple[dict[str, Any], int]:
     """The bundled box-fit model with ``category``'s detector entry refitted on the oriented
-    detector pairs of every dataset but ``dataset`` (leave-one-dataset-out).
+    detector pairs of every site but ``site`` (:func:`site_of`; leave-one-site-out).
 
     Returns:
         The model (for :func:`~sitewatch.identify.measurement.boxfit_model`) and how many pairs
@@ -518,10 +536,13 @@ def boxfit_without(pairs: list[BoxPair], category: str, dataset: str) -> tuple[d
     kept = [
         p
         for p in pairs
-        if p.category == category and p.source == "detector" and not p.axis_aligned and p.dataset != dataset
+        if p.category == category
+        and p.source == "detector"
+        and not p.axis_aligned
+        and site_of(p.dataset, p.image) != site
     ]
     if len(kept) < 3:
-        raise ValueError(f"{len(kept)} {category} pairs outside {dataset}: too few to fit a box-fit model")
+        raise ValueError(f"{len(kept)} {category} pairs outside {site}: too few to fit a box-fit model")
     doc = bundled_boxfit()
     doc["categories"][category].update(boxfit_entry(kept, category))
     return doc, len(kept)
