@@ -137,6 +137,8 @@ def test_zone_indicator_uses_footprints():
     no_zones = SimpleNamespace(name="hmeimim", zones={})
     r = evaluate(ind, Context(no_zones, [first, last]))
     assert r.state == "not-assessable" and "no zone 'air-defence'" in r.reason
+    # Both conditions lack the zone: the plain reason is said once; ``reason`` keeps the conditions.
+    assert r.missing == ["site has no zone 'air-defence'"] and r.reason.count("count[zone=air-defence") == 2
 
 
 # ---- ACH arithmetic --------------------------------------------------------------------------
@@ -281,3 +283,13 @@ def test_role_indicators_weigh_the_role_probability_not_the_best_type():
 
     mv = get_metric("count_change")(Context(SITE, [three, two]), {"category": "aircraft", "role": "heavy transport"})
     assert mv.value == pytest.approx(-0.35)
+
+
+def test_key_judgements_name_the_site_by_its_title() -> None:
+    from sitewatch.assess.assessment import _display_name
+
+    hmeimim = SimpleNamespace(name="hmeimim", title="Hmeimim (Khmeimim) Air Base")
+    assert _display_name(hmeimim, "hmeimim") == "Hmeimim (Khmeimim) Air Base"  # a parenthesis inside stays
+    noted = SimpleNamespace(name="airfield-p", title="Airfield P (real sample pair; name invented)")
+    assert _display_name(noted, "airfield-p") == "Airfield P"  # a closing note goes
+    assert _display_name("tartus", "tartus") == "tartus"  # a bare name: its slug

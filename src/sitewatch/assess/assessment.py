@@ -7,6 +7,7 @@ it rests on, and :attr:`Assessment.evidence` describes every reference used.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -257,6 +258,13 @@ def _support(h: HypothesisResult, items: list[EvidenceItem], site_passes: list[P
     return refs or [f"pass:{p.id}" for p in site_passes]
 
 
+def _display_name(site: Any, name: str) -> str:
+    """The site's title for sentences, without a closing parenthetical note (a provenance remark such
+    as "(real Airbus Pléiades sample pair; ...)"); its slug when it has no title."""
+    title = name if isinstance(site, str) else getattr(site, "title", None) or name
+    return re.sub(r"\s*\([^()]*\)$", "", title) or name
+
+
 _VERB = {"corroborated": "corroborates", "contradicted": "contradicts"}
 
 
@@ -353,7 +361,9 @@ def assess_site(
     weak_inds = _weak_indicators(fired, defs, weak)
     items = _evidence_items(results, cls, {c.claim_id: c for c in checks}, hyps, weak_inds, dependencies)
     weighed = weigh(hyps, items)
-    not_assessable = [f"{r.name}: {r.reason}" for r in results if r.state == "not-assessable"]
+    not_assessable = [
+        f"{r.title}: {'; '.join(r.missing) or r.reason}" for r in results if r.state == "not-assessable"
+    ]
     if len(site_passes) <= 1:
         not_assessable.insert(
             0,
@@ -387,7 +397,9 @@ def assess_site(
             _weak_evidence(weak_inds, weak),
             dependencies,
         ),
-        key_judgements=_judgements(name, weighed, items, fired, cls, checks, conflicts, site_passes),
+        key_judgements=_judgements(
+            _display_name(site, name), weighed, items, fired, cls, checks, conflicts, site_passes
+        ),
         not_assessable=not_assessable,
         evidence=_evidence_index(site_passes, list(comparisons), cls, results),
     )

@@ -147,6 +147,8 @@ class IndicatorResult:
         evidence: references the values came from.
         reason: for not-assessable, why; otherwise the conditions met/not met.
         sentence: the indicator's ``says`` sentence filled in (fired only).
+        missing: for not-assessable, each distinct reason a metric had no value, in plain words
+            (``reason`` adds the conditions they belong to).
     """
 
     name: str
@@ -157,6 +159,7 @@ class IndicatorResult:
     evidence: list[str] = field(default_factory=list)
     reason: str = ""
     sentence: str = ""
+    missing: list[str] = field(default_factory=list)
 
     @property
     def ref(self) -> str:
@@ -166,7 +169,7 @@ class IndicatorResult:
         return {"name": self.name, "title": self.title, "state": self.state,
                 "strength": round(self.strength, 3), "values": dict(self.values),
                 "evidence": list(self.evidence), "reason": self.reason,
-                "sentence": self.sentence}  # fmt: skip
+                "sentence": self.sentence, "missing": list(self.missing)}  # fmt: skip
 
 
 def _fill(template: str, values: dict[str, float | None]) -> str:
@@ -184,11 +187,13 @@ def evaluate(ind: Indicator, ctx: Context) -> IndicatorResult:
     values: dict[str, float | None] = {}
     evidence: list[str] = []
     outcomes, missing, used = [], [], []
+    why: dict[str, None] = {}  # distinct reasons, in order
     for c in ind.conditions:
         mv = get_metric(c.metric)(ctx, dict(c.filters))
         values.setdefault(c.metric, mv.value)
         if mv.value is None:
             missing.append(f"{c}: {mv.reason}")
+            why[mv.reason] = None
             continue
         ok = _OPS[c.op](mv.value, c.threshold)
         outcomes.append(ok)
@@ -202,7 +207,9 @@ def evaluate(ind: Indicator, ctx: Context) -> IndicatorResult:
         fired = any(outcomes)
         decided = fired or not missing
     if not decided:
-        return IndicatorResult(ind.name, ind.title, "not-assessable", 0.0, values, [], "; ".join(missing))
+        return IndicatorResult(
+            ind.name, ind.title, "not-assessable", 0.0, values, [], "; ".join(missing), missing=list(why)
+        )
     if not fired:
         failed = [
             str(c)
