@@ -242,6 +242,35 @@ def test_model_rejects_dangling_citation(report_data: ReportData) -> None:
         ReportData.model_validate(d)
 
 
+def test_chip_labels_stay_inside_the_chip() -> None:
+    """A label at the right edge moves left to end inside the chip; one wider than the chip is
+    shortened with an ellipsis; a label that fits where it is stays there."""
+    from PIL import Image, ImageDraw
+
+    from sitewatch.report.chips import _font, _label
+
+    font = _font(13)
+
+    def drawn(x: float, text: str, size: int = 200) -> tuple[str, np.ndarray]:
+        img = Image.new("RGB", (size, 40), (255, 255, 255))
+        out = _label(ImageDraw.Draw(img), (x, 10), text, (255, 0, 0), font)
+        band = np.flatnonzero((np.asarray(img)[10:25] == 0).all(axis=2).any(axis=0))
+        return out, band
+
+    text = "medium airliner-sized aircraft"
+    out, band = drawn(250, text, size=300)
+    assert out == text and band.max() < 299 and band.min() < 250  # moved left, not cut at the edge
+    out, band = drawn(10, text, size=400)
+    assert out == text and band.min() == 8  # fits where it is: 2 px of band before x = 10
+    out, band = drawn(0, "large aircraft (45–60 m: Il-76/C-17-sized) " * 2)
+    assert out.endswith("…") and band.min() >= 0 and band.max() <= 199 and len(out) < 80
+    # A band that would cover the north arrow goes to the other place (below its box).
+    img = Image.new("RGB", (300, 80), (255, 255, 255))
+    _label(ImageDraw.Draw(img), (250, 10), "aircraft", (255, 0, 0), font, keep_clear=(240, 0, 300, 40), other_y=50)
+    rows = np.flatnonzero((np.asarray(img) == 0).all(axis=2).any(axis=1))
+    assert rows.min() >= 49 and rows.max() <= 70
+
+
 def test_inventory_and_chips(report_data: ReportData) -> None:
     r = report_data
     rows = {(x.category, x.role, x.type_name): x.counts for x in r.inventory}

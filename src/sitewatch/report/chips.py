@@ -84,12 +84,37 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 
 
 def _label(
-    draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, colour: tuple[int, int, int], font
-) -> None:
-    x, y = xy
+    draw: ImageDraw.ImageDraw,
+    xy: tuple[float, float],
+    text: str,
+    colour: tuple[int, int, int],
+    font,
+    *,
+    keep_clear: tuple[float, float, float, float] | None = None,
+    other_y: float | None = None,
+) -> str:
+    """Draw ``text`` on a black band at ``xy``, moved left so that it ends inside the chip, and
+    shortened with an ellipsis where it is wider than the chip; returns the text drawn.
+
+    Where the band would cover ``keep_clear`` (x0, y0, x1, y1: the north arrow) it goes to
+    ``other_y`` instead (below the box)."""
+    width = draw.im.size[0]
+    while True:
+        left, _, right, _ = draw.textbbox((0, 0), text, font=font)
+        if right - left + 8 <= width or len(text) <= 2:
+            break
+        text = text.rstrip("…")[:-1].rstrip() + "…"
+    x = max(2.0, min(xy[0], width - (right - left) - 4.0))
+    y = xy[1]
     left, top, right, bottom = draw.textbbox((x, y), text, font=font)
+    if keep_clear is not None and other_y is not None:
+        x0, y0, x1, y1 = keep_clear
+        if left - 2 < x1 and right + 2 > x0 and top - 1 < y1 and bottom + 1 > y0:
+            y = other_y
+            left, top, right, bottom = draw.textbbox((x, y), text, font=font)
     draw.rectangle((left - 2, top - 1, right + 2, bottom + 1), fill=(0, 0, 0))
     draw.text((x, y), text, fill=colour, font=font)
+    return text
 
 
 def _scale_bar(draw: ImageDraw.ImageDraw, size: int, m_per_px: float, font) -> None:
@@ -104,8 +129,13 @@ def _scale_bar(draw: ImageDraw.ImageDraw, size: int, m_per_px: float, font) -> N
     draw.text((x0, y0 - 15), text, fill=(255, 255, 255), font=font)
 
 
+def _north_arrow_disc(size: int) -> tuple[float, float, float]:
+    """Centre and radius of the north arrow's disc in a chip of ``size`` pixels."""
+    return size - 24.0, 30.0, 16.0
+
+
 def _north_arrow(draw: ImageDraw.ImageDraw, size: int, angle_deg: float | None, font) -> None:
-    cx, cy, r = size - 24, 30, 16
+    cx, cy, r = _north_arrow_disc(size)
     draw.ellipse((cx - r - 4, cy - r - 4, cx + r + 4, cy + r + 4), fill=(0, 0, 0))
     if angle_deg is None:
         draw.text((cx, cy), "N?", fill=(255, 255, 255), font=font, anchor="mm")
@@ -146,13 +176,17 @@ def render_chip(
     font = _font(12)
     zoom = size_px / float(window.width)
     line = max(2, round(size_px / 160))
+    cx, cy, r = _north_arrow_disc(size_px)
+    arrow = (cx - r - 4, cy - r - 4, cx + r + 4, cy + r + 4)
     for cb in boxes:
         b = cb.box.translated(-float(window.col_off), -float(window.row_off)).scaled(zoom)
         pts = [tuple(p) for p in b.corners()]
         colour = STATUS_COLOURS[cb.status]
         draw.line(pts + [pts[0]], fill=colour, width=line)
         top = min(pts, key=lambda p: p[1])
-        _label(draw, (top[0] + 3, max(top[1] - 16, 0)), cb.label, colour, font)
+        below = max(p[1] for p in pts) + 3
+        at = (top[0] + 3, max(top[1] - 16, 0))
+        _label(draw, at, cb.label, colour, font, keep_clear=arrow, other_y=below)
     if scene.gsd_m:
         _scale_bar(draw, size_px, scene.gsd_m / zoom, font)
     centre = (float(window.col_off) + window.width / 2.0, float(window.row_off) + window.height / 2.0)
