@@ -484,3 +484,25 @@ def test_copy_paste_samples_carry_real_helicopters(data_dir: Path) -> None:
     peaks = [int((s.hm[heli] == 1.0).sum()) for s in pasted]
     assert sum(peaks) >= 8  # 1-3 chips tried per crop; some land off-scale or find no room
     assert all(s.hm_mask[CATEGORIES.index("aircraft")].max() == 0.0 for s in pasted)  # aprons: aircraft unlabelled
+
+
+def test_photometric_jitter_keeps_padding_black_and_is_seeded() -> None:
+    """Colour jitter leaves the black padding of a rotated crop exactly black, changes the image
+    elsewhere, gives the same crop for the same seed, and adds noise of 2-6 grey levels to about a
+    fifth of the crops (a flat grey image: no other jitter spreads its values)."""
+    from sitewatch.detect.train.data import _photometric
+
+    img = np.full((64, 64, 3), 120.0, np.float32)
+    img[:10] = 0.0  # padding
+    img[20:30, 20:30, 1] = 0.0  # a dark green-free patch is not padding
+    seen_noise = []
+    for k in range(200):
+        out = _photometric(img.copy(), np.random.default_rng(k))
+        assert out.dtype == np.float32 and (out[:10] == 0).all()
+        assert (out[20:30, 20:30].max(axis=2) > 0).all()
+        assert np.array_equal(out, _photometric(img.copy(), np.random.default_rng(k)))
+        sd = float(out[32:].std())  # flat grey rows only
+        if sd > 0.5:
+            seen_noise.append(sd)
+    assert 0.12 <= len(seen_noise) / 200 <= 0.30
+    assert min(seen_noise) >= 1.6 and max(seen_noise) <= 6.5

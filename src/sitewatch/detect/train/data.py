@@ -365,11 +365,16 @@ class CropSampler:
 
 
 def _photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Brightness, contrast, saturation, haze and blur jitter on float RGB 0..255."""
-    valid = img.max(axis=2, keepdims=True) > 0  # keep padding black
+    """Brightness, contrast, saturation, haze and blur jitter on float RGB 0..255.
+
+    Per-pixel reductions over the three bands are written band by band: numpy's reduction along
+    a last axis of length 3 is several times slower, and this runs once per training crop.
+    """
+    r, g, b = img[..., 0], img[..., 1], img[..., 2]
+    valid = ((r > 0) | (g > 0) | (b > 0))[..., None]  # keep padding black
     mean = img.mean()
     img = (img - mean) * rng.uniform(0.7, 1.3) + mean * rng.uniform(0.75, 1.25)
-    gray = img.mean(axis=2, keepdims=True)
+    gray = ((img[..., 0] + img[..., 1] + img[..., 2]) / np.float32(3.0))[..., None]
     img = gray + (img - gray) * rng.uniform(0.6, 1.4)
     if rng.random() < 0.25:  # haze
         a = rng.uniform(0.1, 0.4)
@@ -377,7 +382,12 @@ def _photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.2:
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 1.2))
     if rng.random() < 0.2:
-        img = img + rng.normal(0, rng.uniform(2, 6), img.shape).astype(np.float32)
+        # OpenCV's generator, seeded from ``rng`` (same crop, same noise): 4x faster than numpy's.
+        sd = rng.uniform(2, 6)
+        cv2.setRNGSeed(int(rng.integers(2**31)))
+        noise = np.empty(img.shape, np.float32)
+        cv2.randn(noise, (0.0,) * img.shape[2], (sd,) * img.shape[2])
+        img = img + noise
     img = np.clip(img, 0, 255) * valid
     return img.astype(np.float32)
 
