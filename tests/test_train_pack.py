@@ -43,6 +43,31 @@ def test_pack_arrays_round_trip(data_dir: Path) -> None:
     assert any(len(im.helicopters) for im in back["train"])
 
 
+def test_helicopter_images_keep_a_high_quality(data_dir: Path) -> None:
+    """At a low pack quality the images with a labelled helicopter are still stored at
+    RARE_QUALITY (rotor blades survive): their pixels stay within a few grey levels, the others'
+    do not, and with ``rare_quality=None`` every image takes the low quality."""
+    from sitewatch.detect.train.pack import RARE_QUALITY, image_quality
+
+    images = load_split(data_dir, "train", ["simd-helicopters", "vedai"], 2)
+    heli = [im for im in images if len(im.helicopters)]
+    plain = [im for im in images if not len(im.helicopters)]
+    assert heli and plain
+    assert {image_quality(im, MIN_QUALITY) for im in heli} == {RARE_QUALITY}
+    assert {image_quality(im, MIN_QUALITY) for im in plain} == {MIN_QUALITY}
+
+    def error(rare: int | None) -> dict[str, float]:
+        arrays, names, datasets = pack_arrays({"train": images}, quality=MIN_QUALITY, rare_quality=rare)
+        back = unpack_arrays(arrays, names, datasets)["train"]
+        return {a.name: float(np.abs(a.rgb.astype(int) - b.rgb.astype(int)).mean()) for a, b in zip(images, back, strict=True)}
+
+    kept, flat = error(RARE_QUALITY), error(None)
+    for im in heli:
+        assert kept[im.name] < 0.6 * flat[im.name]
+    for im in plain:
+        assert kept[im.name] == flat[im.name]
+
+
 def _run_trainer(pack: Path, *args: str) -> subprocess.CompletedProcess:
     """Run PACK/train_pack.py with no sitewatch on the path: the sitewatch checkouts' ``src``
     folders (and PYTHONPATH) are removed, so only the pack's ``lib`` can provide it."""

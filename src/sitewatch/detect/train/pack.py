@@ -51,6 +51,10 @@ MAX_PACK_MIB = 60.0
 DEFAULT_QUALITY = 55
 QUALITY_STEP = 5
 MIN_QUALITY = 30
+#: WebP quality of the images that hold a labelled helicopter, whatever the others get: WebP at
+#: low quality smooths rotor blades (a GPU run on a quality-35 pack lost the held-out helicopters
+#: that a continuation on the original images found, docs/detect.md), and these images are few.
+RARE_QUALITY = 90
 #: Image groups of a pack and their codes in ``data.npz["split"]``.
 SPLITS = ("train", "val", "background")
 
@@ -108,10 +112,21 @@ def decode_image(buf: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
 
 
+def image_quality(im: CachedImage, quality: int, rare_quality: int | None = RARE_QUALITY) -> int:
+    """The WebP quality an image is packed at: ``rare_quality`` for images with a labelled
+    helicopter (if higher), else ``quality``."""
+    if rare_quality is not None and len(im.helicopters):
+        return max(quality, rare_quality)
+    return quality
+
+
 def pack_arrays(
-    groups: dict[str, list[CachedImage]], quality: int
+    groups: dict[str, list[CachedImage]], quality: int, rare_quality: int | None = RARE_QUALITY
 ) -> tuple[dict[str, np.ndarray], list[str], list[str]]:
     """The arrays of ``data.npz`` for cached images grouped by split.
+
+    Images with a labelled helicopter are encoded at ``rare_quality`` where that is higher than
+    ``quality`` (None: all at ``quality``).
 
     Keys: ``image_bytes`` (uint8, all WebP files end to end) and ``image_offsets`` (int64
     ``[N+1]``); per image ``split`` (uint8, index into :data:`SPLITS`), ``dataset`` (int16, index
@@ -127,7 +142,7 @@ def pack_arrays(
     """
     images = [(SPLITS.index(split), im) for split in SPLITS for im in groups.get(split, [])]
     datasets = sorted({im.dataset for _, im in images})
-    blobs = [encode_image(im.rgb, quality) for _, im in images]
+    blobs = [encode_image(im.rgb, image_quality(im, quality, rare_quality)) for _, im in images]
     arrays = {
         "image_bytes": np.concatenate(blobs) if blobs else np.zeros(0, np.uint8),
         "image_offsets": np.concatenate([[0], np.cumsum([len(b) for b in blobs])]).astype(np.int64),
@@ -393,6 +408,8 @@ def write_pack(
             "working_gsd_m": WORKING_GSD_M,
             "encoding": "webp",
             "quality": q,
+            "rare_quality": RARE_QUALITY,
+            "rare_images": sum(image_quality(im, q) != q for g in groups.values() for im in g),
             "names": names,
             "datasets": ds_names,
             "images": {s: len(g) for s, g in groups.items()},
