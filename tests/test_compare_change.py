@@ -168,6 +168,9 @@ def test_detections_only_pass_names_the_pass_without_pixels() -> None:
     c = compare_images(PassImage(a, valid, 1.0, 0.5), None, dets_a, dets_b, gsd_m=0.5, registration=_shift(6, -4))
     assert c.not_compared["pixel change"] == "no pixels for pass B (only its stored detections are available)"
     assert c.counts["aircraft"]["remained"] == 1
+    both = compare_images(None, None, dets_a, dets_b, gsd_m=0.5, registration=_shift(6, -4))
+    assert both.not_compared["pixel change"] == "no pixels for passes A and B (only their stored detections are available)"
+    assert both.counts["aircraft"]["remained"] == 1
 
 
 def _pass(path: Path, rgb: np.ndarray, dets: list[Detection], x0: float, gsd: float = 0.5, pass_id: int = 1) -> Pass:

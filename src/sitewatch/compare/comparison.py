@@ -250,9 +250,11 @@ def compare_images(
         if a.crs is None:  # pixel space: the share of A's image both passes observed
             observed.setdefault("both", round(float(compared.mean()), 4))
     else:
-        missing = " and ".join(n for n, img in (("A", a), ("B", b)) if img is None)
+        gone = [n for n, img in (("A", a), ("B", b)) if img is None]
         not_compared["pixel change"] = (
-            f"no pixels for pass {missing} (only its stored detections are available)"
+            f"no pixels for pass {gone[0]} (only its stored detections are available)"
+            if len(gone) == 1
+            else "no pixels for passes A and B (only their stored detections are available)"
         )
         if registration is None:
             registration = Registration.translation(0.0, 0.0, quality=0.0, method="identity", error_px=5.0)
