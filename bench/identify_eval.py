@@ -35,6 +35,7 @@ from sitewatch.identify.evaluate import (
     mar20_samples,
     model_id,
     refine_samples,
+    site_bias_spread,
     site_of,
     summarise,
 )
@@ -251,7 +252,13 @@ def _print_left_out(refined: list[Sample], det_pairs: list[BoxPair]) -> None:
                 f"{st['length_bias_rel']:+.1%} ± {st['length_bias_rel_se']:.1%}, width "
                 f"{st['width_bias_rel']:+.1%} ± {st['width_bias_rel_se']:.1%}"
             )
-    print()
+    spread = site_bias_spread(det_pairs, "aircraft")
+    print(
+        f"\nBetween-site spread of these biases (random effects, DerSimonian–Laird, {spread['sites']:.0f} "
+        f"sites with at least 3 pairs): length {spread['length_mean']:+.1%} ± {spread['length_tau']:.1%}, "
+        f"width {spread['width_mean']:+.1%} ± {spread['width_tau']:.1%} (common mean ± the standard "
+        "deviation of the sites' own biases about it).\n"
+    )
     parts: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
     for site in sorted({site_of(s.dataset, s.image) for s in refined}):
         mine = [s for s in refined if site_of(s.dataset, s.image) == site]

@@ -117,6 +117,33 @@ def test_box_fit_stats_exact_on_synthetic_pairs() -> None:
     assert sq.heading_error() is None
 
 
+def test_site_bias_spread_exact() -> None:
+    """DerSimonian–Laird between-site spread on sites with known biases: three sites at -10 %, +10 %
+    and 0 %, each of 4 pairs at +-2 % about its mean (standard error 2/sqrt(3)/2 % each)."""
+    import math
+
+    from sitewatch.identify.evaluate import site_bias_spread
+
+    def site(name: str, mean: float, n: int = 4) -> list[BoxPair]:
+        out = []
+        for k in range(n):
+            rel = mean + (0.02 if k % 2 else -0.02)
+            lab = OrientedBox.make(0, 0, 100.0, 80.0, 0)
+            out.append(BoxPair(name, str(k), "train", "aircraft", False, lab, OrientedBox.make(0, 0, 100 * (1 + rel), 80 * (1 + rel), 0), 0.8))
+        return out
+
+    pairs = site("a", -0.10) + site("b", 0.10) + site("c", 0.0) + site("d", 0.5, n=2)  # d: too few pairs
+    st = site_bias_spread(pairs, "aircraft")
+    w = 1 / (0.04 / math.sqrt(3) / 2) ** 2  # 1 / se², the same for each site
+    q, c = w * (0.01 + 0.01), 3 * w - w
+    assert st["sites"] == 3
+    for side in ("length", "width"):
+        assert st[f"{side}_mean"] == pytest.approx(0.0, abs=1e-12)
+        assert st[f"{side}_tau"] == pytest.approx(math.sqrt((q - 2) / c), rel=1e-9)
+    # Sites that agree within their standard errors: no spread.
+    assert site_bias_spread(site("a", 0.005) + site("b", -0.005), "aircraft")["width_tau"] == 0.0
+
+
 def test_summarise_exact_on_synthetic_rows() -> None:
     """Spans are scored on the objects with a fixed span (a swing wing has none), 10 % inclusive."""
 

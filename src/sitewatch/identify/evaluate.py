@@ -525,6 +525,39 @@ def site_of(dataset: str, image: str) -> str:
     return dataset
 
 
+def site_bias_spread(pairs: list[BoxPair], category: str, min_pairs: int = 3) -> dict[str, float]:
+    """Between-site spread of the detector's relative box bias (random-effects, DerSimonian–Laird).
+
+    Each site (:func:`site_of`) with at least ``min_pairs`` oriented detector pairs of ``category``
+    gives a mean relative error and its standard error per side; ``tau`` is the standard deviation
+    of the true site biases about their common mean that the spread of those means leaves once their
+    own standard errors are accounted for (0 when they explain it). A box-fit correction fitted on
+    some sites misses a new site's bias by about ``tau``.
+
+    Returns:
+        ``sites``, and per side (``length``, ``width``): ``{side}_mean`` (the weighted common mean)
+        and ``{side}_tau``.
+    """
+    by_site: dict[str, list[BoxPair]] = {}
+    for p in pairs:
+        if p.category == category and p.source == "detector" and not p.axis_aligned:
+            by_site.setdefault(site_of(p.dataset, p.image), []).append(p)
+    stats = [box_fit_stats(q) for q in by_site.values() if len(q) >= min_pairs]
+    out: dict[str, float] = {"sites": float(len(stats))}
+    for side in ("length", "width"):
+        if len(stats) < 2:
+            out[f"{side}_mean"] = out[f"{side}_tau"] = math.nan
+            continue
+        b = np.array([st[f"{side}_bias_rel"] for st in stats])
+        w = 1.0 / np.maximum(np.array([st[f"{side}_bias_rel_se"] for st in stats]), 1e-6) ** 2
+        mean = float((w * b).sum() / w.sum())
+        q = float((w * (b - mean) ** 2).sum())
+        c = float(w.sum() - (w**2).sum() / w.sum())
+        out[f"{side}_mean"] = mean
+        out[f"{side}_tau"] = math.sqrt(max(0.0, (q - (len(b) - 1)) / c))
+    return out
+
+
 def boxfit_without(pairs: list[BoxPair], category: str, site: str) -> tuple[dict[str, Any], int]:
     """The bundled box-fit model with ``category``'s detector entry refitted on the oriented
     detector pairs of every site but ``site`` (:func:`site_of`; leave-one-site-out).
