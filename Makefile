@@ -25,7 +25,7 @@ test: install-dev
 # ruff (lint, and the formatting of src), then mypy on src/sitewatch ([tool.mypy] in pyproject.toml)
 lint:
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check src
+	$(BIN)/ruff format --check src bench
 	$(BIN)/python -m mypy
 
 bench: install-dev

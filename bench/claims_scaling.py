@@ -46,7 +46,9 @@ def report(size: int) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000], help="report sizes, characters")
+    ap.add_argument(
+        "--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000], help="report sizes, characters"
+    )
     ap.add_argument("--repeat", type=int, default=1, help="runs per size (the fastest is printed)")
     args = ap.parse_args()
     vocab = build_vocabulary(sites=SITES)

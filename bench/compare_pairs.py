@@ -49,7 +49,11 @@ def sift_translation(a_path: Path, b_path: Path) -> np.ndarray:
     sift = cv2.SIFT_create(nfeatures=8000)
     a, b = cv2.imread(str(a_path), cv2.IMREAD_GRAYSCALE), cv2.imread(str(b_path), cv2.IMREAD_GRAYSCALE)
     (ka, da), (kb, db) = sift.detectAndCompute(a, None), sift.detectAndCompute(b, None)
-    good = [p[0] for p in cv2.BFMatcher(cv2.NORM_L2).knnMatch(da, db, k=2) if len(p) == 2 and p[0].distance < 0.75 * p[1].distance]
+    good = [
+        p[0]
+        for p in cv2.BFMatcher(cv2.NORM_L2).knnMatch(da, db, k=2)
+        if len(p) == 2 and p[0].distance < 0.75 * p[1].distance
+    ]
     d = np.float32([kb[m.trainIdx].pt for m in good]) - np.float32([ka[m.queryIdx].pt for m in good])
     med = np.median(d, axis=0)
     for _ in range(5):
@@ -58,14 +62,18 @@ def sift_translation(a_path: Path, b_path: Path) -> np.ndarray:
 
 
 def labels(root: Path, name: str) -> list[Detection]:
-    img = parse_label_file(root / "labels" / (Path(name).stem + ".txt"), root / "images" / name, "airbus-pleiades")
+    img = parse_label_file(
+        root / "labels" / (Path(name).stem + ".txt"), root / "images" / name, "airbus-pleiades"
+    )
     return [Detection(o.box, "aircraft", 1.0) for o in img.objects if not o.difficult]
 
 
 RADIUS_PX = 20.0  # 10 m at 0.5 m: a quarter of a large aircraft's length
 
 
-def main(data: Path, model: str | None, cache: Path | None = None, limit: int | None = None, sift: bool = False) -> None:
+def main(
+    data: Path, model: str | None, cache: Path | None = None, limit: int | None = None, sift: bool = False
+) -> None:
     root = data / "airbus-pleiades"
     rows = list(csv.DictReader((root / "pairs.csv").open(newline="")))[:limit]
     listed = np.array([[float(r["shift_x_px_fullres"]), float(r["shift_y_px_fullres"])] for r in rows])
@@ -85,11 +93,17 @@ def main(data: Path, model: str | None, cache: Path | None = None, limit: int | 
 
         detector = OnnxDetector(model or None)
         tag = model_id(detector.backend.info.path)
-        print(f"detector {detector.name} {detector.version} ({detector.backend.info.path}, sha256 {tag}), score threshold {detector.score_threshold}")
+        print(
+            f"detector {detector.name} {detector.version} ({detector.backend.info.path}, sha256 {tag}), score threshold {detector.score_threshold}"
+        )
     t0 = time.time()
     for r in rows:
-        a = cv2.imread(str(root / r["subdir_a"] / r["image_a"]), cv2.IMREAD_REDUCED_GRAYSCALE_2).astype(np.float32)
-        b = cv2.imread(str(root / r["subdir_b"] / r["image_b"]), cv2.IMREAD_REDUCED_GRAYSCALE_2).astype(np.float32)
+        a = cv2.imread(str(root / r["subdir_a"] / r["image_a"]), cv2.IMREAD_REDUCED_GRAYSCALE_2).astype(
+            np.float32
+        )
+        b = cv2.imread(str(root / r["subdir_b"] / r["image_b"]), cv2.IMREAD_REDUCED_GRAYSCALE_2).astype(
+            np.float32
+        )
         reg = register(a, b)
         methods[reg.method] = methods.get(reg.method, 0) + 1
         sx, sy = float(r["shift_x_px_fullres"]), float(r["shift_y_px_fullres"])
@@ -104,7 +118,13 @@ def main(data: Path, model: str | None, cache: Path | None = None, limit: int | 
         better += ncc(ga, gb, reg.shift_x_px, reg.shift_y_px) >= ncc(ga, gb, sx / 2, sy / 2) - 0.01
         if r["subdir_a"] != "images" or r["subdir_b"] != "images":
             continue
-        full = Registration.translation(2 * reg.shift_x_px, 2 * reg.shift_y_px, quality=reg.quality, method=reg.method, error_px=2 * reg.error_px)
+        full = Registration.translation(
+            2 * reg.shift_x_px,
+            2 * reg.shift_y_px,
+            quality=reg.quality,
+            method=reg.method,
+            error_px=2 * reg.error_px,
+        )
         da, db = labels(root, r["image_a"]), labels(root, r["image_b"])
         ref = reference_changes([d.box for d in da], [d.box for d in db], sx, sy)
         changes = match_detections(da, db, full, gsd_m=0.5)
@@ -116,7 +136,11 @@ def main(data: Path, model: str | None, cache: Path | None = None, limit: int | 
             found_totals[c.status] = found_totals.get(c.status, 0) + 1
         if detector is not None:
             dets = {
-                key: [d for d in detect_cached(detector, root / "images" / name, 0.5, cache, tag) if d.category == "aircraft"]
+                key: [
+                    d
+                    for d in detect_cached(detector, root / "images" / name, 0.5, cache, tag)
+                    if d.category == "aircraft"
+                ]
                 for key, name in (("a", r["image_a"]), ("b", r["image_b"]))
             }
             dch = match_detections(dets["a"], dets["b"], full, gsd_m=0.5, settings=CompareSettings())
@@ -136,7 +160,9 @@ def main(data: Path, model: str | None, cache: Path | None = None, limit: int | 
                 det_pr[k] = det_pr[k] + point_match(found[k], ref_boxes[k], RADIUS_PX)
     errs = np.array(errs)
     print(f"pairs: {len(rows)}  ({time.time() - t0:.0f} s)")
-    print(f"registration vs pairs.csv: median {np.median(errs):.2f} px, <=2 px {np.mean(errs <= 2):.1%}, <=5 px {np.mean(errs <= 5):.1%}")
+    print(
+        f"registration vs pairs.csv: median {np.median(errs):.2f} px, <=2 px {np.mean(errs <= 2):.1%}, <=5 px {np.mean(errs <= 5):.1%}"
+    )
     print(f"aligns gradients at least as well as pairs.csv: {better}/{len(rows)}; methods {methods}")
     sp = np.array(spreads)
     print(
@@ -146,23 +172,38 @@ def main(data: Path, model: str | None, cache: Path | None = None, limit: int | 
     for name, e in (("ours", sift_ours), ("pairs.csv", sift_listed)):
         if e:
             e = np.array(e)
-            print(f"independent full-res SIFT shift vs {name}: median {np.median(e):.2f} px, <=2 px {np.mean(e <= 2):.1%}")
+            print(
+                f"independent full-res SIFT shift vs {name}: median {np.median(e):.2f} px, <=2 px {np.mean(e <= 2):.1%}"
+            )
     print(f"labels as detections: status agreement {same}/{total} = {same / total:.1%}")
     print(f"  reference {ref_totals}; found {found_totals}")
     if detector is not None:
         print(f"detector changes (aircraft): {det_counts}")
         for k, m in det_pr.items():
-            print(f"detector {k}: precision {m.precision:.2f} ({m.found_hit}/{m.found}), recall {m.recall:.2f} ({m.ref_hit}/{m.ref})")
+            print(
+                f"detector {k}: precision {m.precision:.2f} ({m.found_hit}/{m.found}), recall {m.recall:.2f} ({m.ref_hit}/{m.ref})"
+            )
 
 
 if __name__ == "__main__":
     import argparse
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data_dir", nargs="?", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
-    ap.add_argument("--detector", nargs="?", const="", default=None, metavar="MODEL", help="also run the detector (default model: bundled)")
+    ap.add_argument(
+        "data_dir", nargs="?", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
+    ap.add_argument(
+        "--detector",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="MODEL",
+        help="also run the detector (default model: bundled)",
+    )
     ap.add_argument("--cache", type=Path, help="folder to cache detections in")
     ap.add_argument("--limit", type=int, help="only the first N pairs")
-    ap.add_argument("--sift", action="store_true", help="also estimate each shift by full-resolution SIFT matching")
+    ap.add_argument(
+        "--sift", action="store_true", help="also estimate each shift by full-resolution SIFT matching"
+    )
     a = ap.parse_args()
     main(a.data_dir, a.detector, a.cache, a.limit, a.sift)

@@ -60,9 +60,17 @@ def build_cog(path: Path, size: int) -> Path:
     tmp = path.with_suffix(".tmp.tif")
     blocks = _texture_blocks(size)
     profile = {
-        "driver": "GTiff", "width": size, "height": size, "count": 3, "dtype": "uint8", "crs": "EPSG:32633",
-        "transform": from_origin(500000.0, 4100000.0, GSD_M, GSD_M), "tiled": True, "blockxsize": 512,
-        "blockysize": 512, "compress": "deflate",
+        "driver": "GTiff",
+        "width": size,
+        "height": size,
+        "count": 3,
+        "dtype": "uint8",
+        "crs": "EPSG:32633",
+        "transform": from_origin(500000.0, 4100000.0, GSD_M, GSD_M),
+        "tiled": True,
+        "blockxsize": 512,
+        "blockysize": 512,
+        "compress": "deflate",
     }
     with rasterio.open(tmp, "w", **profile) as ds:
         k = 0
@@ -77,7 +85,9 @@ def build_cog(path: Path, size: int) -> Path:
     return path
 
 
-def worker(path: str, batch_size: int, threads: int | None, pure_fraction: float, model: str | None = None) -> dict:
+def worker(
+    path: str, batch_size: int, threads: int | None, pure_fraction: float, model: str | None = None
+) -> dict:
     """Run in the subprocess: detect on ``path`` and time the same model calls standalone."""
     from sitewatch.detect.onnx import OnnxDetector
     from sitewatch.imagery import open_scene
@@ -93,7 +103,9 @@ def worker(path: str, batch_size: int, threads: int | None, pure_fraction: float
         # real pixels (CNN cost does not depend on the pixel values).
         t = tiles[len(tiles) // 2]
         rgb, _ = scene.read_rgb(t.window, t.out_shape)
-        batch = np.ascontiguousarray(np.repeat(rgb.transpose(2, 0, 1)[None], batch_size, axis=0), dtype=np.float32)
+        batch = np.ascontiguousarray(
+            np.repeat(rgb.transpose(2, 0, 1)[None], batch_size, axis=0), dtype=np.float32
+        )
         n_batches = -(-(stats.tiles - stats.tiles_skipped) // batch_size)
         sample = max(1, round(n_batches * pure_fraction))
         t1 = time.perf_counter()
@@ -102,19 +114,39 @@ def worker(path: str, batch_size: int, threads: int | None, pure_fraction: float
         pure = (time.perf_counter() - t1) * n_batches / sample
     rss_mb = peak_rss_mb()
     return {
-        "size_px": scene.width, "tiles": stats.tiles, "detections": len(dets), "total_s": total, "run_s": stats.run_s,
-        "pure_run_s": pure, "peak_rss_mb": rss_mb, "model": det.label,
+        "size_px": scene.width,
+        "tiles": stats.tiles,
+        "detections": len(dets),
+        "total_s": total,
+        "run_s": stats.run_s,
+        "pure_run_s": pure,
+        "peak_rss_mb": rss_mb,
+        "model": det.label,
     }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[6000, 12000], help="scene sides, pixels")
-    ap.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="tiles per model call (default: the detector's)")
+    ap.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help="tiles per model call (default: the detector's)",
+    )
     ap.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
-    ap.add_argument("--pure-fraction", type=float, default=1.0, help="share of the batches timed standalone (extrapolated)")
-    ap.add_argument("--model", action="append", default=None,
-                    help="model name or path (repeatable, each timed on every scene; default: this CPU's default model)")
+    ap.add_argument(
+        "--pure-fraction",
+        type=float,
+        default=1.0,
+        help="share of the batches timed standalone (extrapolated)",
+    )
+    ap.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        help="model name or path (repeatable, each timed on every scene; default: this CPU's default model)",
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -126,17 +158,40 @@ def main() -> None:
         for size in args.sizes:
             t0 = time.perf_counter()
             cog = build_cog(Path(tmp) / f"scene_{size}.tif", size)
-            print(f"built {cog.name} ({size}x{size} px, {cog.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+            print(
+                f"built {cog.name} ({size}x{size} px, {cog.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.0f} s",
+                file=sys.stderr,
+            )
             for model in args.model or [None]:
-                cmd = [sys.executable, __file__, "--worker", str(cog), "--batch-size", str(args.batch_size), "--pure-fraction", str(args.pure_fraction)]
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--worker",
+                    str(cog),
+                    "--batch-size",
+                    str(args.batch_size),
+                    "--pure-fraction",
+                    str(args.pure_fraction),
+                ]
                 cmd += ["--threads", str(args.threads)] if args.threads else []
                 cmd += ["--model", model] if model else []
-                r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+                r = json.loads(
+                    subprocess.run(cmd, check=True, capture_output=True, text=True)
+                    .stdout.strip()
+                    .splitlines()[-1]
+                )
                 km2 = (size * GSD_M / 1000.0) ** 2
-                r.update(km2=km2, s_per_km2=r["total_s"] / km2, overhead_vs_run=r["total_s"] / r["run_s"], overhead_vs_pure=r["total_s"] / r["pure_run_s"])
+                r.update(
+                    km2=km2,
+                    s_per_km2=r["total_s"] / km2,
+                    overhead_vs_run=r["total_s"] / r["run_s"],
+                    overhead_vs_pure=r["total_s"] / r["pure_run_s"],
+                )
                 rows.append(r)
                 print(json.dumps(r), file=sys.stderr)
-    print(f"{'model':<24} {'size px':>8} {'km²':>6} {'tiles':>6} {'detect s':>9} {'s/km²':>7} {'total/run':>9} {'total/pure':>10} {'peak RSS MB':>11}")
+    print(
+        f"{'model':<24} {'size px':>8} {'km²':>6} {'tiles':>6} {'detect s':>9} {'s/km²':>7} {'total/run':>9} {'total/pure':>10} {'peak RSS MB':>11}"
+    )
     for r in rows:
         print(
             f"{r['model']:<24} {r['size_px']:>8} {r['km2']:>6.1f} {r['tiles']:>6} {r['total_s']:>9.1f} {r['s_per_km2']:>7.2f} "

@@ -58,13 +58,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("data", type=Path)
     ap.add_argument("--model", default=None, help="ONNX model (default: the shipped one)")
     ap.add_argument("--no-shared-centre", action="store_true", help="merge without the shared-centre rule")
-    ap.add_argument("--extra-scale", type=float, action="append", default=[], help="extra inference scale (repeatable)")
-    ap.add_argument("--auto-scale", action="store_true", help="automatic 2x pass on small images of unknown/coarse GSD")
+    ap.add_argument(
+        "--extra-scale", type=float, action="append", default=[], help="extra inference scale (repeatable)"
+    )
+    ap.add_argument(
+        "--auto-scale", action="store_true", help="automatic 2x pass on small images of unknown/coarse GSD"
+    )
     ap.add_argument("--datasets", nargs="+", default=None, help="only these datasets")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
-    ap.add_argument("--evaluation-json", type=Path, default=None,
-                    help="also write the `sitewatch evaluate --split val --by-dataset --json` report of the same run here "
-                         "(what `sitewatch train attach-evaluation` stores in the model)")
+    ap.add_argument(
+        "--evaluation-json",
+        type=Path,
+        default=None,
+        help="also write the `sitewatch evaluate --split val --by-dataset --json` report of the same run here "
+        "(what `sitewatch train attach-evaluation` stores in the model)",
+    )
     args = ap.parse_args(argv)
 
     options: dict = {"extra_scales": tuple(args.extra_scale), "auto_scale": args.auto_scale}
@@ -74,7 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     thresholds = det.score_thresholds
     pooled = det.info.score_threshold
     det.score_threshold = min(AP_FLOOR, *thresholds.values())
-    items = [(im, c) for im, c in iter_labelled(args.data, "val") if not args.datasets or im.dataset in args.datasets]
+    items = [
+        (im, c)
+        for im, c in iter_labelled(args.data, "val")
+        if not args.datasets or im.dataset in args.datasets
+    ]
     groups = site_groups(args.data / AIRBUS) if (args.data / AIRBUS).is_dir() else {}
 
     def evaluator() -> Evaluator:
@@ -115,28 +127,45 @@ def main(argv: list[str] | None = None) -> int:
                 pairs["+".join(sorted(cats_on))] += 1
         if image.dataset == AIRBUS and image.gsd_m:
             airbus_km2 += width * height * image.gsd_m**2 / 1e6
-            heli_false += sum(1 for d, o in zip(kept, owner, strict=True) if d.category == "helicopter" and o < 0)
+            heli_false += sum(
+                1 for d, o in zip(kept, owner, strict=True) if d.category == "helicopter" and o < 0
+            )
         print(f"\r{n}/{len(items)} images", end="", file=sys.stderr)
     print(file=sys.stderr)
     wall = time.perf_counter() - t0
 
-    out: dict = {"model": det.label, "shared_centre_rule": not args.no_shared_centre, "extra_scales": list(args.extra_scale),
-                 "auto_scale": args.auto_scale,
-                 "images": len(items), "seconds": round(wall, 1), "datasets": {}, "airbus_groups": {}}
+    out: dict = {
+        "model": det.label,
+        "shared_centre_rule": not args.no_shared_centre,
+        "extra_scales": list(args.extra_scale),
+        "auto_scale": args.auto_scale,
+        "images": len(items),
+        "seconds": round(wall, 1),
+        "datasets": {},
+        "airbus_groups": {},
+    }
     for ds, ev in sorted(by_ds.items()):
         r = ev.result()
         out["datasets"][ds] = {
             c: {k: getattr(v, k) for k in ("objects", "ap50", "precision", "recall", "count_mape")}
-            for c, v in {**r.categories, **r.pooled}.items() if v.objects
+            for c, v in {**r.categories, **r.pooled}.items()
+            if v.objects
         }
         out["datasets"][ds]["cross_category_duplicates"] = duplicates[ds]
     for g, ev in sorted(by_group.items()):
         v = ev.result().categories.get("aircraft")
         if v is not None and v.objects:
-            out["airbus_groups"][g] = {"images": v.images, "objects": v.objects, "ap50": v.ap50, "count_mape": v.count_mape}
+            out["airbus_groups"][g] = {
+                "images": v.images,
+                "objects": v.objects,
+                "ap50": v.ap50,
+                "count_mape": v.count_mape,
+            }
     groups_ap = [g["ap50"] for g in out["airbus_groups"].values() if g["ap50"] is not None]
     out["airbus_worst_group_ap50"] = min(groups_ap) if groups_ap else None
-    out["airbus_worst_group_count_mape"] = max((g["count_mape"] or 0.0) for g in out["airbus_groups"].values()) if groups_ap else None
+    out["airbus_worst_group_count_mape"] = (
+        max((g["count_mape"] or 0.0) for g in out["airbus_groups"].values()) if groups_ap else None
+    )
     out["airbus_km2"] = round(airbus_km2, 2)
     out["false_helicopters"] = heli_false
     out["false_helicopters_per_100km2"] = round(100 * heli_false / airbus_km2, 2) if airbus_km2 else None
@@ -147,22 +176,36 @@ def main(argv: list[str] | None = None) -> int:
     def f(v: float | None, pct: bool = True) -> str:
         return "-" if v is None else (f"{100 * v:.1f}" if pct else f"{v:.1f}")
 
-    print(f"{out['model']} on {args.data} (val: {len(items)} images, {wall:.0f} s; shared-centre rule "
-          f"{'on' if out['shared_centre_rule'] else 'off'}; automatic extra scale {'on' if out['auto_scale'] else 'off'})")
-    print(f"{'dataset':<20} {'category':<14} {'objects':>7} {'AP50 %':>7} {'P %':>6} {'R %':>6} {'MAPE %':>7}")
+    print(
+        f"{out['model']} on {args.data} (val: {len(items)} images, {wall:.0f} s; shared-centre rule "
+        f"{'on' if out['shared_centre_rule'] else 'off'}; automatic extra scale {'on' if out['auto_scale'] else 'off'})"
+    )
+    print(
+        f"{'dataset':<20} {'category':<14} {'objects':>7} {'AP50 %':>7} {'P %':>6} {'R %':>6} {'MAPE %':>7}"
+    )
     for ds, cats in out["datasets"].items():
         for c, v in cats.items():
             if isinstance(v, dict):
-                print(f"{ds:<20} {c:<14} {v['objects']:>7} {f(v['ap50']):>7} {f(v['precision']):>6} {f(v['recall']):>6} {f(v['count_mape'], False):>7}")
+                print(
+                    f"{ds:<20} {c:<14} {v['objects']:>7} {f(v['ap50']):>7} {f(v['precision']):>6} {f(v['recall']):>6} {f(v['count_mape'], False):>7}"
+                )
     print(f"\n{'airbus group':<38} {'images':>6} {'objects':>7} {'AP50 %':>7} {'MAPE %':>7}")
     for g, v in out["airbus_groups"].items():
         print(f"{g:<38} {v['images']:>6} {v['objects']:>7} {f(v['ap50']):>7} {f(v['count_mape'], False):>7}")
-    print(f"worst group: AP50 {f(out['airbus_worst_group_ap50'])} %, count error {f(out['airbus_worst_group_count_mape'], False)} %")
-    print(f"cross-category duplicates on one labelled object: {out['cross_category_duplicates']} "
-          f"({', '.join(f'{k} {v}' for k, v in duplicates.items() if v) or 'none'}; pairs {dict(pairs)})")
-    print("detections centred on a labelled object but of another size (not counted as duplicates): "
-          f"{out['other_size_detections_on_objects']}")
-    print(f"false helicopters: {heli_false} on {airbus_km2:.1f} km² of airbus-pleiades = {out['false_helicopters_per_100km2']} per 100 km²")
+    print(
+        f"worst group: AP50 {f(out['airbus_worst_group_ap50'])} %, count error {f(out['airbus_worst_group_count_mape'], False)} %"
+    )
+    print(
+        f"cross-category duplicates on one labelled object: {out['cross_category_duplicates']} "
+        f"({', '.join(f'{k} {v}' for k, v in duplicates.items() if v) or 'none'}; pairs {dict(pairs)})"
+    )
+    print(
+        "detections centred on a labelled object but of another size (not counted as duplicates): "
+        f"{out['other_size_detections_on_objects']}"
+    )
+    print(
+        f"false helicopters: {heli_false} on {airbus_km2:.1f} km² of airbus-pleiades = {out['false_helicopters_per_100km2']} per 100 km²"
+    )
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
     if args.evaluation_json:

@@ -242,7 +242,9 @@ def _print_left_out(refined: list[Sample], det_pairs: list[BoxPair]) -> None:
         "DOTA/FAIR1M aircraft only and stays.\n"
     )
     print("Detector aircraft boxes against oriented labels, per site (relative bias ± its standard error):\n")
-    aircraft = [p for p in det_pairs if p.category == "aircraft" and p.source == "detector" and not p.axis_aligned]
+    aircraft = [
+        p for p in det_pairs if p.category == "aircraft" and p.source == "detector" and not p.axis_aligned
+    ]
     for site in sorted({site_of(p.dataset, p.image) for p in aircraft}):
         q = [p for p in aircraft if site_of(p.dataset, p.image) == site]
         if len(q) >= 2:
@@ -277,7 +279,6 @@ def _print_left_out(refined: list[Sample], det_pairs: list[BoxPair]) -> None:
     for priors in (False, True):
         title = "with site priors" if priors else "no priors"
         print(_fmt_summary(f"box-fit model without the scored site, {title}, all", summarise(parts[priors])))
-
 
 
 if __name__ == "__main__":

@@ -75,7 +75,10 @@ def build_mosaic(data: Path, grid: int, out: Path) -> tuple[Path, list]:
             im = items[k % len(items)]
             row, col = divmod(k, grid)
             rgb = np.asarray(Image.open(im.image_path).convert("RGB"))[:side, :side]
-            dst.write(rgb.transpose(2, 0, 1), window=rasterio.windows.Window(col * side, row * side, rgb.shape[1], rgb.shape[0]))
+            dst.write(
+                rgb.transpose(2, 0, 1),
+                window=rasterio.windows.Window(col * side, row * side, rgb.shape[1], rgb.shape[0]),
+            )
             for o in im.objects:
                 c = np.asarray(o.corners, dtype=float) + (col * side, row * side)
                 objects.append((o, c))
@@ -123,7 +126,14 @@ def sahi_model(model: Path):  # noqa: ANN201 - a sahi DetectionModel
 
         def _boxes(self, images: list[np.ndarray]) -> list:
             scale = self.scale
-            resized = [cv2.resize(im, (round(im.shape[1] * scale), round(im.shape[0] * scale)), interpolation=cv2.INTER_LINEAR) for im in images]
+            resized = [
+                cv2.resize(
+                    im,
+                    (round(im.shape[1] * scale), round(im.shape[0] * scale)),
+                    interpolation=cv2.INTER_LINEAR,
+                )
+                for im in images
+            ]
             h, w = max(r.shape[0] for r in resized), max(r.shape[1] for r in resized)
             h, w = -(-h // 32) * 32, -(-w // 32) * 32
             x = np.zeros((len(resized), 3, h, w), np.float32)
@@ -139,7 +149,9 @@ def sahi_model(model: Path):  # noqa: ANN201 - a sahi DetectionModel
         def perform_batch_inference(self, images: list[np.ndarray]) -> None:
             self._original_predictions = self._boxes(images)
 
-        def _create_object_prediction_list_from_original_predictions(self, shift_amount_list=None, full_shape_list=None) -> None:  # noqa: ANN001
+        def _create_object_prediction_list_from_original_predictions(
+            self, shift_amount_list=None, full_shape_list=None
+        ) -> None:  # noqa: ANN001
             shifts = shift_amount_list or [[0, 0]]
             shifts = shifts if isinstance(shifts[0], list | tuple) else [shifts]
             per_image = []
@@ -154,7 +166,11 @@ def sahi_model(model: Path):  # noqa: ANN201 - a sahi DetectionModel
                 per_image.append(preds)
             self._object_prediction_list_per_image = per_image
 
-    wrapped = SitewatchOnnx(confidence_threshold=AP_FLOOR, category_mapping={str(i): c for i, c in enumerate(info.categories)}, device="cpu")
+    wrapped = SitewatchOnnx(
+        confidence_threshold=AP_FLOOR,
+        category_mapping={str(i): c for i, c in enumerate(info.categories)},
+        device="cpu",
+    )
     return wrapped, info
 
 
@@ -170,7 +186,10 @@ def sahi_predict(wrapped, info, image: Path | np.ndarray, gsd_m: float | None, b
         image, wrapped, slice_height=slice_px, slice_width=slice_px, overlap_height_ratio=0.25, overlap_width_ratio=0.25,
         perform_standard_pred=False, batch_size=batch, verbose=0,
     )  # fmt: skip
-    return [{"bbox": p.bbox.to_xyxy(), "score": p.score.value, "category": p.category.name} for p in result.object_prediction_list]
+    return [
+        {"bbox": p.bbox.to_xyxy(), "score": p.score.value, "category": p.category.name}
+        for p in result.object_prediction_list
+    ]
 
 
 def sahi_worker(image: Path, model: Path, out: Path, batch: int) -> None:
@@ -197,7 +216,10 @@ def sets_worker(tool: str, data: Path, model: Path, out: Path, batch: int) -> No
     for image, _ in iter_labelled(data, "val"):
         if tool == "sahi":
             rgb = cv2.cvtColor(cv2.imread(str(image.image_path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-            rows = [[*r["bbox"], r["score"], r["category"]] for r in sahi_predict(wrapped, info, rgb, image.gsd_m, batch)]
+            rows = [
+                [*r["bbox"], r["score"], r["category"]]
+                for r in sahi_predict(wrapped, info, rgb, image.gsd_m, batch)
+            ]
         else:
             with open_image(str(image.image_path), image.gsd_m) as scene:
                 dets = det.detect(scene, gsd_m=image.gsd_m)
@@ -225,7 +247,19 @@ def compare_sets(data: Path, models: list[Path], batch: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for tool, model in runs:
             out = Path(tmp) / f"{tool}-{len(results)}.json"
-            wall, rss = timed([sys.executable, __file__, "--sets-worker", tool, str(data), str(model), str(out), "--batch", str(batch)])
+            wall, rss = timed(
+                [
+                    sys.executable,
+                    __file__,
+                    "--sets-worker",
+                    tool,
+                    str(data),
+                    str(model),
+                    str(out),
+                    "--batch",
+                    str(batch),
+                ]
+            )
             results.append((f"{'SAHI ' + __import__('sahi').__version__ if tool == 'sahi' else 'sitewatch'} + {model.name}", wall, rss,
                             json.loads(out.read_text())))  # fmt: skip
 
@@ -248,16 +282,24 @@ def compare_sets(data: Path, models: list[Path], batch: int) -> None:
             for cat, v in {**r.categories, **r.pooled}.items():
                 if v.objects and cat != "vehicle":
                     table.setdefault((ds, cat), [v.objects]).append(v.ap50)
-    print(f"validation sets: {len(items)} images; AP50 on axis-aligned envelopes, detections at score >= {AP_FLOOR}")
+    print(
+        f"validation sets: {len(items)} images; AP50 on axis-aligned envelopes, detections at score >= {AP_FLOOR}"
+    )
     print(f"{'run':<48} {'wall s':>8} {'peak MiB':>9}   vs SAHI: time  memory")
     for name, wall, rss, _ in results:
         print(f"{name:<48} {wall:8.1f} {rss:9.0f}   {wall / results[0][1]:12.2f} {rss / results[0][2]:7.2f}")
-    print(f"{'dataset':<20} {'category':<18} {'objects':>7} " + " ".join(f"{'AP50 ' + str(k):>9}" for k in range(len(results))))
+    print(
+        f"{'dataset':<20} {'category':<18} {'objects':>7} "
+        + " ".join(f"{'AP50 ' + str(k):>9}" for k in range(len(results)))
+    )
     worst = [0.0] * len(results)
     for (ds, cat), (n, *aps) in sorted(table.items()):
         print(f"{ds:<20} {cat:<18} {n:>7} " + " ".join(f"{a:9.3f}" for a in aps))
         worst = [min(w, a - aps[0]) for w, a in zip(worst, aps, strict=True)]
-    print("AP50 columns in the order of the runs above; largest drop against SAHI per run: " + ", ".join(f"{w:+.3f}" for w in worst))
+    print(
+        "AP50 columns in the order of the runs above; largest drop against SAHI per run: "
+        + ", ".join(f"{w:+.3f}" for w in worst)
+    )
 
 
 # --- the comparison --------------------------------------------------------------------------
@@ -290,7 +332,9 @@ def timed(cmd: list[str]) -> tuple[float, float]:
     with tempfile.NamedTemporaryFile(suffix=".peak") as f:
         args = cmd[1:] if cmd[1] == "-m" else ["-s", *cmd[1:]]
         t0 = time.perf_counter()
-        proc = subprocess.Popen([cmd[0], "-c", PEAK_RUNNER, f.name, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [cmd[0], "-c", PEAK_RUNNER, f.name, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         _, err_bytes = proc.communicate()
         wall = time.perf_counter() - t0
         err = err_bytes.decode()
@@ -313,14 +357,38 @@ def score(truth, detections: list, thresholds: dict[str, float]) -> tuple[float,
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data", type=Path, nargs="?")
-    ap.add_argument("--model", action="append", type=Path, default=None, help="model (repeatable; the first is the fp32 reference)")
-    ap.add_argument("--grid", type=int, default=5, help="mosaic side in images (5: 12 800 px; 0: no mosaic, with --sets)")
-    ap.add_argument("--batch", type=int, default=DEFAULT_BATCH_SIZE, help="tiles per model call, both tools (default: the detector's)")
-    ap.add_argument("--identify", action="store_true", help="also time `detect` identifying (its default) with the first model")
-    ap.add_argument("--sets", action="store_true",
-                    help="also run both tools on every validation image of every labelled set (AP50 per set and category)")
-    ap.add_argument("--sahi-worker", nargs=3, type=Path, metavar=("IMAGE", "MODEL", "OUT"), help=argparse.SUPPRESS)
-    ap.add_argument("--sets-worker", nargs=4, metavar=("TOOL", "DATA", "MODEL", "OUT"), help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--model",
+        action="append",
+        type=Path,
+        default=None,
+        help="model (repeatable; the first is the fp32 reference)",
+    )
+    ap.add_argument(
+        "--grid", type=int, default=5, help="mosaic side in images (5: 12 800 px; 0: no mosaic, with --sets)"
+    )
+    ap.add_argument(
+        "--batch",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help="tiles per model call, both tools (default: the detector's)",
+    )
+    ap.add_argument(
+        "--identify",
+        action="store_true",
+        help="also time `detect` identifying (its default) with the first model",
+    )
+    ap.add_argument(
+        "--sets",
+        action="store_true",
+        help="also run both tools on every validation image of every labelled set (AP50 per set and category)",
+    )
+    ap.add_argument(
+        "--sahi-worker", nargs=3, type=Path, metavar=("IMAGE", "MODEL", "OUT"), help=argparse.SUPPRESS
+    )
+    ap.add_argument(
+        "--sets-worker", nargs=4, metavar=("TOOL", "DATA", "MODEL", "OUT"), help=argparse.SUPPRESS
+    )
     args = ap.parse_args()
     if args.sahi_worker:
         sahi_worker(*args.sahi_worker, batch=args.batch)
@@ -353,13 +421,31 @@ def main() -> None:
               f"{n_true} labelled aircraft, {mosaic.stat().st_size / 2**20:.0f} MiB COG, built in {time.perf_counter() - t0:.0f} s")  # fmt: skip
         rows = []
         out = folder / "sahi.json"
-        wall, rss = timed([sys.executable, __file__, "--sahi-worker", str(mosaic), str(models[0]), str(out), "--batch", str(args.batch)])
+        wall, rss = timed(
+            [
+                sys.executable,
+                __file__,
+                "--sahi-worker",
+                str(mosaic),
+                str(models[0]),
+                str(out),
+                "--batch",
+                str(args.batch),
+            ]
+        )
         sahi_dets = []
         for r in json.loads(out.read_text()):
             x0, y0, x1, y1 = r["bbox"]
             box = OrientedBox.make((x0 + x1) / 2, (y0 + y1) / 2, y1 - y0, x1 - x0, 0.0)
             sahi_dets.append(Detection(box=box, category=r["category"], score=r["score"]))
-        rows.append((f"SAHI {__import__('sahi').__version__} + {models[0].name}", wall, rss, *score(truth, sahi_dets, thresholds)))
+        rows.append(
+            (
+                f"SAHI {__import__('sahi').__version__} + {models[0].name}",
+                wall,
+                rss,
+                *score(truth, sahi_dets, thresholds),
+            )
+        )
         runs = [(m, "--no-identify") for m in models] + ([(models[0], "--identify")] if args.identify else [])
         for m, identify in runs:
             out = folder / f"ours-{len(rows)}.json"
@@ -367,11 +453,15 @@ def main() -> None:
                    "--model", str(m), "--batch-size", str(args.batch), identify]  # fmt: skip
             wall, rss = timed(cmd)
             dets = [Detection.from_dict(d) for d in json.loads(out.read_text())]
-            rows.append((f"sitewatch detect {identify} + {m.name}", wall, rss, *score(truth, dets, thresholds)))
+            rows.append(
+                (f"sitewatch detect {identify} + {m.name}", wall, rss, *score(truth, dets, thresholds))
+            )
     base = rows[0]
     print(f"{'run':<48} {'wall s':>8} {'peak MiB':>9} {'AP50':>6} {'count':>6}   vs SAHI: time  memory  AP50")
     for name, wall, rss, ap50, n in rows:
-        print(f"{name:<48} {wall:8.1f} {rss:9.0f} {ap50:6.3f} {n:6d}   {wall / base[1]:12.2f} {rss / base[2]:7.2f} {ap50 - base[3]:+6.3f}")
+        print(
+            f"{name:<48} {wall:8.1f} {rss:9.0f} {ap50:6.3f} {n:6d}   {wall / base[1]:12.2f} {rss / base[2]:7.2f} {ap50 - base[3]:+6.3f}"
+        )
     print(f"labelled aircraft: {n_true}; AP50 on axis-aligned envelopes; detections at score >= {AP_FLOOR}")
     if args.sets:
         print()

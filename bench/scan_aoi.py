@@ -56,7 +56,15 @@ def write_cog(path: Path, size: int) -> None:
             for c in range(0, size, block):
                 h, w = min(block, size - r), min(block, size - c)
                 dst.write(tile[:, :h, :w], window=Window(c, r, w, h))
-    rasterio.shutil.copy(tmp, path, driver="COG", compress="deflate", blocksize=512, overview_resampling="average", BIGTIFF="YES")
+    rasterio.shutil.copy(
+        tmp,
+        path,
+        driver="COG",
+        compress="deflate",
+        blocksize=512,
+        overview_resampling="average",
+        BIGTIFF="YES",
+    )
     tmp.unlink()
 
 
@@ -66,7 +74,12 @@ def aoi_for_fraction(size: int, fraction: float) -> Polygon:
     c = size / 2
     to_geo = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
     pts = []
-    for x, y in ((c - side / 2, c - side / 2), (c + side / 2, c - side / 2), (c + side / 2, c + side / 2), (c - side / 2, c + side / 2)):
+    for x, y in (
+        (c - side / 2, c - side / 2),
+        (c + side / 2, c - side / 2),
+        (c + side / 2, c + side / 2),
+        (c - side / 2, c + side / 2),
+    ):
         pts.append(to_geo.transform(ORIGIN[0] + x * GSD, ORIGIN[1] - y * GSD))
     return Polygon(pts)
 
@@ -125,7 +138,9 @@ def child(path: str, fraction: float, size: int, real: bool) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=20000)
-    ap.add_argument("--real", action="store_true", help="use the bundled ONNX detector instead of the read-only stand-in")
+    ap.add_argument(
+        "--real", action="store_true", help="use the bundled ONNX detector instead of the read-only stand-in"
+    )
     ap.add_argument("--cog", type=Path, help="write the test COG here and reuse it if it exists")
     ap.add_argument("--child", nargs=2, metavar=("PATH", "FRACTION"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -142,12 +157,18 @@ def main() -> None:
         else:
             t0 = time.perf_counter()
             write_cog(cog, args.size)
-            print(f"wrote {args.size}x{args.size} px COG ({cog.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.1f} s")
+            print(
+                f"wrote {args.size}x{args.size} px COG ({cog.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.1f} s"
+            )
         for fraction in (0.1, 1.0):
             cmd = [sys.executable, __file__, "--size", str(args.size), "--child", str(cog), str(fraction)]
             if args.real:
                 cmd.append("--real")
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+            out = (
+                subprocess.run(cmd, capture_output=True, text=True, check=True)
+                .stdout.strip()
+                .splitlines()[-1]
+            )
             r = json.loads(out)
             print(f"AOI {100 * fraction:>5.0f}% of scene: {r['seconds']:>7.2f} s, peak RSS {r['peak_rss_mb']:>5} MB, "
                   f"window {r['window_px']}, pixels read {r['pixels_read']}, detector {r['detector']}")  # fmt: skip

@@ -47,7 +47,9 @@ def main() -> None:
         write_cog(first, args.size)
         scenes = [first] + [shutil.copy(first, root / f"scene_{i:02d}.tif") for i in range(1, args.scenes)]
         site = BenchSite("bench", aoi_for_fraction(args.size, 0.98))
-        print(f"{args.scenes} scenes of {args.size}x{args.size} px ({args.scenes * args.size**2 / 1e6:.0f} Mpx)")
+        print(
+            f"{args.scenes} scenes of {args.size}x{args.size} px ({args.scenes * args.size**2 / 1e6:.0f} Mpx)"
+        )
         times: dict[int, float] = {}
         found: dict[int, list[int]] = {}
         for n in args.workers:
@@ -62,7 +64,9 @@ def main() -> None:
         base = args.workers[0]
         for n in args.workers[1:]:
             same = "same" if found[n] == found[base] else "DIFFERENT"
-            print(f"speed-up {base} -> {n} workers: {times[base] / times[n]:.2f}x ({same} detections per scene)")
+            print(
+                f"speed-up {base} -> {n} workers: {times[base] / times[n]:.2f}x ({same} detections per scene)"
+            )
 
 
 if __name__ == "__main__":

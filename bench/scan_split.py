@@ -67,7 +67,9 @@ def main() -> None:
         mosaic, _ = build_mosaic(args.data, args.grid, Path(tmp) / "mosaic.tif")
         with rasterio.open(mosaic) as ds:
             outline = shapely.box(*ds.bounds).buffer(-1.0)
-            aoi = shapely.geometry.shape(transform_geom(ds.crs, "EPSG:4326", shapely.geometry.mapping(outline)))
+            aoi = shapely.geometry.shape(
+                transform_geom(ds.crs, "EPSG:4326", shapely.geometry.mapping(outline))
+            )
             km2 = outline.area / 1e6
         site = SimpleNamespace(name="mosaic", aoi=aoi, zones={}, priors=None, kind="airbase")
         print(f"scene: {args.grid * 2560} x {args.grid * 2560} px at 0.5 m, AOI {km2:.1f} km²")
@@ -94,11 +96,22 @@ def main() -> None:
             finally:
                 for owner, name, fn in saved:
                     setattr(owner, name, fn)
-            for stage in ("read", "model", "tile/decode", "merge", "identify", "georeference", "observe", "store"):
+            for stage in (
+                "read",
+                "model",
+                "tile/decode",
+                "merge",
+                "identify",
+                "georeference",
+                "observe",
+                "store",
+            ):
                 print(f"{m.name:<28} {stage:<14} {table[stage]:8.2f} {table[stage] / km2:7.3f}")
             other = wall - sum(v for k, v in table.items() if k != "read")
             print(f"{m.name:<28} {'(rest)':<14} {other:8.2f} {other / km2:7.3f}")
-            print(f"{m.name:<28} {'WALL':<14} {wall:8.2f} {wall / km2:7.3f}   ({len(p.detections)} detections stored)")
+            print(
+                f"{m.name:<28} {'WALL':<14} {wall:8.2f} {wall / km2:7.3f}   ({len(p.detections)} detections stored)"
+            )
 
 
 if __name__ == "__main__":

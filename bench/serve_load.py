@@ -46,7 +46,9 @@ def make_store(folder: Path, n: int) -> tuple[str, int]:
     dets = [detection(float(x), float(y), "aircraft", SU24) for x, y in rng.uniform(10, 190, (n, 2))]
     url = f"sqlite:///{folder / 'bench.db'}"
     with open_store(url) as store:
-        pass_id = store.save_pass(make_pass(write_scene(folder / "scene.tif"), datetime(2024, 3, 1, tzinfo=UTC), dets))
+        pass_id = store.save_pass(
+            make_pass(write_scene(folder / "scene.tif"), datetime(2024, 3, 1, tzinfo=UTC), dets)
+        )
     return url, pass_id
 
 
@@ -78,11 +80,15 @@ class Connection:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
-        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\nAccept: application/geo+json\r\n\r\n".encode())
+        self.writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\nAccept: application/geo+json\r\n\r\n".encode()
+        )
         head = await self.reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         status = int(lines[0].split()[1])
-        length = next(int(v) for k, _, v in (h.partition(":") for h in lines[1:]) if k.lower() == "content-length")
+        length = next(
+            int(v) for k, _, v in (h.partition(":") for h in lines[1:]) if k.lower() == "content-length"
+        )
         return status, await self.reader.readexactly(length)
 
     def close(self) -> None:
@@ -90,7 +96,9 @@ class Connection:
             self.writer.close()
 
 
-async def client(host: str, port: int, path: str, n: int, expected: int | None, lat: list[float], errors: list[str]) -> None:
+async def client(
+    host: str, port: int, path: str, n: int, expected: int | None, lat: list[float], errors: list[str]
+) -> None:
     conn = Connection(host, port)
     try:
         for _ in range(n):
@@ -98,7 +106,9 @@ async def client(host: str, port: int, path: str, n: int, expected: int | None, 
             try:
                 status, body = await conn.get(path)
                 # the counts come before the features: check them without parsing the whole page
-                ok = status == 200 and (expected is None or f'"numberReturned":{expected},'.encode() in body[:200])
+                ok = status == 200 and (
+                    expected is None or f'"numberReturned":{expected},'.encode() in body[:200]
+                )
                 if not ok:
                     errors.append(f"HTTP {status}")
             except (OSError, asyncio.IncompleteReadError, ValueError, StopIteration) as e:
@@ -110,7 +120,9 @@ async def client(host: str, port: int, path: str, n: int, expected: int | None, 
         conn.close()
 
 
-async def run_load(host: str, port: int, pass_id: int, clients: int, requests: int, expected: int | None) -> tuple[list[float], list[str], float]:
+async def run_load(
+    host: str, port: int, pass_id: int, clients: int, requests: int, expected: int | None
+) -> tuple[list[float], list[str], float]:
     path = f"/api/passes/{pass_id}/detections?limit=500"
     lat: list[float] = []
     errors: list[str] = []
@@ -153,30 +165,46 @@ def main() -> None:
         while True:
             try:
                 health = httpx.get(f"{base}/api/health", timeout=2)
-                if health.status_code == 200 and (args.during_warm_up or health.json()["report_warm_up"] != "building"):
+                if health.status_code == 200 and (
+                    args.during_warm_up or health.json()["report_warm_up"] != "building"
+                ):
                     break
             except httpx.HTTPError:
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"server did not start: {server.stderr.read().decode() if server.stderr else ''}")
+                raise SystemExit(
+                    f"server did not start: {server.stderr.read().decode() if server.stderr else ''}"
+                )
             time.sleep(0.3)
-        httpx.get(f"{base}/api/passes/{pass_id}/detections?limit=500", timeout=120)  # warm-up: page built and cached
+        httpx.get(
+            f"{base}/api/passes/{pass_id}/detections?limit=500", timeout=120
+        )  # warm-up: page built and cached
         cpu0 = cpu_seconds(server.pid)
-        lat, errors, wall = asyncio.run(run_load("127.0.0.1", port, pass_id, args.clients, args.requests, expected))
+        lat, errors, wall = asyncio.run(
+            run_load("127.0.0.1", port, pass_id, args.clients, args.requests, expected)
+        )
         server_cpu = cpu_seconds(server.pid) - cpu0
     finally:
         server.terminate()
         server.wait(timeout=30)
         tmp.cleanup()
     ms = np.array(lat) * 1000
-    when = "no warm-up" if args.no_warm else "during the report warm-up" if args.during_warm_up else "after the warm-up"
+    when = (
+        "no warm-up"
+        if args.no_warm
+        else "during the report warm-up"
+        if args.during_warm_up
+        else "after the warm-up"
+    )
     print(f"{args.clients} clients x {args.requests} requests on {base}/api/passes/{pass_id}/detections "
           f"(store {url.split(':')[0]}, {when})")  # fmt: skip
     print(f"latency ms: p50 {np.percentile(ms, 50):.1f}  p90 {np.percentile(ms, 90):.1f}  p99 {np.percentile(ms, 99):.1f}  "
           f"max {ms.max():.1f}  mean {statistics.fmean(ms):.1f}")  # fmt: skip
     print(f"throughput: {len(lat) / wall:.1f} requests/s over {wall:.1f} s; errors: {len(errors)}"
           + (f" ({', '.join(sorted(set(errors)))})" if errors else ""))  # fmt: skip
-    print(f"server CPU: {1000 * server_cpu / max(1, len(lat)):.1f} ms per request (the clients run in this process, on the same machine)")
+    print(
+        f"server CPU: {1000 * server_cpu / max(1, len(lat)):.1f} ms per request (the clients run in this process, on the same machine)"
+    )
 
 
 if __name__ == "__main__":

@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> None:
         f"{len(images)} training images, {len(chips)} chips, {len(backgrounds)} backgrounds; "
         f"{args.crops} crops of {args.size} px on one core"
     )
-    print(f"CPU time per crop: {1000 * cpu / args.crops:.2f} ms ({args.crops / cpu:.0f} crops/s per loader process)")
+    print(
+        f"CPU time per crop: {1000 * cpu / args.crops:.2f} ms ({args.crops / cpu:.0f} crops/s per loader process)"
+    )
     for (_, _, name), (_, _, _, cumulative, _) in sorted(stats.items(), key=lambda kv: -kv[1][3]):
         if name in STAGES or name.strip("<>{}").split()[-1] in STAGES:
             print(f"  {name}: {1000 * cumulative / args.crops:.2f} ms per crop (profiled)")

@@ -43,7 +43,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cycles", type=int, default=100)
     ap.add_argument("--new-every", type=int, default=10, help="publish a new pass every N cycles")
-    ap.add_argument("--model", default=None, help="detector .onnx path, or 'bundled' (default: the tests' block model)")
+    ap.add_argument(
+        "--model", default=None, help="detector .onnx path, or 'bundled' (default: the tests' block model)"
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
     tmp = Path(tempfile.mkdtemp(prefix="watch-soak-"))
@@ -89,7 +91,9 @@ def main() -> None:
     print(f"{args.cycles} cycles, {passes} passes scanned, {alerts} alerts; detector: {model or 'bundled'}")
     print("RSS after cycle " + ", ".join(f"{c}: {v:.0f} MB" for c, v in sorted(rss_at.items())))
     first = min(c for c in rss_at if c >= 25) if any(c >= 25 for c in rss_at) else min(rss_at)
-    print(f"peak RSS {peak_rss_mb():.0f} MB; growth from cycle {first} to {args.cycles}: {rss_at[args.cycles] - rss_at[first]:+.1f} MB")
+    print(
+        f"peak RSS {peak_rss_mb():.0f} MB; growth from cycle {first} to {args.cycles}: {rss_at[args.cycles] - rss_at[first]:+.1f} MB"
+    )
     print(f"mean cycle: idle {1000 * sum(idle) / max(1, len(idle)):.0f} ms ({len(idle)}), "
           f"with a new pass {sum(busy) / max(1, len(busy)):.2f} s ({len(busy)})")  # fmt: skip
 
