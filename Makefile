@@ -22,7 +22,7 @@ test: install-dev
 	$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest -m "not slow" -q
 
-# ruff (lint, and the formatting of src), then mypy on src/sitewatch ([tool.mypy] in pyproject.toml)
+# ruff (lint, and the formatting of src and bench), then mypy on src/sitewatch ([tool.mypy] in pyproject.toml)
 lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check src bench
