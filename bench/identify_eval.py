@@ -34,6 +34,7 @@ from sitewatch.identify.evaluate import (
     label_edge_noise,
     mar20_samples,
     model_id,
+    oriented_detector_pairs,
     refine_samples,
     site_bias_spread,
     site_of,
@@ -242,9 +243,7 @@ def _print_left_out(refined: list[Sample], det_pairs: list[BoxPair]) -> None:
         "DOTA/FAIR1M aircraft only and stays.\n"
     )
     print("Detector aircraft boxes against oriented labels, per site (relative bias ± its standard error):\n")
-    aircraft = [
-        p for p in det_pairs if p.category == "aircraft" and p.source == "detector" and not p.axis_aligned
-    ]
+    aircraft = oriented_detector_pairs(det_pairs, "aircraft")
     for site in sorted({site_of(p.dataset, p.image) for p in aircraft}):
         q = [p for p in aircraft if site_of(p.dataset, p.image) == site]
         if len(q) >= 2:

@@ -269,6 +269,11 @@ def test_chip_labels_stay_inside_the_chip() -> None:
     _label(ImageDraw.Draw(img), (250, 10), "aircraft", (255, 0, 0), font, keep_clear=(240, 0, 300, 40), other_y=50)
     rows = np.flatnonzero((np.asarray(img) == 0).all(axis=2).any(axis=1))
     assert rows.min() >= 49 and rows.max() <= 70
+    # ... and stays inside the chip when the box ends near its bottom.
+    img = Image.new("RGB", (300, 80), (255, 255, 255))
+    _label(ImageDraw.Draw(img), (250, 10), "aircraft", (255, 0, 0), font, keep_clear=(240, 0, 300, 40), other_y=75)
+    rows = np.flatnonzero((np.asarray(img) == 0).all(axis=2).any(axis=1))
+    assert rows.min() >= 41 and rows.max() <= 78
 
 
 def test_inventory_and_chips(report_data: ReportData) -> None:

@@ -525,6 +525,11 @@ def site_of(dataset: str, image: str) -> str:
     return dataset
 
 
+def oriented_detector_pairs(pairs: list[BoxPair], category: str) -> list[BoxPair]:
+    """The detector-box pairs of ``category`` with oriented labels (those the box-fit model is fitted on)."""
+    return [p for p in pairs if p.category == category and p.source == "detector" and not p.axis_aligned]
+
+
 def site_bias_spread(pairs: list[BoxPair], category: str, min_pairs: int = 3) -> dict[str, float]:
     """Between-site spread of the detector's relative box bias (random-effects, DerSimonian–Laird).
 
@@ -539,9 +544,8 @@ def site_bias_spread(pairs: list[BoxPair], category: str, min_pairs: int = 3) ->
         and ``{side}_tau``.
     """
     by_site: dict[str, list[BoxPair]] = {}
-    for p in pairs:
-        if p.category == category and p.source == "detector" and not p.axis_aligned:
-            by_site.setdefault(site_of(p.dataset, p.image), []).append(p)
+    for p in oriented_detector_pairs(pairs, category):
+        by_site.setdefault(site_of(p.dataset, p.image), []).append(p)
     stats = [box_fit_stats(q) for q in by_site.values() if len(q) >= min_pairs]
     out: dict[str, float] = {"sites": float(len(stats))}
     for side in ("length", "width"):
@@ -566,14 +570,7 @@ def boxfit_without(pairs: list[BoxPair], category: str, site: str) -> tuple[dict
         The model (for :func:`~sitewatch.identify.measurement.boxfit_model`) and how many pairs
         it was fitted on.
     """
-    kept = [
-        p
-        for p in pairs
-        if p.category == category
-        and p.source == "detector"
-        and not p.axis_aligned
-        and site_of(p.dataset, p.image) != site
-    ]
+    kept = [p for p in oriented_detector_pairs(pairs, category) if site_of(p.dataset, p.image) != site]
     if len(kept) < 3:
         raise ValueError(f"{len(kept)} {category} pairs outside {site}: too few to fit a box-fit model")
     doc = bundled_boxfit()

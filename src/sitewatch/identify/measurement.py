@@ -76,7 +76,8 @@ def boxfit_model(doc: dict[str, Any]) -> Iterator[None]:
     box-fit model inside the ``with`` block, in this process.
 
     For evaluations that must not use a model fitted on the objects they score: a box-fit model
-    fitted without one dataset measures that dataset's objects (leave-one-dataset-out).
+    fitted without one site measures that site's objects (leave-one-site-out,
+    :func:`sitewatch.identify.evaluate.boxfit_without`).
     """
     global _boxfit_in_use
     before, _boxfit_in_use = _boxfit_in_use, doc

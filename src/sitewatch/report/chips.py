@@ -112,6 +112,8 @@ def _label(
         if left - 2 < x1 and right + 2 > x0 and top - 1 < y1 and bottom + 1 > y0:
             y = other_y
             left, top, right, bottom = draw.textbbox((x, y), text, font=font)
+            y -= max(0.0, bottom + 3.0 - draw.im.size[1])  # below the box, but inside the chip
+            left, top, right, bottom = draw.textbbox((x, y), text, font=font)
     draw.rectangle((left - 2, top - 1, right + 2, bottom + 1), fill=(0, 0, 0))
     draw.text((x, y), text, fill=colour, font=font)
     return text
