@@ -25,6 +25,7 @@ from sitewatch.identify.evaluate import (
     Sample,
     allplanes_samples,
     box_fit_stats,
+    boxfit_entry,
     boxfit_without,
     detector_box_pairs,
     detector_samples,
@@ -212,6 +213,16 @@ def _print_refined(
     print("Detector boxes, refined subset:\n")
     print(_fmt_boxfit(subset, {}).split("\n", 2)[-1].lstrip("\n"))
     print()
+    sil = [p for p in pairs if p.source == "silhouette"]
+    by_site: dict[str, int] = {}
+    for p in sil:
+        by_site[site_of(p.dataset, p.image)] = by_site.get(site_of(p.dataset, p.image), 0) + 1
+    entry = boxfit_entry(sil, "aircraft")
+    print(
+        f"Silhouette box-fit entry (`boxfit_entry`, {dict(sorted(by_site.items()))} pairs per site): "
+        f"bias {entry['bias_rel']}, sigma_px {entry['sigma_px']}, sigma_rel {entry['sigma_rel']}, "
+        f"sigma_site_rel {entry.get('sigma_site_rel')}\n"
+    )
     (rho_l, rho_w), n_rho = error_correlation(pairs)
     print(
         f"Correlation of the detector's and the silhouette's relative errors on the same {n_rho} aircraft "
@@ -260,6 +271,12 @@ def _print_left_out(refined: list[Sample], det_pairs: list[BoxPair]) -> None:
         f"width {spread['width_mean']:+.1%} ± {spread['width_tau']:.1%} (common mean ± the standard "
         "deviation of the sites' own biases about it).\n"
     )
+    entry = boxfit_entry(aircraft, "aircraft")
+    print(
+        f"Random-effects box-fit entry on all {len(aircraft)} pairs (`boxfit_entry`; sites of fewer than 3 "
+        f"pairs left out): bias {entry['bias_rel']}, sigma_px {entry['sigma_px']}, sigma_rel (within a site) "
+        f"{entry['sigma_rel']}, sigma_site_rel {entry.get('sigma_site_rel')}\n"
+    )
     parts: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
     for site in sorted({site_of(s.dataset, s.image) for s in refined}):
         mine = [s for s in refined if site_of(s.dataset, s.image) == site]
@@ -267,7 +284,7 @@ def _print_left_out(refined: list[Sample], det_pairs: list[BoxPair]) -> None:
         fit = doc["categories"]["aircraft"]
         print(
             f"- {site} ({len(mine)} targets): model fitted on the {n} other pairs: bias {fit['bias_rel']}, "
-            f"sigma_px {fit['sigma_px']}, sigma_rel {fit['sigma_rel']}"
+            f"sigma_px {fit['sigma_px']}, sigma_rel {fit['sigma_rel']}, sigma_site_rel {fit.get('sigma_site_rel')}"
         )
         with boxfit_model(doc):
             for priors in (False, True):

@@ -144,6 +144,49 @@ def test_site_bias_spread_exact() -> None:
     assert site_bias_spread(site("a", 0.005) + site("b", -0.005), "aircraft")["width_tau"] == 0.0
 
 
+def test_box_fit_model_random_effects_exact() -> None:
+    """Three sites whose boxes are off by -10 %, +10 % and 0 %, each pair +-2 % about its site's
+    mean: the random-effects entry's bias is the common mean (0), its between-site term the
+    DerSimonian–Laird tau, its within-site relative term the +-2 % (times sqrt(n/(n-1)) for the
+    mean each site loses); a site of 2 pairs is left out; box_fit folds the two terms."""
+    import math
+
+    from sitewatch.identify.evaluate import boxfit_entry, boxfit_without, site_bias_spread
+    from sitewatch.identify.measurement import boxfit_model
+
+    def site(name: str, mean: float, n: int = 4) -> list[BoxPair]:
+        out = []
+        for k in range(n):
+            rel = mean + (0.02 if k % 2 else -0.02)
+            L = 60.0 + 20.0 * k
+            lab = OrientedBox.make(0, 0, L, 0.8 * L, 0)
+            out.append(BoxPair(name, str(k), "train", "aircraft", False, lab, OrientedBox.make(0, 0, L * (1 + rel), 0.8 * L * (1 + rel), 0), 0.8))
+        return out
+
+    pairs = site("a", -0.10) + site("b", 0.10) + site("c", 0.0) + site("d", 0.5, n=2)
+    tau = site_bias_spread(pairs, "aircraft")["length_tau"]
+    assert tau > 0.05
+    entry = boxfit_entry(pairs, "aircraft")
+    within = round(0.02 * math.sqrt(4 / 3), 3)
+    assert entry == {
+        "sigma_px": [2.0, 2.0],
+        "sigma_rel": [within, within],
+        "bias_rel": [0.0, 0.0],
+        "sigma_site_rel": [round(tau, 3)] * 2,
+    }
+    with boxfit_model({"categories": {"aircraft": {**entry, "elevation_frac": [0.2, 0.1]}}}):
+        assert box_fit("aircraft").sigma_rel == pytest.approx((math.hypot(within, round(tau, 3)),) * 2)
+    # One site left: the pooled rule, and no between-site term left over from the bundled model.
+    doc, n = boxfit_without(site("a", -0.10) + site("b", 0.10), "aircraft", "b")
+    assert n == 4 and "sigma_site_rel" not in doc["categories"]["aircraft"]
+    assert doc["categories"]["aircraft"]["bias_rel"] == [-0.1, -0.1]
+    # The silhouette entry borrows the detector's between-site term (its pairs are one site's) and
+    # follows the refit.
+    assert "sigma_site_rel" not in doc["silhouette"]["categories"]["aircraft"]
+    doc, n = boxfit_without(pairs + site("e", 0.0), "aircraft", "e")
+    assert n == 14 and doc["silhouette"]["categories"]["aircraft"]["sigma_site_rel"] == entry["sigma_site_rel"]
+
+
 def test_summarise_exact_on_synthetic_rows() -> None:
     """Spans are scored on the objects with a fixed span (a swing wing has none), 10 % inclusive."""
 

@@ -495,21 +495,73 @@ BOXFIT_FLOOR_PX: dict[str, float] = {
 }
 
 
-def boxfit_entry(pairs: list[BoxPair], category: str) -> dict[str, list[float]]:
+def boxfit_entry(pairs: list[BoxPair], category: str, *, min_site_pairs: int = 3) -> dict[str, list[float]]:
     """A category's box-fit model fitted on ``pairs`` by the rule of ``data/boxfit.yaml``.
 
-    ``bias_rel`` is the mean relative error, ``sigma_px`` and ``sigma_rel`` the two-term fit of
-    :func:`box_fit_stats`, the pixel term held at :data:`BOXFIT_FLOOR_PX` where the fit puts it
-    lower.
+    Where at least two sites (:func:`site_of`) have ``min_site_pairs`` pairs or more, the model is a
+    random-effects one (pairs of smaller sites are left out): ``bias_rel`` is the random-effects
+    common mean of the sites' mean relative errors (:func:`random_effects`), ``sigma_site_rel`` the
+    standard deviation of the sites' own biases about it (what a correction fitted elsewhere
+    misses at a new site), and ``sigma_px`` and ``sigma_rel`` the two-term fit of the residuals
+    about each site's own mean (within a site). Otherwise ``bias_rel`` is the pooled mean relative
+    error and ``sigma_px``, ``sigma_rel`` the two-term fit of :func:`box_fit_stats`. The pixel
+    term is held at :data:`BOXFIT_FLOOR_PX` where the fit puts it lower.
     """
-    st = box_fit_stats(pairs)
     floor = BOXFIT_FLOOR_PX[category]
     sides = ("length", "width")
-    return {
-        "sigma_px": [round(max(floor, st[f"{k}_fit_sigma_px"]), 1) for k in sides],
-        "sigma_rel": [round(st[f"{k}_fit_sigma_rel"], 3) for k in sides],
-        "bias_rel": [round(st[f"{k}_bias_rel"], 3) for k in sides],
-    }
+    by_site: dict[str, list[BoxPair]] = {}
+    for p in pairs:
+        by_site.setdefault(site_of(p.dataset, p.image), []).append(p)
+    groups = [q for q in by_site.values() if len(q) >= min_site_pairs]
+    if len(groups) < 2:
+        st = box_fit_stats(pairs)
+        return {
+            "sigma_px": [round(max(floor, st[f"{k}_fit_sigma_px"]), 1) for k in sides],
+            "sigma_rel": [round(st[f"{k}_fit_sigma_rel"], 3) for k in sides],
+            "bias_rel": [round(st[f"{k}_bias_rel"], 3) for k in sides],
+        }
+    stats = [box_fit_stats(q) for q in groups]
+    entry: dict[str, list[float]] = {"sigma_px": [], "sigma_rel": [], "bias_rel": [], "sigma_site_rel": []}
+    for i, k in enumerate(sides):
+        mean, tau = random_effects(
+            np.array([st[f"{k}_bias_rel"] for st in stats]),
+            np.array([st[f"{k}_bias_rel_se"] for st in stats]),
+        )
+        refs, resid2 = [], []
+        for q, st in zip(groups, stats, strict=True):
+            d = np.array([p.dims() for p in q], dtype=float)
+            est, ref = d[:, i], d[:, i + 2]
+            # residuals about the site's own mean, n/(n-1) for the mean they lose
+            resid2.append((est - ref * (1.0 + st[f"{k}_bias_rel"])) ** 2 * len(q) / (len(q) - 1))
+            refs.append(ref)
+        ref_all = np.concatenate(refs)
+        coef, _ = nnls(np.column_stack([np.ones_like(ref_all), ref_all**2]), np.concatenate(resid2))
+        entry["sigma_px"].append(round(max(floor, math.sqrt(coef[0])), 1))
+        entry["sigma_rel"].append(round(math.sqrt(coef[1]), 3))
+        entry["bias_rel"].append(round(mean, 3))
+        entry["sigma_site_rel"].append(round(tau, 3))
+    return entry
+
+
+def random_effects(bias: np.ndarray, se: np.ndarray) -> tuple[float, float]:
+    """Random-effects common mean and between-group standard deviation (DerSimonian–Laird).
+
+    Args:
+        bias: each group's mean.
+        se: each mean's standard error.
+
+    Returns:
+        ``(mean, tau)``: ``tau`` is the standard deviation of the groups' true means that the spread
+        of ``bias`` leaves once its own standard errors are accounted for (0 when they explain it);
+        ``mean`` weighs each group by ``1 / (se² + tau²)``.
+    """
+    w = 1.0 / np.maximum(se, 1e-6) ** 2
+    fixed = float((w * bias).sum() / w.sum())
+    q = float((w * (bias - fixed) ** 2).sum())
+    c = float(w.sum() - (w**2).sum() / w.sum())
+    tau2 = max(0.0, (q - (len(bias) - 1)) / c) if c > 0 else 0.0
+    w_re = 1.0 / (np.maximum(se, 1e-6) ** 2 + tau2)
+    return float((w_re * bias).sum() / w_re.sum()), math.sqrt(tau2)
 
 
 #: Map-tile providers in allplanes image names (``<site>_<provider>_<yymmdd>_...``).
@@ -540,8 +592,8 @@ def site_bias_spread(pairs: list[BoxPair], category: str, min_pairs: int = 3) ->
     some sites misses a new site's bias by about ``tau``.
 
     Returns:
-        ``sites``, and per side (``length``, ``width``): ``{side}_mean`` (the weighted common mean)
-        and ``{side}_tau``.
+        ``sites``, and per side (``length``, ``width``): ``{side}_mean`` (the random-effects common mean)
+        and ``{side}_tau`` (:func:`random_effects`).
     """
     by_site: dict[str, list[BoxPair]] = {}
     for p in oriented_detector_pairs(pairs, category):
@@ -552,19 +604,19 @@ def site_bias_spread(pairs: list[BoxPair], category: str, min_pairs: int = 3) ->
         if len(stats) < 2:
             out[f"{side}_mean"] = out[f"{side}_tau"] = math.nan
             continue
-        b = np.array([st[f"{side}_bias_rel"] for st in stats])
-        w = 1.0 / np.maximum(np.array([st[f"{side}_bias_rel_se"] for st in stats]), 1e-6) ** 2
-        mean = float((w * b).sum() / w.sum())
-        q = float((w * (b - mean) ** 2).sum())
-        c = float(w.sum() - (w**2).sum() / w.sum())
-        out[f"{side}_mean"] = mean
-        out[f"{side}_tau"] = math.sqrt(max(0.0, (q - (len(b) - 1)) / c))
+        out[f"{side}_mean"], out[f"{side}_tau"] = random_effects(
+            np.array([st[f"{side}_bias_rel"] for st in stats]),
+            np.array([st[f"{side}_bias_rel_se"] for st in stats]),
+        )
     return out
 
 
 def boxfit_without(pairs: list[BoxPair], category: str, site: str) -> tuple[dict[str, Any], int]:
     """The bundled box-fit model with ``category``'s detector entry refitted on the oriented
     detector pairs of every site but ``site`` (:func:`site_of`; leave-one-site-out).
+
+    A silhouette entry's between-site term, which ``data/boxfit.yaml`` takes from the detector's
+    (its pairs come from one site), follows the refit.
 
     Returns:
         The model (for :func:`~sitewatch.identify.measurement.boxfit_model`) and how many pairs
@@ -574,7 +626,15 @@ def boxfit_without(pairs: list[BoxPair], category: str, site: str) -> tuple[dict
     if len(kept) < 3:
         raise ValueError(f"{len(kept)} {category} pairs outside {site}: too few to fit a box-fit model")
     doc = bundled_boxfit()
-    doc["categories"][category].update(boxfit_entry(kept, category))
+    entry = doc["categories"][category]
+    entry.pop("sigma_site_rel", None)  # a pooled refit has no between-site term
+    entry.update(boxfit_entry(kept, category))
+    silhouette = doc.get("silhouette", {}).get("categories", {}).get(category)
+    if silhouette is not None and "sigma_site_rel" in silhouette:  # borrowed from the detector's
+        if "sigma_site_rel" in entry:
+            silhouette["sigma_site_rel"] = list(entry["sigma_site_rel"])
+        else:
+            del silhouette["sigma_site_rel"]
     return doc, len(kept)
 
 

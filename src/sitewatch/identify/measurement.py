@@ -4,7 +4,8 @@ Error budget (each term a 1-sigma, combined in quadrature per dimension):
 
 * GSD: ``size * gsd_rel_sigma`` (a STAC/GeoTIFF GSD is good to a few percent, a screenshot's less).
 * Box fit: ``gsd * hypot(sigma_px, sigma_rel * size_px)`` from ``data/boxfit.yaml`` per category;
-  the measured bias (``bias_rel``) is divided out first. Where the box was refined on the chip,
+  the measured bias (``bias_rel``) is divided out first. ``sigma_rel`` includes the between-site
+  term ``sigma_site_rel`` where the model has one (:func:`box_fit`). Where the box was refined on the chip,
   the silhouette's and the detector's boxes are two measurements of one object; each side is their
   best linear unbiased combination (:func:`combine_boxes`), and its sigma replaces this term.
 * Off-nadir: parts of an object at height ``h`` are displaced by ``h * tan(off_nadir)`` along the
@@ -95,6 +96,9 @@ BOX_SOURCES = ("detector", "silhouette")
 def box_fit(category: str, source: str = "detector") -> BoxFit:
     """The box-fit error model of a category for boxes from ``source`` (:data:`BOX_SOURCES`).
 
+    The relative term is the within-site ``sigma_rel`` and the between-site ``sigma_site_rel``
+    (where the model has one: the bias of a new site is known only to that) in quadrature.
+
     Raises:
         KeyError: no model for that category and source (silhouette boxes: see
             :func:`refined_categories`).
@@ -102,7 +106,9 @@ def box_fit(category: str, source: str = "detector") -> BoxFit:
     doc = _boxfit_doc() if source == "detector" else _boxfit_doc()[source]
     c = doc["categories"][category]
     elevation = c.get("elevation_frac", _boxfit_doc()["categories"][category]["elevation_frac"])
-    return BoxFit(_pair(c["sigma_px"]), _pair(c["sigma_rel"]), _pair(c["bias_rel"]), _pair(elevation))
+    within, site = _pair(c["sigma_rel"]), _pair(c.get("sigma_site_rel", [0.0, 0.0]))
+    sigma_rel = (math.hypot(within[0], site[0]), math.hypot(within[1], site[1]))
+    return BoxFit(_pair(c["sigma_px"]), sigma_rel, _pair(c["bias_rel"]), _pair(elevation))
 
 
 def refined_categories() -> frozenset[str]:
