@@ -247,3 +247,43 @@ def test_refined_real_aircraft_are_scored_as_the_pipeline_ranks_them(data_dir: P
         got = {c.type_id: c.probability for c in det.candidates}
         for c in want[:5]:
             assert got[c.type_id] == pytest.approx(c.probability, abs=6e-5), (s.source, c.type_id)
+
+
+def test_left_out_sites_measures_each_site_without_it() -> None:
+    """Each site's aircraft are measured with the box-fit model refitted without that site and
+    ranked at temperatures fitted without it; the pooled statements are those of the sites."""
+    from sitewatch.identify.evaluate import BoxPair, Sample, boxfit_without
+    from sitewatch.identify.measurement import boxfit_model
+    from sitewatch.identify.refine import RefineSettings
+    from sitewatch.types import OrientedBox
+
+    lib = load_library()
+
+    def pairs(site: str, bias: float) -> list[BoxPair]:
+        out = []
+        for k in range(4):
+            L = 150.0 + 20 * k
+            lab = OrientedBox.make(0, 0, L, 0.9 * L, 0)
+            rel = bias + (0.02 if k % 2 else -0.02)
+            out.append(BoxPair(site, str(k), "train", "aircraft", False, lab, OrientedBox.make(0, 0, L * (1 + rel), 0.9 * L * (1 + rel), 0), 0.9))
+        return out
+
+    det_pairs = pairs("a", -0.1) + pairs("b", 0.05) + pairs("c", 0.0)
+    kc135 = lib.get("kc-135r")
+    found = [
+        Sample(site, f"{site}{k}", "kc-135r", OrientedBox.make(0, 0, kc135.length_m / 0.2, kc135.width_m / 0.2, 0), 0.2, 0.02, "test", box_source="detector")
+        for site in ("a", "b")
+        for k in range(3)
+    ]
+    per_site, pooled = cal.left_out_sites(found, found, det_pairs, lib, seed=1, per_type=2, refine=RefineSettings())
+    assert [(r["site"], r["n"], r["pairs"]) for r in per_site] == [("a", 3, 8), ("b", 3, 8)]
+    assert len(pooled["type"][0]) == 6
+    expected_p = []
+    for r in per_site:
+        doc, _ = boxfit_without(det_pairs, "aircraft", r["site"])
+        with boxfit_model(doc):
+            scored = cal.real([s for s in found if s.dataset == r["site"]], lib)
+        expected_p += list(cal.statements(scored, r["temperature"], lib)["type"][0])
+    assert pooled["type"][0] == pytest.approx(expected_p)
+    # The two sites' refits differ, so their aircraft (identical boxes) are measured differently.
+    assert pooled["type"][0][0] != pytest.approx(pooled["type"][0][3])

@@ -56,6 +56,10 @@ Calibration: one temperature per detection category and box source on the size l
    and a flatter T labels fewer objects, so any score of the labelled objects alone rewards
    saying less.
 
+With ``--detector`` the real aircraft are also scored leave-one-site-out (:func:`left_out_sites`):
+each site's aircraft with the box-fit model and the aircraft temperatures fitted without it, the
+figure to expect at a site not in the fit (the table's real rows are in-sample).
+
 Real and synthetic samples of a category and source are weighted equally where both exist (the
 real ones are few, of few types and sites; the synthetic ones cover every library type but only
 the modelled noise); a real group of fewer than :data:`MIN_REAL` samples is reported but not fitted
@@ -509,6 +513,75 @@ def label_worse(by_origin: Mapping[str, Sequence[Scored]], temperature: float, l
     return bool(worse) and all(worse)
 
 
+def left_out_sites(
+    found: Sequence[Any],
+    refined: Sequence[Any],
+    det_pairs: Sequence[Any],
+    library: Library,
+    *,
+    seed: int,
+    per_type: int,
+    refine: RefineSettings,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The pipeline's statements on each site's aircraft with everything fitted without that site.
+
+    For each site (:func:`sitewatch.identify.evaluate.site_of`) of the real aircraft, the aircraft
+    box-fit model is refitted on the other sites' oriented detector pairs
+    (:func:`~sitewatch.identify.evaluate.boxfit_without`), the synthetic aircraft boxes are drawn
+    from it, and the detector and silhouette temperatures are fitted as in :func:`main` on those and
+    on the other sites' real aircraft (a real group of fewer than :data:`MIN_REAL` left out); the
+    site's aircraft are then measured and ranked with that model and those temperatures.
+
+    Args:
+        found: the aircraft measured from their detector boxes
+            (:func:`~sitewatch.identify.evaluate.detector_samples`).
+        refined: the same aircraft as the pipeline measures them
+            (:func:`~sitewatch.identify.evaluate.refine_samples`: silhouette where found, else the
+            detector box).
+        det_pairs: the detector's box pairs (:func:`~sitewatch.identify.evaluate.detector_box_pairs`).
+
+    Returns:
+        Per site ``{"site", "n", "pairs", "temperature"}``, and the statements of all sites pooled
+        (``type`` and ``label`` as :func:`statements`, ``levels``).
+    """
+    from sitewatch.identify.evaluate import boxfit_without, site_of
+    from sitewatch.identify.measurement import boxfit_model
+
+    sites = sorted({site_of(x.dataset, x.image) for x in refined})
+    per_site: list[dict[str, Any]] = []
+    pooled: dict[str, Any] = {"type": ([], []), "label": ([], []), "levels": {}}
+    for site in sites:
+        mine = [x for x in refined if site_of(x.dataset, x.image) == site]
+        doc, n_pairs = boxfit_without(list(det_pairs), "aircraft", site)
+        with boxfit_model(doc):
+            temps: dict[str, dict[str, float]] = {}
+            for src in ("detector", "silhouette"):
+                rng = np.random.default_rng([seed, CALIBRATED.index("aircraft"), SOURCES.index(src)])
+                refined_src = src == "silhouette"
+                synth = synthetic(
+                    "aircraft", box_fit("aircraft", src), source=src, library=library, rng=rng,
+                    per_type=per_type, gsds_m=SYNTHETIC_GSD_M_REFINED if refined_src else None,
+                    min_length_px=refine.min_length_px if refined_src else 0.0, combined=refined_src,
+                )  # fmt: skip
+                # detector boxes: every other aircraft's detector box; silhouettes: the refined ones
+                base = found if src == "detector" else refined
+                others = [x for x in base if site_of(x.dataset, x.image) != site]
+                real_src = [r for r in real(others, library) if r.source == src]
+                fit_groups = [synth] + ([real_src] if len(real_src) >= MIN_REAL else [])
+                temps[src] = {"aircraft": fit_temperature(fit_groups, library, keep_label=True)}
+            scored = real(mine, library)
+        st = statements(scored, temps, library)
+        for key in ("type", "label"):
+            pooled[key][0].extend(st[key][0])
+            pooled[key][1].extend(st[key][1])
+        for level, k in st["levels"].items():
+            pooled["levels"][level] = pooled["levels"].get(level, 0) + k
+        per_site.append({"site": site, "n": len(mine), "pairs": n_pairs, "temperature": temps})
+    for key in ("type", "label"):
+        pooled[key] = (np.array(pooled[key][0], dtype=float), np.array(pooled[key][1], dtype=bool))
+    return per_site, pooled
+
+
 # ---- report ------------------------------------------------------------------------------------
 def reliability_figure(
     panels: dict[str, dict[str, tuple[dict[str, Any], dict[str, Any]]]],
@@ -737,6 +810,29 @@ def main(argv: list[str] | None = None) -> None:
         elif origin == "synthetic" and (src == "silhouette" or (src == "detector" and cat != "aircraft")):
             panels["most probable type: synthetic, as the pipeline measures"][f"{cat} {src}"] = (ty[0], ty[2])
             panels["label: synthetic, as the pipeline measures"][f"{cat} {src}"] = (la[0], la[2])
+    if pipeline:
+        det_pairs, _ = ev.detector_box_pairs(args.data_dir, detector, cache_dir=args.cache, tag=tag)
+        per_site, pooled = left_out_sites(
+            found, refined, det_pairs, lib, seed=args.seed, per_type=args.per_type, refine=refine
+        )
+        print(
+            "\nLeave-one-site-out (each site's aircraft measured and ranked with the box-fit model and "
+            "the aircraft temperatures fitted without that site: `left_out_sites`):\n"
+        )
+        for site_row in per_site:
+            site_t = site_row["temperature"]
+            print(
+                f"- {site_row['site']}: {site_row['n']} aircraft; box-fit model on {site_row['pairs']} other "
+                f"pairs; T detector {site_t['detector']['aircraft']:g}, silhouette "
+                f"{site_t['silhouette']['aircraft']:g}"
+            )
+        type_rel, label_rel = reliability(*pooled["type"]), reliability(*pooled["label"])
+        print(
+            f"- pipeline, all sites: type ECE {_fmt(type_rel['ece'])}; label ECE {_fmt(label_rel['ece'])} on "
+            f"{label_rel['n']} labelled, stated at {_fmt(label_rel['mean_p'])}, right "
+            f"{_fmt(label_rel['accuracy'])} "
+            f"({_levels(pooled['levels'])})"
+        )
     if args.figure:
         reliability_figure(
             panels,
