@@ -512,7 +512,7 @@ def boxfit_entry(pairs: list[BoxPair], category: str, *, min_site_pairs: int = 3
     by_site: dict[str, list[BoxPair]] = {}
     for p in pairs:
         by_site.setdefault(site_of(p.dataset, p.image), []).append(p)
-    groups = [q for q in by_site.values() if len(q) >= min_site_pairs]
+    groups = [q for q in by_site.values() if len(q) >= max(min_site_pairs, 2)]
     if len(groups) < 2:
         st = box_fit_stats(pairs)
         return {
