@@ -364,3 +364,26 @@ def test_failure_part_way_leaves_no_partial_document(tmp_path, model, capsys, mo
     assert len(calls) == 2  # it failed after the first detection was made
     assert code != 0 and out == ""
     assert err.strip().splitlines() == [f"error: {img}: window 1 unreadable"]
+
+
+def test_full_disk_while_spooling_standard_output_is_one_error_line(tmp_path, model, capsys, monkeypatch) -> None:
+    """The spool of a document for standard output overflows to a temporary file; a full disk there
+    (an OSError that names no file) is one ``error:`` line and exit 2, not an internal error, and
+    nothing reaches standard output."""
+    import errno
+    import tempfile
+
+    from sitewatch.cli import detect as cli_detect
+
+    t = Affine(0.5, 0, 500000.0, 0, -0.5, 4100000.0)
+    img = _tif(tmp_path / "geo.tif", _rgb().transpose(2, 0, 1).copy(), crs="EPSG:32633", transform=t)
+    monkeypatch.setattr(cli_detect, "STDOUT_SPOOL_BYTES", 64)  # the spool goes to a file part-way
+
+    class FullDisk(tempfile.SpooledTemporaryFile):
+        def rollover(self) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cli_detect.tempfile, "SpooledTemporaryFile", FullDisk)
+    code, out, err = run(capsys, str(img), "--model", str(model), "--json")
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == ["error: No space left on device (while writing a temporary or output file)"]

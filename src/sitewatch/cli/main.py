@@ -9,6 +9,7 @@ exception; the traceback with ``-vv``); 130 interrupted.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import pkgutil
@@ -105,6 +106,9 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("error: the input is nested too deeply to read", err=True)
         sys.exit(2)
     except OSError as e:
+        if not e.filename and e.errno in ENVIRONMENT_ERRNOS:  # e.g. a full disk under a temporary file
+            click.echo(f"error: {e.strerror or e} (while writing a temporary or output file)", err=True)
+            sys.exit(2)
         if not e.filename:
             raise_internal(e)
         from sitewatch.imagery.reader import short_path
@@ -125,6 +129,11 @@ def main(argv: list[str] | None = None) -> None:
 def one_line(text: str) -> str:
     """``text`` with control characters (newlines, tabs, escape sequences from file names) shown escaped."""
     return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
+#: Failures of the machine rather than of sitewatch, reported as one ``error:`` line (exit 2) even
+#: when the OSError names no file: a full disk or quota, a read-only file system.
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 def raise_internal(e: BaseException) -> None:
