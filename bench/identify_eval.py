@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -214,9 +215,7 @@ def _print_refined(
     print(_fmt_boxfit(subset, {}).split("\n", 2)[-1].lstrip("\n"))
     print()
     sil = [p for p in pairs if p.source == "silhouette"]
-    by_site: dict[str, int] = {}
-    for p in sil:
-        by_site[site_of(p.dataset, p.image)] = by_site.get(site_of(p.dataset, p.image), 0) + 1
+    by_site = Counter(site_of(p.dataset, p.image) for p in sil)
     entry = boxfit_entry(sil, "aircraft")
     print(
         f"Silhouette box-fit entry (`boxfit_entry`, {dict(sorted(by_site.items()))} pairs per site): "

@@ -448,6 +448,13 @@ def detector_box_pairs(
     return pairs, counts
 
 
+def two_term_sigma(size: np.ndarray, resid2: np.ndarray) -> tuple[float, float]:
+    """``(sigma_px, sigma_rel)`` of the model ``hypot(sigma_px, sigma_rel * size)``: the least-squares
+    fit of its variance to squared residuals (both terms >= 0)."""
+    coef, _ = nnls(np.column_stack([np.ones_like(size), size**2]), resid2)
+    return float(math.sqrt(coef[0])), float(math.sqrt(coef[1]))
+
+
 def box_fit_stats(pairs: list[BoxPair]) -> dict[str, float]:
     """Error of detector boxes against labels: bias (mean) and sigma (std) in pixels and relative.
 
@@ -468,12 +475,8 @@ def box_fit_stats(pairs: list[BoxPair]) -> dict[str, float]:
             float(rel.std(ddof=1)) if len(d) > 1 else math.nan,
         )
         out[f"{name}_bias_rel_se"] = out[f"{name}_sigma_rel"] / math.sqrt(len(d)) if len(d) > 1 else math.nan
-        resid2 = (est - ref * (1.0 + rel.mean())) ** 2
-        a = np.column_stack([np.ones_like(ref), ref**2])
-        coef, _ = nnls(a, resid2)
-        out[f"{name}_fit_sigma_px"], out[f"{name}_fit_sigma_rel"] = (
-            float(math.sqrt(coef[0])),
-            float(math.sqrt(coef[1])),
+        out[f"{name}_fit_sigma_px"], out[f"{name}_fit_sigma_rel"] = two_term_sigma(
+            ref, (est - ref * (1.0 + rel.mean())) ** 2
         )
     h = np.array([e for p in pairs if (e := p.heading_error()) is not None])
     out["heading_n"] = float(len(h))
@@ -534,10 +537,9 @@ def boxfit_entry(pairs: list[BoxPair], category: str, *, min_site_pairs: int = 3
             # residuals about the site's own mean, n/(n-1) for the mean they lose
             resid2.append((est - ref * (1.0 + st[f"{k}_bias_rel"])) ** 2 * len(q) / (len(q) - 1))
             refs.append(ref)
-        ref_all = np.concatenate(refs)
-        coef, _ = nnls(np.column_stack([np.ones_like(ref_all), ref_all**2]), np.concatenate(resid2))
-        entry["sigma_px"].append(round(max(floor, math.sqrt(coef[0])), 1))
-        entry["sigma_rel"].append(round(math.sqrt(coef[1]), 3))
+        sigma_px, sigma_rel = two_term_sigma(np.concatenate(refs), np.concatenate(resid2))
+        entry["sigma_px"].append(round(max(floor, sigma_px), 1))
+        entry["sigma_rel"].append(round(sigma_rel, 3))
         entry["bias_rel"].append(round(mean, 3))
         entry["sigma_site_rel"].append(round(tau, 3))
     return entry
