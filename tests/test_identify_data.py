@@ -164,8 +164,10 @@ def test_box_fit_model_random_effects_exact() -> None:
         return out
 
     pairs = site("a", -0.10) + site("b", 0.10) + site("c", 0.0) + site("d", 0.5, n=2)
-    tau = site_bias_spread(pairs, "aircraft")["length_tau"]
-    assert tau > 0.05
+    # the DerSimonian–Laird tau by hand: each site's mean has standard error 0.04/sqrt(3)/2
+    w = 1 / (0.04 / math.sqrt(3) / 2) ** 2
+    tau = math.sqrt((w * (0.01 + 0.01) - 2) / (3 * w - w))
+    assert site_bias_spread(pairs, "aircraft")["length_tau"] == pytest.approx(tau)
     entry = boxfit_entry(pairs, "aircraft")
     within = round(0.02 * math.sqrt(4 / 3), 3)
     assert entry == {
