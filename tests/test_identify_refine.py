@@ -177,6 +177,24 @@ def test_chips_are_read_with_a_capped_block_cache(monkeypatch) -> None:
     assert int(get_gdal_config("GDAL_CACHEMAX")) == before
 
 
+def test_a_detector_box_a_quarter_short_is_refined_and_a_box_far_off_is_not() -> None:
+    """A detector box can be 25-30 % short of an aircraft (wingtips and nose left out; the Hamburg
+    airliners of allplanes); its silhouette is then still plausible. One 40 % short is not, nor a
+    silhouette more than 25 % smaller than the box."""
+    scene = _aircraft_scene()
+    short = OrientedBox.make(*CENTRE, 0.77 * LENGTH_PX, 0.77 * SPAN_PX, HEADING_DEG)
+    sil = refine_box(scene, short)
+    assert sil is not None
+    assert (sil.box.length, sil.box.width) == pytest.approx((LENGTH_PX, SPAN_PX), abs=2.0)
+    assert refine_box(scene, short, RefineSettings(size_change=(0.75, 1.25))) is None
+    far = OrientedBox.make(*CENTRE, 0.6 * LENGTH_PX, 0.6 * SPAN_PX, HEADING_DEG)
+    assert refine_box(scene, far) is None
+    # A silhouette more than 25 % shorter than the box has lost part of the aircraft: refused.
+    loose = OrientedBox.make(*CENTRE, 1.4 * LENGTH_PX, 1.4 * SPAN_PX, HEADING_DEG)
+    assert refine_box(scene, loose) is None
+    assert refine_box(scene, loose, RefineSettings(size_change=(0.7, 1.35))) is not None
+
+
 def test_small_boxes_and_empty_chips_keep_the_detector_box() -> None:
     scene = _aircraft_scene()
     small = OrientedBox.make(*CENTRE, 100.0, 90.0, HEADING_DEG)
@@ -187,15 +205,15 @@ def test_small_boxes_and_empty_chips_keep_the_detector_box() -> None:
     assert refine_box(blank, OrientedBox.make(200, 200, 160, 140, 10.0)) is None
 
 
-#: Measured (bench/identify_eval.py --refine, sitewatch-det 1.6.0) on the 24 allplanes aircraft the
-#: detector finds, refined boxes measured with their detector box (combine_boxes): spans within
-#: 10 % (14 from detector boxes; 1.5.0: 22), lengths within 10 % (19 from detector boxes), true
-#: type or family in the top 3 (7 from detector boxes), true dimensions within 2 sigma (of 48).
-#: Each floor is the figure less MARGIN_OBJECTS.
+#: Measured (bench/identify_eval.py --refine, sitewatch-det 1.6.0, refinement bound 35 %) on the 24
+#: allplanes aircraft the detector finds, refined boxes measured with their detector box
+#: (combine_boxes): spans within 10 % (13 from detector boxes), lengths within 10 % (19 from
+#: detector boxes), true type or family in the top 3 (12 from detector boxes), true dimensions
+#: within 2 sigma (of 48). Each floor is the figure less MARGIN_OBJECTS.
 MEASURED_ALLPLANES_SPAN_WITHIN_10 = 15
-MEASURED_ALLPLANES_LENGTH_WITHIN_10 = 20
-MEASURED_ALLPLANES_TYPE_OR_FAMILY_TOP3 = 19
-MEASURED_ALLPLANES_DIMS_WITHIN_2SIGMA = 44
+MEASURED_ALLPLANES_LENGTH_WITHIN_10 = 22
+MEASURED_ALLPLANES_TYPE_OR_FAMILY_TOP3 = 20
+MEASURED_ALLPLANES_DIMS_WITHIN_2SIGMA = 48
 MARGIN_OBJECTS = 1
 
 

@@ -24,7 +24,7 @@ silhouette:
 
 A silhouette is implausible when it touches the chip edge, fills too little or too much of its
 own box (:attr:`RefineSettings.fill_range`: aircraft fill 25-45 %), or its sides differ from the
-detector's by more than :attr:`RefineSettings.max_size_change`. Of the plausible ones the one
+detector's by more than :attr:`RefineSettings.size_change` allows. Of the plausible ones the one
 whose box overlaps the detector's most is kept (a merged shadow or neighbour moves the box off
 it); with none the result is ``None`` and the caller keeps the detector box and its bias
 correction.
@@ -61,7 +61,13 @@ class RefineSettings:
         close_frac: closing kernel size as a fraction of the box's short side (at least 3 pixels).
         core_frac: the component kept is the one with the most pixels inside the box scaled by this.
         fill_range: plausible silhouette area / area of its own fitted box.
-        max_size_change: plausible refined / detector side ratio is within 1 -/+ this.
+        size_change: plausible range of the refined / detector side ratio. Wider upwards: the
+            detector's aircraft boxes are short on average (box-fit bias about -5 %) and at one
+            site can be 25-30 % short (wingtips and nose left out: the Hamburg airliners of
+            allplanes, site bias -13.5 % / -12.7 %), so a silhouette up to 35 % longer (about 2.5
+            times the detector model's total relative sigma in width, 13.8 %) is plausible; one
+            more than 25 % shorter has lost part of the aircraft (a jet bridge or a shadow across
+            it; docs/identify.md).
         max_turn_deg: the silhouette's axis is used when within this of the detector's axis
             (modulo 90 degrees).
         otsu: also require Otsu's threshold (scikit-image) of the chip's contrast.
@@ -83,7 +89,7 @@ class RefineSettings:
     close_frac: float = 0.04
     core_frac: float = 0.5
     fill_range: tuple[float, float] = (0.15, 0.6)
-    max_size_change: float = 0.25
+    size_change: tuple[float, float] = (0.75, 1.35)
     max_turn_deg: float = 15.0
     otsu: bool = False
     open_frac: float = 0.03
@@ -263,7 +269,7 @@ def _fit(mask: np.ndarray, box: OrientedBox, settings: RefineSettings) -> Silhou
     if not lo <= fill <= hi:
         return None
     for new, old in ((fitted.length, box.length), (fitted.width, box.width)):
-        if abs(new / old - 1.0) > settings.max_size_change:
+        if not settings.size_change[0] <= new / old <= settings.size_change[1]:
             return None
     return Silhouette(fitted, fill, axis_from)
 
