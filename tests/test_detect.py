@@ -489,6 +489,25 @@ def test_extra_scale_finds_object_larger_than_overlap_once() -> None:
     _assert_matches(_seam_detector(extra_scales=(0.5,)).detect(scene), [truth], scene)
 
 
+def test_reduced_scale_pass_keeps_only_objects_too_large_for_the_base_pass() -> None:
+    """A half-scale pass answers for large objects only: its boxes shorter than ``reduced_min_px``
+    (base-scale pixels) are dropped before merging, so it adds no small candidates."""
+    small, large = OrientedBox.make(60, 60, 20, 8, 30), OrientedBox.make(128, 180, 90, 30, 90)
+    scene = _scene_with([small, large], size=256)
+
+    def near(det: SlicedDetector, box: OrientedBox) -> int:
+        cands, _ = det.run_tiles(scene, det.plan(scene))
+        return int(np.sum(np.hypot(cands.cx - box.cx, cands.cy - box.cy) < 4.0))
+
+    base = _seam_detector()
+    floored = _seam_detector(extra_scales=(0.5,), reduced_min_px=64)
+    unfloored = _seam_detector(extra_scales=(0.5,), reduced_min_px=0)
+    assert near(unfloored, small) > near(base, small) >= 1  # the half pass sees the small one too
+    assert near(floored, small) == near(base, small)  # ... and the floor drops it there
+    assert near(floored, large) == near(unfloored, large) > near(base, large)  # the large one stays
+    _assert_matches(floored.detect(scene), [small, large], scene)
+
+
 class _HugeScene(ArrayScene):
     """A 40000 x 40000 px scene (4.8 GB as RGB) made on demand: data only in a small patch."""
 

@@ -337,7 +337,9 @@ def _summary(scene, tally: _Tally, detector, seconds: float, out: str | None) ->
     help="ONNX Runtime execution provider (cpu, cuda, auto, or a full name).",
 )
 @click.option(
-    "--multiscale", is_flag=True, help="Also run at half scale, for objects larger than the overlap."
+    "--multiscale",
+    is_flag=True,
+    help="Also run at half scale, for objects larger than the overlap (boxes of 64 model px or more).",
 )
 @click.option(
     "--site",

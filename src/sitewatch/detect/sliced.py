@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -52,6 +52,9 @@ _GSD_TOLERANCE = 1.1
 #: unknown or at least :data:`AUTO_COARSE_FACTOR` times the working GSD also run at
 #: :data:`AUTO_SCALE`, so objects of 12–30 px are seen at the size the model knows best.
 AUTO_SCALE = 2.0
+#: Least length (model pixels at the base scale) of a box kept from a pass at a reduced scale:
+#: 32 m at a 0.5 m working GSD, longer than any vehicle and most boats.
+REDUCED_MIN_PX = 64.0
 AUTO_MAX_PIXELS = 6_000_000
 AUTO_COARSE_FACTOR = 1.5
 
@@ -130,6 +133,10 @@ class SlicedDetector(Detector):
         top_k: most boxes decoded per tile.
         extra_scales: additional passes at these factors of the base scale (e.g. ``(0.5,)`` to
             also see objects larger than a tile's overlap), merged with the base pass.
+        reduced_min_px: a pass at a factor below 1 keeps only boxes at least this long in model
+            pixels of the base scale (:data:`REDUCED_MIN_PX`): it is there for the objects too
+            large for the base pass (wide-bodies at the gates), and left to itself it adds
+            small false boxes (vehicles, boats) the base pass does not make.
         auto_scale: add the :data:`AUTO_SCALE` pass by itself on small regions of unknown or
             coarse GSD (see :meth:`scales_for`). Off by default: with sitewatch-det 1.2.0 it
             lowered precision and count accuracy on hrplanes, gdit-airport, FAIR1M and
@@ -154,6 +161,7 @@ class SlicedDetector(Detector):
         score_threshold: float | None = None,
         top_k: int = 300,
         extra_scales: tuple[float, ...] = (),
+        reduced_min_px: float = REDUCED_MIN_PX,
         auto_scale: bool = False,
         iou_threshold: float = 0.5,
         cross_iou_threshold: float = 0.7,
@@ -176,6 +184,7 @@ class SlicedDetector(Detector):
         self._score_override = None if score_threshold is None else float(score_threshold)
         self.top_k = int(top_k)
         self.extra_scales = tuple(float(s) for s in extra_scales)
+        self.reduced_min_px = float(reduced_min_px)
         self.auto_scale = auto_scale
         self.iou_threshold = iou_threshold
         self.cross_iou_threshold = cross_iou_threshold
@@ -235,13 +244,17 @@ class SlicedDetector(Detector):
         base = self.base_scale(gsd)
         tiles: list[Tile] = []
         for s in self.scales_for(int(region.width * region.height), gsd):
-            tiles += plan_tiles(
+            planned = plan_tiles(
                 region,
                 scale=base * s,
                 tile_px=self.tile_px,
                 overlap_px=self.overlap_px,
                 fixed_shape=self.info.fixed_shape,
             )
+            if s < 1.0:
+                floor = self.reduced_min_px / base
+                planned = [replace(t, min_length=floor) for t in planned]
+            tiles += planned
         return tiles
 
     def detect(
@@ -513,7 +526,8 @@ def _to_scene(boxes: BoxArray, tiles: list[Tile], region: Window) -> tuple[BoxAr
     c0, r0 = region.col_off, region.row_off
     in_core = (cx >= core[:, 0]) & (cx < core[:, 2]) & (cy >= core[:, 1]) & (cy < core[:, 3])
     in_region = (cx >= c0) & (cx < c0 + region.width) & (cy >= r0) & (cy < r0 + region.height)
-    inside = in_region & (in_core | ~truncated)
+    min_length = np.array([t.min_length for t in tiles])[boxes.tile]
+    inside = in_region & (in_core | ~truncated) & (boxes.length / mean_scale >= min_length)
     edge = np.where(in_core, np.where(truncated, EDGE_TRUNCATED, EDGE_WHOLE), EDGE_SPARE).astype(np.int8)
     out = BoxArray(
         tile=np.full(len(boxes), -1, dtype=np.int64),

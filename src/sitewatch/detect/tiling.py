@@ -33,6 +33,8 @@ class Tile:
         core: ``(xmin, ymin, xmax, ymax)`` scene pixels this tile answers for (half-open,
             infinite on the outer sides of the region).
         scale_x, scale_y: model pixels per scene pixel along x and y (equal up to rounding).
+        min_length: boxes from this tile shorter than this (scene pixels) are dropped: a pass at a
+            reduced scale answers only for the objects too large for the base pass.
     """
 
     window: Window
@@ -40,6 +42,7 @@ class Tile:
     core: tuple[float, float, float, float]
     scale_x: float
     scale_y: float
+    min_length: float = 0.0
 
     @property
     def scale(self) -> float:
