@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import shapely
 
+from _data import data_tree
 from sitewatch.cli.detect import open_image
 from sitewatch.detect.evaluate import Evaluator, iter_labelled
 from sitewatch.detect.onnx import OnnxDetector
@@ -55,7 +56,7 @@ def _inside_any(points: np.ndarray, polys: np.ndarray) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("data", type=Path)
+    ap.add_argument("data", type=data_tree)
     ap.add_argument("--model", default=None, help="ONNX model (default: the shipped one)")
     ap.add_argument("--no-shared-centre", action="store_true", help="merge without the shared-centre rule")
     ap.add_argument(

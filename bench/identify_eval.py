@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from _data import data_tree
 from sitewatch.identify.evaluate import (
     REFINE_FIT_DATASETS,
     BoxPair,
@@ -134,7 +135,7 @@ def _print_identification(samples: list[Sample], label: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data_dir", type=Path)
+    ap.add_argument("data_dir", type=data_tree)
     ap.add_argument(
         "--detector", metavar="MODEL", help="also measure with this detector (.onnx path or registered name)"
     )

@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from _data import data_tree
 from sitewatch.detect.sliced import DEFAULT_BATCH_SIZE
 
 #: Score floor of both tools' detections (AP needs the low-score tail; as ``sitewatch evaluate``).
@@ -356,7 +357,7 @@ def score(truth, detections: list, thresholds: dict[str, float]) -> tuple[float,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data", type=Path, nargs="?")
+    ap.add_argument("data", type=data_tree, nargs="?")
     ap.add_argument(
         "--model",
         action="append",

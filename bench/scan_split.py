@@ -32,6 +32,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _data import data_tree  # noqa: E402
+
 
 def timed(table: dict[str, float], stage: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -46,7 +48,7 @@ def timed(table: dict[str, float], stage: str, fn: Callable[..., Any]) -> Callab
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data", type=Path)
+    ap.add_argument("data", type=data_tree)
     ap.add_argument("--grid", type=int, default=3)
     ap.add_argument("--model", action="append", type=Path, default=None)
     args = ap.parse_args()

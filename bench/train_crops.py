@@ -17,10 +17,10 @@ import argparse
 import cProfile
 import pstats
 import time
-from pathlib import Path
 
 import cv2
 
+from _data import data_tree
 from sitewatch.detect.train.data import CropSampler, load_split
 from sitewatch.detect.train.paste import backgrounds_for, extract_chips, load_empty_aprons
 
@@ -29,7 +29,7 @@ STAGES = ("warpAffine", "_photometric", "_targets", "paste_chips")
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data_dir", type=Path)
+    ap.add_argument("data_dir", type=data_tree)
     ap.add_argument("--crops", type=int, default=400)
     ap.add_argument("--limit-images", type=int, default=25, help="training images per dataset")
     ap.add_argument("--size", type=int, default=384)

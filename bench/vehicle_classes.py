@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter, defaultdict
-from pathlib import Path
 
 import numpy as np
 import shapely
 
+from _data import data_tree
 from sitewatch.cli.detect import open_image
 from sitewatch.detect.evaluate import iter_labelled
 from sitewatch.detect.onnx import OnnxDetector
@@ -30,7 +30,7 @@ VEHICLES = ("large-vehicle", "small-vehicle")
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data", type=Path)
+    ap.add_argument("data", type=data_tree)
     ap.add_argument("--model", default=None, help="ONNX model (default: the shipped one)")
     ap.add_argument("--datasets", nargs="+", default=["fair1m", "vedai"])
     ap.add_argument("--split", default="val", choices=["val", "train"])
