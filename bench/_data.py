@@ -5,15 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sitewatch.dota import require_data_tree
+from sitewatch.errors import SitewatchError
+
 
 def data_tree(value: str) -> Path:
-    """An argparse ``type``: the labelled imagery tree (a folder with ``classes.csv``), else one
-    line naming the path and what is wrong with it (argparse exits with status 2)."""
-    path = Path(value)
-    if not path.is_dir():
-        raise argparse.ArgumentTypeError(
-            f"{path}: not a folder (the labelled data tree, e.g. ../shared/data)"
-        )
-    if not (path / "classes.csv").is_file():
-        raise argparse.ArgumentTypeError(f"{path}: no classes.csv here; is this the labelled data tree?")
-    return path
+    """An argparse ``type``: the labelled imagery tree (:func:`sitewatch.dota.require_data_tree`),
+    else one line naming the path (argparse exits with status 2)."""
+    try:
+        return require_data_tree(Path(value))
+    except SitewatchError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sitewatch.errors import SceneError
+from sitewatch.errors import SceneError, SitewatchError
 from sitewatch.types import CATEGORIES, OrientedBox
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,17 @@ class LabelledImage:
             if o.category in out and (include_difficult or not o.difficult):
                 out[o.category] += 1
         return out
+
+
+def require_data_tree(data: Path) -> Path:
+    """``data`` when it is a labelled data tree (a folder with ``classes.csv``).
+
+    Raises:
+        SitewatchError: it is not (one line naming the path).
+    """
+    if not (Path(data) / "classes.csv").is_file():
+        raise SitewatchError(f"{data}: not a sitewatch data tree (no classes.csv)")
+    return Path(data)
 
 
 def load_class_map(classes_csv: Path | None) -> dict[tuple[str, str], str]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from sitewatch.cli.options import AliasedOption, output_option, overwrite_option
+from sitewatch.dota import require_data_tree
 from sitewatch.errors import SitewatchError
 
 log = logging.getLogger("sitewatch")
@@ -186,8 +187,7 @@ def command(
         return
     if data is None:
         raise click.UsageError("--data is required to train (e.g. --data ../shared/data)")
-    if not (data / "classes.csv").is_file():
-        raise SitewatchError(f"{data}: not a sitewatch data tree (no classes.csv)")
+    require_data_tree(data)
     if size % 32:
         raise click.BadParameter("must be a multiple of 32", param_hint="--size")
     _need_torch()
@@ -395,8 +395,7 @@ def pack_command(
     Example: sitewatch train pack --data ../shared/data -o pack --init
     src/sitewatch/detect/models/sitewatch-det.onnx
     """
-    if not (data / "classes.csv").is_file():
-        raise SitewatchError(f"{data}: not a sitewatch data tree (no classes.csv)")
+    require_data_tree(data)
     if init is not None and not init.is_file():
         raise SitewatchError(f"{init}: model file not found (--init)")
     names = [d.strip() for d in datasets.split(",") if d.strip()] if datasets else None
@@ -568,8 +567,7 @@ def mine_command(
     from sitewatch.detect.train.mine import mine, write_regions
     from sitewatch.output import check_output
 
-    if not (data / "classes.csv").is_file():
-        raise SitewatchError(f"{data}: not a sitewatch data tree (no classes.csv)")
+    require_data_tree(data)
     check_output(output, overwrite=overwrite, what="hard-region file")
     names = {d.strip() for d in datasets.split(",") if d.strip()} if datasets else None
     for name in names or ():
