@@ -506,3 +506,27 @@ def test_photometric_jitter_keeps_padding_black_and_is_seeded() -> None:
             seen_noise.append(sd)
     assert 0.12 <= len(seen_noise) / 200 <= 0.30
     assert min(seen_noise) >= 1.6 and max(seen_noise) <= 6.5
+
+
+@pytest.mark.parametrize("frozen", [16, 3])
+def test_cli_freeze_blocks_keeps_the_backbone_fixed(data_dir: Path, tmp_path: Path, frozen: int) -> None:
+    """--freeze-blocks 16 trains the top-down path and the heads only: after a step the backbone's
+    last block still holds its ImageNet weights; with the default 3 it has moved."""
+    from sitewatch.cli.main import main
+    from sitewatch.detect.train.model import SitewatchNet
+
+    out = tmp_path / "run"
+    main([
+        "train", "--data", str(data_dir), "--out", str(out), "--steps", "1", "--size", "64", "--batch", "1",
+        "--datasets", "vedai", "--limit-images", "2", "--no-export", "--freeze-blocks", str(frozen),
+    ])  # fmt: skip
+    state = torch.load(out / "last.ckpt", weights_only=False)
+    assert state["config"]["freeze_blocks"] == frozen
+    imagenet = SitewatchNet(pretrained=True).state_dict()
+    last = [k for k in imagenet if k.startswith("backbone._blocks.15.") and k.endswith("weight")]
+    assert last
+    same = [torch.equal(state["model"][k], imagenet[k]) for k in last]
+    assert all(same) if frozen == 16 else not any(same)
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--data", str(data_dir), "--out", str(tmp_path / "x"), "--freeze-blocks", "17"])
+    assert e.value.code == 2

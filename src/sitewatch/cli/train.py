@@ -146,6 +146,15 @@ def _log_to(path: Path) -> None:
     "--log-every", type=click.IntRange(min=1), default=10, show_default=True, help="Steps between log lines."
 )
 @click.option(
+    "--freeze-blocks",
+    "freeze_blocks",
+    type=click.IntRange(0, 16),
+    default=3,
+    show_default=True,
+    help="Backbone blocks after the stem that stay fixed (16: the whole backbone; only the "
+    "top-down path and the heads learn).",
+)
+@click.option(
     "--hard",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
@@ -177,6 +186,7 @@ def command(
     checkpoint_every: float,
     snapshot_every: float | None,
     log_every: int,
+    freeze_blocks: int,
     hard: Path | None,
 ) -> None:
     """Train sitewatch's oriented-box detector on the labelled data tree.
@@ -244,6 +254,7 @@ def command(
         checkpoint_every_s=checkpoint_every * 60.0,
         snapshot_every_s=snapshot_every * 60.0 if snapshot_every else None,
         log_every=log_every,
+        freeze_blocks=freeze_blocks,
     )
     ckpt = train(cfg, resume=resume)
     click.echo(f"checkpoint: {ckpt}")
