@@ -23,6 +23,7 @@ from typing import Any
 from _data import data_tree
 from sitewatch.identify.evaluate import (
     REFINE_FIT_DATASETS,
+    REFINE_PAIR_DATASETS,
     BoxPair,
     Sample,
     allplanes_samples,
@@ -191,10 +192,10 @@ def _print_refined(
     (with the bundled box-fit model, then with one fitted without the scored dataset)."""
     settings = RefineSettings()
     print(f"\n## Boxes refined on the image ({settings})\n")
-    pairs, counts = detector_box_pairs(
+    all_pairs, all_counts = detector_box_pairs(
         args.data_dir,
         detector,
-        datasets=REFINE_FIT_DATASETS,
+        datasets=REFINE_PAIR_DATASETS,
         cache_dir=args.cache,
         tag=tag,
         limit=args.limit,
@@ -202,6 +203,9 @@ def _print_refined(
         categories=frozenset({"aircraft"}),
         refine=settings,
     )
+    # The silhouette's own model: aircraft that are not identification targets.
+    pairs = [p for p in all_pairs if p.dataset in REFINE_FIT_DATASETS]
+    counts = {k: v for k, v in all_counts.items() if k[0] in REFINE_FIT_DATASETS}
     refined_ids = {(p.dataset, p.image, p.label) for p in pairs if p.source == "silhouette"}
     n_det = sum(p.source == "detector" for p in pairs)
     print(
@@ -223,11 +227,17 @@ def _print_refined(
         f"bias {entry['bias_rel']}, sigma_px {entry['sigma_px']}, sigma_rel {entry['sigma_rel']}, "
         f"sigma_site_rel {entry.get('sigma_site_rel')}\n"
     )
-    (rho_l, rho_w), n_rho = error_correlation(pairs)
+    oriented = [p for p in all_pairs if not p.axis_aligned]
+    (rho_l, rho_w), n_rho = error_correlation(oriented)
     print(
         f"Correlation of the detector's and the silhouette's relative errors on the same {n_rho} aircraft "
-        f"(the silhouette `correlation` of boxfit.yaml): length {rho_l:+.2f}, width {rho_w:+.2f}.\n"
+        "of every dataset with oriented aircraft labels, identification targets included (the "
+        f"silhouette `correlation` of boxfit.yaml): length {rho_l:+.2f}, width {rho_w:+.2f}. Per site:\n"
     )
+    for site in sorted({site_of(p.dataset, p.image) for p in oriented if p.source == "silhouette"}):
+        (sl, sw), n = error_correlation([p for p in oriented if site_of(p.dataset, p.image) == site])
+        print(f"- {site}: {n} aircraft, length {sl:+.2f}, width {sw:+.2f}")
+    print()
     refined, seconds = refine_samples(found, args.data_dir, settings)
     n_sil = sum(s.box_source == "silhouette" for s in refined)
     print(
@@ -238,20 +248,22 @@ def _print_refined(
     _print_identification(refined, "Refined boxes (silhouette, else detector; bias-corrected)")
     raw = summarise(evaluate_samples(refined, correct_bias=False))
     print(_fmt_summary("refined boxes without the bias correction, no priors, all", raw))
-    _print_left_out(refined, det_pairs)
+    _print_left_out(refined, det_pairs, oriented)
 
 
-def _print_left_out(refined: list[Sample], det_pairs: list[BoxPair]) -> None:
+def _print_left_out(refined: list[Sample], det_pairs: list[BoxPair], refine_pairs: list[BoxPair]) -> None:
     """Identification of the targets of each site with the detector's aircraft box-fit model
-    refitted on the other sites' pairs: the bundled model is fitted on pairs that include the
-    targets."""
+    (from ``det_pairs``) and the silhouette correlation (from ``refine_pairs``, detector and
+    silhouette boxes of the same labels) refitted on the other sites' pairs: the bundled model is
+    fitted on pairs that include the targets."""
     print("\n### Refined boxes, detector box-fit model fitted without the scored site\n")
     print(
         "The bundled aircraft box-fit model is fitted on oriented pairs that include the "
         "identification targets; here the targets of each site (`site_of`: allplanes' two bases, "
         "each on several dates and providers; MAR20) are measured with the model refitted by the "
-        "same rule on the other sites' pairs (`boxfit_without`). The silhouette model is fitted on "
-        "DOTA/FAIR1M aircraft only and stays.\n"
+        "same rule on the other sites' pairs (`boxfit_without`), and the correlation of the detector's "
+        "and the silhouette's errors on the other sites' aircraft. The silhouette's own model is "
+        "fitted on DOTA/FAIR1M aircraft only and stays.\n"
     )
     print("Detector aircraft boxes against oriented labels, per site (relative bias ± its standard error):\n")
     aircraft = oriented_detector_pairs(det_pairs, "aircraft")
@@ -280,11 +292,12 @@ def _print_left_out(refined: list[Sample], det_pairs: list[BoxPair]) -> None:
     parts: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
     for site in sorted({site_of(s.dataset, s.image) for s in refined}):
         mine = [s for s in refined if site_of(s.dataset, s.image) == site]
-        doc, n = boxfit_without(det_pairs, "aircraft", site)
+        doc, n = boxfit_without(det_pairs, "aircraft", site, refine_pairs)
         fit = doc["categories"]["aircraft"]
         print(
             f"- {site} ({len(mine)} targets): model fitted on the {n} other pairs: bias {fit['bias_rel']}, "
-            f"sigma_px {fit['sigma_px']}, sigma_rel {fit['sigma_rel']}, sigma_site_rel {fit.get('sigma_site_rel')}"
+            f"sigma_px {fit['sigma_px']}, sigma_rel {fit['sigma_rel']}, sigma_site_rel {fit.get('sigma_site_rel')}; "
+            f"silhouette correlation {doc['silhouette']['categories']['aircraft']['correlation']}"
         )
         with boxfit_model(doc):
             for priors in (False, True):

@@ -522,12 +522,14 @@ def left_out_sites(
     seed: int,
     per_type: int,
     refine: RefineSettings,
+    refine_pairs: Sequence[Any] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The pipeline's statements on each site's aircraft with everything fitted without that site.
 
     For each site (:func:`sitewatch.identify.evaluate.site_of`) of the real aircraft, the aircraft
     box-fit model is refitted on the other sites' oriented detector pairs
-    (:func:`~sitewatch.identify.evaluate.boxfit_without`), the synthetic aircraft boxes are drawn
+    (:func:`~sitewatch.identify.evaluate.boxfit_without`; the silhouette correlation on the other
+    sites' ``refine_pairs`` where given), the synthetic aircraft boxes are drawn
     from it, and the detector and silhouette temperatures are fitted as in :func:`main` on those and
     on the other sites' real aircraft (a real group of fewer than :data:`MIN_REAL` left out); the
     site's aircraft are then measured and ranked with that model and those temperatures.
@@ -539,6 +541,8 @@ def left_out_sites(
             (:func:`~sitewatch.identify.evaluate.refine_samples`: silhouette where found, else the
             detector box).
         det_pairs: the detector's box pairs (:func:`~sitewatch.identify.evaluate.detector_box_pairs`).
+        refine_pairs: detector and silhouette pairs of the same aircraft (``detector_box_pairs``
+            with ``refine``), for the silhouette correlation; None keeps the bundled one.
 
     Returns:
         Per site ``{"site", "n", "pairs", "temperature"}``, and the statements of all sites pooled
@@ -552,7 +556,9 @@ def left_out_sites(
     pooled: dict[str, Any] = {"type": ([], []), "label": ([], []), "levels": {}}
     for site in sites:
         mine = [x for x in refined if site_of(x.dataset, x.image) == site]
-        doc, n_pairs = boxfit_without(list(det_pairs), "aircraft", site)
+        doc, n_pairs = boxfit_without(
+            list(det_pairs), "aircraft", site, list(refine_pairs) if refine_pairs else None
+        )
         with boxfit_model(doc):
             temps: dict[str, dict[str, float]] = {}
             for src in ("detector", "silhouette"):
@@ -812,9 +818,15 @@ def main(argv: list[str] | None = None) -> None:
             panels["label: synthetic, as the pipeline measures"][f"{cat} {src}"] = (la[0], la[2])
     if pipeline:
         det_pairs, _ = ev.detector_box_pairs(args.data_dir, detector, cache_dir=args.cache, tag=tag)
+        # The silhouettes of the same aircraft, for the correlation measured without each site.
+        refine_pairs, _ = ev.detector_box_pairs(
+            args.data_dir, detector, datasets=ev.REFINE_PAIR_DATASETS, cache_dir=args.cache, tag=tag,
+            require_gsd=False, categories=frozenset({"aircraft"}), refine=refine,
+        )  # fmt: skip
         per_site, pooled = left_out_sites(
-            found, refined, det_pairs, lib, seed=args.seed, per_type=args.per_type, refine=refine
-        )
+            found, refined, det_pairs, lib, seed=args.seed, per_type=args.per_type, refine=refine,
+            refine_pairs=refine_pairs,
+        )  # fmt: skip
         print(
             "\nLeave-one-site-out (each site's aircraft measured and ranked with the box-fit model and "
             "the aircraft temperatures fitted without that site: `left_out_sites`):\n"

@@ -295,6 +295,17 @@ BOXFIT_DATASETS: dict[str, float | None] = {
 #: refinement's box fit on (FAIR1M has no GSD: its images are detected at their own scale; box
 #: ratios need none).
 REFINE_FIT_DATASETS: dict[str, float | None] = {"dota": None, "fair1m": None}
+#: Every dataset with oriented aircraft labels: the pairs of a detector box and its silhouette on
+#: the same aircraft, for the correlation of their errors (:func:`error_correlation`). It includes
+#: the identification targets' sites, like the detector's box-fit entry; a leave-one-site-out fit
+#: (:func:`boxfit_without`) measures it without the scored site.
+REFINE_PAIR_DATASETS: dict[str, float | None] = {
+    "allplanes": None,
+    "mar20-sample": 0.5,
+    **REFINE_FIT_DATASETS,
+}
+#: Fewest aircraft with both boxes for a correlation measured again (:func:`boxfit_without`).
+MIN_CORRELATION_PAIRS = 8
 #: Below this label aspect ratio (length / width) the length axis, hence the heading, is undefined.
 HEADING_MIN_ASPECT = 1.2
 
@@ -613,12 +624,21 @@ def site_bias_spread(pairs: list[BoxPair], category: str, min_pairs: int = 3) ->
     return out
 
 
-def boxfit_without(pairs: list[BoxPair], category: str, site: str) -> tuple[dict[str, Any], int]:
+def boxfit_without(
+    pairs: list[BoxPair], category: str, site: str, refine_pairs: list[BoxPair] | None = None
+) -> tuple[dict[str, Any], int]:
     """The bundled box-fit model with ``category``'s detector entry refitted on the oriented
     detector pairs of every site but ``site`` (:func:`site_of`; leave-one-site-out).
 
     A silhouette entry's between-site term, which ``data/boxfit.yaml`` takes from the detector's
     (its pairs come from one site), follows the refit.
+
+    Args:
+        refine_pairs: detector and silhouette pairs of the same labels (:func:`detector_box_pairs`
+            with ``refine``, e.g. on :data:`REFINE_PAIR_DATASETS`); where given, the silhouette
+            entry's ``correlation`` is measured again on the other sites' aircraft that have both
+            boxes (:func:`error_correlation`; kept where fewer than
+            :data:`MIN_CORRELATION_PAIRS` have).
 
     Returns:
         The model (for :func:`~sitewatch.identify.measurement.boxfit_model`) and how many pairs
@@ -637,6 +657,15 @@ def boxfit_without(pairs: list[BoxPair], category: str, site: str) -> tuple[dict
             silhouette["sigma_site_rel"] = list(entry["sigma_site_rel"])
         else:
             del silhouette["sigma_site_rel"]
+    if silhouette is not None and refine_pairs:
+        others = [
+            p
+            for p in refine_pairs
+            if p.category == category and not p.axis_aligned and site_of(p.dataset, p.image) != site
+        ]
+        (rho_l, rho_w), n = error_correlation(others)
+        if n >= MIN_CORRELATION_PAIRS:
+            silhouette["correlation"] = [round(rho_l, 2), round(rho_w, 2)]
     return doc, len(kept)
 
 

@@ -156,9 +156,12 @@ def combine_boxes(
     the category's and its ``silhouette`` entry) and correlated errors (:func:`box_correlation`).
     Each side (long with long, short with short) is the bias-corrected sides' best linear unbiased
     combination (:func:`blue_weight`): each box weighs by how precise its model says it is at
-    that size, and a box that the correlation makes redundant gets no weight (with sitewatch-det
-    1.5.0's models the detector adds nothing to an aircraft's length and about a fifth of its
-    width). Centre and heading are the silhouette's.
+    the object's size, and a box that the correlation makes redundant gets no weight (with
+    sitewatch-det 1.6.0's models the detector adds almost nothing to an aircraft's length and
+    about half of its width). Both models' relative terms are taken at one size, the mean of the
+    two bias-corrected sides: each at its own box's size would give the smaller box the smaller
+    sigma, hence the larger weight, and pull every combination towards the smaller box. Centre
+    and heading are the silhouette's.
 
     Args:
         correct_bias: divide each box's measured bias out first (False: as measured).
@@ -173,8 +176,11 @@ def combine_boxes(
     for k, (d, s) in enumerate(((detector.length, silhouette.length), (detector.width, silhouette.width))):
         if correct_bias:
             d, s = d / (1.0 + det_fit.bias_rel[k]), s / (1.0 + sil_fit.bias_rel[k])
-        sd = math.hypot(det_fit.sigma_px[k], det_fit.sigma_rel[k] * d)
-        ss = math.hypot(sil_fit.sigma_px[k], sil_fit.sigma_rel[k] * s)
+        # Relative terms at one size for both: each at its own measured size would favour
+        # whichever box is smaller and pull the combination down.
+        size = 0.5 * (d + s)
+        sd = math.hypot(det_fit.sigma_px[k], det_fit.sigma_rel[k] * size)
+        ss = math.hypot(sil_fit.sigma_px[k], sil_fit.sigma_rel[k] * size)
         w, sigma = blue_weight(sd, ss, rho[k])
         sides.append(w * d + (1.0 - w) * s)
         sigmas.append(sigma)
