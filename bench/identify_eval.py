@@ -230,8 +230,9 @@ def _print_refined(
     oriented = [p for p in all_pairs if not p.axis_aligned]
     (rho_l, rho_w), n_rho = error_correlation(oriented)
     print(
-        f"Correlation of the detector's and the silhouette's relative errors on the same {n_rho} aircraft "
-        "of every dataset with oriented aircraft labels, identification targets included (the "
+        f"Correlation of the detector's and the silhouette's relative errors, each about its site's mean, "
+        f"on the same {n_rho} aircraft of every dataset with oriented aircraft labels, identification "
+        "targets included (`error_correlation`; the "
         f"silhouette `correlation` of boxfit.yaml): length {rho_l:+.2f}, width {rho_w:+.2f}. Per site:\n"
     )
     for site in sorted({site_of(p.dataset, p.image) for p in oriented if p.source == "silhouette"}):

@@ -17,7 +17,13 @@ from sitewatch.identify.evaluate import (
     summarise,
 )
 from sitewatch.identify.identification import identify_detection
-from sitewatch.identify.measurement import blue_weight, box_correlation, box_fit, combine_boxes
+from sitewatch.identify.measurement import (
+    blue_weight,
+    box_correlation,
+    box_fit,
+    bundled_boxfit,
+    combine_boxes,
+)
 from sitewatch.identify.refine import RefineSettings, refine_box
 from sitewatch.identify.settings import IdentifySettings
 from sitewatch.imagery.base import ArrayScene
@@ -172,41 +178,66 @@ def test_error_correlation_pairs_the_two_sources_by_label() -> None:
     (rho_l, rho_w), n = error_correlation(pairs)
     assert n == 5
     assert rho_l == pytest.approx(1.0) and rho_w == pytest.approx(-1.0)
-    (rho_l, _), n = error_correlation(pairs[:4])  # two labels: too few to say
-    assert n == 2 and math.isnan(rho_l)
+    (rho_l, _), n = error_correlation(pairs[:4])  # two labels: too few to say (the site is left out)
+    assert n == 0 and math.isnan(rho_l)
 
 
 def test_left_out_fit_measures_the_silhouette_correlation_without_the_site() -> None:
     """boxfit_without measures the silhouette correlation on the other sites' aircraft: site "a"
-    has errors of the two boxes that move together (+1), site "b" opposite ones (-1)."""
+    has errors of the two boxes that move together (+1), site "b" opposite ones (-1). Pairs of
+    another category or with axis-aligned labels do not enter it."""
     from sitewatch.identify.evaluate import MIN_CORRELATION_PAIRS, BoxPair, boxfit_without, error_correlation
-    from sitewatch.identify.measurement import bundled_boxfit
 
-    def site(name: str, sign: float, n: int = MIN_CORRELATION_PAIRS) -> list[BoxPair]:
+    def site(name: str, sign: float, n: int = MIN_CORRELATION_PAIRS, **kw) -> list[BoxPair]:
         out = []
         for i in range(n):
             d = 0.02 * (i - n / 2)
             label = OrientedBox.make(10.0 * i, 0.0, 200.0, 150.0, 0.0)
             det = OrientedBox.make(10.0 * i, 0.0, 200.0 * (1 + d), 150.0 * (1 + d), 0.0)
             sil = OrientedBox.make(10.0 * i, 0.0, 200.0 * (1 + sign * d), 150.0 * (1 + sign * d), 0.0)
+            out.append(BoxPair(name, f"im{i}", "train", kw.get("category", "aircraft"), kw.get("axis_aligned", False), label, det, 0.9))
+            out.append(BoxPair(name, f"im{i}", "train", kw.get("category", "aircraft"), kw.get("axis_aligned", False), label, sil, 0.9, source="silhouette"))
+        return out
+
+    a, b = site("a", 1.0), site("b", -1.0)
+    noise = site("c", -1.0, category="ship") + site("d", -1.0, axis_aligned=True)
+    det_only = [p for p in a + b if p.source == "detector"]
+    assert error_correlation(a + b)[1] == 2 * MIN_CORRELATION_PAIRS
+    doc, _ = boxfit_without(det_only, "aircraft", "b", a + b + noise)
+    assert doc["silhouette"]["categories"]["aircraft"]["correlation"] == [1.0, 1.0]
+    doc, _ = boxfit_without(det_only, "aircraft", "a", a + b + noise)
+    assert doc["silhouette"]["categories"]["aircraft"]["correlation"] == [-1.0, -1.0]
+    # Too few aircraft left: the bundled value was measured with the site, so none is known (0).
+    doc, _ = boxfit_without(det_only, "aircraft", "a", a + site("b", -1.0, MIN_CORRELATION_PAIRS - 1))
+    assert doc["silhouette"]["categories"]["aircraft"]["correlation"] == [0.0, 0.0]
+    # Without refine pairs the bundled correlation stays.
+    bundled = bundled_boxfit()["silhouette"]["categories"]["aircraft"]["correlation"]
+    doc, _ = boxfit_without(det_only, "aircraft", "a")
+    assert doc["silhouette"]["categories"]["aircraft"]["correlation"] == bundled
+
+
+def test_error_correlation_is_taken_within_sites() -> None:
+    """Two sites whose boxes err together (+1 within each), but whose means lie on opposite
+    sides (site "a": detector +20 %, silhouette -20 %; "b" the reverse): pooled raw errors would
+    correlate negatively; about each site's mean they correlate +1. A site with fewer than
+    ``min_site_pairs`` aircraft is left out."""
+    from sitewatch.identify.evaluate import BoxPair, error_correlation
+
+    def site(name: str, det_mean: float, sil_mean: float, n: int = 4) -> list[BoxPair]:
+        out = []
+        for i in range(n):
+            d = 0.01 * (i - n / 2)
+            label = OrientedBox.make(10.0 * i, 0.0, 200.0, 150.0, 0.0)
+            det = OrientedBox.make(10.0 * i, 0.0, 200.0 * (1 + det_mean + d), 150.0 * (1 + det_mean + d), 0.0)
+            sil = OrientedBox.make(10.0 * i, 0.0, 200.0 * (1 + sil_mean + d), 150.0 * (1 + sil_mean + d), 0.0)
             out.append(BoxPair(name, f"im{i}", "train", "aircraft", False, label, det, 0.9))
             out.append(BoxPair(name, f"im{i}", "train", "aircraft", False, label, sil, 0.9, source="silhouette"))
         return out
 
-    a, b = site("a", 1.0), site("b", -1.0)
-    det_only = [p for p in a + b if p.source == "detector"]
-    bundled = bundled_boxfit()["silhouette"]["categories"]["aircraft"]["correlation"]
-    assert error_correlation(a + b)[1] == 2 * MIN_CORRELATION_PAIRS
-    doc, _ = boxfit_without(det_only, "aircraft", "b", a + b)
-    assert doc["silhouette"]["categories"]["aircraft"]["correlation"] == [1.0, 1.0]
-    doc, _ = boxfit_without(det_only, "aircraft", "a", a + b)
-    assert doc["silhouette"]["categories"]["aircraft"]["correlation"] == [-1.0, -1.0]
-    # Without refine pairs, or with too few aircraft left, the bundled correlation stays.
-    doc, _ = boxfit_without(det_only, "aircraft", "a")
-    assert doc["silhouette"]["categories"]["aircraft"]["correlation"] == bundled
-    doc, _ = boxfit_without(det_only, "aircraft", "a", a + site("b", -1.0, MIN_CORRELATION_PAIRS - 1))
-    assert doc["silhouette"]["categories"]["aircraft"]["correlation"] == bundled
-
+    (rho_l, rho_w), n = error_correlation(site("a", 0.2, -0.2) + site("b", -0.2, 0.2))
+    assert n == 8 and rho_l == pytest.approx(1.0) and rho_w == pytest.approx(1.0)
+    (_, _), n = error_correlation(site("a", 0.2, -0.2) + site("b", -0.2, 0.2, n=2))
+    assert n == 4
 
 def test_chips_are_read_with_a_capped_block_cache(monkeypatch) -> None:
     """GDAL's process-wide block cache is capped while chips are read for refinement (left
@@ -261,7 +292,7 @@ def test_small_boxes_and_empty_chips_keep_the_detector_box() -> None:
 
 
 #: Measured (bench/identify_eval.py --refine, sitewatch-det 1.6.0, refinement bound 35 %, silhouette
-#: correlation measured on 33 aircraft at three sites, both relative terms at one size) on the 24
+#: correlation measured within sites on 33 aircraft, both relative terms at one size) on the 24
 #: allplanes aircraft the detector finds, refined boxes measured with their detector box
 #: (combine_boxes): spans within 10 % (13 from detector boxes), lengths within 10 % (19 from
 #: detector boxes), true type or family in the top 3 (12 from detector boxes), true dimensions

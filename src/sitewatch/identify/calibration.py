@@ -778,8 +778,8 @@ def main(argv: list[str] | None = None) -> None:
             "than at T = 1 on every origin scored"
         )
     print()
-    print("Figures as T = 1 / previous T / fitted T (the previous T: data/calibration.yaml before this fit; "
-          "silhouette boxes were ranked at the detector temperature).\n")  # fmt: skip
+    print("Figures as T = 1 / previous T / fitted T (the previous T: data/calibration.yaml before this "
+          "fit).\n")  # fmt: skip
     print("| category | boxes | samples | n | T previous → fitted | type ECE | label ECE | labelled n | "
           "mean p / right, label, fitted T | levels, fitted T |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 import re
 import time
@@ -50,6 +51,8 @@ from sitewatch.identify.measurement import (
 )
 from sitewatch.identify.refine import RefineSettings, refine_box
 from sitewatch.types import CATEGORIES, Detection, OrientedBox
+
+log = logging.getLogger(__name__)
 
 #: Dataset class -> library id.
 TRUTH = {
@@ -637,8 +640,9 @@ def boxfit_without(
         refine_pairs: detector and silhouette pairs of the same labels (:func:`detector_box_pairs`
             with ``refine``, e.g. on :data:`REFINE_PAIR_DATASETS`); where given, the silhouette
             entry's ``correlation`` is measured again on the other sites' aircraft that have both
-            boxes (:func:`error_correlation`; kept where fewer than
-            :data:`MIN_CORRELATION_PAIRS` have).
+            boxes (:func:`error_correlation`; taken as 0, with a warning, where fewer than
+            :data:`MIN_CORRELATION_PAIRS` have or it is undefined: the bundled value includes the
+            site).
 
     Returns:
         The model (for :func:`~sitewatch.identify.measurement.boxfit_model`) and how many pairs
@@ -664,35 +668,62 @@ def boxfit_without(
             if p.category == category and not p.axis_aligned and site_of(p.dataset, p.image) != site
         ]
         (rho_l, rho_w), n = error_correlation(others)
-        if n >= MIN_CORRELATION_PAIRS:
+        if n >= MIN_CORRELATION_PAIRS and math.isfinite(rho_l) and math.isfinite(rho_w):
             silhouette["correlation"] = [round(rho_l, 2), round(rho_w, 2)]
+        else:  # the bundled value was measured with this site: none is known without it
+            log.warning(
+                "%s: %d %s pairs with both boxes outside it, too few for the silhouette correlation; "
+                "taken as 0",
+                site,
+                n,
+                category,
+            )
+            silhouette["correlation"] = [0.0, 0.0]
     return doc, len(kept)
 
 
-def error_correlation(pairs: list[BoxPair]) -> tuple[tuple[float, float], int]:
-    """Correlation of the detector's and the silhouette's relative box errors on the same objects.
+def error_correlation(pairs: list[BoxPair], *, min_site_pairs: int = 3) -> tuple[tuple[float, float], int]:
+    """Correlation of the detector's and the silhouette's relative box errors on the same objects,
+    within sites.
+
+    Each site's (:func:`site_of`) errors are taken about that site's own mean before they are
+    pooled: the sites' biases differ (``sigma_site_rel``), and pooling raw errors would mix those
+    differences of means into the correlation of the two boxes' errors on one object. Sites with
+    fewer than ``min_site_pairs`` objects with both boxes are left out.
 
     Args:
         pairs: detector pairs and silhouette pairs (``source``) of the same labels, as
             :func:`detector_box_pairs` returns them with ``refine``.
 
     Returns:
-        Pearson correlation ``(length, width)`` of ``box / label - 1`` between the two sources over
-        the labels that have both (the ``correlation`` of ``data/boxfit.yaml``'s silhouette
-        entry), and how many labels that is.
+        Pearson correlation ``(length, width)`` of ``box / label - 1`` about each site's mean
+        between the two sources, over the labels that have both (the ``correlation`` of
+        ``data/boxfit.yaml``'s silhouette entry), and how many labels that is; NaN where fewer
+        than 3 or where either source's errors do not vary.
     """
     rel: dict[str, dict[tuple[str, str, OrientedBox], np.ndarray]] = {"detector": {}, "silhouette": {}}
     for p in pairs:
         if p.source in rel:
             d = np.array(p.dims(), dtype=float)
             rel[p.source][(p.dataset, p.image, p.label)] = d[:2] / d[2:] - 1.0
-    keys = [k for k in rel["silhouette"] if k in rel["detector"]]
-    if len(keys) < 3:
-        return (math.nan, math.nan), len(keys)
-    det = np.array([rel["detector"][k] for k in keys])
-    sil = np.array([rel["silhouette"][k] for k in keys])
-    rho = [float(np.corrcoef(det[:, i], sil[:, i])[0, 1]) for i in (0, 1)]
-    return (rho[0], rho[1]), len(keys)
+    by_site: dict[str, list[tuple[str, str, OrientedBox]]] = {}
+    for k in rel["silhouette"]:
+        if k in rel["detector"]:
+            by_site.setdefault(site_of(k[0], k[1]), []).append(k)
+    det_parts, sil_parts = [], []
+    for keys in by_site.values():
+        if len(keys) >= min_site_pairs:
+            det = np.array([rel["detector"][k] for k in keys])
+            sil = np.array([rel["silhouette"][k] for k in keys])
+            det_parts.append(det - det.mean(axis=0))
+            sil_parts.append(sil - sil.mean(axis=0))
+    n = sum(len(d) for d in det_parts)
+    if n < 3:
+        return (math.nan, math.nan), n
+    det, sil = np.concatenate(det_parts), np.concatenate(sil_parts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = [float(np.corrcoef(det[:, i], sil[:, i])[0, 1]) for i in (0, 1)]
+    return (rho[0], rho[1]), n
 
 
 def detector_samples(
