@@ -530,3 +530,7 @@ def test_cli_freeze_blocks_keeps_the_backbone_fixed(data_dir: Path, tmp_path: Pa
     with pytest.raises(SystemExit) as e:
         main(["train", "--data", str(data_dir), "--out", str(tmp_path / "x"), "--freeze-blocks", "17"])
     assert e.value.code == 2
+    # A resumed run keeps its own: its optimiser holds the parameters it trains.
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--data", str(data_dir), "--out", str(out), "--resume", "--freeze-blocks", "16"])
+    assert e.value.code == 2

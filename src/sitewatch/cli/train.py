@@ -149,10 +149,9 @@ def _log_to(path: Path) -> None:
     "--freeze-blocks",
     "freeze_blocks",
     type=click.IntRange(0, 16),
-    default=3,
-    show_default=True,
-    help="Backbone blocks after the stem that stay fixed (16: the whole backbone; only the "
-    "top-down path and the heads learn).",
+    default=None,
+    help="Backbone blocks after the stem that stay fixed (default 3; 16: the whole backbone, only "
+    "the top-down path and the heads learn). A new run's choice: --resume keeps the run's own.",
 )
 @click.option(
     "--hard",
@@ -186,7 +185,7 @@ def command(
     checkpoint_every: float,
     snapshot_every: float | None,
     log_every: int,
-    freeze_blocks: int,
+    freeze_blocks: int | None,
     hard: Path | None,
 ) -> None:
     """Train sitewatch's oriented-box detector on the labelled data tree.
@@ -216,6 +215,11 @@ def command(
     if init is not None and resume:
         raise click.UsageError(
             "--init starts a new run from a model; --resume continues a run: give one of them"
+        )
+    if resume and freeze_blocks is not None:
+        raise click.UsageError(
+            "--freeze-blocks applies to a new run; a resumed run keeps the blocks it started with "
+            "(its optimiser holds their parameters)"
         )
     if init is not None and not init.is_file():
         raise SitewatchError(f"{init}: model file not found (--init)")
@@ -254,7 +258,7 @@ def command(
         checkpoint_every_s=checkpoint_every * 60.0,
         snapshot_every_s=snapshot_every * 60.0 if snapshot_every else None,
         log_every=log_every,
-        freeze_blocks=freeze_blocks,
+        freeze_blocks=TrainConfig.freeze_blocks if freeze_blocks is None else freeze_blocks,
     )
     ckpt = train(cfg, resume=resume)
     click.echo(f"checkpoint: {ckpt}")
