@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--auto-scale", action="store_true", help="automatic 2x pass on small images of unknown/coarse GSD"
     )
+    ap.add_argument(
+        "--flip-test", action="store_true", help="average each tile's heatmap with its mirrored tile's"
+    )
     ap.add_argument("--datasets", nargs="+", default=None, help="only these datasets")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
     ap.add_argument(
@@ -76,7 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
 
-    options: dict = {"extra_scales": tuple(args.extra_scale), "auto_scale": args.auto_scale}
+    options: dict = {
+        "extra_scales": tuple(args.extra_scale),
+        "auto_scale": args.auto_scale,
+        "flip_test": args.flip_test,
+    }
     if args.no_shared_centre:
         options["shared_centre_area_ratio"] = 0.0
     det = OnnxDetector(args.model, **options)
@@ -140,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         "shared_centre_rule": not args.no_shared_centre,
         "extra_scales": list(args.extra_scale),
         "auto_scale": args.auto_scale,
+        "flip_test": args.flip_test,
         "images": len(items),
         "seconds": round(wall, 1),
         "datasets": {},

@@ -508,6 +508,34 @@ def test_reduced_scale_pass_keeps_only_objects_too_large_for_the_base_pass() -> 
     _assert_matches(floored.detect(scene), [small, large], scene)
 
 
+class _LeftBlindBackend(GeometricBackend):
+    """GeometricBackend whose score falls off towards the tile's left edge: ``(col + 1) / cols``
+    of its score at output column ``col``, a model that is not mirror-symmetric."""
+
+    def run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        heat, geo = super().run(images)
+        cols = heat.shape[-1]
+        return heat * ((np.arange(cols, dtype=np.float32) + 1) / cols), geo
+
+
+def test_flip_test_averages_the_heatmap_with_the_mirrored_tiles() -> None:
+    """With ``flip_test`` each tile also runs mirrored, and the two heatmaps (the mirrored one
+    mirrored back) are averaged: an object in output column 4 of 32 scores 5/32 alone and
+    (5/32 + 28/32) / 2 = 33/64 with the mirrored pass, which takes it over the 0.5 threshold; its
+    box is the unmirrored pass's."""
+    box = OrientedBox.make(18, 64, 12, 6, 0)  # centre in output column 4 (stride 4)
+    scene = _scene_with([box], size=128)
+    plain = SlicedDetector(_LeftBlindBackend(input_tile=128, score=1.0), overlap_px=0)
+    flipped = SlicedDetector(_LeftBlindBackend(input_tile=128, score=1.0), overlap_px=0, flip_test=True)
+    assert plain.detect(scene) == []
+    found = flipped.detect(scene)
+    assert len(found) == 1 and found[0].score == pytest.approx(33 / 64)
+    (reference,) = SlicedDetector(GeometricBackend(input_tile=128, score=1.0), overlap_px=0).detect(scene)
+    assert found[0].box == reference.box  # the unmirrored pass's geometry
+    assert rotated_iou([found[0].box], [box])[0, 0] > 0.7
+    assert flipped.backend.calls == 2 * plain.backend.calls
+
+
 class _HugeScene(ArrayScene):
     """A 40000 x 40000 px scene (4.8 GB as RGB) made on demand: data only in a small patch."""
 

@@ -286,6 +286,19 @@ def test_provider_and_multiscale_options(tmp_path, model, capsys) -> None:
     assert code == 2 and "not available" in err and len(err.strip().splitlines()) == 1
 
 
+def test_flip_test_option(tmp_path, model, capsys) -> None:
+    """The block model is mirror-symmetric (uniform 4x4 kernels), so averaging with the mirrored
+    tiles leaves every score, hence the answer, as it is."""
+    img = str(_png(tmp_path / "a.png", _rgb()))
+    code, plain, err = run(capsys, img, "--model", str(model), "--json")
+    assert code == 0, err
+    code, flipped, err = run(capsys, img, "--model", str(model), "--json", "--flip-test")
+    assert code == 0, err
+    assert _centres(flipped) == _centres(plain) == _expected()
+    scores = [sorted(d["score"] for d in json.loads(x)) for x in (plain, flipped)]
+    assert scores[1] == pytest.approx(scores[0], abs=1e-6)
+
+
 def test_streamed_outputs_equal_the_whole_list(tmp_path, model, capsys, monkeypatch) -> None:
     """Detections are identified and written a chunk at a time: chunks of one give the same JSON,
     JSONL, GeoJSON and summary as one chunk, and the streamed writers equal ``json.dumps`` of the

@@ -342,6 +342,11 @@ def _summary(scene, tally: _Tally, detector, seconds: float, out: str | None) ->
     help="Also run at half scale, for objects larger than the overlap (boxes of 64 model px or more).",
 )
 @click.option(
+    "--flip-test",
+    is_flag=True,
+    help="Also run each tile mirrored and average the two heatmaps (twice the model time; docs/detect.md).",
+)
+@click.option(
     "--site",
     "site_name",
     default=None,
@@ -376,6 +381,7 @@ def command(
     batch_size: int,
     providers: tuple[str, ...],
     multiscale: bool,
+    flip_test: bool,
     site_name: str | None,
     refine: bool | None,
     identify_objects: bool,
@@ -408,6 +414,7 @@ def command(
             score_threshold=score,
             batch_size=batch_size,
             extra_scales=(0.5,) if multiscale else (),
+            flip_test=flip_test,
         )
         if as_geojson and not scene.georeferenced:
             raise GeoreferenceError(
