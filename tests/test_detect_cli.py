@@ -286,14 +286,27 @@ def test_provider_and_multiscale_options(tmp_path, model, capsys) -> None:
     assert code == 2 and "not available" in err and len(err.strip().splitlines()) == 1
 
 
-def test_flip_test_option(tmp_path, model, capsys) -> None:
-    """The block model is mirror-symmetric (uniform 4x4 kernels), so averaging with the mirrored
-    tiles leaves every score, hence the answer, as it is."""
+def test_flip_test_option(tmp_path, model, capsys, monkeypatch) -> None:
+    """--flip-test runs the model on each batch twice, once mirrored. The block model is
+    mirror-symmetric (uniform 4x4 kernels), so averaging with the mirrored tiles leaves every
+    score, hence the answer, as it is."""
+    from sitewatch.detect.onnx import OnnxBackend
+
+    calls: list[tuple[int, ...]] = []
+    original = OnnxBackend.run
+
+    def counted(self, images):
+        calls.append(images.shape)
+        return original(self, images)
+
+    monkeypatch.setattr(OnnxBackend, "run", counted)
     img = str(_png(tmp_path / "a.png", _rgb()))
     code, plain, err = run(capsys, img, "--model", str(model), "--json")
     assert code == 0, err
+    n_plain, calls[:] = len(calls), []
     code, flipped, err = run(capsys, img, "--model", str(model), "--json", "--flip-test")
     assert code == 0, err
+    assert n_plain > 0 and len(calls) == 2 * n_plain
     assert _centres(flipped) == _centres(plain) == _expected()
     scores = [sorted(d["score"] for d in json.loads(x)) for x in (plain, flipped)]
     assert scores[1] == pytest.approx(scores[0], abs=1e-6)
