@@ -114,6 +114,23 @@ def test_targets_put_peaks_at_object_centres(data_dir: Path) -> None:
     assert s.oriented[0] == 1.0
 
 
+def test_vehicles_without_a_size_class_are_zero_loss_regions(data_dir: Path) -> None:
+    item = next(im for im in iter_dataset(data_dir / "fair1m") if any(o.fine_class == "other-vehicle" for o in im.objects))
+    im = tdata.cache_image(item, tdata.labelled_channels(data_dir / "classes.csv", "fair1m"))
+    kept = [o for o in item.objects if o.category in CATEGORIES]
+    other = np.array([o.fine_class == "other-vehicle" for o in kept])
+    flagged = np.array([o.difficult for o in kept])
+    np.testing.assert_array_equal(im.difficult, other | flagged)
+    # Such an object gets no peak and no loss in its box; a labelled one beside it keeps both.
+    boxes = np.array([[40, 40, 12, 6, 30], [90, 90, 12, 6, 30]], np.float32)
+    cats = np.array([CATEGORIES.index("large-vehicle")] * 2)
+    t = tdata._targets(np.zeros((128, 128, 3), np.float32), boxes, cats, np.array([True, False]), im.channels, False, 128)
+    lv = CATEGORIES.index("large-vehicle")
+    assert t.hm_mask[:, 10, 10].max() == 0.0 and t.hm[lv, 10, 10] == 0.0
+    assert t.hm_mask[lv, 22, 22] == 1.0 and t.hm[lv, 22, 22] == 1.0
+    assert int(t.reg_mask.sum()) == 1
+
+
 # --------------------------------------------------------------------------- validation matching
 
 
