@@ -1,6 +1,6 @@
 """Held-out detector figures the evaluation table does not show: duplicates, false helicopters, spread.
 
-    python bench/detect_validation.py ../shared/data [--model PATH] [--no-shared-centre] [--auto-scale]
+    python bench/detect_validation.py ../shared/data [--model PATH] [--no-shared-centre] [--auto-scale [--upscale-consensus]]
         [--datasets NAME ...] [--json OUT]
 
 Runs the detector (at the AP floor, like ``sitewatch evaluate``) over the validation split of every
@@ -68,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--flip-test", action="store_true", help="average each tile's heatmap with its mirrored tile's"
     )
+    ap.add_argument(
+        "--upscale-consensus",
+        action="store_true",
+        help="average an upsampled pass's heatmap with the same tiles' at native resolution",
+    )
     ap.add_argument("--datasets", nargs="+", default=None, help="only these datasets")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
     ap.add_argument(
@@ -83,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         "extra_scales": tuple(args.extra_scale),
         "auto_scale": args.auto_scale,
         "flip_test": args.flip_test,
+        "upscale_consensus": args.upscale_consensus,
     }
     if args.no_shared_centre:
         options["shared_centre_area_ratio"] = 0.0
@@ -148,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         "extra_scales": list(args.extra_scale),
         "auto_scale": args.auto_scale,
         "flip_test": args.flip_test,
+        "upscale_consensus": args.upscale_consensus,
         "images": len(items),
         "seconds": round(wall, 1),
         "datasets": {},

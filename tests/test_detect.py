@@ -536,6 +536,46 @@ def test_flip_test_averages_the_heatmap_with_the_mirrored_tiles() -> None:
     assert flipped.backend.calls == 2 * plain.backend.calls
 
 
+class _SizeAwareBackend(GeometricBackend):
+    """A stand-in that sees small objects poorly: a red blob at least 9 px long scores 0.9; a
+    shorter one 0.3, or 0 when its blue channel is lit (a "small false object": nothing at native
+    resolution, an object once upsampled)."""
+
+    def run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        heat, geo = super().run(images)
+        s = self.info.stride
+        for i, r, c in zip(*np.nonzero(heat[:, 0]), strict=True):
+            length = geo[i, 2, r, c]
+            blue = images[i, 2, int((r + geo[i, 1, r, c]) * s), int((c + geo[i, 0, r, c]) * s)]
+            heat[i, 0, r, c] = 0.9 if length >= 9 else (0.0 if blue > 20 else 0.3)
+        return heat, geo
+
+
+def test_upscale_consensus_averages_the_upsampled_pass_with_the_native_one() -> None:
+    """With ``upscale_consensus`` the 2x pass's heatmap is averaged with the heatmap of the same
+    tile at native resolution, resampled to its grid: a 6 px object the native model scores 0.3
+    (the 2x pass: 0.9) keeps (0.9 + 0.3 x 0.75²) / 2 = 0.534375 (bilinear upsampling puts 0.75²
+    of a native cell's peak on the 2x cells it covers, the centre always in one of them); a small
+    object the native model does not see at all drops to 0.45, under the 0.5 threshold."""
+    rgb = np.zeros((64, 64, 3), np.uint8)
+    rgb[17:23, 17:23] = (255, 0, 0)  # a small object, seen weakly at native resolution
+    rgb[41:47, 41:47] = (255, 0, 60)  # a small false object: seen only upsampled
+    scene = ArrayScene(rgb, "small")
+
+    def detector(**options: object) -> SlicedDetector:
+        return SlicedDetector(_SizeAwareBackend(input_tile=128, working_gsd_m=0.3), overlap_px=0, **options)
+
+    assert detector().detect(scene) == []  # native pass only: both under the threshold
+    upsampled = detector(auto_scale=True).detect(scene)
+    assert sorted(round(d.score, 6) for d in upsampled) == [0.9, 0.9]
+    consensus = detector(auto_scale=True, upscale_consensus=True)
+    (found,) = consensus.detect(scene)
+    assert found.score == pytest.approx(0.534375)
+    assert (found.box.cx, found.box.cy) == pytest.approx((20.0, 20.0), abs=0.5)
+    # One more model call per upsampled batch: native, 2x, and 2x at native resolution.
+    assert consensus.backend.calls == 3
+
+
 class _HugeScene(ArrayScene):
     """A 40000 x 40000 px scene (4.8 GB as RGB) made on demand: data only in a small patch."""
 
