@@ -797,6 +797,18 @@ def test_automatic_extra_scale_only_for_small_regions_of_unknown_or_coarse_gsd(t
     assert scales == [1.0, 2.0]
 
 
+def test_thorough_setting_fills_only_the_options_not_given(tmp_path) -> None:
+    from sitewatch.settings import Settings
+
+    path = write_block_model(tmp_path / "m.onnx")
+    plain = OnnxDetector(path, settings=Settings(detect_thorough=False))
+    assert (plain.extra_scales, plain.flip_test) == ((), False)
+    thorough = OnnxDetector(path, settings=Settings(detect_thorough=True))
+    assert (thorough.extra_scales, thorough.flip_test) == ((0.5,), True)
+    mixed = OnnxDetector(path, settings=Settings(detect_thorough=True), flip_test=False)
+    assert (mixed.extra_scales, mixed.flip_test) == ((0.5,), False)
+
+
 def test_merge_ranks_categories_by_score_against_their_thresholds() -> None:
     """A ship at 0.40 (threshold 0.35) outranks an aircraft at 0.45 (threshold 0.475) at one centre."""
     b = _boxes([(0, 0.45, 200.0, 200.0, 100.0, 95.0, 10.0), (2, 0.40, 203.0, 198.0, 104.0, 40.0, 80.0)])

@@ -312,6 +312,44 @@ def test_flip_test_option(tmp_path, model, capsys, monkeypatch) -> None:
     assert scores[1] == pytest.approx(scores[0], abs=1e-6)
 
 
+def test_thorough_mode_runs_the_half_scale_and_mirrored_passes(tmp_path, model, capsys, monkeypatch) -> None:
+    """--thorough, and the setting detect_thorough, run exactly the model calls of --multiscale
+    --flip-test: every batch of both scales twice. The block model's objects are smaller than the
+    half-scale pass's floor, so the answer stays the plain one."""
+    from sitewatch.detect.onnx import OnnxBackend
+
+    calls: list[tuple[int, ...]] = []
+    original = OnnxBackend.run
+
+    def counted(self, images):
+        calls.append(images.shape)
+        return original(self, images)
+
+    monkeypatch.setattr(OnnxBackend, "run", counted)
+    img = str(_png(tmp_path / "a.png", _rgb()))
+    runs = {}
+    for name, flags, env in (
+        ("plain", (), None),
+        ("multiscale", ("--multiscale",), None),
+        ("both", ("--multiscale", "--flip-test"), None),
+        ("thorough", ("--thorough",), None),
+        ("setting", (), "1"),
+    ):
+        if env is None:
+            monkeypatch.delenv("SITEWATCH_DETECT_THOROUGH", raising=False)
+        else:
+            monkeypatch.setenv("SITEWATCH_DETECT_THOROUGH", env)
+        calls[:] = []
+        code, out, err = run(capsys, img, "--model", str(model), "--json", *flags)
+        assert code == 0, err
+        runs[name] = (sorted(calls), _centres(out))
+    n_plain, n_multi = len(runs["plain"][0]), len(runs["multiscale"][0])
+    assert 0 < n_plain < n_multi
+    assert len(runs["both"][0]) == 2 * n_multi
+    assert runs["thorough"][0] == runs["setting"][0] == runs["both"][0]
+    assert all(centres == _expected() for _, centres in runs.values())
+
+
 def test_streamed_outputs_equal_the_whole_list(tmp_path, model, capsys, monkeypatch) -> None:
     """Detections are identified and written a chunk at a time: chunks of one give the same JSON,
     JSONL, GeoJSON and summary as one chunk, and the streamed writers equal ``json.dumps`` of the

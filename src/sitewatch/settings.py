@@ -175,6 +175,9 @@ class Settings(FileSettings):
         score_threshold: minimum detector score kept in every category (``SITEWATCH_SCORE_THRESHOLD``;
             read by :class:`~sitewatch.detect.onnx.OnnxDetector`, so by detect, scan and evaluate),
             or None for the model's own per-category thresholds.
+        detect_thorough: run every detection (detect, scan, watch, the web API) in the thorough
+            mode (``SITEWATCH_DETECT_THOROUGH``; :data:`~sitewatch.detect.sliced.THOROUGH`): the
+            half-scale and mirrored passes, about 2.5 times the model time, better counts.
         detect_max_pixels: largest image, pixels, that ``sitewatch detect`` runs on whole
             (``SITEWATCH_DETECT_MAX_PIXELS``; default 40 000 x 40 000); larger images are scanned by AOI.
     """
@@ -185,6 +188,7 @@ class Settings(FileSettings):
     store_url: str | None = None
     model: Path | None = None
     score_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    detect_thorough: bool = False
     detect_max_pixels: int = Field(default=40_000 * 40_000, gt=0)
 
     def resolved_store_url(self) -> str:
