@@ -151,9 +151,9 @@ class SlicedDetector(Detector):
             coarse GSD (see :meth:`scales_for`). Off by default: with sitewatch-det 1.2.0 it
             lowered precision and count accuracy on hrplanes, gdit-airport, FAIR1M and
             ships-google-earth (docs/detect.md).
-        upscale_consensus: a pass read upsampled (more model pixels than scene pixels: the
-            automatic 2x pass, or an explicit extra scale that upsamples) also runs on its tiles
-            read at the scene's own resolution, and the two heatmaps (the native one resampled to
+        upscale_consensus: a pass read upsampled (more than 1.25 model pixels per scene pixel:
+            the automatic 2x pass, or an explicit extra scale that upsamples) also runs on its
+            tiles brought back to the scene's own resolution, and the two heatmaps (the native one resampled to
             the tile's grid) are averaged before peaks are taken; the geometry is the upsampled
             pass's. A small object both resolutions see keeps about its score; one only the
             upsampled pass sees, the small false boxes that pass adds, loses half. About a quarter
