@@ -83,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         "(what `sitewatch train attach-evaluation` stores in the model)",
     )
     args = ap.parse_args(argv)
+    if args.upscale_consensus and not (args.auto_scale or any(s > 1 for s in args.extra_scale)):
+        ap.error("--upscale-consensus needs an upsampled pass (--auto-scale or an --extra-scale above 1)")
 
     options: dict = {
         "extra_scales": tuple(args.extra_scale),

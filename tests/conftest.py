@@ -27,7 +27,13 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     home = tmp_path_factory.mktemp("swhome")
     monkeypatch.setenv("SITEWATCH_HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
-    for var in ("SITEWATCH_STORE_URL", "SITEWATCH_CONFIG", "SITEWATCH_MODEL", "SITEWATCH_SCORE_THRESHOLD"):
+    for var in (
+        "SITEWATCH_STORE_URL",
+        "SITEWATCH_CONFIG",
+        "SITEWATCH_MODEL",
+        "SITEWATCH_SCORE_THRESHOLD",
+        "SITEWATCH_DETECT_THOROUGH",
+    ):
         monkeypatch.delenv(var, raising=False)
 
 

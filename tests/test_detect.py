@@ -551,19 +551,21 @@ class _SizeAwareBackend(GeometricBackend):
         return heat, geo
 
 
-def test_upscale_consensus_averages_the_upsampled_pass_with_the_native_one() -> None:
+@pytest.mark.parametrize(("rows", "cols", "tile"), [(64, 64, 128), (70, 100, 256)])
+def test_upscale_consensus_averages_the_upsampled_pass_with_the_native_one(rows: int, cols: int, tile: int) -> None:
     """With ``upscale_consensus`` the 2x pass's heatmap is averaged with the heatmap of the same
     tile at native resolution, resampled to its grid: a 6 px object the native model scores 0.3
     (the 2x pass: 0.9) keeps (0.9 + 0.3 x 0.75²) / 2 = 0.534375 (bilinear upsampling puts 0.75²
     of a native cell's peak on the 2x cells it covers, the centre always in one of them); a small
-    object the native model does not see at all drops to 0.45, under the 0.5 threshold."""
-    rgb = np.zeros((64, 64, 3), np.uint8)
+    object the native model does not see at all drops to 0.45, under the 0.5 threshold. The same
+    on a scene whose sides are no multiple of 32 (its 2x tile padded, the native run too)."""
+    rgb = np.zeros((rows, cols, 3), np.uint8)
     rgb[17:23, 17:23] = (255, 0, 0)  # a small object, seen weakly at native resolution
     rgb[41:47, 41:47] = (255, 0, 60)  # a small false object: seen only upsampled
     scene = ArrayScene(rgb, "small")
 
     def detector(**options: object) -> SlicedDetector:
-        return SlicedDetector(_SizeAwareBackend(input_tile=128, working_gsd_m=0.3), overlap_px=0, **options)
+        return SlicedDetector(_SizeAwareBackend(input_tile=tile, working_gsd_m=0.3), overlap_px=0, **options)
 
     assert detector().detect(scene) == []  # native pass only: both under the threshold
     upsampled = detector(auto_scale=True).detect(scene)
@@ -797,16 +799,20 @@ def test_automatic_extra_scale_only_for_small_regions_of_unknown_or_coarse_gsd(t
     assert scales == [1.0, 2.0]
 
 
-def test_thorough_setting_fills_only_the_options_not_given(tmp_path) -> None:
+def test_thorough_setting_sets_the_detector_of_scans(tmp_path) -> None:
+    """Scans, watches and the web API take their detector from ``load_default_detector``: the
+    thorough mode's passes when the setting is on; a detector built directly keeps its options
+    (evaluation, mining and quantisation are not changed by the setting)."""
+    from sitewatch.pipeline import load_default_detector
     from sitewatch.settings import Settings
 
-    path = write_block_model(tmp_path / "m.onnx")
-    plain = OnnxDetector(path, settings=Settings(detect_thorough=False))
+    path = str(write_block_model(tmp_path / "m.onnx"))
+    plain = load_default_detector(path, settings=Settings(detect_thorough=False))
     assert (plain.extra_scales, plain.flip_test) == ((), False)
-    thorough = OnnxDetector(path, settings=Settings(detect_thorough=True))
+    thorough = load_default_detector(path, settings=Settings(detect_thorough=True))
     assert (thorough.extra_scales, thorough.flip_test) == ((0.5,), True)
-    mixed = OnnxDetector(path, settings=Settings(detect_thorough=True), flip_test=False)
-    assert (mixed.extra_scales, mixed.flip_test) == ((0.5,), False)
+    direct = OnnxDetector(path, settings=Settings(detect_thorough=True))
+    assert (direct.extra_scales, direct.flip_test) == ((), False)
 
 
 def test_merge_ranks_categories_by_score_against_their_thresholds() -> None:

@@ -313,9 +313,10 @@ def test_flip_test_option(tmp_path, model, capsys, monkeypatch) -> None:
 
 
 def test_thorough_mode_runs_the_half_scale_and_mirrored_passes(tmp_path, model, capsys, monkeypatch) -> None:
-    """--thorough, and the setting detect_thorough, run exactly the model calls of --multiscale
-    --flip-test: every batch of both scales twice. The block model's objects are smaller than the
-    half-scale pass's floor, so the answer stays the plain one."""
+    """--thorough, and the setting detect_thorough (environment or config file), run exactly the
+    model calls of --multiscale --flip-test: every batch of both scales twice; --no-thorough turns
+    the setting off. The block model's objects are smaller than the half-scale pass's floor, so
+    the answer stays the plain one."""
     from sitewatch.detect.onnx import OnnxBackend
 
     calls: list[tuple[int, ...]] = []
@@ -327,18 +328,22 @@ def test_thorough_mode_runs_the_half_scale_and_mirrored_passes(tmp_path, model, 
 
     monkeypatch.setattr(OnnxBackend, "run", counted)
     img = str(_png(tmp_path / "a.png", _rgb()))
+    config = tmp_path / "config.toml"
+    config.write_text("detect_thorough = true\n")
     runs = {}
     for name, flags, env in (
-        ("plain", (), None),
-        ("multiscale", ("--multiscale",), None),
-        ("both", ("--multiscale", "--flip-test"), None),
-        ("thorough", ("--thorough",), None),
-        ("setting", (), "1"),
+        ("plain", (), {}),
+        ("multiscale", ("--multiscale",), {}),
+        ("both", ("--multiscale", "--flip-test"), {}),
+        ("thorough", ("--thorough",), {}),
+        ("environment", (), {"SITEWATCH_DETECT_THOROUGH": "1"}),
+        ("config file", (), {"SITEWATCH_CONFIG": str(config)}),
+        ("turned off", ("--no-thorough",), {"SITEWATCH_CONFIG": str(config)}),
     ):
-        if env is None:
-            monkeypatch.delenv("SITEWATCH_DETECT_THOROUGH", raising=False)
-        else:
-            monkeypatch.setenv("SITEWATCH_DETECT_THOROUGH", env)
+        for var in ("SITEWATCH_DETECT_THOROUGH", "SITEWATCH_CONFIG"):
+            monkeypatch.delenv(var, raising=False)
+        for var, value in env.items():
+            monkeypatch.setenv(var, value)
         calls[:] = []
         code, out, err = run(capsys, img, "--model", str(model), "--json", *flags)
         assert code == 0, err
@@ -346,7 +351,8 @@ def test_thorough_mode_runs_the_half_scale_and_mirrored_passes(tmp_path, model, 
     n_plain, n_multi = len(runs["plain"][0]), len(runs["multiscale"][0])
     assert 0 < n_plain < n_multi
     assert len(runs["both"][0]) == 2 * n_multi
-    assert runs["thorough"][0] == runs["setting"][0] == runs["both"][0]
+    assert runs["thorough"][0] == runs["environment"][0] == runs["config file"][0] == runs["both"][0]
+    assert runs["turned off"][0] == runs["plain"][0]
     assert all(centres == _expected() for _, centres in runs.values())
 
 

@@ -78,6 +78,22 @@ def test_false_and_missed_are_exactly_the_unmatched_ones() -> None:
     ]
 
 
+def test_vehicles_without_a_size_class_are_neither_missed_nor_false() -> None:
+    """FAIR1M's other-vehicle is trained as a zero-loss region, so mining skips it like a difficult
+    object; a cargo truck beside it is still a missed large vehicle."""
+    boxes = OrientedBox.make(100, 100, 16, 7, 0.0), OrientedBox.make(300, 100, 24, 8, 0.0)
+    other, truck = (
+        LabelledObject(b, "large-vehicle", fine, False, tuple(map(tuple, b.corners())))
+        for b, fine in zip(boxes, ("other-vehicle", "cargo-truck"), strict=True)
+    )
+    image = LabelledImage(Path("road.png"), "fair1m", None, [other, truck])
+    dets = [Detection(box=OrientedBox.make(100, 100, 16, 7, 0.0), category="large-vehicle", score=0.9)]
+    regions = hard_regions(image, dets, ["large-vehicle"], THRESHOLDS)
+    assert [(r.kind, round(r.x)) for r in regions] == [("missed", 300)]
+    regions = hard_regions(image, [], ["large-vehicle"], THRESHOLDS)
+    assert [(r.kind, round(r.x)) for r in regions] == [("missed", 300)]
+
+
 def test_regions_round_trip_and_bad_files_are_named(tmp_path: Path) -> None:
     regions = [HardRegion("d", "im", 1.5, 2.5, "false", "aircraft", 0.7), HardRegion("d", "im", 3, 4, "missed", "ship", 0)]
     path = tmp_path / "hard.json"

@@ -31,6 +31,7 @@ from sitewatch.imagery import georef
 from sitewatch.imagery.base import Scene
 from sitewatch.imagery.simulate import is_simulated
 from sitewatch.imagery.validity import Observed, observe
+from sitewatch.settings import Settings
 from sitewatch.store import Store
 from sitewatch.types import Detection, Pass
 
@@ -342,12 +343,16 @@ def _identify(
     )
 
 
-def load_default_detector(model: str | None = None) -> Detector:
-    """The configured detector: ``model`` (name or .onnx path), else ``SITEWATCH_MODEL``, else the bundled
-    model."""
+def load_default_detector(model: str | None = None, settings: Settings | None = None) -> Detector:
+    """The configured detector of scans, watches and the web API: ``model`` (name or .onnx path),
+    else ``SITEWATCH_MODEL``, else the bundled model; in the thorough mode
+    (:data:`~sitewatch.detect.sliced.THOROUGH`) when the setting ``detect_thorough`` is on."""
     from sitewatch.detect.onnx import OnnxDetector  # onnxruntime loads only when a scan needs it
+    from sitewatch.detect.sliced import THOROUGH
 
-    return OnnxDetector(model)
+    settings = settings or Settings()
+    options: dict[str, Any] = dict(THOROUGH) if settings.detect_thorough else {}
+    return OnnxDetector(model, settings=settings, **options)
 
 
 def _group_key(d: Detection, by: str, threshold: float | None) -> str:

@@ -47,12 +47,13 @@ from rasterio.windows import Window
 
 from sitewatch.detect.base import ProgressCallback
 from sitewatch.detect.decode import BoxArray
-from sitewatch.detect.sliced import SlicedDetector
+from sitewatch.detect.sliced import THOROUGH, SlicedDetector
 from sitewatch.detect.tiling import Tile
 from sitewatch.errors import SceneError, SitewatchError, SitewatchWarning
 from sitewatch.imagery import open_scene
 from sitewatch.imagery.base import Scene
 from sitewatch.pipeline import ScanPlan, SiteLike, finish, plan, save
+from sitewatch.settings import Settings
 from sitewatch.store import Store, open_store
 from sitewatch.types import Pass
 
@@ -235,7 +236,8 @@ def scan_many(
         progress: called with (tiles done, tiles planned) over all scenes, on the calling thread.
         on_scene: called as each scene is stored or fails (see :data:`SceneCallback`).
         detector: the detector to run (overrides ``model`` and ``detector_options``).
-        detector_options: tiling/merging options of the detector (``tile_px``, ``batch_size`` ...).
+        detector_options: tiling/merging options of the detector (``tile_px``, ``batch_size`` ...);
+            None: those of the thorough mode when the setting ``detect_thorough`` is on, else none.
         tiles_per_task: tiles per Dask task (a large scene is split into several tasks).
         processes: local cluster of processes (True) or of threads in this process (False);
             default :data:`LOCAL_PROCESSES`.
@@ -262,6 +264,8 @@ def scan_many(
         from sitewatch.sites import get_site
 
         site = get_site(site)
+    if detector_options is None and Settings().detect_thorough:
+        detector_options = dict(THOROUGH)
     spec = detector or DetectorSpec(
         model=None if model is None else str(model), options=tuple(sorted((detector_options or {}).items()))
     )

@@ -347,12 +347,11 @@ def _summary(scene, tally: _Tally, detector, seconds: float, out: str | None) ->
     help="Also run each tile mirrored and average the two heatmaps (twice the model time; docs/detect.md).",
 )
 @click.option(
-    "--thorough",
-    is_flag=True,
-    envvar="SITEWATCH_DETECT_THOROUGH",
+    "--thorough/--no-thorough",
+    default=None,
     help="Both of the above (about 2.5 times the model time): the best counts on the held-out "
-    'airfields (docs/detect.md, "Thorough mode"). Env SITEWATCH_DETECT_THOROUGH, the setting '
-    "detect_thorough, which scan, watch and the web API follow too.",
+    'airfields (docs/detect.md, "Thorough mode"). Default: the setting detect_thorough '
+    "(SITEWATCH_DETECT_THOROUGH), which scan, watch and the web API follow too.",
 )
 @click.option(
     "--site",
@@ -390,7 +389,7 @@ def command(
     providers: tuple[str, ...],
     multiscale: bool,
     flip_test: bool,
-    thorough: bool,
+    thorough: bool | None,
     site_name: str | None,
     refine: bool | None,
     identify_objects: bool,
@@ -415,6 +414,10 @@ def command(
     t0 = time.perf_counter()
     with open_image(image, gsd, force) as scene:
         check_pixel_budget(scene)
+        if thorough is None:
+            from sitewatch.settings import Settings
+
+            thorough = Settings().detect_thorough
         passes: dict[str, Any] = dict(THOROUGH) if thorough else {}
         if multiscale:
             passes["extra_scales"] = (0.5,)

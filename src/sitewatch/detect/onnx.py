@@ -17,7 +17,7 @@ import numpy as np
 import onnxruntime as ort
 
 from sitewatch.detect.registry import models
-from sitewatch.detect.sliced import THOROUGH, ModelInfo, SlicedDetector
+from sitewatch.detect.sliced import ModelInfo, SlicedDetector
 from sitewatch.errors import ModelError
 from sitewatch.settings import Settings
 from sitewatch.types import CATEGORIES
@@ -169,16 +169,14 @@ class OnnxDetector(SlicedDetector):
             or the bundled ``"sitewatch-det"``.
         providers: ONNX Runtime execution providers (default CPU; ``["auto"]`` = all present).
         threads: intra-op threads for the runtime.
-        settings: settings to read ``SITEWATCH_MODEL``, ``SITEWATCH_SCORE_THRESHOLD`` and
-            ``SITEWATCH_DETECT_THOROUGH`` from (default: the environment).
+        settings: settings to read ``SITEWATCH_MODEL`` and ``SITEWATCH_SCORE_THRESHOLD`` from
+            (default: the environment).
         **options: tiling/merging options of :class:`SlicedDetector` (``tile_px``,
             ``overlap_px``, ``batch_size``, ``score_threshold``, ``extra_scales`` ...). Without
             ``score_threshold`` (None or absent) the setting ``score_threshold``
             (``SITEWATCH_SCORE_THRESHOLD``) applies; without either, each category uses the
             model's own threshold (``score_thresholds`` metadata, else ``score_threshold``); with
-            one, that threshold applies to all categories. With the setting ``detect_thorough``
-            the options of :data:`~sitewatch.detect.sliced.THOROUGH` apply where ``options``
-            does not set them.
+            one, that threshold applies to all categories.
 
     Raises:
         ModelError: the model is missing, corrupt or of another interface.
@@ -197,6 +195,4 @@ class OnnxDetector(SlicedDetector):
         path = models.resolve(model, settings)
         if options.get("score_threshold") is None and settings.score_threshold is not None:
             options["score_threshold"] = settings.score_threshold
-        if settings.detect_thorough:
-            options = {**THOROUGH, **options}
         super().__init__(OnnxBackend(path, providers=providers, threads=threads), **options)  # type: ignore[arg-type]

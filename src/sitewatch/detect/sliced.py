@@ -15,9 +15,9 @@ import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Protocol
 
-import cv2
 import numpy as np
 from rasterio.windows import Window
 
@@ -61,7 +61,7 @@ AUTO_COARSE_FACTOR = 1.5
 #: Options of the thorough mode (``detect --thorough``, setting ``detect_thorough``): the half-scale
 #: pass and the mirrored pass, about 2.5 times the model time; on the held-out sets it brings every
 #: airbus-pleiades site group's count error within 5 % (docs/detect.md, "Thorough mode").
-THOROUGH: dict[str, object] = {"extra_scales": (0.5,), "flip_test": True}
+THOROUGH: Mapping[str, object] = MappingProxyType({"extra_scales": (0.5,), "flip_test": True})
 #: Model pixels per scene pixel above which a pass counts as upsampled (``upscale_consensus``).
 _UPSAMPLED = 1.25
 
@@ -153,11 +153,13 @@ class SlicedDetector(Detector):
             ships-google-earth (docs/detect.md).
         upscale_consensus: a pass read upsampled (more than 1.25 model pixels per scene pixel:
             the automatic 2x pass, or an explicit extra scale that upsamples) also runs on its
-            tiles brought back to the scene's own resolution, and the two heatmaps (the native one resampled to
-            the tile's grid) are averaged before peaks are taken; the geometry is the upsampled
-            pass's. A small object both resolutions see keeps about its score; one only the
-            upsampled pass sees, the small false boxes that pass adds, loses half. About a quarter
-            more model time for the upsampled pass. Ignored for fixed-shape models.
+            tiles brought back to the scene's own resolution, and the two heatmaps (the native
+            one resampled to the tile's grid) are averaged before peaks are taken; the geometry
+            is the upsampled pass's. A small object both resolutions see keeps about its score;
+            one only the upsampled pass sees, the small false boxes that pass adds, loses half.
+            About a quarter more model time for the upsampled pass. The factor is taken against
+            the scene's pixels, not the base pass's (the same for the automatic pass, whose base
+            scale is 1). Not done for fixed-shape models (logged).
         iou_threshold, cross_iou_threshold, shared_centre_area_ratio: NMS rules (see
             :func:`~sitewatch.detect.merge.merge`).
         prefetch: read the next batch in a thread while the model runs.
@@ -207,6 +209,9 @@ class SlicedDetector(Detector):
         self.auto_scale = auto_scale
         self.flip_test = bool(flip_test)
         self.upscale_consensus = bool(upscale_consensus)
+        if self.upscale_consensus and info.fixed_shape:
+            log.info("%s: a fixed-shape model, so no upscale consensus", info.name)
+            self.upscale_consensus = False
         self.iou_threshold = iou_threshold
         self.cross_iou_threshold = cross_iou_threshold
         self.shared_centre_area_ratio = shared_centre_area_ratio
@@ -394,7 +399,7 @@ class SlicedDetector(Detector):
                     t1 = time.perf_counter()
                     heatmap, geometry = self._heatmap_geometry(images)
                     factor = batch_tiles[0].scale
-                    if self.upscale_consensus and factor > _UPSAMPLED and not self.info.fixed_shape:
+                    if self.upscale_consensus and factor > _UPSAMPLED:
                         heatmap = 0.5 * (heatmap + self._native_heatmap(images, factor))
                     stats.run_s += time.perf_counter() - t1
                     boxes = decode(
@@ -422,21 +427,33 @@ class SlicedDetector(Detector):
         return heatmap, geometry
 
     def _native_heatmap(self, images: np.ndarray, factor: float) -> np.ndarray:
-        """The heatmap of a batch read upsampled by ``factor``, computed from the batch brought
-        back to about the scene's resolution (sides rounded to the model's multiple of 32) and
-        resampled to the batch's heatmap grid."""
-        n, _, rows, cols = images.shape
-        small = (max(32, round(rows / factor / 32) * 32), max(32, round(cols / factor / 32) * 32))
-        native = np.stack(
-            [cv2.resize(im.transpose(1, 2, 0), small[::-1], interpolation=cv2.INTER_AREA) for im in images]
-        ).transpose(0, 3, 1, 2)
-        heatmap, _ = self._heatmap_geometry(np.ascontiguousarray(native, dtype=np.float32))
-        grid = (rows // self.info.stride, cols // self.info.stride)
+        """The heatmap of a batch read upsampled by ``factor``, from the batch brought back to the
+        scene's resolution (padded to the model's multiple of 32) and resampled to the batch's
+        heatmap grid, cell centre on cell centre."""
+        import cv2
+
+        _, _, rows, cols = images.shape
+        size = (round(cols / factor), round(rows / factor))  # (x, y) as OpenCV takes it
+        padded = (-(-size[1] // 32) * 32, -(-size[0] // 32) * 32)
+        native = np.zeros((len(images), 3, *padded), np.float32)
+        for k, im in enumerate(images):
+            small = cv2.resize(im.transpose(1, 2, 0), size, interpolation=cv2.INTER_AREA)
+            native[k, :, : size[1], : size[0]] = small.transpose(2, 0, 1)
+        heatmap, _ = self._heatmap_geometry(native)
+        # Cell k of the upsampled grid is centred on model pixel stride·(k + ½), scene pixel
+        # stride·(k + ½)/factor, which is cell (k + ½)/factor − ½ of the native grid.
+        s = 1.0 / factor
+        m = np.array([[s, 0.0, 0.5 * s - 0.5], [0.0, s, 0.5 * s - 0.5]])
+        grid = (cols // self.info.stride, rows // self.info.stride)
         return np.stack(
             [
-                cv2.resize(h.transpose(1, 2, 0), grid[::-1], interpolation=cv2.INTER_LINEAR).reshape(
-                    *grid, -1
-                )
+                cv2.warpAffine(
+                    h.transpose(1, 2, 0),
+                    m,
+                    grid,
+                    flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                    borderMode=cv2.BORDER_REPLICATE,
+                ).reshape(grid[1], grid[0], -1)
                 for h in heatmap
             ]
         ).transpose(0, 3, 1, 2)

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sitewatch.dota import LabelledImage, iter_dataset, load_class_map
+from sitewatch.dota import LabelledImage, LabelledObject, iter_dataset, load_class_map
 from sitewatch.types import CATEGORIES
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,12 @@ SCALE_JITTER_GSD = (0.8, 1.25)
 #: objects are car-sized (of the 84 in the validation split, 50 are found as small vehicles), so as
 #: a large-vehicle target it teaches the model that cars are large vehicles.
 NO_SIZE_CLASS: frozenset[tuple[str, str]] = frozenset({("fair1m", "other-vehicle")})
+
+
+def zero_loss(dataset: str, obj: LabelledObject) -> bool:
+    """Whether ``obj`` of ``dataset`` is trained as a zero-loss region rather than a target: a
+    difficult object, or a vehicle without a size class (:data:`NO_SIZE_CLASS`)."""
+    return obj.difficult or (dataset, obj.fine_class) in NO_SIZE_CLASS
 
 
 @dataclass(slots=True)
@@ -121,9 +127,7 @@ def cache_image(item: LabelledImage, channels: np.ndarray) -> CachedImage:
         dtype=np.float32,
     ).reshape(-1, 5)
     cats = np.array([CATEGORIES.index(o.category) for o in keep], dtype=np.int64)
-    difficult = np.array(
-        [o.difficult or (item.dataset, o.fine_class) in NO_SIZE_CLASS for o in keep], dtype=bool
-    )
+    difficult = np.array([zero_loss(item.dataset, o) for o in keep], dtype=bool)
     heli = np.flatnonzero((cats == CATEGORIES.index("helicopter")) & ~difficult)
     return CachedImage(
         item.name,

@@ -3,11 +3,12 @@
 :func:`mine` keeps two kinds of places per image (:class:`~sitewatch.detect.train.hard.HardRegion`):
 
 * **false**: a detection at or above its category's operating threshold (or a fraction of it, the
-  ``margin``: near misses a little more training would turn into false alarms) that matches no labelled
-  object of its category (the VOC rule of :func:`sitewatch.detect.evaluate.match_objects`: detections on
-  difficult objects or lying mostly on "ignore" objects are not false) — a runway marking or a car
-  park called an aircraft, a shade canopy called a helicopter;
-* **missed**: a labelled, non-difficult object that no detection at the operating threshold
+  ``margin``: near misses a little more training would turn into false alarms) that matches no
+  labelled object of its category (the VOC rule of :func:`sitewatch.detect.evaluate.match_objects`:
+  detections on objects trained as zero-loss regions or lying mostly on "ignore" objects are not
+  false) — a runway marking or a car park called an aircraft, a shade canopy called a helicopter;
+* **missed**: a labelled object trained as a target (not difficult, not a vehicle without a size
+  class: :func:`~sitewatch.detect.train.data.zero_loss`) that no detection at the operating threshold
   matches — an aircraft wing to wing with its neighbours, a small ship beside a pier.
 
 Only the categories a dataset labels are judged on its images. :func:`write_regions` stores them as
@@ -26,6 +27,7 @@ import shapely
 
 from sitewatch.detect.base import Detector
 from sitewatch.detect.evaluate import FP, detect_labelled, match_objects
+from sitewatch.detect.train.data import zero_loss
 from sitewatch.detect.train.hard import HardRegion
 from sitewatch.dota import LabelledImage
 from sitewatch.geometry import polygons
@@ -63,7 +65,7 @@ def hard_regions(
     for cat in sorted(categories):
         objs = [o for o in image.objects if o.category == cat]
         gt = shapely.polygons(np.array([o.corners for o in objs])) if objs else np.empty(0, dtype=object)
-        difficult = np.array([o.difficult for o in objs], dtype=bool)
+        difficult = np.array([zero_loss(image.dataset, o) for o in objs], dtype=bool)
 
         # Missed objects at the threshold; false detections from margin x the threshold.
         floors = [thresholds[cat]] + ([margin * thresholds[cat]] if margin < 1.0 else [])
@@ -78,7 +80,7 @@ def hard_regions(
         for k in false[:MAX_PER_IMAGE]:
             box = preds[k].box
             out.append(HardRegion(image.dataset, image.name, box.cx, box.cy, "false", cat, float(scores[k])))
-        missed = [i for i, o in enumerate(objs) if not found[i] and not o.difficult]
+        missed = [i for i, o in enumerate(objs) if not found[i] and not difficult[i]]
         for i in missed[:MAX_PER_IMAGE]:
             box = objs[i].box
             out.append(HardRegion(image.dataset, image.name, box.cx, box.cy, "missed", cat, 0.0))
