@@ -15,6 +15,7 @@ Usage::
     python bench/detect_speed.py                      # 6000² and 12000² px
     python bench/detect_speed.py --sizes 2048 4096    # quicker
     python bench/detect_speed.py --model sitewatch-det --model sitewatch-det-int8   # both twins, one run
+    python bench/detect_speed.py --model sitewatch-det --thorough   # detect --thorough beside the default
 """
 
 from __future__ import annotations
@@ -86,13 +87,20 @@ def build_cog(path: Path, size: int) -> Path:
 
 
 def worker(
-    path: str, batch_size: int, threads: int | None, pure_fraction: float, model: str | None = None
+    path: str,
+    batch_size: int,
+    threads: int | None,
+    pure_fraction: float,
+    model: str | None = None,
+    thorough: bool = False,
 ) -> dict:
     """Run in the subprocess: detect on ``path`` and time the same model calls standalone."""
     from sitewatch.detect.onnx import OnnxDetector
+    from sitewatch.detect.sliced import THOROUGH
     from sitewatch.imagery import open_scene
 
-    det = OnnxDetector(model, batch_size=batch_size, threads=threads)
+    options = dict(THOROUGH) if thorough else {}
+    det = OnnxDetector(model, batch_size=batch_size, threads=threads, **options)
     with open_scene(path) as scene:
         t0 = time.perf_counter()
         dets = det.detect(scene)
@@ -106,7 +114,7 @@ def worker(
         batch = np.ascontiguousarray(
             np.repeat(rgb.transpose(2, 0, 1)[None], batch_size, axis=0), dtype=np.float32
         )
-        n_batches = -(-(stats.tiles - stats.tiles_skipped) // batch_size)
+        n_batches = -(-(stats.tiles - stats.tiles_skipped) // batch_size) * (2 if det.flip_test else 1)
         sample = max(1, round(n_batches * pure_fraction))
         t1 = time.perf_counter()
         for _ in range(sample):
@@ -121,7 +129,7 @@ def worker(
         "run_s": stats.run_s,
         "pure_run_s": pure,
         "peak_rss_mb": rss_mb,
-        "model": det.label,
+        "model": det.label + (" thorough" if thorough else ""),
     }
 
 
@@ -147,11 +155,20 @@ def main() -> None:
         default=None,
         help="model name or path (repeatable, each timed on every scene; default: this CPU's default model)",
     )
+    ap.add_argument(
+        "--thorough",
+        action="store_true",
+        help="time each model in the thorough mode too (detect --thorough), in the same run",
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--thorough-worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         model = args.model[0] if args.model else None
-        print(json.dumps(worker(args.worker, args.batch_size, args.threads, args.pure_fraction, model)))
+        result = worker(
+            args.worker, args.batch_size, args.threads, args.pure_fraction, model, args.thorough_worker
+        )
+        print(json.dumps(result))
         return
     rows = []
     with tempfile.TemporaryDirectory(prefix="sitewatch-bench-") as tmp:
@@ -162,7 +179,9 @@ def main() -> None:
                 f"built {cog.name} ({size}x{size} px, {cog.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.0f} s",
                 file=sys.stderr,
             )
-            for model in args.model or [None]:
+            for model, thorough in [
+                (m, t) for m in args.model or [None] for t in (False, True)[: 1 + args.thorough]
+            ]:
                 cmd = [
                     sys.executable,
                     __file__,
@@ -175,6 +194,7 @@ def main() -> None:
                 ]
                 cmd += ["--threads", str(args.threads)] if args.threads else []
                 cmd += ["--model", model] if model else []
+                cmd += ["--thorough-worker"] if thorough else []
                 r = json.loads(
                     subprocess.run(cmd, check=True, capture_output=True, text=True)
                     .stdout.strip()
@@ -190,11 +210,11 @@ def main() -> None:
                 rows.append(r)
                 print(json.dumps(r), file=sys.stderr)
     print(
-        f"{'model':<24} {'size px':>8} {'km²':>6} {'tiles':>6} {'detect s':>9} {'s/km²':>7} {'total/run':>9} {'total/pure':>10} {'peak RSS MB':>11}"
+        f"{'model':<30} {'size px':>8} {'km²':>6} {'tiles':>6} {'detect s':>9} {'s/km²':>7} {'total/run':>9} {'total/pure':>10} {'peak RSS MB':>11}"
     )
     for r in rows:
         print(
-            f"{r['model']:<24} {r['size_px']:>8} {r['km2']:>6.1f} {r['tiles']:>6} {r['total_s']:>9.1f} {r['s_per_km2']:>7.2f} "
+            f"{r['model']:<30} {r['size_px']:>8} {r['km2']:>6.1f} {r['tiles']:>6} {r['total_s']:>9.1f} {r['s_per_km2']:>7.2f} "
             f"{r['overhead_vs_run']:>9.3f} {r['overhead_vs_pure']:>10.3f} {r['peak_rss_mb']:>11.0f}"
         )
     print(f"CPU cores: {os.cpu_count()}")
