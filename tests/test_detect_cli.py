@@ -356,6 +356,33 @@ def test_thorough_mode_runs_the_half_scale_and_mirrored_passes(tmp_path, model, 
     assert all(centres == _expected() for _, centres in runs.values())
 
 
+def test_upscale_option_runs_the_consensus_2x_pass(tmp_path, capsys, monkeypatch) -> None:
+    """--upscale on a small image of unknown GSD adds the 2x pass and, for each of its batches, the
+    same batch at native size: calls of the plain run plus twice the 2x pass's batches."""
+    from sitewatch.detect.onnx import OnnxBackend
+
+    calls: list[tuple[int, ...]] = []
+    original = OnnxBackend.run
+
+    def counted(self, images):
+        calls.append(images.shape)
+        return original(self, images)
+
+    monkeypatch.setattr(OnnxBackend, "run", counted)
+    model = write_block_model(tmp_path / "m.onnx", working_gsd_m="0.3")
+    img = str(_png(tmp_path / "a.png", _rgb()))
+    shapes = {}
+    for flags in ((), ("--upscale",)):
+        calls[:] = []
+        code, _, err = run(capsys, img, "--model", str(model), "--json", *flags)
+        assert code == 0, err
+        shapes[flags] = list(calls)
+    plain, upscaled = shapes[()], shapes[("--upscale",)]
+    assert plain and all(c[2:] == (64, 64) for c in plain)  # the model's 64 px tiles
+    halved = [c for c in upscaled if c[2:] == (32, 32)]  # the 2x pass's tiles at native size
+    assert halved and len(upscaled) == len(plain) + 2 * len(halved)
+
+
 def test_streamed_outputs_equal_the_whole_list(tmp_path, model, capsys, monkeypatch) -> None:
     """Detections are identified and written a chunk at a time: chunks of one give the same JSON,
     JSONL, GeoJSON and summary as one chunk, and the streamed writers equal ``json.dumps`` of the

@@ -347,6 +347,13 @@ def _summary(scene, tally: _Tally, detector, seconds: float, out: str | None) ->
     help="Also run each tile mirrored and average the two heatmaps (twice the model time; docs/detect.md).",
 )
 @click.option(
+    "--upscale",
+    is_flag=True,
+    help="Also run a small image (up to 6 Mpx) of unknown GSD, or coarser than 1.5x the model's "
+    "working GSD, at twice its size, each upsampled tile averaged with the same tile at native "
+    'size: small aircraft (docs/detect.md, "Upscale consensus").',
+)
+@click.option(
     "--thorough/--no-thorough",
     default=None,
     help="Both of the above (about 2.5 times the model time): the best counts on the held-out "
@@ -389,6 +396,7 @@ def command(
     providers: tuple[str, ...],
     multiscale: bool,
     flip_test: bool,
+    upscale: bool,
     thorough: bool | None,
     site_name: str | None,
     refine: bool | None,
@@ -423,6 +431,8 @@ def command(
             passes["extra_scales"] = (0.5,)
         if flip_test:
             passes["flip_test"] = True
+        if upscale:
+            passes.update(auto_scale=True, upscale_consensus=True)
         detector = build_detector(
             model,
             providers,
