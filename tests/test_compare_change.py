@@ -121,6 +121,27 @@ def test_comparison_of_synthetic_passes() -> None:
     json.dumps(c.to_dict())
 
 
+def test_passes_detected_differently_are_flagged() -> None:
+    a, b, dets_a, dets_b = scenario()
+    valid = np.ones(a.shape[:2], bool)
+
+    def pass_of(model: str) -> Pass:
+        return Pass("site", "x.tif", None, None, 1.0, 0.5, model)
+
+    def warned(model_a: str, model_b: str) -> list[str]:
+        c = compare_images(
+            PassImage(a, valid, 1.0, 0.5), PassImage(b, valid, 1.0, 0.5), dets_a, dets_b, gsd_m=0.5,
+            pass_a=pass_of(model_a), pass_b=pass_of(model_b),
+        )
+        return [w for w in c.warnings if "detected differently" in w]
+
+    assert warned("sitewatch-det 1.6.0", "sitewatch-det 1.6.0") == []
+    assert warned("sitewatch-det 1.6.0", "sitewatch-det 1.6.0 (×0.5 scale, mirrored)") == [
+        "the passes were detected differently (A: sitewatch-det 1.6.0; B: sitewatch-det 1.6.0 (×0.5 scale, "
+        "mirrored)): some arrivals and departures may be the detectors', not the ground's"
+    ]
+
+
 def test_unchanged_passes_read_largely_unchanged() -> None:
     a = ground(seed=4)
     box = OrientedBox.make(100, 100, 80, 16, 45)

@@ -815,6 +815,16 @@ def test_thorough_setting_sets_the_detector_of_scans(tmp_path) -> None:
     assert (direct.extra_scales, direct.flip_test) == ((), False)
 
 
+def test_label_names_the_extra_passes(tmp_path) -> None:
+    """The label stored with each pass names the passes beside the native one: counts made with
+    them are not the default's."""
+    path = write_block_model(tmp_path / "m.onnx", version="2.0.0")
+    assert OnnxDetector(path).label == "block-test 2.0.0"
+    assert OnnxDetector(path, extra_scales=(0.5,), flip_test=True).label == "block-test 2.0.0 (×0.5 scale, mirrored)"
+    upscaled = OnnxDetector(path, auto_scale=True, upscale_consensus=True)
+    assert upscaled.label == "block-test 2.0.0 (×2 on small images with consensus)"
+
+
 def test_merge_ranks_categories_by_score_against_their_thresholds() -> None:
     """A ship at 0.40 (threshold 0.35) outranks an aircraft at 0.45 (threshold 0.475) at one centre."""
     b = _boxes([(0, 0.45, 200.0, 200.0, 100.0, 95.0, 10.0), (2, 0.40, 203.0, 198.0, 104.0, 40.0, 80.0)])

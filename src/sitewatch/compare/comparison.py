@@ -266,6 +266,11 @@ def compare_images(
         warnings.append("zones unknown: pass not georeferenced or no site given")
     zone_of = _zone_lookup(zone_masks, scale) if zones else None
 
+    if pass_a is not None and pass_b is not None and pass_a.model != pass_b.model:
+        warnings.append(
+            f"the passes were detected differently (A: {pass_a.model}; B: {pass_b.model}): some "
+            "arrivals and departures may be the detectors', not the ground's"
+        )
     if not dets_a and not dets_b:
         not_compared["objects"] = "no detections in either pass"
         changes: list[ObjectChange] = []

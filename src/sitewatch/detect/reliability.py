@@ -48,8 +48,15 @@ def model_metadata(name: str) -> dict[str, str]:
         return {}
 
 
+def model_base(text: str) -> str:
+    """``"<name> <version>"`` of a detector label, without the extra passes it may name in brackets
+    (:attr:`~sitewatch.detect.sliced.SlicedDetector.label`)."""
+    return text.split(" (", 1)[0]
+
+
 def evaluation_of(meta: dict[str, str], text: str) -> dict[str, Any] | None:
-    """The evaluation stored in ``meta`` if it is of model ``text`` ("<name> <version>"), else None."""
+    """The evaluation stored in ``meta`` if it is of model ``text`` ("<name> <version>", extra
+    passes in brackets allowed: the stored evaluation is of the model's default passes), else None."""
     raw = meta.get(EVALUATION_KEY)
     if not raw:
         return None
@@ -58,7 +65,11 @@ def evaluation_of(meta: dict[str, str], text: str) -> dict[str, Any] | None:
     except json.JSONDecodeError as e:
         log.debug("model %s: evaluation metadata not read: %s", text, e)
         return None
-    if not isinstance(ev, dict) or ev.get("model") != text or not isinstance(ev.get("categories"), dict):
+    if (
+        not isinstance(ev, dict)
+        or ev.get("model") != model_base(text)
+        or not isinstance(ev.get("categories"), dict)
+    ):
         return None
     rows = ev["categories"].values()
     if not all(isinstance(r, dict) and isinstance(r.get("ap50"), float | int | None) for r in rows):
@@ -69,7 +80,7 @@ def evaluation_of(meta: dict[str, str], text: str) -> dict[str, Any] | None:
 
 def model_evaluation(text: str) -> dict[str, Any] | None:
     """The held-out evaluation carried by the registered model ``text`` ("<name> <version>")."""
-    name, _, _ = text.partition(" ")
+    name, _, _ = model_base(text).partition(" ")
     return evaluation_of(model_metadata(name), text) if name else None
 
 
@@ -116,7 +127,7 @@ def model_notes(model_strings: Iterable[str]) -> tuple[list[str], list[str]]:
     descriptions: list[str] = []
     limitations: list[str] = []
     for text in sorted(set(model_strings)):
-        name, _, version = text.partition(" ")
+        name, _, version = model_base(text).partition(" ")
         meta = model_metadata(name) if name else {}
         same = meta.get("version") == version
         parts = [text]

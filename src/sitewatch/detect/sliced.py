@@ -224,6 +224,27 @@ class SlicedDetector(Detector):
         return self.backend.info
 
     @property
+    def extra_passes(self) -> tuple[str, ...]:
+        """The passes run beside the native one, in words (``"×0.5 scale"``, ``"×2 on small
+        images"``, ``"mirrored"``); empty for the default."""
+        out = [f"×{s:g} scale" for s in self.extra_scales]
+        if self.auto_scale:
+            out.append(
+                f"×{AUTO_SCALE:g} on small images" + (" with consensus" if self.upscale_consensus else "")
+            )
+        if self.flip_test:
+            out.append("mirrored")
+        return tuple(out)
+
+    @property
+    def label(self) -> str:
+        """``"name version"`` as stored with each pass, followed by the extra passes in brackets
+        when there are any (``"sitewatch-det 1.6.0 (×0.5 scale, mirrored)"``): counts made with
+        them are not those of the default."""
+        passes = self.extra_passes
+        return f"{self.name} {self.version}" + (f" ({', '.join(passes)})" if passes else "")
+
+    @property
     def score_thresholds(self) -> dict[str, float]:
         """Minimum score kept per category: the explicit ``score_threshold`` for all, else the model's own."""
         if self._score_override is not None:
