@@ -19,7 +19,7 @@ from sitewatch.detect.sliced import SlicedDetector
 from sitewatch.errors import LowCoverageWarning, SceneError
 from sitewatch.imagery import open_scene
 from sitewatch.pipeline import scan
-from sitewatch.scale import BatchScanError, ClusterError, DetectorSpec, scan_many
+from sitewatch.scale import BatchScanError, ClusterError, DetectorSpec, default_spec, scan_many
 from sitewatch.store import open_store
 from sitewatch.types import OrientedBox
 from test_scan import UTM, UTM_T, FakeSite, _aoi_px
@@ -249,3 +249,12 @@ def test_blank_scene_runs_no_tiles_and_is_stored_as_not_observed(tmp_path: Path,
     assert (empty.observed_coverage, empty.observed_wkt, empty.metadata) == (ref.observed_coverage, ref.observed_wkt, ref.metadata)
     assert [n for n in notes["blank.tif"] if "valid pixels observe 0.0%" in n] and notes["good.tif"] == []
     assert full.observed_coverage == 1.0 and len(full.detections) > 0
+
+
+def test_default_spec_follows_the_thorough_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batch scans build their workers' detectors as a scan on one machine does: the thorough
+    mode's passes when the setting is on, unless options are given."""
+    assert default_spec("m.onnx") == DetectorSpec(model="m.onnx", options=())
+    monkeypatch.setenv("SITEWATCH_DETECT_THOROUGH", "1")
+    assert dict(default_spec("m.onnx").options) == {"extra_scales": (0.5,), "flip_test": True}
+    assert default_spec(None, {"tile_px": 256}) == DetectorSpec(model=None, options=(("tile_px", 256),))

@@ -129,6 +129,15 @@ class DetectorSpec:
         return hashlib.sha1(pickle.dumps(self)).hexdigest()
 
 
+def default_spec(model: str | Path | None, options: dict[str, Any] | None = None) -> DetectorSpec:
+    """The spec of ``model`` with ``options``; without options, those of the thorough mode
+    (:data:`~sitewatch.detect.sliced.THOROUGH`) when the setting ``detect_thorough`` is on, as
+    for a scan on one machine (:func:`~sitewatch.pipeline.load_default_detector`)."""
+    if options is None:
+        options = dict(THOROUGH) if Settings().detect_thorough else {}
+    return DetectorSpec(model=None if model is None else str(model), options=tuple(sorted(options.items())))
+
+
 _detectors: dict[str, SlicedDetector] = {}
 _detectors_lock = threading.Lock()
 
@@ -264,11 +273,7 @@ def scan_many(
         from sitewatch.sites import get_site
 
         site = get_site(site)
-    if detector_options is None and Settings().detect_thorough:
-        detector_options = dict(THOROUGH)
-    spec = detector or DetectorSpec(
-        model=None if model is None else str(model), options=tuple(sorted((detector_options or {}).items()))
-    )
+    spec = detector or default_spec(model, detector_options)
     when = acquired.isoformat() if isinstance(acquired, date) else acquired
     srcs = [SceneSource(str(s), gsd_m, when, center, rotation_deg) for s in sources]
     with open_store(store_url) as store:
