@@ -129,7 +129,7 @@ def worker(
         "run_s": stats.run_s,
         "pure_run_s": pure,
         "peak_rss_mb": rss_mb,
-        "model": det.label + (" thorough" if thorough else ""),
+        "model": det.label,
     }
 
 
@@ -209,12 +209,13 @@ def main() -> None:
                 )
                 rows.append(r)
                 print(json.dumps(r), file=sys.stderr)
+    w = max([len("model"), *(len(r["model"]) for r in rows)])
     print(
-        f"{'model':<30} {'size px':>8} {'km²':>6} {'tiles':>6} {'detect s':>9} {'s/km²':>7} {'total/run':>9} {'total/pure':>10} {'peak RSS MB':>11}"
+        f"{'model':<{w}} {'size px':>8} {'km²':>6} {'tiles':>6} {'detect s':>9} {'s/km²':>7} {'total/run':>9} {'total/pure':>10} {'peak RSS MB':>11}"
     )
     for r in rows:
         print(
-            f"{r['model']:<30} {r['size_px']:>8} {r['km2']:>6.1f} {r['tiles']:>6} {r['total_s']:>9.1f} {r['s_per_km2']:>7.2f} "
+            f"{r['model']:<{w}} {r['size_px']:>8} {r['km2']:>6.1f} {r['tiles']:>6} {r['total_s']:>9.1f} {r['s_per_km2']:>7.2f} "
             f"{r['overhead_vs_run']:>9.3f} {r['overhead_vs_pure']:>10.3f} {r['peak_rss_mb']:>11.0f}"
         )
     print(f"CPU cores: {os.cpu_count()}")

@@ -811,6 +811,7 @@ def test_thorough_setting_sets_the_detector_of_scans(tmp_path) -> None:
     assert (plain.extra_scales, plain.flip_test) == ((), False)
     thorough = load_default_detector(path, settings=Settings(detect_thorough=True))
     assert (thorough.extra_scales, thorough.flip_test) == ((0.5,), True)
+    assert thorough.label == plain.label + " (×0.5 scale, mirrored)"  # stored with each pass
     direct = OnnxDetector(path, settings=Settings(detect_thorough=True))
     assert (direct.extra_scales, direct.flip_test) == ((), False)
 
@@ -823,6 +824,8 @@ def test_label_names_the_extra_passes(tmp_path) -> None:
     assert OnnxDetector(path, extra_scales=(0.5,), flip_test=True).label == "block-test 2.0.0 (×0.5 scale, mirrored)"
     upscaled = OnnxDetector(path, auto_scale=True, upscale_consensus=True)
     assert upscaled.label == "block-test 2.0.0 (×2 on small images with consensus)"
+    explicit = OnnxDetector(path, extra_scales=(2.0,), auto_scale=True, upscale_consensus=True)
+    assert explicit.label == "block-test 2.0.0 (×2 scale with consensus)"
 
 
 def test_merge_ranks_categories_by_score_against_their_thresholds() -> None:

@@ -539,12 +539,15 @@ def test_stored_evaluation_names_weak_categories(tmp_path: Path, monkeypatch: py
         "Detector model block-test 2.0.0 is weak on large vehicles (held-out AP50 0.80 on only 7 objects, recall 0.71 at "
         "its threshold): counts of large vehicles are uncertain and an absence of large vehicles is not evidence.",
     ]
-    # Passes detected with extra passes name them after the version; the default passes' evaluation
-    # still describes the model.
-    desc, lim2 = reliability.model_notes(["block-test 2.0.0 (×0.5 scale, mirrored)"])
-    assert desc[0].startswith("block-test 2.0.0 (×0.5 scale, mirrored); ") and "held-out evaluation (val, 12 images)" in desc[0]
-    assert len(lim2) == len(lim) and "weak on ships" in lim2[1]
-    assert reliability.weak_categories(["block-test 2.0.0 (mirrored)"]).keys() == {"helicopter", "ship", "large-vehicle"}
+    # Passes detected with extra passes name them after the version; the model is described by the
+    # evaluation of its default passes, once per model however many labels.
+    desc, lim2 = reliability.model_notes(["block-test 2.0.0 (×0.5 scale, mirrored)", "block-test 2.0.0"] * 2)
+    assert len(desc) == 1 and desc[0].startswith("block-test 2.0.0; passes also made with ×0.5 scale, mirrored; ")
+    assert "held-out evaluation of the default passes (val, 12 images)" in desc[0]
+    assert lim2 == lim
+    weak = reliability.weak_categories(["block-test 2.0.0 (mirrored)", "block-test 2.0.0"])
+    assert weak["ship"] == "held-out AP50 0.30 for block-test 2.0.0"
+    assert reliability.model_base("my model (copy) 1.0") == "my model (copy) 1.0"
     # An evaluation of another version (the file was retrained since) is not used.
     _, lim = reliability.model_notes(["block-test 1.9.0"])
     assert lim == ["Detector model block-test 1.9.0: no evaluation metrics are recorded with the model; see `sitewatch evaluate`."]

@@ -212,7 +212,8 @@ def finish(
         site: the site the plan was made for.
         planned: the scene's :class:`ScanPlan`.
         detections: what the detector found on the plan's window, boxes in scene pixels.
-        detector_label: the detector's name and version (:attr:`Detector.label`).
+        detector_label: the detector's name and version, and its extra passes if any
+            (:attr:`Detector.label`).
 
     Raises:
         ValueError: detections for a plan that observed nothing.

@@ -262,7 +262,9 @@ class Pass:
             None when not georeferenced.
         aoi_coverage: fraction of the site's AOI inside the image outline, 0..1.
         gsd_m: ground sample distance, metres per pixel, or None.
-        model: detector name and version, e.g. ``"sitewatch-det 1.0.0"``.
+        model: detector name and version, e.g. ``"sitewatch-det 1.0.0"``, followed by the extra
+            passes it ran in brackets when there were any (``"sitewatch-det 1.6.0 (×0.5 scale,
+            mirrored)"``).
         crs: CRS of the scene (WKT or EPSG string), or None for pixel-space screenshots.
         transform: affine transform (6 GDAL-order numbers of rasterio's Affine a,b,c,d,e,f) of the
             pixel frame detections are in, or None.

@@ -349,16 +349,16 @@ def _summary(scene, tally: _Tally, detector, seconds: float, out: str | None) ->
 @click.option(
     "--upscale",
     is_flag=True,
-    help="Also run a small image (up to 6 Mpx) of unknown GSD, or coarser than 1.5x the model's "
+    help="Also run a small image (up to 6 Mpx) of unknown GSD, or at least 1.5x the model's "
     "working GSD, at twice its size, each upsampled tile averaged with the same tile at native "
     'size: small aircraft (docs/detect.md, "Upscale consensus").',
 )
 @click.option(
     "--thorough/--no-thorough",
     default=None,
-    help="Both of the above (about 2.5 times the model time): the best counts on the held-out "
-    'airfields (docs/detect.md, "Thorough mode"). Default: the setting detect_thorough '
-    "(SITEWATCH_DETECT_THOROUGH), which scan, watch and the web API follow too.",
+    help="--multiscale and --flip-test together (about 2.5 times the model time): the best "
+    'counts on the held-out airfields (docs/detect.md, "Thorough mode"). Default: the setting '
+    "detect_thorough (SITEWATCH_DETECT_THOROUGH), which scan, watch and the web API follow too.",
 )
 @click.option(
     "--site",

@@ -130,6 +130,7 @@ def _describe(p: Pass | None, label: str) -> dict[str, Any]:
         "acquired": p.acquired.isoformat() if isinstance(p.acquired, datetime) else None,
         "scene": p.scene_path,
         "gsd_m": p.gsd_m,
+        "model": p.model,
         "detections": len(p.detections),
     }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
@@ -49,9 +50,13 @@ def model_metadata(name: str) -> dict[str, str]:
 
 
 def model_base(text: str) -> str:
-    """``"<name> <version>"`` of a detector label, without the extra passes it may name in brackets
-    (:attr:`~sitewatch.detect.sliced.SlicedDetector.label`)."""
-    return text.split(" (", 1)[0]
+    """``"<name> <version>"`` of a detector label, without the extra passes it may name in a
+    closing bracket (:attr:`~sitewatch.detect.sliced.SlicedDetector.label`)."""
+    return _PASSES.sub("", text)
+
+
+#: The extra passes a detector label may end with: `` (×0.5 scale, mirrored)``.
+_PASSES = re.compile(r" \([^()]*\)$")
 
 
 def evaluation_of(meta: dict[str, str], text: str) -> dict[str, Any] | None:
@@ -79,7 +84,8 @@ def evaluation_of(meta: dict[str, str], text: str) -> dict[str, Any] | None:
 
 
 def model_evaluation(text: str) -> dict[str, Any] | None:
-    """The held-out evaluation carried by the registered model ``text`` ("<name> <version>")."""
+    """The held-out evaluation carried by the registered model ``text`` ("<name> <version>",
+    extra passes in brackets allowed)."""
     name, _, _ = model_base(text).partition(" ")
     return evaluation_of(model_metadata(name), text) if name else None
 
@@ -101,11 +107,12 @@ def weak_in(ev: dict[str, Any]) -> dict[str, str]:
 def weak_categories(model_texts: Iterable[str]) -> dict[str, str]:
     """Categories that any of the models (with a stored evaluation) detects poorly → why.
 
-    Models without a stored evaluation contribute nothing (their limits are unknown, which
-    reports state separately).
+    Models are taken by ``"<name> <version>"`` (:func:`model_base`): the stored evaluation is of
+    a model's default passes, whatever extra passes a label names. Models without a stored
+    evaluation contribute nothing (their limits are unknown, which reports state separately).
     """
     out: dict[str, list[str]] = {}
-    for text in sorted(set(model_texts)):
+    for text in sorted({model_base(t) for t in model_texts}):
         ev = model_evaluation(text)
         for cat, why in (weak_in(ev) if ev else {}).items():
             out.setdefault(cat, []).append(f"{why} for {text}")
@@ -117,20 +124,28 @@ _METRIC_HINTS = ("map", "ap50", "precision", "recall", "f1", "metric", "mape")
 
 
 def model_notes(model_strings: Iterable[str]) -> tuple[list[str], list[str]]:
-    """Describe the models ``"<name> <version>"`` the passes were made with.
+    """Describe the models the passes were made with (labels ``"<name> <version>"``, perhaps
+    followed by extra passes in brackets: one entry per ``"<name> <version>"``).
 
     Returns:
-        ``(descriptions, limitations)``: one description per model (version, when and how it was
-        trained, its evaluation metrics when the model file carries them), and limitations such
-        as an untrained model or one whose metrics are unknown.
+        ``(descriptions, limitations)``: one description per model (version, the extra passes of
+        the passes made with them, when and how it was trained, its evaluation metrics when the
+        model file carries them), and limitations such as an untrained model or one whose
+        metrics are unknown.
     """
     descriptions: list[str] = []
     limitations: list[str] = []
-    for text in sorted(set(model_strings)):
-        name, _, version = model_base(text).partition(" ")
+    labels: dict[str, set[str]] = {}
+    for label in model_strings:
+        labels.setdefault(model_base(label), set()).add(label)
+    for text in sorted(labels):
+        name, _, version = text.partition(" ")
         meta = model_metadata(name) if name else {}
         same = meta.get("version") == version
         parts = [text]
+        variants = sorted(label[len(text) + 2 : -1] for label in labels[text] if label != text)
+        if variants:
+            parts.append("passes also made with " + "; ".join(variants))
         if same and meta.get("trained_at"):
             parts.append(f"trained {meta['trained_at'][:10]}")
         if same and meta.get("working_gsd_m"):
@@ -139,7 +154,7 @@ def model_notes(model_strings: Iterable[str]) -> tuple[list[str], list[str]]:
         parts += [f"{k} {v}" for k, v in sorted(metrics.items())]
         evaluation = evaluation_of(meta, text) if same else None
         if evaluation:
-            parts.append(_describe_evaluation(evaluation))
+            parts.append(_describe_evaluation(evaluation, default_passes=bool(variants)))
         descriptions.append("; ".join(parts))
         untrained = "untrained" in version or (same and "untrained" in meta.get("train_command", ""))
         if untrained:
@@ -157,7 +172,7 @@ def model_notes(model_strings: Iterable[str]) -> tuple[list[str], list[str]]:
     return descriptions, limitations
 
 
-def _describe_evaluation(ev: dict[str, Any]) -> str:
+def _describe_evaluation(ev: dict[str, Any], *, default_passes: bool = False) -> str:
     rows = []
     for cat, r in ev["categories"].items():
         if not r.get("objects") or r.get("ap50") is None:
@@ -167,7 +182,8 @@ def _describe_evaluation(ev: dict[str, Any]) -> str:
         if r.get("count_mape") is not None:
             pr += f", count error {r['count_mape']:.0f} %"
         rows.append(f"{cat} AP50 {r['ap50']:.2f} ({pr})")
-    return f"held-out evaluation ({ev['split']}, {ev['images']} images): " + "; ".join(rows)
+    of = " of the default passes" if default_passes else ""
+    return f"held-out evaluation{of} ({ev['split']}, {ev['images']} images): " + "; ".join(rows)
 
 
 def _weak_categories(ev: dict[str, Any], text: str) -> list[str]:

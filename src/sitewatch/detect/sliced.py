@@ -225,22 +225,22 @@ class SlicedDetector(Detector):
 
     @property
     def extra_passes(self) -> tuple[str, ...]:
-        """The passes run beside the native one, in words (``"×0.5 scale"``, ``"×2 on small
-        images"``, ``"mirrored"``); empty for the default."""
-        out = [f"×{s:g} scale" for s in self.extra_scales]
-        if self.auto_scale:
-            out.append(
-                f"×{AUTO_SCALE:g} on small images" + (" with consensus" if self.upscale_consensus else "")
-            )
+        """The passes configured beside the native one, in words (``"×0.5 scale"``, ``"×2 on
+        small images"``, ``"mirrored"``); empty for the default. The automatic pass is named
+        whether or not a given scene gets it."""
+        consensus = " with consensus" if self.upscale_consensus else ""
+        out = [f"×{s:g} scale" + (consensus if s > _UPSAMPLED else "") for s in self.extra_scales]
+        if self.auto_scale and AUTO_SCALE not in self.extra_scales:
+            out.append(f"×{AUTO_SCALE:g} on small images{consensus}")
         if self.flip_test:
             out.append("mirrored")
         return tuple(out)
 
     @property
     def label(self) -> str:
-        """``"name version"`` as stored with each pass, followed by the extra passes in brackets
-        when there are any (``"sitewatch-det 1.6.0 (×0.5 scale, mirrored)"``): counts made with
-        them are not those of the default."""
+        """``"name version"`` as stored with each pass, followed by the extra passes configured
+        in brackets when there are any (``"sitewatch-det 1.6.0 (×0.5 scale, mirrored)"``): counts
+        made with them are not those of the default."""
         passes = self.extra_passes
         return f"{self.name} {self.version}" + (f" ({', '.join(passes)})" if passes else "")
 
