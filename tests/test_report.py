@@ -509,6 +509,8 @@ def test_stored_evaluation_names_weak_categories(tmp_path: Path, monkeypatch: py
     original = model.read_bytes()
     with pytest.raises(ModelError, match="evaluation is of 'other 1.0'"):
         attach_evaluation(model, {**report, "model": "other 1.0"})
+    with pytest.raises(ModelError, match="with extra passes: the stored evaluation is of the default passes"):
+        attach_evaluation(model, {**report, "model": "block-test 2.0.0 (mirrored)"})
     with pytest.raises(ModelError, match="not run at the model's own thresholds"):  # e.g. `evaluate --score 0.3`
         attach_evaluation(model, {**report, "score_thresholds": dict.fromkeys(CATEGORIES, 0.3)})
     with pytest.raises(ModelError, match="not a `sitewatch evaluate --json` report"):

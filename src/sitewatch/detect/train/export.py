@@ -315,7 +315,16 @@ def attach_evaluation(onnx_path: Path, report: dict[str, Any]) -> dict[str, Any]
     summary = evaluation_summary(report)
     label = f"{meta.get('name', '')} {meta.get('version', '')}"
     if summary["model"] != label:
-        raise ModelError(f"{onnx_path}: the evaluation is of {summary['model']!r}, the file holds {label!r}")
+        from sitewatch.detect.reliability import model_base
+
+        why = (
+            " with extra passes: the stored evaluation is of the default passes"
+            if model_base(str(summary["model"])) == label
+            else ""
+        )
+        raise ModelError(
+            f"{onnx_path}: the evaluation is of {summary['model']!r}, the file holds {label!r}{why}"
+        )
     own = _operating_thresholds(meta)
     used = report.get("score_thresholds")
     if not isinstance(used, dict) or any(abs(float(used.get(c, -1.0)) - t) > 1e-6 for c, t in own.items()):
