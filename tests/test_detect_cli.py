@@ -286,47 +286,43 @@ def test_provider_and_multiscale_options(tmp_path, model, capsys) -> None:
     assert code == 2 and "not available" in err and len(err.strip().splitlines()) == 1
 
 
-def test_flip_test_option(tmp_path, model, capsys, monkeypatch) -> None:
-    """--flip-test runs the model on each batch twice, once mirrored. The block model is
-    mirror-symmetric (uniform 4x4 kernels), so averaging with the mirrored tiles leaves every
-    score, hence the answer, as it is."""
+@pytest.fixture
+def model_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
+    """The input shapes of every ONNX model call, in order (cleared by the test as it goes)."""
     from sitewatch.detect.onnx import OnnxBackend
 
     calls: list[tuple[int, ...]] = []
     original = OnnxBackend.run
 
-    def counted(self, images):
+    def counted(self, images):  # noqa: ANN001, ANN202
         calls.append(images.shape)
         return original(self, images)
 
     monkeypatch.setattr(OnnxBackend, "run", counted)
+    return calls
+
+
+def test_flip_test_option(tmp_path, model, capsys, model_calls) -> None:
+    """--flip-test runs the model on each batch twice, once mirrored. The block model is
+    mirror-symmetric (uniform 4x4 kernels), so averaging with the mirrored tiles leaves every
+    score, hence the answer, as it is."""
     img = str(_png(tmp_path / "a.png", _rgb()))
     code, plain, err = run(capsys, img, "--model", str(model), "--json")
     assert code == 0, err
-    n_plain, calls[:] = len(calls), []
+    n_plain, model_calls[:] = len(model_calls), []
     code, flipped, err = run(capsys, img, "--model", str(model), "--json", "--flip-test")
     assert code == 0, err
-    assert n_plain > 0 and len(calls) == 2 * n_plain
+    assert n_plain > 0 and len(model_calls) == 2 * n_plain
     assert _centres(flipped) == _centres(plain) == _expected()
     scores = [sorted(d["score"] for d in json.loads(x)) for x in (plain, flipped)]
     assert scores[1] == pytest.approx(scores[0], abs=1e-6)
 
 
-def test_thorough_mode_runs_the_half_scale_and_mirrored_passes(tmp_path, model, capsys, monkeypatch) -> None:
+def test_thorough_mode_runs_the_half_scale_and_mirrored_passes(tmp_path, model, capsys, monkeypatch, model_calls) -> None:
     """--thorough, and the setting detect_thorough (environment or config file), run exactly the
     model calls of --multiscale --flip-test: every batch of both scales twice; --no-thorough turns
     the setting off. The block model's objects are smaller than the half-scale pass's floor, so
     the answer stays the plain one."""
-    from sitewatch.detect.onnx import OnnxBackend
-
-    calls: list[tuple[int, ...]] = []
-    original = OnnxBackend.run
-
-    def counted(self, images):
-        calls.append(images.shape)
-        return original(self, images)
-
-    monkeypatch.setattr(OnnxBackend, "run", counted)
     img = str(_png(tmp_path / "a.png", _rgb()))
     config = tmp_path / "config.toml"
     config.write_text("detect_thorough = true\n")
@@ -344,10 +340,10 @@ def test_thorough_mode_runs_the_half_scale_and_mirrored_passes(tmp_path, model, 
             monkeypatch.delenv(var, raising=False)
         for var, value in env.items():
             monkeypatch.setenv(var, value)
-        calls[:] = []
+        model_calls[:] = []
         code, out, err = run(capsys, img, "--model", str(model), "--json", *flags)
         assert code == 0, err
-        runs[name] = (sorted(calls), _centres(out))
+        runs[name] = (sorted(model_calls), _centres(out))
     n_plain, n_multi = len(runs["plain"][0]), len(runs["multiscale"][0])
     assert 0 < n_plain < n_multi
     assert len(runs["both"][0]) == 2 * n_multi
@@ -356,27 +352,17 @@ def test_thorough_mode_runs_the_half_scale_and_mirrored_passes(tmp_path, model, 
     assert all(centres == _expected() for _, centres in runs.values())
 
 
-def test_upscale_option_runs_the_consensus_2x_pass(tmp_path, capsys, monkeypatch) -> None:
+def test_upscale_option_runs_the_consensus_2x_pass(tmp_path, capsys, model_calls) -> None:
     """--upscale on a small image of unknown GSD adds the 2x pass and, for each of its batches, the
     same batch at native size: calls of the plain run plus twice the 2x pass's batches."""
-    from sitewatch.detect.onnx import OnnxBackend
-
-    calls: list[tuple[int, ...]] = []
-    original = OnnxBackend.run
-
-    def counted(self, images):
-        calls.append(images.shape)
-        return original(self, images)
-
-    monkeypatch.setattr(OnnxBackend, "run", counted)
     model = write_block_model(tmp_path / "m.onnx", working_gsd_m="0.3")
     img = str(_png(tmp_path / "a.png", _rgb()))
     shapes = {}
     for flags in ((), ("--upscale",)):
-        calls[:] = []
+        model_calls[:] = []
         code, _, err = run(capsys, img, "--model", str(model), "--json", *flags)
         assert code == 0, err
-        shapes[flags] = list(calls)
+        shapes[flags] = list(model_calls)
     plain, upscaled = shapes[()], shapes[("--upscale",)]
     assert plain and all(c[2:] == (64, 64) for c in plain)  # the model's 64 px tiles
     halved = [c for c in upscaled if c[2:] == (32, 32)]  # the 2x pass's tiles at native size
