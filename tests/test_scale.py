@@ -251,10 +251,13 @@ def test_blank_scene_runs_no_tiles_and_is_stored_as_not_observed(tmp_path: Path,
     assert full.observed_coverage == 1.0 and len(full.detections) > 0
 
 
-def test_default_spec_follows_the_thorough_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_batch_scans_follow_the_thorough_setting(tmp_path: Path, block_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Batch scans build their workers' detectors as a scan on one machine does: the thorough
-    mode's passes when the setting is on, unless options are given."""
+    mode's passes when the setting is on, unless options are given; the pass's model label says so."""
     assert default_spec("m.onnx") == DetectorSpec(model="m.onnx", options=())
+    assert default_spec(None, {"tile_px": 256}) == DetectorSpec(model=None, options=(("tile_px", 256),))
     monkeypatch.setenv("SITEWATCH_DETECT_THOROUGH", "1")
     assert dict(default_spec("m.onnx").options) == {"extra_scales": (0.5,), "flip_test": True}
-    assert default_spec(None, {"tile_px": 256}) == DetectorSpec(model=None, options=(("tile_px", 256),))
+    scene = block_scene(tmp_path / "a.tif", seed=3)
+    (p,) = scan_many([scene], SITE, store_url=f"sqlite:///{tmp_path / 's.db'}", workers=1, processes=False, model=block_model)
+    assert p.model == "block-test 1.0.0 (×0.5 scale, mirrored)" and len(p.detections) > 0

@@ -157,7 +157,7 @@ class SlicedDetector(Detector):
             one resampled to the tile's grid) are averaged before peaks are taken; the geometry
             is the upsampled pass's. A small object both resolutions see keeps about its score;
             one only the upsampled pass sees, the small false boxes that pass adds, loses half.
-            About a quarter more model time for the upsampled pass. The factor is taken against
+            A quarter more model pixels for the upsampled pass. The factor is taken against
             the scene's pixels, not the base pass's (the same for the automatic pass, whose base
             scale is 1). Not done for fixed-shape models (logged).
         iou_threshold, cross_iou_threshold, shared_centre_area_ratio: NMS rules (see
