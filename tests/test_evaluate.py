@@ -84,6 +84,27 @@ def test_axis_aligned_labels_compare_envelopes() -> None:
         assert ev.result().categories["aircraft"].tp == expect_tp
 
 
+def test_datasets_with_only_axis_aligned_labels_are_matched_by_envelope(data_dir: Path) -> None:
+    """Every dataset of the data tree whose labels are all axis-aligned rectangles (a source of
+    horizontal boxes: each one's SOURCE.md) is marked as such, so that detections are matched to it
+    by their envelope; every marked dataset has only axis-aligned labels. A horizontal-box dataset
+    left unmarked scores its diagonal objects at IoU ~0.5 and teaches a wrong heading."""
+    from sitewatch.dota import AXIS_ALIGNED_DATASETS, iter_dataset
+
+    found = set()
+    for root in sorted(p.parent for p in data_dir.glob("*/labels")):
+        corners = np.array([o.corners for im in iter_dataset(root) for o in im.objects]).reshape(-1, 4, 2)
+        if len(corners) < 10:
+            continue
+        x, y = corners[..., 0], corners[..., 1]
+        horizontal = (np.abs(x - x.min(axis=1, keepdims=True)) < 0.11) | (np.abs(x - x.max(axis=1, keepdims=True)) < 0.11)
+        vertical = (np.abs(y - y.min(axis=1, keepdims=True)) < 0.11) | (np.abs(y - y.max(axis=1, keepdims=True)) < 0.11)
+        if (horizontal & vertical).all():
+            found.add(root.name)
+    assert found == AXIS_ALIGNED_DATASETS
+    assert "simd-helicopters" in found and "dota" not in found
+
+
 def test_evaluator_precision_recall_and_count_error() -> None:
     a, b = [(0, 0), (40, 0), (40, 20), (0, 20)], [(100, 0), (140, 0), (140, 20), (100, 20)]
     im1 = LabelledImage(Path("1.png"), "x", None, [_obj(a), _obj(b), _obj(_sq(300, 300), difficult=True)])

@@ -22,8 +22,11 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
-#: Datasets whose labels are axis-aligned boxes: their heading carries no information.
-AXIS_ALIGNED_DATASETS = frozenset({"airbus-pleiades", "hrplanes", "gdit-airport", "ships-google-earth"})
+#: Datasets whose labels are axis-aligned boxes (each one's SOURCE.md): their heading carries no
+#: information, and a detection is matched to them by its axis-aligned envelope.
+AXIS_ALIGNED_DATASETS = frozenset(
+    {"airbus-pleiades", "hrplanes", "gdit-airport", "ships-google-earth", "simd-helicopters"}
+)
 
 
 @dataclass(frozen=True, slots=True)
