@@ -304,7 +304,8 @@ def export_command(checkpoint: Path, output: Path, data: Path | None, overwrite:
 @output_option("Checkpoint to write.", type=click.Path(path_type=Path), required=True)
 @overwrite_option
 def average_command(checkpoints: tuple[Path, ...], output: Path, overwrite: bool) -> None:
-    """Average the weights of several checkpoints of one run (e.g. its snapshots/) into one.
+    """Average the weights of several checkpoints into one: the snapshots of one run, or runs
+    continued from the same model (an average of a model and its continuation keeps more of both).
 
     Example: sitewatch train average runs/det/snapshots/step-*.ckpt -o runs/det/average.ckpt
     """

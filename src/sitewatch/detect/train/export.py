@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 OPSET = 17
 MAX_BYTES = 25 * 1024 * 1024
 MODEL_NAME = "sitewatch-det"
-MODEL_VERSION = "1.6.0"
+MODEL_VERSION = "1.7.0"
 #: Default place of the shipped model inside the package.
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "sitewatch-det.onnx"
 
@@ -174,11 +174,13 @@ def load_checkpoint_model(ckpt_path: Path) -> tuple[Any, dict[str, Any]]:
 
 
 def average_checkpoints(paths: list[Path], out_path: Path, command: str = "") -> Path:
-    """Write the average of the weights of several checkpoints of one run.
+    """Write the average of the weights of several checkpoints of one run, or of several runs.
 
     Snapshots taken a few minutes apart late in a run sit around the same minimum; their average
     is smoother than any one of them (stochastic weight averaging), so an export of it depends
-    less on the step at which the run happened to stop. Floating-point tensors are averaged
+    less on the step at which the run happened to stop. Runs continued from the same model stay
+    in one basin too: the average of that model and a continuation (a weight interpolation) keeps
+    much of what the continuation gained and of what it lost. Floating-point tensors are averaged
     (BatchNorm statistics included: they are frozen in a run started from an exported model);
     integer buffers, the configuration and the metadata come from the latest snapshot. The
     result is a checkpoint for :func:`export_checkpoint` or ``sitewatch train export``.
