@@ -177,7 +177,7 @@ class Settings(FileSettings):
             or None for the model's own per-category thresholds.
         detect_thorough: run every detection (detect, scan, watch, the web API) in the thorough
             mode (``SITEWATCH_DETECT_THOROUGH``; :data:`~sitewatch.detect.sliced.THOROUGH`): the
-            half-scale and mirrored passes, about 2.5 times the model time, better counts.
+            half-scale and mirrored passes, about 2.5 times the model time (docs/detect.md).
         detect_max_pixels: largest image, pixels, that ``sitewatch detect`` runs on whole
             (``SITEWATCH_DETECT_MAX_PIXELS``; default 40 000 x 40 000); larger images are scanned by AOI.
     """

@@ -356,8 +356,8 @@ def _summary(scene, tally: _Tally, detector, seconds: float, out: str | None) ->
 @click.option(
     "--thorough/--no-thorough",
     default=None,
-    help="--multiscale and --flip-test together (about 2.5 times the model time): the best "
-    'counts on the held-out airfields (docs/detect.md, "Thorough mode"). Default: the setting '
+    help="--multiscale and --flip-test together (about 2.5 times the model time): more "
+    'vehicles found, fewer helicopters (docs/detect.md, "Thorough mode"). Default: the setting '
     "detect_thorough (SITEWATCH_DETECT_THOROUGH), which scan, watch and the web API follow too.",
 )
 @click.option(

@@ -59,8 +59,8 @@ REDUCED_MIN_PX = 64.0
 AUTO_MAX_PIXELS = 6_000_000
 AUTO_COARSE_FACTOR = 1.5
 #: Options of the thorough mode (``detect --thorough``, setting ``detect_thorough``): the half-scale
-#: pass and the mirrored pass, about 2.5 times the model time; on the held-out sets it brings every
-#: airbus-pleiades site group's count error within 5 % (docs/detect.md, "Thorough mode").
+#: pass and the mirrored pass, about 2.5 times the model time; on the held-out sets it finds more
+#: vehicles and fewer helicopters than the native pass (docs/detect.md, "Thorough mode").
 THOROUGH: Mapping[str, object] = MappingProxyType({"extra_scales": (0.5,), "flip_test": True})
 #: Model pixels per scene pixel above which a pass counts as upsampled (``upscale_consensus``).
 _UPSAMPLED = 1.25
