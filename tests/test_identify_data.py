@@ -286,3 +286,36 @@ def test_family_rank_counts_a_family_sharing_one_airframe() -> None:
     s = summarise(rows)
     assert s["true_type_or_family_in_top3"] == 1.0
     assert s["true_type_or_family_in_top3"] >= s["true_type_in_top3"]
+
+
+def test_cached_detections_are_the_detections_at_full_precision_and_per_gsd(tmp_path) -> None:
+    """A run from the detection cache measures what a run without it measures: boxes come back
+    bit for bit (not rounded as in the output format; the silhouette refinement starts from
+    them), and detections at another GSD are not taken for them."""
+    import cv2
+    import numpy as np
+
+    from sitewatch.identify.evaluate import detect_cached
+    from sitewatch.types import Detection
+
+    image = tmp_path / "ds" / "images" / "a.png"
+    image.parent.mkdir(parents=True)
+    cv2.imwrite(str(image), np.full((64, 64, 3), 90, np.uint8))
+
+    class Fake:
+        def __init__(self) -> None:
+            self.calls: list[float | None] = []
+
+        def detect(self, scene, gsd_m=None):
+            self.calls.append(gsd_m)
+            size = 10.0 if gsd_m is None else 1.0 / gsd_m
+            return [Detection(OrientedBox(31.123456789, 17.987654321, size + 0.0049, 7.3333333, 12.3456789), "aircraft", 0.87654321)]
+
+    fake, cache = Fake(), tmp_path / "cache"
+    fresh = detect_cached(fake, image, 0.5, cache, "m")
+    assert detect_cached(fake, image, 0.5, cache, "m") == fresh and fake.calls == [0.5]
+    assert detect_cached(fake, image, 0.25, cache, "m")[0].box.length == pytest.approx(4.0049)
+    assert detect_cached(fake, image, None, cache, "m")[0].box.length == pytest.approx(10.0049)
+    assert fake.calls == [0.5, 0.25, None]
+    assert detect_cached(fake, image, 0.25, cache, "other")[0].box == OrientedBox(31.123456789, 17.987654321, 4.0049, 7.3333333, 12.3456789)
+    assert fake.calls == [0.5, 0.25, None, 0.25]

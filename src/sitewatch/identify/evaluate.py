@@ -368,20 +368,28 @@ def detect_cached(
 ) -> list[Detection]:
     """Run ``detector`` on an image (``gsd_m`` as the scene GSD), caching the detections as JSON.
 
-    ``tag`` (e.g. the model id) keys the cache so a new model never reuses old detections.
+    ``tag`` (e.g. the model id) and the GSD key the cache, so a new model or another scale never
+    reuses old detections. Boxes are cached at full precision (not the rounded output format):
+    the silhouette refinement starts from the box, and a run from the cache must measure what a
+    run without it measures.
     """
     from sitewatch.imagery import open_scene
 
     cache = None
     if cache_dir is not None:
-        cache = Path(cache_dir) / f"{tag}_{image_path.parent.parent.name}_{image_path.stem}.json"
+        scale = "native" if gsd_m is None else f"{gsd_m:g}m"
+        cache = Path(cache_dir) / f"{tag}_{image_path.parent.parent.name}_{image_path.stem}_{scale}.json"
         if cache.exists():
-            return [Detection.from_dict(d) for d in json.loads(cache.read_text())]
+            return [
+                Detection(OrientedBox.from_dict(d["box"]), d["category"], d["score"])
+                for d in json.loads(cache.read_text())
+            ]
     with open_scene(image_path, gsd_m=gsd_m, force=True) as scene:  # label GSDs
         dets = detector.detect(scene, gsd_m=gsd_m)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps([d.to_dict() for d in dets]))
+        rows = [{"box": d.box.to_dict(), "category": d.category, "score": d.score} for d in dets]
+        cache.write_text(json.dumps(rows))
     return dets
 
 
