@@ -319,3 +319,4 @@ def test_cached_detections_are_the_detections_at_full_precision_and_per_gsd(tmp_
     assert fake.calls == [0.5, 0.25, None]
     assert detect_cached(fake, image, 0.25, cache, "other")[0].box == OrientedBox(31.123456789, 17.987654321, 4.0049, 7.3333333, 12.3456789)
     assert fake.calls == [0.5, 0.25, None, 0.25]
+    assert len(list(cache.iterdir())) == 4 and not list(cache.glob(".*"))  # one file per model and GSD, no leftovers

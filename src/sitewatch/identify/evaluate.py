@@ -387,9 +387,12 @@ def detect_cached(
     with open_scene(image_path, gsd_m=gsd_m, force=True) as scene:  # label GSDs
         dets = detector.detect(scene, gsd_m=gsd_m)
     if cache is not None:
+        from sitewatch.output import atomic_output
+
         cache.parent.mkdir(parents=True, exist_ok=True)
         rows = [{"box": d.box.to_dict(), "category": d.category, "score": d.score} for d in dets]
-        cache.write_text(json.dumps(rows))
+        with atomic_output(cache, overwrite=True, what="detection cache") as tmp:  # never half-written
+            tmp.write_text(json.dumps(rows))
     return dets
 
 
