@@ -182,7 +182,9 @@ def average_checkpoints(paths: list[Path], out_path: Path, command: str = "") ->
     in one basin too: the average of that model and a continuation (a weight interpolation) keeps
     much of what the continuation gained and of what it lost. Floating-point tensors are averaged
     (BatchNorm statistics included: they are frozen in a run started from an exported model);
-    integer buffers, the configuration and the metadata come from the latest snapshot. The
+    integer buffers, the configuration and the metadata (training history included) come from the
+    checkpoint with the most steps; averaging several runs, the others' own commands are not
+    listed, so the averaging command itself, appended to the history, names every input. The
     result is a checkpoint for :func:`export_checkpoint` or ``sitewatch train export``.
 
     Args:
