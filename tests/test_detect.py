@@ -428,6 +428,35 @@ def _assert_matches(found, truth: list[OrientedBox], scene: ArrayScene) -> None:
         assert _angle_diff(best.box.heading_deg, ref.box.heading_deg) < 1e-3
 
 
+class _VehicleBackend(GeometricBackend):
+    """Reports every red blob as a small vehicle."""
+
+    def run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        heat, geo = super().run(images)
+        out = np.zeros_like(heat)
+        out[:, CATEGORIES.index("small-vehicle")] = heat[:, 0]
+        return out, geo
+
+
+@pytest.mark.parametrize(
+    ("gsd_m", "expected"),
+    [(None, ["small-vehicle", "small-vehicle"]), (0.3, ["small-vehicle", "small-vehicle"]), (0.5, ["small-vehicle", "large-vehicle"])],
+)
+def test_a_vehicle_nine_metres_or_longer_is_a_large_vehicle_where_the_gsd_is_known(gsd_m, expected) -> None:
+    """Boxes of 12 and 20 px: 6 / 10 m at 0.5 m, 3.6 / 6 m at 0.3 m; unknown GSD changes nothing."""
+    truth = [OrientedBox.make(60.0, 60.0, 12.0, 6.0, 30.0), OrientedBox.make(200.0, 150.0, 20.0, 8.0, 0.0)]
+    det = SlicedDetector(_VehicleBackend(input_tile=256), overlap_px=0)
+    found = sorted(det.detect(_scene_with(truth, size=256), gsd_m=gsd_m), key=lambda d: d.box.cx)
+    assert [d.box.length for d in found] == pytest.approx([12, 20], abs=1.5)
+    assert [d.category for d in found] == expected
+    assert all(d.score == pytest.approx(0.9) for d in found)
+    # The merged boxes of a distributed scan go through the same rule.
+    boxes = det.detect_boxes(_scene_with(truth, size=256), gsd_m=gsd_m)
+    assert sorted((d.box.cx, d.category) for d in det.to_detections(boxes, gsd_m=gsd_m)) == [
+        (d.box.cx, d.category) for d in found
+    ]
+
+
 def test_object_across_two_tiles_gives_one_box() -> None:
     # Tiles start at 0, 68, 136, ... (128 px, >= 48 px overlap); x = 110..140 crosses x = 128 and 136.
     truth = OrientedBox.make(125, 50, 30, 12, 90)

@@ -397,7 +397,10 @@ def _store(
             [BoxArray(**{f.name: p[f.name] for f in dataclasses.fields(BoxArray)}) for p in parts]
         )
         edge = np.concatenate([p["edge"] for p in parts]) if parts else np.zeros(0, dtype=np.int8)
-        detections = planner.to_detections(planner.merge_candidates(boxes, edge))
+        detections = planner.to_detections(
+            planner.merge_candidates(boxes, edge),
+            gsd_m=job.plan.gsd_m,
+        )
         return save(store, finish(job.scene, site, job.plan, detections, planner.label)), None
     except SitewatchError as e:
         return None, e
