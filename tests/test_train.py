@@ -131,6 +131,44 @@ def test_vehicles_without_a_size_class_are_zero_loss_regions(data_dir: Path) -> 
     assert int(t.reg_mask.sum()) == 1
 
 
+def _field(has_gsd: bool = True, channels: np.ndarray | None = None) -> tdata.CachedImage:
+    # A 100 x 40 px aircraft and a 12 x 6 px car on a grey field with a sharp checkerboard.
+    rgb = np.full((3000, 3000, 3), 120, np.uint8)
+    rgb[::2, ::2] = 200
+    boxes = np.array([[1500, 1500, 100, 40, 30], [1530, 1500, 12, 6, 0]], np.float32)
+    return tdata.CachedImage(
+        "field", "synthetic", rgb, boxes, np.array([CATEGORIES.index("aircraft"), CATEGORIES.index("small-vehicle")]),
+        np.array([False, False]), False, has_gsd, np.ones(5, bool) if channels is None else channels,
+    )  # fmt: skip
+
+
+def _aircraft_length(s: tdata.Sample) -> float:
+    n = int(s.reg_mask.sum())
+    return float(np.exp(s.logsize[:n, 0].max()))
+
+
+def test_zoomed_out_crops_show_aircraft_at_screenshot_size_and_drop_what_becomes_too_small() -> None:
+    im = _field()
+    zoomed = tdata.CropSampler([im], size=384, seed=3, zoom_out=1.0)
+    plain = tdata.CropSampler([im], size=384, seed=3)
+    for i in range(20):
+        z = zoomed.crop(im, np.random.default_rng(i), centre=(1500.0, 1500.0))
+        # The aircraft is 100 px x (0.3 .. 0.6); the car (12 px x <= 0.6 < 8 px) is no target.
+        assert 30.0 - 1e-3 <= _aircraft_length(z) <= 60.0 + 1e-3
+        assert int(z.reg_mask.sum()) == 1
+        # Low-passed: the checkerboard (a 2 px period) does not survive as aliasing.
+        assert z.image[:, 10:66, 10:66].std() < 10.0
+        p = plain.crop(im, np.random.default_rng(i), centre=(1500.0, 1500.0))
+        assert 80.0 - 1e-3 <= _aircraft_length(p) <= 125.0 + 1e-3
+        assert int(p.reg_mask.sum()) == 2
+    # Never for images without a GSD (their own scale jitter applies) nor without aircraft labels.
+    for other in (_field(has_gsd=False), _field(channels=np.array([False, False, True, True, True]))):
+        s = tdata.CropSampler([other], size=384, seed=3, zoom_out=1.0).crop(other, np.random.default_rng(0), centre=(1500.0, 1500.0))
+        assert int(s.reg_mask.sum()) == 2
+    with pytest.raises(ValueError, match="zoom_out"):
+        tdata.CropSampler([im], zoom_out=1.5)
+
+
 # --------------------------------------------------------------------------- validation matching
 
 

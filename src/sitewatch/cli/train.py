@@ -159,6 +159,14 @@ def _log_to(path: Path) -> None:
     default=None,
     help="Hard regions from `sitewatch train mine`: a share of the crops is centred on them.",
 )
+@click.option(
+    "--zoom-out",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    show_default=True,
+    help="Share of the crops of images with a GSD that label aircraft drawn zoomed out 0.3-0.6x, "
+    "so 0.5 m aircraft also appear at the size of GSD-unknown screenshots.",
+)
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -187,6 +195,7 @@ def command(
     log_every: int,
     freeze_blocks: int | None,
     hard: Path | None,
+    zoom_out: float,
 ) -> None:
     """Train sitewatch's oriented-box detector on the labelled data tree.
 
@@ -251,6 +260,7 @@ def command(
         extra={
             **({"dataset_weights": shares} if shares or not resume else {}),
             **({"hard_regions": str(hard)} if hard else {}),
+            **({"zoom_out": zoom_out} if zoom_out else {}),
             "invocation": invocation,
         },
         datasets=names,

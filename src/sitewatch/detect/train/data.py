@@ -57,6 +57,13 @@ HARD_JITTER = 0.25
 #: a milder one for those with one.
 SCALE_JITTER_NO_GSD = (0.5, 1.6)
 SCALE_JITTER_GSD = (0.8, 1.25)
+#: Zoomed-out crops (``CropSampler(zoom_out=share)``, ``sitewatch train --zoom-out``): that share
+#: of the crops of images with a known GSD that label aircraft is drawn at a scale in
+#: :data:`ZOOM_OUT`, so the aircraft of 0.5 m scenes (60–140 px) also appear at the 18–80 px of
+#: GSD-unknown screenshots; the image is low-passed first (no aliasing a real screenshot lacks).
+ZOOM_OUT = (0.3, 0.6)
+#: Objects shorter than this (crop pixels) after zooming out are zero-loss regions, not targets.
+ZOOM_OUT_MIN_PX = 8.0
 #: Labels that name a vehicle but no size class, trained as zero-loss regions (like difficult
 #: objects): FAIR1M's ``other-vehicle`` is mapped to large-vehicle by classes.csv, yet most of its
 #: objects are car-sized (of the 84 in the validation split, 50 are found as small vehicles), so as
@@ -238,6 +245,8 @@ class CropSampler:
             :data:`HARD_SHARE` of the samples are crops around one of them (a kind, false or missed,
             drawn evenly; then a dataset by its sampling share; then a region of it). Regions of
             images not in ``images`` are left out.
+        zoom_out: share of the crops of images with a known GSD that label aircraft drawn zoomed
+            out (:data:`ZOOM_OUT`); 0 draws none.
     """
 
     def __init__(
@@ -250,13 +259,17 @@ class CropSampler:
         chips: list | None = None,
         backgrounds: list | None = None,
         hard: list | None = None,
+        zoom_out: float = 0.0,
     ):
+        if not 0.0 <= zoom_out <= 1.0:
+            raise ValueError(f"zoom_out must be a share in [0, 1], not {zoom_out}")
         if not images:
             raise ValueError("no training images")
         self.images = images
         self.size = size
         self.seed = seed
         self.augment = augment
+        self.zoom_out = zoom_out
         by_ds: dict[str, list[int]] = {}
         for i, im in enumerate(images):
             by_ds.setdefault(im.dataset, []).append(i)
@@ -335,13 +348,27 @@ class CropSampler:
             cx, cy = im.boxes[focus, :2] + rng.uniform(-s / 3, s / 3, 2)
         else:
             cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        zoomed = (
+            self.augment
+            and self.zoom_out > 0.0
+            and paste_gsd_m is None
+            and im.has_gsd
+            and bool(im.channels[CATEGORIES.index("aircraft")])
+            and rng.random() < self.zoom_out
+        )
         if self.augment:
-            lo, hi = SCALE_JITTER_GSD if im.has_gsd else SCALE_JITTER_NO_GSD
+            lo, hi = ZOOM_OUT if zoomed else SCALE_JITTER_GSD if im.has_gsd else SCALE_JITTER_NO_GSD
             scale = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
             angle = float(rng.integers(4) * 90.0) if im.axis_aligned else float(rng.uniform(0.0, 360.0))
             flip = bool(rng.random() < 0.5)
         else:
             scale, angle, flip = 1.0, 0.0, False
+        if zoomed:
+            # A zoomed-out crop spans 1.7-3.3 times the image pixels: kept inside the image where
+            # it fits, not half padding.
+            half = s / (2 * scale)
+            cx = float(np.clip(cx, half, w - half)) if w > 2 * half else w / 2
+            cy = float(np.clip(cy, half, h - half)) if h > 2 * half else h / 2
         # dst = T(s/2) · R(angle) · S(scale) · F · T(-c); rotation clockwise on screen (y down).
         a = math.radians(angle)
         ca, sa = math.cos(a), math.sin(a)
@@ -352,9 +379,12 @@ class CropSampler:
         m[:, :2] = lin
         m[:, 2] = np.array([s / 2, s / 2]) - lin @ np.array([cx, cy])
         exact = abs(scale - 1.0) < 1e-9 and angle % 90 == 0
+        src, warp = im.rgb, m
+        if zoomed:
+            src, warp = _low_passed_region(im.rgb, m, s, scale)
         img = cv2.warpAffine(
-            im.rgb,
-            m,
+            src,
+            warp,
             (s, s),
             flags=cv2.INTER_NEAREST if exact else cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_CONSTANT,
@@ -363,6 +393,8 @@ class CropSampler:
         boxes = transform_boxes(im.boxes, m)
         img = img.astype(np.float32)
         cats, difficult = im.cats, im.difficult
+        if zoomed:
+            difficult = difficult | (boxes[:, 2] < ZOOM_OUT_MIN_PX)
         if paste_gsd_m:
             from sitewatch.detect.train.paste import paste_chips
 
@@ -373,6 +405,28 @@ class CropSampler:
         if self.augment:
             img = _photometric(img, rng)
         return _targets(img, boxes, cats, difficult, im.channels, im.axis_aligned, s)
+
+
+def _low_passed_region(
+    rgb: np.ndarray, m: np.ndarray, size: int, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The part of ``rgb`` that the affine ``m`` (scale ``scale`` < 1) maps into a ``size`` crop,
+    Gaussian-blurred with σ = 0.5 / ``scale`` source pixels, and ``m`` for that part."""
+    h, w = rgb.shape[:2]
+    inv = cv2.invertAffineTransform(m)
+    corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], dtype=float) @ inv.T
+    pad = int(math.ceil(3 * 0.5 / scale)) + 2
+    x0, y0 = (max(0, int(math.floor(v)) - pad) for v in corners.min(axis=0))
+    x1, y1 = (
+        min(w, int(math.ceil(corners[:, 0].max())) + pad),
+        min(h, int(math.ceil(corners[:, 1].max())) + pad),
+    )
+    shifted = m.copy()
+    shifted[:, 2] += m[:, :2] @ np.array([x0, y0], dtype=float)
+    if x1 <= x0 or y1 <= y0:
+        return rgb[:1, :1] * 0, shifted
+    part = cv2.GaussianBlur(rgb[y0:y1, x0:x1], (0, 0), 0.5 / scale)
+    return part, shifted
 
 
 def _photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -279,6 +279,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         chips=chips,
         backgrounds=backgrounds,
         hard=hard,
+        zoom_out=float(cfg.extra.get("zoom_out", 0.0)),
     )
 
     class _DS(Dataset):

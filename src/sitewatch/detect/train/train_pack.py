@@ -72,6 +72,12 @@ def _parser(defaults: dict) -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue OUT/last.ckpt")
     p.add_argument("--no-copy-paste", action="store_true", help="no helicopter copy-paste augmentation")
     p.add_argument(
+        "--zoom-out",
+        type=float,
+        default=0.0,
+        help="share of the crops of aircraft images with a GSD drawn zoomed out 0.3-0.6x (default 0)",
+    )
+    p.add_argument(
         "--val-crops", type=int, default=256, help="validation crops for the loss in val_loss.json (0: none)"
     )
     return p
@@ -168,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         "dataset_weights": meta.get("dataset_weights") or {},
         "invocation": invocation,
         "copy_paste": not args.no_copy_paste,
+        "zoom_out": args.zoom_out,
         "pack": {"quality": meta.get("quality"), "images": meta.get("images")},
     }
     if meta.get("prior") is not None:
