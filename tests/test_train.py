@@ -477,6 +477,18 @@ def test_cli_weight_of_no_dataset_is_refused(tmp_path: Path, capsys: pytest.Capt
     assert not out.exists()
 
 
+def test_cli_zoom_out_outside_zero_to_one_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], data_dir: Path) -> None:
+    from sitewatch.cli.main import main
+
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--data", str(data_dir), "--out", str(out), "--zoom-out", "1.5", "--steps", "1", "--no-export"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2
+    assert len(err) == 1 and "--zoom-out" in err[0] and "1.5" in err[0]
+    assert not out.exists()
+
+
 def test_lifetime_counts_accumulate_over_models() -> None:
     from sitewatch.detect.train.loop import TrainConfig, lifetime_from_metadata, lifetime_metadata
 
