@@ -281,6 +281,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         hard=hard,
         zoom_out=float(cfg.extra.get("zoom_out", 0.0)),
     )
+    if sampler.zoom_out:
+        log.info("zoomed-out crops: %.0f %% of those of aircraft images with a GSD", 100 * sampler.zoom_out)
 
     class _DS(Dataset):
         def __len__(self) -> int:
