@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import shapely
 from rasterio.windows import Window
 
-from detect_support import BLOCK_LENGTH, BLOCK_WIDTH, GeometricBackend, paint_box, write_block_model
+from detect_support import (
+    BLOCK_LENGTH,
+    BLOCK_WIDTH,
+    GeometricBackend,
+    VehicleBackend,
+    paint_box,
+    write_block_model,
+)
 from sitewatch.detect.decode import BoxArray, decode
 from sitewatch.detect.merge import EDGE_SPARE, EDGE_TRUNCATED, EDGE_WHOLE, RowMerge, merge
 from sitewatch.detect.onnx import OnnxDetector
@@ -428,16 +436,6 @@ def _assert_matches(found, truth: list[OrientedBox], scene: ArrayScene) -> None:
         assert _angle_diff(best.box.heading_deg, ref.box.heading_deg) < 1e-3
 
 
-class _VehicleBackend(GeometricBackend):
-    """Reports every red blob as a small vehicle."""
-
-    def run(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        heat, geo = super().run(images)
-        out = np.zeros_like(heat)
-        out[:, CATEGORIES.index("small-vehicle")] = heat[:, 0]
-        return out, geo
-
-
 @pytest.mark.parametrize(
     ("gsd_m", "expected"),
     [(None, ["small-vehicle", "small-vehicle"]), (0.3, ["small-vehicle", "small-vehicle"]), (0.5, ["small-vehicle", "large-vehicle"])],
@@ -445,16 +443,32 @@ class _VehicleBackend(GeometricBackend):
 def test_a_vehicle_nine_metres_or_longer_is_a_large_vehicle_where_the_gsd_is_known(gsd_m, expected) -> None:
     """Boxes of 12 and 20 px: 6 / 10 m at 0.5 m, 3.6 / 6 m at 0.3 m; unknown GSD changes nothing."""
     truth = [OrientedBox.make(60.0, 60.0, 12.0, 6.0, 30.0), OrientedBox.make(200.0, 150.0, 20.0, 8.0, 0.0)]
-    det = SlicedDetector(_VehicleBackend(input_tile=256), overlap_px=0)
+    det = SlicedDetector(VehicleBackend(input_tile=256), overlap_px=0)
     found = sorted(det.detect(_scene_with(truth, size=256), gsd_m=gsd_m), key=lambda d: d.box.cx)
     assert [d.box.length for d in found] == pytest.approx([12, 20], abs=1.5)
     assert [d.category for d in found] == expected
     assert all(d.score == pytest.approx(0.9) for d in found)
-    # The merged boxes of a distributed scan go through the same rule.
-    boxes = det.detect_boxes(_scene_with(truth, size=256), gsd_m=gsd_m)
-    assert sorted((d.box.cx, d.category) for d in det.to_detections(boxes, gsd_m=gsd_m)) == [
-        (d.box.cx, d.category) for d in found
-    ]
+    # The scene's own GSD serves when none is given.
+    rgb = np.asarray(_scene_with(truth, size=256).read_rgb(Window(0, 0, 256, 256), (256, 256))[0])
+    own = sorted(det.detect(ArrayScene(rgb, "gsd", gsd_m=gsd_m)), key=lambda d: d.box.cx)
+    assert [d.category for d in own] == expected
+
+
+def test_vehicle_size_class_clears_the_large_vehicle_threshold_and_takes_in_its_parts() -> None:
+    sv = CATEGORIES.index("small-vehicle")
+    backend = GeometricBackend()
+    backend.info = replace(backend.info, score_thresholds={"small-vehicle": 0.4, "large-vehicle": 0.5})
+    det = SlicedDetector(backend)
+    # 24 px (12 m at 0.5 m) at 0.45 stays a small vehicle; at 0.9 it is a large one. A 10 px box
+    # on its cab (a small vehicle of its own while both were small) is part of it and goes, though
+    # it outranks it against the thresholds; a car 40 px away stays.
+    boxes = _boxes([(sv, 0.45, 100, 100, 24, 8, 0), (sv, 0.9, 300, 100, 24, 8, 0), (sv, 0.78, 300, 106, 10, 6, 0), (sv, 0.8, 340, 100, 10, 5, 0)])
+    assert len(det.merge_candidates(boxes)) == 4
+    out = det.to_detections(det.merge_candidates(boxes), gsd_m=0.5)
+    assert sorted((d.box.cx, d.box.cy, d.category) for d in out) == [
+        (100, 100, "small-vehicle"), (300, 100, "large-vehicle"), (340, 100, "small-vehicle"),
+    ]  # fmt: skip
+    assert det.vehicle_size_class(boxes, None) is boxes
 
 
 def test_object_across_two_tiles_gives_one_box() -> None:

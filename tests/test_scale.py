@@ -13,7 +13,7 @@ import pytest
 import rasterio
 
 import sitewatch.scale
-from detect_support import GeometricBackend, paint_box, write_block_model
+from detect_support import GeometricBackend, VehicleBackend, paint_box, write_block_model
 from sitewatch.detect.onnx import OnnxDetector
 from sitewatch.detect.sliced import SlicedDetector
 from sitewatch.errors import LowCoverageWarning, SceneError
@@ -118,6 +118,21 @@ def test_scan_many_stores_the_passes_one_process_would(tmp_path: Path, block_mod
 def seam_detector() -> SlicedDetector:
     """A stand-in model on 128 px tiles that reports the visible part of each red shape."""
     return SlicedDetector(GeometricBackend(input_tile=128), overlap_px=48)
+
+
+def vehicle_detector() -> SlicedDetector:
+    """The seam stand-in calling every shape a small vehicle."""
+    return SlicedDetector(VehicleBackend(input_tile=128), overlap_px=48)
+
+
+def test_distributed_scan_sizes_vehicles_by_the_scene_gsd_as_one_process(tmp_path: Path) -> None:
+    path = shape_scene(tmp_path / "shapes.tif", seed=5)
+    (p,) = scan_many([path], SITE, store_url=f"sqlite:///{tmp_path / 'a.db'}", workers=2, processes=False,
+                     detector=DetectorSpec(factory=vehicle_detector), tiles_per_task=3)
+    _same_pass(p, _single(path, vehicle_detector(), f"sqlite:///{tmp_path / 'b.db'}"))
+    # 14-40 px shapes at 0.5 m: those of 9 m (18 px) or more are large vehicles.
+    by_size = {(d.box.length * 0.5 >= 9.0, d.category) for d in p.detections}
+    assert by_size == {(False, "small-vehicle"), (True, "large-vehicle")}
 
 
 def test_seams_cut_across_tasks_merge_as_in_one_process(tmp_path: Path) -> None:

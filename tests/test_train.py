@@ -15,6 +15,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 torch = pytest.importorskip("torch")
 pytest.importorskip("efficientnet_lite_pytorch")
 
+from detect_support import paint_box  # noqa: E402
 from sitewatch.detect.train import data as tdata  # noqa: E402
 from sitewatch.detect.train.losses import detection_loss, envelope_from_prediction, envelope_loss  # noqa: E402
 from sitewatch.detect.train.splits import site_groups, split_of  # noqa: E402
@@ -136,6 +137,7 @@ def _field(has_gsd: bool = True, channels: np.ndarray | None = None) -> tdata.Ca
     rgb = np.full((3000, 3000, 3), 120, np.uint8)
     rgb[::2, ::2] = 200
     boxes = np.array([[1500, 1500, 100, 40, 30], [1530, 1500, 12, 6, 0]], np.float32)
+    paint_box(rgb, OrientedBox.make(*boxes[0]))  # the aircraft is red
     return tdata.CachedImage(
         "field", "synthetic", rgb, boxes, np.array([CATEGORIES.index("aircraft"), CATEGORIES.index("small-vehicle")]),
         np.array([False, False]), False, has_gsd, np.ones(5, bool) if channels is None else channels,
@@ -156,8 +158,12 @@ def test_zoomed_out_crops_show_aircraft_at_screenshot_size_and_drop_what_becomes
         # The aircraft is 100 px x (0.3 .. 0.6); the car (12 px x <= 0.6 < 8 px) is no target.
         assert 30.0 - 1e-3 <= _aircraft_length(z) <= 60.0 + 1e-3
         assert int(z.reg_mask.sum()) == 1
-        # Low-passed: the checkerboard (a 2 px period) does not survive as aliasing.
-        assert z.image[:, 10:66, 10:66].std() < 10.0
+        # Low-passed: the checkerboard (a 2 px period) does not survive as aliasing; the field is there.
+        assert z.image[:, 10:66, 10:66].std() < 10.0 and z.image[:, 10:66, 10:66].mean() > 60.0
+        # The image moved with the boxes: the aircraft's target cell is on red pixels.
+        row, col = divmod(int(z.ind[0]), 384 // 4)
+        r, g, _ = z.image[:, row * 4 + 2, col * 4 + 2]
+        assert r > g + 60.0
         p = plain.crop(im, np.random.default_rng(i), centre=(1500.0, 1500.0))
         assert 80.0 - 1e-3 <= _aircraft_length(p) <= 125.0 + 1e-3
         assert int(p.reg_mask.sum()) == 2

@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Protocol
 
 import numpy as np
+import shapely
 from rasterio.windows import Window
 
 from sitewatch.detect.base import Detector, ProgressCallback
@@ -26,6 +27,7 @@ from sitewatch.detect.decode import BoxArray, decode
 from sitewatch.detect.merge import EDGE_SPARE, EDGE_TRUNCATED, EDGE_WHOLE, RowMerge, merge, size_groups
 from sitewatch.detect.tiling import Tile, plan_tiles
 from sitewatch.errors import SceneError
+from sitewatch.geometry import overlapping_pairs, polygons
 from sitewatch.imagery.base import Scene, read_cache
 from sitewatch.types import CATEGORIES, Detection, OrientedBox
 
@@ -330,30 +332,50 @@ class SlicedDetector(Detector):
 
         Args:
             boxes: merged boxes in scene pixels.
-            gsd_m: metres per scene pixel, when known: a small-vehicle box at least
-                :data:`SMALL_VEHICLE_MAX_M` long is then a large vehicle (score kept).
+            gsd_m: metres per scene pixel, when known (:meth:`vehicle_size_class` applies).
         """
-        cats = list(self.info.categories)
-        category = boxes.category
-        if gsd_m and "small-vehicle" in cats and "large-vehicle" in cats:
-            long = (category == cats.index("small-vehicle")) & (boxes.length * gsd_m >= SMALL_VEHICLE_MAX_M)
-            if long.any():
-                log.debug(
-                    "%d small-vehicle boxes of %.0f m or more called large vehicles",
-                    long.sum(),
-                    SMALL_VEHICLE_MAX_M,
-                )
-                category = np.where(long, cats.index("large-vehicle"), category)
+        cats = self.info.categories
+        boxes = self.vehicle_size_class(boxes, gsd_m)
         return [
             Detection(
                 box=OrientedBox.make(
                     boxes.cx[k], boxes.cy[k], boxes.length[k], boxes.width[k], boxes.heading_deg[k]
                 ),
-                category=cats[category[k]],
+                category=cats[boxes.category[k]],
                 score=float(boxes.score[k]),
             )
             for k in range(len(boxes))
         ]
+
+    def vehicle_size_class(self, boxes: BoxArray, gsd_m: float | None) -> BoxArray:
+        """Merged boxes with every small-vehicle box at least :data:`SMALL_VEHICLE_MAX_M` long (at
+        ``gsd_m`` metres per pixel) that scores at least the large-vehicle threshold in force
+        called a large vehicle, its score kept. A small-vehicle box more than half inside such a
+        box (its cab, its trailer: vehicles do not stand on one another) is part of it and goes.
+        Unchanged when ``gsd_m`` is None."""
+        cats = list(self.info.categories)
+        if not gsd_m or "small-vehicle" not in cats or "large-vehicle" not in cats or not len(boxes):
+            return boxes
+        small, large = cats.index("small-vehicle"), cats.index("large-vehicle")
+        long = (
+            (boxes.category == small)
+            & (boxes.length * gsd_m >= SMALL_VEHICLE_MAX_M)
+            & (boxes.score >= self.score_thresholds["large-vehicle"])
+        )
+        if not long.any():
+            return boxes
+        log.debug(
+            "%d small-vehicle boxes of %g m or more called large vehicles", long.sum(), SMALL_VEHICLE_MAX_M
+        )
+        boxes = replace(boxes, category=np.where(long, large, boxes.category))
+        polys = polygons(boxes)
+        i, j, inter = overlapping_pairs(polys)
+        area = shapely.area(polys)
+        part = np.zeros(len(boxes), dtype=bool)
+        for a, b in ((i, j), (j, i)):  # a: the small vehicle, b: the relabelled box
+            hit = long[b] & (boxes.category[a] == small) & (inter > 0.5 * area[a])
+            part[a[hit]] = True
+        return boxes.take(~part)
 
     def detect_boxes(
         self,
