@@ -141,7 +141,9 @@ def main(argv: list[str] | None = None) -> None:
         "--detector", metavar="MODEL", help="also measure with this detector (.onnx path or registered name)"
     )
     ap.add_argument(
-        "--cache", type=Path, help="folder to cache detections in (keyed by the model's content id)"
+        "--cache",
+        type=Path,
+        help="folder to cache detections in (keyed by the model's content id and the GSD; clear it when the detection code changes)",
     )
     ap.add_argument("--limit", type=int, help="box fit: at most this many images per dataset")
     ap.add_argument(
