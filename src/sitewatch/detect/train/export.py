@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 OPSET = 17
 MAX_BYTES = 25 * 1024 * 1024
 MODEL_NAME = "sitewatch-det"
-MODEL_VERSION = "1.7.0"
+MODEL_VERSION = "1.8.0"
 #: Default place of the shipped model inside the package.
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "sitewatch-det.onnx"
 
